@@ -1,0 +1,407 @@
+"""Configuration: one YAML file, validated on load, with defaults for every key.
+
+The seed's usage example loads ``config.yaml`` with ``yaml.safe_load`` and passes the plain dict to
+``run_pipeline`` and ``submit``; both call :func:`resolve` on it, so a plain dict, a path or an
+already resolved :class:`Config` are all accepted everywhere.
+
+Every key is declared once in :data:`SCHEMA` with its type, default, allowed range and a one-line
+description (``starnode doctor`` and ``config.example.yaml`` show them). Unknown keys are errors with a
+did-you-mean; bad values are errors naming the key, e.g.
+``camera.gain_e_per_adu: must be > 0, got -1``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["SCHEMA", "Config", "ConfigError", "Field", "Section", "default_data_dir", "resolve"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or invalid. The message names the key."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One configuration key."""
+
+    type: type | tuple[type, ...]
+    default: Any
+    doc: str
+    optional: bool = False  # None is allowed
+    choices: tuple[Any, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    check: Callable[[Any], str | None] | None = None  # returns an error text or None
+
+
+def _str_list(value: Any) -> str | None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return "must be a list of strings"
+    return None
+
+
+def _str_map(value: Any) -> str | None:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        return "must be a mapping of strings to strings"
+    return None
+
+
+F = Field
+NUM = (int, float)
+
+#: section -> key -> Field. Top-level scalar keys live in the "" section.
+SCHEMA: dict[str, dict[str, Field]] = {
+    "": {
+        "data_dir": F(str, None, "where the ledger, caches, outbox and logs live "
+                      "(default: $STARNODE_DATA_DIR or ~/.local/share/starnode)", optional=True),
+        "workers": F(int, 1, "frames measured in parallel (processes)", min=1, max=64),
+        "log_level": F(str, "INFO", "console log level",
+                       choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    },
+    "watch": {
+        "path": F(str, None, "folder the telescope writes into (e.g. the mounted MyWorks share)",
+                  optional=True),
+        "mode": F(str, "auto", "auto: poll network/FUSE mounts, OS events elsewhere",
+                  choices=("auto", "events", "poll")),
+        "debounce_delay": F(NUM, 3.0, "seconds of quiet before a file counts as written", min=0),
+        "poll_interval": F(NUM, 2.0, "seconds between directory scans in poll mode", min=0.05,
+                           ),
+        "recursive": F(bool, True, "watch subfolders too (Seestar MyWorks/<Target>_sub/)"),
+        "catch_up": F(bool, True, "process frames already present at start"),
+        "include": F(list, ["Light_*", "*Stacked_*"],
+                     "file-name patterns (fnmatch) of frames to process; [] = every FITS file",
+                     check=_str_list),
+        "extensions": F(list, [".fit", ".fits"], "file extensions that count as FITS",
+                        check=_str_list),
+        "max_wait": F(NUM, 600.0, "seconds after which a file that never completes is "
+                      "reported anyway, with a WARNING", min=1),
+    },
+    "camera": {
+        "gain_e_per_adu": F(NUM, 1.0, "camera gain in electrons per ADU (the Seestar GAIN card "
+                            "is a setting, not e-/ADU)", min=0, min_exclusive=True),
+        "read_noise_e": F(NUM, 1.5, "read noise in electrons", min=0),
+        "saturation_adu": F(NUM, 60000.0, "a star whose peak reaches this many ADU is "
+                            "saturated / non-linear and never measured", min=1),
+        "bayer_pattern": F(str, None, "override BAYERPAT (RGGB, GRBG, GBRG, BGGR)", optional=True,
+                           choices=("RGGB", "GRBG", "GBRG", "BGGR")),
+        "pixel_scale_arcsec": F(NUM, None, "override the pixel scale (default: from FOCALLEN "
+                                "and XPIXSZ)", optional=True, min=0, min_exclusive=True),
+    },
+    "site": {
+        "latitude": F(NUM, None, "degrees north (default: SITELAT)", optional=True,
+                      min=-90, max=90),
+        "longitude": F(NUM, None, "degrees east (default: SITELONG)", optional=True,
+                       min=-180, max=360),
+        "elevation": F(NUM, 0.0, "metres above sea level", min=-500, max=9000),
+    },
+    "photometry": {
+        "target": F(str, None, "measure this star whatever OBJECT says", optional=True),
+        "target_aliases": F(dict, {}, "OBJECT value -> AAVSO star name", check=_str_map),
+        "sequence_file": F(str, None, "local AAVSO VSP chart JSON used instead of asking VSP",
+                           optional=True),
+        "vsp_url": F(str, "https://apps.aavso.org/vsp/api/chart/", "VSP chart API"),
+        "vsx_url": F(str, "https://vsx.aavso.org/index.php", "VSX API"),
+        "offline": F(bool, False, "never use the network: cache, sequence_file, bundled data"),
+        "cache_days": F(NUM, 30.0, "days a catalogue answer is reused", min=0),
+        "http_timeout": F(NUM, 20.0, "seconds per catalogue request", min=0.1),
+        "http_retries": F(int, 3, "attempts per catalogue request", min=1, max=10),
+        "maglimit": F(NUM, 15.0, "faintest comparison star asked for (V)", min=0, max=25),
+        "gaia_fallback": F(bool, True, "use Gaia DR3 comps (clearly labelled) when VSP has none"),
+        "filter_map": F(dict, {"V": "V", "B": "B", "R": "R", "I": "I", "": "CV", "L": "CV",
+                               "CLEAR": "CV", "C": "CV", "NONE": "CV"},
+                        "mono FILTER card -> AAVSO filter code", check=_str_map),
+        "aperture_fwhm": F(NUM, 1.5, "aperture radius in FWHM", min=0.5, max=5),
+        "annulus_gap_fwhm": F(NUM, 1.5, "gap between aperture and sky annulus in FWHM", min=0),
+        "annulus_width_fwhm": F(NUM, 3.0, "sky annulus width in FWHM", min=0.5),
+        "aperture_radius_px": F(NUM, None, "fixed aperture radius in measured-plane pixels "
+                                "(overrides aperture_fwhm)", optional=True, min=0.5),
+        "edge_margin_px": F(NUM, 5.0, "stars closer to the edge than annulus + this are skipped",
+                            min=0),
+        "min_comps": F(int, 2, "fewest comparison stars for a measurement", min=1),
+        "max_comps": F(int, 20, "most comparison stars in the ensemble", min=1),
+        "comp_clip_sigma": F(NUM, 3.0, "iterative clipping of outlier comps", min=1),
+        "check_star": F(str, None, "AUID or label of the check star (default: chosen "
+                        "automatically)", optional=True),
+        "min_snr": F(NUM, 5.0, "below this target SNR the frame is not measured", min=0),
+    },
+    "astrometry": {
+        "min_matches": F(int, 6, "matched stars needed to accept a WCS", min=3),
+        "max_rms_px": F(NUM, 1.0, "largest accepted residual (measured-plane pixels)",
+                        min=0, min_exclusive=True),
+        "search_radius_deg": F(NUM, 1.0, "how far from the header RA/DEC the field may be",
+                               min=0.1, max=10),
+        "blind": F(bool, True, "try blind solvers (tetra3rs, ASTAP, solve-field) when needed"),
+        "astap_path": F(str, None, "ASTAP executable (default: found on PATH)", optional=True),
+        "solve_field_path": F(str, None, "astrometry.net solve-field (default: found on PATH)",
+                              optional=True),
+        "cache": F(bool, True, "keep solutions in data_dir keyed by file content"),
+    },
+    "quality": {
+        "good_snr": F(NUM, 100.0, "target SNR needed for 'good'", min=0),
+        "acceptable_snr": F(NUM, 20.0, "target SNR needed for 'acceptable'", min=0),
+        "good_max_error": F(NUM, 0.03, "largest uncertainty for 'good' (mag)", min=0),
+        "acceptable_max_error": F(NUM, 0.1, "largest uncertainty for 'acceptable' (mag)", min=0),
+        "good_min_comps": F(int, 3, "comparison stars needed for 'good'", min=1),
+        "good_max_check_deviation": F(NUM, 0.05, "largest |K - Kcat| for 'good' (mag)", min=0),
+        "acceptable_max_check_deviation": F(NUM, 0.15, "largest |K - Kcat| for 'acceptable'",
+                                            min=0),
+        "good_max_airmass": F(NUM, 2.0, "largest airmass for 'good'", min=1),
+        "acceptable_max_airmass": F(NUM, 3.0, "largest airmass for 'acceptable'", min=1),
+    },
+    "aavso": {
+        "observer_code": F(str, None, "your AAVSO observer code (required to report)",
+                           optional=True),
+        "date_type": F(str, "HJD", "#DATE of the report", choices=("HJD", "JD")),
+        "mode": F(str, "outbox", "outbox: files for you to upload; dry_run: write and validate "
+                  "only; webobs: upload (explicit opt-in)", choices=("outbox", "dry_run", "webobs")),
+        "bin_minutes": F(NUM, 0.0, "average consecutive measurements into bins of this many "
+                         "minutes (0 = one row per frame)", min=0, max=120),
+        "submit_poor_quality": F(bool, False, "report measurements flagged 'poor' too"),
+        "max_check_deviation": F(NUM, 0.2, "a check star further than this from its catalogue "
+                                 "value blocks the report (mag)", min=0),
+        "webobs_url": F(str, "https://www.aavso.org/webobs/file", "WebObs upload page"),
+        "username_env": F(str, "STARNODE_AAVSO_USERNAME", "environment variable with the "
+                          "WebObs user name"),
+        "password_env": F(str, "STARNODE_AAVSO_PASSWORD", "environment variable with the "
+                          "WebObs password"),
+        "credentials_file": F(str, None, "file with 'username:password', readable by its owner "
+                              "only", optional=True),
+        "http_timeout": F(NUM, 60.0, "seconds per upload request", min=0.1),
+        "http_retries": F(int, 3, "attempts per upload", min=1, max=10),
+    },
+}
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("STARNODE_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "starnode"
+
+
+def _dotted(section: str, key: str) -> str:
+    return f"{section}.{key}" if section else key
+
+
+def _unknown(name: str, known: list[str], where: str) -> ConfigError:
+    near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f" (did you mean '{_dotted(where, near[0])}'?)" if near else ""
+    choices = ", ".join(sorted(known))
+    return ConfigError(f"unknown key '{_dotted(where, name)}'{hint}; known keys: {choices}")
+
+
+def _check(section: str, key: str, field: Field, value: Any) -> Any:
+    name = _dotted(section, key)
+    if value is None:
+        if field.optional:
+            return None
+        raise ConfigError(f"{name}: a value is required")
+    types = field.type if isinstance(field.type, tuple) else (field.type,)
+    # bool is an int subclass: never accept True for a number, nor 1 for a bool.
+    if isinstance(value, bool) and bool not in types:
+        raise ConfigError(f"{name}: must be {_type_name(types)}, got {value!r}")
+    if not isinstance(value, types):
+        raise ConfigError(f"{name}: must be {_type_name(types)}, got {value!r}")
+    if float in types and isinstance(value, int):
+        value = float(value)
+    if isinstance(value, str) and field.choices is not None:
+        upper = {str(c).upper(): c for c in field.choices}
+        if value.upper() not in upper:
+            raise ConfigError(f"{name}: must be one of {', '.join(map(str, field.choices))}, "
+                              f"got {value!r}")
+        value = upper[value.upper()]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value != value:  # NaN
+            raise ConfigError(f"{name}: must be a number, got NaN")
+        if field.min is not None:
+            if field.min_exclusive and value <= field.min:
+                raise ConfigError(f"{name}: must be > {field.min}, got {value}")
+            if not field.min_exclusive and value < field.min:
+                raise ConfigError(f"{name}: must be >= {field.min}, got {value}")
+        if field.max is not None and value > field.max:
+            raise ConfigError(f"{name}: must be <= {field.max}, got {value}")
+    if field.check is not None:
+        problem = field.check(value)
+        if problem:
+            raise ConfigError(f"{name}: {problem}, got {value!r}")
+    return value
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+             list: "a list", dict: "a mapping"}
+    if set(types) == {int, float}:
+        return "a number"
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+class Section(Mapping[str, Any]):
+    """A read-only view of one validated section: ``cfg.camera.gain_e_per_adu`` or
+    ``cfg["camera"]["gain_e_per_adu"]``."""
+
+    __slots__ = ("_name", "_values")
+
+    def __init__(self, name: str, values: dict[str, Any]) -> None:
+        self._name = name
+        self._values = values
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(f"no configuration key '{_dotted(self._name, key)}'") from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Section({self._name!r}, {self._values!r})"
+
+
+class Config(Mapping[str, Any]):
+    """A validated configuration with every default filled in.
+
+    Sections are attributes (``cfg.watch.path``); top-level keys too (``cfg.data_dir`` is always a
+    :class:`~pathlib.Path`). ``cfg.raw`` is the dict as given (for re-serialising to workers).
+    """
+
+    def __init__(self, raw: Mapping[str, Any] | None = None, *, source: str | None = None) -> None:
+        raw = dict(raw or {})
+        self.raw: dict[str, Any] = raw
+        self.source = source
+        sections: dict[str, Any] = {}
+        top_known = list(SCHEMA[""]) + [s for s in SCHEMA if s]
+        for key in raw:
+            if not isinstance(key, str) or key not in top_known:
+                raise _unknown(str(key), top_known, "")
+        for key, field in SCHEMA[""].items():
+            sections[key] = _check("", key, field, raw.get(key, field.default))
+        for section, fields in SCHEMA.items():
+            if not section:
+                continue
+            given = raw.get(section) or {}
+            if not isinstance(given, Mapping):
+                raise ConfigError(f"{section}: must be a mapping of keys, got {given!r}")
+            for key in given:
+                if key not in fields:
+                    raise _unknown(str(key), list(fields), section)
+            values = {}
+            for key, field in fields.items():
+                default = field.default
+                if isinstance(default, (list, dict)):
+                    default = type(default)(default)
+                values[key] = _check(section, key, field, given.get(key, default))
+            sections[section] = Section(section, values)
+        data_dir = sections["data_dir"]
+        sections["data_dir"] = (
+            Path(os.path.expandvars(data_dir)).expanduser() if data_dir else default_data_dir()
+        )
+        quality = sections["quality"]
+        if quality.acceptable_snr > quality.good_snr:
+            raise ConfigError("quality.acceptable_snr: must not exceed quality.good_snr")
+        if quality.acceptable_max_error < quality.good_max_error:
+            raise ConfigError("quality.acceptable_max_error: must not be below "
+                              "quality.good_max_error")
+        self._sections = sections
+
+    # Mapping protocol, so a Config can stand where the seed passes a dict.
+    def __getitem__(self, key: str) -> Any:
+        return self._sections[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sections)
+
+    def __len__(self) -> int:
+        return len(self._sections)
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        try:
+            return self._sections[key]
+        except KeyError:
+            raise AttributeError(f"no configuration section '{key}'") from None
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable for process pools
+        return (Config, (self.raw,), {"source": self.source})
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.source = state.get("source")
+
+    @property
+    def db_path(self) -> Path:
+        """The node's SQLite database (ledger, submissions, catalogue cache)."""
+        return self.data_dir / "starnode.sqlite3"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Config:
+        """Read and validate a YAML file. Relative paths inside stay relative to the CWD."""
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {p}: {exc.strerror}") from exc
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections")
+        try:
+            return cls(raw, source=str(p))
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
+
+
+def resolve(config: Config | Mapping[str, Any] | str | os.PathLike[str] | None) -> Config:
+    """Whatever the caller holds (a Config, the seed's plain dict, a YAML path, None) -> Config."""
+    if isinstance(config, Config):
+        return config
+    if config is None:
+        return Config({})
+    if isinstance(config, (str, os.PathLike)):
+        return Config.load(config)
+    if isinstance(config, Mapping):
+        return Config(config)
+    raise ConfigError(f"configuration must be a mapping or a path, got {type(config).__name__}")
+
+
+def example_yaml() -> str:
+    """A commented YAML document listing every key with its default (``config.example.yaml``)."""
+    lines = ["# starnode configuration: every key, its default and what it does.",
+             "# Only the keys you change need to be present."]
+    for section, fields in SCHEMA.items():
+        indent = ""
+        if section:
+            lines.append("")
+            lines.append(f"{section}:")
+            indent = "  "
+        for key, field in fields.items():
+            lines.append(f"{indent}# {field.doc}")
+            dumped = yaml.safe_dump({key: field.default}, default_flow_style=True,
+                                    sort_keys=False).strip()
+            if dumped.startswith("{") and dumped.endswith("}"):
+                dumped = dumped[1:-1]
+            lines.append(f"{indent}{dumped}")
+    return "\n".join(lines) + "\n"
