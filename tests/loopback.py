@@ -79,9 +79,9 @@ class LoopbackServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a timeout test)
 
-            do_GET = do_POST = do_PUT = _serve  # noqa: N815
+            do_GET = do_POST = do_PUT = _serve
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self._httpd = ThreadingHTTPServer((self.host, 0), Handler)

@@ -1,8 +1,7 @@
 """Targets and comparison-star sequences.
 
-This first version holds the data types every other module uses and reads a local AAVSO VSP chart
-JSON (``photometry.sequence_file``). The VSP/VSX clients, the SQLite cache, offline mode and the Gaia
-DR3 fallback build on these types (issue "Astrometry and catalogues").
+The data types every other module uses, and reading a local AAVSO VSP chart JSON
+(``photometry.sequence_file``).
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ The seed's usage example loads ``config.yaml`` with ``yaml.safe_load`` and passe
 already resolved :class:`Config` are all accepted everywhere.
 
 Every key is declared once in :data:`SCHEMA` with its type, default, allowed range and a one-line
-description (``starnode doctor`` and ``config.example.yaml`` show them). Unknown keys are errors with a
-did-you-mean; bad values are errors naming the key, e.g.
+description (``starnode doctor`` and ``config.example.yaml`` show them). Unknown keys are errors
+with a did-you-mean; bad values are errors naming the key, e.g.
 ``camera.gain_e_per_adu: must be > 0, got -1``.
 """
 
@@ -164,7 +164,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
                            optional=True),
         "date_type": F(str, "HJD", "#DATE of the report", choices=("HJD", "JD")),
         "mode": F(str, "outbox", "outbox: files for you to upload; dry_run: write and validate "
-                  "only; webobs: upload (explicit opt-in)", choices=("outbox", "dry_run", "webobs")),
+                  "only; webobs: upload (explicit opt-in)",
+                  choices=("outbox", "dry_run", "webobs")),
         "bin_minutes": F(NUM, 0.0, "average consecutive measurements into bins of this many "
                          "minutes (0 = one row per frame)", min=0, max=120),
         "submit_poor_quality": F(bool, False, "report measurements flagged 'poor' too"),

@@ -32,7 +32,7 @@ def connect(path: str | Path, *, timeout: float = 30.0) -> sqlite3.Connection:
     return conn
 
 
-class transaction:  # noqa: N801 - used as a context manager, reads like a keyword
+class transaction:
     """``with transaction(conn):`` - BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
