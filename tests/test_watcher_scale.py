@@ -1,0 +1,215 @@
+"""ImageWatcher at scale: bursts, bounded threads, lost kernel events, subfolders, catch-up."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from starnode.watcher import ImageWatcher
+from test_watcher import DEBOUNCE, TIMEOUT, Collector, fits_bytes, slow_write, writer_thread
+from test_watcher import make_watcher as make_watcher
+
+BURST = 500
+
+
+def _watcher_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t is not threading.main_thread())
+
+
+@pytest.mark.parametrize("mode", ["events", "poll"])
+def test_burst_reported_exactly_once_with_a_fixed_number_of_threads(
+        tmp_path: Path, make_watcher: Any, mode: str) -> None:
+    peak = [0]
+    timers: list[threading.Thread] = []
+
+    def sample(event: dict) -> None:
+        peak[0] = max(peak[0], _watcher_threads())
+        timers.extend(t for t in threading.enumerate() if isinstance(t, threading.Timer))
+
+    c = Collector(sample)
+    before = _watcher_threads()
+    w = make_watcher(tmp_path, c, mode=mode, poll_interval=0.05)
+    started = _watcher_threads() - before
+    data = fits_bytes((8, 8))
+    for i in range(BURST):
+        (tmp_path / f"Light_{i:05d}.fit").write_bytes(data)
+    events = c.wait_for(BURST, timeout=TIMEOUT * 2)
+    events = c.quiet(3 * DEBOUNCE)
+    assert len(events) == BURST and len({e["path"] for e in events}) == BURST
+    # 2 (scheduler + callback worker) + the observer: 3 watchdog threads in events mode
+    # (dispatcher, emitter, inotify reader), 1 poller in poll mode - never one per file
+    assert started == (5 if mode == "events" else 3)
+    assert peak[0] - before == started
+    assert len(c.threads) == 1 and not c.overlap
+    assert timers == []  # no threading.Timer per file: one scheduler thread and a heap
+    # nothing left behind once drained
+    assert w._pending == {} and w._timers == {} and len(w._heap) == 0
+    assert len(w._reported) == BURST
+
+
+def test_burst_with_slow_callback_is_delivered_in_order(tmp_path: Path,
+                                                        make_watcher: Any) -> None:
+    c = Collector(lambda e: time.sleep(0.001))
+    make_watcher(tmp_path, c, debounce=0.05)
+    data = fits_bytes((8, 8))
+    names = [f"f{i:04d}.fits" for i in range(200)]
+    for n in names:
+        (tmp_path / n).write_bytes(data)
+        time.sleep(0.002)  # completion order = write order
+    events = c.wait_for(200, timeout=TIMEOUT * 2)
+    assert len(events) == 200
+    # files whose writes are >= 2 ms apart complete (and are reported) in write order
+    assert [os.path.basename(e["path"]) for e in events] == names
+
+
+def _overflow_capable() -> str | None:
+    if sys.platform != "linux":
+        return "inotify is Linux only"
+    knob = "/proc/sys/fs/inotify/max_queued_events"
+    if not os.access(knob, os.W_OK):
+        return f"{knob} is not writable (needs root)"
+    return None
+
+
+def test_real_inotify_queue_overflow_triggers_a_rescan(
+        tmp_path: Path, make_watcher: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A tiny kernel queue (max_queued_events=16, read at inotify_init) overflows under a
+    burst: the lost events are recovered by a rescan, each file reported exactly once."""
+    reason = _overflow_capable()
+    if reason:
+        pytest.skip(reason)
+    knob = Path("/proc/sys/fs/inotify/max_queued_events")
+    old = knob.read_text().strip()
+    c = Collector()
+    with caplog.at_level(logging.WARNING):
+        try:
+            knob.write_text("16")
+            make_watcher(tmp_path, c)  # the inotify instance is created here
+        finally:
+            knob.write_text(old)
+        data = fits_bytes((8, 8))
+        for i in range(300):
+            (tmp_path / f"o{i:03d}.fits").write_bytes(data)
+        events = c.wait_for(300, timeout=TIMEOUT * 2)
+        events = c.quiet(3 * DEBOUNCE)
+    msgs = [r.getMessage() for r in caplog.records]
+    assert any("overflow" in m and "rescanning" in m for m in msgs), msgs[-5:]
+    assert len(events) == 300 and len({e["path"] for e in events}) == 300
+
+
+def test_injected_overflow_reports_files_whose_events_were_lost(
+        tmp_path: Path, make_watcher: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deterministic variant: created events are dropped, then watchdog's own inotify reader
+    handles an IN_Q_OVERFLOW event - the watcher rescans and finds the files."""
+    if sys.platform != "linux":
+        pytest.skip("inotify is Linux only")
+    from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent
+
+    c = Collector()
+    (tmp_path / "before_start.fits").write_bytes(fits_bytes())
+    w = make_watcher(tmp_path, c)
+    monkeypatch.setattr(w, "on_created", lambda event: None)  # the kernel "lost" them
+    for i in range(20):
+        (tmp_path / f"lost{i:02d}.fits").write_bytes(fits_bytes((8, 8)))
+    assert c.quiet(3 * DEBOUNCE) == []
+    inotify_fd = w._observer._inotify_fd
+    inotify_fd.handle_event(InotifyEvent(-1, InotifyConstants.IN_Q_OVERFLOW, 0, b""))
+    events = c.wait_for(20)
+    events = c.quiet(3 * DEBOUNCE)
+    assert sorted(os.path.basename(e["path"]) for e in events) == [
+        f"lost{i:02d}.fits" for i in range(20)]
+
+
+# ----------------------------------------------------------------------------- recursive
+# watchdog's own recursive watch setup may race with mkdir -p and warn; harmless
+@pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
+def test_recursive_catches_files_in_new_subfolders(tmp_path: Path, make_watcher: Any) -> None:
+    works = tmp_path / "MyWorks"
+    (works / "M 94").mkdir(parents=True)
+    (works / "M 94" / "old.fit").write_bytes(fits_bytes())
+    c = Collector()
+    make_watcher(works, c, recursive=True)
+    expected = []
+    # a new <Target>_sub folder, files written the instant it appears
+    sub = works / "SS Cyg_sub"
+    sub.mkdir()
+    for i in range(20):
+        p = sub / f"Light_SS Cyg_10.0s_IRCUT_20250601-0100{i:02d}.fit"
+        p.write_bytes(fits_bytes((8, 8)))
+        expected.append(p)
+    # a folder tree built elsewhere (before any watch on it) and moved in
+    outside = tmp_path / "outside" / "Unknown_sub" / "deeper"
+    outside.mkdir(parents=True)
+    (outside / "a.fits").write_bytes(fits_bytes())
+    (outside.parent / "b.fits").write_bytes(fits_bytes())
+    shutil.move(str(outside.parent), str(works / "Unknown_sub"))
+    expected += [works / "Unknown_sub" / "deeper" / "a.fits", works / "Unknown_sub" / "b.fits"]
+    # mkdir -p with a file at the bottom
+    deep = works / "x" / "y" / "z"
+    deep.mkdir(parents=True)
+    (deep / "c.fits").write_bytes(fits_bytes())
+    expected.append(deep / "c.fits")
+    # a slow writer in a brand-new folder
+    slow_dir = works / "RR Lyr_sub"
+    slow_dir.mkdir()
+    t = writer_thread(slow_write, slow_dir / "slow.fit", fits_bytes((100, 80)), chunk=4096,
+                      stall_at=0.5, stall=3 * DEBOUNCE)
+    expected.append(slow_dir / "slow.fit")
+    c.wait_for(len(expected))
+    t.join(TIMEOUT)
+    events = c.quiet(3 * DEBOUNCE)
+    assert sorted(e["path"] for e in events) == sorted(str(p) for p in expected)
+    assert all(e["_complete_at_call"] for e in events)
+
+
+@pytest.mark.parametrize("mode", ["events", "poll"])
+def test_catch_up_reports_files_already_present(tmp_path: Path, make_watcher: Any,
+                                                mode: str) -> None:
+    (tmp_path / "sub").mkdir()
+    present = [tmp_path / "a.fits", tmp_path / "b.FIT", tmp_path / "sub" / "c.fits"]
+    for p in present:
+        p.write_bytes(fits_bytes())
+    (tmp_path / "notes.txt").write_text("x")
+    c = Collector()
+    make_watcher(tmp_path, c, catch_up=True, recursive=True, mode=mode, poll_interval=0.05)
+    c.wait_for(3)
+    (tmp_path / "d.fits").write_bytes(fits_bytes())
+    c.wait_for(4)
+    events = c.quiet(3 * DEBOUNCE)
+    assert sorted(e["path"] for e in events) == sorted(
+        [str(p) for p in present] + [str(tmp_path / "d.fits")])
+
+
+def test_catch_up_waits_for_a_file_being_written_at_start(tmp_path: Path,
+                                                          make_watcher: Any) -> None:
+    data = fits_bytes((120, 100))
+    path = tmp_path / "in_progress.fits"
+    path.write_bytes(data[:4000])
+
+    def finish() -> None:
+        time.sleep(4 * DEBOUNCE)
+        with open(path, "ab") as f:
+            f.write(data[4000:])
+
+    c = Collector()
+    make_watcher(tmp_path, c, catch_up=True)
+    writer_thread(finish)
+    (ev,) = c.wait_for(1)
+    assert ev["_complete_at_call"] and ev["size_kb"] * 1024 == len(data)
+
+
+def test_watcher_is_reusable_as_context_manager(tmp_path: Path) -> None:
+    c = Collector()
+    with ImageWatcher(str(tmp_path), c, DEBOUNCE, mode="events") as w:
+        assert w.running
+        (tmp_path / "a.fits").write_bytes(fits_bytes())
+        c.wait_for(1)
+    assert not w.running and len(c.events) == 1
