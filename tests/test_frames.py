@@ -1,0 +1,152 @@
+"""Reading frames (issue 3): the kind from the array shape, the measured plane, time, site."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.time import Time
+
+from starnode import synthetic
+from starnode.config import Config
+from starnode.frames import FrameRejected, load_frame
+
+
+def _cfg(tmp_path: Path, **sections: object) -> Config:
+    raw: dict[str, object] = {"data_dir": str(tmp_path / "data")}
+    raw.update(sections)
+    return Config(raw)
+
+
+def test_raw_sub_measures_the_green_sites(tmp_path: Path) -> None:
+    hdul, truth = synthetic.make_sub(seed=1, shape=(64, 48), pointing_offset_arcmin=(0, 0))
+    path = synthetic.write_frame(tmp_path / "sub.fit", hdul)
+    fr = load_frame(path, _cfg(tmp_path))
+    raw = hdul[0].data.astype(np.float32)
+    assert fr.kind == "sub" and fr.binning == 2 and fr.bayer == "GRBG"
+    assert fr.filter == "TG" and fr.band == "V"
+    assert fr.plane.shape == (32, 24)
+    np.testing.assert_array_equal(fr.plane, raw[0::2, 0::2] + raw[1::2, 1::2])
+    assert fr.time_uncertainty_s == 0.0
+    assert abs((fr.mid - truth.mid_time).to_value("s")) < 1e-3
+    assert abs((fr.mid - Time(truth.date_obs)).to_value("s") - 5.0) < 1e-3
+    assert fr.site is not None
+    assert fr.site.lat.deg == pytest.approx(44.7417)
+
+
+def test_rggb_pattern_uses_its_green_sites(tmp_path: Path) -> None:
+    hdul, _ = synthetic.make_sub(seed=1, shape=(64, 48), pointing_offset_arcmin=(0, 0),
+                                 bayer="RGGB")
+    path = synthetic.write_frame(tmp_path / "sub.fit", hdul)
+    fr = load_frame(path, _cfg(tmp_path))
+    raw = hdul[0].data.astype(np.float32)
+    np.testing.assert_array_equal(fr.plane, raw[0::2, 1::2] + raw[1::2, 0::2])
+
+
+def test_stack_uses_the_g_plane_never_red(tmp_path: Path) -> None:
+    hdul, _truth = synthetic.make_stack(seed=2, stackcnt=4, shape=(64, 48),
+                                       pointing_offset_arcmin=(0, 0))
+    path = synthetic.write_frame(tmp_path / "stack.fit", hdul)
+    fr = load_frame(path, _cfg(tmp_path))
+    assert fr.kind == "stack" and fr.binning == 1 and fr.filter == "TG"
+    np.testing.assert_array_equal(fr.plane, hdul[0].data[1].astype(np.float32))
+    assert fr.stackcnt == 4
+    assert fr.gain_e_per_adu == pytest.approx(4 * Config({}).camera.gain_e_per_adu)
+    # time: DATE-OBS + half of STACKCNT x EXPTIME, flagged uncertain by half the span
+    assert fr.time_uncertainty_s == pytest.approx(20.0)
+    assert (fr.mid - fr.start).to_value("s") == pytest.approx(20.0)
+    assert fr.header_wcs is not None  # the on-board WCS, as a hint only
+
+
+def test_mono_filter_map_and_unfiltered(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    for card, code, band in (("V", "V", "V"), ("B", "B", "B"), ("", "CV", "V"),
+                             ("Clear", "CV", "V")):
+        hdul, _ = synthetic.make_mono(seed=3, filter_name=card, shape=(40, 40),
+                                      pointing_offset_arcmin=(0, 0))
+        path = synthetic.write_frame(tmp_path / f"mono_{code}.fit", hdul)
+        fr = load_frame(path, cfg)
+        assert fr.kind == "mono" and (fr.filter, fr.band) == (code, band), card
+    hdul, _ = synthetic.make_mono(seed=3, filter_name="Ha", shape=(40, 40),
+                                  pointing_offset_arcmin=(0, 0))
+    path = synthetic.write_frame(tmp_path / "mono_ha.fit", hdul)
+    with pytest.raises(FrameRejected) as exc:
+        load_frame(path, cfg)
+    assert exc.value.category == "config" and "filter_map" in exc.value.reason
+    cfg2 = _cfg(tmp_path, photometry={"filter_map": {"HA": "V"}})
+    assert load_frame(path, cfg2).filter == "V"
+
+
+def test_date_exp_midpoint(tmp_path: Path) -> None:
+    hdul, _ = synthetic.make_sub(seed=1, shape=(32, 32), pointing_offset_arcmin=(0, 0),
+                                 header_extra={"DATE-EXP": "2026-08-20T21:30:10.400000"})
+    path = synthetic.write_frame(tmp_path / "sub.fit", hdul)
+    fr = load_frame(path, _cfg(tmp_path))
+    assert (fr.mid - fr.start).to_value("s") == pytest.approx(5.2, abs=1e-4)
+
+
+def test_site_from_config_header_or_none(tmp_path: Path) -> None:
+    hdul, _ = synthetic.make_sub(seed=1, shape=(32, 32), pointing_offset_arcmin=(0, 0))
+    path = synthetic.write_frame(tmp_path / "a.fit", hdul)
+    fr = load_frame(path, _cfg(tmp_path, site={"latitude": 10.0, "longitude": 20.0}))
+    assert fr.site is not None and fr.site.lat.deg == pytest.approx(10.0)
+    hdul, _ = synthetic.make_sub(seed=1, shape=(32, 32), pointing_offset_arcmin=(0, 0),
+                                 site=None)
+    path = synthetic.write_frame(tmp_path / "b.fit", hdul)
+    assert load_frame(path, _cfg(tmp_path)).site is None
+    hdul, _ = synthetic.make_sub(seed=1, shape=(32, 32), pointing_offset_arcmin=(0, 0),
+                                 site=(0.0, 0.0))  # a phone without a location fix
+    path = synthetic.write_frame(tmp_path / "c.fit", hdul)
+    assert load_frame(path, _cfg(tmp_path)).site is None
+
+
+@pytest.mark.parametrize("imagetyp", ["Dark", "Flat", "Bias", "DARK FRAME"])
+def test_non_light_frames_are_rejected(tmp_path: Path, imagetyp: str) -> None:
+    hdul, _ = synthetic.make_sub(seed=1, shape=(32, 32), pointing_offset_arcmin=(0, 0),
+                                 imagetyp=imagetyp)
+    path = synthetic.write_frame(tmp_path / "d.fit", hdul)
+    with pytest.raises(FrameRejected) as exc:
+        load_frame(path, _cfg(tmp_path))
+    assert exc.value.category == "not_light"
+
+
+def test_corrupt_truncated_and_odd_files(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    bad = tmp_path / "bad.fit"
+    bad.write_bytes(b"this is not a FITS file" * 200)
+    with pytest.raises(FrameRejected) as exc:
+        load_frame(bad, cfg)
+    assert exc.value.category == "unreadable"
+    hdul, _ = synthetic.make_sub(seed=1)
+    full = synthetic.write_frame(tmp_path / "full.fit", hdul)
+    cut = tmp_path / "cut.fit"
+    cut.write_bytes(full.read_bytes()[:1_000_000])  # still being copied
+    with pytest.raises(FrameRejected) as exc:
+        load_frame(cut, cfg)
+    assert exc.value.category == "unreadable" and "truncated" in exc.value.reason
+    with pytest.raises(FrameRejected) as exc:
+        load_frame(tmp_path / "missing.fit", cfg)
+    assert exc.value.category == "unreadable"
+    odd = tmp_path / "odd.fit"
+    fits.PrimaryHDU(np.zeros((10, 10, 4), dtype=np.uint16),
+                    header=fits.Header({"EXPTIME": 1.0, "DATE-OBS": "2026-01-01T00:00:00"})
+                    ).writeto(odd)
+    with pytest.raises(FrameRejected, match="shape"):
+        load_frame(odd, cfg)
+    nodate = tmp_path / "nodate.fit"
+    fits.PrimaryHDU(np.zeros((10, 10), dtype=np.uint16),
+                    header=fits.Header({"EXPTIME": 1.0})).writeto(nodate)
+    with pytest.raises(FrameRejected, match="DATE-OBS"):
+        load_frame(nodate, cfg)
+
+
+def test_real_m94_sub_is_read_as_grbg_sub(m94_subs: list[Path], tmp_path: Path) -> None:
+    fr = load_frame(m94_subs[0], _cfg(tmp_path))
+    assert fr.kind == "sub" and fr.bayer == "GRBG" and fr.plane.shape == (960, 540)
+    assert fr.exptime == 10.0 and fr.filter == "TG"
+    assert fr.mid.isot.startswith("2025-03-27T01:20:37.95")
+    assert fr.site is not None and fr.site.lon.deg == pytest.approx(-79.7625)
+    assert fr.pixel_scale_arcsec == pytest.approx(2.39, abs=0.01)
+    assert fr.header_wcs is None
