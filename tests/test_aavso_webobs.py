@@ -1,0 +1,245 @@
+"""The opt-in WebObs uploader against a fake WebObs on the loopback HTTP server."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import os
+import time
+from email.parser import BytesParser
+from email.policy import HTTP
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loopback import LoopbackServer, Request, Response
+from starnode.aavso import flush, outbox_files, resolve_uncertain, submit
+from starnode.config import resolve
+from starnode.webobs import CredentialsError, load_credentials
+from test_aavso import JD0, at, data_lines, make_config, make_result
+
+USER, PASSWORD = "observer", "s3cret-Pa55word"
+LOGIN_PAGE = (b"<html><body><h1>Log in</h1><form method=post action=/login>"
+              b"<input name=username><input type=password name=password></form></body></html>")
+
+
+class FakeWebObs:
+    """Counts hits and rows; answers like a confirmation page, a login page, 500 or a stall."""
+
+    def __init__(self) -> None:
+        self.script: list[str] = []   # what to play per hit; "ok" once the list is empty
+        self.hits = 0
+        self.accepted_rows: list[str] = []
+        self.files: list[str] = []
+
+    def __call__(self, req: Request) -> Response:
+        self.hits += 1
+        play = self.script.pop(0) if self.script else "ok"
+        msg = BytesParser(policy=HTTP).parsebytes(
+            b"Content-Type: " + req.headers["content-type"].encode() + b"\r\n\r\n" + req.body)
+        (part,) = [p for p in msg.iter_parts() if p.get_filename()]
+        text = part.get_payload(decode=True).decode("ascii")
+        self.files.append(text)
+        rows = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+        auth = req.headers.get("authorization", "")
+        good_auth = auth == "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        if play == "stall":
+            time.sleep(1.5)
+        if play == "500":
+            return 500, {"Content-Type": "text/html"}, b"<h1>Server Error (500)</h1>"
+        if play == "login" or not good_auth:
+            return 200, {"Content-Type": "text/html"}, LOGIN_PAGE
+        self.accepted_rows += rows
+        body = (f"<html><p>Thank you. {len(rows)} observations were uploaded.</p>"
+                f"<p>echo: {PASSWORD if play == 'echo' else ''}</p></html>").encode()
+        return 200, {"Content-Type": "text/html"}, body
+
+
+@pytest.fixture(scope="module")
+def server() -> Any:
+    with LoopbackServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def webobs(server: LoopbackServer) -> FakeWebObs:
+    """A fresh fake WebObs per test (one loopback server per module: stopping one takes 0.5 s)."""
+    fake = FakeWebObs()
+    server.route("POST", "/webobs/file", handler=fake)
+    fake.url = server.url("/webobs/file")  # type: ignore[attr-defined]
+    return fake
+
+
+@pytest.fixture
+def creds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STARNODE_AAVSO_USERNAME", USER)
+    monkeypatch.setenv("STARNODE_AAVSO_PASSWORD", PASSWORD)
+
+
+def web_config(tmp_path: Path, fake: Any, **extra: Any) -> dict[str, Any]:
+    settings: dict[str, Any] = {"mode": "webobs", "webobs_url": fake.url, "retry_backoff": 0.0,
+                                "http_timeout": 5.0}
+    settings.update(extra)
+    return make_config(tmp_path, **settings)
+
+
+def all_bytes(tmp_path: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file())
+
+
+def states(cfg: dict[str, Any]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in outbox_files(cfg):
+        for k, v in f["states"].items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def test_success_then_duplicate_never_resent(tmp_path: Path, webobs: FakeWebObs,
+                                             creds: None) -> None:
+    cfg = web_config(tmp_path, webobs)
+    first = submit(at(0), cfg)
+    assert first["status"] == "accepted", first
+    assert (first["accepted"], first["rejected"], webobs.hits) == (1, 0, 1)
+    assert submit(at(0), cfg)["status"] == "duplicate"
+    second = submit(at(1), cfg)
+    assert second["status"] == "accepted" and webobs.hits == 2
+    assert len(webobs.accepted_rows) == 2 and len(set(webobs.accepted_rows)) == 2
+    assert len(data_lines(first["report_path"])) == 2      # the night's file holds both
+    assert flush(cfg)["accepted"] == 0 and webobs.hits == 2
+    assert states(cfg) == {"sent": 2}
+    responses = list((tmp_path / "data" / "outbox" / "audit" / "responses").iterdir())
+    assert len(responses) == 2 and b"observations were uploaded" in responses[0].read_bytes()
+
+
+def test_login_page_with_http_200_is_rejected(tmp_path: Path, webobs: FakeWebObs,
+                                              creds: None) -> None:
+    cfg = web_config(tmp_path, webobs)
+    webobs.script = ["login"]
+    answer = submit(at(0), cfg)
+    assert answer["status"] == "rejected", answer
+    assert "login page" in answer["message"] and answer["rejected"] == 1
+    assert webobs.hits == 1 and webobs.accepted_rows == []
+    assert states(cfg) == {"pending": 1}
+    kept = list((tmp_path / "data" / "outbox" / "audit" / "responses").iterdir())
+    assert b"type=password" in kept[0].read_bytes()          # the raw answer is kept
+    # nothing lost: the next call sends it (with the new row), once
+    later = submit(at(1), cfg)
+    assert later["status"] == "accepted" and later["accepted"] == 2
+    assert webobs.hits == 2 and len(webobs.accepted_rows) == 2
+    assert flush(cfg)["accepted"] == 0 and webobs.hits == 2
+
+
+def test_marker_without_confirmation_is_not_accepted(tmp_path: Path, webobs: FakeWebObs,
+                                                     creds: None) -> None:
+    cfg = web_config(tmp_path, webobs, webobs_success_pattern=r"(\d+) rows were stored")
+    answer = submit(at(0), cfg)
+    assert answer["status"] == "rejected" and "no confirmation" in answer["message"]
+    assert states(cfg) == {"pending": 1}
+
+
+def test_http_500_is_retried(tmp_path: Path, webobs: FakeWebObs, creds: None) -> None:
+    cfg = web_config(tmp_path, webobs)
+    webobs.script = ["500"]
+    answer = submit(at(0), cfg)
+    assert answer["status"] == "accepted", answer
+    assert webobs.hits == 2 and len(webobs.accepted_rows) == 1
+    webobs.script = ["500", "500", "500"]
+    failed = submit(at(1), cfg)
+    assert failed["status"] == "error" and "HTTP 500" in failed["message"]
+    assert webobs.hits == 5 and states(cfg) == {"sent": 1, "pending": 1}
+    assert flush(cfg)["accepted"] == 1 and webobs.hits == 6
+    assert len(webobs.accepted_rows) == 2
+
+
+def test_timeout_is_uncertain_and_never_resent_blindly(tmp_path: Path, webobs: FakeWebObs,
+                                                       creds: None) -> None:
+    cfg = web_config(tmp_path, webobs, http_timeout=0.5)
+    webobs.script = ["stall"]
+    answer = submit(at(0), cfg)
+    assert answer["status"] == "error", answer
+    assert "may or may not" in answer["message"]
+    assert webobs.hits == 1 and states(cfg) == {"uncertain": 1}
+    time.sleep(1.2)  # let the stalled handler finish (it counts the rows it took)
+    flush(cfg)
+    assert webobs.hits == 1                                  # not sent twice
+    # the observer looked at WebObs and found it: settle it
+    assert resolve_uncertain(cfg, sent=True) == 1
+    assert states(cfg) == {"sent": 1}
+    assert submit(at(1), cfg)["status"] == "accepted" and webobs.hits == 2
+
+
+def test_connection_refused_is_retried_then_kept(tmp_path: Path, creds: None) -> None:
+    with LoopbackServer() as srv:
+        url = srv.url("/webobs/file")
+    cfg = make_config(tmp_path, mode="webobs", webobs_url=url, retry_backoff=0.0,
+                      http_retries=2)
+    answer = submit(at(0), cfg)
+    assert answer["status"] == "error" and "could not connect" in answer["message"]
+    assert "2 attempts" in answer["message"]
+    assert states(cfg) == {"pending": 1}
+
+
+def test_binned_rows_are_uploaded_only_when_closed(tmp_path: Path, webobs: FakeWebObs,
+                                                   creds: None) -> None:
+    cfg = web_config(tmp_path, webobs, bin_minutes=5)
+    start = ((math.floor(JD0 * 288) + 1) / 288 - JD0) * 1440
+    for i in range(3):
+        answer = submit(at(start + 0.5 + i), cfg)
+        assert answer["status"] == "queued" and "bin closes" in answer["message"]
+    assert webobs.hits == 0
+    nxt = submit(at(start + 5.5), cfg)       # falls outside: the first bin closes and goes
+    assert nxt["status"] == "queued" and nxt["accepted"] == 1
+    assert webobs.hits == 1 and "|NBIN=3|" in webobs.accepted_rows[0]
+    late = submit(at(start + 3.5), cfg)      # a late frame of the uploaded bin
+    assert late["status"] == "skipped" and "already uploaded" in late["message"]
+    assert flush(cfg)["accepted"] == 1 and webobs.hits == 2
+    assert len(webobs.accepted_rows) == 2
+
+
+def test_credentials_file_permissions(tmp_path: Path, webobs: FakeWebObs,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STARNODE_AAVSO_USERNAME", raising=False)
+    monkeypatch.delenv("STARNODE_AAVSO_PASSWORD", raising=False)
+    secret = tmp_path / "webobs.cred"
+    secret.write_text(f"{USER}:{PASSWORD}\n")
+    secret.chmod(0o644)
+    cfg = web_config(tmp_path, webobs, credentials_file=str(secret))
+    answer = submit(at(0), cfg)
+    assert answer["status"] == "error" and "chmod 600" in answer["message"]
+    assert PASSWORD not in answer["message"] and webobs.hits == 0
+    assert states(cfg) == {"pending": 1}
+    with pytest.raises(CredentialsError):
+        load_credentials(resolve(cfg))
+    secret.chmod(0o600)
+    assert repr(load_credentials(resolve(cfg))).count(PASSWORD) == 0
+    assert flush(cfg)["accepted"] == 1 and webobs.hits == 1
+    missing = web_config(tmp_path, webobs)
+    result = submit(at(1), missing)
+    assert result["status"] == "error" and "STARNODE_AAVSO_PASSWORD" in result["message"]
+
+
+def test_password_never_stored_or_logged(tmp_path: Path, webobs: FakeWebObs, creds: None,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    cfg = web_config(tmp_path, webobs)
+    webobs.script = ["login", "500", "echo"]
+    submit(at(0), cfg)
+    submit(at(1), cfg)
+    assert webobs.hits == 3 and len(webobs.accepted_rows) == 2
+    assert PASSWORD.encode() not in all_bytes(tmp_path)
+    assert PASSWORD not in caplog.text
+    assert not any(os.environ.get("STARNODE_AAVSO_PASSWORD", "") in f
+                   for f in webobs.files)
+
+
+def test_synthetic_data_never_uploaded(tmp_path: Path, webobs: FakeWebObs, creds: None) -> None:
+    cfg = web_config(tmp_path, webobs)
+    answer = submit(make_result(telescope="starnode synthetic S50"), cfg)
+    assert answer["status"] == "skipped" and "synthetic" in answer["message"]
+    assert webobs.hits == 0
+    outbox = submit(make_result(synthetic=True), make_config(tmp_path))
+    assert outbox["status"] == "queued"
+    assert "SYNTHETIC DATA" in Path(outbox["report_path"]).read_text()
