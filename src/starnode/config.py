@@ -68,6 +68,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "workers": F(int, 1, "frames measured in parallel (processes)", min=1, max=64),
         "log_level": F(str, "INFO", "console log level",
                        choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+        "frame_timeout": F(NUM, 600.0, "seconds a worker may spend on one frame before it is "
+                           "stopped and the frame marked failed", min=1),
+        "shutdown_grace": F(NUM, 30.0, "seconds a stopping node waits for frames in hand before "
+                            "putting them back in the queue", min=0),
     },
     "watch": {
         "path": F(str, None, "folder the telescope writes into (e.g. the mounted MyWorks share)",
@@ -79,8 +83,11 @@ SCHEMA: dict[str, dict[str, Field]] = {
                            ),
         "recursive": F(bool, True, "watch subfolders too (Seestar MyWorks/<Target>_sub/)"),
         "catch_up": F(bool, True, "process frames already present at start"),
-        "include": F(list, ["Light_*", "*Stacked_*"],
-                     "file-name patterns (fnmatch) of frames to process; [] = every FITS file",
+        "include": F(list, ["Light_*"],
+                     "file-name patterns (fnmatch) of frames to process; [] = every FITS file. "
+                     "Raw subs by default: a stack repeats its subs' photons, so measuring both "
+                     "would report the same light twice; use ['*Stacked_*'] when you do not "
+                     "save subs",
                      check=_str_list),
         "extensions": F(list, [".fit", ".fits"], "file extensions that count as FITS",
                         check=_str_list),
@@ -88,8 +95,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
                       "reported anyway, with a WARNING", min=1),
     },
     "camera": {
-        "gain_e_per_adu": F(NUM, 1.0, "camera gain in electrons per ADU (the Seestar GAIN card "
-                            "is a setting, not e-/ADU)", min=0, min_exclusive=True),
+        "gain_e_per_adu": F(NUM, 0.065, "camera gain in electrons per ADU of the 16-bit "
+                            "file (the Seestar GAIN card is a setting, not e-/ADU; 0.065 = S50 "
+                            "at GAIN 80, photon transfer of real subs, docs/photometry.md)",
+                            min=0, min_exclusive=True),
         "read_noise_e": F(NUM, 1.5, "read noise in electrons", min=0),
         "saturation_adu": F(NUM, 60000.0, "a star whose peak reaches this many ADU is "
                             "saturated / non-linear and never measured", min=1),
@@ -97,6 +106,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
                            choices=("RGGB", "GRBG", "GBRG", "BGGR")),
         "pixel_scale_arcsec": F(NUM, None, "override the pixel scale (default: from FOCALLEN "
                                 "and XPIXSZ)", optional=True, min=0, min_exclusive=True),
+        "aperture_mm": F(NUM, 50.0, "telescope aperture in mm, for the scintillation noise "
+                         "(S50: 50, S30: 30)", min=0, min_exclusive=True),
     },
     "site": {
         "latitude": F(NUM, None, "degrees north (default: SITELAT)", optional=True,
@@ -118,6 +129,15 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "http_retries": F(int, 3, "attempts per catalogue request", min=1, max=10),
         "maglimit": F(NUM, 15.0, "faintest comparison star asked for (V)", min=0, max=25),
         "gaia_fallback": F(bool, True, "use Gaia DR3 comps (clearly labelled) when VSP has none"),
+        "gaia_tap_url": F(str, "https://gea.esac.esa.int/tap-server/tap/sync",
+                          "Gaia archive TAP sync endpoint (ADQL, CSV answer)"),
+        "http_backoff": F(NUM, 2.0, "seconds before the first catalogue retry (doubles each "
+                          "time; a server's Retry-After is honoured, up to 60 s)", min=0),
+        "http_quiet_minutes": F(NUM, 5.0, "after a catalogue server failed every attempt, do "
+                                "not ask it again for this long (cache/fallbacks meanwhile)",
+                                min=0),
+        "vsx_cone_arcmin": F(NUM, 3.0, "radius of the VSX cone search around RA/DEC when OBJECT "
+                             "is 'Unknown' or absent", min=0.1, max=60),
         "filter_map": F(dict, {"V": "V", "B": "B", "R": "R", "I": "I", "": "CV", "L": "CV",
                                "CLEAR": "CV", "C": "CV", "NONE": "CV"},
                         "mono FILTER card -> AAVSO filter code", check=_str_map),
@@ -134,6 +154,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "check_star": F(str, None, "AUID or label of the check star (default: chosen "
                         "automatically)", optional=True),
         "min_snr": F(NUM, 5.0, "below this target SNR the frame is not measured", min=0),
+        "scintillation_factor": F(NUM, 1.5, "scintillation noise in the uncertainty: this "
+                                  "multiple of Young's (1967) estimate (1.5: Osborn et al. 2015, "
+                                  "median conditions; 0: off)", min=0, max=10),
     },
     "astrometry": {
         "min_matches": F(int, 6, "matched stars needed to accept a WCS", min=3),
@@ -146,6 +169,16 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "solve_field_path": F(str, None, "astrometry.net solve-field (default: found on PATH)",
                               optional=True),
         "cache": F(bool, True, "keep solutions in data_dir keyed by file content"),
+        "scale_tolerance": F(NUM, 0.05, "largest relative difference between the solved and "
+                             "the nominal pixel scale", min=0.005, max=0.5),
+        "guess_tolerance_arcmin": F(NUM, 4.0, "how far off a WCS guess (header, previous "
+                                    "frame, hint) may be", min=0.1, max=60),
+        "tetra3rs": F(bool, True, "use tetra3rs as a blind solver (when astrometry.blind)"),
+        "tetra3rs_generate": F(bool, False, "build the tetra3rs database in the background on "
+                               "first need (about 15 min, 2.5 GB of memory, a 1.8 GB file; "
+                               "better: run 'starnode solver-db' once)"),
+        "blind_timeout_s": F(NUM, 30.0, "time limit of one blind solver run (seconds)",
+                             min=1, max=3600),
     },
     "quality": {
         "good_snr": F(NUM, 100.0, "target SNR needed for 'good'", min=0),
@@ -180,6 +213,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
                               "only", optional=True),
         "http_timeout": F(NUM, 60.0, "seconds per upload request", min=0.1),
         "http_retries": F(int, 3, "attempts per upload", min=1, max=10),
+        "retry_backoff": F(NUM, 5.0, "seconds before the 2nd upload attempt (doubling after)",
+                           min=0),
+        "webobs_success_pattern": F(
+            str, r"(\d+) observations? (?:were|was|have been|has been) (?:successfully )?"
+            r"(?:submitted|uploaded|accepted)",
+            "regular expression a WebObs confirmation page must match (a group, if any, must "
+            "equal the number of rows sent); anything else is not counted as accepted"),
     },
 }
 

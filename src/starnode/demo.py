@@ -1,0 +1,297 @@
+"""``starnode demo``: a whole synthetic night, start to finish, offline, in well under 2 minutes.
+
+A "telescope" thread writes realistic synthetic Seestar S50 subs of SS Cyg
+(:mod:`starnode.synthetic`, the bundled VSP chart X41941HP) into ``MyWorks/SS Cyg_sub/`` the way
+the scope does: slowly, in place, one chunk after another. SS Cyg brightens over the night (the
+start of an outburst). A few bad frames are mixed in: a corrupt file, a dark frame (not a light)
+and a frame pointed away from the target. The node runs on that folder with the same code path
+as ``starnode run`` (:meth:`starnode.node.Node.run`), with the embedded defaults (SQLite and local
+files), observer code ``DEMO`` and ``aavso.mode: outbox``: nothing is ever uploaded, and the
+synthetic frames carry ``SYNTHET = T`` so no report of them could be uploaded anyway.
+
+At the end it prints where the AAVSO report and the light curve are, and a summary: frames
+measured, frames skipped with their reasons, rows in the report, the validator's verdict and how
+far the measured magnitudes are from the truth the frames were made with.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DEMO_DIR", "demo_config", "night_plan", "run_demo", "write_slowly"]
+
+#: Where the demo keeps its data (a fresh copy each run), relative to the current folder.
+DEMO_DIR = Path("starnode-demo")
+_MARKER = ".starnode-demo"
+TARGET = "SS Cyg"
+NIGHT_START = "2025-09-14T20:30:00"  # UTC; SS Cyg is high in the evening from Europe
+SITE = (48.85, 2.35)
+
+
+def demo_config(data_dir: Path, watch: Path, workers: int) -> dict[str, Any]:
+    """The demo's configuration (embedded defaults plus the bundled chart, offline)."""
+    from .synthetic import DEMO_SEQUENCE_FILE
+
+    return {
+        "data_dir": str(data_dir),
+        "workers": workers,
+        "shutdown_grace": 30.0,
+        "frame_timeout": 45.0,
+        "watch": {"path": str(watch), "mode": "auto", "recursive": True, "catch_up": True,
+                  "debounce_delay": 0.5, "poll_interval": 0.5, "max_wait": 10.0},
+        "photometry": {"sequence_file": str(DEMO_SEQUENCE_FILE), "offline": True},
+        "aavso": {"observer_code": "DEMO", "mode": "outbox"},
+    }
+
+
+def night_plan(frames: int) -> list[dict[str, Any]]:
+    """The night: ``frames`` good subs over ~5 hours, SS Cyg rising from 11.9 to 10.7 (the
+    start of an outburst), plus three bad frames at fixed places."""
+    from astropy.time import Time, TimeDelta
+
+    start = Time(NIGHT_START, format="isot", scale="utc")
+    span_min = 300.0
+    plan: list[dict[str, Any]] = []
+    for i in range(frames):
+        minutes = span_min * i / max(frames - 1, 1)
+        x = (minutes / span_min - 0.55) * 8.0
+        mag = 11.9 - 1.2 / (1.0 + math.exp(-x))
+        t = start + TimeDelta(minutes * 60.0, format="sec")
+        plan.append({"kind": "good", "seed": 100 + i, "mag": round(mag, 3),
+                     "date_obs": t.isot[:19]})
+    def at(frac: float) -> str:
+        return (start + TimeDelta(span_min * 60.0 * frac + 20.0, format="sec")).isot[:19]
+
+    bad = [{"kind": "corrupt", "date_obs": at(0.2)},
+           {"kind": "dark", "date_obs": at(0.5), "seed": 900},
+           {"kind": "elsewhere", "date_obs": at(0.8), "seed": 901, "mag": 11.5}]
+    for b in bad:  # slot each bad frame in at its time
+        idx = next((k for k, p in enumerate(plan) if p["date_obs"] > b["date_obs"]), len(plan))
+        plan.insert(idx, b)
+    return plan
+
+
+def _file_name(date_obs: str, exptime: float = 10.0) -> str:
+    stamp = date_obs.replace("-", "").replace(":", "").replace("T", "-")
+    return f"Light_{TARGET}_{exptime:.1f}s_IRCUT_{stamp}.fit"
+
+
+def _frame_bytes(item: dict[str, Any]) -> bytes:
+    from .synthetic import make_sub
+
+    kind = item["kind"]
+    if kind == "corrupt":  # what a failing SD card or a torn copy leaves behind
+        rng = __import__("random").Random(7)
+        return b"SIMPLE  =                    T / corrupt" + bytes(
+            rng.randrange(256) for _ in range(5000))
+    opts: dict[str, Any] = {"date_obs": item["date_obs"], "site": SITE, "exptime": 10.0}
+    if kind == "dark":
+        opts["imagetyp"] = "Dark"
+    if kind == "elsewhere":  # the mount slewed away: the target is not in the field
+        opts["pointing_offset_arcmin"] = (0.0, 45.0)
+    hdul, _truth = make_sub(target_mag=item.get("mag", 11.5), seed=item.get("seed", 0), **opts)
+    buf = io.BytesIO()
+    hdul.writeto(buf, output_verify="silentfix")
+    return buf.getvalue()
+
+
+def write_slowly(path: Path, data: bytes, *, chunks: int = 6, pause: float = 0.03) -> None:
+    """Write ``data`` into ``path`` in place, a chunk at a time (as the Seestar does over SMB:
+    the file is visible while it grows, no temporary name, no rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    step = max(1, math.ceil(len(data) / chunks))
+    with open(path, "wb") as f:
+        for i in range(0, len(data), step):
+            f.write(data[i:i + step])
+            f.flush()
+            time.sleep(pause)
+
+
+class _Telescope(threading.Thread):
+    def __init__(self, folder: Path, plan: list[dict[str, Any]], interval: float) -> None:
+        super().__init__(name="demo-telescope", daemon=True)
+        self.folder = folder
+        self.plan = plan
+        self.interval = interval
+        self.written: dict[str, dict[str, Any]] = {}
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            for item in self.plan:
+                data = _frame_bytes(item)
+                path = self.folder / _file_name(item["date_obs"])
+                write_slowly(path, data)
+                self.written[str(path)] = item
+                time.sleep(self.interval)
+        except BaseException as exc:  # reported by run_demo
+            self.error = exc
+
+
+def _prepare(root: Path) -> None:
+    if root.exists():
+        if not (root / _MARKER).exists():
+            raise RuntimeError(f"{root} exists and was not made by 'starnode demo'; remove it "
+                               "or pass --data-dir")
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    (root / _MARKER).write_text("made by 'starnode demo'; deleted by the next demo run\n")
+
+
+def run_demo(*, frames: int = 12, keep: bool = False, data_dir: str | None = None,
+             workers: int | None = None, interval: float = 0.3,
+             out: TextIO | None = None, timeout: float = 110.0,
+             log_level: str | None = None) -> int:
+    """Run the demo night; write the summary to ``out``. Returns the exit status (0 = the
+    report validates and every good frame was measured). With ``log_level`` the logging is set
+    up (console and ``data/logs/starnode.log``), as ``starnode demo`` does."""
+    import sys
+
+    from .config import Config
+    from .ledger import Ledger
+    from .node import Node
+
+    out = out or sys.stdout
+    frames = max(1, int(frames))
+    workers = workers or max(1, min(2, os.cpu_count() or 1))
+    if data_dir:
+        root = Path(data_dir).expanduser().resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        data = root / "data"
+        if data.exists():
+            shutil.rmtree(data)
+    else:
+        root = DEMO_DIR.resolve()
+        _prepare(root)
+        data = root / "data"
+    if log_level is not None:  # the command line: console + data/logs/starnode.log
+        from .logs import setup_logging
+
+        setup_logging(log_level, data)
+    frames_root = root / "MyWorks" if keep else Path(tempfile.mkdtemp(prefix="starnode-demo-"))
+    myworks = frames_root if keep else frames_root / "MyWorks"
+    sub_folder = myworks / f"{TARGET}_sub"
+    myworks.mkdir(parents=True, exist_ok=True)
+    cfg = Config(demo_config(data, myworks, workers), source="starnode demo")
+    plan = night_plan(frames)
+    out.write(f"starnode demo: a synthetic night of {TARGET} ({frames} subs + 3 bad frames), "
+              f"written into {sub_folder}\n")
+    out.flush()
+    t0 = time.monotonic()
+    scope = _Telescope(sub_folder, plan, interval)
+    node = Node(cfg, workers=workers)
+    scope.start()
+
+    def done(n: Node) -> bool:
+        if time.monotonic() - t0 > timeout:
+            log.error("demo: giving up after %.0f s", timeout)
+            return True
+        if scope.is_alive():
+            return False
+        c = n.ledger.counts()
+        return sum(c.values()) >= len(scope.written) and c["pending"] == 0 and \
+            c["processing"] == 0 and not n.busy()
+
+    node.run(until=done)
+    scope.join(5)
+    elapsed = time.monotonic() - t0
+    if scope.error is not None:
+        raise RuntimeError(f"the demo telescope failed: {scope.error}") from scope.error
+    status = _summary(cfg, scope.written, elapsed, out)
+    if not keep:
+        shutil.rmtree(frames_root, ignore_errors=True)
+    else:
+        out.write(f"synthetic frames kept in {myworks}\n")
+    with Ledger(cfg) as led:
+        led.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return status
+
+
+def _summary(cfg: Any, written: dict[str, dict[str, Any]], elapsed: float, out: TextIO) -> int:
+    from .aavso import outbox_files
+    from .ledger import Ledger
+    from .lightcurve import plot_lightcurve
+    from .node import short_reason
+    from .validator import validate_file
+
+    with Ledger(cfg) as led:
+        counts = led.counts()
+        problems = led.problems()
+        measured = led.measurements(TARGET)
+        rows_all = led.frames()
+    w = out.write
+    w("\n" + "=" * 72 + "\n")
+    w(f"demo night done in {elapsed:.0f} s: {len(written)} frames written, "
+      f"{counts['reported']} measured and reported, {counts['measured']} measured only, "
+      f"{counts['skipped']} skipped, {counts['failed']} failed\n")
+    if problems:
+        w("skipped/failed, with reasons:\n")
+        for p in problems:
+            cat = f"[{p['category']}] " if p["category"] else ""
+            w(f"  {p['n']} {p['state']} {cat}{short_reason(p['reason'], p['example'])}  "
+              f"({Path(p['example']).name})\n")
+    diffs = []
+    off: list[str] = []
+    for f in measured:
+        truth = written.get(f.path)
+        if truth and truth.get("kind") == "good" and f.magnitude is not None:
+            d = f.magnitude - truth["mag"]
+            diffs.append(d)
+            if abs(d) > max(0.1, 3 * (f.uncertainty or 0.0)):
+                off.append(f"  {f.name}: measured {f.magnitude:.3f} ± {f.uncertainty or 0:.3f} "
+                           f"({f.quality}, {f.state}), true {truth['mag']:.3f}\n")
+    if diffs:
+        rms = math.sqrt(sum(d * d for d in diffs) / len(diffs))
+        w(f"measured - true magnitude over {len(diffs)} frames: mean {statistics.fmean(diffs):+.3f}"
+          f", rms {rms:.3f} mag\n")
+    if off:
+        w(f"WARNING: {len(off)} measurement(s) far from the truth the frame was made with:\n")
+        for line in off:
+            w(line)
+    status = 0
+    files = outbox_files(cfg)
+    total_rows = 0
+    for o in files:
+        total_rows += int(o.get("rows", 0))
+        try:
+            report = validate_file(o["path"])
+            verdict = "valid (" + report.summary() + ")" if report.ok else \
+                "REJECTED: " + "; ".join(str(e) for e in report.errors[:3])
+            if not report.ok:
+                status = 1
+        except OSError as exc:
+            verdict = f"unreadable: {exc}"
+            status = 1
+        w(f"AAVSO report: {o['path']}\n  {o.get('rows')} row(s), validator: {verdict}\n")
+    if not files:
+        w("AAVSO report: none written (see the log above)\n")
+        status = 1
+    good = sum(1 for v in written.values() if v.get("kind") == "good")
+    if counts["reported"] < good:  # declined by the quality gate: see 'starnode status'
+        w(f"note: {good - counts['reported']} of the {good} good frame(s) not reported "
+          "(quality gate; 'starnode status' says why)\n")
+    if counts["reported"] == 0:
+        status = 1
+    try:
+        png, n = plot_lightcurve(cfg, TARGET)
+        w(f"light curve: {png} ({n} points)\n")
+    except LookupError as exc:
+        w(f"light curve: not drawn ({exc})\n")
+        status = 1
+    w(f"ledger and logs: {cfg.data_dir} ({len(rows_all)} frames; "
+      f"'starnode status --data-dir {cfg.data_dir}')\n")
+    w("observer code DEMO, outbox mode: nothing was uploaded; never upload synthetic data.\n")
+    out.flush()
+    return status

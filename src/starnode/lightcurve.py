@@ -1,0 +1,156 @@
+"""``starnode lightcurve TARGET``: a light-curve plot from the ledger (matplotlib, Agg backend).
+
+Magnitude (bright up) against time (HJD, or JD when the result has no HJD) with error bars,
+coloured by quality flag, the check star's measured magnitude against its catalogue value (a
+second panel, so a drifting check shows at a glance why a point is doubtful) and the magnitude
+range of the comparison sequence used (a shaded band: points far outside it are extrapolated).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .config import Config, resolve
+from .ledger import Frame, Ledger
+
+log = logging.getLogger(__name__)
+
+__all__ = ["lightcurve_points", "plot_lightcurve"]
+
+_QUALITY_STYLE = {"good": ("#1f77b4", "o", "good"),
+                  "acceptable": ("#ff7f0e", "s", "acceptable"),
+                  "poor": ("#9e9e9e", "x", "poor")}
+
+
+def _num(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def lightcurve_points(frames: Sequence[Frame]) -> list[dict[str, Any]]:
+    """Plot-ready points from ledger rows (rows without a usable magnitude or time dropped)."""
+    out = []
+    for f in frames:
+        r: Mapping[str, Any] = f.result or {}
+        t = _num(r.get("hjd")) or _num(r.get("jd"))
+        mag = _num(r.get("magnitude"))
+        if t is None or mag is None:
+            continue
+        check = r.get("check_star") or {}
+        comps = [c for c in r.get("comps") or [] if c.get("used", True)]
+        comp_mags = [m for m in (_num(c.get("catalog_mag")) for c in comps) if m is not None]
+        out.append({
+            "t": t, "mag": mag, "err": _num(r.get("uncertainty")) or 0.0,
+            "quality": str(r.get("quality_flag") or "poor"),
+            "filter": r.get("filter"), "chart": r.get("chart_id"),
+            "check_mag": _num(check.get("mag")), "check_cat": _num(check.get("catalog_mag")),
+            "check_err": _num(check.get("error")) or 0.0,
+            "check_name": check.get("label") or check.get("name"),
+            "comp_min": min(comp_mags) if comp_mags else None,
+            "comp_max": max(comp_mags) if comp_mags else None,
+            "reported": f.state == "reported", "time_kind": "HJD" if r.get("hjd") else "JD",
+        })
+    return out
+
+
+def plot_lightcurve(config: Config | Mapping[str, Any] | str | os.PathLike[str] | None,
+                    target: str, out: str | os.PathLike[str] | None = None) -> tuple[Path, int]:
+    """Write the light curve of ``target`` (AAVSO name) to ``out`` (default
+    ``data_dir/lightcurves/<target>.png``). Returns (path, number of points). Raises
+    ``LookupError`` when the ledger has no measurement of that target."""
+    cfg = resolve(config)
+    with Ledger(cfg) as ledger:
+        frames = ledger.measurements(target)
+        if not frames:
+            known = ", ".join(f"{t} ({n})" for t, n in ledger.targets()) or "none yet"
+            raise LookupError(f"no measurements of {target!r} in the ledger; measured "
+                              f"targets: {known}")
+    points = lightcurve_points(frames)
+    if not points:
+        raise LookupError(f"the measurements of {target!r} have no magnitude and time")
+    name = frames[0].target or target
+    if out is None:
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
+        out = cfg.data_dir / "lightcurves" / f"{safe}.png"
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _draw(points, name, out)
+    log.info("light curve of %s: %d point(s) -> %s", name, len(points), out)
+    return out, len(points)
+
+
+def _draw(points: list[dict[str, Any]], name: str, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib import pyplot as plt
+    from matplotlib.figure import Figure
+
+    t0 = math.floor(min(p["t"] for p in points) - 0.5) + 0.5  # the night's noon
+    kind = points[0]["time_kind"]
+    has_check = any(p["check_mag"] is not None for p in points)
+    fig: Figure = plt.figure(figsize=(9, 6.5 if has_check else 5), dpi=110)
+    grid = fig.add_gridspec(2 if has_check else 1, 1, height_ratios=[3, 1] if has_check else [1],
+                            hspace=0.08)
+    ax = fig.add_subplot(grid[0])
+    lo = [p["comp_min"] for p in points if p["comp_min"] is not None]
+    hi = [p["comp_max"] for p in points if p["comp_max"] is not None]
+    if lo and hi:
+        ax.axhspan(min(lo), max(hi), color="#4caf50", alpha=0.10, lw=0,
+                   label=f"comparison stars {min(lo):.2f}-{max(hi):.2f}")
+    for quality, (colour, marker, label) in _QUALITY_STYLE.items():
+        sel = [p for p in points if p["quality"] == quality]
+        if not sel:
+            continue
+        ax.errorbar([(p["t"] - t0) * 24 for p in sel], [p["mag"] for p in sel],
+                    yerr=[p["err"] for p in sel], fmt=marker, color=colour, ms=5, capsize=2,
+                    elinewidth=1, label=f"{name} ({label}, {len(sel)})")
+    mags = [p["mag"] for p in points]
+    errs = [p["err"] for p in points]
+    lo_m = min(m - e for m, e in zip(mags, errs, strict=True))
+    hi_m = max(m + e for m, e in zip(mags, errs, strict=True))
+    pad = max(0.15, 0.5 - (hi_m - lo_m) / 2)  # at least ~1 mag shown, the data fill it
+    ax.set_ylim(hi_m + pad, lo_m - pad)  # bright up
+    filt = sorted({str(p["filter"]) for p in points if p["filter"]})
+    charts = sorted({str(p["chart"]) for p in points if p["chart"]})
+    ax.set_ylabel(f"magnitude ({', '.join(filt) or '?'})")
+    reported = sum(p["reported"] for p in points)
+    ax.set_title(f"{name}: {len(points)} measurement(s), {reported} in AAVSO reports"
+                 + (f"  ·  chart {', '.join(charts)}" if charts else ""), fontsize=11)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8, framealpha=0.85)
+    day = datetime.datetime.fromtimestamp((t0 - 2440587.5) * 86400.0, datetime.UTC)
+    xlabel = f"hours since {kind} {t0:.1f} ({day:%Y-%m-%d} 0h UTC)"
+    if has_check:
+        ax.tick_params(labelbottom=False)
+        axk = fig.add_subplot(grid[1], sharex=ax)
+        sel = [p for p in points if p["check_mag"] is not None]
+        dev = [p["check_mag"] - (p["check_cat"] if p["check_cat"] is not None else 0.0)
+               for p in sel]
+        axk.errorbar([(p["t"] - t0) * 24 for p in sel], dev, yerr=[p["check_err"] for p in sel],
+                     fmt="d", color="#6a1b9a", ms=4, capsize=2, elinewidth=1)
+        axk.axhline(0.0, color="k", lw=0.8)
+        labels = sorted({str(p["check_name"]) for p in sel if p["check_name"]})
+        cat = next((p["check_cat"] for p in sel if p["check_cat"] is not None), None)
+        axk.set_ylabel("check − catalogue\n(mag)", fontsize=9)
+        axk.invert_yaxis()
+        axk.grid(alpha=0.3)
+        if labels:
+            axk.text(0.01, 0.92, ("check stars " if len(labels) > 1 else "check star ")
+                     + ", ".join(labels)
+                     + (f" (V {cat:.3f})" if cat is not None and len(labels) == 1 else ""),
+                     transform=axk.transAxes, fontsize=8, va="top")
+        axk.set_xlabel(xlabel)
+    else:
+        ax.set_xlabel(xlabel)
+    fig.savefig(out, bbox_inches="tight")
+    plt.close(fig)

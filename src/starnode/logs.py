@@ -1,0 +1,92 @@
+"""Logging for the command line and the service: the console plus a rotating file in data_dir.
+
+``setup_logging(level, data_dir)`` is called once by :mod:`starnode.cli`; library modules only
+use ``logging.getLogger(__name__)``. The file (``data_dir/logs/starnode.log``, 5 × 2 MB) always
+gets INFO and above, with timestamps, so a night can be read back in the morning.
+
+Worker processes forward their WARNING-and-above records (DEBUG too when the console level is
+DEBUG) to the node through a queue (:func:`worker_logging`), so the console and the file show
+what the pipeline said about a frame, next to the node's one INFO line per frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["LOG_FILE", "setup_logging", "worker_logging"]
+
+#: The log file, relative to data_dir.
+LOG_FILE = Path("logs") / "starnode.log"
+
+CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
+FILE_FORMAT = "%(asctime)s %(levelname)-7s [%(process)d] %(name)s: %(message)s"
+_MARK = "_starnode_handler"
+
+#: Chatty third-party loggers kept at WARNING.
+_QUIET = ("matplotlib", "PIL", "watchdog", "urllib3", "fsevents")  # never "astropy": it
+# installs its own Logger class on import, which a logger made earlier would break
+
+
+def setup_logging(level: str | int = "INFO", data_dir: str | os.PathLike[str] | None = None,
+                  *, console: bool = True, max_bytes: int = 2_000_000,
+                  backups: int = 5) -> Path | None:
+    """Configure the root logger. Idempotent: earlier starnode handlers are replaced.
+
+    Returns the log file path (None without ``data_dir`` or when it cannot be written; the
+    console then says why).
+    """
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, _MARK, False):
+            root.removeHandler(h)
+            h.close()
+    lvl = logging.getLevelName(level.upper()) if isinstance(level, str) else int(level)
+    if not isinstance(lvl, int):
+        lvl = logging.INFO
+    root.setLevel(min(lvl, logging.INFO) if data_dir is not None else lvl)
+    if console:
+        ch = logging.StreamHandler(sys.stderr)
+        ch.setLevel(lvl)
+        ch.setFormatter(logging.Formatter(CONSOLE_FORMAT, datefmt="%H:%M:%S"))
+        setattr(ch, _MARK, True)
+        root.addHandler(ch)
+    path: Path | None = None
+    if data_dir is not None:
+        path = Path(data_dir) / LOG_FILE
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fh = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes,
+                                                      backupCount=backups, encoding="utf-8")
+        except OSError as exc:
+            logging.getLogger(__name__).warning("cannot write the log file %s: %s", path, exc)
+            path = None
+        else:
+            fh.setLevel(min(lvl, logging.INFO))
+            fh.setFormatter(logging.Formatter(FILE_FORMAT))
+            setattr(fh, _MARK, True)
+            root.addHandler(fh)
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(max(lvl, logging.WARNING))
+    logging.captureWarnings(True)
+    return path
+
+
+def worker_logging(queue: Any, level: int) -> None:
+    """In a worker process: send records at ``level`` and above to ``queue`` (the node's
+    ``QueueListener`` writes them out)."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    if queue is not None:
+        root.addHandler(logging.handlers.QueueHandler(queue))
+    else:
+        root.addHandler(logging.StreamHandler(sys.stderr))
+    root.setLevel(level)
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    logging.captureWarnings(True)

@@ -1,0 +1,225 @@
+"""The command line: parsing and --help everywhere, configuration errors, every command on
+real files (one small real-pipeline archive run), config.example.yaml kept in step."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from starnode.cli import build_parser, load_config, main
+from starnode.config import Config, example_yaml
+from starnode.ledger import Ledger, make_owner
+from starnode.synthetic import DEMO_SEQUENCE_FILE, make_sub, write_frame
+
+REPO = Path(__file__).resolve().parents[1]
+COMMANDS = ["run", "process", "status", "report", "lightcurve", "validate", "doctor", "demo",
+            "config"]
+
+
+def test_example_config_is_current() -> None:
+    text = (REPO / "config.example.yaml").read_text()
+    assert text == example_yaml(), "regenerate: starnode config --example > config.example.yaml"
+    Config.load(REPO / "config.example.yaml")  # and it loads
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_everywhere(command: str | None, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"] if command is None else [command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--config" in out and "--data-dir" in out
+
+
+def test_global_options_before_or_after(tmp_path: Path) -> None:
+    p = build_parser()
+    a = p.parse_args(["--data-dir", "x", "status"])
+    b = p.parse_args(["status", "--data-dir", "x", "--config", "c.yaml"])
+    assert a.data_dir == b.data_dir == "x" and b.config == "c.yaml" and a.config is None
+
+
+def test_default_config_and_data_dir_override(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config.yaml").write_text("aavso:\n  observer_code: ABC1\n")
+    cfg = load_config(None, str(tmp_path / "d"))
+    assert cfg.source == "config.yaml" and cfg.aavso.observer_code == "ABC1"
+    assert cfg.data_dir == tmp_path / "d" and cfg.db_path.parent == tmp_path / "d"
+
+
+def test_config_error_names_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("watch:\n  debounce_dealy: 2\n")
+    assert main(["--config", str(bad), "status"]) == 2
+    err = capsys.readouterr().err
+    assert "watch.debounce_dealy" in err and "did you mean 'watch.debounce_delay'" in err
+    bad.write_text("workers: 0\n")
+    assert main(["--config", str(bad), "status"]) == 2
+    assert "workers: must be >= 1" in capsys.readouterr().err
+
+
+def test_validate_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text("#TYPE=EXTENDED\n#OBSCODE=DEMO\n#SOFTWARE=starnode test\n#DELIM=,\n"
+                    "#DATE=JD\n#OBSTYPE=CCD\n"
+                    "SS Cyg,2460933.37506,11.821,0.035,TG,NO,STD,ENSEMBLE,na,000-BCP-241,"
+                    "11.434,1.019,na,X41941HP,na\n")
+    bad = tmp_path / "bad.txt"
+    bad.write_text("#TYPE=EXTENDED\nSTARID,DATE\n\n")
+    assert main(["validate", str(good)]) == 0
+    assert "OK" in capsys.readouterr().out
+    assert main(["validate", str(bad)]) == 1
+    assert "REJECTED" in capsys.readouterr().out
+    assert main(["validate", str(tmp_path / "missing.txt")]) == 1
+
+
+def test_validate_shared_examples(shared: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ex = shared / "aavso" / "examples"
+    for f in sorted(ex.glob("good_*")):
+        assert main(["validate", str(f)]) == 0, capsys.readouterr().out
+    for f in sorted(ex.glob("bad_*")):
+        assert main(["validate", str(f)]) == 1, f
+
+
+def _fill_ledger(cfg: Config) -> None:
+    """Ledger rows as the node leaves them (measured results, a skip, a failure)."""
+    me = make_owner()
+    folder = cfg.data_dir.parent / "frames"
+    folder.mkdir(parents=True, exist_ok=True)
+    with Ledger(cfg) as led:
+        for i in range(12):
+            p = folder / f"Light_SS Cyg_{i:02d}.fit"
+            p.write_text(str(i))
+            fid, _ = led.add(p)
+            led.claim(me, ids=[fid])
+            jd = 2460933.35 + i * 0.02
+            mag = 11.9 - 1.2 / (1 + 2.718 ** (-(i - 6)))
+            led.record_measured(fid, me, {
+                "magnitude": mag, "uncertainty": 0.01 + 0.002 * i, "target_name": "SS Cyg",
+                "hjd": jd, "jd": jd, "filter": "TG", "chart_id": "X41941HP",
+                "quality_flag": "good" if i % 4 else "acceptable", "comparison_stars": 12,
+                "check_star": {"label": "114", "mag": 11.41 + 0.01 * (i % 3),
+                               "catalog_mag": 11.413, "error": 0.015},
+                "comps": [{"catalog_mag": 10.2, "used": True},
+                          {"catalog_mag": 13.1, "used": True},
+                          {"catalog_mag": 9.0, "used": False}]})
+            if i % 2:
+                led.record_submission(fid, {"status": "queued", "report_path": "x/r.txt"})
+        p = folder / "Light_dark.fit"
+        p.write_text("d")
+        fid, _ = led.add(p)
+        led.claim(me, ids=[fid])
+        led.record_skipped(fid, me, "IMAGETYP='Dark' is not a light frame", "not_light")
+
+
+def test_status_and_lightcurve_from_ledger(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    dd = tmp_path / "data"
+    assert main(["status", "--data-dir", str(dd)]) == 0
+    assert "no ledger yet" in capsys.readouterr().out
+    _fill_ledger(Config({"data_dir": str(dd)}))
+    assert main(["status", "--data-dir", str(dd)]) == 0
+    out = capsys.readouterr().out
+    assert "6 reported" in out and "6 measured" in out and "1 skipped" in out
+    assert "[not_light] IMAGETYP='Dark' is not a light frame" in out
+    assert main(["status", "--data-dir", str(dd), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["counts"]["reported"] == 6 and data["targets"][0]["target"] == "SS Cyg"
+    png = tmp_path / "lc.png"
+    assert main(["lightcurve", "ss cyg", "--out", str(png), "--data-dir", str(dd)]) == 0
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+    assert main(["lightcurve", "RR Lyr", "--data-dir", str(dd)]) == 1
+    assert "measured targets: SS Cyg (12)" in capsys.readouterr().err
+
+
+def test_doctor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    watch = tmp_path / "MyWorks" / "SS Cyg_sub"
+    watch.mkdir(parents=True)
+    (watch / "Light_SS Cyg_10.0s_IRCUT_20250914-210000.fit").write_bytes(b"x")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'data'}\nwatch:\n  path: {tmp_path / 'MyWorks'}\n"
+                   f"photometry:\n  offline: true\n  sequence_file: {DEMO_SEQUENCE_FILE}\n"
+                   "aavso:\n  observer_code: ABC1\n")
+    assert main(["--config", str(cfg), "doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "[ok  ] watch mode: events" in out and "1 frame(s) match" in out
+    assert "chart X41941HP" in out and "FAIL" not in out
+    cfg.write_text(f"data_dir: {tmp_path / 'data'}\nwatch:\n  path: {tmp_path / 'nope'}\n"
+                   "photometry:\n  offline: true\n")
+    assert main(["--config", str(cfg), "doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "[FAIL] observer code" in out and "[FAIL] watch.path" in out
+    assert "mount the telescope share" in out
+
+
+@pytest.mark.slow
+def test_process_report_and_retry_real_pipeline(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    arc = tmp_path / "archive" / "SS Cyg_sub"
+    for i, mag in enumerate((11.6, 11.4)):
+        hdul, _ = make_sub(target_mag=mag, seed=40 + i, site=(48.85, 2.35),
+                           date_obs=f"2025-09-14T21:{10 * i:02d}:00")
+        write_frame(arc / f"Light_SS Cyg_10.0s_IRCUT_20250914-21{10 * i:02d}00.fit", hdul)
+    (arc / "Light_SS Cyg_broken.fit").write_bytes(b"SIMPLE  = T" + b"\0" * 100)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'data'}\n"
+                   f"photometry:\n  offline: true\n  sequence_file: {DEMO_SEQUENCE_FILE}\n"
+                   "aavso:\n  observer_code: DEMO\n")
+    base = ["--config", str(cfg)]
+    assert main([*base, "process", str(tmp_path / "archive"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "3 frame(s)" in err and "2 reported" in err and "1 skipped" in err
+    assert main([*base, "process", str(tmp_path / "archive")]) == 0  # nothing redone
+    assert "3 already done" in capsys.readouterr().err
+    out = tmp_path / "night.txt"
+    assert main([*base, "report", "--night", "2025-09-14", "--out", str(out)]) == 0
+    rows = [ln for ln in out.read_text().splitlines() if not ln.startswith("#")]
+    assert len(rows) == 2 and all(r.startswith("SS Cyg,") for r in rows)
+    assert main(["validate", str(out)]) == 0
+    assert main([*base, "report", "--night", "2024-01-01"]) == 1
+    capsys.readouterr()
+    assert main([*base, "process", "--retry-skipped", "--quiet"]) == 0
+    assert "1 frame(s)" in capsys.readouterr().err
+
+
+def test_python_dash_m_and_console_script() -> None:
+    r = subprocess.run([sys.executable, "-m", "starnode", "--version"], capture_output=True,
+                       text=True, check=True)
+    assert r.stdout.startswith("starnode ")
+    script = Path(sys.executable).parent / "starnode"
+    if script.exists():
+        r = subprocess.run([str(script), "config", "--example"], capture_output=True,
+                           text=True, check=True)
+        assert r.stdout.startswith("# starnode configuration")
+        assert "observer_code" in r.stdout
+
+
+def test_deploy_files() -> None:
+    cfg = Config.load(REPO / "deploy" / "config.node.yaml")
+    assert cfg.watch.path == "/mnt/seestar/MyWorks" and cfg.watch.recursive
+    unit = (REPO / "deploy" / "starnode.service").read_text()
+    assert "starnode --config /etc/starnode/config.yaml run" in unit
+    assert "KillMode=mixed" in unit
+    mount = (REPO / "deploy" / "mnt-seestar.mount").read_text()
+    assert "What=//seestar.local/EMMC Images" in mount and "Options=ro," in mount
+    assert "EMMC\\040Images" in (REPO / "deploy" / "fstab.example").read_text()
+
+
+def test_progress_bar_only_on_a_terminal() -> None:
+    import io
+
+    from starnode.cli import Progress
+
+    buf = io.StringIO()
+    bar = Progress(4, stream=buf)  # StringIO is not a TTY: silent
+    bar.update(2, {})
+    bar.close()
+    assert buf.getvalue() == ""
+    bar = Progress(4, stream=buf, enabled=True)
+    bar.update(2, {"skipped": 1})
+    bar.close()
+    assert "2/4" in buf.getvalue() and "1 skipped" in buf.getvalue() and "ETA" in buf.getvalue()

@@ -1,0 +1,54 @@
+"""``starnode demo``: a short synthetic night through the real node, outbox only."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from starnode.config import Config
+from starnode.demo import demo_config, night_plan, run_demo
+from starnode.ledger import Ledger
+
+pytestmark = pytest.mark.slow
+
+
+def test_night_plan_has_good_and_bad_frames_in_time_order() -> None:
+    plan = night_plan(6)
+    kinds = [p["kind"] for p in plan]
+    assert kinds.count("good") == 6 and {"corrupt", "dark", "elsewhere"} <= set(kinds)
+    assert [p["date_obs"] for p in plan] == sorted(p["date_obs"] for p in plan)
+    mags = [p["mag"] for p in plan if p["kind"] == "good"]
+    assert mags[0] > mags[-1] + 0.8  # SS Cyg brightens over the night
+
+
+def test_demo_config_never_uploads(tmp_path: Path) -> None:
+    cfg = Config(demo_config(tmp_path / "d", tmp_path / "w", 1))
+    assert cfg.aavso.mode == "outbox" and cfg.aavso.observer_code == "DEMO"
+    assert cfg.photometry.offline
+
+
+def test_demo_night(tmp_path: Path) -> None:
+    out = io.StringIO()
+    status = run_demo(frames=4, data_dir=str(tmp_path / "demo"), interval=0.05, out=out,
+                      workers=1)
+    text = out.getvalue()
+    assert status == 0, text
+    assert "4 measured and reported" in text and "3 skipped" in text
+    assert "[not_light]" in text and "[unreadable]" in text and "[no_target]" in text
+    assert "validator: valid" in text and "4 row(s)" in text
+    png = tmp_path / "demo" / "data" / "lightcurves" / "SS_Cyg.png"
+    assert png.exists() and f"light curve: {png}" in text
+    with Ledger(Config({"data_dir": str(tmp_path / "demo" / "data")})) as led:
+        assert all(f.measure_count == 1 for f in led.frames(states=["reported"]))
+    # the frames folder was a temporary one, removed
+    assert not (tmp_path / "demo" / "MyWorks").exists()
+
+
+def test_demo_command_line_help() -> None:
+    r = subprocess.run([sys.executable, "-m", "starnode", "demo", "--help"],
+                       capture_output=True, text=True, check=True)
+    assert "--frames" in r.stdout and "--keep" in r.stdout
