@@ -484,10 +484,11 @@ def _pedestal(o: dict[str, Any]) -> float:
     return 0.0 if o["zero_clip"] else 1000.0
 
 
-def make_sub(sequence: str | os.PathLike[str] | Sequence = DEMO_SEQUENCE_FILE, *,
-             target_mag: float = 11.5, seed: int = 0, **options: Any
-             ) -> tuple[fits.HDUList, Truth]:
-    """A raw Bayer S50 sub with no WCS. See the module docstring for the options."""
+def _scene(sequence: str | os.PathLike[str] | Sequence, target_mag: float, seed: int,
+           options: dict[str, Any], n_subs: int = 1
+           ) -> tuple[Sequence, dict[str, Any], WCS, np.ndarray, np.ndarray, Any]:
+    """What subs and stacks share: the field, its stars rendered in electrons on the CFA, plus
+    sky. Returns (sequence, options, true WCS, CFA colour map, image [e-], render info)."""
     seq = _sequence(sequence)
     o = _common(seq, seed, options)
     ny, nx = o["shape"]
@@ -500,8 +501,17 @@ def make_sub(sequence: str | os.PathLike[str] | Sequence = DEMO_SEQUENCE_FILE, *
     fwhm_px = o["fwhm_arcsec"] / scale
     img, info = _render(stars, wcs, ny, nx, fwhm_px, o["psf"], o["moffat_beta"], o["exptime"],
                         o["zeropoint"], o["colour_term"], cfa,
-                        _scintillation(o, o["exptime"]), o["rng"])
+                        _scintillation(o, o["exptime"] * n_subs), o["rng"])
     img += o["sky_adu"] * o["gain"]
+    return seq, o, wcs, cfa, img, info
+
+
+def make_sub(sequence: str | os.PathLike[str] | Sequence = DEMO_SEQUENCE_FILE, *,
+             target_mag: float = 11.5, seed: int = 0, **options: Any
+             ) -> tuple[fits.HDUList, Truth]:
+    """A raw Bayer S50 sub with no WCS. See the module docstring for the options."""
+    seq, o, wcs, _cfa_map, img, info = _scene(sequence, target_mag, seed, options)
+    ny, nx = o["shape"]
     adu = _noisy(img, o) + np.float32(_pedestal(o))
     data = np.clip(np.rint(adu), 0.0, o["full_scale"]).astype(np.uint16)
     site = o["site"]
@@ -547,20 +557,9 @@ def make_stack(sequence: str | os.PathLike[str] | Sequence = DEMO_SEQUENCE_FILE,
     """A native (3, ny, nx) R,G,B stack of ``stackcnt`` subs with an on-board WCS ~1' off."""
     from scipy.ndimage import convolve
 
-    seq = _sequence(sequence)
-    o = _common(seq, seed, options)
+    seq, o, wcs, cfa, img, info = _scene(sequence, target_mag, seed, options, stackcnt)
     ny, nx = o["shape"]
     scale = o["scale_arcsec"]
-    wcs = _make_wcs(o["ra0"], o["dec0"], ny, nx, scale, o["rot"], o["mirrored"])
-    radius = math.hypot(ny, nx) * scale / 3600.0 / 2.0
-    stars = _stars(seq, target_mag, o["target_bv"], o["extra_stars"], o["rng"],
-                   (o["ra0"], o["dec0"]), radius, o["mag_overrides"], o["include_target"])
-    cfa = _cfa(o["bayer"])
-    fwhm_px = o["fwhm_arcsec"] / scale
-    img, info = _render(stars, wcs, ny, nx, fwhm_px, o["psf"], o["moffat_beta"], o["exptime"],
-                        o["zeropoint"], o["colour_term"], cfa,
-                        _scintillation(o, o["exptime"] * stackcnt), o["rng"])
-    img += o["sky_adu"] * o["gain"]
     # sum of stackcnt subs (Poisson of the total, read noise of each read), then the mean.
     total = _noisy(img * stackcnt, o, n_sum=stackcnt) / np.float32(stackcnt)
     total += np.float32(_pedestal(o))
