@@ -271,6 +271,7 @@ class Node:
         self.frame_seconds: list[float] = []  # worker time per frame
         self._pool: cf.ProcessPoolExecutor | None = None
         self._inflight: dict[cf.Future[dict[str, Any]], tuple[Frame, float]] = {}
+        self._procs: dict[int, Any] = {}  # pid -> multiprocessing Process of the current pool
         self._ids: set[int] | None = None
         self._log_queue: Any = None
         self._listener: logging.handlers.QueueListener | None = None
@@ -385,22 +386,30 @@ class Node:
         return self._pool
 
     def _kill_pool(self) -> dict[int, int | None]:
-        """Terminate the pool's processes now. Returns pid -> exit code of those that died."""
+        """Terminate the pool's processes now. Returns pid -> exit code of those that died by
+        themselves (not of those this node or the pool stopped)."""
         pool, self._pool = self._pool, None
         if pool is None:
             return {}
-        procs = dict(getattr(pool, "_processes", None) or {})
-        codes = {pid: p.exitcode for pid, p in procs.items()}
-        for p in procs.values():
+        procs = {**self._procs, **(getattr(pool, "_processes", None) or {})}
+        self._procs = {}
+        stopped: set[int] = set()  # alive when we looked: we (or the pool) stop them
+        for pid, p in procs.items():
             with contextlib.suppress(Exception):
                 if p.exitcode is None:
+                    stopped.add(pid)
                     p.kill()
         with contextlib.suppress(Exception):
             pool.shutdown(wait=False, cancel_futures=True)
         for p in procs.values():
             with contextlib.suppress(Exception):
                 p.join(5)
-        return {pid: c for pid, c in codes.items() if c is not None}
+        # Read the codes only after the joins: the pool's own thread may be reaping the dead
+        # worker at the same moment, and until then its exit code reads as None.
+        codes = {pid: p.exitcode for pid, p in procs.items()}
+        stop_codes = (-signal.SIGKILL, -signal.SIGTERM)
+        return {pid: c for pid, c in codes.items()
+                if c is not None and (pid not in stopped or c not in stop_codes)}
 
     def close(self) -> None:
         """Stop the pool (frames in hand requeued), the watcher and the log relay."""
@@ -411,6 +420,7 @@ class Node:
         self._inflight.clear()
         if self._pool is not None:
             pool, self._pool = self._pool, None
+            self._procs = {}
             pool.shutdown(wait=True, cancel_futures=True)
         if self._listener is not None:
             self._listener.stop()
@@ -453,10 +463,15 @@ class Node:
                 try:
                     fut = pool.submit(work, self.measure, frame.path, self.raw)
                 except (BrokenProcessPool, RuntimeError):
-                    self._kill_pool()
+                    # a worker died since the last collect: record the frames it had in hand
+                    # (with its exit signal) before starting a new pool
+                    self._crashed()
                     pool = self._ensure_pool()
                     fut = pool.submit(work, self.measure, frame.path, self.raw)
                 self._inflight[fut] = (frame, time.monotonic())
+                # the pool forgets its processes when one dies: keep our own references so the
+                # exit code (the signal that killed it) can still be read afterwards
+                self._procs.update(getattr(pool, "_processes", None) or {})
                 started += 1
 
     def _still_there(self, frame: Frame) -> bool:
@@ -545,10 +560,11 @@ class Node:
                 self._finish(frame, {"outcome": "failed", "crashed": True,
                                      "error": f"worker process crashed on this frame ({why})"})
             else:
-                log.warning("a worker crashed (%s) with %d frames in hand; retrying them one "
-                            "at a time: %s", why, len(lost), ", ".join(f.name for f in lost))
                 self.ledger.requeue(frame.id, self.owner, crashed=True)
             n += 1
+        if len(lost) > 1 and timed_out is None and not self.stop_event.is_set():
+            log.warning("a worker crashed (%s) with %d frames in hand; retrying them one "
+                        "at a time: %s", why, len(lost), ", ".join(f.name for f in lost))
         self.wake.set()
         return n
 
@@ -726,6 +742,7 @@ class Node:
     def close_pool_only(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
+            self._procs = {}
             pool.shutdown(wait=True, cancel_futures=True)
 
     # ------------------------------------------------------------------ run
