@@ -39,17 +39,7 @@ BIN = 2
 
 
 def make_wcs(ra: float, dec: float, rot: float, mirrored: bool) -> WCS:
-    s = SCALE * BIN / 3600.0
-    t = math.radians(rot)
-    cd = s * np.array([[-math.cos(t), math.sin(t)], [math.sin(t), math.cos(t)]])
-    if mirrored:
-        cd[:, 0] *= -1.0
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [ra, dec]
-    w.wcs.crpix = [(SHAPE[1] + 1) / 2.0, (SHAPE[0] + 1) / 2.0]
-    w.wcs.cd = cd
-    return w
+    return synthetic.tan_wcs(ra, dec, SHAPE[0], SHAPE[1], SCALE * BIN, -rot, mirrored)
 
 
 def render(w: WCS, ra: np.ndarray, dec: np.ndarray, mag: np.ndarray,

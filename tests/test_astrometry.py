@@ -169,16 +169,9 @@ def _render_field(ra_c: float, dec_c: float, *, rot_deg: float, mirrored: bool,
     """A green-superpixel plane with the bundled Gaia stars (plus ``extra`` (ra, dec, mag))
     rendered as Gaussians through a known WCS, and 150 faint uncatalogued field stars."""
     rng = np.random.default_rng(seed)
-    scale = S50_SCALE * binning / 3600.0
-    t = math.radians(rot_deg)
-    cd = scale * np.array([[-math.cos(t), math.sin(t)], [math.sin(t), math.cos(t)]])
-    if mirrored:
-        cd[:, 0] *= -1.0
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [ra_c, dec_c]
-    w.wcs.crpix = [(shape[1] + 1) / 2.0, (shape[0] + 1) / 2.0]
-    w.wcs.cd = cd
+    # (this test's rotation angle runs the other way from tan_wcs's: same fields as before)
+    w = synthetic.tan_wcs(ra_c, dec_c, shape[0], shape[1], S50_SCALE * binning, -rot_deg,
+                          mirrored)
     ra, dec, mag = gaia_bright_stars(ra_c, dec_c, 1.0, epoch=2025.0)
     if extra is not None:
         ra, dec, mag = (np.concatenate([a, b]) for a, b in zip((ra, dec, mag), extra,

@@ -433,8 +433,9 @@ def _record_tx(conn: sqlite3.Connection, cfg: Config, result: Mapping[str, Any],
         "in the outbox for upload at WebObs" if a.mode == "outbox" else "saved")
     bin_note = f" (time bin of {len(members)} frames, still open)" if bin_start is not None \
         else ""
-    log.info("AAVSO: %s %s %.3f±%.3f at JD %.5f -> %s%s", m.starid, m.band, m.mag, m.err, m.jd,
-             path, bin_note)
+    # DEBUG: the caller (the node) logs the one INFO line per frame, with this answer in it
+    log.debug("AAVSO: %s %s %.3f±%.3f at JD %.5f -> %s%s", m.starid, m.band, m.mag, m.err, m.jd,
+              path, bin_note)
     return _answer(status, f"{where}: {path}{bin_note}", **common, report_path=str(path),
                    rows=[line], validation=report.as_dict())
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import PurePath
 from typing import Any
 
-from .validator import FIELD_LIMITS, FILTER_CODES, NOTES_LIMIT
+from .validator import FIELD_LIMITS, FILTER_CODES, JD_RANGE, NOTES_LIMIT
 
 __all__ = [
     "DELIM",
@@ -226,7 +226,7 @@ def measurement_from_result(result: Mapping[str, Any], date_type: str = "HJD") -
     if hjd is None:
         hjd = jd
     for label, value in (("jd", jd), ("hjd", hjd)):
-        if not 2415020.0 <= value <= 2488070.0:
+        if not JD_RANGE[0] <= value <= JD_RANGE[1]:
             raise FieldError(f"{label}={value!r} is not a full Julian date")
     mag = _number(result, "magnitude")
     err = _number(result, "uncertainty")

@@ -31,7 +31,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,6 +129,11 @@ def file_identity(path: str | os.PathLike[str]) -> tuple[str, int, int]:
     p = os.path.abspath(os.fspath(path))
     st = os.stat(p)
     return p, int(st.st_size), int(st.st_mtime_ns)
+
+
+def _in(values: Sequence[Any]) -> str:
+    """``IN (?, ?, ...)`` with one placeholder per value."""
+    return f"IN ({','.join('?' * len(values))})"
 
 
 def _clean(value: Any) -> Any:
@@ -297,7 +302,7 @@ class Ledger:
             id_list = list(ids)
             if not id_list:
                 return []
-            where += f" AND id IN ({','.join('?' * len(id_list))})"
+            where += f" AND id {_in(id_list)}"
             args.extend(id_list)
         with transaction(self.conn) as c:
             rows = c.execute(f"SELECT id FROM frames WHERE {where} "
@@ -310,7 +315,7 @@ class Ledger:
                           (owner, now + lease_s, now, fid))
             if not got:
                 return []
-            out = c.execute(f"SELECT * FROM frames WHERE id IN ({','.join('?' * len(got))}) "
+            out = c.execute(f"SELECT * FROM frames WHERE id {_in(got)} "
                             "ORDER BY crashes, first_seen, id", got).fetchall()
         return [Frame.from_row(r) for r in out]
 
@@ -427,7 +432,7 @@ class Ledger:
         states = [s for s in states if s in DONE_STATES]
         if not states:
             return []
-        where = f"state IN ({','.join('?' * len(states))})"
+        where = f"state {_in(states)}"
         args: list[Any] = list(states)
         if category is not None:
             where += " AND category=?"
@@ -436,7 +441,7 @@ class Ledger:
             id_list = list(ids)
             if not id_list:
                 return []
-            where += f" AND id IN ({','.join('?' * len(id_list))})"
+            where += f" AND id {_in(id_list)}"
             args.extend(id_list)
         with transaction(self.conn) as c:
             got = [r["id"] for r in c.execute(f"SELECT id FROM frames WHERE {where}", args)]
@@ -461,7 +466,7 @@ class Ledger:
         where, args = ["1=1"], []
         if states is not None:
             st = list(states)
-            where.append(f"state IN ({','.join('?' * len(st))})")
+            where.append(f"state {_in(st)}")
             args.extend(st)
         if target is not None:
             where.append("target = ? COLLATE NOCASE")

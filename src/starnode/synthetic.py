@@ -166,8 +166,10 @@ def _sequence(sequence: str | os.PathLike[str] | Sequence) -> Sequence:
     return seq
 
 
-def _make_wcs(ra0: float, dec0: float, ny: int, nx: int, scale_arcsec: float, rot_deg: float,
-              mirrored: bool) -> WCS:
+def tan_wcs(ra0: float, dec0: float, ny: int, nx: int, scale_arcsec: float, rot_deg: float,
+            mirrored: bool) -> WCS:
+    """A TAN WCS centred on (ra0, dec0) for an ny x nx image, rotated by ``rot_deg``, mirrored
+    (CD determinant > 0) like the Seestar's images or not."""
     w = WCS(naxis=2)
     w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     w.wcs.crval = [ra0, dec0]
@@ -485,19 +487,21 @@ def _pedestal(o: dict[str, Any]) -> float:
 
 
 def _scene(sequence: str | os.PathLike[str] | Sequence, target_mag: float, seed: int,
-           options: dict[str, Any], n_subs: int = 1
+           options: dict[str, Any], n_subs: int = 1, cfa: np.ndarray | None = None
            ) -> tuple[Sequence, dict[str, Any], WCS, np.ndarray, np.ndarray, Any]:
-    """What subs and stacks share: the field, its stars rendered in electrons on the CFA, plus
-    sky. Returns (sequence, options, true WCS, CFA colour map, image [e-], render info)."""
+    """What subs, stacks and mono frames share: the field, its stars rendered in electrons on
+    the CFA (``cfa``, default the Bayer pattern's), plus sky. Returns (sequence, options, true
+    WCS, CFA colour map, image [e-], render info)."""
     seq = _sequence(sequence)
     o = _common(seq, seed, options)
     ny, nx = o["shape"]
     scale = o["scale_arcsec"]
-    wcs = _make_wcs(o["ra0"], o["dec0"], ny, nx, scale, o["rot"], o["mirrored"])
+    wcs = tan_wcs(o["ra0"], o["dec0"], ny, nx, scale, o["rot"], o["mirrored"])
     radius = math.hypot(ny, nx) * scale / 3600.0 / 2.0
     stars = _stars(seq, target_mag, o["target_bv"], o["extra_stars"], o["rng"],
                    (o["ra0"], o["dec0"]), radius, o["mag_overrides"], o["include_target"])
-    cfa = _cfa(o["bayer"])
+    if cfa is None:
+        cfa = _cfa(o["bayer"])
     fwhm_px = o["fwhm_arcsec"] / scale
     img, info = _render(stars, wcs, ny, nx, fwhm_px, o["psf"], o["moffat_beta"], o["exptime"],
                         o["zeropoint"], o["colour_term"], cfa,
@@ -582,7 +586,7 @@ def make_stack(sequence: str | os.PathLike[str] | Sequence = DEMO_SEQUENCE_FILE,
     th = float(o["rng"].uniform(0, 2 * math.pi))
     bra, bdec = _offset(o["ra0"], o["dec0"], wcs_error_arcmin * math.cos(th),
                         wcs_error_arcmin * math.sin(th))
-    board = _make_wcs(bra, bdec, ny, nx, scale, o["rot"], o["mirrored"])
+    board = tan_wcs(bra, bdec, ny, nx, scale, o["rot"], o["mirrored"])
     header = _header("stack", imagetyp=o["imagetyp"], exptime=o["exptime"],
                      ra=seq.star_ra_deg or o["ra0"], dec=seq.star_dec_deg or o["dec0"],
                      site=o["site"], date_obs=o["date_obs"], bayer=o["bayer"],
@@ -623,21 +627,11 @@ def make_mono(sequence: str | os.PathLike[str] | Sequence = DEMO_SEQUENCE_FILE, 
               with_wcs: bool = True, **options: Any) -> tuple[fits.HDUList, Truth]:
     """A 2-D mono frame (no BAYERPAT), FILTER ``filter_name``; the V magnitudes are rendered
     (with ``colour_term``) whatever the filter, so a V frame's truth is V."""
-    seq = _sequence(sequence)
     options.setdefault("bayer", "GGGG")
-    o = _common(seq, seed, options)
+    # every pixel sees the band
+    seq, o, wcs, _cfa_map, img, info = _scene(sequence, target_mag, seed, options,
+                                              cfa=np.ones((2, 2), dtype=int))
     ny, nx = o["shape"]
-    scale = o["scale_arcsec"]
-    wcs = _make_wcs(o["ra0"], o["dec0"], ny, nx, scale, o["rot"], o["mirrored"])
-    radius = math.hypot(ny, nx) * scale / 3600.0 / 2.0
-    stars = _stars(seq, target_mag, o["target_bv"], o["extra_stars"], o["rng"],
-                   (o["ra0"], o["dec0"]), radius, o["mag_overrides"], o["include_target"])
-    cfa = np.ones((2, 2), dtype=int)  # every pixel sees the band
-    fwhm_px = o["fwhm_arcsec"] / scale
-    img, info = _render(stars, wcs, ny, nx, fwhm_px, o["psf"], o["moffat_beta"], o["exptime"],
-                        o["zeropoint"], o["colour_term"], cfa,
-                        _scintillation(o, o["exptime"]), o["rng"])
-    img += o["sky_adu"] * o["gain"]
     adu = _noisy(img, o) + np.float32(_pedestal(o))
     data = np.clip(np.rint(adu), 0, o["full_scale"]).astype(np.uint16)
     header = _header("mono", imagetyp=o["imagetyp"], exptime=o["exptime"],

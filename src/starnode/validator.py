@@ -85,7 +85,9 @@ _PLACEHOLDERS = frozenset((
     "XXX", "XXXX", "XXXXX", "ABC", "ABCD", "?", "NA", "NONE", "TEST", "TST01", "YOURCODE",
     "CHANGEME", "OBSCODE",
 ))
-_FIRST_JD, _LAST_JD = 2415020.0, 2488070.0  # years 1900 .. 2100
+#: Plausible full Julian dates (years 1900 .. 2100); the report writer uses the same range.
+JD_RANGE = (2415020.0, 2488070.0)
+_FIRST_JD, _LAST_JD = JD_RANGE
 
 _PARAM = re.compile(r"#\s*([A-Za-z]+)\s*=(.*)")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
