@@ -1,0 +1,147 @@
+"""One vocabulary for what can go wrong, and for the states things are in.
+
+Every exception starnode raises on purpose derives from :class:`StarnodeError`, so a caller
+(the node, the CLI, a user's script around the seed API) can catch "anything starnode refused"
+in one clause while programming errors still surface as themselves. Categories, states and
+statuses are :class:`enum.StrEnum` members: they compare equal to their string values, so they
+are stored in SQLite and JSON as plain text and old rows written as bare strings still match.
+
+The concrete exception classes live here, not beside the code that raises them, so that a
+process boundary (a pool worker pickling its exception) and a test that raises them need only
+this module.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "AavsoError",
+    "AstrometryError",
+    "CatalogError",
+    "ConfigError",
+    "CredentialsError",
+    "FieldError",
+    "FrameRejected",
+    "FrameState",
+    "NodeBusy",
+    "QualityFlag",
+    "RejectCategory",
+    "StarnodeError",
+    "StoreError",
+    "SubmitStatus",
+]
+
+
+class RejectCategory(StrEnum):
+    """Why a frame was not measured (``FrameRejected.category``, the ledger's ``category``)."""
+
+    NOT_LIGHT = "not_light"
+    UNREADABLE = "unreadable"
+    IMPLAUSIBLE = "implausible"
+    TOO_LARGE = "too_large"
+    NO_TARGET = "no_target"
+    ASTROMETRY = "astrometry"
+    CATALOG = "catalog"
+    SATURATED = "saturated"
+    EDGE = "edge"
+    LOW_SNR = "low_snr"
+    TOO_FEW_COMPS = "too_few_comps"
+    CONFIG = "config"
+    VANISHED = "vanished"
+    NOT_A_FILE = "not_a_file"
+    BAD_NAME = "bad_name"
+    EXCLUDED = "excluded"
+    CRASHED = "crashed"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+
+class FrameState(StrEnum):
+    """Where a frame is in the node's ledger."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    MEASURED = "measured"
+    REPORTED = "reported"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class SubmitStatus(StrEnum):
+    """The ``status`` of :func:`starnode.aavso.submit`'s answer."""
+
+    QUEUED = "queued"
+    DRY_RUN = "dry_run"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    SKIPPED = "skipped"
+    DUPLICATE = "duplicate"
+    ERROR = "error"
+
+
+class QualityFlag(StrEnum):
+    """A measurement's overall quality (``Measurement.quality_flag``)."""
+
+    GOOD = "good"
+    ACCEPTABLE = "acceptable"
+    POOR = "poor"
+
+
+class StarnodeError(Exception):
+    """Base of every error starnode raises on purpose."""
+
+
+class ConfigError(StarnodeError, ValueError):
+    """The configuration is invalid; the message names the key and the fix."""
+
+
+class StoreError(StarnodeError, RuntimeError):
+    """The data directory's database cannot be used (too new, corrupt, replaced, read-only)."""
+
+
+class CatalogError(StarnodeError, RuntimeError):
+    """A target or comparison sequence cannot be had (unknown star, network, bad file)."""
+
+
+class AstrometryError(StarnodeError, RuntimeError):
+    """No verified WCS for a frame."""
+
+
+class AavsoError(StarnodeError, RuntimeError):
+    """A report cannot be produced (e.g. ``report_text`` finds no rows)."""
+
+
+class FieldError(StarnodeError, ValueError):
+    """A value does not fit its AAVSO report field (never cut: refused)."""
+
+
+class CredentialsError(StarnodeError, RuntimeError):
+    """WebObs credentials are missing or unusable."""
+
+
+class NodeBusy(StarnodeError, RuntimeError):
+    """Another node already holds this data directory."""
+
+
+class FrameRejected(StarnodeError):
+    """A frame that cannot or must not be measured; ``category`` says which kind of reason.
+
+    Parameters
+    ----------
+    reason : str
+        A sentence for the log and ``starnode status``.
+    category : RejectCategory or str
+        The kind of reason (a :class:`RejectCategory` value).
+    """
+
+    def __init__(self, reason: str, category: RejectCategory | str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        try:
+            self.category: RejectCategory | str = RejectCategory(category)
+        except ValueError:
+            self.category = category
+
+    def __reduce__(self) -> tuple[type[FrameRejected], tuple[str, str]]:
+        return (FrameRejected, (self.reason, str(self.category)))
