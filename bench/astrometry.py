@@ -184,8 +184,7 @@ def seestar_synthetic(cfg: Config, trials: int) -> None:
                 astrometry.clear_memo()
                 t0 = time.perf_counter()
                 try:
-                    sol = solve_frame(fr.plane, fr.header, cfg, ref_ra=ra, ref_dec=dec,
-                                      ref_mag=mag, binning=fr.binning)
+                    sol = solve_frame(fr, cfg, ref_ra=ra, ref_dec=dec, ref_mag=mag)
                 except AstrometryError:
                     times.append(time.perf_counter() - t0)
                     continue
@@ -216,9 +215,9 @@ def real_frames(cfg: Config, shared: Path, blind_cfg: Config | None) -> None:
             fr = load_frame(f, c)
             t0 = time.perf_counter()
             try:
-                sol = solve_frame(fr.plane, fr.header, c,
+                sol = solve_frame(fr, c,
                                   ref_ra=refs[0] if refs else [], ref_dec=refs[1] if refs else [],
-                                  ref_mag=refs[2] if refs else None, binning=fr.binning)
+                                  ref_mag=refs[2] if refs else None)
                 ms = 1000 * (time.perf_counter() - t0)
                 print(f"{f.name[-40:]:>40} | {label:>14} | {sol.method:>13} | "
                       f"{sol.n_matched:>3} | {sol.rms_px:>6.3f} | {sol.scale_arcsec:>6.4f} | "
@@ -239,7 +238,7 @@ def blind_table(data_dir: str, trials: int) -> None:
     print("\nBlind (header RA/DEC 20 deg wrong, no sequence): tetra3rs + blind solvers on PATH")
     print(f"{'|b| deg':>7} | {'Gaia G<10 in field':>18} | {'solved':>7} | {'by':>20} | "
           f"{'ms med/max':>12} | wrong accepted")
-    astrometry._tetra3rs_db(cfg)  # load the 1.8 GB database outside the timings
+    astrometry.TETRA3RS.get(cfg)  # load the 1.8 GB database outside the timings
     for b in (0, 10, 20, 30, 45, 60, 90):
         n_in, ok, wrong, times, methods = [], 0, 0, [], set()
         for k in range(trials):

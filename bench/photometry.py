@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
             warm, warm_min = _time(lambda p=path: measure(p, cfg), args.repeats)
             floor, _ = _time(lambda p=path, k=kind: _floor(p, k), args.repeats)
             print(f"{kind:<8}{cold * 1e3:>10.0f}{warm * 1e3:>10.1f}{warm_min * 1e3:>8.1f}"
-                  f"{floor * 1e3:>10.1f}{warm / floor:>8.1f}   {r['magnitude']:.3f} +/- "
-                  f"{r['uncertainty']:.3f} ({r['comparison_stars']} comps, "
-                  f"{r['astrometry']['method']})")
+                  f"{floor * 1e3:>10.1f}{warm / floor:>8.1f}   {r.magnitude:.3f} +/- "
+                  f"{r.uncertainty:.3f} ({r.comparison_stars} comps, "
+                  f"{r.astrometry.method if r.astrometry else None})")
     return 0
 
 

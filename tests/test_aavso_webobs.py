@@ -16,9 +16,9 @@ import pytest
 
 from loopback import LoopbackServer, Request, Response
 from starnode.aavso import flush, outbox_files, resolve_uncertain, submit
+from starnode.aavso.webobs import CredentialsError, load_credentials
 from starnode.config import resolve
-from starnode.webobs import CredentialsError, load_credentials
-from test_aavso import JD0, at, data_lines, make_config, make_result
+from test_aavso_submission import JD0, at, data_lines, make_config, make_result
 
 USER, PASSWORD = "observer", "s3cret-Pa55word"
 LOGIN_PAGE = (b"<html><body><h1>Log in</h1><form method=post action=/login>"
@@ -243,3 +243,20 @@ def test_synthetic_data_never_uploaded(tmp_path: Path, webobs: FakeWebObs, creds
     outbox = submit(make_result(synthetic=True), make_config(tmp_path))
     assert outbox["status"] == "queued"
     assert "SYNTHETIC DATA" in Path(outbox["report_path"]).read_text()
+
+
+def test_doctor_line_checks_the_credentials_for_real(tmp_path: Path, webobs: FakeWebObs) -> None:
+    from starnode.aavso import health
+    from starnode.config import resolve
+    from starnode.doctor import Level
+
+    secret = tmp_path / "webobs.cred"
+    secret.write_text(f"{USER}:{PASSWORD}\n")
+    secret.chmod(0o644)
+    cfg = resolve(web_config(tmp_path, webobs, credentials_file=str(secret)))
+    (line,) = health(cfg)
+    assert line.level == Level.FAIL and "chmod 600" in line.message
+    assert PASSWORD not in line.message
+    secret.chmod(0o600)
+    (line,) = health(cfg)
+    assert line.level == Level.OK and PASSWORD not in line.message

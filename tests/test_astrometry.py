@@ -13,7 +13,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from starnode import astrometry, synthetic
-from starnode.astrometry import AstrometryError, Solution, gaia_bright_stars, solve_frame
+from starnode.astrometry import AstrometryError, Solution, gaia_bright_stars, geometry, solve_frame
 from starnode.catalogs import load_sequence_file
 from starnode.config import Config
 from starnode.frames import load_frame
@@ -61,8 +61,7 @@ def _max_error_px(sol: Solution, truth_wcs: WCS, shape: tuple[int, int]) -> floa
 
 def _solve(fr, cfg, refs, **kw) -> Solution:
     ra, dec, mag = refs
-    return solve_frame(fr.plane, fr.header, cfg, ref_ra=ra, ref_dec=dec, ref_mag=mag,
-                       binning=fr.binning, **kw)
+    return solve_frame(fr, cfg, ref_ra=ra, ref_dec=dec, ref_mag=mag, **kw)
 
 
 def _check(sol: Solution, truth_wcs: WCS, shape, cfg: Config, *, mirrored: bool = True):
@@ -140,9 +139,9 @@ def test_cache_in_sqlite_second_run_does_not_solve(tmp_path, seq_refs):
     path = synthetic.write_frame(tmp_path / "sub.fit", hdul)
     before = path.read_bytes()
     fr = load_frame(path, cfg)
-    first = _solve(fr, cfg, seq_refs, cache_key="sha256:abc")
+    first = _solve(fr, cfg, seq_refs)
     astrometry.clear_memo()
-    again = _solve(fr, cfg, seq_refs, cache_key="sha256:abc")
+    again = _solve(fr, cfg, seq_refs)
     assert again.method == "cache" and again.solved_by == first.method
     assert again.n_matched == first.n_matched
     assert again.rms_px == pytest.approx(first.rms_px)
@@ -150,16 +149,22 @@ def test_cache_in_sqlite_second_run_does_not_solve(tmp_path, seq_refs):
     assert path.read_bytes() == before  # the telescope's file is never touched
     with sqlite3.connect(cfg.db_path) as conn:
         rows = conn.execute("SELECT cache_key, method FROM astrometry_solutions").fetchall()
-    assert rows == [("sha256:abc|960x540|bin2", first.method)]
-    # another plane shape of the same file is another entry, not a wrong hit
+    assert rows == [(f"{fr.sha1}|960x540|bin2", first.method)]
+    # another plane shape of the same file is another entry, not a wrong hit (the 0.1.0
+    # loose-argument form, still accepted)
     with pytest.raises(AstrometryError):
         solve_frame(np.zeros((100, 100)), fr.header, cfg, ref_ra=seq_refs[0],
-                    ref_dec=seq_refs[1], cache_key="sha256:abc")
+                    ref_dec=seq_refs[1], cache_key=fr.sha1)
+    # the loose-argument form finds the same entry
+    ra, dec, mag = seq_refs
+    loose = solve_frame(fr.plane, fr.header, cfg, ref_ra=ra, ref_dec=dec, ref_mag=mag,
+                        binning=fr.binning, cache_key=fr.sha1)
+    assert loose.method == "cache"
     # cache disabled: solved again
     off = Config({"data_dir": str(tmp_path / "data"),
                   "astrometry": {"blind": False, "cache": False}})
     astrometry.clear_memo()
-    assert _solve(fr, off, seq_refs, cache_key="sha256:abc").method == "catalog-match"
+    assert _solve(fr, off, seq_refs).method == "catalog-match"
 
 
 # ------------------------------------------------------------------ own renderings of Gaia fields
@@ -272,8 +277,7 @@ def test_real_m94_subs_solve_against_tycho2(shared, cfg):
     for path in _real_subs(shared):
         fr = load_frame(path, cfg)
         assert fr.binning == 2
-        sol = solve_frame(fr.plane, fr.header, cfg, ref_ra=refs[0], ref_dec=refs[1],
-                          ref_mag=refs[2], binning=fr.binning)
+        sol = solve_frame(fr, cfg, ref_ra=refs[0], ref_dec=refs[1], ref_mag=refs[2])
         methods.append(sol.method)
         assert sol.n_matched >= 10
         assert sol.rms_px < 0.5
@@ -281,7 +285,7 @@ def test_real_m94_subs_solve_against_tycho2(shared, cfg):
         assert sol.mirrored
         # the frame centre is well away from the requested RA/DEC (the scope's pointing)
         ra, dec = sol.wcs.all_pix2world([[269.5, 479.5]], 0)[0]
-        off = astrometry._sep_deg(fr.header["RA"], fr.header["DEC"], ra, dec)[()]
+        off = geometry.sep_deg(fr.header["RA"], fr.header["DEC"], ra, dec)[()]
         assert 0.1 < off < 0.4
     # two units; the 5 consecutive subs of one run reuse the previous solution
     assert methods.count("catalog-match") == 2 and methods.count("previous") == 4
@@ -291,7 +295,7 @@ def test_real_m94_subs_solve_against_tycho2(shared, cfg):
 def test_real_m94_with_bundled_gaia_only_is_refused(shared, cfg):
     fr = load_frame(_real_subs(shared)[0], cfg)
     with pytest.raises(AstrometryError, match=r"min_matches=6; \d reference stars"):
-        solve_frame(fr.plane, fr.header, cfg, ref_ra=[], ref_dec=[], binning=fr.binning)
+        solve_frame(fr, cfg, ref_ra=[], ref_dec=[])
 
 
 @pytest.mark.shared
@@ -304,7 +308,7 @@ def test_real_m94_solve_field_when_installed(shared, tmp_path):
                                                              "tetra3rs": False}})
     fr = load_frame(_real_subs(shared)[1], cfg)
     try:
-        sol = solve_frame(fr.plane, fr.header, cfg, ref_ra=[], ref_dec=[], binning=2)
+        sol = solve_frame(fr, cfg, ref_ra=[], ref_dec=[])
     except AstrometryError as exc:
         if "index" in str(exc).lower() or "no solution" in str(exc):
             pytest.skip(f"solve-field has no usable index files here: {exc}")
@@ -334,7 +338,7 @@ def test_tetra3rs_database_is_never_built_inside_a_frame_solve(tmp_path):
     assert not db.exists()
     # a lock left by a dead process is stale
     lock.write_text("999999999")
-    assert not astrometry._lock_owner_alive(lock)
+    assert not astrometry.lock_owner_alive(lock)
 
 
 def test_tetra3rs_blind_solve_with_a_small_database(tmp_path):
@@ -395,7 +399,7 @@ def test_real_m94_fit_agrees_with_astropy_fit_wcs_from_points(shared, cfg):
 
     ra, dec, mag = _tycho2_m94()
     fr = load_frame(_real_subs(shared)[1], cfg)
-    sol = solve_frame(fr.plane, fr.header, cfg, ref_ra=ra, ref_dec=dec, ref_mag=mag, binning=2)
+    sol = solve_frame(fr, cfg, ref_ra=ra, ref_dec=dec, ref_mag=mag)
     stars = find_stars(fr.plane)
     px, py = sol.wcs.all_world2pix(ra, dec, 0)
     d, i = cKDTree(stars.xy).query(np.column_stack([px, py]), distance_upper_bound=2.0)
@@ -405,3 +409,17 @@ def test_real_m94_fit_agrees_with_astropy_fit_wcs_from_points(shared, cfg):
                                  SkyCoord(ra[ok], dec[ok], unit="deg"), projection="TAN")
     sol_theirs = Solution(theirs, int(ok.sum()), 0.0, 0.0, True, "astropy")
     assert _max_error_px(sol_theirs, sol.wcs, fr.plane.shape) < 0.05
+
+
+def test_doctor_health_names_reference_stars_and_blind_solvers(tmp_path):
+    from starnode.doctor import Level
+
+    off = Config({"data_dir": str(tmp_path), "astrometry": {"blind": False}})
+    checks = astrometry.health(off)
+    assert checks[0].level == Level.OK and "Gaia" in checks[0].message
+    assert "disabled" in checks[-1].message
+    none = Config({"data_dir": str(tmp_path), "astrometry": {
+        "tetra3rs": False, "astap_path": str(tmp_path / "no-astap"),
+        "solve_field_path": str(tmp_path / "no-solve-field")}})
+    last = astrometry.health(none)[-1]
+    assert last.level == Level.WARN and "none" in last.message

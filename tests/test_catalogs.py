@@ -32,7 +32,7 @@ from starnode.catalogs import (
 )
 from starnode.config import Config
 
-BUNDLED = Path(catalogs.__file__).parent / "data" / "ss_cyg_vsp.json"
+BUNDLED = Path(catalogs.__file__).parent.parent / "data" / "ss_cyg_vsp.json"
 VSP = "/vsp/api/chart/"
 VSX = "/vsx/index.php"
 TAP = "/tap-server/tap/sync"
@@ -232,15 +232,16 @@ def test_failed_server_is_left_alone_for_a_while(tmp_path, srv):
         t = resolve_target(cfg, "XZ Cyg", 293.1, 56.4)
         assert t.source == "header" and len(srv.requests) == 2
     finally:
-        catalogs._unreachable.clear()
+        catalogs.CLIENT.quiet.clear()
     srv.route("GET", VSP, json_body=ss_cyg_chart())
     assert get_sequence(cfg, XZ_CYG, fov_arcmin=60).chart_id == "X41941HP"
 
 
 def test_retry_after_header():
-    assert catalogs._retry_after("7") == 7.0
-    assert catalogs._retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
-    assert catalogs._retry_after("soon") is None and catalogs._retry_after(None) is None
+    from starnode.util.http import retry_after_seconds
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
 
 
 def test_user_agent_names_starnode_and_its_version():
@@ -576,3 +577,20 @@ def test_cache_table_in_db_path(tmp_path, srv):
         kinds = [r[0] for r in db.execute("SELECT kind FROM catalog_cache")]
     assert kinds == ["vsp"]
     assert catalogs.clear_cache(cfg) == 1
+
+
+def test_doctor_health_offline_makes_no_request(tmp_path, srv):
+    from starnode.doctor import Level
+
+    cfg = make_cfg(tmp_path, srv, offline=True, sequence_file=str(BUNDLED))
+    checks = catalogs.health(cfg)
+    assert [c.level for c in checks] == [Level.OK, Level.OK]
+    assert "X41941HP" in checks[0].message and "offline" in checks[1].message
+    assert srv.requests == []
+    broken = make_cfg(tmp_path, srv, sequence_file=str(tmp_path / "missing.json"))
+    checks = catalogs.health(broken)
+    assert checks[0].level == Level.FAIL and "missing.json" in checks[0].message
+    # the loopback server answers HEAD with 501: reachable all the same
+    assert checks[-1].level == Level.OK and "reachable" in checks[-1].message
+    down = make_cfg(tmp_path)  # nothing listens there
+    assert catalogs.health(down)[-1].level == Level.WARN

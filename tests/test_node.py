@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from starnode.config import Config
+from starnode.errors import NodeBusy
 from starnode.ledger import Ledger
-from starnode.node import Node, matches_include
+from starnode.node import Node
 from test_node_fakes import write_fake
 
 FAKE = "test_node_fakes:measure"
@@ -47,17 +48,6 @@ class Submissions:
         self.calls.append(result["file"])
         return {"status": "ok", "message": "in the outbox", "rows": 1, "accepted": 1,
                 "rejected": 0, "report_path": "outbox/report.txt"}
-
-
-def test_include_patterns() -> None:
-    inc, ext = ["Light_*", "*Stacked_*"], [".fit", ".fits"]
-    assert matches_include("/a/SS Cyg_sub/Light_SS Cyg_10.0s_IRCUT_20250601-023412.fit", inc,
-                           ext)
-    assert matches_include("/a/SS Cyg/DSO_Stacked_20_SS Cyg_10.0s_20250601_023412.FIT", inc,
-                           ext)
-    assert not matches_include("/a/SS Cyg/Stacked_20_SS Cyg.jpg", inc, ext)
-    assert not matches_include("/a/Dark_10s.fit", inc, ext)
-    assert matches_include("/a/Dark_10s.fit", [], ext)
 
 
 def test_process_outcomes_crash_and_exactly_once(tmp_path: Path) -> None:
@@ -103,13 +93,14 @@ def test_hung_frame_times_out_and_others_continue(tmp_path: Path) -> None:
     arc = tmp_path / "archive"
     hung = _write(arc, "Light_hung.fit", "sleep=60")
     ok = _write(arc, "Light_ok.fit", "mag=11.0")
-    node = Node(_cfg(tmp_path, frame_timeout=1), workers=1, measure=FAKE, submit=False)
+    # 5 s: the frame after it starts in a fresh worker, whose imports count in its time
+    node = Node(_cfg(tmp_path, frame_timeout=5), workers=1, measure=FAKE, submit=False)
     node.process([arc])
     node.close()
     with Ledger(_cfg(tmp_path)) as led:
         [h] = led.find(hung)
         [o] = led.find(ok)
-    assert h.state == "failed" and "timed out after 1 s" in (h.reason or "")
+    assert h.state == "failed" and "timed out after 5 s" in (h.reason or "")
     assert o.state == "measured" and o.measure_count == 1
 
 
@@ -200,12 +191,10 @@ def test_graceful_stop_requeues_frame_in_hand(tmp_path: Path) -> None:
 
 
 def test_second_node_on_same_data_dir_refused(tmp_path: Path) -> None:
-    from starnode.node import NodeBusy
-
     cfg = _cfg(tmp_path)
     (tmp_path / "MyWorks").mkdir()
     a = Node(cfg, measure=FAKE, submit=False)
-    a._acquire_lock()
+    a.lock.acquire()
     b = Node(cfg, measure=FAKE, submit=False)
     with pytest.raises(NodeBusy, match="another 'starnode run'"):
         b.run()
@@ -224,7 +213,7 @@ def test_share_drop_keeps_frames_queued(tmp_path: Path) -> None:
     assert _state(cfg, frame) == "pending"  # not skipped: it waits
     assert node.dispatch() == 0  # paused, no busy loop
     (tmp_path / "elsewhere").rename(sub)  # the share is back
-    node._paused_until = 0.0
+    node.resume_dispatch()
     assert node.dispatch() == 1
     assert _poll(lambda: node.collect(0.5) > 0 or not node.busy())
     node.close()

@@ -12,12 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-
-class FrameRejected(Exception):
-    def __init__(self, reason: str, category: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.category = category
+from starnode.errors import FrameRejected
 
 
 def measure(path: str, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,8 @@ from astropy.utils import iers
 from starnode import photometry, synthetic
 from starnode.astrometry import Solution
 from starnode.config import Config
-from starnode.photometry import last_rejection, measure, robust_sky, run_pipeline
+from starnode.photometry import last_rejection, robust_sky, run_pipeline
+from starnode.records import Measurement
 
 CONTRACT_KEYS = {
     "magnitude", "uncertainty", "quality_flag", "quality_reasons", "target_name", "auid",
@@ -37,6 +38,13 @@ CONTRACT_KEYS = {
     "comparison_stars", "comps", "zero_point", "zp_error", "zp_scatter", "check_star", "chart_id",
     "sequence_source", "frame_kind", "file", "object", "telescope", "astrometry", "aperture",
 }
+
+
+def measure(path: Path, config: Config) -> dict[str, Any]:
+    """``photometry.measure`` as the documented result dict (most assertions read keys)."""
+    m = photometry.measure(path, config)
+    assert isinstance(m, Measurement)
+    return m.to_dict()
 
 
 def _cfg(tmp_path: Path, seq: Path | None = None, **ph: Any) -> Config:
@@ -379,3 +387,27 @@ def test_quality_flags_follow_the_thresholds(tmp_path: Path) -> None:
     r = measure(path, _cfg(tmp_path))
     assert r["snr"] > 100 and r["uncertainty"] < 0.03
     assert r["quality_flag"] == "good", r["quality_reasons"]
+
+
+# ------------------------------------------------------------------ the typed record
+
+
+def test_measure_returns_a_measurement_carrying_site_and_night(tmp_path: Path) -> None:
+    path, truth = _write(tmp_path, "Light_SS Cyg_10.0s_IRCUT_20250915-033000.fit",
+                         synthetic.make_sub(seed=5, target_mag=11.0, noise=False,
+                                            date_obs="2025-09-15T03:30:00.000",
+                                            site=(40.7, -74.0)))
+    cfg = _cfg(tmp_path)
+    m = photometry.measure(path, cfg)
+    assert isinstance(m, Measurement)
+    assert abs(m.magnitude - truth.target_mag) < 0.01
+    assert m.site_longitude == pytest.approx(-74.0) and m.site_latitude == pytest.approx(40.7)
+    # 03:30 UTC is 22:30 local mean time at 74 W: the night of the 14th (in UTC it is the 15th)
+    assert m.night == "2025-09-14"
+    assert m.check_star is not None and m.check_star.mag is not None
+    assert sum(c.used for c in m.comps) == m.comparison_stars
+    d = run_pipeline(path, cfg)  # the second time the WCS comes from the solution cache
+    assert d is not None and d["astrometry"]["method"] == "cache"
+    assert {**d, "astrometry": None} == {**m.to_dict(), "astrometry": None}
+    assert set(d) >= CONTRACT_KEYS and json.loads(json.dumps(d)) == d
+    assert Measurement.from_dict(d).to_dict() == d

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from starnode.watcher import ImageWatcher
-from test_watcher import DEBOUNCE, TIMEOUT, Collector, fits_bytes, slow_write, writer_thread
-from test_watcher import make_watcher as make_watcher
+from test_watcher_core import DEBOUNCE, TIMEOUT, Collector, fits_bytes, slow_write, writer_thread
+from test_watcher_core import make_watcher as make_watcher
 
 BURST = 500
 
@@ -51,8 +51,10 @@ def test_burst_reported_exactly_once_with_a_fixed_number_of_threads(
     assert len(c.threads) == 1 and not c.overlap
     assert timers == []  # no threading.Timer per file: one scheduler thread and a heap
     # nothing left behind once drained
-    assert w._pending == {} and w._timers == {} and len(w._heap) == 0
-    assert len(w._reported) == BURST
+    status = w.status()
+    assert status["pending"] == 0 and status["timers"] == 0
+    assert w.debouncer.next_deadline() is None  # no stale heap entry left
+    assert status["reported"] == BURST and status["callbacks"] == BURST
 
 
 def test_burst_with_slow_callback_is_delivered_in_order(tmp_path: Path,

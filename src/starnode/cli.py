@@ -13,15 +13,17 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .config import Config, ConfigError, example_yaml
+from .config import Config, example_yaml
+from .errors import ConfigError, NodeBusy
+
+if TYPE_CHECKING:
+    from .node import Node
 
 log = logging.getLogger("starnode")
 
@@ -45,48 +47,55 @@ def load_config(path: str | None, data_dir: str | None = None) -> Config:
 
 # ---------------------------------------------------------------------------- progress
 class Progress:
-    """A one-line text progress bar on stderr; silent when stderr is not a terminal."""
+    """The progress of ``starnode process``: a tqdm bar on stderr, silent when stderr is not a
+    terminal. While it is shown, log lines go above it (``logging_redirect_tqdm``).
 
-    def __init__(self, total: int, *, stream: Any = None, enabled: bool | None = None) -> None:
-        self.total = total
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.t0 = time.monotonic()
-        self.done = 0
+    Parameters
+    ----------
+    stream : file, optional
+        Where the bar is drawn (default: stderr).
+    enabled : bool, optional
+        Force the bar on or off (default: only on a terminal).
+    """
 
-    def update(self, done: int, counts: dict[str, int]) -> None:
-        self.done = done
-        if not self.enabled or self.total <= 0:
-            return
-        width = 30
-        frac = min(1.0, done / self.total)
-        bar = "#" * int(frac * width) + "." * (width - int(frac * width))
-        elapsed = time.monotonic() - self.t0
-        eta = ""
-        if 0 < done < self.total:
-            left = elapsed / done * (self.total - done)
-            eta = f" ETA {int(left // 60)}:{int(left % 60):02d}"
+    def __init__(self, *, stream: Any = None, enabled: bool | None = None) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=0, unit="frame", file=stream or sys.stderr, dynamic_ncols=True,
+                        disable=None if enabled is None else not enabled)
+
+    def update(self, done: int, total: int, counts: dict[str, int]) -> None:
+        """Show ``done`` of ``total`` frames, with the skipped and failed counts."""
+        self.bar.total = total
+        self.bar.n = done
         extra = ", ".join(f"{counts[k]} {k}" for k in ("skipped", "failed") if counts.get(k))
-        self.stream.write(f"\r[{bar}] {done}/{self.total}" + (f" ({extra})" if extra else "")
-                          + eta + "   ")
-        self.stream.flush()
+        self.bar.set_postfix_str(extra, refresh=False)
+        self.bar.refresh()
+
+    def __call__(self, node: Node) -> None:
+        done = sum(node.counts[k] for k in ("measured", "skipped", "failed"))
+        self.update(done + node.counts.get("already", 0), node.total, dict(node.counts))
 
     def close(self) -> None:
-        if self.enabled and self.total > 0:
-            self.stream.write("\n")
-            self.stream.flush()
+        """Finish the bar's line."""
+        self.bar.close()
 
 
 # ---------------------------------------------------------------------------- commands
-def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
-    from .node import Node, NodeBusy
+def _with_watch(cfg: Config, folder: str | None) -> Config:
+    if not folder:
+        return cfg
+    raw = dict(cfg.raw)
+    raw["watch"] = {**(raw.get("watch") or {}), "path": folder}
+    raw["data_dir"] = str(cfg.data_dir)
+    return Config(raw, source=cfg.source)
 
-    if args.watch:
-        raw = dict(cfg.raw)
-        raw["watch"] = {**(raw.get("watch") or {}), "path": args.watch}
-        raw["data_dir"] = str(cfg.data_dir)
-        cfg = Config(raw, source=cfg.source)
-    node = Node(cfg, workers=args.workers)
+
+def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
+    """``starnode run``."""
+    from .node import Node
+
+    node = Node(_with_watch(cfg, args.watch), workers=args.workers)
     try:
         counts = node.run()
     except NodeBusy as exc:
@@ -98,29 +107,22 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_process(args: argparse.Namespace, cfg: Config) -> int:
+    """``starnode process``."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     from .node import Node
 
-    retry = []
-    if args.retry_failed:
-        retry.append("failed")
-    if args.retry_skipped:
-        retry.append("skipped")
+    retry = [state for state, wanted in (("failed", args.retry_failed),
+                                         ("skipped", args.retry_skipped)) if wanted]
     if not args.paths and not retry:
         print("error: give frames or folders to process, or --retry-failed/--retry-skipped",
               file=sys.stderr)
         return 2
-    bar = Progress(0, enabled=False if args.quiet else None)
-
-    def progress(node: Any) -> None:
-        if bar.total == 0:  # known once the paths are read
-            bar.total = getattr(node, "total", 0)
-        done = sum(node.counts[k] for k in ("measured", "skipped", "failed"))
-        bar.update(done + node.counts.get("already", 0), dict(node.counts))
-
-    node = Node(cfg, workers=args.workers, progress=progress,
-                submit=not args.no_submit)
+    bar = Progress(enabled=False if args.quiet else None)
+    node = Node(cfg, workers=args.workers, progress=bar, submit=not args.no_submit)
     try:
-        summary = node.process(args.paths, force=args.force, retry=retry)
+        with logging_redirect_tqdm():
+            summary = node.process(args.paths, force=args.force, retry=retry)
     finally:
         bar.close()
         node.close()
@@ -132,98 +134,23 @@ def cmd_process(args: argparse.Namespace, cfg: Config) -> int:
     return 1 if summary.get("failed") else 0
 
 
-def _outbox_files(cfg: Config) -> list[dict[str, Any]]:
-    """The outbox report files (``aavso.outbox_files``): path, night, target, rows, states."""
-    from .aavso import outbox_files
-
-    try:
-        return list(outbox_files(cfg))
-    except Exception as exc:  # a damaged database must not hide the rest of the status
-        log.warning("cannot list the outbox: %s", exc)
-        return []
-
-
-def status_data(cfg: Config, last: int = 10) -> dict[str, Any]:
-    from .ledger import Ledger
-
-    with Ledger(cfg) as ledger:
-        counts = ledger.counts()
-        recent = ledger.frames(limit=last, newest_first=True)
-        problems = ledger.problems()
-        targets = ledger.targets()
-        held = ledger.frames(states=["measured"])
-    outbox = _outbox_files(cfg)
-    return {"data_dir": str(cfg.data_dir), "db": str(cfg.db_path), "counts": counts,
-            "targets": [{"target": t, "frames": n} for t, n in targets],
-            "recent": [{"id": f.id, "path": f.path, "state": f.state, "reason": f.reason,
-                        "category": f.category, "target": f.target, "magnitude": f.magnitude,
-                        "uncertainty": f.uncertainty, "quality": f.quality,
-                        "updated": f.updated} for f in recent],
-            "recent_lines": [_frame_line(f) for f in recent],
-            "problems": problems, "outbox": outbox,
-            "not_reported": [{"path": f.path, "status": (f.submission or {}).get("status"),
-                              "message": (f.submission or {}).get("message")} for f in held]}
-
-
-def _frame_line(frame: Any) -> str:
-    from .node import frame_line
-
-    return frame_line(frame)
-
-
-#: aavso_rows.upload states, as status shows them.
-_UPLOAD = {"manual": "for you to upload", "none": "dry run, not for upload",
-           "pending": "to upload", "uploading": "upload under way", "sent": "sent",
-           "uncertain": "upload uncertain (see docs/aavso.md)"}
-
-
 def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
+    """``starnode status``."""
+    from .node.status import status_data, status_lines
+
     if not cfg.db_path.exists():
         print(f"no ledger yet at {cfg.db_path} (nothing processed with this data_dir)")
         return 0
     data = status_data(cfg, args.last)
     if args.json:
         print(json.dumps(data, indent=2, default=str))
-        return 0
-    c = data["counts"]
-    total = sum(c.values())
-    print(f"data: {data['data_dir']}")
-    print(f"frames: {total} - " + ", ".join(f"{n} {s}" for s, n in c.items()))
-    if data["targets"]:
-        print("targets: " + ", ".join(f"{t['target']} ({t['frames']})" for t in data["targets"]))
-    if data["recent_lines"]:
-        print(f"last {len(data['recent_lines'])} frame(s), newest first:")
-        for line in data["recent_lines"]:
-            print(f"  {line}")
-    if data["problems"]:
-        print("skipped and failed frames, by reason:")
-        from .node import short_reason
-
-        for p in data["problems"]:
-            cat = f"[{p['category']}] " if p["category"] else ""
-            print(f"  {p['n']:>4} {p['state']:<7} {cat}{short_reason(p['reason'], p['example'])}")
-            print(f"       e.g. {p['example']}")
-    if data["not_reported"]:
-        print("measured but not reported:")
-        for h in data["not_reported"][-20:]:
-            why = f"{h['status']}: {h['message']}" if h["status"] else "submission pending"
-            print(f"  {Path(h['path']).name}: {why}")
-    if data["outbox"]:
-        print("outbox (files to upload at https://www.aavso.org/webobs/file):")
-        for o in data["outbox"]:
-            states = ", ".join(f"{n} {_UPLOAD.get(s, s)}"
-                               for s, n in (o.get("states") or {}).items()
-                               if str(o.get("obscode", "")).upper() != "DEMO")
-            demo = str(o.get("obscode", "")).upper() == "DEMO"
-            print(f"  {o['path']}  ({o['rows']} row(s){'; ' + states if states else ''}"
-                  f"{'; DRY RUN' if o.get('dry_run') else ''})"
-                  + ("  DEMO DATA: never upload" if demo else ""))
     else:
-        print("outbox: empty")
+        print("\n".join(status_lines(data)))
     return 0
 
 
 def cmd_report(args: argparse.Namespace, cfg: Config) -> int:
+    """``starnode report``."""
     from .aavso import AavsoError, report_text
 
     try:
@@ -233,17 +160,15 @@ def cmd_report(args: argparse.Namespace, cfg: Config) -> int:
         return 1
     if args.out:
         Path(args.out).write_text(text, encoding="ascii", errors="strict")
-        print(f"wrote {args.out} ({_count_text_rows(text)} row(s))", file=sys.stderr)
+        rows = sum(1 for ln in text.splitlines() if ln.strip() and not ln.startswith("#"))
+        print(f"wrote {args.out} ({rows} row(s))", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
 
 
-def _count_text_rows(text: str) -> int:
-    return sum(1 for line in text.splitlines() if line.strip() and not line.startswith("#"))
-
-
 def cmd_lightcurve(args: argparse.Namespace, cfg: Config) -> int:
+    """``starnode lightcurve``."""
     from .lightcurve import plot_lightcurve
 
     try:
@@ -256,6 +181,7 @@ def cmd_lightcurve(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_validate(args: argparse.Namespace, cfg: Config) -> int:
+    """``starnode validate``: exit 1 when any file is rejected or unreadable."""
     from .validator import validate_file
 
     status = 0
@@ -268,220 +194,27 @@ def cmd_validate(args: argparse.Namespace, cfg: Config) -> int:
             continue
         for f in report:
             print(f"{name}:{f}")
-        verdict = "OK" if report.ok else "REJECTED"
-        print(f"{name}: {verdict} ({report.summary()})")
-        if not report.ok:
-            status = 1
+        print(f"{name}: {'OK' if report.ok else 'REJECTED'} ({report.summary()})")
+        status = max(status, 0 if report.ok else 1)
     return status
 
 
-OK, WARN, FAIL = 0, 1, 2
-
-
-def _fs_info(path: str) -> tuple[str | None, str | None]:
-    """(filesystem type, mount point) of ``path``, by the watcher's mount detection."""
-    from .watcher import find_mount, read_mounts
-
-    m = find_mount(os.path.realpath(path), read_mounts())
-    return (m.fstype, m.mount_point) if m else (None, None)
-
-
-def _watch_mode(path: str, mode: str, recursive: bool) -> tuple[str, str]:
-    """(mode the watcher will use, why): the watcher's own choice in ``auto``."""
-    from .watcher import choose_mode
-
-    if mode != "auto":
-        return mode, f"watch.mode is {mode}"
-    return choose_mode(path, recursive=recursive)
-
-
-def doctor_checks(cfg: Config) -> list[tuple[int, str, str]]:
-    """Every check of ``starnode doctor``: (OK/WARN/FAIL, topic, actionable message)."""
-    out: list[tuple[int, str, str]] = []
-
-    def add(level: int, topic: str, message: str) -> None:
-        out.append((level, topic, message))
-
-    if cfg.source:
-        add(OK, "config", f"{cfg.source} is valid")
-    else:
-        add(WARN, "config", f"no {DEFAULT_CONFIG} here and no --config: built-in defaults. "
-            "Start one with 'starnode config --example > config.yaml'")
-    code = cfg.aavso.observer_code
-    if not code:
-        add(FAIL, "observer code", "aavso.observer_code is not set: frames are measured but no "
-            "report can be written. Put your AAVSO observer code in the config file")
-    elif code.upper() == "DEMO":
-        add(WARN, "observer code", "aavso.observer_code is the demo code DEMO; use your own "
-            "AAVSO observer code for real data")
-    else:
-        add(OK, "observer code", code)
-    if cfg.aavso.mode == "webobs":
-        user = os.environ.get(cfg.aavso.username_env)
-        pw = os.environ.get(cfg.aavso.password_env)
-        cred = cfg.aavso.credentials_file
-        if not (user and pw) and not (cred and Path(cred).is_file()):
-            add(FAIL, "aavso", f"aavso.mode is webobs but neither ${cfg.aavso.username_env}/"
-                f"${cfg.aavso.password_env} nor aavso.credentials_file is set")
-        else:
-            add(OK, "aavso", "webobs upload enabled, credentials present (not shown)")
-    else:
-        add(OK, "aavso", f"mode {cfg.aavso.mode}: reports go to {cfg.data_dir / 'outbox'}")
-
-    dd = cfg.data_dir
-    try:
-        dd.mkdir(parents=True, exist_ok=True)
-        probe = dd / ".doctor-probe"
-        probe.write_text("ok")
-        probe.unlink()
-        add(OK, "data_dir", f"{dd} is writable")
-    except OSError as exc:
-        add(FAIL, "data_dir", f"cannot write in {dd}: {exc.strerror}; set data_dir (or "
-            "--data-dir) to a folder this user owns")
-    else:
-        free = shutil.disk_usage(dd).free
-        level = FAIL if free < 100e6 else WARN if free < 1e9 else OK
-        add(level, "disk space", f"{free / 1e9:.1f} GB free in {dd}"
-            + ("" if level == OK else ": free some space (the ledger and logs grow slowly, "
-               "but a full disk stops the node)"))
-        try:
-            from .ledger import Ledger
-
-            with Ledger(cfg) as ledger:
-                counts = ledger.counts()
-            total = sum(counts.values())
-            add(OK, "ledger", f"{cfg.db_path}: {total} frame(s)"
-                + (f", {counts['failed']} failed (see 'starnode status')"
-                   if counts["failed"] else ""))
-        except Exception as exc:
-            add(FAIL, "ledger", f"cannot open {cfg.db_path}: {exc}")
-        lock = dd / "node.lock"
-        if lock.exists():
-            import fcntl
-
-            fd = os.open(lock, os.O_RDONLY)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            except OSError:
-                add(OK, "node", "a 'starnode run' is running on this data_dir")
-            finally:
-                os.close(fd)
-
-    wp = cfg.watch.path
-    if not wp:
-        add(WARN, "watch.path", "not set: 'starnode run' needs the folder the telescope writes "
-            "into (e.g. /mnt/seestar/MyWorks)")
-    elif not os.path.isdir(wp):
-        add(FAIL, "watch.path", f"{wp} is not a folder: mount the telescope share (see "
-            "docs/node.md, 'Mounting the Seestar share') or fix watch.path")
-    elif not os.access(wp, os.R_OK | os.X_OK):
-        add(FAIL, "watch.path", f"{wp} is not readable by this user; fix the mount options "
-            "(uid=, file_mode=) or the permissions")
-    else:
-        fstype, mnt = _fs_info(wp)
-        mode, why = _watch_mode(wp, cfg.watch.mode, cfg.watch.recursive)
-        add(OK, "watch.path", f"{wp} on {fstype or '?'}"
-            + (f" (mounted at {mnt})" if mnt else ""))
-        level = OK
-        from .watcher import is_remote
-
-        if cfg.watch.mode == "events" and fstype and is_remote(fstype):
-            level = WARN
-            why += "; inotify does not see files written by the telescope on a network " \
-                   "mount: use watch.mode auto or poll"
-        add(level, "watch mode", f"{mode} ({why}), "
-            f"{'recursive' if cfg.watch.recursive else 'top folder only'}, "
-            f"debounce {cfg.watch.debounce_delay:g} s")
-        from .node import _walk, matches_include
-
-        n = 0
-        for i, path in enumerate(_walk(Path(wp), cfg.watch.recursive)):
-            if i > 50000:
-                break
-            if matches_include(path, cfg.watch.include, cfg.watch.extensions):
-                n += 1
-        add(OK if n else WARN, "frames", f"{n} frame(s) match watch.include "
-            f"{cfg.watch.include} under {wp}" + ("" if n else ": check watch.include and "
-                                                 "watch.recursive"))
-
-    ph = cfg.photometry
-    if ph.sequence_file:
-        try:
-            from .catalogs import load_sequence_file
-
-            seq = load_sequence_file(ph.sequence_file)
-            add(OK, "catalogue", f"sequence_file {ph.sequence_file}: chart {seq.chart_id}, "
-                f"{len(seq.comps)} comparison stars")
-        except Exception as exc:
-            add(FAIL, "catalogue", f"photometry.sequence_file {ph.sequence_file}: {exc}")
-    cache = _cache_state(cfg)
-    if cache:
-        add(OK, "catalogue cache", cache)
-    if ph.offline:
-        add(OK if ph.sequence_file else WARN, "catalogue", "offline: only the cache and "
-            "sequence_file are used" + ("" if ph.sequence_file else
-                                        "; new targets cannot be measured until cached"))
-    else:
-        add(*_reachable(ph.vsp_url, ph.http_timeout))
-    ncpu = os.cpu_count() or 1
-    if cfg.workers > ncpu:
-        add(WARN, "workers", f"workers: {cfg.workers} but only {ncpu} CPU core(s); use "
-            f"{max(1, ncpu - 1)} or fewer")
-    else:
-        add(OK, "workers", f"{cfg.workers} of {ncpu} core(s)")
-    return out
-
-
-def _cache_state(cfg: Config) -> str | None:
-    """What the catalogue cache (catalog_cache in the node's database) holds, read-only."""
-    import sqlite3
-    import time as _time
-
-    if not cfg.db_path.exists():
-        return None
-    try:
-        conn = sqlite3.connect(f"file:{cfg.db_path}?mode=ro", uri=True, timeout=5)
-        try:
-            rows = conn.execute("SELECT kind, COUNT(*), MIN(fetched_at) FROM catalog_cache "
-                                "GROUP BY kind").fetchall()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
-    if not rows:
-        return "empty (the first frame of each new target needs the network or sequence_file)"
-    oldest = min(r[2] for r in rows)
-    age = (_time.time() - oldest) / 86400.0
-    return (", ".join(f"{n} {kind}" for kind, n, _ in rows)
-            + f" answer(s); oldest {age:.0f} day(s) (photometry.cache_days "
-            f"{cfg.photometry.cache_days:g})")
-
-
-def _reachable(url: str, timeout: float) -> tuple[int, str, str]:
-    import requests
-
-    try:
-        r = requests.head(url, timeout=min(timeout, 5.0), allow_redirects=True)
-        return OK, "catalogue", f"AAVSO VSP reachable ({url}: HTTP {r.status_code})"
-    except requests.RequestException as exc:
-        return WARN, "catalogue", f"AAVSO VSP not reachable ({type(exc).__name__}); " \
-            "cached sequences still work; set photometry.sequence_file or check the network"
-
-
 def cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
-    results = doctor_checks(cfg)
-    worst = 0
-    marks = {0: "ok  ", 1: "WARN", 2: "FAIL"}
-    for level, topic, message in results:
-        print(f"[{marks[level]}] {topic}: {message}")
-        worst = max(worst, level)
-    print("all good" if worst == 0 else "warnings only" if worst == 1 else
-          "problems found: fix the FAIL lines above")
-    return 1 if worst == 2 else 0
+    """``starnode doctor``: exit 1 when any check FAILs."""
+    from .doctor import Level, run_checks
+
+    checks = run_checks(cfg)
+    marks = {Level.OK: "ok  ", Level.WARN: "WARN", Level.FAIL: "FAIL"}
+    for c in checks:
+        print(f"[{marks[c.level]}] {c.topic}: {c.message}")
+    worst = max((c.level for c in checks), default=Level.OK)
+    print({Level.OK: "all good", Level.WARN: "warnings only"}.get(
+        worst, "problems found: fix the FAIL lines above"))
+    return 1 if worst == Level.FAIL else 0
 
 
 def cmd_solver_db(args: argparse.Namespace, cfg: Config) -> int:
+    """``starnode solver-db``."""
     from .astrometry import build_tetra3rs_database, tetra3rs_database_path
 
     path = tetra3rs_database_path(cfg)
@@ -500,6 +233,7 @@ def cmd_solver_db(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, cfg: Config | None) -> int:
+    """``starnode demo``."""
     from .demo import run_demo
 
     return run_demo(frames=args.frames, keep=args.keep, data_dir=args.data_dir,
@@ -508,6 +242,7 @@ def cmd_demo(args: argparse.Namespace, cfg: Config | None) -> int:
 
 
 def cmd_config(args: argparse.Namespace, cfg: Config) -> int:
+    """``starnode config``: the effective configuration, or the commented example."""
     if args.example:
         sys.stdout.write(example_yaml())
         return 0
@@ -660,10 +395,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-
-
-def _terminal_width() -> int:  # pragma: no cover - cosmetic
-    return shutil.get_terminal_size((80, 20)).columns
 
 
 if __name__ == "__main__":

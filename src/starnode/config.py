@@ -17,15 +17,17 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-__all__ = ["SCHEMA", "Config", "ConfigError", "Field", "Section", "default_data_dir", "resolve"]
+from .errors import ConfigError
 
+if TYPE_CHECKING:
+    from .doctor import Check
 
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or invalid. The message names the key."""
+__all__ = ["SCHEMA", "Config", "ConfigError", "Field", "Section", "default_data_dir", "health",
+           "resolve"]
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
 
 
 def default_data_dir() -> Path:
+    """``$STARNODE_DATA_DIR``, else ``$XDG_DATA_HOME/starnode`` or ``~/.local/share/starnode``."""
     env = os.environ.get("STARNODE_DATA_DIR")
     if env:
         return Path(env).expanduser()
@@ -244,36 +247,51 @@ def _unknown(name: str, known: list[str], where: str) -> ConfigError:
     return ConfigError(f"unknown key '{_dotted(where, name)}'{hint}; known keys: {choices}")
 
 
+def _check_type(name: str, field: Field, value: Any) -> Any:
+    """``value`` if of the field's type (an int widened to float for a number field)."""
+    types = field.type if isinstance(field.type, tuple) else (field.type,)
+    # bool is an int subclass: never accept True for a number, nor 1 for a bool.
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+        raise ConfigError(f"{name}: must be {_type_name(types)}, got {value!r}")
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    return value
+
+
+def _check_choice(name: str, field: Field, value: str) -> str:
+    """The canonical spelling of a case-insensitive choice."""
+    assert field.choices is not None
+    upper = {str(c).upper(): c for c in field.choices}
+    if value.upper() not in upper:
+        raise ConfigError(f"{name}: must be one of {', '.join(map(str, field.choices))}, "
+                          f"got {value!r}")
+    return str(upper[value.upper()])
+
+
+def _check_range(name: str, field: Field, value: float) -> None:
+    if value != value:  # NaN
+        raise ConfigError(f"{name}: must be a number, got NaN")
+    if field.min is not None:
+        below = value <= field.min if field.min_exclusive else value < field.min
+        if below:
+            op = ">" if field.min_exclusive else ">="
+            raise ConfigError(f"{name}: must be {op} {field.min}, got {value}")
+    if field.max is not None and value > field.max:
+        raise ConfigError(f"{name}: must be <= {field.max}, got {value}")
+
+
 def _check(section: str, key: str, field: Field, value: Any) -> Any:
+    """The validated value of one key (raises :class:`ConfigError` naming it)."""
     name = _dotted(section, key)
     if value is None:
         if field.optional:
             return None
         raise ConfigError(f"{name}: a value is required")
-    types = field.type if isinstance(field.type, tuple) else (field.type,)
-    # bool is an int subclass: never accept True for a number, nor 1 for a bool.
-    if isinstance(value, bool) and bool not in types:
-        raise ConfigError(f"{name}: must be {_type_name(types)}, got {value!r}")
-    if not isinstance(value, types):
-        raise ConfigError(f"{name}: must be {_type_name(types)}, got {value!r}")
-    if float in types and isinstance(value, int):
-        value = float(value)
+    value = _check_type(name, field, value)
     if isinstance(value, str) and field.choices is not None:
-        upper = {str(c).upper(): c for c in field.choices}
-        if value.upper() not in upper:
-            raise ConfigError(f"{name}: must be one of {', '.join(map(str, field.choices))}, "
-                              f"got {value!r}")
-        value = upper[value.upper()]
+        value = _check_choice(name, field, value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value != value:  # NaN
-            raise ConfigError(f"{name}: must be a number, got NaN")
-        if field.min is not None:
-            if field.min_exclusive and value <= field.min:
-                raise ConfigError(f"{name}: must be > {field.min}, got {value}")
-            if not field.min_exclusive and value < field.min:
-                raise ConfigError(f"{name}: must be >= {field.min}, got {value}")
-        if field.max is not None and value > field.max:
-            raise ConfigError(f"{name}: must be <= {field.max}, got {value}")
+        _check_range(name, field, value)
     if field.check is not None:
         problem = field.check(value)
         if problem:
@@ -395,7 +413,24 @@ class Config(Mapping[str, Any]):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Config:
-        """Read and validate a YAML file. Relative paths inside stay relative to the CWD."""
+        """Read and validate a YAML file. Relative paths inside stay relative to the CWD.
+
+        Parameters
+        ----------
+        path : path-like
+            The YAML file.
+
+        Returns
+        -------
+        Config
+            The validated configuration (``source`` is the path).
+
+        Raises
+        ------
+        ConfigError
+            The file cannot be read, is not YAML, or holds invalid values (the message names
+            the file and the key).
+        """
         p = Path(path)
         try:
             text = p.read_text(encoding="utf-8")
@@ -416,7 +451,23 @@ class Config(Mapping[str, Any]):
 
 
 def resolve(config: Config | Mapping[str, Any] | str | os.PathLike[str] | None) -> Config:
-    """Whatever the caller holds (a Config, the seed's plain dict, a YAML path, None) -> Config."""
+    """Whatever the caller holds, as a :class:`Config`.
+
+    Parameters
+    ----------
+    config : Config, mapping, path-like or None
+        A Config (returned as is), the seed's plain dict, a YAML file, or None (defaults).
+
+    Returns
+    -------
+    Config
+        The validated configuration.
+
+    Raises
+    ------
+    ConfigError
+        Invalid values, unknown keys, an unreadable file or an unsupported type.
+    """
     if isinstance(config, Config):
         return config
     if config is None:
@@ -446,3 +497,37 @@ def example_yaml() -> str:
                 dumped = dumped[1:-1]
             lines.append(f"{indent}{dumped}")
     return "\n".join(lines) + "\n"
+
+
+def health(config: Config) -> list[Check]:
+    """The configuration's checks for ``starnode doctor``.
+
+    Parameters
+    ----------
+    config : Config
+        The configuration in use.
+
+    Returns
+    -------
+    list of starnode.doctor.Check
+        Where the configuration came from, and the observer code.
+    """
+    from .doctor import Check, Level
+
+    out = []
+    if config.source:
+        out.append(Check(Level.OK, "config", f"{config.source} is valid"))
+    else:
+        out.append(Check(Level.WARN, "config", "no config.yaml here and no --config: built-in "
+                         "defaults. Start one with 'starnode config --example > config.yaml'"))
+    code = config.aavso.observer_code
+    if not code:
+        out.append(Check(Level.FAIL, "observer code", "aavso.observer_code is not set: frames "
+                         "are measured but no report can be written. Put your AAVSO observer "
+                         "code in the config file"))
+    elif code.upper() == "DEMO":
+        out.append(Check(Level.WARN, "observer code", "aavso.observer_code is the demo code "
+                         "DEMO; use your own AAVSO observer code for real data"))
+    else:
+        out.append(Check(Level.OK, "observer code", code))
+    return out

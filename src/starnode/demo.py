@@ -74,9 +74,10 @@ def night_plan(frames: int) -> list[dict[str, Any]]:
     def at(frac: float) -> str:
         return (start + TimeDelta(span_min * 60.0 * frac + 20.0, format="sec")).isot[:19]
 
-    bad = [{"kind": "corrupt", "date_obs": at(0.2)},
-           {"kind": "dark", "date_obs": at(0.5), "seed": 900},
-           {"kind": "elsewhere", "date_obs": at(0.8), "seed": 901, "mag": 11.5}]
+    bad: list[dict[str, Any]] = [{"kind": "corrupt", "date_obs": at(0.2)},
+                                 {"kind": "dark", "date_obs": at(0.5), "seed": 900},
+                                 {"kind": "elsewhere", "date_obs": at(0.8), "seed": 901,
+                                  "mag": 11.5}]
     for b in bad:  # slot each bad frame in at its time
         idx = next((k for k, p in enumerate(plan) if p["date_obs"] > b["date_obs"]), len(plan))
         plan.insert(idx, b)
@@ -160,7 +161,6 @@ def run_demo(*, frames: int = 12, keep: bool = False, data_dir: str | None = Non
     import sys
 
     from .config import Config
-    from .ledger import Ledger
     from .node import Node
 
     out = out or sys.stdout
@@ -214,84 +214,104 @@ def run_demo(*, frames: int = 12, keep: bool = False, data_dir: str | None = Non
         shutil.rmtree(frames_root, ignore_errors=True)
     else:
         out.write(f"synthetic frames kept in {myworks}\n")
-    with Ledger(cfg) as led:
-        led.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return status
 
 
-def _summary(cfg: Any, written: dict[str, dict[str, Any]], elapsed: float, out: TextIO) -> int:
-    from .aavso import outbox_files
-    from .ledger import Ledger
-    from .lightcurve import plot_lightcurve
+def _outcome_text(counts: dict[str, int], problems: list[dict[str, Any]], written: int,
+                  elapsed: float) -> str:
     from .node import short_reason
+
+    text = (f"demo night done in {elapsed:.0f} s: {written} frames written, "
+            f"{counts['reported']} measured and reported, {counts['measured']} measured only, "
+            f"{counts['skipped']} skipped, {counts['failed']} failed\n")
+    if problems:
+        text += "skipped/failed, with reasons:\n"
+    for p in problems:
+        cat = f"[{p['category']}] " if p["category"] else ""
+        text += (f"  {p['n']} {p['state']} {cat}{short_reason(p['reason'], p['example'])}  "
+                 f"({Path(p['example']).name})\n")
+    return text
+
+
+def _truth_text(measured: list[Any], written: dict[str, dict[str, Any]]) -> str:
+    """Measured minus true magnitude of the good frames; the ones far off, named."""
+    diffs: list[float] = []
+    off: list[str] = []
+    for f in measured:
+        truth = written.get(f.path)
+        if not truth or truth.get("kind") != "good" or f.magnitude is None:
+            continue
+        d = f.magnitude - truth["mag"]
+        diffs.append(d)
+        if abs(d) > max(0.1, 3 * (f.uncertainty or 0.0)):
+            off.append(f"  {f.name}: measured {f.magnitude:.3f} ± {f.uncertainty or 0:.3f} "
+                       f"({f.quality}, {f.state}), true {truth['mag']:.3f}\n")
+    text = ""
+    if diffs:
+        rms = math.sqrt(sum(d * d for d in diffs) / len(diffs))
+        text += (f"measured - true magnitude over {len(diffs)} frames: mean "
+                 f"{statistics.fmean(diffs):+.3f}, rms {rms:.3f} mag\n")
+    if off:
+        text += (f"WARNING: {len(off)} measurement(s) far from the truth the frame was made "
+                 "with:\n" + "".join(off))
+    return text
+
+
+def _reports_text(cfg: Any) -> tuple[str, bool]:
+    """Each outbox file with the validator's verdict; (text, all valid and at least one)."""
+    from .aavso import outbox_files
     from .validator import validate_file
+
+    files = outbox_files(cfg)
+    if not files:
+        return "AAVSO report: none written (see the log above)\n", False
+    text, ok = "", True
+    for o in files:
+        try:
+            report = validate_file(o["path"])
+        except OSError as exc:
+            verdict, ok = f"unreadable: {exc}", False
+        else:
+            ok = ok and report.ok
+            verdict = "valid (" + report.summary() + ")" if report.ok else \
+                "REJECTED: " + "; ".join(str(e) for e in report.errors[:3])
+        text += f"AAVSO report: {o['path']}\n  {o.get('rows')} row(s), validator: {verdict}\n"
+    return text, ok
+
+
+def _curve_text(cfg: Any) -> tuple[str, bool]:
+    from .lightcurve import plot_lightcurve
+
+    try:
+        png, n = plot_lightcurve(cfg, TARGET)
+    except LookupError as exc:
+        return f"light curve: not drawn ({exc})\n", False
+    return f"light curve: {png} ({n} points)\n", True
+
+
+def _summary(cfg: Any, written: dict[str, dict[str, Any]], elapsed: float, out: TextIO) -> int:
+    """Write the night's summary; 0 when reports validate and a light curve was drawn."""
+    from .store import Ledger
 
     with Ledger(cfg) as led:
         counts = led.counts()
         problems = led.problems()
         measured = led.measurements(TARGET)
-        rows_all = led.frames()
-    w = out.write
-    w("\n" + "=" * 72 + "\n")
-    w(f"demo night done in {elapsed:.0f} s: {len(written)} frames written, "
-      f"{counts['reported']} measured and reported, {counts['measured']} measured only, "
-      f"{counts['skipped']} skipped, {counts['failed']} failed\n")
-    if problems:
-        w("skipped/failed, with reasons:\n")
-        for p in problems:
-            cat = f"[{p['category']}] " if p["category"] else ""
-            w(f"  {p['n']} {p['state']} {cat}{short_reason(p['reason'], p['example'])}  "
-              f"({Path(p['example']).name})\n")
-    diffs = []
-    off: list[str] = []
-    for f in measured:
-        truth = written.get(f.path)
-        if truth and truth.get("kind") == "good" and f.magnitude is not None:
-            d = f.magnitude - truth["mag"]
-            diffs.append(d)
-            if abs(d) > max(0.1, 3 * (f.uncertainty or 0.0)):
-                off.append(f"  {f.name}: measured {f.magnitude:.3f} ± {f.uncertainty or 0:.3f} "
-                           f"({f.quality}, {f.state}), true {truth['mag']:.3f}\n")
-    if diffs:
-        rms = math.sqrt(sum(d * d for d in diffs) / len(diffs))
-        w(f"measured - true magnitude over {len(diffs)} frames: mean {statistics.fmean(diffs):+.3f}"
-          f", rms {rms:.3f} mag\n")
-    if off:
-        w(f"WARNING: {len(off)} measurement(s) far from the truth the frame was made with:\n")
-        for line in off:
-            w(line)
-    status = 0
-    files = outbox_files(cfg)
-    total_rows = 0
-    for o in files:
-        total_rows += int(o.get("rows", 0))
-        try:
-            report = validate_file(o["path"])
-            verdict = "valid (" + report.summary() + ")" if report.ok else \
-                "REJECTED: " + "; ".join(str(e) for e in report.errors[:3])
-            if not report.ok:
-                status = 1
-        except OSError as exc:
-            verdict = f"unreadable: {exc}"
-            status = 1
-        w(f"AAVSO report: {o['path']}\n  {o.get('rows')} row(s), validator: {verdict}\n")
-    if not files:
-        w("AAVSO report: none written (see the log above)\n")
-        status = 1
+        n_rows = len(led.frames())
+    out.write("\n" + "=" * 72 + "\n")
+    out.write(_outcome_text(counts, problems, len(written), elapsed))
+    out.write(_truth_text(measured, written))
+    reports, reports_ok = _reports_text(cfg)
+    out.write(reports)
     good = sum(1 for v in written.values() if v.get("kind") == "good")
     if counts["reported"] < good:  # declined by the quality gate: see 'starnode status'
-        w(f"note: {good - counts['reported']} of the {good} good frame(s) not reported "
-          "(quality gate; 'starnode status' says why)\n")
-    if counts["reported"] == 0:
-        status = 1
-    try:
-        png, n = plot_lightcurve(cfg, TARGET)
-        w(f"light curve: {png} ({n} points)\n")
-    except LookupError as exc:
-        w(f"light curve: not drawn ({exc})\n")
-        status = 1
-    w(f"ledger and logs: {cfg.data_dir} ({len(rows_all)} frames; "
-      f"'starnode status --data-dir {cfg.data_dir}')\n")
-    w("observer code DEMO, outbox mode: nothing was uploaded; never upload synthetic data.\n")
+        out.write(f"note: {good - counts['reported']} of the {good} good frame(s) not reported "
+                  "(quality gate; 'starnode status' says why)\n")
+    curve, curve_ok = _curve_text(cfg)
+    out.write(curve)
+    out.write(f"ledger and logs: {cfg.data_dir} ({n_rows} frames; "
+              f"'starnode status --data-dir {cfg.data_dir}')\n")
+    out.write("observer code DEMO, outbox mode: nothing was uploaded; never upload synthetic "
+              "data.\n")
     out.flush()
-    return status
+    return 0 if reports_ok and curve_ok and counts["reported"] > 0 else 1

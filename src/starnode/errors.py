@@ -49,6 +49,7 @@ class RejectCategory(StrEnum):
     TOO_FEW_COMPS = "too_few_comps"
     CONFIG = "config"
     VANISHED = "vanished"
+    REWRITTEN = "rewritten"
     NOT_A_FILE = "not_a_file"
     BAD_NAME = "bad_name"
     EXCLUDED = "excluded"

@@ -1,9 +1,10 @@
 """Cheap FITS header reading and the file size a header implies.
 
 The watcher reads the header of every new frame, often while the camera may still be writing it,
-so this module parses the raw 2880-byte header blocks itself instead of opening the file with
-astropy: it reads only the header blocks (plus, for :func:`expected_size`, the headers of any
-extensions already on disk), never the data, and never raises.
+so this module reads only the raw 2880-byte header blocks (plus, for :func:`expected_size`, the
+headers of any extensions already on disk), never the data, and never raises. The cards are
+parsed by astropy (``Header.fromstring`` on the block-aligned prefix), the same parser the frame
+reader uses, so the watcher's header dict and the measured frame's header cannot disagree.
 
 :func:`read_header` returns the same dict as ``dict(astropy.io.fits.getheader(path))`` - same keys,
 same Python value types (``bool``, ``int``, ``float``, ``complex``, ``str``, ``None`` for an
@@ -22,10 +23,15 @@ result is a lower bound, which is why the watcher also requires the size and mti
 from __future__ import annotations
 
 import logging
+import math
 import os
-import re
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from astropy.io import fits
+from astropy.utils.exceptions import AstropyWarning
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +43,9 @@ MAX_HEADER_BYTES = 64 * BLOCK
 MAX_EXTENSIONS = 64
 
 _DROP = frozenset({"COMMENT", "HISTORY", ""})
-_INT_RE = re.compile(r"^[+-]? *\d+$")
-_FLOAT_RE = re.compile(r"^[+-]? *(\.\d+|\d+(\.\d*)?)([DEde] *[+-]? *\d+)?$")
-_COMPLEX_RE = re.compile(r"^\( *([^,()]+?) *, *([^,()]+?) *\)$")
 
-__all__ = ["BLOCK", "HeaderScan", "expected_size", "read_header", "scan"]
+__all__ = ["BLOCK", "HeaderScan", "card_float", "card_text", "expected_size", "header_dict",
+           "parse_header", "read_header", "scan"]
 
 
 @dataclass
@@ -68,120 +72,103 @@ class HeaderScan:
     problem: str = ""
 
 
+def card_float(header: Mapping[str, Any], *keys: str) -> float | None:
+    """The first of ``keys`` whose card holds a finite number (bools are not numbers).
+
+    Parameters
+    ----------
+    header : Mapping
+        FITS cards (an astropy Header or a plain dict).
+    *keys : str
+        Card names, in order of preference.
+
+    Returns
+    -------
+    float or None
+    """
+    for k in keys:
+        v = header.get(k)
+        if v is None or isinstance(v, bool):
+            continue
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(f):
+            return f
+    return None
+
+
+def card_text(header: Mapping[str, Any], key: str) -> str | None:
+    """A card's value as stripped text; None when missing or blank.
+
+    Parameters
+    ----------
+    header : Mapping
+    key : str
+
+    Returns
+    -------
+    str or None
+    """
+    v = header.get(key)
+    s = str(v).strip() if v is not None else ""
+    return s or None
+
+
 def _pad(n: int) -> int:
     return -(-n // BLOCK) * BLOCK
 
 
-def _parse_string(text: str) -> tuple[str, str]:
-    """Parse a quoted FITS string at the start of ``text``; return (value, rest)."""
-    out: list[str] = []
-    i = 1
-    n = len(text)
-    while i < n:
-        j = text.find("'", i)
-        if j < 0:  # unterminated: take the rest, as lenient readers do
-            out.append(text[i:])
-            return "".join(out), ""
-        out.append(text[i:j])
-        if j + 1 < n and text[j + 1] == "'":
-            out.append("'")
-            i = j + 2
-            continue
-        return "".join(out), text[j + 1 :]
-    return "".join(out), ""
+def parse_header(raw: bytes) -> fits.Header:
+    """An astropy :class:`~astropy.io.fits.Header` from raw header bytes (block-aligned prefix
+    of a file, END card optional: a header still being written gives the cards so far).
+
+    Parameters
+    ----------
+    raw : bytes
+        Header blocks; a trailing partial card is ignored.
+
+    Returns
+    -------
+    astropy.io.fits.Header
+
+    Raises
+    ------
+    ValueError
+        The bytes are not FITS header cards.
+    """
+    text = raw[: len(raw) // CARD * CARD].decode("ascii", errors="replace")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyWarning)
+        return fits.Header.fromstring(text)
 
 
-def _parse_number(tok: str) -> Any:
-    t = tok.replace(" ", "")
-    if _INT_RE.match(tok):
-        return int(t)
-    if _FLOAT_RE.match(tok):
-        return float(t.replace("D", "E").replace("d", "e"))
-    return None
+def header_dict(header: fits.Header) -> dict[str, Any]:
+    """A header as the watcher's plain dict: ``dict(header)`` without COMMENT, HISTORY and
+    blank-keyword cards, string values stripped (a repeated keyword keeps its first value).
 
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
 
-def _parse_value(field_text: str) -> tuple[Any, bool]:
-    """Value of a card's value field. Returns (value, is_long_string_start)."""
-    s = field_text.lstrip()
-    if s.startswith("'"):
-        value, _ = _parse_string(s)
-        value = value.rstrip()
-        return value, value.endswith("&")
-    tok = s.split("/", 1)[0].strip()
-    if tok == "":
-        return None, False
-    if tok == "T":
-        return True, False
-    if tok == "F":
-        return False, False
-    num = _parse_number(tok)
-    if num is not None:
-        return num, False
-    m = _COMPLEX_RE.match(tok)
-    if m:
-        re_part, im_part = _parse_number(m.group(1)), _parse_number(m.group(2))
-        if re_part is not None and im_part is not None:
-            return complex(float(re_part), float(im_part)), False
-    return tok, False
-
-
-def _parse_cards(raw: bytes) -> tuple[dict[str, Any], int | None]:
-    """Parse header blocks; return (cards dict, byte offset just past the END block or None)."""
-    header: dict[str, Any] = {}
-    text = raw.decode("ascii", errors="replace")
-    ncards = len(text) // CARD
-    long_key: str | None = None
-    long_parts: list[str] = []
-
-    def finish_long() -> None:
-        nonlocal long_key, long_parts
-        if long_key is not None:
-            joined = "".join(long_parts)
-            if long_key not in header:
-                header[long_key] = joined.strip()
-        long_key, long_parts = None, []
-
-    for i in range(ncards):
-        card = text[i * CARD : (i + 1) * CARD]
-        key8 = card[:8].rstrip().upper()
-        if key8 == "END" and card[8:].strip() == "":
-            finish_long()
-            return header, _pad((i + 1) * CARD)
-        if key8 == "CONTINUE" and long_key is not None:
-            s = card[8:].lstrip()
-            if s.startswith("'"):
-                value, _ = _parse_string(s)
-                value = value.rstrip()
-                if value.endswith("&"):
-                    long_parts.append(value[:-1])
-                    continue
-                long_parts.append(value)
-                finish_long()
+    Returns
+    -------
+    dict
+    """
+    out: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyWarning)
+        for key in header:
+            if key in _DROP or key in out:
                 continue
-            finish_long()
-        else:
-            finish_long()
-        if card[:9].upper() == "HIERARCH " and "=" in card:
-            name, _, rest = card[9:].partition("=")
-            key = " ".join(name.split()).upper()
-            value, is_long = _parse_value(rest)
-        elif card[8:10] == "= ":
-            key = key8
-            value, is_long = _parse_value(card[10:])
-        else:
-            # COMMENT, HISTORY, blank keyword, or a non-standard card: astropy keeps the text
-            key = key8
-            value, is_long = card[8:].strip(), False
-        if key in _DROP:
-            continue
-        if is_long and isinstance(value, str):
-            long_key, long_parts = key, [value[:-1]]
-            continue
-        if key in header:
-            continue
-        header[key] = value.strip() if isinstance(value, str) else value
-    finish_long()
-    return header, None
+            value = header[key]
+            out[key] = value.strip() if isinstance(value, str) else value
+    return out
+
+
+def _parse_cards(raw: bytes) -> dict[str, Any]:
+    return header_dict(parse_header(raw))
 
 
 def _read_header_blocks(f: Any, offset: int) -> tuple[bytes, bool]:
@@ -238,6 +225,16 @@ def scan(path: str | os.PathLike[str], *, tail: int = 32) -> HeaderScan:
 
     Never raises: an unreadable file gives a :class:`HeaderScan` with ``problem`` set.
     ``tail`` is how many final bytes of the last HDU's data to return in ``last_data``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    tail : int
+        Final data bytes to return.
+
+    Returns
+    -------
+    HeaderScan
     """
     res = HeaderScan()
     try:
@@ -258,11 +255,14 @@ def scan(path: str | os.PathLike[str], *, tail: int = 32) -> HeaderScan:
             raw, found = _read_header_blocks(f, 0)
             if not found:
                 res.problem = "primary header has no END card yet"
-                res.header, _ = _parse_cards(raw[: len(raw) // CARD * CARD])
+                try:  # the cards written so far (a half-written card may not parse)
+                    res.header = _parse_cards(raw)
+                except ValueError:
+                    log.debug("partial header of %s not parseable yet", path)
                 return res
-            res.header, hbytes = _parse_cards(raw)
+            res.header = _parse_cards(raw)
             res.complete = True
-            res.header_bytes = hbytes or len(raw)
+            res.header_bytes = len(raw)
             data = _data_bytes(res.header, primary=True)
             if data is None:
                 res.problem = "BITPIX/NAXISn missing or invalid: size unknown"
@@ -283,13 +283,13 @@ def scan(path: str | os.PathLike[str], *, tail: int = 32) -> HeaderScan:
                     offset += _pad(len(raw)) + BLOCK  # at least one more block
                     res.data_end = None
                     break
-                xh, xbytes = _parse_cards(raw)
+                xh = _parse_cards(raw)
                 xdata = _data_bytes(xh, primary=False)
                 if xdata is None:
                     res.problem = "extension header without a valid size"
                     res.data_end = None
                     break
-                data_start = offset + (xbytes or len(raw))
+                data_start = offset + len(raw)
                 res.data_end = data_start + xdata
                 offset = data_start + _pad(xdata)
             res.total = offset
@@ -308,6 +308,14 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Same keys and value types as ``dict(astropy.io.fits.getheader(path))`` without COMMENT,
     HISTORY and blank-keyword cards, string values stripped of surrounding whitespace.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    dict
     """
     try:
         res = scan(path, tail=0)
@@ -325,6 +333,14 @@ def expected_size(header_or_path: dict[str, Any] | str | os.PathLike[str]) -> in
     extensions). Given a header dict (from :func:`read_header`): the padded primary data plus
     the fewest header blocks that can hold its cards - a lower bound, because the dict has lost
     the COMMENT/HISTORY/CONTINUE cards that also take room in the header.
+
+    Parameters
+    ----------
+    header_or_path : dict or str or os.PathLike
+
+    Returns
+    -------
+    int or None
     """
     try:
         if isinstance(header_or_path, dict):

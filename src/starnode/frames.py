@@ -32,11 +32,16 @@ from typing import Any
 import numpy as np
 from astropy.coordinates import EarthLocation
 from astropy.io import fits
-from astropy.time import Time, TimeDelta
+from astropy.time import Time
 from astropy.utils.exceptions import AstropyWarning
 from astropy.wcs import WCS
 
 from .config import Config, resolve
+from .errors import FrameRejected
+from .fitsheader import card_float as _num
+from .fitsheader import card_text as _str
+from .observing import exposure_start, mid_exposure, site_location
+from .wcsutil import GreenSites, binned_wcs, header_wcs, pixel_scale
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +55,7 @@ __all__ = [
 ]
 
 #: Bayer pattern -> (row, col) offsets of the two green sites in a 2x2 cell (numpy indexing).
-GREEN_SITES: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
+GREEN_SITES: dict[str, GreenSites] = {
     "GRBG": ((0, 0), (1, 1)),
     "GBRG": ((0, 0), (1, 1)),
     "RGGB": ((0, 1), (1, 0)),
@@ -70,18 +75,6 @@ _LIGHT = {"LIGHT", "LIGHT FRAME", "OBJECT", "SCIENCE", ""}
 #: variance) -- see docs/photometry.md. Used for native stacks.
 STACK_SOURCE_VAR_FACTOR = 2.0
 STACK_SKY_VAR_FACTOR = 3.2
-
-
-class FrameRejected(Exception):
-    """A frame that cannot or must not be measured; ``category`` says which kind of reason."""
-
-    def __init__(self, reason: str, category: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.category = category
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (FrameRejected, (self.reason, self.category))
 
 
 @dataclass
@@ -148,55 +141,6 @@ class Frame:
         return float(sub[:, inside].max()) if inside.any() else 0.0
 
 
-def binned_wcs(wcs: WCS, binning: int,
-               green: tuple[tuple[int, int], tuple[int, int]] | None = None) -> WCS:
-    """The WCS of a plane whose pixel (i, j) is the ``binning`` x ``binning`` cell at native
-    (b*i, b*j); the plane pixel's centre is the mean position of the cell's ``green`` sites
-    (default: the cell centre)."""
-    if binning == 1:
-        return wcs.deepcopy()
-    if green is None:
-        off_x = off_y = (binning - 1) / 2.0
-    else:
-        off_y = (green[0][0] + green[1][0]) / 2.0
-        off_x = (green[0][1] + green[1][1]) / 2.0
-    if wcs.sip is not None:
-        raise ValueError("binned_wcs: a SIP WCS cannot be rebinned here")
-    w = wcs.deepcopy()
-    # native 0-based x = b * xp + off  ->  native 1-based X = b * (Xp - 1) + off + 1
-    w.wcs.crpix = [(wcs.wcs.crpix[0] - 1.0 - off_x) / binning + 1.0,
-                   (wcs.wcs.crpix[1] - 1.0 - off_y) / binning + 1.0]
-    if wcs.wcs.has_cd():
-        w.wcs.cd = wcs.wcs.cd * binning
-    else:
-        w.wcs.cdelt = wcs.wcs.cdelt * binning
-    if wcs.pixel_shape is not None:
-        w.pixel_shape = (wcs.pixel_shape[0] // binning, wcs.pixel_shape[1] // binning)
-    return w
-
-
-def _num(header: Mapping[str, Any], *keys: str) -> float | None:
-    for k in keys:
-        v = header.get(k)
-        if v is None or isinstance(v, bool):
-            continue
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(f):
-            return f
-    return None
-
-
-def _str(header: Mapping[str, Any], key: str) -> str | None:
-    v = header.get(key)
-    if v is None:
-        return None
-    s = str(v).strip()
-    return s or None
-
-
 def _read(path: Path) -> tuple[bytes, str]:
     try:
         raw = path.read_bytes()
@@ -232,58 +176,103 @@ def _open(path: Path, raw: bytes) -> tuple[fits.Header, np.ndarray]:
     return header, data
 
 
-def _time(header: fits.Header, name: str) -> Time:
-    text = _str(header, "DATE-OBS")
-    if text is None:
-        raise FrameRejected(f"{name}: no DATE-OBS, the time of the exposure is unknown",
-                            "unreadable")
-    try:
-        return Time(text.replace(" ", "T"), format="isot", scale="utc")
-    except ValueError as exc:
-        raise FrameRejected(f"{name}: DATE-OBS {text!r} is not an ISO time", "unreadable") \
-            from exc
+@dataclass
+class _Layout:
+    """How the measured plane comes out of the array (one per frame kind)."""
+
+    kind: str
+    binning: int
+    plane: np.ndarray
+    filter: str
+    bayer: str | None = None
+    raw: np.ndarray | None = None
+    cube: np.ndarray | None = None
+    green: GreenSites | None = None
+    green_planes: tuple[np.ndarray, np.ndarray] | None = None
+    gain_factor: float = 1.0
+    read_noise_factor: float = 1.0
+    source_var_factor: float = 1.0
+    sky_var_factor: float = 1.0
 
 
-def _site(header: fits.Header, cfg: Config, name: str) -> EarthLocation | None:
-    lat = cfg.site.latitude
-    lon = cfg.site.longitude
-    if lat is None or lon is None:
-        hlat, hlon = _num(header, "SITELAT", "OBSLAT", "LAT-OBS"), _num(
-            header, "SITELONG", "OBSLONG", "LONG-OBS")
-        if hlat is not None and hlon is not None and not (hlat == 0.0 and hlon == 0.0) \
-                and -90 <= hlat <= 90 and -180 <= hlon <= 360:
-            lat = hlat if lat is None else lat
-            lon = hlon if lon is None else lon
-        elif hlat is not None and hlon is not None:
-            log.warning("%s: SITELAT/SITELONG %s/%s unusable; no site (set site.latitude and "
-                        "site.longitude)", name, hlat, hlon)
-    if lat is None or lon is None:
-        return None
-    return EarthLocation.from_geodetic(lon=lon, lat=lat, height=cfg.site.elevation)
+def _stack_layout(arr: np.ndarray, stackcnt: int) -> _Layout:
+    # per sub read noise; in the mean it is in the measured sky scatter
+    return _Layout("stack", 1, arr[1].astype(np.float32), "TG", cube=arr,
+                   gain_factor=float(max(stackcnt, 1)),
+                   source_var_factor=STACK_SOURCE_VAR_FACTOR,
+                   sky_var_factor=STACK_SKY_VAR_FACTOR)
 
 
-def _header_wcs(header: fits.Header, binning: int,
-                green: tuple[tuple[int, int], tuple[int, int]] | None) -> WCS | None:
-    if "CTYPE1" not in header or "RA" not in str(header.get("CTYPE1", "")):
-        return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            w = WCS(header, naxis=2, relax=True)
-        if not w.has_celestial:
-            return None
-        if binning > 1:
-            if w.sip is not None:
-                w.sip = None  # a hint only; the solver verifies it
-            w = binned_wcs(w, binning, green)
-        return w
-    except Exception as exc:
-        log.debug("header WCS unusable: %s", exc)
-        return None
+def _sub_layout(arr: np.ndarray, bayer: str | None, name: str) -> _Layout:
+    if bayer is None:
+        bayer = "GRBG"
+        log.info("%s: 2-D Seestar frame without BAYERPAT, assuming GRBG", name)
+    if bayer not in GREEN_SITES:
+        raise FrameRejected(f"{name}: unsupported Bayer pattern {bayer!r}", "unreadable")
+    if arr.shape[0] < 4 or arr.shape[1] < 4:
+        raise FrameRejected(f"{name}: image too small {arr.shape}", "unreadable")
+    green = GREEN_SITES[bayer]
+    ny, nx = (arr.shape[0] // 2) * 2, (arr.shape[1] // 2) * 2
+    raw = arr[:ny, :nx]
+    (r0, c0), (r1, c1) = green
+    sites = (raw[r0::2, c0::2], raw[r1::2, c1::2])
+    plane = sites[0].astype(np.float32)
+    plane += sites[1]
+    return _Layout("sub", 2, plane, "TG", bayer=bayer, raw=raw, green=green,
+                   green_planes=sites, read_noise_factor=math.sqrt(2.0))
+
+
+def _mono_layout(arr: np.ndarray, header: fits.Header, filter_map: Mapping[str, str],
+                 name: str) -> _Layout:
+    fcard = (_str(header, "FILTER") or "").upper()
+    fmap = {str(k).upper(): v for k, v in filter_map.items()}
+    if fcard not in fmap:
+        raise FrameRejected(f"{name}: FILTER={fcard!r} has no AAVSO filter code (add it to "
+                            "photometry.filter_map)", "config")
+    return _Layout("mono", 1, arr.astype(np.float32), fmap[fcard].upper())
+
+
+def _layout(arr: np.ndarray, header: fits.Header, cfg: Config, name: str,
+            stackcnt: int) -> _Layout:
+    """Decide the kind from the array shape (see the module docstring)."""
+    if not np.issubdtype(arr.dtype, np.number):
+        raise FrameRejected(f"{name}: non-numeric image data", "unreadable")
+    bayer = (cfg.camera.bayer_pattern or _str(header, "BAYERPAT") or "").upper() or None
+    seestar = "seestar" in (f"{_str(header, 'INSTRUME')} {_str(header, 'TELESCOP')} "
+                            f"{header.get('CREATOR', '')}").lower()
+    if arr.ndim == 3 and arr.shape[0] == 3:
+        lay = _stack_layout(arr, stackcnt)
+        lay.bayer = bayer  # the Seestar keeps BAYERPAT in its stacks
+    elif arr.ndim == 2 and (bayer is not None or seestar):
+        lay = _sub_layout(arr, bayer, name)
+    elif arr.ndim == 2:
+        lay = _mono_layout(arr, header, cfg.photometry.filter_map, name)
+    else:
+        raise FrameRejected(f"{name}: unsupported image shape {arr.shape}", "unreadable")
+    if not np.isfinite(lay.plane).all():
+        lay.plane = np.nan_to_num(lay.plane, nan=0.0, posinf=0.0, neginf=0.0)
+    return lay
 
 
 def load_frame(path: str | os.PathLike[str], config: Any = None) -> Frame:
-    """Read ``path`` and return a :class:`Frame`; raises :class:`FrameRejected`."""
+    """Read a FITS frame and prepare its measured plane.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The FITS file.
+    config : Any
+        Anything :func:`starnode.config.resolve` accepts.
+
+    Returns
+    -------
+    Frame
+
+    Raises
+    ------
+    FrameRejected
+        ``not_light``, ``unreadable`` or ``config`` (unknown filter), with the reason.
+    """
     cfg = resolve(config)
     p = Path(path).resolve()
     raw_bytes, sha1 = _read(p)
@@ -295,99 +284,28 @@ def load_frame(path: str | os.PathLike[str], config: Any = None) -> Frame:
     exptime = _num(header, "EXPTIME", "EXPOSURE")
     if exptime is None or exptime <= 0:
         raise FrameRejected(f"{name}: no positive EXPTIME/EXPOSURE", "unreadable")
-    start = _time(header, name)
-    site = _site(header, cfg, name)
-    cam = cfg.camera
-    bayer = (cam.bayer_pattern or _str(header, "BAYERPAT") or "").upper() or None
-    instrument = _str(header, "INSTRUME")
-    telescope = _str(header, "TELESCOP")
-    seestar = "seestar" in f"{instrument} {telescope} {header.get('CREATOR', '')}".lower()
-    arr = np.asarray(data)
-    if not np.issubdtype(arr.dtype, np.number):
-        raise FrameRejected(f"{name}: non-numeric image data", "unreadable")
-    gain = float(cam.gain_e_per_adu)
-    rn = float(cam.read_noise_e)
-    raw = cube = None
-    green_sites = None
+    start = exposure_start(header, name)
+    site = site_location(header, cfg.site.latitude, cfg.site.longitude, cfg.site.elevation, name)
     stackcnt = int(_num(header, "STACKCNT") or 1)
-    src_f = sky_f = 1.0
-    green = None
-    if arr.ndim == 3 and arr.shape[0] == 3:
-        kind, binning = "stack", 1
-        cube = arr
-        plane = arr[1].astype(np.float32)
-        gain *= max(stackcnt, 1)
-        rn = rn  # per sub; in the mean the read noise is in the measured sky scatter
-        src_f, sky_f = STACK_SOURCE_VAR_FACTOR, STACK_SKY_VAR_FACTOR
-        filt = "TG"
-    elif arr.ndim == 2 and (bayer is not None or seestar):
-        if bayer is None:
-            bayer = "GRBG"
-            log.info("%s: 2-D Seestar frame without BAYERPAT, assuming GRBG", name)
-        if bayer not in GREEN_SITES:
-            raise FrameRejected(f"{name}: unsupported Bayer pattern {bayer!r}", "unreadable")
-        if arr.shape[0] < 4 or arr.shape[1] < 4:
-            raise FrameRejected(f"{name}: image too small {arr.shape}", "unreadable")
-        kind, binning = "sub", 2
-        green = GREEN_SITES[bayer]
-        ny, nx = (arr.shape[0] // 2) * 2, (arr.shape[1] // 2) * 2
-        raw = arr[:ny, :nx]
-        (r0, c0), (r1, c1) = green
-        green_sites = (raw[r0::2, c0::2], raw[r1::2, c1::2])
-        plane = green_sites[0].astype(np.float32)
-        plane += green_sites[1]
-        rn = rn * math.sqrt(2.0)
-        filt = "TG"
-    elif arr.ndim == 2:
-        kind, binning = "mono", 1
-        plane = arr.astype(np.float32)
-        fcard = (_str(header, "FILTER") or "").upper()
-        fmap = {str(k).upper(): v for k, v in cfg.photometry.filter_map.items()}
-        if fcard not in fmap:
-            raise FrameRejected(f"{name}: FILTER={fcard!r} has no AAVSO filter code (add it to "
-                                "photometry.filter_map)", "config")
-        filt = fmap[fcard].upper()
-    else:
-        raise FrameRejected(f"{name}: unsupported image shape {arr.shape}", "unreadable")
-    band = BAND_OF_FILTER.get(filt)
+    lay = _layout(np.asarray(data), header, cfg, name, stackcnt)
+    band = BAND_OF_FILTER.get(lay.filter)
     if band is None:
-        raise FrameRejected(f"{name}: filter {filt!r} has no comparison band", "config")
-    if not np.isfinite(plane).all():
-        plane = np.nan_to_num(plane, nan=0.0, posinf=0.0, neginf=0.0)
-    if kind == "stack":
-        total = _num(header, "TOTALEXP")
-        span = total if (total and stackcnt > 1) else stackcnt * exptime
-        mid = start + TimeDelta(span / 2.0, format="sec")
-        tunc = span / 2.0
-    else:
-        mid = start + TimeDelta(exptime / 2.0, format="sec")
-        tunc = 0.0
-        end_text = _str(header, "DATE-EXP")
-        if end_text:
-            try:
-                end = Time(end_text.replace(" ", "T"), format="isot", scale="utc")
-                dur = (end - start).to_value("s")
-                if 0 < dur < 10 * exptime + 60:
-                    mid = start + TimeDelta(dur / 2.0, format="sec")
-                else:
-                    log.warning("%s: DATE-EXP %s inconsistent with DATE-OBS; using EXPTIME",
-                                name, end_text)
-            except ValueError:
-                log.warning("%s: DATE-EXP %r unreadable; using EXPTIME", name, end_text)
-    scale = cam.pixel_scale_arcsec
-    if scale is None:
-        fl, px = _num(header, "FOCALLEN"), _num(header, "XPIXSZ")
-        if fl and px and fl > 0 and px > 0:
-            scale = 206.264806 * px / fl
-    ra, dec = _num(header, "RA", "OBJCTRA_DEG"), _num(header, "DEC", "OBJCTDEC_DEG")
+        raise FrameRejected(f"{name}: filter {lay.filter!r} has no comparison band", "config")
+    mid, tunc = mid_exposure(header, start, exptime, stack=lay.kind == "stack",
+                             stackcnt=stackcnt, name=name)
+    cam = cfg.camera
     return Frame(
-        path=p, header=header, kind=kind, plane=plane, binning=binning, bayer=bayer,
-        raw=raw, cube=cube, filter=filt, band=band, exptime=float(exptime), start=start,
-        mid=mid, time_uncertainty_s=float(tunc), stackcnt=stackcnt, site=site,
-        gain_e_per_adu=gain, read_noise_e=rn, source_var_factor=src_f, sky_var_factor=sky_f,
+        path=p, header=header, kind=lay.kind, plane=lay.plane, binning=lay.binning,
+        bayer=lay.bayer, raw=lay.raw, cube=lay.cube, filter=lay.filter, band=band,
+        exptime=float(exptime), start=start, mid=mid, time_uncertainty_s=float(tunc),
+        stackcnt=stackcnt, site=site, gain_e_per_adu=float(cam.gain_e_per_adu) * lay.gain_factor,
+        read_noise_e=float(cam.read_noise_e) * lay.read_noise_factor,
+        source_var_factor=lay.source_var_factor, sky_var_factor=lay.sky_var_factor,
         saturation_adu=float(cam.saturation_adu),
-        header_wcs=_header_wcs(header, binning, green), object=_str(header, "OBJECT"),
-        telescope=telescope, instrument=instrument, imagetyp=imagetyp,
-        ra_deg=ra, dec_deg=dec, pixel_scale_arcsec=scale, sha1=sha1,
-        synthetic=bool(header.get("SYNTHET", False)), green=green_sites,
+        header_wcs=header_wcs(header, lay.binning, lay.green), object=_str(header, "OBJECT"),
+        telescope=_str(header, "TELESCOP"), instrument=_str(header, "INSTRUME"),
+        imagetyp=imagetyp, ra_deg=_num(header, "RA", "OBJCTRA_DEG"),
+        dec_deg=_num(header, "DEC", "OBJCTDEC_DEG"),
+        pixel_scale_arcsec=pixel_scale(header, cam.pixel_scale_arcsec), sha1=sha1,
+        synthetic=bool(header.get("SYNTHET", False)), green=lay.green_planes,
     )

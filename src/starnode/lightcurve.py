@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, resolve
-from .ledger import Frame, Ledger
+from .records import CompResult, Measurement
+from .store import Frame, Ledger
+from .util.values import finite_float
 
 log = logging.getLogger(__name__)
 
@@ -28,45 +30,84 @@ _QUALITY_STYLE = {"good": ("#1f77b4", "o", "good"),
                   "poor": ("#9e9e9e", "x", "poor")}
 
 
-def _num(value: Any) -> float | None:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
+_num = finite_float
+
+
+def _point(m: Measurement, reported: bool) -> dict[str, Any] | None:
+    """One plot point from a measurement (None without a usable magnitude and time)."""
+    t = _num(m.hjd) or _num(m.jd)
+    mag = _num(m.magnitude)
+    if t is None or mag is None:
         return None
-    return f if math.isfinite(f) else None
+    k = m.check_star
+    comp_mags = [c for c in (_num(c.catalog_mag) for c in m.comps
+                             if isinstance(c, CompResult) and c.used is not False)
+                 if c is not None]
+    return {
+        "t": t, "mag": mag, "err": _num(m.uncertainty) or 0.0,
+        "quality": str(m.quality_flag or "poor"), "filter": m.filter or None,
+        "chart": m.chart_id,
+        "check_mag": _num(k.mag) if k else None, "check_cat": _num(k.catalog_mag) if k else None,
+        "check_err": (_num(k.error) if k else None) or 0.0,
+        "check_name": (k.label or k.name) if k else None,
+        "comp_min": min(comp_mags) if comp_mags else None,
+        "comp_max": max(comp_mags) if comp_mags else None,
+        "reported": reported, "time_kind": "HJD" if m.hjd else "JD",
+    }
 
 
 def lightcurve_points(frames: Sequence[Frame]) -> list[dict[str, Any]]:
-    """Plot-ready points from ledger rows (rows without a usable magnitude or time dropped)."""
+    """Plot-ready points from ledger rows.
+
+    Parameters
+    ----------
+    frames : sequence of Frame
+        Ledger rows; each stored result is read as a :class:`~starnode.records.Measurement`.
+
+    Returns
+    -------
+    list of dict
+        One point per frame with a usable magnitude and time (others are dropped):
+        ``t``, ``mag``, ``err``, ``quality``, ``filter``, ``chart``, the check star's
+        ``check_mag`` / ``check_cat`` / ``check_err`` / ``check_name``, the comparison range
+        ``comp_min`` / ``comp_max``, ``reported`` and ``time_kind``.
+    """
     out = []
     for f in frames:
-        r: Mapping[str, Any] = f.result or {}
-        t = _num(r.get("hjd")) or _num(r.get("jd"))
-        mag = _num(r.get("magnitude"))
-        if t is None or mag is None:
+        try:
+            m = f.measurement
+        except (TypeError, ValueError) as exc:
+            log.warning("light curve: frame %s has an unreadable result (%s); left out",
+                        f.path, exc)
             continue
-        check = r.get("check_star") or {}
-        comps = [c for c in r.get("comps") or [] if c.get("used", True)]
-        comp_mags = [m for m in (_num(c.get("catalog_mag")) for c in comps) if m is not None]
-        out.append({
-            "t": t, "mag": mag, "err": _num(r.get("uncertainty")) or 0.0,
-            "quality": str(r.get("quality_flag") or "poor"),
-            "filter": r.get("filter"), "chart": r.get("chart_id"),
-            "check_mag": _num(check.get("mag")), "check_cat": _num(check.get("catalog_mag")),
-            "check_err": _num(check.get("error")) or 0.0,
-            "check_name": check.get("label") or check.get("name"),
-            "comp_min": min(comp_mags) if comp_mags else None,
-            "comp_max": max(comp_mags) if comp_mags else None,
-            "reported": f.state == "reported", "time_kind": "HJD" if r.get("hjd") else "JD",
-        })
+        point = None if m is None else _point(m, f.state == "reported")
+        if point is not None:
+            out.append(point)
     return out
 
 
 def plot_lightcurve(config: Config | Mapping[str, Any] | str | os.PathLike[str] | None,
                     target: str, out: str | os.PathLike[str] | None = None) -> tuple[Path, int]:
-    """Write the light curve of ``target`` (AAVSO name) to ``out`` (default
-    ``data_dir/lightcurves/<target>.png``). Returns (path, number of points). Raises
-    ``LookupError`` when the ledger has no measurement of that target."""
+    """Write the light curve of ``target`` to a PNG.
+
+    Parameters
+    ----------
+    config : Config or anything :func:`starnode.config.resolve` accepts
+    target : str
+        AAVSO name (case-insensitive).
+    out : path-like, optional
+        Default ``data_dir/lightcurves/<target>.png``.
+
+    Returns
+    -------
+    tuple of (Path, int)
+        The file and the number of points.
+
+    Raises
+    ------
+    LookupError
+        The ledger has no usable measurement of that target.
+    """
     cfg = resolve(config)
     with Ledger(cfg) as ledger:
         frames = ledger.measurements(target)

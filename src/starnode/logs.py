@@ -37,8 +37,22 @@ def setup_logging(level: str | int = "INFO", data_dir: str | os.PathLike[str] | 
                   backups: int = 5) -> Path | None:
     """Configure the root logger. Idempotent: earlier starnode handlers are replaced.
 
-    Returns the log file path (None without ``data_dir`` or when it cannot be written; the
-    console then says why).
+    Parameters
+    ----------
+    level : str or int
+        Console level (``"INFO"``...); the file always gets INFO and above.
+    data_dir : path-like, optional
+        Where ``logs/starnode.log`` is written; None: console only.
+    console : bool
+        Log to stderr too.
+    max_bytes, backups : int
+        Rotation of the log file.
+
+    Returns
+    -------
+    Path or None
+        The log file (None without ``data_dir`` or when it cannot be written; the console then
+        says why).
     """
     root = logging.getLogger()
     for h in list(root.handlers):
@@ -77,8 +91,15 @@ def setup_logging(level: str | int = "INFO", data_dir: str | os.PathLike[str] | 
 
 
 def worker_logging(queue: Any, level: int) -> None:
-    """In a worker process: send records at ``level`` and above to ``queue`` (the node's
-    ``QueueListener`` writes them out)."""
+    """In a worker process: send records at ``level`` and above to the node.
+
+    Parameters
+    ----------
+    queue : multiprocessing.Queue or None
+        The node's log queue (its ``QueueListener`` writes them out); None: stderr.
+    level : int
+        The lowest level sent.
+    """
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)

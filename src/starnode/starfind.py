@@ -33,12 +33,35 @@ class Stars:
 
     @property
     def xy(self) -> np.ndarray:
+        """(N, 2) array of ``(x, y)`` positions, brightest first."""
         return np.column_stack([self.x, self.y])
 
 
 def find_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, max_stars: int = 300,
                min_area: int = 3) -> Stars:
-    """Detect point sources in ``plane`` (2-D). Never raises on an empty or flat frame."""
+    """Detect point sources in ``plane``, brightest first.
+
+    Parameters
+    ----------
+    plane : numpy.ndarray
+        A 2-D image; non-finite pixels are replaced by the median.
+    threshold_sigma : float
+        Detection threshold in units of the global background rms.
+    max_stars : int
+        At most this many (the brightest) are returned.
+    min_area : int
+        Fewest connected pixels of a detection.
+
+    Returns
+    -------
+    Stars
+        Empty (never an error) for a flat or empty frame.
+
+    Raises
+    ------
+    ValueError
+        ``plane`` is not 2-D.
+    """
     if plane.ndim != 2:
         raise ValueError(f"find_stars needs a 2-D plane, got shape {plane.shape}")
     data = np.ascontiguousarray(plane, dtype=np.float32)

@@ -1,0 +1,126 @@
+"""The outbox: report files, the audit trail and the listing ``starnode status`` shows.
+
+Everything lives under ``data_dir/outbox``: one report file per night, target and observer
+(``<night>/<night>_<star>_<obscode>.txt``; dry runs under ``dry_run/``), an ``audit/`` folder
+with one JSON line per event (measurement written, upload attempted, skip, error) and copies
+of every uploaded file and every WebObs answer. Files are replaced atomically
+(:func:`starnode.util.fsio.atomic_write`) so a crash never leaves half a report, and audit
+lines are fsynced (:func:`starnode.util.fsio.append_jsonl`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from starnode.config import Config, resolve
+from starnode.store import ReportRows
+from starnode.store.reports import DRY
+from starnode.util.fsio import append_jsonl, atomic_write
+
+from .entries import slug
+
+log = logging.getLogger(__name__)
+
+__all__ = ["audit", "audit_path", "event", "outbox_dir", "outbox_files", "relpath", "write_file"]
+
+
+def now() -> str:
+    """UTC now, ISO 8601 to the second (the audit's and the tables' time stamps)."""
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def outbox_dir(config: Any) -> Path:
+    """``data_dir/outbox``: report files, ``audit/`` records and kept WebObs answers.
+
+    Parameters
+    ----------
+    config : Config or anything :func:`starnode.config.resolve` accepts
+
+    Returns
+    -------
+    Path
+    """
+    return resolve(config).data_dir / "outbox"
+
+
+def relpath(space: str, night: str, starid: str, obscode: str) -> str:
+    """A report file's path relative to the outbox (``dry_run/...`` for dry runs)."""
+    name = f"{night}/{night}_{slug(starid)}_{obscode}.txt"
+    return f"dry_run/{name}" if space == DRY else name
+
+
+def audit_path(outbox: Path, rel: str) -> Path:
+    """The JSON-lines audit file of one report file."""
+    return outbox / "audit" / Path(rel).with_suffix(".jsonl")
+
+
+def audit(outbox: Path, rel: str, record: Mapping[str, Any]) -> None:
+    """Append a time-stamped record to a report file's audit (fsynced).
+
+    Raises
+    ------
+    OSError
+        The audit cannot be written.
+    """
+    append_jsonl(audit_path(outbox, rel), {"time": now(), **record})
+
+
+def event(cfg: Config, record: Mapping[str, Any]) -> None:
+    """Append a record to ``audit/events.jsonl`` (skips and errors); never raises."""
+    try:
+        append_jsonl(outbox_dir(cfg) / "audit" / "events.jsonl", {"time": now(), **record})
+    except OSError as exc:
+        log.warning("cannot write the AAVSO audit record: %s", exc)
+
+
+def write_file(path: Path, text: str) -> str:
+    """Replace a report (or audit copy) atomically; returns its sha256.
+
+    Raises
+    ------
+    UnicodeEncodeError
+        ``text`` is not ASCII (rows are sanitised, so this is a bug, never silent).
+    """
+    return atomic_write(path, text.encode("ascii"))
+
+
+def outbox_files(config: Any) -> list[dict[str, Any]]:
+    """The report files, oldest night first.
+
+    Parameters
+    ----------
+    config : Config or anything :func:`starnode.config.resolve` accepts
+
+    Returns
+    -------
+    list of dict
+        ``path``, ``night``, ``target``, ``obscode``, ``dry_run``, ``rows``, ``open_bins``,
+        ``exists``, ``sha256`` and ``states``: the rows' upload states (``manual`` = for the
+        observer to upload, ``pending``, ``uploading``, ``sent``, ``uncertain``, ``none`` = dry
+        run) with their counts.
+    """
+    cfg = resolve(config)
+    outbox = outbox_dir(cfg)
+    with ReportRows(cfg) as table:
+        rows = table.outbox_rows()
+    files: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        entry = files.get((r["space"], r["file"]))
+        if entry is None:
+            path = outbox / r["file"]
+            entry = files[(r["space"], r["file"])] = {
+                "path": str(path), "night": r["night"], "target": r["starid"],
+                "obscode": r["obscode"], "dry_run": r["space"] == DRY, "rows": 0,
+                "open_bins": 0, "exists": path.exists(), "sha256": None, "states": {},
+            }
+            if entry["exists"]:
+                entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        entry["rows"] += 1
+        entry["open_bins"] += 0 if r["closed"] else 1
+        entry["states"][r["upload"]] = entry["states"].get(r["upload"], 0) + 1
+    return list(files.values())

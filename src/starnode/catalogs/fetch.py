@@ -1,0 +1,206 @@
+"""How the catalogue clients ask: one polite request layer and one answer cache.
+
+:class:`CatalogClient` owns the HTTP sessions (:func:`starnode.util.http.make_session`: timeout,
+retries with a capped Retry-After, User-Agent) and the memory of servers that failed
+(:class:`~starnode.util.http.QuietHosts`). :func:`cached` puts the cache in front of it: a fresh
+entry, else the network, else a stale entry with a WARNING; ``photometry.offline`` never makes a
+request. The cache table belongs to :class:`starnode.store.CatalogCache`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from starnode.config import Config
+from starnode.errors import CatalogError
+from starnode.store import CatalogCache, CatalogEntry
+from starnode.util.http import QuietHosts, describe_failure, make_session
+
+from .types import snippet
+
+log = logging.getLogger("starnode.catalogs")
+
+__all__ = ["CLIENT", "CatalogClient", "Got", "HTTPStatusError", "cached"]
+
+
+class HTTPStatusError(CatalogError):
+    """A catalogue server answered with a 4xx status (not retried)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class CatalogClient:
+    """Catalogue requests: sessions per retry policy, and the servers left alone for a while."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: dict[tuple[int, float, float], requests.Session] = {}
+        self.quiet = QuietHosts()
+
+    def _session(self, cfg: Config) -> requests.Session:
+        ph = cfg.photometry
+        key = (int(ph.http_retries), float(ph.http_backoff), float(ph.http_timeout))
+        with self._lock:
+            s = self._sessions.get(key)
+            if s is None:
+                s = make_session(attempts=key[0], backoff=key[1], timeout=key[2],
+                                 retry_methods=frozenset({"GET", "POST", "HEAD"}))
+                self._sessions[key] = s
+            return s
+
+    def request(self, cfg: Config, method: str, url: str, *, what: str,
+                params: Mapping[str, Any] | None = None,
+                data: Mapping[str, Any] | None = None) -> requests.Response:
+        """One catalogue request with the configured timeout and retries.
+
+        Parameters
+        ----------
+        cfg : Config
+            ``photometry.http_*`` and ``photometry.offline`` are used.
+        method, url : str
+            The request.
+        what : str
+            What is asked, for messages ("VSP", "Gaia DR3 TAP").
+        params, data : mapping, optional
+            Query parameters, form body.
+
+        Returns
+        -------
+        requests.Response
+            A 2xx/3xx answer.
+
+        Raises
+        ------
+        CatalogError
+            Offline, the server is resting after a failure, every attempt failed, or a 4xx
+            answer (:class:`HTTPStatusError`, not retried).
+        """
+        ph = cfg.photometry
+        if ph.offline:
+            raise CatalogError(f"{what}: photometry.offline is set, not asking {url}")
+        quiet = self.quiet.why_quiet(url)
+        if quiet is not None:
+            raise CatalogError(f"{what}: {quiet}; not asking it again before "
+                               f"photometry.http_quiet_minutes = {ph.http_quiet_minutes:g} "
+                               f"have passed")
+        attempts = int(ph.http_retries)
+        try:
+            resp = self._session(cfg).request(method, url, params=params, data=data,
+                                              timeout=float(ph.http_timeout))
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            last = describe_failure(exc, float(ph.http_timeout))
+        except requests.RequestException as exc:
+            raise CatalogError(f"{what}: cannot ask {url}: {exc}") from exc
+        else:
+            status = resp.status_code
+            if status < 400:
+                return resp
+            if status != 429 and status < 500:
+                raise HTTPStatusError(
+                    f"{what}: HTTP {status} from {resp.url}: {snippet(resp.text)!r}", status)
+            last = f"HTTP {status}"
+        self.quiet.failed(url, last, float(ph.http_quiet_minutes) * 60.0)
+        raise CatalogError(f"{what}: {last} from {url} after {attempts} attempt(s)")
+
+    def get_json(self, cfg: Config, url: str, params: Mapping[str, Any], *, what: str) -> Any:
+        """GET ``url`` and decode its JSON answer (:class:`CatalogError` when it is not JSON)."""
+        resp = self.request(cfg, "GET", url, params=params, what=what)
+        try:
+            return json.loads(resp.text)
+        except ValueError as exc:
+            raise CatalogError(f"{what}: the answer from {resp.url} is not JSON "
+                               f"({exc}): {snippet(resp.text)!r}") from exc
+
+
+#: The catalogue clients' one HTTP layer (sessions and failed-server memory of this process).
+CLIENT = CatalogClient()
+
+
+@dataclass(frozen=True)
+class Got:
+    """A parsed catalogue answer and where it came from."""
+
+    value: Any
+    origin: str  # "network" | "cache" | "cache (stale)"
+    url: str | None
+    fetched_at: float
+
+
+def _from_cache(cache: CatalogCache, kind: str, key: str, what: str,
+                parse: Callable[[Any], Any]) -> tuple[CatalogEntry, Any] | None:
+    entry = cache.get(kind, key)
+    if entry is None:
+        return None
+    try:
+        return entry, parse(entry.payload)
+    except CatalogError as exc:
+        log.warning("cached %s for %s unusable (%s); asking again", what, key, exc)
+        return None
+
+
+def _stale(hit: tuple[CatalogEntry, Any]) -> Got:
+    return Got(hit[1], "cache (stale)", hit[0].url, hit[0].fetched_at)
+
+
+def cached(cfg: Config, kind: str, key: str, *, what: str,
+           fetch: Callable[[], tuple[Any, str]], parse: Callable[[Any], Any]) -> Got:
+    """A fresh cache entry, else the network (answer parsed, then kept), else a stale entry.
+
+    Parameters
+    ----------
+    cfg : Config
+        ``photometry.cache_days``, ``photometry.offline`` and ``db_path`` are used.
+    kind, key : str
+        The cache entry (``vsx``, ``vsx-cone``, ``vsp``, ``gaia``; the normalised request).
+    what : str
+        What is asked, for messages.
+    fetch : callable
+        Returns ``(raw JSON-able answer, url)``; raises :class:`CatalogError`.
+    parse : callable
+        Turns a raw answer into the value; raises :class:`CatalogError` for an answer that must
+        not be cached.
+
+    Returns
+    -------
+    Got
+        The value and its origin.
+
+    Raises
+    ------
+    CatalogError
+        Nothing usable: not cached (or offline) and the network failed.
+    """
+    ph = cfg.photometry
+    cache = CatalogCache(cfg.db_path)
+    hit = _from_cache(cache, kind, key, what, parse)
+    if hit is not None and hit[0].age_days <= float(ph.cache_days):
+        log.debug("%s for %s from the cache (%.1f days old)", what, key, hit[0].age_days)
+        return Got(hit[1], "cache", hit[0].url, hit[0].fetched_at)
+    if ph.offline:
+        if hit is None:
+            raise CatalogError(f"{what} for {key}: photometry.offline is set and it is not "
+                               "cached")
+        log.warning("offline: using the %s for %s cached %.1f days ago (older than "
+                    "photometry.cache_days = %g)", what, key, hit[0].age_days, ph.cache_days)
+        return _stale(hit)
+    try:
+        raw, url = fetch()
+        value = parse(raw)
+    except CatalogError as exc:
+        if hit is None:
+            raise
+        log.warning("%s; using the %s for %s cached %.1f days ago instead", exc, what, key,
+                    hit[0].age_days)
+        return _stale(hit)
+    cache.put(kind, key, url, raw)
+    return Got(value, "network", url, time.time())

@@ -1,0 +1,22 @@
+"""The node: intake, the worker pool and the service that joins them.
+
+- :mod:`starnode.node.intake` - frames into the ledger (watcher events, catch-up scan, paths)
+- :mod:`starnode.node.pool` - the worker processes (crash and time-out kept to their frame)
+- :mod:`starnode.node.service` - :class:`Node`: ``starnode run`` and ``starnode process``
+- :mod:`starnode.node.outcomes` - an outcome into the ledger, the outbox and the log
+- :mod:`starnode.node.lock` - one node per data directory
+- :mod:`starnode.node.lines` - the one line per frame; :mod:`starnode.node.status` - status
+- :mod:`starnode.node.health` - the node's checks for ``starnode doctor``
+"""
+
+from __future__ import annotations
+
+from ..errors import NodeBusy
+from .intake import Intake, matches_include, walk
+from .lines import frame_line, short_reason
+from .lock import DataDirLock
+from .pool import MEASURE, WorkerPool, work
+from .service import Node
+
+__all__ = ["MEASURE", "DataDirLock", "Intake", "Node", "NodeBusy", "WorkerPool", "frame_line",
+           "matches_include", "short_reason", "walk", "work"]

@@ -1,0 +1,302 @@
+"""The worker pool: frames are measured in separate processes, each failure kept to its frame.
+
+Built on :class:`pebble.ProcessPool`, which knows which worker runs which task: a worker that
+dies (a segfault in a C library, the OOM killer) fails its own future with
+:class:`pebble.ProcessExpired` (carrying the exit code, i.e. the signal), a task past its
+timeout has its worker stopped and fails with :class:`TimeoutError`, and in both cases the other
+frames in hand go on and the pool starts a fresh worker. Nothing here reads private state.
+
+Workers are started with the ``spawn`` method (no inherited locks, threads or database
+connections), ignore SIGINT (a Ctrl+C in the terminal reaches the whole process group; the node
+decides what stopping means), use one BLAS thread each, send their log records to the node
+through a queue, and leave by themselves when the node that started them is gone (its pid is
+passed in: a node killed with SIGKILL cannot stop them).
+
+:func:`work` is what a worker runs: it never raises for a bad frame and returns a plain dict
+(the process boundary), see :func:`outcome_of` for the node's side.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import faulthandler
+import importlib
+import json
+import logging
+import logging.handlers
+import multiprocessing
+import os
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pebble import ProcessExpired, ProcessPool
+
+from ..config import Config
+from ..errors import FrameRejected
+from ..util.proc import pid_alive
+
+log = logging.getLogger("starnode.node")
+
+__all__ = ["MEASURE", "Outcome", "WorkerPool", "outcome_of", "work"]
+
+#: The measuring function the workers call (``module:function``), overridable for tests.
+MEASURE = "starnode.photometry:measure"
+
+#: What :func:`work` and :func:`outcome_of` return: ``{"outcome": "measured", "result"}``,
+#: ``{"outcome": "skipped", "reason", "category"}`` or ``{"outcome": "failed", "error",
+#: "crashed"}``, with ``seconds`` of worker time when known.
+Outcome = dict[str, Any]
+
+_BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+# ---------------------------------------------------------------------------- worker side
+_CONFIGS: dict[str, Config] = {}
+
+
+def _worker_init(queue: Any, level: int, parent_pid: int, measure: str) -> None:
+    """Start of a worker process (see the module docstring). The measuring module is imported
+    here, before any frame, so its import time counts neither in a frame's latency nor in its
+    ``frame_timeout``; an import error is left for the first frame to report."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(Exception):  # kill -USR1 <worker pid>: where is it stuck?
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    threading.Thread(target=_orphan_guard, args=(parent_pid,), daemon=True,
+                     name="starnode-orphan-guard").start()
+    for var in _BLAS_VARS:
+        os.environ.setdefault(var, "1")
+    from ..logs import worker_logging
+
+    worker_logging(queue, level)
+    with contextlib.suppress(Exception):
+        _load(measure)
+
+
+def _orphan_guard(parent_pid: int, interval: float = 1.0) -> None:
+    """Leave as soon as the node is gone (re-parented, or its pid no longer alive)."""
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent_pid or not pid_alive(parent_pid):
+            os._exit(0)
+
+
+def _load(spec: str) -> Callable[..., Any]:
+    module, _, name = spec.partition(":")
+    fn: Callable[..., Any] = getattr(importlib.import_module(module), name or "measure")
+    return fn
+
+
+def _config(raw: Mapping[str, Any]) -> Config:
+    key = json.dumps(raw, sort_keys=True, default=str)
+    cfg = _CONFIGS.get(key)
+    if cfg is None:
+        cfg = _CONFIGS[key] = Config(raw)
+    return cfg
+
+
+def _failure(path: str, exc: BaseException) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
+    log.debug("frame %s failed", path, exc_info=exc)
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def work(measure: str, path: str, raw: Mapping[str, Any]) -> Outcome:
+    """Measure one frame (runs in a pool worker).
+
+    Parameters
+    ----------
+    measure : str
+        ``module:function`` of the measuring function, called as ``fn(path, config)``; it
+        returns a :class:`~starnode.records.Measurement` (or a result mapping) and raises
+        :class:`~starnode.errors.FrameRejected` for a frame it must not measure.
+    path : str
+        The frame.
+    raw : mapping
+        The node's configuration as a plain dict.
+
+    Returns
+    -------
+    dict
+        An :data:`Outcome`; a bad frame never raises.
+    """
+    t0 = time.perf_counter()
+    try:
+        result = _load(measure)(path, _config(raw))
+    except FrameRejected as exc:
+        return {"outcome": "skipped", "reason": exc.reason, "category": str(exc.category),
+                "seconds": time.perf_counter() - t0}
+    except Exception as exc:
+        return {"outcome": "failed", "error": _failure(path, exc),
+                "seconds": time.perf_counter() - t0}
+    if hasattr(result, "to_dict"):
+        result = result.to_dict()
+    if not isinstance(result, Mapping):
+        return {"outcome": "failed", "error": f"the pipeline returned {type(result).__name__}, "
+                "not a measurement", "seconds": time.perf_counter() - t0}
+    return {"outcome": "measured", "result": dict(result), "seconds": time.perf_counter() - t0}
+
+
+# ---------------------------------------------------------------------------- node side
+def _signal_name(code: int | None) -> str:
+    if code is None:
+        return "unknown exit"
+    if code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+def outcome_of(future: cf.Future[Outcome], timeout: float) -> Outcome:
+    """The outcome of a finished future, a worker's death or time-out included.
+
+    Parameters
+    ----------
+    future : Future
+        Returned by :meth:`WorkerPool.submit`, done.
+    timeout : float
+        The frame timeout it was given (for the message).
+
+    Returns
+    -------
+    dict
+        An :data:`Outcome`; ``crashed`` is True when the worker died or was stopped,
+        ``expired`` when it died by itself (a signal, the OOM killer).
+    """
+    exc = future.exception()
+    if exc is None:
+        return future.result()
+    if isinstance(exc, ProcessExpired):
+        why = f"pid {exc.pid}: {_signal_name(exc.exitcode)}"
+        return {"outcome": "failed", "crashed": True, "expired": True,
+                "error": f"worker process crashed on this frame ({why})"}
+    if isinstance(exc, TimeoutError):
+        return {"outcome": "failed", "crashed": True,
+                "error": f"timed out after {timeout:g} s; worker stopped"}
+    return {"outcome": "failed", "error": f"{type(exc).__name__}: {exc}"}
+
+
+class _Relay(logging.Handler):
+    """Hands records from worker processes to the node's own loggers. A warning repeated
+    word for word (the same missing catalogue for every frame of a night) is shown once an
+    hour, at DEBUG in between, so the log stays one line per frame."""
+
+    def __init__(self, every: float = 3600.0) -> None:
+        super().__init__()
+        self.every = every
+        self._seen: dict[str, float] = {}
+
+    def _repeated(self, record: logging.LogRecord) -> bool:
+        key = f"{record.name}:{record.getMessage()}"
+        now = time.monotonic()
+        last = self._seen.get(key)
+        if last is not None and now - last < self.every:
+            return True
+        if len(self._seen) > 1000:
+            self._seen.clear()
+        self._seen[key] = now
+        return False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno < logging.ERROR and self._repeated(record):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
+
+
+class WorkerPool:
+    """``workers`` processes measuring frames with ``measure``, each frame given ``timeout`` s.
+
+    Parameters
+    ----------
+    workers : int
+        Processes (the node's CPU budget).
+    measure : str
+        ``module:function`` importable in a fresh process.
+    raw : mapping
+        The configuration as a plain dict (sent with every task).
+    timeout : float
+        Seconds one frame may take before its worker is stopped.
+    log_level : int
+        Lowest level the workers forward to the node.
+    """
+
+    def __init__(self, workers: int, measure: str, raw: Mapping[str, Any], *, timeout: float,
+                 log_level: int) -> None:
+        self.workers = workers
+        self.measure = measure
+        self.raw = dict(raw)
+        self.timeout = timeout
+        self.log_level = log_level
+        self._pool: ProcessPool | None = None
+        self._queue: Any = None
+        self._listener: logging.handlers.QueueListener | None = None
+
+    def _start(self) -> ProcessPool:
+        # One BLAS/OpenMP thread per worker, set before the spawned processes import numpy.
+        for var in _BLAS_VARS:
+            os.environ.setdefault(var, "1")
+        ctx = multiprocessing.get_context("spawn")
+        if self._listener is None:
+            self._queue = ctx.Queue()
+            self._listener = logging.handlers.QueueListener(self._queue, _Relay())
+            self._listener.start()
+        pool = ProcessPool(max_workers=self.workers, initializer=_worker_init,
+                           initargs=(self._queue, self.log_level, os.getpid(), self.measure),
+                           context=ctx)
+        if not pool.active:  # asking starts the workers (pebble starts them on first use)
+            raise RuntimeError("the worker pool did not start")
+        return pool
+
+    def start(self) -> ProcessPool:
+        """Start the workers now (they import the measuring code while the node waits for
+        frames); :meth:`submit` does it when needed."""
+        if self._pool is None or not self._pool.active:
+            if self._pool is not None:  # broken (e.g. cannot start workers): start afresh
+                self._halt()
+            self._pool = self._start()
+        return self._pool
+
+    def submit(self, path: str) -> cf.Future[Outcome]:
+        """Measure ``path`` in a worker; the future gives an :data:`Outcome` or raises."""
+        return self.start().schedule(work, args=(self.measure, path, self.raw),
+                                     timeout=self.timeout)
+
+    def _halt(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.stop()
+            with contextlib.suppress(Exception):
+                pool.join()
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the workers and the log relay.
+
+        Parameters
+        ----------
+        wait : bool
+            Let the frames in hand finish first (False: stop the workers now; their futures
+            are abandoned and the caller requeues their frames).
+        """
+        pool = self._pool
+        if pool is not None and wait:
+            pool.close()
+            with contextlib.suppress(Exception):
+                pool.join()
+            self._pool = None
+        self._halt()
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
+        if self._queue is not None:
+            self._queue.close()
+            self._queue = None

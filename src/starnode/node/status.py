@@ -1,0 +1,112 @@
+"""What ``starnode status`` shows: the ledger by state, recent frames, problems by reason,
+frames measured but not reported, and the outbox. :func:`status_data` is the data (also the
+``--json`` output); :func:`status_lines` is its text form."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..config import Config
+from ..store import Ledger
+from .lines import frame_line, short_reason
+
+log = logging.getLogger("starnode.node")
+
+__all__ = ["status_data", "status_lines"]
+
+#: Upload states of outbox rows, as status shows them.
+_UPLOAD = {"manual": "for you to upload", "none": "dry run, not for upload",
+           "pending": "to upload", "uploading": "upload under way", "sent": "sent",
+           "uncertain": "upload uncertain (see docs/aavso.md)"}
+
+
+def _outbox_files(cfg: Config) -> list[dict[str, Any]]:
+    from ..aavso import outbox_files
+
+    try:
+        return list(outbox_files(cfg))
+    except Exception as exc:  # a damaged database must not hide the rest of the status
+        log.warning("cannot list the outbox: %s", exc)
+        return []
+
+
+def status_data(cfg: Config, last: int = 10) -> dict[str, Any]:
+    """The node's state, read-only.
+
+    Parameters
+    ----------
+    cfg : Config
+        The configuration (its ``data_dir``).
+    last : int
+        How many recent frames to include.
+
+    Returns
+    -------
+    dict
+        ``data_dir``, ``db``, ``counts``, ``targets``, ``recent``, ``recent_lines``,
+        ``problems``, ``outbox``, ``not_reported``: plain JSON-able values.
+    """
+    with Ledger(cfg) as ledger:
+        counts = ledger.counts()
+        recent = ledger.frames(limit=last, newest_first=True)
+        problems = ledger.problems()
+        targets = ledger.targets()
+        held = ledger.frames(states=["measured"])
+    return {"data_dir": str(cfg.data_dir), "db": str(cfg.db_path), "counts": counts,
+            "targets": [{"target": t, "frames": n} for t, n in targets],
+            "recent": [{"id": f.id, "path": f.path, "state": f.state, "reason": f.reason,
+                        "category": f.category, "target": f.target, "magnitude": f.magnitude,
+                        "uncertainty": f.uncertainty, "quality": f.quality,
+                        "updated": f.updated} for f in recent],
+            "recent_lines": [frame_line(f) for f in recent],
+            "problems": problems, "outbox": _outbox_files(cfg),
+            "not_reported": [{"path": f.path, "status": (f.submission or {}).get("status"),
+                              "message": (f.submission or {}).get("message")} for f in held]}
+
+
+def _problem_lines(problems: list[dict[str, Any]]) -> list[str]:
+    out = ["skipped and failed frames, by reason:"] if problems else []
+    for p in problems:
+        cat = f"[{p['category']}] " if p["category"] else ""
+        out.append(f"  {p['n']:>4} {p['state']:<7} {cat}{short_reason(p['reason'], p['example'])}")
+        out.append(f"       e.g. {p['example']}")
+    return out
+
+
+def _held_lines(held: list[dict[str, Any]]) -> list[str]:
+    out = ["measured but not reported:"] if held else []
+    for h in held[-20:]:
+        why = f"{h['status']}: {h['message']}" if h["status"] else "submission pending"
+        out.append(f"  {Path(h['path']).name}: {why}")
+    return out
+
+
+def _outbox_line(o: dict[str, Any]) -> str:
+    demo = str(o.get("obscode", "")).upper() == "DEMO"
+    states = "" if demo else ", ".join(f"{n} {_UPLOAD.get(s, s)}"
+                                       for s, n in (o.get("states") or {}).items())
+    return (f"  {o['path']}  ({o['rows']} row(s){'; ' + states if states else ''}"
+            f"{'; DRY RUN' if o.get('dry_run') else ''})"
+            + ("  DEMO DATA: never upload" if demo else ""))
+
+
+def status_lines(data: dict[str, Any]) -> list[str]:
+    """The text of ``starnode status`` for :func:`status_data`'s answer."""
+    c = data["counts"]
+    out = [f"data: {data['data_dir']}",
+           f"frames: {sum(c.values())} - " + ", ".join(f"{n} {s}" for s, n in c.items())]
+    if data["targets"]:
+        out.append("targets: " + ", ".join(f"{t['target']} ({t['frames']})"
+                                           for t in data["targets"]))
+    if data["recent_lines"]:
+        out.append(f"last {len(data['recent_lines'])} frame(s), newest first:")
+        out += [f"  {line}" for line in data["recent_lines"]]
+    out += _problem_lines(data["problems"]) + _held_lines(data["not_reported"])
+    if data["outbox"]:
+        out.append("outbox (files to upload at https://www.aavso.org/webobs/file):")
+        out += [_outbox_line(o) for o in data["outbox"]]
+    else:
+        out.append("outbox: empty")
+    return out

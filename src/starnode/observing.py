@@ -1,0 +1,312 @@
+"""When and where a frame was taken: exposure times, site, HJD, airmass, scintillation, night.
+
+Why one module: 0.1.0 computed these in the frame reader, the photometry, the synthetic frame
+generator and the AAVSO writer (the observing night, and the site longitude re-read from the
+frame). Each fact now has one definition, used by all of them:
+
+- :func:`exposure_start` and :func:`mid_exposure`: DATE-OBS, DATE-EXP, EXPTIME, TOTALEXP rules;
+- :func:`site_location`: the configured site, else SITELAT/SITELONG (0/0 = no fix = no site);
+- :func:`times`: JD and HJD of mid-exposure, the target's altitude and airmass (astropy, IERS
+  offline);
+- :func:`pickering_airmass` (Pickering 2002) and :func:`young_scintillation` (Young 1967);
+- :func:`night_of`: the observing night of a JD at a longitude (the rule of the AAVSO reports).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import logging
+import math
+import threading
+import warnings
+from collections.abc import Iterator, Mapping
+from typing import Any, NamedTuple
+
+from astropy import units as u
+from astropy.coordinates import AltAz, EarthLocation, SkyCoord
+from astropy.time import Time, TimeDelta
+from astropy.utils import iers
+
+from .errors import FrameRejected, RejectCategory
+from .fitsheader import card_float as _num
+from .fitsheader import card_text as _text
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Times",
+    "altitude_deg",
+    "exposure_start",
+    "mid_exposure",
+    "night_of",
+    "offline_iers",
+    "pickering_airmass",
+    "site_location",
+    "times",
+    "young_scintillation",
+]
+
+_UNIX_EPOCH_JD = 2440587.5
+_GEOCENTRE = EarthLocation.from_geocentric(0.0, 0.0, 0.0, unit=u.m)
+_IERS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def offline_iers() -> Iterator[None]:
+    """Astropy time/coordinate work without downloading IERS tables (bundled ones; degraded
+    accuracy only warns). One thread at a time: astropy's ``set_temp`` is process-wide."""
+    with _IERS_LOCK, iers.conf.set_temp("auto_download", False), \
+            iers.conf.set_temp("auto_max_age", None), \
+            iers.conf.set_temp("iers_degraded_accuracy", "warn"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def exposure_start(header: Mapping[str, Any], name: str) -> Time:
+    """DATE-OBS as an astropy UTC time.
+
+    Parameters
+    ----------
+    header : Mapping
+        FITS cards.
+    name : str
+        The file's name, for messages.
+
+    Returns
+    -------
+    astropy.time.Time
+
+    Raises
+    ------
+    FrameRejected
+        ``unreadable``: no DATE-OBS or not an ISO time.
+    """
+    text = _text(header, "DATE-OBS")
+    if text is None:
+        raise FrameRejected(f"{name}: no DATE-OBS, the time of the exposure is unknown",
+                            RejectCategory.UNREADABLE)
+    try:
+        return Time(text.replace(" ", "T"), format="isot", scale="utc")
+    except ValueError as exc:
+        raise FrameRejected(f"{name}: DATE-OBS {text!r} is not an ISO time",
+                            RejectCategory.UNREADABLE) from exc
+
+
+def mid_exposure(header: Mapping[str, Any], start: Time, exptime: float, *, stack: bool,
+                 stackcnt: int = 1, name: str = "") -> tuple[Time, float]:
+    """Mid-exposure time and its uncertainty.
+
+    A sub / mono frame: DATE-OBS + EXPTIME/2, or the midpoint of DATE-OBS...DATE-EXP when
+    DATE-EXP is consistent (uncertainty 0). A stack: DATE-OBS + span/2 with span = TOTALEXP
+    (or STACKCNT x EXPTIME), uncertain by half the span.
+
+    Parameters
+    ----------
+    header : Mapping
+        FITS cards (DATE-EXP, TOTALEXP).
+    start : astropy.time.Time
+        DATE-OBS (:func:`exposure_start`).
+    exptime : float
+        Seconds per sub.
+    stack : bool
+        Whether the frame is a stack of ``stackcnt`` subs.
+    stackcnt : int
+        STACKCNT.
+    name : str
+        The file's name, for log messages.
+
+    Returns
+    -------
+    (astropy.time.Time, float)
+        Mid-exposure (UTC) and its uncertainty in seconds.
+    """
+    if stack:
+        total = _num(header, "TOTALEXP")
+        span = total if (total and stackcnt > 1) else stackcnt * exptime
+        return start + TimeDelta(span / 2.0, format="sec"), span / 2.0
+    mid = start + TimeDelta(exptime / 2.0, format="sec")
+    end_text = _text(header, "DATE-EXP")
+    if end_text:
+        try:
+            end = Time(end_text.replace(" ", "T"), format="isot", scale="utc")
+            dur = (end - start).to_value("s")
+            if 0 < dur < 10 * exptime + 60:
+                mid = start + TimeDelta(dur / 2.0, format="sec")
+            else:
+                log.warning("%s: DATE-EXP %s inconsistent with DATE-OBS; using EXPTIME",
+                            name, end_text)
+        except ValueError:
+            log.warning("%s: DATE-EXP %r unreadable; using EXPTIME", name, end_text)
+    return mid, 0.0
+
+
+def site_location(header: Mapping[str, Any], latitude: float | None, longitude: float | None,
+                  height: float = 0.0, name: str = "") -> EarthLocation | None:
+    """The observing site: the configured one, else the header's SITELAT/SITELONG.
+
+    Parameters
+    ----------
+    header : Mapping
+        FITS cards (SITELAT/OBSLAT/LAT-OBS, SITELONG/OBSLONG/LONG-OBS).
+    latitude, longitude : float or None
+        ``site.latitude`` / ``site.longitude`` (degrees, east positive).
+    height : float
+        ``site.elevation`` in metres.
+    name : str
+        The file's name, for the warning about unusable cards.
+
+    Returns
+    -------
+    astropy.coordinates.EarthLocation or None
+        None without a usable site (0/0 means the phone had no fix).
+    """
+    lat, lon = latitude, longitude
+    if lat is None or lon is None:
+        hlat = _num(header, "SITELAT", "OBSLAT", "LAT-OBS")
+        hlon = _num(header, "SITELONG", "OBSLONG", "LONG-OBS")
+        if hlat is not None and hlon is not None and not (hlat == 0.0 and hlon == 0.0) \
+                and -90 <= hlat <= 90 and -180 <= hlon <= 360:
+            lat = hlat if lat is None else lat
+            lon = hlon if lon is None else lon
+        elif hlat is not None and hlon is not None:
+            log.warning("%s: SITELAT/SITELONG %s/%s unusable; no site (set site.latitude and "
+                        "site.longitude)", name, hlat, hlon)
+    if lat is None or lon is None:
+        return None
+    return EarthLocation.from_geodetic(lon=lon, lat=lat, height=height)
+
+
+def pickering_airmass(alt_deg: float) -> float | None:
+    """Airmass at an apparent altitude (Pickering 2002; sec z high up, finite at the horizon).
+
+    Parameters
+    ----------
+    alt_deg : float
+        Altitude in degrees.
+
+    Returns
+    -------
+    float or None
+        None at or below the horizon.
+    """
+    if not alt_deg > 0:
+        return None
+    return 1.0 / math.sin(math.radians(alt_deg + 244.0 / (165.0 + 47.0 * alt_deg**1.1)))
+
+
+def young_scintillation(aperture_mm: float, airmass: float | None, total_exptime_s: float,
+                        height_m: float = 0.0, factor: float = 1.0) -> float:
+    """Relative scintillation noise of a star's flux, Young (1967) times ``factor``.
+
+    ``factor x 0.09 D[cm]^-2/3 X^1.75 exp(-h / 8000 m) / sqrt(2 t)``.
+
+    Parameters
+    ----------
+    aperture_mm : float
+        Telescope aperture D.
+    airmass : float or None
+        X; unknown (None or not finite) counts as 1.
+    total_exptime_s : float
+        t, the total exposure (a stack: STACKCNT x EXPTIME).
+    height_m : float
+        Site height h.
+    factor : float
+        Multiplier (``photometry.scintillation_factor``; Osborn et al. 2015 find Young's
+        formula ~1.5x low in median conditions). 0 or less gives 0.
+
+    Returns
+    -------
+    float
+        Fractional flux noise (1.0857 x it in magnitudes).
+    """
+    if factor <= 0:
+        return 0.0
+    d_cm = aperture_mm / 10.0
+    x = airmass if airmass is not None and math.isfinite(airmass) else 1.0
+    return (factor * 0.09 * d_cm ** (-2.0 / 3.0) * x**1.75 * math.exp(-height_m / 8000.0)
+            / math.sqrt(2 * total_exptime_s))
+
+
+def altitude_deg(t: Time, site: EarthLocation, ra_deg: float, dec_deg: float) -> float:
+    """Altitude of an ICRS position seen from ``site`` at ``t`` (IERS offline).
+
+    Parameters
+    ----------
+    t : astropy.time.Time
+    site : astropy.coordinates.EarthLocation
+    ra_deg, dec_deg : float
+        ICRS position.
+
+    Returns
+    -------
+    float
+        Degrees.
+    """
+    coord = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame="icrs")
+    with offline_iers():
+        return float(coord.transform_to(AltAz(obstime=t, location=site)).alt.deg)
+
+
+class Times(NamedTuple):
+    """JD / HJD (UTC) of mid-exposure, the target's airmass and altitude (None without site)."""
+
+    jd: float
+    hjd: float
+    airmass: float | None
+    altitude_deg: float | None
+
+
+def times(mid: Time, site: EarthLocation | None, ra_deg: float, dec_deg: float) -> Times:
+    """JD and HJD of a mid-exposure time, airmass and altitude of the target.
+
+    Parameters
+    ----------
+    mid : astropy.time.Time
+        Mid-exposure.
+    site : EarthLocation or None
+        Without a site the geocentre is used for the HJD (at most 21 ms off) and there is no
+        airmass.
+    ra_deg, dec_deg : float
+        The target (ICRS).
+
+    Returns
+    -------
+    Times
+    """
+    coord = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame="icrs")
+    with offline_iers():
+        t = Time(mid.utc, location=site if site is not None else _GEOCENTRE)
+        ltt = t.light_travel_time(coord, kind="heliocentric")
+        hjd = float((t.utc + ltt).jd)
+        airmass = alt = None
+        if site is not None:
+            alt = float(coord.transform_to(AltAz(obstime=t, location=site)).alt.deg)
+            airmass = pickering_airmass(alt)
+    return Times(float(t.utc.jd), hjd, airmass, alt)
+
+
+def night_of(jd: float, longitude_deg: float | None) -> str:
+    """The observing night of a UTC Julian date: ``YYYY-MM-DD`` of the evening it began.
+
+    Local mean solar time at the site (UTC + longitude/15 h) minus 12 h, so a night runs from
+    local noon to local noon and keeps the date of its evening. Without a longitude, UTC
+    (Greenwich) is used.
+
+    Parameters
+    ----------
+    jd : float
+        Julian date (UTC).
+    longitude_deg : float or None
+        East positive; any range (wrapped to -180..180).
+
+    Returns
+    -------
+    str
+        ISO date.
+    """
+    lon = float(longitude_deg or 0.0)
+    lon = (lon + 180.0) % 360.0 - 180.0
+    days = jd - _UNIX_EPOCH_JD + lon / 360.0 - 0.5
+    return (_dt.date(1970, 1, 1) + _dt.timedelta(days=math.floor(days))).isoformat()

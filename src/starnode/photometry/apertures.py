@@ -1,0 +1,359 @@
+"""Aperture photometry of stars at given plane positions: centring, FWHM, flux and its error.
+
+Why separate from the pipeline: the same code measures the target, the comparison and check
+stars, and (in tests/test_photometry_real.py and the benchmarks) arbitrary field stars, so the
+error model is checked on real data exactly as the pipeline uses it. Method: docs/photometry.md,
+Methods 3-7.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from photutils.aperture import CircularAperture, aperture_photometry
+from photutils.centroids import centroid_com
+
+from ..config import Config, resolve
+from ..frames import Frame
+from ..observing import young_scintillation
+from .sky import local_sky
+
+log = logging.getLogger("starnode.photometry")
+
+__all__ = ["StarMeasurement", "geometry", "measure_fwhm", "measure_stars", "scintillation"]
+
+#: variance of the robust sky estimate relative to a plain mean's (measured on simulated skies)
+_SKY_EST_VAR = 1.3
+
+
+@dataclass
+class StarMeasurement:
+    """Aperture photometry of stars at given plane positions (arrays, one entry per star)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    recentred: np.ndarray  # bool
+    flux: np.ndarray  # ADU in the aperture, sky removed
+    flux_err: np.ndarray
+    sky: np.ndarray  # per pixel
+    sky_sigma: np.ndarray
+    snr: np.ndarray
+    mag: np.ndarray  # instrumental, -2.5 log10(flux / exptime)
+    mag_err: np.ndarray
+    peak: np.ndarray  # raw ADU, highest CFA site / plane in the aperture
+    saturated: np.ndarray
+    edge: np.ndarray
+    radius: float
+    r_in: float
+    r_out: float
+    fwhm: float
+
+
+def geometry(fwhm: float, cfg: Config) -> tuple[float, float, float]:
+    """The one aperture geometry for a frame's FWHM.
+
+    Parameters
+    ----------
+    fwhm : float
+        Plane px.
+    cfg : Config
+        ``photometry.aperture_*`` / ``annulus_*``.
+
+    Returns
+    -------
+    (float, float, float)
+        Aperture radius, annulus inner and outer radius (plane px).
+    """
+    ph = cfg.photometry
+    r = float(ph.aperture_radius_px) if ph.aperture_radius_px else ph.aperture_fwhm * fwhm
+    r_in = r + ph.annulus_gap_fwhm * fwhm
+    r_out = r_in + ph.annulus_width_fwhm * fwhm
+    return r, r_in, max(r_out, r_in + 2.0)
+
+
+def _cut(plane: np.ndarray, x: float, y: float, half: int) -> tuple[np.ndarray, int, int]:
+    ny, nx = plane.shape
+    ix, iy = round(x), round(y)
+    x0, y0 = max(ix - half, 0), max(iy - half, 0)
+    return plane[y0:min(iy + half + 1, ny), x0:min(ix + half + 1, nx)], x0, y0
+
+
+def _recentre(frame: Frame, x: float, y: float, fwhm: float, sky: float, sky_sigma: float,
+              max_shift: float) -> tuple[float, float, bool]:
+    """Centroid (photutils centroid_com) within 1.5 FWHM, twice; keep the prediction when the
+    star is too faint to centre or the centroid runs away."""
+    r = max(1.5 * fwhm, 2.0)
+    half = math.ceil(r) + 1
+    cx, cy = x, y
+    for _ in range(2):
+        cut, x0, y0 = _cut(frame.plane, cx, cy, half)
+        if cut.size == 0:
+            return x, y, False
+        yy = np.arange(y0, y0 + cut.shape[0])[:, None]
+        xx = np.arange(x0, x0 + cut.shape[1])[None, :]
+        inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+        d = np.where(inside, cut - sky, 0.0)
+        signal = float(d[inside].sum())
+        noise = sky_sigma * math.sqrt(max(int(inside.sum()), 1))
+        if not (signal > 10.0 * noise):
+            return x, y, False
+        d = np.clip(d, 0.0, None)
+        if not d.any():
+            return x, y, False
+        gx, gy = centroid_com(d)
+        if not (np.isfinite(gx) and np.isfinite(gy)):
+            return x, y, False
+        cx, cy = x0 + float(gx), y0 + float(gy)
+    if math.hypot(cx - x, cy - y) > max_shift:
+        return x, y, False
+    return cx, cy, True
+
+
+def measure_fwhm(frame: Frame, xy: np.ndarray, sky: np.ndarray, guess: float,
+                 peaks: np.ndarray | None = None) -> tuple[float, int]:
+    """Median FWHM (plane px) of the given stars from their half-light radius
+    (``sep.flux_radius``, FWHM = 2 r50 for a Gaussian); (guess, 0) when none is usable.
+
+    Parameters
+    ----------
+    frame : Frame
+    xy : numpy.ndarray
+        (n, 2) star positions.
+    sky : numpy.ndarray
+        Their sky levels.
+    guess : float
+        FWHM guess (plane px).
+    peaks : numpy.ndarray, optional
+        Peak ADU; saturated stars are skipped.
+
+    Returns
+    -------
+    (float, int)
+        FWHM and the number of stars used.
+    """
+    import sep
+
+    rs = []
+    half = math.ceil(4.0 * guess) + 2
+    for i, (x, y) in enumerate(xy):
+        if peaks is not None and peaks[i] >= frame.saturation_adu:
+            continue
+        cut, x0, y0 = _cut(frame.plane, x, y, half)
+        if cut.shape[0] < 2 * half + 1 or cut.shape[1] < 2 * half + 1:
+            continue
+        data = np.ascontiguousarray(cut - np.float32(sky[i]), dtype=np.float32)
+        try:
+            r50, flag = sep.flux_radius(data, np.array([x - x0]), np.array([y - y0]),
+                                        np.array([3.0 * guess]), 0.5, subpix=5)
+        except Exception:
+            continue
+        if flag[0] == 0 and np.isfinite(r50[0]) and 0.3 < r50[0] < 3.0 * guess:
+            rs.append(float(r50[0]))
+    if not rs:
+        return guess, 0
+    return 2.0 * float(np.median(rs)), len(rs)
+
+
+def scintillation(config: Any, frame: Frame, airmass: float | None) -> float:
+    """Relative (fractional) scintillation noise of one star's flux in this frame.
+
+    Young (1967) times ``photometry.scintillation_factor``
+    (:func:`starnode.observing.young_scintillation`) for ``camera.aperture_mm``, the site height
+    and the total exposure (a stack: STACKCNT x EXPTIME).
+
+    Parameters
+    ----------
+    config : Any
+        Anything :func:`starnode.config.resolve` accepts.
+    frame : Frame
+        The frame (exposure, STACKCNT).
+    airmass : float or None
+        Unknown: 1.
+
+    Returns
+    -------
+    float
+    """
+    cfg = resolve(config)
+    return young_scintillation(cfg.camera.aperture_mm, airmass,
+                               frame.exptime * max(frame.stackcnt, 1), cfg.site.elevation,
+                               cfg.photometry.scintillation_factor)
+
+
+def _inside(frame: Frame, x: float, y: float) -> bool:
+    ny, nx = frame.plane.shape
+    return bool(0 <= x < nx and 0 <= y < ny)
+
+
+def _first_pass(frame: Frame, xy: np.ndarray, cfg: Config, guess: float, others: np.ndarray,
+                recentre: bool, shift: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Provisional sky with a generous annulus, then re-centring: (positions, sky, recentred)."""
+    n = len(xy)
+    _, g_in, g_out = geometry(guess, cfg)
+    mask_r = 2.0 * guess
+    sky0 = np.zeros(n)
+    pos = xy.copy()
+    recentred = np.zeros(n, dtype=bool)
+    for i, (x, y) in enumerate(xy):
+        if not _inside(frame, x, y):
+            continue
+        try:
+            s = local_sky(frame, x, y, g_in, g_out, others, mask_r)
+        except ValueError:
+            continue
+        sky0[i] = s.mean
+        if recentre:
+            pos[i, 0], pos[i, 1], recentred[i] = _recentre(frame, x, y, guess, s.mean, s.sigma,
+                                                          shift)
+    return pos, sky0, recentred
+
+
+@dataclass
+class _Sky:
+    mean: np.ndarray
+    sigma: np.ndarray
+    n: np.ndarray
+    clipped_value: np.ndarray
+
+
+def _final_sky(frame: Frame, pos: np.ndarray, r: float, r_in: float, r_out: float, fwhm: float,
+               others: np.ndarray) -> _Sky:
+    n = len(pos)
+    out = _Sky(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n), np.zeros(n))
+    mask_r = max(r + 0.5 * fwhm, 1.5 * fwhm)
+    for i, (x, y) in enumerate(pos):
+        if not _inside(frame, x, y):
+            continue
+        try:
+            s = local_sky(frame, x, y, r_in, r_out, others, mask_r)
+        except ValueError:
+            continue
+        out.mean[i], out.sigma[i], out.n[i] = s.mean, s.sigma, s.n
+        out.clipped_value[i] = s.clipped_value if s.clipped_fraction > 0 else 0.0
+    return out
+
+
+def _aperture_sums(frame: Frame, pos: np.ndarray, inside: np.ndarray, r: float,
+                   clip_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(raw aperture sums, sum of the squared exact-overlap weights) per star.
+
+    The weights' squares give the sky noise of a weighted sum (a little less than the area,
+    because of the partial pixels on the rim). Pixels the firmware clipped at 0 inside the
+    aperture get the same expected value as the clipped pixels of the annulus, so that sky and
+    aperture are treated alike (else a faint star's aperture keeps the clipping's positive
+    bias).
+    """
+    n = len(pos)
+    raw_sum = np.full(n, np.nan)
+    area_w2 = np.full(n, math.pi * r * r)
+    if not inside.any():
+        return raw_sum, area_w2
+    ap = CircularAperture(pos[inside], r)
+    tbl = aperture_photometry(frame.plane, ap, method="exact")
+    raw_sum[inside] = np.asarray(tbl["aperture_sum"], dtype=float)
+    masks = ap.to_mask(method="exact")
+    masks = masks if isinstance(masks, list) else [masks]
+    area_w2[inside] = [float(np.sum(m.data * m.data)) for m in masks]
+    sites = frame.green if frame.green is not None else (frame.plane,)
+    for i, m in zip(np.flatnonzero(inside), masks, strict=True):
+        if clip_val[i] == 0.0:
+            continue
+        n0 = 0.0
+        for site in sites:
+            cut = m.cutout(site, fill_value=np.nan)
+            if cut is not None:
+                n0 += float(np.sum(m.data * (cut == 0)))
+        raw_sum[i] += n0 * clip_val[i]
+    return raw_sum, area_w2
+
+
+def _flux_errors(frame: Frame, flux: np.ndarray, sky: _Sky, area: float, area_w2: np.ndarray,
+                 scint: float) -> np.ndarray:
+    """CCD-equation error of each flux (ADU), docs/photometry.md Method 6."""
+    g = frame.gain_e_per_adu
+    # per-pixel sky + dark + read-noise variance as measured in the annulus; the read noise
+    # alone as a floor
+    var_pix = np.maximum(sky.sigma**2, (frame.read_noise_e / g) ** 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = (frame.source_var_factor * np.clip(flux, 0, None) / g
+               + frame.sky_var_factor * area_w2 * var_pix
+               + frame.sky_var_factor * area**2 * var_pix * _SKY_EST_VAR
+               / np.maximum(sky.n, 1)
+               + (scint * np.clip(flux, 0, None)) ** 2)
+        return np.asarray(np.sqrt(var))
+
+
+def measure_stars(frame: Frame, xy: np.ndarray, config: Any = None, *,
+                  fwhm: float | None = None, recentre: bool = True,
+                  neighbours: np.ndarray | None = None, max_shift: float | None = None,
+                  fwhm_stars: np.ndarray | None = None,
+                  airmass: float | None = None) -> StarMeasurement:
+    """Aperture photometry of the stars at plane positions ``xy``.
+
+    Parameters
+    ----------
+    frame : Frame
+        The loaded frame.
+    xy : numpy.ndarray
+        (n, 2) plane positions, 0-based.
+    config : Any
+        Anything :func:`starnode.config.resolve` accepts.
+    fwhm : float, optional
+        Plane px; None: measured from the stars flagged in ``fwhm_stars`` (default all).
+    recentre : bool
+        Re-centre bright stars (photutils ``centroid_com``).
+    neighbours : numpy.ndarray, optional
+        (m, 2) positions masked in the annuli (the stars themselves are masked in each other's
+        annuli anyway).
+    max_shift : float, optional
+        Largest accepted centroid shift (plane px).
+    fwhm_stars : numpy.ndarray, optional
+        Boolean mask of the stars that size the aperture.
+    airmass : float, optional
+        Sets the scintillation term (see :func:`scintillation`).
+
+    Returns
+    -------
+    StarMeasurement
+        The same aperture / gap / annulus for every star.
+    """
+    cfg = resolve(config)
+    xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+    scale = frame.plane_scale_arcsec
+    guess = fwhm or (9.0 / scale if scale else 2.0)
+    others = xy if neighbours is None else np.vstack([xy, np.asarray(neighbours, float)])
+    ny, nx = frame.plane.shape
+    shift = max_shift if max_shift is not None else max(2.0, guess)
+    pos, sky0, recentred = _first_pass(frame, xy, cfg, guess, others, recentre, shift)
+    peaks_guess = np.array([frame.peak_adu(x, y, 1.5 * guess) for x, y in pos])
+    if fwhm is None:
+        sel = recentred if fwhm_stars is None else (recentred & np.asarray(fwhm_stars, bool))
+        fwhm, nf = measure_fwhm(frame, pos[sel], sky0[sel], guess, peaks_guess[sel])
+        if nf == 0:
+            log.debug("%s: no star for the FWHM, using %.2f px", frame.path.name, guess)
+    r, r_in, r_out = geometry(float(fwhm), cfg)
+    margin = r_out + cfg.photometry.edge_margin_px
+    edge = ((pos[:, 0] < margin) | (pos[:, 1] < margin)
+            | (pos[:, 0] > nx - 1 - margin) | (pos[:, 1] > ny - 1 - margin))
+    others = pos if neighbours is None else np.vstack([pos, np.asarray(neighbours, float)])
+    sky = _final_sky(frame, pos, r, r_in, r_out, float(fwhm), others)
+    inside = (pos[:, 0] >= 0) & (pos[:, 0] < nx) & (pos[:, 1] >= 0) & (pos[:, 1] < ny)
+    raw_sum, area_w2 = _aperture_sums(frame, pos, inside, r, sky.clipped_value)
+    area = math.pi * r * r
+    flux = raw_sum - area * sky.mean
+    err = _flux_errors(frame, flux, sky, area, area_w2, scintillation(cfg, frame, airmass))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snr = flux / err
+        mag = -2.5 * np.log10(flux / frame.exptime)
+        mag_err = 2.5 / math.log(10.0) / snr
+    mag = np.where(flux > 0, mag, np.nan)
+    peaks = np.array([frame.peak_adu(x, y, r) if ok else 0.0
+                      for (x, y), ok in zip(pos, inside, strict=True)])
+    return StarMeasurement(x=pos[:, 0], y=pos[:, 1], recentred=recentred, flux=flux,
+                           flux_err=err, sky=sky.mean, sky_sigma=sky.sigma, snr=snr, mag=mag,
+                           mag_err=mag_err, peak=peaks, saturated=peaks >= frame.saturation_adu,
+                           edge=edge, radius=r, r_in=r_in, r_out=r_out, fwhm=float(fwhm))

@@ -1,0 +1,321 @@
+"""``measure()``: one frame in, one :class:`~starnode.records.Measurement` out.
+
+Why a list of named steps: each step is one idea of the method (docs/photometry.md), testable
+and replaceable on its own, and the order of the steps is the method:
+
+1. load the frame (:func:`starnode.frames.load_frame`);
+2. target and comparison sequence (:mod:`starnode.catalogs`);
+3. a verified WCS (:func:`starnode.astrometry.solve_frame`);
+4. where the target and the comps fall in the plane;
+5. times, HJD and airmass (:mod:`starnode.observing`);
+6. aperture photometry of all of them (:func:`~starnode.photometry.apertures.measure_stars`);
+7. target gates (edge, saturation, SNR);
+8. ensemble zero point and check star (:mod:`~starnode.photometry.ensemble`);
+9. quality flag (:mod:`~starnode.photometry.quality`) and the record.
+
+``run_pipeline`` is the seed API: the same, as a plain dict, and ``None`` (reason kept per
+thread) for a frame that cannot or must not be measured.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import astrometry
+from ..catalogs import CompStar, Sequence, Target, get_sequence, resolve_target
+from ..config import Config, resolve
+from ..errors import CatalogError, ConfigError, FrameRejected, RejectCategory
+from ..frames import Frame, load_frame
+from ..observing import Times, night_of, times
+from ..records import SCHEMA_VERSION, Aperture, Astrometry, Measurement
+from ..util.values import name_key
+from .apertures import StarMeasurement, measure_stars, scintillation
+from .ensemble import (
+    EnsembleFit,
+    check_result,
+    comp_results,
+    comp_rows,
+    fit_ensemble,
+    rounded,
+)
+from .quality import grade_quality
+
+log = logging.getLogger("starnode.photometry")
+
+__all__ = ["last_rejection", "measure", "run_pipeline"]
+
+_tls = threading.local()
+_QUIET = (RejectCategory.NOT_LIGHT, RejectCategory.NO_TARGET)
+
+
+def last_rejection() -> FrameRejected | None:
+    """Why the last :func:`run_pipeline` of this thread returned None.
+
+    Returns
+    -------
+    FrameRejected or None
+        None when it measured the frame (or was not called in this thread).
+    """
+    return getattr(_tls, "last", None)
+
+
+def run_pipeline(path: str | os.PathLike[str], config: Any = None) -> dict[str, Any] | None:
+    """Measure the variable in one frame, as a plain dict (the seed API).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The FITS frame.
+    config : Any
+        Anything :func:`starnode.config.resolve` accepts.
+
+    Returns
+    -------
+    dict or None
+        :meth:`Measurement.to_dict`; None (reason logged and kept in :func:`last_rejection`)
+        when the frame cannot or must not be measured.
+    """
+    _tls.last = None
+    try:
+        return measure(path, config).to_dict()
+    except FrameRejected as exc:
+        _tls.last = exc
+        level = logging.INFO if exc.category in _QUIET else logging.WARNING
+        log.log(level, "%s not measured (%s): %s", Path(path).name, exc.category, exc.reason)
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# steps
+
+
+def _config(config: Any) -> Config:
+    try:
+        return resolve(config)
+    except ConfigError as exc:
+        raise FrameRejected(f"configuration: {exc}", RejectCategory.CONFIG) from exc
+
+
+def _fov_arcmin(frame: Frame) -> float:
+    ny, nx = frame.plane.shape
+    pscale = frame.plane_scale_arcsec or 2.4 * frame.binning
+    return math.hypot(nx, ny) * pscale / 60.0
+
+
+def _target_and_sequence(frame: Frame, cfg: Config) -> tuple[Target, Sequence]:
+    """The catalogue module applies ``photometry.target`` / ``target_aliases`` and
+    ``photometry.sequence_file`` itself."""
+    try:
+        target = resolve_target(cfg, frame.object, frame.ra_deg, frame.dec_deg)
+        seq = get_sequence(cfg, target, fov_arcmin=_fov_arcmin(frame), band=frame.band)
+    except CatalogError as exc:
+        raise FrameRejected(f"{frame.path.name}: {exc}", RejectCategory.CATALOG) from exc
+    return target, seq
+
+
+def _usable_comps(frame: Frame, seq: Sequence) -> list[CompStar]:
+    comps = seq.usable(frame.band)
+    if not comps:
+        raise FrameRejected(f"{frame.path.name}: the {seq.source} sequence has no usable "
+                            f"{frame.band} comparison stars", RejectCategory.TOO_FEW_COMPS)
+    return comps
+
+
+def _solve(frame: Frame, cfg: Config, comps: list[CompStar], target: Target) -> Any:
+    ra = np.array([c.ra_deg for c in comps] + [target.ra_deg])
+    dec = np.array([c.dec_deg for c in comps] + [target.dec_deg])
+    mags = []
+    for c in comps:
+        m = c.mag("V") or c.mag(frame.band)
+        mags.append(m[0] if m else np.nan)
+    mags.append(np.nan)
+    try:
+        return astrometry.solve_frame(frame.plane, frame.header, cfg, ref_ra=ra, ref_dec=dec,
+                                      ref_mag=np.array(mags), binning=frame.binning,
+                                      cache_key=frame.sha1, hint=frame.header_wcs)
+    except astrometry.AstrometryError as exc:  # starnode.errors' once the package is in
+        raise FrameRejected(f"{frame.path.name}: no verified WCS: {exc}",
+                            RejectCategory.ASTROMETRY) from exc
+
+
+@dataclass
+class _Placed:
+    """Plane positions: target first, then the in-frame comps (``idx`` into the comps)."""
+
+    xy: np.ndarray
+    idx: np.ndarray
+    max_shift: float
+
+
+def _place(frame: Frame, sol: Any, target: Target, comps: list[CompStar]) -> _Placed:
+    ny, nx = frame.plane.shape
+    cra = np.array([c.ra_deg for c in comps])
+    cdec = np.array([c.dec_deg for c in comps])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tx, ty = (float(v) for v in
+                  sol.wcs.all_world2pix([[target.ra_deg, target.dec_deg]], 0)[0])
+        cx, cy = sol.wcs.all_world2pix(cra, cdec, 0)
+    if not (0 <= tx < nx and 0 <= ty < ny):
+        raise FrameRejected(f"{frame.path.name}: {target.name} is outside the frame (pixel "
+                            f"{tx:.0f}, {ty:.0f} of {nx}x{ny})", RejectCategory.NO_TARGET)
+    infield = (cx >= 0) & (cx < nx) & (cy >= 0) & (cy < ny)
+    for ci in np.flatnonzero(~infield):
+        log.debug("%s: comp %s outside the frame", frame.path.name, comps[ci].name)
+    idx = np.flatnonzero(infield)
+    xy = np.vstack([[tx, ty], np.column_stack([cx[idx], cy[idx]])])
+    max_shift = max(2.0, 3.0 * float(getattr(sol, "rms_px", 1.0) or 1.0))
+    return _Placed(xy, idx, max_shift)
+
+
+def _photometry(frame: Frame, cfg: Config, placed: _Placed,
+                airmass: float | None) -> StarMeasurement:
+    # all catalogued stars mask each other's annuli; the variable does not size the aperture
+    fwhm_sel = np.ones(len(placed.xy), dtype=bool)
+    fwhm_sel[0] = False
+    return measure_stars(frame, placed.xy, cfg, max_shift=placed.max_shift,
+                         fwhm_stars=fwhm_sel, airmass=airmass)
+
+
+def _gate_target(frame: Frame, cfg: Config, target: Target, sm: StarMeasurement) -> float:
+    """Reject an edge, saturated or faint target; its SNR otherwise."""
+    name = frame.path.name
+    if sm.edge[0]:
+        raise FrameRejected(f"{name}: {target.name} too close to the frame edge",
+                            RejectCategory.EDGE)
+    if sm.saturated[0]:
+        raise FrameRejected(f"{name}: {target.name} saturated (peak {sm.peak[0]:.0f} ADU >= "
+                            f"{frame.saturation_adu:.0f})", RejectCategory.SATURATED)
+    t_snr = float(sm.snr[0])
+    if not (math.isfinite(t_snr) and t_snr >= cfg.photometry.min_snr):
+        raise FrameRejected(f"{name}: {target.name} SNR {t_snr:.1f} < "
+                            f"{cfg.photometry.min_snr}", RejectCategory.LOW_SNR)
+    return t_snr
+
+
+def _target_auid(target: Target, seq: Sequence) -> str | None:
+    if target.auid:
+        return target.auid
+    return seq.star_auid if name_key(seq.star) == name_key(target.name) else None
+
+
+@dataclass
+class _Steps:
+    """What the steps found, for the record."""
+
+    frame: Frame
+    cfg: Config
+    target: Target
+    seq: Sequence
+    sol: Any
+    t: Times
+    sm: StarMeasurement
+    fit: EnsembleFit
+    snr: float
+
+
+def _site_fields(frame: Frame) -> dict[str, float | None]:
+    if frame.site is None:
+        return {"site_longitude": None, "site_latitude": None, "site_height": None}
+    geo = frame.site.geodetic
+    return {"site_longitude": float(geo.lon.deg), "site_latitude": float(geo.lat.deg),
+            "site_height": float(geo.height.to_value("m"))}
+
+
+def _night(frame: Frame, cfg: Config, jd: float) -> str:
+    """The observing night by the AAVSO reports' rule: the configured longitude, else the
+    header's SITELONG as written (UTC without either)."""
+    lon: float | None = cfg.site.longitude
+    if lon is None:
+        try:
+            card = frame.header.get("SITELONG")
+            lon = float(card) if card is not None else None
+        except (TypeError, ValueError):
+            lon = None
+    return night_of(jd, lon)
+
+
+def _record(s: _Steps) -> Measurement:
+    frame, sm, fit = s.frame, s.sm, s.fit
+    t_mag = float(sm.mag[0]) + fit.zp
+    t_err = math.hypot(float(sm.mag_err[0]), fit.zp_err)
+    check = check_result(fit, sm)
+    flag, reasons = grade_quality(s.cfg, s.snr, t_err, fit.n_used, check, s.t.airmass, frame)
+    scale = frame.plane_scale_arcsec
+    site = _site_fields(frame)
+    return Measurement(
+        magnitude=round(t_mag, 4), uncertainty=round(t_err, 4), quality_flag=flag,
+        quality_reasons=tuple(reasons), target_name=s.target.name,
+        auid=_target_auid(s.target, s.seq), target_ra=s.target.ra_deg,
+        target_dec=s.target.dec_deg, filter=frame.filter, band=frame.band, transformed=False,
+        jd=round(s.t.jd, 6), hjd=round(s.t.hjd, 6),
+        time_uncertainty_s=frame.time_uncertainty_s, exptime=frame.exptime,
+        airmass=rounded(s.t.airmass, 3), altitude_deg=rounded(s.t.altitude_deg, 2),
+        fwhm=round(sm.fwhm, 3), fwhm_arcsec=rounded(sm.fwhm * scale if scale else None, 2),
+        snr=round(s.snr, 1),
+        scintillation_mag=rounded(1.0857 * scintillation(s.cfg, frame, s.t.airmass)),
+        instrumental_mag=round(float(sm.mag[0]), 4),
+        instrumental_err=round(float(sm.mag_err[0]), 4), comparison_stars=fit.n_used,
+        comps=comp_results(fit, sm), zero_point=round(fit.zp, 4),
+        zp_error=round(fit.zp_err, 4), zp_scatter=round(fit.scatter, 4), check_star=check,
+        chart_id=s.seq.chart_id if s.seq.source == "vsp" else None,
+        sequence_source=s.seq.source, frame_kind=frame.kind, file=str(frame.path),
+        object=frame.object, telescope=frame.telescope,
+        astrometry=Astrometry(method=getattr(s.sol, "method", None),
+                              n_matched=getattr(s.sol, "n_matched", None),
+                              rms_px=rounded(getattr(s.sol, "rms_px", None)),
+                              scale_arcsec=rounded(getattr(s.sol, "scale_arcsec", None))),
+        aperture=Aperture(radius_px=round(sm.radius, 3), annulus_in_px=round(sm.r_in, 3),
+                          annulus_out_px=round(sm.r_out, 3)),
+        target_x=round(float(sm.x[0]), 2), target_y=round(float(sm.y[0]), 2),
+        target_recentred=bool(sm.recentred[0]), sky_adu=rounded(float(sm.sky[0]), 2),
+        binning=frame.binning, stackcnt=frame.stackcnt, date_obs=frame.start.isot,
+        synthetic=frame.synthetic, file_sha1=frame.sha1, schema_version=SCHEMA_VERSION,
+        night=_night(frame, s.cfg, s.t.jd), **site,
+    )
+
+
+def measure(path: str | os.PathLike[str], config: Any = None) -> Measurement:
+    """Measure the variable star in one frame.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The FITS frame.
+    config : Any
+        Anything :func:`starnode.config.resolve` accepts.
+
+    Returns
+    -------
+    Measurement
+
+    Raises
+    ------
+    FrameRejected
+        The frame cannot or must not be measured; ``category`` says why
+        (:class:`~starnode.errors.RejectCategory`).
+    """
+    cfg = _config(config)
+    frame = load_frame(path, cfg)
+    target, seq = _target_and_sequence(frame, cfg)
+    comps = _usable_comps(frame, seq)
+    sol = _solve(frame, cfg, comps, target)
+    placed = _place(frame, sol, target, comps)
+    t = times(frame.mid, frame.site, target.ra_deg, target.dec_deg)
+    sm = _photometry(frame, cfg, placed, t.airmass)
+    snr = _gate_target(frame, cfg, target, sm)
+    fit = fit_ensemble(cfg, comp_rows(comps, placed.idx, frame.band), sm, frame.path.name)
+    m = _record(_Steps(frame, cfg, target, seq, sol, t, sm, fit, snr))
+    log.info("%s: %s %s = %.3f +/- %.3f (%s, %d comps, SNR %.0f)", frame.path.name,
+             target.name, frame.filter, m.magnitude, m.uncertainty, m.quality_flag,
+             m.comparison_stars, snr)
+    return m

@@ -1,0 +1,197 @@
+"""The node's database as one object: where the file is, its connections, its migrations.
+
+:meth:`Store.open` is the only way the rest of starnode reaches the SQLite file: it finds the
+file (from a config, a data folder or the file itself), runs the pending migrations once
+(:mod:`starnode.store.migrations`) and hands out connections, so no caller can use a table the
+schema owner did not create, or a file newer than the code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starnode.errors import StoreError
+
+from .connection import connect
+from .migrations import migrate
+
+if TYPE_CHECKING:
+    from starnode.config import Config
+
+    from .caches import CatalogCache, SolutionCache
+    from .ledger import Ledger
+    from .reports import ReportRows
+
+__all__ = ["DB_NAME", "Store", "db_path"]
+
+#: The database's file name inside ``data_dir`` (``Config.db_path``).
+DB_NAME = "starnode.sqlite3"
+
+
+
+def db_path(where: Config | Mapping[str, Any] | str | os.PathLike[str] | None) -> Path:
+    """The database file meant by ``where``.
+
+    Parameters
+    ----------
+    where : Config, mapping, str, os.PathLike or None
+        A :class:`~starnode.config.Config` or config mapping (its ``db_path``), a YAML config
+        file (``.yaml``/``.yml``), an existing folder (the ``data_dir``: its
+        ``starnode.sqlite3``), or the database file itself. None means the default config.
+
+    Returns
+    -------
+    Path
+        The SQLite file (it may not exist yet).
+    """
+    from starnode.config import Config, resolve
+
+    if isinstance(where, Config) or where is None or isinstance(where, Mapping):
+        return resolve(where).db_path
+    p = Path(where)
+    if p.suffix.lower() in (".yaml", ".yml"):
+        return resolve(p).db_path
+    if p.is_dir():
+        return p / DB_NAME
+    return p
+
+
+class Store:
+    """The node's SQLite database, migrated to the current schema.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The database file. Prefer :meth:`open`, which also accepts a config or a data folder
+        and runs the migrations at once.
+
+    Notes
+    -----
+    :attr:`conn` is one connection per thread (and per process: a forked worker opens its own);
+    :meth:`connect` gives a fresh connection the caller closes. Both see a migrated file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._migrated = False
+
+    @classmethod
+    def open(cls, where: Config | Mapping[str, Any] | str | os.PathLike[str] | Store | None = None
+             ) -> Store:
+        """Open the database meant by ``where`` and bring its schema up to date.
+
+        Parameters
+        ----------
+        where : Config, mapping, str, os.PathLike, Store or None
+            See :func:`db_path`; a :class:`Store` is returned as it is.
+
+        Returns
+        -------
+        Store
+            The open, migrated store.
+
+        Raises
+        ------
+        StoreError
+            The file is newer than this code, is not a starnode database, or cannot be opened.
+        """
+        if isinstance(where, Store):
+            return where
+        store = cls(db_path(where))
+        store.conn  # noqa: B018 - opens and migrates now, so a bad file fails here
+        return store
+
+    # ------------------------------------------------------------------ connections
+    def connect(self) -> sqlite3.Connection:
+        """A new connection to the migrated database; the caller closes it.
+
+        Returns
+        -------
+        sqlite3.Connection
+            See :func:`starnode.store.connection.connect`.
+
+        Raises
+        ------
+        StoreError
+            The database cannot be opened or migrated.
+        """
+        try:
+            conn = connect(self.path)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the database {self.path}: {exc}") from exc
+        if not self._migrated:
+            try:
+                migrate(conn, path=self.path)
+            except sqlite3.DatabaseError as exc:  # e.g. "file is not a database"
+                conn.close()
+                raise StoreError(f"cannot use the database {self.path}: {exc}") from exc
+            except BaseException:
+                conn.close()
+                raise
+            self._migrated = True
+        return conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use, closed by :meth:`close`)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            conn = self.connect()
+            self._local.conn = conn
+            self._local.pid = os.getpid()
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection :attr:`conn` opened (all threads)."""
+        with self._lock:
+            for conn in self._all:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def version(self) -> int:
+        """The file's schema version (``PRAGMA user_version``)."""
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    # ------------------------------------------------------------------ the tables
+    def ledger(self) -> Ledger:
+        """The frames table (:class:`~starnode.store.ledger.Ledger`) on this store."""
+        from .ledger import Ledger
+
+        return Ledger(store=self)
+
+    def reports(self) -> ReportRows:
+        """The AAVSO rows and submission keys (:class:`~starnode.store.reports.ReportRows`)."""
+        from .reports import ReportRows
+
+        return ReportRows(self)
+
+    def catalog_cache(self) -> CatalogCache:
+        """The catalogue answers cache (:class:`~starnode.store.caches.CatalogCache`)."""
+        from .caches import CatalogCache
+
+        return CatalogCache(self)
+
+    def solution_cache(self) -> SolutionCache:
+        """The astrometric solutions cache (:class:`~starnode.store.caches.SolutionCache`)."""
+        from .caches import SolutionCache
+
+        return SolutionCache(self)

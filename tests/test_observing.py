@@ -1,0 +1,98 @@
+"""starnode.observing: mid-exposure, site, HJD/airmass, scintillation and the observing night."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+from astropy import units as u
+from astropy.coordinates import EarthLocation
+from astropy.time import Time
+
+from starnode.errors import FrameRejected
+from starnode.observing import (
+    exposure_start,
+    mid_exposure,
+    night_of,
+    pickering_airmass,
+    site_location,
+    times,
+    young_scintillation,
+)
+
+
+def test_exposure_start_and_mid_exposure_rules(caplog: pytest.LogCaptureFixture) -> None:
+    h = {"DATE-OBS": "2025-09-14 21:30:00"}
+    start = exposure_start(h, "f.fit")
+    assert start.isot == "2025-09-14T21:30:00.000"
+    mid, unc = mid_exposure(h, start, 10.0, stack=False)
+    assert (mid - start).to_value("s") == pytest.approx(5.0) and unc == 0.0
+    # a consistent DATE-EXP wins; an inconsistent one is logged and ignored
+    mid, _ = mid_exposure({"DATE-EXP": "2025-09-14T21:30:12"}, start, 10.0, stack=False)
+    assert (mid - start).to_value("s") == pytest.approx(6.0)
+    with caplog.at_level(logging.WARNING):
+        mid, _ = mid_exposure({"DATE-EXP": "2025-09-15T21:30:12"}, start, 10.0, stack=False,
+                              name="f.fit")
+    assert (mid - start).to_value("s") == pytest.approx(5.0) and "inconsistent" in caplog.text
+    # a stack: half of TOTALEXP, uncertain by as much
+    mid, unc = mid_exposure({"TOTALEXP": 200.0}, start, 10.0, stack=True, stackcnt=20)
+    assert (mid - start).to_value("s") == pytest.approx(100.0) and unc == 100.0
+    for bad in ({}, {"DATE-OBS": "yesterday"}):
+        with pytest.raises(FrameRejected) as exc:
+            exposure_start(bad, "f.fit")
+        assert exc.value.category == "unreadable"
+
+
+def test_site_from_configuration_or_header() -> None:
+    hdr = {"SITELAT": 44.74, "SITELONG": -0.62}
+    loc = site_location(hdr, None, None, 50.0)
+    assert loc is not None
+    assert loc.geodetic.lon.deg == pytest.approx(-0.62) and loc.geodetic.lat.deg == pytest.approx(
+        44.74)
+    assert loc.geodetic.height.to_value("m") == pytest.approx(50.0)
+    conf = site_location(hdr, 10.0, 20.0)
+    assert conf is not None and conf.geodetic.lon.deg == pytest.approx(20.0)
+    assert site_location({"SITELAT": 0.0, "SITELONG": 0.0}, None, None) is None  # no GPS fix
+    assert site_location({"SITELAT": 95.0, "SITELONG": 0.0}, None, None) is None
+    assert site_location({}, None, None) is None
+
+
+def test_airmass_and_hjd_against_astropy_directly() -> None:
+    site = EarthLocation.from_geodetic(lon=-0.62 * u.deg, lat=44.74 * u.deg, height=0 * u.m)
+    mid = Time("2025-09-14T21:30:05", scale="utc")
+    t = times(mid, site, 325.678, 43.586)
+    assert t.jd == pytest.approx(mid.jd, abs=1e-9)
+    assert 0 < (t.hjd - t.jd) * 86400 < 500  # light travel time across the orbit
+    assert t.altitude_deg is not None and t.airmass is not None
+    # Pickering: sec z high up, finite at the horizon, None below
+    assert t.airmass == pytest.approx(1 / math.sin(math.radians(t.altitude_deg)), rel=2e-3)
+    assert pickering_airmass(90.0) == pytest.approx(1.0, abs=1e-3)
+    assert 30 < pickering_airmass(0.01) < 45  # type: ignore[operator]
+    assert pickering_airmass(-1.0) is None
+    geo = times(mid, None, 325.678, 43.586)
+    assert geo.airmass is None and abs(geo.hjd - t.hjd) * 86400 < 0.03
+
+
+def test_young_scintillation() -> None:
+    # 50 mm, X = 1, 10 s, sea level, factor 1: 0.09 * 5^(-2/3) / sqrt(20)
+    assert young_scintillation(50, 1.0, 10.0) == pytest.approx(0.09 * 5 ** (-2 / 3) / 20**0.5)
+    assert young_scintillation(50, None, 10.0) == young_scintillation(50, 1.0, 10.0)
+    assert young_scintillation(50, 2.0, 10.0) / young_scintillation(50, 1.0, 10.0) == \
+        pytest.approx(2**1.75)
+    assert young_scintillation(50, 1.0, 10.0, 8000.0) == pytest.approx(
+        young_scintillation(50, 1.0, 10.0) / math.e)
+    assert young_scintillation(50, 1.0, 10.0, factor=0.0) == 0.0
+
+
+@pytest.mark.parametrize(("iso", "lon", "night"), [
+    ("2025-09-14T23:30:00", 0.0, "2025-09-14"),
+    ("2025-09-15T03:30:00", 0.0, "2025-09-14"),   # after midnight: still the evening's date
+    ("2025-09-15T12:30:00", 0.0, "2025-09-15"),   # after local noon: the next night
+    ("2025-09-15T03:30:00", -75.0, "2025-09-14"),  # 22:30 local in America
+    ("2025-09-14T13:30:00", 150.0, "2025-09-14"),  # 23:30 local in Australia
+    ("2025-09-14T13:30:00", 510.0, "2025-09-14"),  # longitudes wrap
+    ("2025-09-15T11:59:00", None, "2025-09-14"),   # no longitude: UTC
+])
+def test_night_of_is_the_local_evening_date(iso: str, lon: float | None, night: str) -> None:
+    assert night_of(Time(iso, scale="utc").jd, lon) == night
