@@ -220,6 +220,14 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
                   + ("  DEMO DATA: never upload" if demo else ""))
     else:
         print("outbox: empty")
+    if cfg.hub.url:
+        from .hub.client import queue_summary
+
+        hub = queue_summary(cfg) or {"counts": {}}
+        print(f"hub queue ({cfg.hub.url}): " + (", ".join(
+            f"{n} {s}" for s, n in sorted(hub["counts"].items())) or "empty"))
+        for e in hub.get("errors") or []:
+            print(f"  {e['state']}: {e['last_error']}")
     return 0
 
 
@@ -622,6 +630,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds between frames written by the 'telescope' (default 0.3)")
     sp.add_argument("--keep", action="store_true", help="keep the synthetic frames folder")
     sp.set_defaults(func=cmd_demo)
+
+    sp = add("hub", "the network hub: serve, add-node, nodes, crosscheck, report (docs/hub.md)")
+    from .hub.cli import add_parser_arguments, cmd_hub
+
+    add_parser_arguments(sp)
+    sp.set_defaults(func=cmd_hub)
 
     sp = add("config", "show the effective configuration, or an example file")
     sp.add_argument("--example", action="store_true", help="print a commented example "

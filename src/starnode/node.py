@@ -280,6 +280,9 @@ class Node:
         self._retry: list[str] = []
         self._paused_until = 0.0  # no dispatching before (the share dropped)
         self._retry_lock = threading.Lock()
+        from .hub.client import attach  # the hub forwarder when hub.url is set (docs/hub.md)
+
+        self.hub = attach(self)
 
     # ------------------------------------------------------------------ intake
     def wants(self, path: str) -> bool:
@@ -429,6 +432,9 @@ class Node:
             self._log_queue.close()
             self._log_queue = None
         self._release_lock()
+        if self.hub is not None:  # pushes what is queued, for at most hub.flush_timeout
+            hub, self.hub = self.hub, None
+            hub.close()
         self.ledger.close()
 
     # ------------------------------------------------------------------ dispatching
@@ -611,6 +617,9 @@ class Node:
 
     def _submit(self, fid: int) -> None:
         frame = self.ledger.get(fid)
+        if self.hub is not None and frame is not None and frame.result is not None:
+            self.hub.enqueue(frame.result, frame_id=fid,
+                             identity=(frame.path, frame.size, frame.mtime_ns))
         if frame is None or frame.result is None or self._submit_fn is False:
             return
         fn = self._submit_fn

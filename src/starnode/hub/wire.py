@@ -19,11 +19,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from ..aavso_report import FieldError, clean_name
 from ..validator import FILTER_CODES, JD_RANGE
+from . import SCHEMA_VERSION
 
 __all__ = ["SCHEMA_VERSION", "SUPPORTED_VERSIONS", "Batch", "Heartbeat", "MeasurementIn"]
 
-#: The version of the wire records this code writes.
-SCHEMA_VERSION = 1
 #: The versions this hub accepts.
 SUPPORTED_VERSIONS = frozenset({1})
 MAG_RANGE = (-2.0, 30.0)
