@@ -60,13 +60,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(store: Any) -> Iterator[str]:
+def serve(store: Any, port: int | None = None) -> Iterator[str]:
     """The hub app over ``store``, served by uvicorn on a loopback port; yields its base URL."""
     import uvicorn
 
     from starnode.hub.app import create_app
 
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(store=store), host="127.0.0.1",
                                            port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
