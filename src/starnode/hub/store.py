@@ -75,6 +75,7 @@ class HubStore:
         self.cfg = resolve(config)
         self.url = database_url(self.cfg)
         self.engine = db.engine_for(self.url)
+        self._auth_cache: dict[str, tuple[Principal | None, float]] = {}
         if migrate:
             db.migrate(self.engine)
 
@@ -111,13 +112,28 @@ class HubStore:
         log.info("admin token %r added", label)
         return token
 
+    #: Seconds an answer of :meth:`authenticate` is reused (a revoked token or a hold takes
+    #: effect within this time; it saves a database round trip per request).
+    AUTH_TTL = 10.0
+
     def authenticate(self, token: str | None) -> Principal | None:
         if not token:
             return None
+        key = db.hash_token(token)
+        hit = self._auth_cache.get(key)
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
+        who = self._authenticate(key)
+        if len(self._auth_cache) > 10000:
+            self._auth_cache.clear()
+        self._auth_cache[key] = (who, time.monotonic() + self.AUTH_TTL)
+        return who
+
+    def _authenticate(self, token_hash: str) -> Principal | None:
         t, n = db.tokens, db.nodes
         q = (sa.select(t.c.role, n.c.id, n.c.name, n.c.observer_code, n.c.held, n.c.disabled)
              .select_from(t.outerjoin(n, t.c.node_id == n.c.id))
-             .where(t.c.hash == db.hash_token(token)))
+             .where(t.c.hash == token_hash))
         with self.engine.connect() as conn:
             row = conn.execute(q).first()
         if row is None:
@@ -134,6 +150,7 @@ class HubStore:
                 held=held, hold_reason=reason if held else None)).rowcount
         if not n:
             raise HubError(f"no node named {name!r}", 404)
+        self._auth_cache.clear()
 
     # ------------------------------------------------------------------ pushes
     def push(self, who: Principal, batch: Batch) -> dict[str, Any]:
