@@ -115,6 +115,7 @@ async def _push_all(url: str, tokens: list[str], batches: list[list[bytes]],
     """Every node pushes its batches (one every ``interval`` s; 0 = back to back)."""
     lat: list[float] = []
     stored = 0
+    retries = [0]
     limits = httpx.Limits(max_connections=len(tokens) + 10, max_keepalive_connections=len(tokens))
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
         async def node(i: int) -> None:
@@ -125,7 +126,15 @@ async def _push_all(url: str, tokens: list[str], batches: list[list[bytes]],
                 await asyncio.sleep(interval * i / len(tokens))  # staggered
             for body in batches[i]:
                 t0 = time.perf_counter()
-                r = await http.post("/api/v1/measurements", content=body, headers=headers)
+                for attempt in range(5):  # as the node's forwarder: a resend is harmless
+                    try:
+                        r = await http.post("/api/v1/measurements", content=body,
+                                            headers=headers)
+                        break
+                    except httpx.TransportError:
+                        retries[0] += 1
+                        if attempt == 4:
+                            raise
                 lat.append(time.perf_counter() - t0)
                 if r.status_code != 200:
                     raise RuntimeError(f"push failed: {r.status_code} {r.text[:200]}")
@@ -135,6 +144,8 @@ async def _push_all(url: str, tokens: list[str], batches: list[list[bytes]],
         t0 = time.perf_counter()
         await asyncio.gather(*(node(i) for i in range(len(tokens))))
         wall = time.perf_counter() - t0
+    if retries[0]:
+        print(f"   ({retries[0]} push(es) retried after a dropped connection)")
     return lat, stored, wall
 
 

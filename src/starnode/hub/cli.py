@@ -75,10 +75,11 @@ def _serve(cfg: Config, args: argparse.Namespace) -> int:
         store.close()
         os.environ[CONFIG_ENV] = os.path.abspath(cfg.source)
         uvicorn.run("starnode.hub.app:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_config=None, proxy_headers=True)
+                    workers=workers, log_config=None, proxy_headers=True,
+                    timeout_keep_alive=30)
     else:
         uvicorn.run(create_app(store=store), host=host, port=port, log_config=None,
-                    proxy_headers=True)
+                    proxy_headers=True, timeout_keep_alive=30)
     return 0
 
 
