@@ -200,6 +200,10 @@ def test_three_nodes_one_shifted_hub_killed(tmp_path: Path, database: str,
         assert f"#OBSCODE={code}" in text and text.count("\nSS Cyg,") == FRAMES
     out = _cli(capsys, hub_cfg, "hub", "report", "--member", "SNX", "--night", NIGHT)
     assert out.returncode == 1 and "flagged by the cross-check" in out.stderr
+    # each node's status shows its queue, all sent
+    out = _cli(capsys, tmp_path / "scope-a" / "config.yaml", "status")
+    assert out.returncode == 0
+    assert f"hub queue (http://127.0.0.1:{port}): {FRAMES} sent" in out.stdout
     out = _cli(capsys, hub_cfg, "hub", "nodes")
     assert out.returncode == 0
     line = next(x for x in out.stdout.splitlines() if x.startswith("scope-c"))
