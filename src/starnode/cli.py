@@ -358,6 +358,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--keep", action="store_true", help="keep the synthetic frames folder")
     sp.set_defaults(func=cmd_demo)
 
+    sp = add("hub", "the network hub: serve, add-node, nodes, crosscheck, report (docs/hub.md)")
+    from .hub.cli import add_parser_arguments, cmd_hub
+
+    add_parser_arguments(sp)
+    sp.set_defaults(func=cmd_hub)
+
     sp = add("config", "show the effective configuration, or an example file")
     sp.add_argument("--example", action="store_true", help="print a commented example "
                     "configuration with every key (config.example.yaml)")

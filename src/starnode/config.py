@@ -223,6 +223,40 @@ SCHEMA: dict[str, dict[str, Field]] = {
             "regular expression a WebObs confirmation page must match (a group, if any, must "
             "equal the number of rows sent); anything else is not counted as accepted"),
     },
+    # The network hub (docs/hub.md): node-side keys first, then the hub server's own.
+    "hub": {
+        "url": F(str, None, "node: the hub to forward measurements to (e.g. "
+                 "https://hub.example.org); none = no forwarding", optional=True),
+        "token": F(str, None, "node: this node's hub token (better: $STARNODE_HUB_TOKEN)",
+                   optional=True),
+        "batch_size": F(int, 50, "node: measurements per push", min=1, max=1000),
+        "heartbeat_interval": F(NUM, 60.0, "node: seconds between heartbeats", min=1),
+        "retry_backoff": F(NUM, 2.0, "node: seconds before the first retry of a failed push "
+                           "(doubles each time)", min=0.01),
+        "max_backoff": F(NUM, 300.0, "node: longest wait between retries (seconds)", min=0.1),
+        "http_timeout": F(NUM, 15.0, "node: seconds per hub request", min=0.1),
+        "flush_timeout": F(NUM, 10.0, "node: seconds 'starnode process' spends at its end "
+                           "pushing what is queued (the rest goes with the next run)", min=0),
+        "database_url": F(str, None, "hub: SQLAlchemy URL (postgresql://... in production; "
+                          "default: a SQLite file hub.sqlite3 in data_dir)", optional=True),
+        "listen": F(str, "127.0.0.1:8750", "hub: HOST:PORT to serve on (TLS: a reverse proxy "
+                    "in front, docs/hub.md)"),
+        "workers": F(int, 1, "hub: uvicorn worker processes", min=1, max=64),
+        "window_minutes": F(NUM, 15.0, "hub: measurements of a target from different nodes "
+                            "within this window are cross-checked", min=0.5, max=240),
+        "min_nodes": F(int, 3, "hub: nodes needed in a window for a consensus", min=2),
+        "outlier_sigma": F(NUM, 3.0, "hub: a point further than this many sigma (and than "
+                           "outlier_min_mag) from the consensus is flagged", min=1),
+        "outlier_min_mag": F(NUM, 0.1, "hub: smallest difference flagged (mag)", min=0),
+        "offset_sigma": F(NUM, 3.0, "hub: a node's nightly offset beyond this many sigma (and "
+                          "offset_min_mag) holds the node for review", min=1),
+        "offset_min_mag": F(NUM, 0.05, "hub: smallest nightly offset that holds a node (mag)",
+                            min=0),
+        "max_body_kb": F(NUM, 2048.0, "hub: largest request body accepted (KiB)", min=1),
+        "rate_limit_per_minute": F(int, 600, "hub: requests one node may make per minute",
+                                   min=1),
+        "date_type": F(str, "HJD", "hub: #DATE of members' reports", choices=("HJD", "JD")),
+    },
 }
 
 

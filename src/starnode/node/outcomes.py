@@ -51,6 +51,8 @@ class Outcomes:
         self.counts: Counter[str] = Counter()
         self.latencies: list[float] = []  # file mtime -> reported, seconds
         self.frame_seconds: list[float] = []  # worker time per frame
+        #: called with each measured row before it is submitted (the hub forwarder's enqueue)
+        self.forward: Callable[..., Any] | None = None
 
     def _write(self, frame: Frame, outcome: Outcome) -> str | None:
         """Write an outcome to the ledger; returns the counter it adds to (None: not ours)."""
@@ -93,6 +95,9 @@ class Outcomes:
     def submit(self, fid: int) -> None:
         """Submit the measurement of row ``fid`` and record the answer."""
         frame = self.ledger.get(fid)
+        if self.forward is not None and frame is not None and frame.result is not None:
+            self.forward(frame.result, frame_id=fid,
+                         identity=(frame.path, frame.size, frame.mtime_ns))
         if frame is None or frame.result is None or self._submit_fn is False:
             return
         fn: SubmitFn

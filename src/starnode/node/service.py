@@ -106,6 +106,11 @@ class Node:
         self._inflight: dict[cf.Future[Outcome], Frame] = {}
         self._watcher: Any = None
         self._paused_until = 0.0  # no dispatching before (the share dropped)
+        from ..hub.client import attach  # the hub forwarder when hub.url is set (docs/hub.md)
+
+        self.hub = attach(self)
+        if self.hub is not None:
+            self.outcomes.forward = self.hub.enqueue
 
     # ------------------------------------------------------------------ intake
     def wants(self, path: str) -> bool:
@@ -473,6 +478,9 @@ class Node:
         self._stop_watcher()
         self._requeue_in_hand()
         self.lock.release()
+        if self.hub is not None:  # pushes what is queued, for at most hub.flush_timeout
+            hub, self.hub = self.hub, None
+            hub.close()
         self.ledger.close()
 
     @contextlib.contextmanager

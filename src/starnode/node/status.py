@@ -63,7 +63,26 @@ def status_data(cfg: Config, last: int = 10) -> dict[str, Any]:
             "recent_lines": [frame_line(f) for f in recent],
             "problems": problems, "outbox": _outbox_files(cfg),
             "not_reported": [{"path": f.path, "status": (f.submission or {}).get("status"),
-                              "message": (f.submission or {}).get("message")} for f in held]}
+                              "message": (f.submission or {}).get("message")} for f in held],
+            "hub": _hub_queue(cfg)}
+
+
+def _hub_queue(cfg: Config) -> dict[str, Any] | None:
+    """The hub forwarding queue (``hub.url`` set), else None."""
+    if not cfg.hub.url:
+        return None
+    from ..hub.client import queue_summary
+
+    return queue_summary(cfg) or {"url": cfg.hub.url, "counts": {}, "errors": []}
+
+
+def _hub_lines(hub: dict[str, Any] | None) -> list[str]:
+    if hub is None:
+        return []
+    out = [f"hub queue ({hub['url']}): " + (", ".join(
+        f"{n} {s}" for s, n in sorted(hub["counts"].items())) or "empty")]
+    out += [f"  {e['state']}: {e['last_error']}" for e in hub.get("errors") or []]
+    return out
 
 
 def _problem_lines(problems: list[dict[str, Any]]) -> list[str]:
@@ -109,4 +128,4 @@ def status_lines(data: dict[str, Any]) -> list[str]:
         out += [_outbox_line(o) for o in data["outbox"]]
     else:
         out.append("outbox: empty")
-    return out
+    return out + _hub_lines(data.get("hub"))

@@ -1,0 +1,263 @@
+"""Benchmark of the hub on PostgreSQL: 200 simulated nodes each push a night (300 measurements).
+
+    .venv/bin/python bench/hub.py [--nodes 200] [--per-node 300] [--batch 50] [--workers 2]
+                                  [--rate 2000]
+
+A private PostgreSQL cluster (Debian's postgresql, :class:`starnode.hub.pgcluster.PgCluster`)
+and ``starnode hub serve`` (uvicorn, ``--workers`` processes) run as subprocesses on this
+machine; the nodes are asyncio tasks over httpx in this process, all on loopback. Figures:
+
+1. saturation: every node pushes its whole night as fast as it can, all at once -> sustained
+   measurements/s and push latency under that (queueing) load;
+2. paced: the same number of nodes push a second night at an offered ``--rate`` measurements/s
+   in total (each node one batch every nodes*batch/rate seconds) -> p50/p95/p99 push latency
+   at that rate;
+3. cross-validation of the first night (20 targets, 10 nodes each);
+4. peak RSS of the hub processes and of PostgreSQL, sampled every 0.2 s.
+
+Bounded in count and time; it stops by itself and stops what it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from starnode.hub.client import wire_measurement
+from starnode.hub.consensus import crosscheck
+from starnode.hub.pgcluster import PgCluster
+from starnode.hub.store import HubStore
+
+JD0 = 2460933.35
+TARGETS = [f"V{400 + i} Cyg" for i in range(20)]
+
+
+def _result(node: int, k: int, night: int) -> dict[str, Any]:
+    target = TARGETS[node % len(TARGETS)]
+    jd = JD0 + night + k / 1440.0 + (node % 7) * 2e-5
+    # a star changing by up to 0.025 mag in a 15-min window, 0.02 mag of noise
+    mag = 11.0 + 0.2 * math.sin(k / 120.0) + 0.01 * ((node * 7 + k) % 5 - 2)
+    if node % len(TARGETS) == 3 and node // len(TARGETS) == 0:
+        mag += 0.3  # one node of one target is off
+    comps = [{"name": lab, "auid": f"000-BCP-{100 + i}", "label": lab,
+              "catalog_mag": 10.5 + 0.4 * i, "catalog_err": 0.02,
+              "instrumental_mag": -8.0 + 0.4 * i, "residual": 0.01, "used": True}
+             for i, lab in enumerate(["105", "109", "113"])]
+    return {"target_name": target, "auid": None, "filter": "TG", "band": "V", "jd": jd,
+            "hjd": jd + 0.003, "magnitude": mag, "uncertainty": 0.02,
+            "quality_flag": "good", "quality_reasons": [], "comparison_stars": 3,
+            "comps": comps, "check_star": {"name": "116", "label": "116", "auid": None,
+                                           "mag": 11.62, "catalog_mag": 11.6,
+                                           "instrumental_mag": -6.9, "deviation": 0.02,
+                                           "error": 0.02},
+            "chart_id": "X41941HP", "sequence_source": "vsp", "airmass": 1.2, "exptime": 10.0,
+            "instrumental_mag": -7.2, "frame_kind": "sub", "telescope": "Seestar S50",
+            "file": f"Light_{node}_{night}_{k:04d}.fit"}
+
+
+def _batches(nodes: int, per_node: int, batch: int, night: int) -> list[list[bytes]]:
+    out = []
+    for n in range(nodes):
+        items = []
+        for k in range(per_node):
+            sha = f"{n:016x}{night:016x}{k:032x}"
+            items.append(wire_measurement(_result(n, k, night), frame_sha256=sha,
+                                          site_longitude=2.35))
+        out.append([json.dumps({"schema_version": 1, "node": f"node{n:03d}",
+                                "measurements": items[i:i + batch]}).encode()
+                    for i in range(0, per_node, batch)])
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Sampler(threading.Thread):
+    """Peak RSS (MiB) of process trees, sampled every 0.2 s."""
+
+    def __init__(self, roots: dict[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.roots = roots
+        self.peak = dict.fromkeys(roots, 0.0)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            for name, pid in self.roots.items():
+                try:
+                    p = psutil.Process(pid)
+                    procs = [p] if pid == os.getpid() else [p, *p.children(recursive=True)]
+                    rss = sum(x.memory_info().rss for x in procs if x.is_running())
+                except psutil.Error:
+                    continue
+                self.peak[name] = max(self.peak[name], rss / 2**20)
+
+
+async def _push_all(url: str, tokens: list[str], batches: list[list[bytes]],
+                    interval: float) -> tuple[list[float], int, float]:
+    """Every node pushes its batches (one every ``interval`` s; 0 = back to back)."""
+    lat: list[float] = []
+    stored = 0
+    retries = [0]
+    limits = httpx.Limits(max_connections=len(tokens) + 10, max_keepalive_connections=len(tokens))
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
+        async def node(i: int) -> None:
+            nonlocal stored
+            headers = {"Authorization": f"Bearer {tokens[i]}",
+                       "content-type": "application/json"}
+            if interval:
+                await asyncio.sleep(interval * i / len(tokens))  # staggered
+            for body in batches[i]:
+                t0 = time.perf_counter()
+                for attempt in range(5):  # as the node's forwarder: a resend is harmless
+                    try:
+                        r = await http.post("/api/v1/measurements", content=body,
+                                            headers=headers)
+                        break
+                    except httpx.TransportError:
+                        retries[0] += 1
+                        if attempt == 4:
+                            raise
+                lat.append(time.perf_counter() - t0)
+                if r.status_code != 200:
+                    raise RuntimeError(f"push failed: {r.status_code} {r.text[:200]}")
+                stored += r.json()["stored"]
+                if interval:
+                    await asyncio.sleep(max(0.0, interval - (time.perf_counter() - t0)))
+        t0 = time.perf_counter()
+        await asyncio.gather(*(node(i) for i in range(len(tokens))))
+        wall = time.perf_counter() - t0
+    if retries[0]:
+        print(f"   ({retries[0]} push(es) retried after a dropped connection)")
+    return lat, stored, wall
+
+
+def _cpu(pid: int, tree: bool = True) -> float:
+    """CPU seconds (user + system) used so far by a process and, with ``tree``, its children."""
+    try:
+        p = psutil.Process(pid)
+        procs = [p, *p.children(recursive=True)] if tree else [p]
+        return sum(sum(x.cpu_times()[:2]) for x in procs if x.is_running())
+    except psutil.Error:
+        return 0.0
+
+
+def _pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))] * 1000.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--nodes", type=int, default=200)
+    ap.add_argument("--per-node", type=int, default=300)
+    ap.add_argument("--batch", type=int, default=50)
+    ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    ap.add_argument("--rate", type=float, default=2000.0, help="offered load of the paced "
+                    "phase, measurements/s")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="starnode-bench-hub-"))
+    print(f"building {args.nodes} x {args.per_node} measurements x 2 nights ...", flush=True)
+    nights = [_batches(args.nodes, args.per_node, args.batch, n) for n in (0, 1)]
+    size = sum(len(b) for node in nights[0] for b in node) / (args.nodes * args.per_node)
+    with PgCluster() as pg:
+        url = pg.create_database("bench")
+        port = _free_port()
+        cfg = tmp / "hub.yaml"
+        cfg.write_text(json.dumps({"data_dir": str(tmp / "hub"), "log_level": "WARNING",
+                                   "hub": {"database_url": url, "workers": args.workers,
+                                           "listen": f"127.0.0.1:{port}",
+                                           "rate_limit_per_minute": 100000}}))
+        store = HubStore(cfg)
+        tokens = [store.add_node(f"node{n:03d}", f"OBS{n:03d}") for n in range(args.nodes)]
+        hub = subprocess.Popen([sys.executable, "-m", "starnode", "--config", str(cfg),
+                                "--log-level", "WARNING", "hub", "serve"],
+                               stdout=(tmp / "hub.log").open("ab"), stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        sampler = Sampler({"hub": hub.pid, "postgres": pg.proc.pid if pg.proc else 0,
+                           "bench client": os.getpid()})
+        try:
+            end = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(base + "/api/v1/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > end or hub.poll() is not None:
+                    raise RuntimeError("the hub did not start: "
+                                       + (tmp / "hub.log").read_text()[-2000:])
+                time.sleep(0.2)
+            sampler.start()
+            total = args.nodes * args.per_node
+            print(f"{args.nodes} nodes x {args.per_node} measurements ({size:.0f} bytes each "
+                  f"on the wire), batches of {args.batch}, hub: {args.workers} uvicorn "
+                  f"worker(s), PostgreSQL {pg.bin.parent.name if pg.bin else '?'}; "
+                  f"{os.cpu_count()} cores", flush=True)
+
+            pids = {"hub": (hub.pid, True), "postgres": (pg.proc.pid if pg.proc else 0, True),
+                    "bench client": (os.getpid(), False)}
+            cpu0 = {k: _cpu(*v) for k, v in pids.items()}
+            lat, stored, wall = asyncio.run(_push_all(base, tokens, nights[0], 0.0))
+            assert stored == total, (stored, total)
+            cpu = {k: _cpu(*v) - cpu0[k] for k, v in pids.items()}
+            print(f"1. saturation: {total} measurements in {wall:.1f} s = "
+                  f"{total / wall:,.0f} measurements/s sustained ({len(lat)} pushes, "
+                  f"{len(lat) / wall:.0f}/s); latency p50 {_pct(lat, .5):.0f} ms, "
+                  f"p95 {_pct(lat, .95):.0f} ms (queueing behind {args.nodes} concurrent "
+                  "pushes)", flush=True)
+            print("   CPU seconds in that phase: " + ", ".join(
+                f"{k} {v:.1f}" for k, v in cpu.items()) + f" (of {2 * wall:.0f} available)",
+                flush=True)
+            # a resend of the whole night stores nothing
+            _lat, stored2, _wall = asyncio.run(_push_all(base, tokens[:20], nights[0][:20], 0.0))
+            assert stored2 == 0
+            interval = args.nodes * args.batch / args.rate
+            lat, stored, wall = asyncio.run(_push_all(base, tokens, nights[1], interval))
+            assert stored == total
+            print(f"2. paced at {args.rate:,.0f} measurements/s offered (each node one batch "
+                  f"every {interval:.1f} s): {total / wall:,.0f}/s achieved; push latency "
+                  f"p50 {_pct(lat, .5):.0f} ms, p95 {_pct(lat, .95):.0f} ms, "
+                  f"p99 {_pct(lat, .99):.0f} ms", flush=True)
+            assert store.measurement_count() == 2 * total
+            t0 = time.perf_counter()
+            summary = crosscheck(store, "2025-09-14")
+            cc = time.perf_counter() - t0
+            print(f"3. cross-validation of night 2025-09-14: {summary['measurements']} "
+                  f"measurements, {summary['targets']} targets, {summary['windows']} windows, "
+                  f"{summary['outliers']} outliers, held {summary['held']}: {cc:.1f} s",
+                  flush=True)
+        finally:
+            sampler.stop.set()
+            hub.send_signal(signal.SIGTERM)
+            try:
+                hub.wait(30)
+            except subprocess.TimeoutExpired:
+                hub.kill()
+                hub.wait()
+            store.close()
+        print("4. peak RSS: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in sampler.peak.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

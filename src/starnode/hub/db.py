@@ -1,0 +1,179 @@
+"""The hub's database: SQLAlchemy Core tables over SQLite (trying it out) or PostgreSQL (a real
+network), with the schema owned by Alembic migrations run at start.
+
+Why Core and not hand-written SQL per engine: the same statements run on both engines; the one
+thing that differs, ``INSERT ... ON CONFLICT DO NOTHING`` (the exactly-once insert), comes from
+each dialect's own ``insert`` construct (:func:`insert_ignore`).
+
+Why Alembic: a hub lives for years while its schema grows; :func:`migrate` brings any older
+database to the current schema, under a lock so several workers may start at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+log = logging.getLogger(__name__)
+
+__all__ = ["consensus", "engine_for", "hash_token", "insert_ignore", "measurements", "metadata",
+           "migrate", "new_token", "nodes", "offsets", "report_rows", "tokens"]
+
+metadata = sa.MetaData()
+
+#: Nodes (one per telescope); a member is an observer code, which may own several nodes.
+nodes = sa.Table(
+    "nodes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("observer_code", sa.String(16), nullable=False, index=True),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("last_contact", sa.Float),
+    sa.Column("last_heartbeat", sa.Float),
+    sa.Column("heartbeat", sa.JSON),
+    sa.Column("pushes", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("held", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("hold_reason", sa.Text),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+)
+
+#: Bearer tokens, stored as SHA-256 (they are 256-bit random: a slow hash adds nothing).
+tokens = sa.Table(
+    "tokens", metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(8), nullable=False),  # "node" | "admin"
+    sa.Column("node_id", sa.Integer, sa.ForeignKey("nodes.id")),
+    sa.Column("label", sa.String(64)),
+    sa.Column("created", sa.Float, nullable=False),
+)
+
+measurements = sa.Table(
+    "measurements", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("idem_key", sa.String(160), nullable=False, unique=True),
+    sa.Column("node_id", sa.Integer, sa.ForeignKey("nodes.id"), nullable=False),
+    sa.Column("target", sa.String(64), nullable=False),  # upper-case STARID key
+    sa.Column("band", sa.String(8), nullable=False),
+    sa.Column("night", sa.String(10), nullable=False),
+    sa.Column("jd", sa.Float, nullable=False),
+    sa.Column("magnitude", sa.Float, nullable=False),
+    sa.Column("uncertainty", sa.Float, nullable=False),
+    sa.Column("quality", sa.String(12), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("received", sa.Float, nullable=False),
+    sa.Column("flag", sa.String(16)),      # None (not checked) | ok | unchecked | outlier
+    sa.Column("flag_reason", sa.Text),
+    sa.Column("consensus", sa.Float),
+    sa.Column("residual", sa.Float),
+    sa.Index("measurements_night_target", "night", "target", "band", "jd"),
+    sa.Index("measurements_node_night", "node_id", "night"),
+)
+
+#: A node's systematic offset per night and target, from cross-validation.
+offsets = sa.Table(
+    "offsets", metadata,
+    sa.Column("node_id", sa.Integer, sa.ForeignKey("nodes.id"), primary_key=True),
+    sa.Column("night", sa.String(10), primary_key=True),
+    sa.Column("target", sa.String(64), primary_key=True),
+    sa.Column("band", sa.String(8), primary_key=True),
+    sa.Column("mag_offset", sa.Float, nullable=False),
+    sa.Column("error", sa.Float, nullable=False),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("significant", sa.Boolean, nullable=False),
+    sa.Column("computed", sa.Float, nullable=False),
+)
+
+#: The network consensus light curve: one point per target, band and time window.
+consensus = sa.Table(
+    "consensus", metadata,
+    sa.Column("night", sa.String(10), primary_key=True),
+    sa.Column("target", sa.String(64), primary_key=True),
+    sa.Column("band", sa.String(8), primary_key=True),
+    sa.Column("win", sa.BigInteger, primary_key=True),
+    sa.Column("jd", sa.Float, nullable=False),
+    sa.Column("magnitude", sa.Float, nullable=False),
+    sa.Column("error", sa.Float, nullable=False),
+    sa.Column("n_nodes", sa.Integer, nullable=False),
+    sa.Column("n_points", sa.Integer, nullable=False),
+)
+
+#: Report rows, each written once per member (the exactly-once key of the node's writer).
+report_rows = sa.Table(
+    "report_rows", metadata,
+    sa.Column("obscode", sa.String(16), primary_key=True),
+    sa.Column("mkey", sa.String(200), primary_key=True),
+    sa.Column("measurement_id", sa.BigInteger, sa.ForeignKey("measurements.id"), nullable=False),
+    sa.Column("night", sa.String(10), nullable=False),
+    sa.Column("jd", sa.Float, nullable=False),
+    sa.Column("line", sa.Text, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Index("report_rows_night", "obscode", "night"),
+)
+
+
+def engine_for(url: str, **kw: Any) -> Engine:
+    """An engine for ``url``; ``postgresql://`` means psycopg 3, SQLite gets WAL and a busy
+    timeout (several worker threads write)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite"):
+        eng = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               **kw)
+
+        @sa.event.listens_for(eng, "connect")
+        def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+        return eng
+    kw.setdefault("pool_size", 10)
+    kw.setdefault("max_overflow", 10)
+    kw.setdefault("pool_pre_ping", True)
+    return sa.create_engine(url, **kw)
+
+
+def insert_ignore(engine: Engine, table: sa.Table, keys: list[str]) -> Any:
+    """``INSERT ... ON CONFLICT (keys) DO NOTHING`` in the engine's own dialect."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).on_conflict_do_nothing(index_elements=keys)
+
+
+def migrate(engine: Engine) -> str:
+    """Bring the database to the newest schema (Alembic ``upgrade head``). Returns the
+    revision. On PostgreSQL an advisory lock keeps concurrent starts from racing."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines say nothing new
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(87500001)"))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        from alembic.runtime.migration import MigrationContext
+
+        rev = MigrationContext.configure(conn).get_current_revision()
+    log.debug("hub database at revision %s", rev)
+    return str(rev)
+
+
+def new_token(prefix: str) -> str:
+    """A fresh bearer token (shown once, stored only as :func:`hash_token`)."""
+    return f"{prefix}_{secrets.token_urlsafe(32)}"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,236 @@
+"""What the hub does with its database, independent of HTTP: nodes and tokens, pushes stored
+exactly once, heartbeats, the operator's node list.
+
+Both the web app (:mod:`.app`) and the command line (:mod:`.cli`) use :class:`HubStore`, so
+``starnode hub add-node`` on the server and a push over HTTP go through the same checks.
+
+Exactly once: a measurement's key is (node, SHA-256 of the frame file, JD); the insert is
+``ON CONFLICT (idem_key) DO NOTHING`` in one transaction per batch, so a batch resent after a
+lost answer, a killed hub or a killed node stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..aavso_report import night_of
+from ..config import Config, ConfigError, resolve
+from . import db
+from .wire import Batch, Heartbeat
+
+log = logging.getLogger(__name__)
+
+__all__ = ["HubError", "HubStore", "Principal", "idem_key", "target_key"]
+
+_NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_OBSCODE = re.compile(r"^[A-Z0-9]{1,16}$")
+
+
+class HubError(ValueError):
+    """A request or command the hub refuses; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a token belongs to."""
+
+    role: str  # "node" | "admin"
+    node_id: int | None = None
+    node: str | None = None
+    observer_code: str | None = None
+    held: bool = False
+
+
+def target_key(name: str) -> str:
+    return " ".join(name.upper().split())
+
+
+def idem_key(node_id: int, frame_sha256: str, jd: float) -> str:
+    """The exactly-once key of a measurement: node, frame content hash, JD (1e-6 day)."""
+    return f"{node_id}|{frame_sha256}|{jd:.6f}"
+
+
+def database_url(cfg: Config) -> str:
+    url = cfg.hub.database_url
+    if url:
+        return str(url)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{cfg.data_dir / 'hub.sqlite3'}"
+
+
+class HubStore:
+    """The hub's data, over one SQLAlchemy engine (migrated on open)."""
+
+    def __init__(self, config: Any, *, migrate: bool = True) -> None:
+        self.cfg = resolve(config)
+        self.url = database_url(self.cfg)
+        self.engine = db.engine_for(self.url)
+        self._auth_cache: dict[str, tuple[Principal | None, float]] = {}
+        if migrate:
+            db.migrate(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ nodes and tokens
+    def add_node(self, name: str, observer_code: str) -> str:
+        """Register a node; returns its token (shown once, stored hashed)."""
+        if not _NODE_NAME.match(name):
+            raise HubError(f"node name {name!r}: letters, digits, '_', '.', '-' (max 64), "
+                           "starting with a letter or digit")
+        code = observer_code.strip().upper()
+        if not _OBSCODE.match(code):
+            raise HubError(f"observer code {observer_code!r} is not an AAVSO observer code "
+                           "(letters and digits)")
+        token = db.new_token("snn")
+        now = time.time()
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(db.nodes.c.id).where(db.nodes.c.name == name)).first():
+                raise HubError(f"a node named {name!r} exists already", 409)
+            nid = conn.execute(db.nodes.insert().values(
+                name=name, observer_code=code, created=now)).inserted_primary_key[0]
+            conn.execute(db.tokens.insert().values(hash=db.hash_token(token), role="node",
+                                                   node_id=nid, label=name, created=now))
+        log.info("node %s added for observer %s", name, code)
+        return token
+
+    def add_admin(self, label: str) -> str:
+        token = db.new_token("sna")
+        with self.engine.begin() as conn:
+            conn.execute(db.tokens.insert().values(hash=db.hash_token(token), role="admin",
+                                                   label=label[:64], created=time.time()))
+        log.info("admin token %r added", label)
+        return token
+
+    #: Seconds an answer of :meth:`authenticate` is reused (a revoked token or a hold takes
+    #: effect within this time; it saves a database round trip per request).
+    AUTH_TTL = 10.0
+
+    def authenticate(self, token: str | None) -> Principal | None:
+        if not token:
+            return None
+        key = db.hash_token(token)
+        hit = self._auth_cache.get(key)
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
+        who = self._authenticate(key)
+        if len(self._auth_cache) > 10000:
+            self._auth_cache.clear()
+        self._auth_cache[key] = (who, time.monotonic() + self.AUTH_TTL)
+        return who
+
+    def _authenticate(self, token_hash: str) -> Principal | None:
+        t, n = db.tokens, db.nodes
+        q = (sa.select(t.c.role, n.c.id, n.c.name, n.c.observer_code, n.c.held, n.c.disabled)
+             .select_from(t.outerjoin(n, t.c.node_id == n.c.id))
+             .where(t.c.hash == token_hash))
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        if row is None:
+            return None
+        if row.role == "admin":
+            return Principal("admin")
+        if row.disabled:
+            return None
+        return Principal("node", row.id, row.name, row.observer_code, bool(row.held))
+
+    def set_hold(self, name: str, held: bool, reason: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            n = conn.execute(db.nodes.update().where(db.nodes.c.name == name).values(
+                held=held, hold_reason=reason if held else None)).rowcount
+        if not n:
+            raise HubError(f"no node named {name!r}", 404)
+        self._auth_cache.clear()
+
+    # ------------------------------------------------------------------ pushes
+    def push(self, who: Principal, batch: Batch) -> dict[str, Any]:
+        """Store a batch exactly once. Returns ``{"stored", "duplicates", "keys"}``."""
+        if who.role != "node" or who.node_id is None:
+            raise HubError("only a node token may push measurements", 403)
+        if batch.node != who.node:
+            raise HubError(f"this token belongs to node {who.node!r}, not {batch.node!r}", 403)
+        now = time.time()
+        rows = []
+        for m in batch.measurements:
+            payload = m.result()
+            rows.append({
+                "idem_key": idem_key(who.node_id, m.frame_sha256, m.jd),
+                "node_id": who.node_id, "target": target_key(m.target_name), "band": m.filter,
+                "night": night_of(m.jd, m.site_longitude), "jd": m.jd,
+                "magnitude": m.magnitude, "uncertainty": m.uncertainty,
+                "quality": m.quality_flag, "payload": payload, "received": now})
+        keys = [r["idem_key"] for r in rows]
+        if len(set(keys)) != len(keys):
+            raise HubError("the batch holds the same measurement twice (same frame and JD)",
+                           422)
+        stmt = db.insert_ignore(self.engine, db.measurements, ["idem_key"]).returning(
+            db.measurements.c.idem_key)
+        with self.engine.begin() as conn:
+            new = set(conn.execute(stmt, rows).scalars())
+            conn.execute(db.nodes.update().where(db.nodes.c.id == who.node_id).values(
+                last_contact=now, pushes=db.nodes.c.pushes + 1))
+        return {"stored": len(new), "duplicates": len(rows) - len(new),
+                "keys": [{"key": k, "stored": k in new} for k in keys]}
+
+    def heartbeat(self, who: Principal, hb: Heartbeat) -> None:
+        if who.role != "node" or who.node_id is None:
+            raise HubError("only a node token may send heartbeats", 403)
+        if hb.node != who.node:
+            raise HubError(f"this token belongs to node {who.node!r}, not {hb.node!r}", 403)
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(db.nodes.update().where(db.nodes.c.id == who.node_id).values(
+                last_contact=now, last_heartbeat=now, heartbeat=hb.model_dump(mode="json")))
+
+    # ------------------------------------------------------------------ the operator's view
+    def nodes(self) -> list[dict[str, Any]]:
+        """Every node with last contact, heartbeat and counts (``starnode hub nodes``)."""
+        m = db.measurements
+        counts = (sa.select(m.c.node_id, sa.func.count().label("n"),
+                            sa.func.sum(sa.case((m.c.flag == "outlier", 1), else_=0))
+                            .label("flagged"), sa.func.max(m.c.jd).label("last_jd"))
+                  .group_by(m.c.node_id).subquery())
+        n = db.nodes
+        q = (sa.select(n, counts.c.n, counts.c.flagged, counts.c.last_jd)
+             .select_from(n.outerjoin(counts, counts.c.node_id == n.c.id)).order_by(n.c.name))
+        stale_after = 3 * float(self.cfg.hub.heartbeat_interval)
+        now = time.time()
+        out = []
+        with self.engine.connect() as conn:
+            for r in conn.execute(q).mappings():
+                hb = r["heartbeat"] or {}
+                age = None if r["last_contact"] is None else now - r["last_contact"]
+                state = ("never seen" if age is None else "stale" if age > stale_after
+                         else "failing" if hb.get("recent_errors") else "ok")
+                if r["held"]:
+                    state = "held"
+                out.append({"name": r["name"], "observer_code": r["observer_code"],
+                            "state": state, "last_contact_age_s": age,
+                            "measurements": int(r["n"] or 0),
+                            "flagged": int(r["flagged"] or 0), "pushes": r["pushes"],
+                            "held": bool(r["held"]), "hold_reason": r["hold_reason"],
+                            "heartbeat": hb})
+        return out
+
+    def measurement_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(
+                db.measurements)).scalar_one())
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    try:
+        return host.strip("[]") or "127.0.0.1", int(port)
+    except ValueError:
+        raise ConfigError(f"hub.listen: must be HOST:PORT, got {listen!r}") from None
