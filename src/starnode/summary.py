@@ -43,6 +43,7 @@ __all__ = [
     "TargetNight",
     "build_night",
     "load_snapshot",
+    "night_frames",
     "night_summary",
     "render_html",
     "render_json",
@@ -218,6 +219,12 @@ def frame_night(f: FrameRecord, longitude: float | None) -> str | None:
     if f.first_seen is not None:
         return night_of_jd(f.first_seen / 86400.0 + _UNIX_EPOCH_JD, longitude)
     return None
+
+
+def night_frames(snap: Snapshot, night: str | None) -> list[FrameRecord]:
+    """The frames of one night, in the order they were first seen."""
+    out = [f for f in snap.frames if frame_night(f, snap.longitude) == night]
+    return sorted(out, key=lambda f: (f.first_seen or 0.0, f.name))
 
 
 def frame_target(f: FrameRecord, known: dict[str, str]) -> str | None:
