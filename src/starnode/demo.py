@@ -293,5 +293,9 @@ def _summary(cfg: Any, written: dict[str, dict[str, Any]], elapsed: float, out: 
     w(f"ledger and logs: {cfg.data_dir} ({len(rows_all)} frames; "
       f"'starnode status --data-dir {cfg.data_dir}')\n")
     w("observer code DEMO, outbox mode: nothing was uploaded; never upload synthetic data.\n")
+    from .summary import night_summary, render_text
+
+    w("\n" + render_text(night_summary(cfg)) + f"\nsee it as a page: starnode serve --data-dir "
+      f"{cfg.data_dir}  (then open http://127.0.0.1:8765/)\n")
     out.flush()
     return status

@@ -500,8 +500,10 @@ def _check_words(s: NightSummary, t: TargetNight) -> str | None:
                 "magnitude of its catalogue value all night.")
     bad = sum(1 for d in devs if abs(d) > s.acceptable_check)
     if bad == 0:
-        return (f"The check star{label} was fair: on average {mean:+.2f} off its catalogue "
-                f"value, {worst:.2f} at most. The measurements are usable.")
+        side = "brighter" if mean < 0 else "fainter"
+        return (f"The check star{label} was fair: on average {abs(mean):.2f} of a magnitude "
+                f"{side} than its catalogue value, {worst:.2f} at most. The measurements are "
+                "usable.")
     return (f"The check star{label} was unhealthy in {count(bad, 'frame')}: up to {worst:.2f} "
             "of a magnitude off its catalogue value, so those measurements are doubtful.")
 
@@ -555,7 +557,7 @@ def _skip_words(skipped: dict[str, int], other: list[str] | None = None) -> list
 
 def sound_legend(seconds_per_hour: float = 4.0) -> str:
     """The spoken-style legend of :mod:`starnode.sonify` (kept next to the words it explains)."""
-    return (f"Listening to the light curve: each hour of the night takes {seconds_per_hour:g} "
+    return (f"Each hour of the night takes {seconds_per_hour:g} "
             "seconds. The steady tone is the star: the higher it sounds, the brighter the star. "
             "Each soft tick is one measurement; a buzzing tick is a measurement flagged poor. "
             "A quiet low hum plays underneath while the star is within the brightness range of "
