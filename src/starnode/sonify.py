@@ -13,7 +13,7 @@ The mapping (also spoken by :func:`starnode.summary.sound_legend`):
   whole range spans two octaves (220-880 Hz) unless it is tiny (under half a magnitude: then
   48 semitones per magnitude, a 0.1 mag change is about a third) or huge (over 6 magnitudes).
 - **the star**: a soft sine tone gliding between measurements (silent across gaps longer than
-  30 minutes of the night).
+  90 minutes of the night, e.g. clouds).
 - **ticks**: one short tick per measurement at its pitch: a soft bell-like ping (a decaying
   sine) for good and acceptable points; a buzz (a decaying square wave, rich in odd harmonics)
   for points flagged poor.
@@ -44,7 +44,7 @@ __all__ = ["SoundMapping", "render", "sonify_night", "write_wav"]
 RATE = 22050
 CENTRE_HZ = 440.0
 LEAD_S = 0.5
-GAP_DAYS = 30.0 / 1440.0
+GAP_DAYS = 90.0 / 1440.0
 TICK_S = 0.06
 AMP_TONE = 0.18
 AMP_TICK = 0.45
