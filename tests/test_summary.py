@@ -57,7 +57,7 @@ def test_summary_of_a_real_night(night: Config) -> None:
         in text
     assert "in the outbox for you to upload to the AAVSO" in text
     assert "held back: the measurement was flagged poor." in text
-    assert "The check star (label " in text
+    assert "The check star" in text and "label" in text
     assert "never upload them" in text
     assert "the higher it sounds, the brighter the star" in text
     # rounded the way an observer says them: no long decimals anywhere
@@ -76,7 +76,9 @@ def test_summary_formats_from_the_command_line(night: Config) -> None:
                           capture_output=True, text=True, check=True).stdout
 
     class Tags(HTMLParser):
-        tags: list[str] = []
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: list[str] = []
 
         def handle_starttag(self, tag: str, attrs: list) -> None:
             self.tags.append(tag)
@@ -122,7 +124,7 @@ def test_words_for_a_fading_star_cloudy_frames_and_a_bad_check_star() -> None:
     text = render_text(build_night(_snap(frames)), width=10_000)
     assert "Three frames were too faint to measure: cloudy or out of focus." in text
     assert "It faded by about" in text
-    assert "The check star (label 120) was unhealthy in one frame" in text
+    assert "The check star (label 120) was unhealthy in one frame" in text, text
     assert "One measurement was held back: the check star was too far from its catalogue " \
         "value." in text
 

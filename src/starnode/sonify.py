@@ -96,7 +96,7 @@ def render(times_jd: Sequence[float], mags: Sequence[float], quality: Sequence[s
     sec_per_day = seconds_per_hour * 24.0
     pos = LEAD_S + (t - t[0]) * sec_per_day  # seconds into the sound
     duration = float(pos[-1] + LEAD_S + TICK_S)
-    n = int(math.ceil(duration * rate))
+    n = math.ceil(duration * rate)
     out = np.zeros(n)
     clock = np.arange(n) / rate
 

@@ -262,7 +262,7 @@ class TargetNight:
     filters: list[str] = field(default_factory=list)
     quality: dict[str, int] = field(default_factory=dict)
     quality_reasons: dict[str, list[str]] = field(default_factory=dict)
-    check_label: str | None = None
+    check_labels: list[str] = field(default_factory=list)
     check_deviations: list[float] = field(default_factory=list)
     comp_min: float | None = None
     comp_max: float | None = None
@@ -339,7 +339,8 @@ def _add(t: TargetNight, f: FrameRecord) -> None:
             t.filters.append(f.filter)
         if f.check_deviation is not None:
             t.check_deviations.append(f.check_deviation)
-            t.check_label = t.check_label or f.check_label
+            if f.check_label and f.check_label not in t.check_labels:
+                t.check_labels.append(f.check_label)
         if f.comp_min is not None:
             t.comp_min = f.comp_min if t.comp_min is None else min(t.comp_min, f.comp_min)
         if f.comp_max is not None:
@@ -488,7 +489,9 @@ def _quality_reason(reason: str) -> str:
 
 def _check_words(s: NightSummary, t: TargetNight) -> str | None:
     devs = t.check_deviations
-    label = f" (label {t.check_label})" if t.check_label else ""
+    labels = sorted(t.check_labels)
+    label = f" (label {labels[0]})" if len(labels) == 1 else \
+        f"s (labels {_spoken_list(labels)})" if labels else ""
     if not t.measured:
         return None
     if not devs:
@@ -496,16 +499,18 @@ def _check_words(s: NightSummary, t: TargetNight) -> str | None:
     worst = max(abs(d) for d in devs)
     mean = statistics.fmean(devs)
     if worst <= s.good_check:
-        return (f"The check star{label} was healthy: it stayed within {worst:.2f} of a "
-                "magnitude of its catalogue value all night.")
+        return (f"The check star{label} {'was' if len(labels) < 2 else 'were'} healthy: within "
+                f"{worst:.2f} of a magnitude of the catalogue all night.")
     bad = sum(1 for d in devs if abs(d) > s.acceptable_check)
     if bad == 0:
         side = "brighter" if mean < 0 else "fainter"
-        return (f"The check star{label} was fair: on average {abs(mean):.2f} of a magnitude "
-                f"{side} than its catalogue value, {worst:.2f} at most. The measurements are "
+        verb = "was" if len(labels) < 2 else "were"
+        return (f"The check star{label} {verb} fair: on average {abs(mean):.2f} of a "
+                f"magnitude {side} than the catalogue, {worst:.2f} at most. The measurements are "
                 "usable.")
-    return (f"The check star{label} was unhealthy in {count(bad, 'frame')}: up to {worst:.2f} "
-            "of a magnitude off its catalogue value, so those measurements are doubtful.")
+    return (f"The check star{label} {'was' if len(labels) < 2 else 'were'} unhealthy in "
+            f"{count(bad, 'frame')}: up to {worst:.2f} of a magnitude off the catalogue, so "
+            "those measurements are doubtful.")
 
 
 def _report_words(s: NightSummary, t: TargetNight) -> list[str]:
@@ -565,8 +570,9 @@ def sound_legend(seconds_per_hour: float = 4.0) -> str:
             "value is less certain.")
 
 
-def sections(s: NightSummary) -> list[tuple[str, list[str]]]:
-    """The summary as (heading, paragraphs): what both text and HTML lay out."""
+def sections(s: NightSummary, *, legend: bool = True) -> list[tuple[str, list[str]]]:
+    """The summary as (heading, paragraphs): what both text and HTML lay out (``legend``: with
+    the sound's legend)."""
     out: list[tuple[str, list[str]]] = []
     if s.night is None:
         return [("No observations yet", [
@@ -599,7 +605,7 @@ def sections(s: NightSummary) -> list[tuple[str, list[str]]]:
         paras = [f"{count(s.other_frames, 'frame').capitalize()} could not be tied to a star."]
         paras += _skip_words(s.other_skipped)
         out.append(("Other frames", paras))
-    if any(t.points for t in s.targets):
+    if legend and any(t.points for t in s.targets):
         out.append(("Listening to the light curve", [sound_legend()]))
     if len(s.nights) > 1:
         out.append(("Other nights", ["The ledger also has the nights of "
@@ -628,11 +634,12 @@ def render_text(s: NightSummary, width: int = 88) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def render_html(s: NightSummary, *, level: int = 2, standalone: bool = False) -> str:
+def render_html(s: NightSummary, *, level: int = 2, standalone: bool = False,
+                legend: bool = True) -> str:
     """The summary as headed paragraphs (a fragment; a whole page with ``standalone``)."""
     h = f"h{level}"
     parts = []
-    for heading, paras in sections(s):
+    for heading, paras in sections(s, legend=legend):
         hid = "sum-" + re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")
         parts.append(f'<section aria-labelledby="{hid}"><{h} id="{hid}">'
                      f"{html.escape(heading)}</{h}>")

@@ -172,7 +172,8 @@ def create_app(config: Config | Any, *, token: str | None = None) -> FastAPI:
                  "error": f"{p.uncertainty:.3f}", "quality": _QUALITY_MARK.get(p.quality,
                                                                               p.quality),
                  "reported": "yes" if p.reported else "no"} for p in pts]
-        section = render_html(build_night(ctx["snap"], ctx["s"].night, t.name), level=3)
+        section = render_html(build_night(ctx["snap"], ctx["s"].night, t.name), level=3,
+                              legend=False)  # the legend stands by the sound
         ctx.update(t=t, alt=alt, rows=rows, summary_html=section, legend=sound_legend(),
                    current=t.name)
         return templates.TemplateResponse(request, "target.html", ctx)
