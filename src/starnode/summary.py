@@ -505,8 +505,9 @@ def _check_words(s: NightSummary, t: TargetNight) -> str | None:
     if bad == 0:
         side = "brighter" if mean < 0 else "fainter"
         verb = "was" if len(labels) < 2 else "were"
-        return (f"The check star{label} {verb} fair: on average {abs(mean):.2f} of a "
-                f"magnitude {side} than the catalogue, {worst:.2f} at most. The measurements are "
+        avg = "on average right on the catalogue" if abs(mean) < 0.005 else \
+            f"on average {abs(mean):.2f} of a magnitude {side} than the catalogue"
+        return (f"The check star{label} {verb} fair: {avg}, {worst:.2f} at most off it. The measurements are "
                 "usable.")
     return (f"The check star{label} {'was' if len(labels) < 2 else 'were'} unhealthy in "
             f"{count(bad, 'frame')}: up to {worst:.2f} of a magnitude off the catalogue, so "
