@@ -196,9 +196,9 @@ def test_axe_finds_no_wcag22_aa_violation(browser: Any, server: Server, name: st
     report = []
     for label, setup in (("", lambda: _zoom(browser, 1.0)),
                          ("-zoom200", lambda: _zoom(browser, 2.0)),
-                         ("-forced-colors", lambda: browser.execute_cdp_cmd(
+                         ("-forced-colors", lambda: (_zoom(browser, 1.0), browser.execute_cdp_cmd(
                              "Emulation.setEmulatedMedia",
-                             {"features": [{"name": "forced-colors", "value": "active"}]}))):
+                             {"features": [{"name": "forced-colors", "value": "active"}]})))):
         setup()
         browser.get(server.url(PAGES[name]))
         violations = _axe(browser)

@@ -507,8 +507,8 @@ def _check_words(s: NightSummary, t: TargetNight) -> str | None:
         verb = "was" if len(labels) < 2 else "were"
         avg = "on average right on the catalogue" if abs(mean) < 0.005 else \
             f"on average {abs(mean):.2f} of a magnitude {side} than the catalogue"
-        return (f"The check star{label} {verb} fair: {avg}, {worst:.2f} at most off it. The measurements are "
-                "usable.")
+        return (f"The check star{label} {verb} fair: {avg}, {worst:.2f} at most off it. "
+                "The measurements are usable.")
     return (f"The check star{label} {'was' if len(labels) < 2 else 'were'} unhealthy in "
             f"{count(bad, 'frame')}: up to {worst:.2f} of a magnitude off the catalogue, so "
             "those measurements are doubtful.")
