@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.starnode-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,solve,hub]'
+	$(BIN)/python -m pip install --quiet -e '.[test,solve,hub,web]'
 	touch $(STAMP)
 
 demo: $(STAMP)

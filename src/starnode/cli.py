@@ -173,10 +173,41 @@ def cmd_lightcurve(args: argparse.Namespace, cfg: Config) -> int:
 
     try:
         out, n = plot_lightcurve(cfg, args.target, args.out)
+        print(f"{out} ({n} point(s))")
+        if args.sound:
+            from .sonify import sonify_night
+
+            wav, m = sonify_night(cfg, args.target, args.sound, night=args.night)
+            print(f"{wav} ({m.points} point(s), {m.duration_s:.1f} s)")
     except LookupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{out} ({n} point(s))")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace, cfg: Config) -> int:
+    from .summary import night_summary, render_html, render_json, render_text
+
+    s = night_summary(cfg, args.night, args.target)
+    if args.night and args.night not in s.nights:
+        print(f"error: no frames on the night of {args.night}; nights: "
+              f"{', '.join(s.nights) or 'none yet'}", file=sys.stderr)
+        return 1
+    render = {"text": render_text, "json": render_json,
+              "html": lambda x: render_html(x, standalone=True)}[args.format]
+    sys.stdout.write(render(s))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
+    try:
+        from .web import serve
+    except ImportError as exc:
+        print(f"error: the web page needs the 'web' extra ({exc.name} is missing): "
+              "pip install 'starnode[web]'", file=sys.stderr)
+        return 2
+    serve(cfg, args.host, args.port, args.token,
+          on_start=lambda url: print(f"starnode page: {url}  (Ctrl+C stops)", flush=True))
     return 0
 
 
@@ -328,7 +359,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("target", metavar="TARGET", help="AAVSO name of the star, e.g. 'SS Cyg'")
     sp.add_argument("--out", metavar="PNG", help="output file (default: "
                     "data_dir/lightcurves/<TARGET>.png)")
+    sp.add_argument("--sound", metavar="WAV", help="also write the light curve as sound: 4 s "
+                    "per hour, higher pitch = brighter, a tick per point (buzz = poor)")
+    sp.add_argument("--night", metavar="DATE", help="the night of the sound (default: latest)")
     sp.set_defaults(func=cmd_lightcurve)
+
+    sp = add("summary", "the night in plain sentences (screen-reader friendly)")
+    sp.add_argument("--night", metavar="DATE", help="night (YYYY-MM-DD; default: the latest)")
+    sp.add_argument("--target", metavar="NAME", help="only this star")
+    sp.add_argument("--format", choices=("text", "html", "json"), default="text")
+    sp.set_defaults(func=cmd_summary)
+
+    sp = add("serve", "the local web page: tonight, frames, light curves, sound, outbox",
+             "Serve a read-only page on this computer (127.0.0.1 by default, no login). Bound to "
+             "another address it asks for a token (--token, $STARNODE_WEB_TOKEN, or a random "
+             "one printed at start).")
+    sp.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sp.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    sp.add_argument("--token", help="access token (required off loopback; default random)")
+    sp.set_defaults(func=cmd_serve)
 
     sp = add("validate", "check AAVSO Extended File Format files (exit 1 on any ERROR)")
     sp.add_argument("files", nargs="+", metavar="FILE")

@@ -313,5 +313,9 @@ def _summary(cfg: Any, written: dict[str, dict[str, Any]], elapsed: float, out: 
               f"'starnode status --data-dir {cfg.data_dir}')\n")
     out.write("observer code DEMO, outbox mode: nothing was uploaded; never upload synthetic "
               "data.\n")
+    from .summary import night_summary, render_text
+
+    out.write("\n" + render_text(night_summary(cfg)) + "\nsee it as a page: starnode serve "
+              f"--data-dir {cfg.data_dir}  (then open http://127.0.0.1:8765/)\n")
     out.flush()
     return 0 if reports_ok and curve_ok and counts["reported"] > 0 else 1
