@@ -1,6 +1,7 @@
 """Astrometry benchmark: solve time cold and warm, success rate across galactic latitudes.
 
     .venv/bin/python bench/astrometry.py [--trials N] [--shared PATH] [--blind]
+    .venv/bin/python bench/astrometry.py --sparse [--trials N] [--t3-data-dir DIR]
 
 Synthetic fields: the bundled Gaia DR3 G < 10 stars at their real positions (S50 sub geometry:
 960 x 540 green superpixels, binning 2, 4.75"/px), plus 150 fainter uncatalogued field stars
@@ -10,6 +11,10 @@ chart); "+ sequence" adds 12 synthetic comparison stars (V 10.5-13.5) within 15'
 target, as a VSP chart would. Cold = nothing known (memo cleared); warm = the next frame of the
 same target, 20" and 0.05 deg later, with the previous solution as the guess.
 Real frames: the M 94 subs of ../shared (when present), against the Tycho-2 test list.
+``--sparse`` (issue 11): offline solve rate and time for fields at |b| = 10-20 deg holding 4-6
+Gaia G<10 stars, rendered with the stars the sky shows there (Gaia G<10 + Tycho-2 from Debian's
+index files), header RA/DEC 5-40' off, no comparison sequence, offline: bundled stars only,
+then with solve-field, then with tetra3rs (the database in --t3-data-dir, when built).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from astropy.coordinates import SkyCoord
 from astropy.wcs import WCS
 
 from starnode import astrometry, synthetic
-from starnode.astrometry import AstrometryError, gaia_bright_stars, solve_frame
+from starnode.astrometry import AstrometryError, PlaneFrame, gaia_bright_stars, solve_frame
 from starnode.catalogs import load_sequence_file
 from starnode.config import Config
 from starnode.frames import load_frame
@@ -100,7 +105,7 @@ def trial(cfg: Config, b: float, seed: int, with_seq: bool) -> dict:
     astrometry.clear_memo()
     t0 = time.perf_counter()
     try:
-        sol = solve_frame(plane, hdr, cfg, ref_ra=sra, ref_dec=sdec, ref_mag=smag, binning=BIN)
+        sol = solve_frame(PlaneFrame(plane, hdr, BIN), cfg, ref_ra=sra, ref_dec=sdec, ref_mag=smag)
         out["cold_s"] = time.perf_counter() - t0
         out["ok"] = max_err(sol, truth) < 1.0
         out["wrong"] = not out["ok"]  # accepted, yet more than 1 px off the truth
@@ -118,8 +123,8 @@ def trial(cfg: Config, b: float, seed: int, with_seq: bool) -> dict:
                     np.concatenate([gmag, smag]), rng)
     t0 = time.perf_counter()
     try:
-        sol2 = solve_frame(plane2, hdr, cfg, ref_ra=sra, ref_dec=sdec, ref_mag=smag,
-                           binning=BIN)
+        sol2 = solve_frame(PlaneFrame(plane2, hdr, BIN), cfg, ref_ra=sra, ref_dec=sdec,
+                           ref_mag=smag)
         out["warm_s"] = time.perf_counter() - t0
         out["warm_method"] = sol2.method
         out["warm_ok"] = max_err(sol2, truth2) < 1.0
@@ -256,7 +261,7 @@ def blind_table(data_dir: str, trials: int) -> None:
             astrometry.clear_memo()
             t0 = time.perf_counter()
             try:
-                sol = solve_frame(plane, hdr, cfg, ref_ra=[], ref_dec=[], binning=BIN)
+                sol = solve_frame(PlaneFrame(plane, hdr, BIN), cfg, ref_ra=[], ref_dec=[])
                 if max_err(sol, truth) < 1.0:
                     ok += 1
                     methods.add(sol.method)
@@ -269,6 +274,122 @@ def blind_table(data_dir: str, trials: int) -> None:
               f"{','.join(sorted(methods)) or '-':>20} | {fmt_ms(times):>12} | {wrong}")
 
 
+def _sky_stars(ra_c: float, dec_c: float, tmp: Path) -> tuple[np.ndarray, ...]:
+    """Gaia G<10 + Tycho-2 index stars within 1 deg (what a Seestar sub shows to V ~ 12)."""
+    from starnode.astrometry.reference import _GAIA_DTYPE
+    from starnode.astrometry.tycho import tycho_gaia_catalog
+
+    out = tmp / "cone.gdr3"
+    tycho_gaia_catalog(out, cone=(ra_c, dec_c, 1.0))
+    rec = np.fromfile(out, dtype=_GAIA_DTYPE, offset=16)
+    return rec["ra"], rec["dec"], rec["mag"].astype(float)
+
+
+def _sparse_fields(trials: int) -> list[tuple[float, float, float, bool, int]]:
+    """Random fields at |b| 10-20 deg whose frame holds 4-6 Gaia G<10 stars."""
+    rng = np.random.default_rng(11)
+    out = []
+    while len(out) < trials:
+        c = SkyCoord(l=rng.uniform(0, 360), b=rng.uniform(10, 20) * rng.choice([-1, 1]),
+                     unit="deg", frame="galactic").icrs
+        ra_c, dec_c = float(c.ra.deg), float(c.dec.deg)
+        rot, mirrored = float(rng.uniform(0, 360)), bool(rng.random() < 0.7)
+        gra, gdec, _ = gaia_bright_stars(ra_c, dec_c, 1.0, epoch=2025.0)
+        px, py = make_wcs(ra_c, dec_c, rot, mirrored).all_world2pix(gra, gdec, 0)
+        n = int(np.sum((px >= 0) & (px < SHAPE[1]) & (py >= 0) & (py < SHAPE[0])))
+        if 4 <= n <= 6:
+            out.append((ra_c, dec_c, rot, mirrored, n))
+    return out
+
+
+def sparse_table(trials: int, t3_data_dir: str | None) -> None:
+    """Offline solve rate and time, sparse fields, with and without the blind solvers."""
+    import shutil
+    import tempfile
+
+    if shutil.which("query-starkd") is None:
+        print("\n(--sparse needs astrometry.net's query-starkd and Tycho-2 index files)")
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="starnode-sparse-"))
+    off = {"photometry": {"offline": True}}
+    base = {"cache": False, "astap_path": str(tmp / "no-astap")}
+    runs = [("bundled G<10 only", Config({**off, "data_dir": str(tmp), "astrometry": {
+                **base, "blind": False}})),
+            ("+ solve-field", Config({**off, "data_dir": str(tmp), "astrometry": {
+                **base, "tetra3rs": False}}))]
+    if t3_data_dir:
+        runs.append(("+ tetra3rs only", Config({**off, "data_dir": t3_data_dir, "astrometry": {
+            **base, "solve_field_path": str(tmp / "no-solve-field")}})))
+        astrometry.TETRA3RS.get(runs[-1][1])  # load outside the timings
+    fields = _sparse_fields(trials)
+    print(f"\nSparse fields offline: |b| 10-20 deg, 4-6 Gaia G<10 stars in the frame (median "
+          f"{statistics.median(f[4] for f in fields):.0f}), Gaia+Tycho-2 sky, header 5-40' off,"
+          " no sequence")
+    print(f"{'references / solvers':>22} | {'solved':>7} | {'by':>24} | {'s med/max':>11} | "
+          "wrong accepted")
+    rng = np.random.default_rng(5)
+    frames = []
+    for k, (ra_c, dec_c, rot, mirrored, _) in enumerate(fields):
+        truth = make_wcs(ra_c, dec_c, rot, mirrored)
+        sra, sdec, smag = _sky_stars(ra_c, dec_c, tmp)
+        d, pa = rng.uniform(5, 40), rng.uniform(0, 2 * math.pi)
+        hra, hdec = offset(ra_c, dec_c, d * math.sin(pa), d * math.cos(pa))
+        hdr = {"RA": hra, "DEC": hdec, "FOCALLEN": 250, "XPIXSZ": 2.9,
+               "TELESCOP": "S50_bench", "OBJECT": f"sparse{k}", "DATE-OBS": "2025-08-01T22:00"}
+        frames.append((render(truth, sra, sdec, smag, rng), hdr, truth))
+    for label, c in runs:
+        ok, wrong, times, methods = 0, 0, [], set()
+        for plane, hdr, truth in frames:
+            astrometry.clear_memo()
+            t0 = time.perf_counter()
+            try:
+                sol = solve_frame(PlaneFrame(plane, hdr, BIN), c, ref_ra=[], ref_dec=[])
+                good = max_err(sol, truth) < 1.0
+                ok, wrong = ok + good, wrong + (not good)
+                methods.add(sol.method)
+            except AstrometryError:
+                pass
+            times.append(time.perf_counter() - t0)
+        print(f"{label:>22} | {ok:>3}/{len(frames):<3} | {','.join(sorted(methods)) or '-':>24}"
+              f" | {statistics.median(times):>5.2f}/{max(times):<5.2f} | {wrong}")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def real_blind(shared: Path, t3_data_dir: str | None) -> None:
+    """The real M 94 subs with their RA/DEC cards removed, each solved cold, offline."""
+    import tempfile
+
+    files = sorted((shared / "data" / "seestar-s50").glob("*/*.fit"))
+    if not files:
+        return
+    tmp = tempfile.mkdtemp(prefix="starnode-m94-")
+    base = {"cache": False, "astap_path": str(Path(tmp) / "no-astap")}
+    off = {"offline": True}
+    runs = [("solve-field", Config({"data_dir": tmp, "photometry": off,
+                                    "astrometry": {**base, "tetra3rs": False}}))]
+    if t3_data_dir:
+        runs.append(("tetra3rs", Config({"data_dir": t3_data_dir, "photometry": off,
+                                         "astrometry": {**base, "solve_field_path": "none"}})))
+        astrometry.TETRA3RS.get(runs[-1][1])
+    print("\nReal M 94 subs, RA/DEC cards removed (lost in space), cold, offline")
+    for label, c in runs:
+        times, res = [], []
+        for f in files:
+            fr = load_frame(f, c)
+            hdr = {k: v for k, v in fr.header.items() if k not in ("RA", "DEC")}
+            astrometry.clear_memo()
+            t0 = time.perf_counter()
+            try:
+                sol = solve_frame(PlaneFrame(fr.plane, hdr, fr.binning), c, ref_ra=[], ref_dec=[])
+                res.append(f"{sol.method} {sol.n_matched} stars {sol.rms_px:.2f} px")
+            except AstrometryError as exc:
+                res.append(f"FAILED {str(exc)[:60]}")
+            times.append(time.perf_counter() - t0)
+        n_ok = sum(not r.startswith("FAILED") for r in res)
+        print(f"{label:>12}: {n_ok}/{len(files)} solved, s med/max "
+              f"{statistics.median(times):.2f}/{max(times):.2f}; " + "; ".join(res))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=10)
@@ -276,8 +397,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--blind", action="store_true",
                     help="also run the M 94 subs with the blind solvers found on PATH")
     ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--sparse", action="store_true", help="only the sparse-field offline table")
+    ap.add_argument("--t3-data-dir", default=None, help="data_dir holding a tetra3rs database "
+                    "built by 'starnode solver-db' (for --sparse)")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.ERROR)
+    if args.sparse:
+        sparse_table(args.trials, args.t3_data_dir)
+        if Path(args.shared, "data").is_dir():
+            real_blind(Path(args.shared), args.t3_data_dir)
+        return 0
     import tempfile
 
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="starnode-bench-")

@@ -5,7 +5,9 @@
 
 A private PostgreSQL cluster (Debian's postgresql, :class:`starnode.hub.pgcluster.PgCluster`)
 and ``starnode hub serve`` (uvicorn, ``--workers`` processes) run as subprocesses on this
-machine; the nodes are asyncio tasks over httpx in this process, all on loopback. Figures:
+machine; the nodes are asyncio tasks in this process, each with its own keep-alive loopback
+connection (a minimal HTTP/1.1 client, :class:`_Conn`, so the client does not starve the
+server; its CPU is counted separately). Figures:
 
 1. saturation: every node pushes its whole night as fast as it can, all at once -> sustained
    measurements/s and push latency under that (queueing) load;
@@ -38,10 +40,12 @@ from typing import Any
 import httpx
 import psutil
 
+from starnode.hub import SCHEMA_VERSION
 from starnode.hub.client import wire_measurement
 from starnode.hub.consensus import crosscheck
 from starnode.hub.pgcluster import PgCluster
 from starnode.hub.store import HubStore
+from starnode.observing import night_of
 
 JD0 = 2460933.35
 TARGETS = [f"V{400 + i} Cyg" for i in range(20)]
@@ -67,7 +71,8 @@ def _result(node: int, k: int, night: int) -> dict[str, Any]:
                                            "error": 0.02},
             "chart_id": "X41941HP", "sequence_source": "vsp", "airmass": 1.2, "exptime": 10.0,
             "instrumental_mag": -7.2, "frame_kind": "sub", "telescope": "Seestar S50",
-            "file": f"Light_{node}_{night}_{k:04d}.fit"}
+            "file": f"Light_{node}_{night}_{k:04d}.fit", "site_longitude": 2.35,
+            "night": night_of(jd, 2.35)}
 
 
 def _batches(nodes: int, per_node: int, batch: int, night: int) -> list[list[bytes]]:
@@ -76,9 +81,8 @@ def _batches(nodes: int, per_node: int, batch: int, night: int) -> list[list[byt
         items = []
         for k in range(per_node):
             sha = f"{n:016x}{night:016x}{k:032x}"
-            items.append(wire_measurement(_result(n, k, night), frame_sha256=sha,
-                                          site_longitude=2.35))
-        out.append([json.dumps({"schema_version": 1, "node": f"node{n:03d}",
+            items.append(wire_measurement(_result(n, k, night), frame_sha256=sha))
+        out.append([json.dumps({"schema_version": SCHEMA_VERSION, "node": f"node{n:03d}",
                                 "measurements": items[i:i + batch]}).encode()
                     for i in range(0, per_node, batch)])
     return out
@@ -111,40 +115,78 @@ class Sampler(threading.Thread):
                 self.peak[name] = max(self.peak[name], rss / 2**20)
 
 
+class _Conn:
+    """One node's keep-alive HTTP/1.1 connection, as lean as a client can be.
+
+    Why not httpx here: with 200 connections, httpx.AsyncClient spent as much CPU per push as
+    the hub itself (about 10 ms), and on 2 shared cores the client's CPU is taken from the
+    server's. This writes a prepared request and reads the answer by its Content-Length:
+    tens of microseconds per push, so the figures measure the hub.
+    """
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port = host, port
+        self.head = (f"POST /api/v1/measurements HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                     f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                     "Content-Length: ").encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(self.head + str(len(body)).encode() + b"\r\n\r\n" + body)
+        await self.writer.drain()
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        length = next(int(x.split(":", 1)[1]) for x in lines[1:]
+                      if x.lower().startswith("content-length:"))
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
 async def _push_all(url: str, tokens: list[str], batches: list[list[bytes]],
                     interval: float) -> tuple[list[float], int, float]:
     """Every node pushes its batches (one every ``interval`` s; 0 = back to back)."""
     lat: list[float] = []
     stored = 0
     retries = [0]
-    limits = httpx.Limits(max_connections=len(tokens) + 10, max_keepalive_connections=len(tokens))
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
-        async def node(i: int) -> None:
-            nonlocal stored
-            headers = {"Authorization": f"Bearer {tokens[i]}",
-                       "content-type": "application/json"}
-            if interval:
-                await asyncio.sleep(interval * i / len(tokens))  # staggered
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+
+    async def node(i: int) -> None:
+        nonlocal stored
+        conn = _Conn(host, int(port), tokens[i])
+        if interval:
+            await asyncio.sleep(interval * i / len(tokens))  # staggered
+        try:
             for body in batches[i]:
                 t0 = time.perf_counter()
                 for attempt in range(5):  # as the node's forwarder: a resend is harmless
                     try:
-                        r = await http.post("/api/v1/measurements", content=body,
-                                            headers=headers)
+                        status, answer = await conn.post(body)
                         break
-                    except httpx.TransportError:
+                    except (OSError, asyncio.IncompleteReadError):
+                        conn.close()
                         retries[0] += 1
                         if attempt == 4:
                             raise
                 lat.append(time.perf_counter() - t0)
-                if r.status_code != 200:
-                    raise RuntimeError(f"push failed: {r.status_code} {r.text[:200]}")
-                stored += r.json()["stored"]
+                if status != 200:
+                    raise RuntimeError(f"push failed: {status} {answer[:200]!r}")
+                stored += json.loads(answer)["stored"]
                 if interval:
                     await asyncio.sleep(max(0.0, interval - (time.perf_counter() - t0)))
-        t0 = time.perf_counter()
-        await asyncio.gather(*(node(i) for i in range(len(tokens))))
-        wall = time.perf_counter() - t0
+        finally:
+            conn.close()
+    t0 = time.perf_counter()
+    await asyncio.gather(*(node(i) for i in range(len(tokens))))
+    wall = time.perf_counter() - t0
     if retries[0]:
         print(f"   ({retries[0]} push(es) retried after a dropped connection)")
     return lat, stored, wall
@@ -158,6 +200,11 @@ def _cpu(pid: int, tree: bool = True) -> float:
         return sum(sum(x.cpu_times()[:2]) for x in procs if x.is_running())
     except psutil.Error:
         return 0.0
+
+
+def _load() -> str:
+    """The machine's load average (1, 5, 15 min): others share these cores."""
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -212,7 +259,7 @@ def main() -> int:
             print(f"{args.nodes} nodes x {args.per_node} measurements ({size:.0f} bytes each "
                   f"on the wire), batches of {args.batch}, hub: {args.workers} uvicorn "
                   f"worker(s), PostgreSQL {pg.bin.parent.name if pg.bin else '?'}; "
-                  f"{os.cpu_count()} cores", flush=True)
+                  f"{os.cpu_count()} cores; {_load()} before", flush=True)
 
             pids = {"hub": (hub.pid, True), "postgres": (pg.proc.pid if pg.proc else 0, True),
                     "bench client": (os.getpid(), False)}
@@ -226,18 +273,25 @@ def main() -> int:
                   f"p95 {_pct(lat, .95):.0f} ms (queueing behind {args.nodes} concurrent "
                   "pushes)", flush=True)
             print("   CPU seconds in that phase: " + ", ".join(
-                f"{k} {v:.1f}" for k, v in cpu.items()) + f" (of {2 * wall:.0f} available)",
-                flush=True)
+                f"{k} {v:.1f}" for k, v in cpu.items()) + f" (of {2 * wall:.0f} available); "
+                f"{_load()}", flush=True)
             # a resend of the whole night stores nothing
             _lat, stored2, _wall = asyncio.run(_push_all(base, tokens[:20], nights[0][:20], 0.0))
             assert stored2 == 0
             interval = args.nodes * args.batch / args.rate
+            cpu0 = {k: _cpu(*v) for k, v in pids.items()}
             lat, stored, wall = asyncio.run(_push_all(base, tokens, nights[1], interval))
             assert stored == total
+            cpu = {k: _cpu(*v) - cpu0[k] for k, v in pids.items()}
+            steady = wall - interval * (args.nodes - 1) / args.nodes  # after the stagger
             print(f"2. paced at {args.rate:,.0f} measurements/s offered (each node one batch "
-                  f"every {interval:.1f} s): {total / wall:,.0f}/s achieved; push latency "
+                  f"every {interval:.1f} s, starts staggered over {interval:.1f} s): "
+                  f"{total / steady:,.0f}/s achieved once all pushed; push latency "
                   f"p50 {_pct(lat, .5):.0f} ms, p95 {_pct(lat, .95):.0f} ms, "
-                  f"p99 {_pct(lat, .99):.0f} ms", flush=True)
+                  f"p99 {_pct(lat, .99):.0f} ms, max {_pct(lat, 1.0):.0f} ms", flush=True)
+            print("   CPU seconds in that phase: " + ", ".join(
+                f"{k} {v:.1f}" for k, v in cpu.items()) + f" (of {2 * wall:.0f} available); "
+                f"{_load()}", flush=True)
             assert store.measurement_count() == 2 * total
             t0 = time.perf_counter()
             summary = crosscheck(store, "2025-09-14")

@@ -111,4 +111,4 @@ def wire(res: dict[str, Any], seed: int = 0) -> dict[str, Any]:
     from starnode.hub.client import wire_measurement
 
     sha = f"{seed:064x}"
-    return wire_measurement(res, frame_sha256=sha, site_longitude=res.get("site_longitude"))
+    return wire_measurement(res, frame_sha256=sha)

@@ -294,7 +294,12 @@ def test_audit_record(tmp_path: Path) -> None:
     assert [r["event"] for r in records] == ["measurement", "measurement"]
     import hashlib
 
-    assert records[-1]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    # the first row wrote the file, the second was appended: the audit proves both
+    assert records[0]["write"] == "rewrite" and records[-1]["write"] == "append"
+    assert records[-1]["size"] == path.stat().st_size
+    assert records[-1]["sha256_row"] == hashlib.sha256(
+        (records[-1]["row"] + "\n").encode()).hexdigest()
+    assert path.read_text().endswith(records[-1]["row"] + "\n")
     assert records[0]["measurement"]["magnitude"] == 11.234
     assert records[0]["row"] == answer["rows"][0]
     assert records[0]["validator"]["ok"] is True

@@ -260,3 +260,123 @@ def test_doctor_line_checks_the_credentials_for_real(tmp_path: Path, webobs: Fak
     secret.chmod(0o600)
     (line,) = health(cfg)
     assert line.level == Level.OK and PASSWORD not in line.message
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 10: one story in status (item 11), secrets in every encoding (item 12)
+# ---------------------------------------------------------------------------------------------
+
+def test_frames_follow_their_rows_when_a_later_batch_confirms_them(
+        tmp_path: Path, webobs: FakeWebObs, creds: None) -> None:
+    from starnode.errors import FrameState
+    from starnode.node.outcomes import Outcomes
+    from starnode.store import Ledger
+
+    cfg = resolve(web_config(tmp_path, webobs, http_retries=1))
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    with Ledger(cfg) as ledger:
+        outcomes = Outcomes(cfg, ledger, "owner", submit=True)
+        ids = []
+        for i, play in enumerate(["500", "ok"]):
+            webobs.script = [play]
+            p = frames / f"f{i}.fit"
+            p.write_bytes(b"x")
+            ledger.add(p)
+            (frame,) = ledger.claim("owner", ids=[ledger.find(p)[0].id])
+            outcomes.record(frame, {"outcome": "measured", "result": at(i)})
+            ids.append(frame.id)
+        assert states(cfg) == {"sent": 2}
+        for fid in ids:                       # the first frame's row went with the second
+            f = ledger.get(fid)
+            assert f.state == FrameState.REPORTED, f
+            assert f.submission["status"] == "accepted", f.submission
+
+
+def test_a_local_failure_before_sending_leaves_rows_pending(tmp_path: Path, webobs: FakeWebObs,
+                                                            creds: None) -> None:
+    cfg = web_config(tmp_path, webobs)
+    cfg["aavso"]["webobs_url"] = "http://127.0.0.1:99999999/webobs/file"   # cannot be sent
+    answer = submit(at(0), cfg)
+    assert answer["status"] == "error", answer
+    assert states(cfg) == {"pending": 1}          # never 'uncertain': no request was made
+    assert webobs.hits == 0
+
+
+def test_a_password_outside_latin1_works(tmp_path: Path, server: LoopbackServer,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    password = "Stern€nhimmel-Ωmega"
+    seen: list[str] = []
+
+    def handler(req: Request) -> Response:
+        seen.append(req.headers.get("authorization", ""))
+        good = "Basic " + base64.b64encode(f"{USER}:{password}".encode()).decode()
+        if seen[-1] != good:
+            return 200, {"Content-Type": "text/html"}, LOGIN_PAGE
+        return 200, {"Content-Type": "text/html"}, b"<p>1 observations were uploaded.</p>"
+
+    server.route("POST", "/webobs/utf8", handler=handler)
+    monkeypatch.setenv("STARNODE_AAVSO_USERNAME", USER)
+    monkeypatch.setenv("STARNODE_AAVSO_PASSWORD", password)
+    cfg = make_config(tmp_path, mode="webobs", webobs_url=server.url("/webobs/utf8"),
+                      retry_backoff=0.0)
+    answer = submit(at(0), cfg)
+    assert answer["status"] == "accepted", answer
+    assert states(cfg) == {"sent": 1} and len(seen) == 1
+
+
+ECHO_PASSWORD = "s3cr<&>\"t' w/+%Pa55"
+
+
+def _encodings(user: str, password: str) -> list[bytes]:
+    import html
+    import json
+    from urllib.parse import quote, quote_plus
+
+    pair = base64.b64encode(f"{user}:{password}".encode())
+    return [password.encode(), pair, pair.rstrip(b"="), html.escape(password).encode(),
+            html.escape(password, quote=False).encode(), quote(password).encode(),
+            quote(password, safe="").encode(), quote_plus(password).encode(),
+            json.dumps(password)[1:-1].encode()]
+
+
+def test_secret_echoed_in_every_encoding_is_redacted_and_files_are_owner_only(
+        tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import html
+    import json
+    from urllib.parse import quote, quote_plus
+
+    pair = base64.b64encode(f"{USER}:{ECHO_PASSWORD}".encode()).decode()
+
+    def post(req: Request) -> Response:
+        return 302, {"Location": f"/webobs/done?user={USER}&pw={quote(ECHO_PASSWORD, safe='')}",
+                     "X-Echo": ECHO_PASSWORD, "X-Auth-Echo": pair}, b""
+
+    def done(req: Request) -> Response:
+        body = (f"<p>1 observations were uploaded.</p><p>{ECHO_PASSWORD}</p>"
+                f"<p>{html.escape(ECHO_PASSWORD)}</p><a href='?p={quote_plus(ECHO_PASSWORD)}'>"
+                f"</a><script>var p = {json.dumps(ECHO_PASSWORD)}; var a = '{pair}';</script>")
+        return 200, {"Content-Type": "text/html", "X-Echo": ECHO_PASSWORD,
+                     "WWW-Authenticate": f"Basic {pair}"}, body.encode()
+
+    server.route("POST", "/webobs/echo", handler=post)
+    server.route("GET", "/webobs/done", handler=done)
+    monkeypatch.setenv("STARNODE_AAVSO_USERNAME", USER)
+    monkeypatch.setenv("STARNODE_AAVSO_PASSWORD", ECHO_PASSWORD)
+    os.umask(0o022)
+    cfg = make_config(tmp_path, mode="webobs", webobs_url=server.url("/webobs/echo"),
+                      retry_backoff=0.0)
+    answer = submit(at(0), cfg)
+    assert answer["status"] == "accepted", answer
+    data = tmp_path / "data"
+    everything = all_bytes(tmp_path)
+    for secret in _encodings(USER, ECHO_PASSWORD):
+        assert secret not in everything, secret
+    kept = list((data / "outbox" / "audit" / "responses").iterdir())
+    assert kept and b"observations were uploaded" in kept[0].read_bytes()
+    assert data.stat().st_mode & 0o077 == 0
+    for p in data.rglob("*"):
+        if p.is_file() and (p.name.startswith("starnode.sqlite3") or "audit" in p.parts):
+            assert p.stat().st_mode & 0o077 == 0, p
+        if p.is_dir() and "audit" in p.parts:
+            assert p.stat().st_mode & 0o077 == 0, p

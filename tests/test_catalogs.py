@@ -274,6 +274,7 @@ def test_malformed_json_is_a_clear_error_and_not_cached(tmp_path, srv):
 
 def test_stale_cache_used_when_the_network_fails(tmp_path, srv, caplog):
     cfg = make_cfg(tmp_path, srv, cache_days=1, http_retries=2)
+    catalogs.CLIENT.reset()  # the stale-cache warning is said once an hour
     sequence(ss_cyg_chart(), srv, cfg)
     with sqlite3.connect(cfg.db_path) as db:
         db.execute("UPDATE catalog_cache SET fetched_at = ?", (time.time() - 5 * 86400,))
@@ -594,3 +595,43 @@ def test_doctor_health_offline_makes_no_request(tmp_path, srv):
     assert checks[-1].level == Level.OK and "reachable" in checks[-1].message
     down = make_cfg(tmp_path)  # nothing listens there
     assert catalogs.health(down)[-1].level == Level.WARN
+
+
+# --- issue 10, item 18: a node offline at a dark site -----------------------------------------
+
+def test_unreachable_catalogue_fails_fast_and_warns_once(tmp_path, srv, caplog):
+    """Nothing listens: one attempt (no retries with back-off), then the host is quiet; the
+    stale-cache WARNING is said once per host, not once per frame ("N s ago" changes)."""
+    online = make_cfg(tmp_path, srv, cache_days=1)
+    sequence(ss_cyg_chart(), srv, online)
+    with sqlite3.connect(online.db_path) as db:
+        db.execute("UPDATE catalog_cache SET fetched_at = ?", (time.time() - 5 * 86400,))
+    cfg = make_cfg(tmp_path, None, cache_days=1, http_retries=3, http_backoff=2,
+                   http_quiet_minutes=5)
+    catalogs.CLIENT.reset()  # a warning said by an earlier test would be deduplicated
+    try:
+        with caplog.at_level(logging.DEBUG):
+            for _ in range(3):  # three frames
+                seq = get_sequence(cfg, SS_CYG, fov_arcmin=60)
+                assert seq.extra["cache"] == "cache (stale)"
+                time.sleep(1.1)  # "failed N s ago" would differ from frame to frame
+    finally:
+        catalogs.CLIENT.reset()
+    retries = [r for r in caplog.records if r.name.startswith("urllib3") and "Retrying" in
+               r.getMessage()]
+    assert retries == []  # connection refused: no point in retrying, the cache is there
+    warnings_ = [r for r in caplog.records
+                 if r.name.startswith("starnode.catalogs") and r.levelno >= logging.WARNING]
+    assert len(warnings_) == 1, [r.getMessage() for r in warnings_]
+    assert "cached 5.0 days ago" in warnings_[0].getMessage()
+
+
+def test_doctor_suggests_offline_when_unreachable_and_cached(tmp_path, srv):
+    from starnode.catalogs.health import health
+    from starnode.doctor import Level
+
+    online = make_cfg(tmp_path, srv)
+    sequence(ss_cyg_chart(), srv, online)
+    lines = [c for c in health(make_cfg(tmp_path, None)) if c.topic == "catalogue"]
+    assert lines[-1].level == Level.WARN
+    assert "photometry.offline: true" in lines[-1].message

@@ -146,16 +146,24 @@ def test_process_report_and_retry_real_pipeline(tmp_path: Path,
         write_frame(arc / f"Light_SS Cyg_10.0s_IRCUT_20250914-21{10 * i:02d}00.fit", hdul)
     (arc / "Light_SS Cyg_broken.fit").write_bytes(b"SIMPLE  = T" + b"\0" * 100)
     cfg = tmp_path / "config.yaml"
-    cfg.write_text(f"data_dir: {tmp_path / 'data'}\n"
-                   f"photometry:\n  offline: true\n  sequence_file: {DEMO_SEQUENCE_FILE}\n"
-                   "aavso:\n  observer_code: DEMO\n")
+    common = (f"data_dir: {tmp_path / 'data'}\n"
+              f"photometry:\n  offline: true\n  sequence_file: {DEMO_SEQUENCE_FILE}\n")
+    cfg.write_text(common)  # no observer code yet: measured, warned, every report fails
     base = ["--config", str(cfg)]
-    assert main([*base, "process", str(tmp_path / "archive"), "--quiet"]) == 0
+    assert main([*base, "process", str(tmp_path / "archive"), "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert "3 frame(s)" in err and "2 reported" in err and "1 skipped" in err
+    assert "3 frame(s)" in err and "2 measured" in err and "0 reported" in err
+    assert "aavso.observer_code is not set" in err and "no measurement could be reported" in err
+    cfg.write_text(common + "aavso:\n  observer_code: DEMO\n")
+    assert main([*base, "process", str(tmp_path / "archive"), "--quiet"]) == 0
+    err = capsys.readouterr().err  # the 2 measured earlier are reported now, and said so
+    assert "2 reported" in err and "1 skipped" not in err and "3 already done" in err
+    assert "2 row(s) queued for you to upload" in err and "outbox" in err
+    assert "accepted by WebObs" not in err  # outbox mode: nothing went to WebObs
     assert main([*base, "process", str(tmp_path / "archive")]) == 0  # nothing redone
-    assert "3 already done" in capsys.readouterr().err
-    out = tmp_path / "night.txt"
+    err = capsys.readouterr().err
+    assert "3 already done" in err and "queued" not in err
+    out = tmp_path / "reports" / "night.txt"  # a missing folder is created
     assert main([*base, "report", "--night", "2025-09-14", "--out", str(out)]) == 0
     rows = [ln for ln in out.read_text().splitlines() if not ln.startswith("#")]
     assert len(rows) == 2 and all(r.startswith("SS Cyg,") for r in rows)
@@ -203,3 +211,76 @@ def test_progress_bar_only_on_a_terminal() -> None:
     bar.update(2, 4, {"skipped": 1})
     bar.close()
     assert "2/4" in buf.getvalue() and "1 skipped" in buf.getvalue()
+
+
+# ---------------------------------------------------------------- issue 10, items 17 19 20 21
+def test_run_refuses_to_start_without_an_observer_code(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    watch = tmp_path / "MyWorks"
+    watch.mkdir()
+    base = ["--data-dir", str(tmp_path / "data"), "run", "--watch", str(watch)]
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "aavso.observer_code" in err and "observer_code:" in err
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("aavso:\n  observer_code: my code\n")
+    assert main(["--config", str(cfg), *base]) == 2
+    assert "'my code' is not an AAVSO observer code" in capsys.readouterr().err
+    assert not (tmp_path / "data" / "starnode.sqlite3").exists()  # refused before starting
+
+
+@pytest.mark.parametrize("command", [["report"], ["summary"], ["lightcurve", "SS Cyg"]])
+def test_wrong_night_format_is_named(tmp_path: Path, command: list[str],
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--data-dir", str(tmp_path), *command, "--night", "14/09/2025"])
+    assert exc.value.code == 2
+    assert "expected YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_lightcurve_refuses_an_unknown_extension(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    dd = tmp_path / "data"
+    _fill_ledger(Config({"data_dir": str(dd)}))
+    assert main(["lightcurve", "SS Cyg", "--out", str(tmp_path / "x.txt"),
+                 "--data-dir", str(dd)]) == 2
+    assert ".png" in capsys.readouterr().err and not (tmp_path / "x.txt").exists()
+    png = tmp_path / "new" / "folder" / "lc.png"  # a missing folder is created
+    assert main(["lightcurve", "SS Cyg", "--out", str(png), "--data-dir", str(dd)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_process_a_missing_path_exits_1(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data-dir", str(tmp_path / "d"), "process", str(tmp_path / "nope"),
+                 "--quiet"]) == 1
+    assert "nope: no such file or folder" in capsys.readouterr().err
+
+
+def test_process_says_how_many_files_watch_include_excluded(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    arc = tmp_path / "archive"
+    arc.mkdir()
+    for i in range(3):
+        (arc / f"Stacked_{i}_SS Cyg.fit").write_bytes(b"x")
+    (arc / "notes.txt").write_text("not a frame")
+    assert main(["--data-dir", str(tmp_path / "d"), "process", str(arc), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "0 frame(s)" in err and "3 FITS file(s) excluded by watch.include ['Light_*']" in err
+    assert "watch:\n  include:" in err or "watch.include" in err
+
+
+def test_progress_shows_no_eta_before_three_frames() -> None:
+    import io
+
+    from starnode.cli import Progress
+
+    buf = io.StringIO()
+    bar = Progress(stream=buf, enabled=True)
+    bar.update(1, 20, {})
+    first = buf.getvalue()
+    bar.update(4, 20, {"failed": 1})
+    later = buf.getvalue()[len(first):]
+    bar.close()
+    assert "ETA" not in first and "?" not in first.split("/20")[-1]
+    assert "ETA" in later and "1 failed" in later

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from starnode.cli import main
 from starnode.config import Config
 from starnode.demo import demo_config, night_plan, run_demo
-from starnode.ledger import Ledger
+from starnode.store import Ledger
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,7 @@ def test_demo_config_never_uploads(tmp_path: Path) -> None:
     assert cfg.photometry.offline
 
 
-def test_demo_night(tmp_path: Path) -> None:
+def test_demo_night(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = io.StringIO()
     status = run_demo(frames=4, data_dir=str(tmp_path / "demo"), interval=0.05, out=out,
                       workers=1)
@@ -40,12 +41,24 @@ def test_demo_night(tmp_path: Path) -> None:
     assert "4 measured and reported" in text and "3 skipped" in text
     assert "[not_light]" in text and "[unreadable]" in text and "[no_target]" in text
     assert "validator: valid" in text and "4 row(s)" in text
-    png = tmp_path / "demo" / "data" / "lightcurves" / "SS_Cyg.png"
+    # --data-dir DIR is the data_dir itself (issue 10, item 21): 'status --data-dir DIR' works
+    png = tmp_path / "demo" / "lightcurves" / "SS_Cyg.png"
     assert png.exists() and f"light curve: {png}" in text
-    with Ledger(Config({"data_dir": str(tmp_path / "demo" / "data")})) as led:
+    with Ledger(Config({"data_dir": str(tmp_path / "demo")})) as led:
         assert all(f.measure_count == 1 for f in led.frames(states=["reported"]))
+    assert main(["status", "--data-dir", str(tmp_path / "demo")]) == 0
+    assert "no ledger yet" not in capsys.readouterr().out
     # the frames folder was a temporary one, removed
     assert not (tmp_path / "demo" / "MyWorks").exists()
+
+
+def test_demo_refuses_a_real_data_dir(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    with Ledger(Config({"data_dir": str(real)})) as led:
+        led.counts()
+    with pytest.raises(RuntimeError, match="not made by 'starnode demo'"):
+        run_demo(frames=1, data_dir=str(real), out=io.StringIO())
+    assert (real / "starnode.sqlite3").exists()
 
 
 def test_demo_command_line_help() -> None:

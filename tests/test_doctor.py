@@ -69,3 +69,37 @@ def test_a_module_health_function_is_collected(tmp_path: Path,
     assert [c.topic for c in checks] == ["config", "observer code", "fallback", "also_missing"]
     assert checks[2].message == str(cfg.data_dir)
     assert checks[3].level == Level.FAIL and "disk on fire" in checks[3].message
+
+
+# ---------------------------------------------------------------- issue 10, item 21
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def test_doctor_is_read_only(tmp_path: Path) -> None:
+    """Checking creates nothing: no data_dir, no ledger, no probe, no -wal/-shm file."""
+    missing = Config({"data_dir": str(tmp_path / "data"), "photometry": {"offline": True}})
+    levels = {c.topic: c.level for c in run_checks(missing)}
+    assert not (tmp_path / "data").exists()
+    assert levels["data_dir"] == Level.OK  # its parent is writable: the node will create it
+    from starnode.store import Ledger
+
+    with Ledger(missing) as ledger:  # a real ledger, closed
+        ledger.counts()
+    before = _tree(tmp_path)
+    run_checks(missing)
+    assert _tree(tmp_path) == before
+
+
+def test_doctor_says_when_the_data_dir_cannot_be_created(tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        cfg = Config({"data_dir": str(ro / "data"), "photometry": {"offline": True}})
+        lines = [c for c in run_checks(cfg) if c.topic == "data_dir"]
+        assert lines[0].level == Level.FAIL and "cannot" in lines[0].message
+    finally:
+        ro.chmod(0o700)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from starnode.fitsheader import BLOCK, expected_size, read_header, scan
+from starnode.fitsheader import BLOCK, clean_cards, expected_size, read_header, scan
 
 
 def astropy_dict(path: Path) -> dict[str, Any]:
@@ -196,3 +196,37 @@ def test_unreadable_inputs_give_empty_dict_and_never_raise(tmp_path: Path) -> No
     assert scan(zeros).blank
     assert expected_size({"NAXIS": 2}) is None
     assert expected_size({}) is None
+
+
+# ---------------------------------------------------------------- issue 10, item 13
+def _header_file(tmp_path: Path, cards: list[bytes]) -> Path:
+    raw = b"".join(c.ljust(80, b" ")[:80] for c in [
+        b"SIMPLE  =                    T", b"BITPIX  =                    8",
+        b"NAXIS   =                    0", *cards, b"END"])
+    p = tmp_path / "h.fit"
+    p.write_bytes(raw.ljust(BLOCK, b" "))
+    return p
+
+
+def test_non_ascii_object_is_transliterated_not_question_marks(tmp_path: Path) -> None:
+    for raw in ("OBJECT  = 'SS C\xffg'".encode("latin-1"), "OBJECT  = 'SS Cÿg'".encode(),
+                b"OBJECT  = 'SS\x07Cyg'"):
+        assert read_header(_header_file(tmp_path, [raw]))["OBJECT"] == "SS Cyg"
+
+
+def test_unparsable_card_is_left_out_and_the_rest_kept(tmp_path: Path) -> None:
+    h = read_header(_header_file(tmp_path, [b"SITELONG= NaN", b"OBJECT  = 'SS Cyg'"]))
+    assert "SITELONG" not in h and h["OBJECT"] == "SS Cyg"
+
+
+def test_clean_cards_keeps_the_length_and_names_lossy_cards() -> None:
+    raw = "OBJECT  = '天鹅座'".encode().ljust(80) + b"END".ljust(80)
+    clean, lossy = clean_cards(raw)
+    assert len(clean) == len(raw) and clean.isascii() and lossy == {"OBJECT"}
+    plain = b"OBJECT  = 'SS Cyg'".ljust(80) + b"END".ljust(80)
+    assert clean_cards(plain) == (plain, frozenset())
+
+
+def test_garbage_bytes_in_a_keyword_never_raise(tmp_path: Path) -> None:
+    h = read_header(_header_file(tmp_path, [b"\xff\xfe*[  = 'x'", b"OBJECT  = 'SS Cyg'"]))
+    assert h["OBJECT"] == "SS Cyg"

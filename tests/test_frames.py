@@ -150,3 +150,66 @@ def test_real_m94_sub_is_read_as_grbg_sub(m94_subs: list[Path], tmp_path: Path) 
     assert fr.site is not None and fr.site.lon.deg == pytest.approx(-79.7625)
     assert fr.pixel_scale_arcsec == pytest.approx(2.39, abs=0.01)
     assert fr.header_wcs is None
+
+
+# ---------------------------------------------------------------- issue 10, item 13
+def _patched(tmp_path: Path, name: str, key: str, raw: bytes) -> Path:
+    """A synthetic sub whose ``key`` card is rewritten byte for byte (value ``raw``)."""
+    hdul, _ = synthetic.make_sub(seed=1, shape=(32, 32), pointing_offset_arcmin=(0, 0))
+    path = synthetic.write_frame(tmp_path / name, hdul)
+    data = bytearray(path.read_bytes())
+    k = key.ljust(8).encode()
+    for i in range(0, 2880 * 4, 80):
+        if data[i:i + 8] == k:
+            data[i:i + 80] = (k + b"= " + raw).ljust(80, b" ")[:80]
+            path.write_bytes(bytes(data))
+            return path
+    raise AssertionError(f"no {key} card")
+
+
+@pytest.mark.parametrize(("key", "raw", "words"), [
+    ("DATE-OBS", b"'2025-09-14'", "time of day"),
+    ("DATE-OBS", b"'0001-09-14T20:00:00'", "implausible"),
+    ("DATE-OBS", b"'9999-09-14T20:00:00'", "implausible"),
+    ("EXPTIME", b"1e300", "EXPTIME"),
+    ("EXPTIME", b"100000.0", "EXPTIME"),
+])
+def test_implausible_header_values_are_a_clean_skip(tmp_path: Path, key: str, raw: bytes,
+                                                    words: str) -> None:
+    path = _patched(tmp_path, "odd.fit", key, raw)
+    with pytest.raises(FrameRejected) as exc:
+        load_frame(path, _cfg(tmp_path))
+    assert exc.value.category == "implausible", exc.value.reason
+    assert words in exc.value.reason and "odd.fit" in exc.value.reason
+
+
+@pytest.mark.parametrize("raw", ["'SS C\xffg'".encode("latin-1"), "'SS Cÿg'".encode(),
+                                 b"'SS\x07Cyg'", b"'SS\tCyg'"])
+def test_object_is_read_faithfully_never_with_a_question_mark(tmp_path: Path,
+                                                              raw: bytes) -> None:
+    fr = load_frame(_patched(tmp_path, "obj.fit", "OBJECT", raw), _cfg(tmp_path))
+    assert fr.object == "SS Cyg"
+
+
+def test_object_that_cannot_be_written_in_ascii_is_refused(tmp_path: Path) -> None:
+    path = _patched(tmp_path, "obj.fit", "OBJECT", "'天鹅座SS'".encode())
+    with pytest.raises(FrameRejected) as exc:
+        load_frame(path, _cfg(tmp_path))
+    assert exc.value.category == "implausible" and "OBJECT" in exc.value.reason
+
+
+@pytest.mark.parametrize("raw", [b"'NaN'", b"NaN", b"'inf'"])
+def test_non_finite_site_is_no_site(tmp_path: Path, raw: bytes) -> None:
+    fr = load_frame(_patched(tmp_path, "site.fit", "SITELONG", raw), _cfg(tmp_path))
+    assert fr.site is None
+    assert fr.header.get("SITELONG") is None  # later readers of the header see no card
+
+
+def test_garbage_keyword_is_dropped_not_a_crash(tmp_path: Path) -> None:
+    path = _patched(tmp_path, "g.fit", "SITELONG", b"1.0")
+    data = bytearray(path.read_bytes())
+    i = data.index(b"SITELONG")
+    data[i:i + 8] = b"\xff*[?    "
+    path.write_bytes(bytes(data))
+    fr = load_frame(path, _cfg(tmp_path))
+    assert fr.object == "SS Cyg"

@@ -25,6 +25,7 @@ from hub_helpers import (  # noqa: E402
 )
 from starnode.hub import db  # noqa: E402
 from starnode.hub.store import HubStore  # noqa: E402
+from starnode.records import SCHEMA_VERSION, Measurement  # noqa: E402
 
 
 @pytest.fixture
@@ -34,7 +35,8 @@ def hub(tmp_path: Path, db_url: str) -> Any:  # noqa: F811
     store.close()
 
 
-def _batch(node: str, items: list[dict[str, Any]], version: int = 1) -> dict[str, Any]:
+def _batch(node: str, items: list[dict[str, Any]],
+           version: int = SCHEMA_VERSION) -> dict[str, Any]:
     return {"schema_version": version, "node": node, "measurements": items}
 
 
@@ -174,3 +176,36 @@ def test_cli_add_node_and_nodes(tmp_path: Path, db_url: str,  # noqa: F811
     out = capsys.readouterr().out
     assert "scope-a" in out and "XYZ" in out and "never seen" in out
     assert token not in out
+
+
+def test_wire_record_is_the_typed_measurement(hub: HubStore) -> None:
+    """The wire record comes from :class:`Measurement`: its site and night travel and are
+    used as recorded (a night the JD alone would not give), the current schema version is
+    accepted, a version 1 (0.1.0) record without a night too, an unknown one refused."""
+    token = hub.add_node("scope-a", "ABC")
+    typed = Measurement.from_dict(result(11.8, JD0, seed=1, night="2025-09-13",
+                                         site_longitude=-150.0))
+    from starnode.hub.client import wire_measurement
+
+    rec = wire_measurement(typed, frame_sha256=f"{1:064x}")
+    assert rec["schema_version"] == SCHEMA_VERSION
+    assert (rec["site_longitude"], rec["night"]) == (-150.0, "2025-09-13")
+    assert rec["file"] == "Light_SS Cyg_10.0s_0001.fit"  # the bare name, never the path
+    old = {k: v for k, v in wire(result(11.9, JD0 + 0.01, seed=2), seed=2).items()
+           if k not in ("night", "site_longitude", "site_latitude", "site_height")}
+    old["schema_version"] = 1
+    with serve(hub) as url, httpx.Client(base_url=url, headers=_auth(token)) as http:
+        assert http.get("/api/v1/health").json()["schema_version"] == SCHEMA_VERSION
+        r = http.post("/api/v1/measurements", json=_batch("scope-a", [rec]))
+        assert r.status_code == 200 and r.json()["stored"] == 1, r.text
+        r = http.post("/api/v1/measurements", json=_batch("scope-a", [old], version=1))
+        assert r.status_code == 200 and r.json()["stored"] == 1, r.text
+        for version in (0, SCHEMA_VERSION + 1):
+            r = http.post("/api/v1/measurements",
+                          json=_batch("scope-a", [{**rec, "jd": JD0 + 0.02}], version=version))
+            assert r.status_code == 422 and "schema_version" in r.json()["detail"]
+    with hub.engine.connect() as conn:
+        nights = dict(conn.execute(sa.select(db.measurements.c.magnitude,
+                                             db.measurements.c.night)).all())
+    # the record's own night; the 0.1.0 record's night from its JD at Greenwich
+    assert nights == {11.8: "2025-09-13", 11.9: "2025-09-14"}

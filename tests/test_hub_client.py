@@ -21,8 +21,9 @@ from hub_helpers import (
     result,
     serve,
 )
-from starnode.hub.client import Forwarder, HubQueue, queue_summary
+from starnode.hub.client import Forwarder, queue_summary
 from starnode.hub.store import HubStore
+from starnode.store.hub_queue import HubQueue
 
 
 def _wait(pred: Any, timeout: float, what: str) -> None:
@@ -70,7 +71,7 @@ def test_store_and_forward_exactly_once(tmp_path: Path, db_url: str,  # noqa: F8
             _wait(lambda: store.measurement_count() == 42, 30, "the second drain")
             # queueing the same frames again adds nothing anywhere
             for i, r in enumerate(first):
-                assert not fwd.queue.enqueue(r, identity=(r["file"], 1000 + i, 0))
+                assert not fwd.enqueue(r, identity=(r["file"], 1000 + i, 0))
             _wait(lambda: store.nodes()[0]["heartbeat"].get("node") == "scope-a", 10,
                   "a heartbeat")
     finally:

@@ -24,12 +24,12 @@ from hub_helpers import (  # noqa: E402
     serve,
     wire,
 )
+from starnode.aavso.validator import validate_file  # noqa: E402
 from starnode.hub import db  # noqa: E402
 from starnode.hub.consensus import crosscheck, weighted_median  # noqa: E402
 from starnode.hub.reports import member_report  # noqa: E402
 from starnode.hub.store import HubError, HubStore, Principal  # noqa: E402
 from starnode.hub.wire import Batch  # noqa: E402
-from starnode.validator import validate_file  # noqa: E402
 
 WIDTH = 15 / 1440.0
 NODES = [("scope-a", "ABC", 0.0), ("scope-b", "DEF", 0.0), ("scope-c", "GHI", 0.3)]

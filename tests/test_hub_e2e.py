@@ -22,9 +22,9 @@ pytest.importorskip("fastapi", reason="the hub extra is not installed")
 sa = pytest.importorskip("sqlalchemy", reason="the hub extra is not installed")
 
 from hub_helpers import free_port  # noqa: E402
+from starnode.aavso.validator import validate_file  # noqa: E402
 from starnode.hub.pgcluster import PgCluster, PgUnavailable  # noqa: E402
 from starnode.synthetic import DEMO_SEQUENCE_FILE, make_sub, write_frame  # noqa: E402
-from starnode.validator import validate_file  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -204,6 +204,9 @@ def test_three_nodes_one_shifted_hub_killed(tmp_path: Path, database: str,
     out = _cli(capsys, tmp_path / "scope-a" / "config.yaml", "status")
     assert out.returncode == 0
     assert f"hub queue (http://127.0.0.1:{port}): {FRAMES} sent" in out.stdout
+    out = _cli(capsys, tmp_path / "scope-c" / "config.yaml", "status", "--json")
+    assert out.returncode == 0
+    assert json.loads(out.stdout)["hub"]["counts"] == {"sent": FRAMES}
     out = _cli(capsys, hub_cfg, "hub", "nodes")
     assert out.returncode == 0
     line = next(x for x in out.stdout.splitlines() if x.startswith("scope-c"))

@@ -96,3 +96,30 @@ def test_young_scintillation() -> None:
 ])
 def test_night_of_is_the_local_evening_date(iso: str, lon: float | None, night: str) -> None:
     assert night_of(Time(iso, scale="utc").jd, lon) == night
+
+
+# ---------------------------------------------------------------- issue 10, item 13
+@pytest.mark.parametrize(("text", "category"), [
+    ("2025-09-14", "implausible"),  # no time of day: not midnight
+    ("0001-09-14T20:00:00", "implausible"),
+    ("9999-09-14T20:00:00", "implausible"),
+    ("1989-12-31T23:59:59", "implausible"),
+    ("2025-13-14T20:00:00", "unreadable"),
+])
+def test_exposure_start_refuses_implausible_dates(text: str, category: str) -> None:
+    with pytest.raises(FrameRejected) as exc:
+        exposure_start({"DATE-OBS": text}, "f.fit")
+    assert exc.value.category == category and text in exc.value.reason
+
+
+def test_exposure_start_accepts_a_space_or_t_and_today() -> None:
+    now = Time.now()
+    assert exposure_start({"DATE-OBS": "2025-09-14 20:30:00"}, "f").isot.startswith(
+        "2025-09-14T20:30:00")
+    assert abs((exposure_start({"DATE-OBS": now.isot}, "f") - now).to_value("s")) < 1
+
+
+def test_night_of_a_non_finite_longitude_is_greenwich() -> None:
+    jd = Time("2025-09-14T23:00:00", scale="utc").jd
+    assert night_of(jd, float("nan")) == night_of(jd, None) == "2025-09-14"
+    assert night_of(jd, float("inf")) == "2025-09-14"

@@ -65,7 +65,7 @@ def truth_wcs(monkeypatch: pytest.MonkeyPatch) -> Callable[[synthetic.Truth], No
     """Make the pipeline use the synthetic truth WCS instead of solving."""
     holder: dict[str, synthetic.Truth] = {}
 
-    def solve(plane: np.ndarray, header: Any, config: Any, **kw: Any) -> Solution:
+    def solve(frame: Any, config: Any, **kw: Any) -> Solution:
         t = holder["truth"]
         return Solution(t.plane_wcs, 99, 0.0, 2.374, True, "truth")
 

@@ -10,16 +10,17 @@ scintillation, which dominates for the brighter stars of a 50 mm telescope.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
 import sep
-from scipy.spatial import cKDTree
 
 from starnode.config import Config
 from starnode.frames import Frame, load_frame
 from starnode.photometry import measure_stars, times
+from starnode.photometry.detect import register
 
 
 def _detect(fr: Frame) -> tuple[np.ndarray, np.ndarray]:
@@ -33,23 +34,6 @@ def _detect(fr: Frame) -> tuple[np.ndarray, np.ndarray]:
     return np.column_stack([objs["x"][ok], objs["y"][ok]]), objs["flux"][ok]
 
 
-def _register(ref: np.ndarray, ref_flux: np.ndarray, pos: np.ndarray, flux: np.ndarray
-              ) -> np.ndarray:
-    """Reference positions mapped into another sub (translation vote, then an affine fit)."""
-    b1 = ref[np.argsort(-ref_flux)[:60]]
-    b2 = pos[np.argsort(-flux)[:60]]
-    d = (b2[None, :, :] - b1[:, None, :]).reshape(-1, 2)
-    h, xe, ye = np.histogram2d(d[:, 0], d[:, 1], bins=100, range=[[-50, 50], [-50, 50]])
-    i, j = np.unravel_index(np.argmax(h), h.shape)
-    off = np.array([(xe[i] + xe[i + 1]) / 2, (ye[j] + ye[j + 1]) / 2])
-    dist, idx = cKDTree(pos).query(ref + off)
-    m = dist < 3.0
-    assert m.sum() >= 10
-    a = np.column_stack([ref[m], np.ones(m.sum())])
-    coef, *_ = np.linalg.lstsq(a, pos[idx[m]], rcond=None)
-    return np.column_stack([ref, np.ones(len(ref))]) @ coef
-
-
 def test_m94_field_stars_are_consistent_across_five_subs(m94_subs: list[Path],
                                                          tmp_path: Path) -> None:
     cfg = Config({"data_dir": str(tmp_path / "data")})
@@ -57,7 +41,7 @@ def test_m94_field_stars_are_consistent_across_five_subs(m94_subs: list[Path],
     ref, ref_flux = _detect(frames[0])
     positions = [ref]
     for fr in frames[1:]:
-        positions.append(_register(ref, ref_flux, *_detect(fr)))
+        positions.append(register(ref, ref_flux, *_detect(fr)))
     # the frame's airmass for the scintillation term (M 94 from the header RA/DEC)
     airmass = [times(fr, fr.ra_deg, fr.dec_deg)[2] for fr in frames]  # type: ignore[arg-type]
     assert all(a is not None and 1.5 < a < 1.9 for a in airmass)
@@ -110,3 +94,53 @@ def test_real_sub_sky_is_measured_on_raw_green_sites(m94_subs: list[Path], tmp_p
     m = measure_stars(fr, np.array([[100.0, 100.0]]), Config({}), recentre=False, fwhm=2.0)
     g = fr.raw[0::2, 0::2][80:120, 80:120].astype(float)  # type: ignore[index]
     assert m.sky[0] == pytest.approx(2 * np.median(g), rel=0.05)
+
+
+def _pairs_chi2(frames: list[Frame], positions: list[np.ndarray], cfg: Config) -> list[float]:
+    from starnode.photometry.noise import pair_chi2
+
+    ms = [measure_stars(fr, pos, cfg, airmass=times(fr, fr.ra_deg, fr.dec_deg)[2])  # type: ignore[arg-type]
+          for fr, pos in zip(frames, positions, strict=True)]
+    out = []
+    for a, b in itertools.pairwise(ms):
+        ok = ~(a.saturated | b.saturated | a.edge | b.edge) & (a.snr > 10) & (b.snr > 10)
+        chi, n = pair_chi2(a.mag[ok], a.mag_err[ok], b.mag[ok], b.mag_err[ok])
+        assert n >= 8
+        out.append(chi)
+    return out
+
+
+def test_m94_consecutive_pairs_chi2_per_star(m94_subs: list[Path], tmp_path: Path) -> None:
+    """Issue 11: per-star chi2/dof between consecutive real subs within 0.8-1.25."""
+    from starnode.photometry.detect import detect_stars
+
+    cfg = Config({"data_dir": str(tmp_path / "data")})
+    frames = [load_frame(p, cfg) for p in m94_subs]
+    det = [detect_stars(fr) for fr in frames]
+    ref, ref_flux = det[0].xy[det[0].starlike], det[0].flux[det[0].starlike]
+    positions = [ref] + [register(ref, ref_flux, d.xy[d.starlike], d.flux[d.starlike])
+                         for d in det[1:]]
+    chi = _pairs_chi2(frames, positions, cfg)
+    assert 0.8 <= float(np.mean(chi)) <= 1.25, chi
+
+
+def test_undersampled_synthetic_pairs_chi2_per_star(tmp_path: Path) -> None:
+    """Issue 11: the same on synthetic undersampled subs (FWHM 1.2-1.6 plane px, Moffat PSF,
+    random sub-pixel phases, 1 % pixel-response non-uniformity)."""
+    from starnode import synthetic
+
+    cfg = Config({"data_dir": str(tmp_path / "data")})
+    chi: list[float] = []
+    for fwhm_px in (1.2, 1.4, 1.6):
+        frames, placed = [], []
+        for k in range(3):
+            hdul, truth = synthetic.make_sub(
+                seed=100 + k, fwhm_arcsec=fwhm_px * 2 * synthetic.S50_SCALE_ARCSEC,
+                pointing_offset_arcmin=(6.0, 2.0), rotation_deg=30.0, dither_px=3.0,
+                extra_stars=120, prnu=0.01, field_seed=7, psf="moffat", moffat_beta=2.5)
+            frames.append(load_frame(synthetic.write_frame(tmp_path / f"{fwhm_px}_{k}.fit",
+                                                           hdul), cfg))
+            placed.append({s.label: (s.plane_x, s.plane_y) for s in truth.stars if s.in_frame})
+        common = sorted(set.intersection(*(set(p) for p in placed)))
+        chi += _pairs_chi2(frames, [np.array([p[c] for c in common]) for p in placed], cfg)
+    assert 0.8 <= float(np.mean(chi)) <= 1.25, chi

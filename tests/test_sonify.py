@@ -13,8 +13,8 @@ import pytest
 
 from morning_night import GOOD, make_night
 from starnode.config import Config
-from starnode.ledger import Ledger
 from starnode.sonify import HUM_HZ, LEAD_S, RATE, render, sonify_night, write_wav
+from starnode.store import Ledger
 
 JD0 = 2460933.40
 

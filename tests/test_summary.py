@@ -13,7 +13,8 @@ import pytest
 
 from morning_night import GOOD, make_night
 from starnode.config import Config
-from starnode.ledger import Ledger
+from starnode.records import Measurement
+from starnode.store import Ledger
 from starnode.summary import (
     FrameRecord,
     Snapshot,
@@ -157,3 +158,32 @@ def test_nights_frames_without_a_star_and_an_empty_ledger() -> None:
 def test_summary_on_a_data_dir_without_ledger(tmp_path: Path) -> None:
     s = night_summary(Config({"data_dir": str(tmp_path / "none")}))
     assert s.night is None and not (tmp_path / "none" / "starnode.sqlite3").exists()
+
+
+def test_the_night_of_a_frame_is_the_measurement_night_and_the_stamp_for_skipped(
+        tmp_path: Path) -> None:
+    """A measured frame belongs to its measurement's ``night`` (the report's rule at its site,
+    150 E: 11:00 UTC is 21:00 local, the evening of the 14th, though the configuration has no
+    site, whose UTC rule says the 13th); a skipped frame to its file-name stamp."""
+    cfg = Config({"data_dir": str(tmp_path / "data")})
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    measured = folder / "Light_RR Lyr_10.0s_IRCUT_20250914-210000.fit"
+    skipped = folder / "Light_RR Lyr_10.0s_IRCUT_20250914-221000.fit"
+    for f in (measured, skipped):
+        f.write_bytes(b"x" * 2880)
+    m = Measurement(magnitude=8.1, uncertainty=0.02, quality_flag="good", target_name="RR Lyr",
+                    filter="TG", jd=2460932.958, hjd=2460932.958, night="2025-09-14",
+                    site_longitude=150.0)  # 2025-09-14 11:00 UTC = 21:00 local at 150 E
+    with Ledger(cfg) as led:
+        a, _ = led.add(measured)
+        b, _ = led.add(skipped)
+        owner = "test:1:x"
+        assert {f.id for f in led.claim(owner, limit=2)} == {a, b}
+        assert led.record_measured(a, owner, m)
+        assert led.record_skipped(b, owner, "IMAGETYP='Dark'", "not_light")
+    s = night_summary(cfg)
+    assert s.nights == ["2025-09-14"], s.nights  # not 2025-09-13, the UTC rule (no site)
+    text = render_text(s, width=10_000)
+    assert "Two frames of RR Lyr were taken: one frame measured, one frame skipped." in text
+    assert "One frame was not a picture of the sky" in text

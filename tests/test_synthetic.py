@@ -135,3 +135,34 @@ def test_real_vsp_sequences_can_be_used(shared: Path) -> None:
 def test_unknown_option_is_an_error() -> None:
     with pytest.raises(TypeError, match="unknown option"):
         synthetic.make_sub(seed=1, exposure=5)
+
+
+def test_vignetting_dither_and_fixed_field() -> None:
+    kw = {"shape": (400, 400), "pointing_offset_arcmin": (0, 0), "rotation_deg": 0.0,
+          "noise": False, "scintillation": 0.0}
+    flat, _ = synthetic.make_sub(seed=1, **kw)
+    vig, _ = synthetic.make_sub(seed=1, vignetting=0.2, **kw)
+    f, v = flat[0].data.astype(float), vig[0].data.astype(float)
+    assert v[200, 200] == pytest.approx(f[200, 200], rel=0.01)  # the centre keeps its light
+    assert v[1:20, 1:20].mean() / f[1:20, 1:20].mean() == pytest.approx(0.8, abs=0.03)
+    _, ta = synthetic.make_sub(seed=1, dither_px=2.0, extra_stars=20, field_seed=3, **kw)
+    _, tb = synthetic.make_sub(seed=2, dither_px=2.0, extra_stars=20, field_seed=3, **kw)
+    sa = {s.label: s for s in ta.stars}
+    sb = {s.label: s for s in tb.stars}
+    assert sa["field5"].ra_deg == sb["field5"].ra_deg  # the same field in both subs
+    shift = np.hypot(sa["field5"].x - sb["field5"].x, sa["field5"].y - sb["field5"].y)
+    assert 0.0 < shift < 2.0 * np.sqrt(2) * 2  # moved by a random sub-pixel dither
+
+
+def test_undersampled_sub_has_the_requested_fwhm(tmp_path: Path) -> None:
+    from starnode.config import Config
+    from starnode.frames import load_frame
+    from starnode.photometry import measure_stars
+
+    hdul, truth = synthetic.make_sub(seed=4, fwhm_arcsec=1.4 * 2 * synthetic.S50_SCALE_ARCSEC,
+                                     scintillation=0.0)
+    fr = load_frame(synthetic.write_frame(tmp_path / "u.fit", hdul), Config({}))
+    stars = [s for s in truth.stars if s.in_frame and not s.saturated and s.v_mag < 12.5]
+    m = measure_stars(fr, np.array([[s.plane_x, s.plane_y] for s in stars]), Config({}))
+    assert 1.2 < m.fwhm < 1.8  # undersampled on the green plane
+    assert m.radius == pytest.approx(2.5)  # the aperture floor

@@ -155,7 +155,8 @@ def test_constructor_signature_and_defaults() -> None:
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[3:])
     assert {p.name: p.default for p in params[3:]} == {
         "mode": "auto", "poll_interval": 2.0, "recursive": False, "catch_up": False,
-        "extensions": (".fits", ".fit"), "max_wait": 600.0}
+        "extensions": (".fits", ".fit"), "max_wait": 600.0,
+        "on_irregular": None}
     with pytest.raises(TypeError):
         ImageWatcher("/tmp", print, 2.0, "poll")  # type: ignore[misc]
 
@@ -196,7 +197,7 @@ def test_observer_thread_is_a_daemon(tmp_path: Path, make_watcher: Any) -> None:
     assert w.active_mode == "events"
     assert w._observer.daemon and w._observer.is_alive()  # the seed names the observer
     own = [t for t in threading.enumerate() if t.name.startswith("starnode-watcher")]
-    assert len(own) == 2 and all(t.daemon for t in own)
+    assert len(own) == 3 and all(t.daemon for t in own)  # + the root guard
 
 
 def test_relative_path_reports_absolute_paths(tmp_path: Path, make_watcher: Any,

@@ -13,14 +13,17 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
+import time
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .config import Config, example_yaml
-from .errors import ConfigError, NodeBusy
+from .config import Config, example_yaml, observer_code_problem
+from .errors import ConfigError, NodeBusy, StoreError
 
 if TYPE_CHECKING:
     from .node import Node
@@ -30,6 +33,8 @@ log = logging.getLogger("starnode")
 __all__ = ["load_config", "main"]
 
 DEFAULT_CONFIG = "config.yaml"
+#: Frames of a ``process`` run measured before its progress bar shows an ETA.
+ETA_AFTER = 3
 
 
 # ---------------------------------------------------------------------------- config
@@ -61,15 +66,27 @@ class Progress:
     def __init__(self, *, stream: Any = None, enabled: bool | None = None) -> None:
         from tqdm import tqdm
 
+        # tqdm's own ETA is not shown: its rate would count the frames already done and the
+        # workers' start-up; ours is the mean time per frame of this run, after 3 frames.
         self.bar = tqdm(total=0, unit="frame", file=stream or sys.stderr, dynamic_ncols=True,
-                        disable=None if enabled is None else not enabled)
+                        disable=None if enabled is None else not enabled,
+                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
+        self._first: tuple[int, float] | None = None
 
     def update(self, done: int, total: int, counts: dict[str, int]) -> None:
-        """Show ``done`` of ``total`` frames, with the skipped and failed counts."""
+        """Show ``done`` of ``total`` frames, the skipped and failed counts, and an ETA once
+        :data:`ETA_AFTER` frames of this run are done."""
+        now = time.monotonic()
+        if self._first is None:
+            self._first = (done, now)
         self.bar.total = total
         self.bar.n = done
-        extra = ", ".join(f"{counts[k]} {k}" for k in ("skipped", "failed") if counts.get(k))
-        self.bar.set_postfix_str(extra, refresh=False)
+        extra = [f"{counts[k]} {k}" for k in ("skipped", "failed") if counts.get(k)]
+        ran = done - self._first[0]
+        if ran >= ETA_AFTER and total > done:
+            left = (now - self._first[1]) / ran * (total - done)
+            extra.append(f"ETA {int(left) // 60}:{int(left) % 60:02d}")
+        self.bar.set_postfix_str(", ".join(extra), refresh=False)
         self.bar.refresh()
 
     def __call__(self, node: Node) -> None:
@@ -95,6 +112,12 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode run``."""
     from .node import Node
 
+    # Every aavso.mode (outbox, dry_run, webobs) writes #OBSCODE: without a valid code every
+    # frame would end in an ERROR all night, so the node does not start.
+    problem = observer_code_problem(cfg.aavso.observer_code)
+    if problem:
+        print(f"error: {problem}; 'starnode run' does not start without it", file=sys.stderr)
+        return 2
     node = Node(_with_watch(cfg, args.watch), workers=args.workers)
     try:
         counts = node.run()
@@ -118,20 +141,79 @@ def cmd_process(args: argparse.Namespace, cfg: Config) -> int:
         print("error: give frames or folders to process, or --retry-failed/--retry-skipped",
               file=sys.stderr)
         return 2
+    missing = [p for p in args.paths if not os.path.lexists(p)]
+    for p in missing:
+        print(f"error: {p}: no such file or folder", file=sys.stderr)
+    if missing and len(missing) == len(args.paths) and not retry:
+        return 1
+    problem = observer_code_problem(cfg.aavso.observer_code)
+    if problem and not args.no_submit:
+        log.warning("%s. Frames are measured now and reported by 'starnode process "
+                    "--retry-failed' or the next run once it is set", problem)
     bar = Progress(enabled=False if args.quiet else None)
     node = Node(cfg, workers=args.workers, progress=bar, submit=not args.no_submit)
     try:
+        started = time.time()
         with logging_redirect_tqdm():
             summary = node.process(args.paths, force=args.force, retry=retry)
+        queued, errors = _submissions(node, sorted(node.intake.ids or ()), started)
     finally:
         bar.close()
         node.close()
+    return _process_outcome(args, cfg, summary, queued, bool(missing) + 2 * bool(errors))
+
+
+def _submissions(node: Node, ids: Sequence[int], since: float) -> tuple[dict[str, int], int]:
+    """(report file -> rows of these frames reported since ``since``, frames whose submission
+    failed)."""
+    files: dict[str, int] = {}
+    errors = 0
+    for fid in ids:
+        frame = node.ledger.get(fid)
+        sub = (frame.submission if frame is not None else None) or {}
+        path = sub.get("report_path") or sub.get("file")
+        if frame is not None and frame.state == "reported" and path and frame.updated >= since:
+            files[str(path)] = files.get(str(path), 0) + len(sub.get("rows") or [None])
+        errors += frame is not None and frame.state == "measured" and sub.get("status") == "error"
+    return files, errors
+
+
+def _excluded_hint(cfg: Config, paths: Sequence[str]) -> str:
+    """How many FITS files under the folders ``watch.include`` left out, and the fix."""
+    from .node.intake import matches_include, walk
+
+    w = cfg.watch
+    n = sum(1 for p in paths if os.path.isdir(p) for f in walk(p, True)
+            if matches_include(f, [], w.extensions) and not matches_include(f, w.include,
+                                                                             w.extensions))
+    if not n:
+        return ""
+    return (f"{n} FITS file(s) excluded by watch.include {list(w.include)}: to process them, "
+            "set e.g.\nwatch:\n  include: ['*Stacked_*']   (or [] for every FITS file)")
+
+
+def _process_outcome(args: argparse.Namespace, cfg: Config, summary: dict[str, Any],
+                     queued: dict[str, int], problems: int) -> int:
+    """Print what ``process`` did in words that match it; the exit status (docs/node.md)."""
     parts = [f"{summary.get(k, 0)} {k}" for k in ("measured", "reported", "skipped", "failed")]
     if summary.get("already"):
-        parts.append(f"{summary['already']} already done")
+        parts.append(f"{summary['already']} already done earlier (--force to redo)")
     print(f"{summary['total']} frame(s) in {summary['seconds']:.1f} s: {', '.join(parts)}",
           file=sys.stderr)
-    return 1 if summary.get("failed") else 0
+    status = 1 if summary.get("failed") or problems & 1 else 0
+    if not summary["total"] and args.paths:
+        print(_excluded_hint(cfg, args.paths) or "no FITS frame found there", file=sys.stderr)
+        status = 1
+    if queued and cfg.aavso.mode != "webobs":
+        where = "written (dry run, nothing to upload)" if cfg.aavso.mode == "dry_run" else \
+            "queued for you to upload at https://www.aavso.org/webobs/file"
+        for path, n in queued.items():
+            print(f"{n} row(s) {where}: {path}", file=sys.stderr)
+    if problems & 2 and not summary.get("reported"):  # every report of this run failed
+        print("error: no measurement could be reported (the log and 'starnode status' say "
+              "why)", file=sys.stderr)
+        status = 1
+    return status
 
 
 def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
@@ -159,7 +241,13 @@ def cmd_report(args: argparse.Namespace, cfg: Config) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.out:
-        Path(args.out).write_text(text, encoding="ascii", errors="strict")
+        out = Path(args.out)
+        if out.suffix.lower() not in (".txt", ".csv", ".tsv"):
+            print(f"error: {out}: an AAVSO report is a .txt, .csv or .tsv file",
+                  file=sys.stderr)
+            return 2
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="ascii", errors="strict")
         rows = sum(1 for ln in text.splitlines() if ln.strip() and not ln.startswith("#"))
         print(f"wrote {args.out} ({rows} row(s))", file=sys.stderr)
     else:
@@ -171,6 +259,12 @@ def cmd_lightcurve(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode lightcurve``."""
     from .lightcurve import plot_lightcurve
 
+    if args.out and Path(args.out).suffix.lower() != ".png":
+        print(f"error: {args.out}: the light curve is a PNG image; give a name ending in .png",
+              file=sys.stderr)
+        return 2
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     try:
         out, n = plot_lightcurve(cfg, args.target, args.out)
         print(f"{out} ({n} point(s))")
@@ -258,9 +352,35 @@ def cmd_solver_db(args: argparse.Namespace, cfg: Config) -> int:
         print("tetra3rs is not installed: pip install 'starnode[solve]'", file=sys.stderr)
         return 1
     print(f"building the tetra3rs blind-solver database into {path} "
-          "(about 15 min, 2.5 GB of memory, a 1.8 GB file; once)")
-    print(f"done: {build_tetra3rs_database(cfg)}")
+          "(1-3 min, about 1.1 GB of memory, a 350 MB file; once)")
+    try:
+        print(f"done: {build_tetra3rs_database(cfg, gaia_only=args.gaia_only)}")
+    except RuntimeError as exc:
+        print(f"{exc}; or build from the bundled Gaia G<10 stars alone with --gaia-only "
+              "(cannot solve sparse fields)", file=sys.stderr)
+        return 1
     return 0
+
+
+def cmd_solve(args: argparse.Namespace, cfg: Config) -> int:
+    """``starnode solve``: exit 1 when any file is not solved."""
+    from .astrometry.report import format_solution, solve_file
+
+    results = [solve_file(f, cfg) for f in args.files]
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            print(format_solution(r))
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+def cmd_stars(args: argparse.Namespace, cfg: Config) -> int:
+    """``starnode stars``: exit 1 when any file is not measured."""
+    from .starlist import stars_command
+
+    fmt = "json" if args.json else "csv" if args.csv else "ecsv"
+    return stars_command(args.files, cfg, fmt, args.out)
 
 
 def cmd_demo(args: argparse.Namespace, cfg: Config | None) -> int:
@@ -302,6 +422,16 @@ def _globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
     g.add_argument("--log-level", metavar="LEVEL", default=d, type=str.upper,
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                    help="console log level (default: log_level of the configuration)")
+
+
+def night_arg(text: str) -> str:
+    """``--night``: an ISO date, else an argparse error naming the expected format."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected YYYY-MM-DD (the evening's date)")
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected YYYY-MM-DD ({exc})") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -349,7 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_status)
 
     sp = add("report", "print or write the AAVSO Extended File Format report of a night")
-    sp.add_argument("--night", metavar="DATE", help="night (YYYY-MM-DD, local evening date; "
+    sp.add_argument("--night", metavar="DATE", type=night_arg,
+                    help="night (YYYY-MM-DD, local evening date; "
                     "default: all measurements in the outbox)")
     sp.add_argument("--target", metavar="NAME", help="only this star")
     sp.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
@@ -361,11 +492,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "data_dir/lightcurves/<TARGET>.png)")
     sp.add_argument("--sound", metavar="WAV", help="also write the light curve as sound: 4 s "
                     "per hour, higher pitch = brighter, a tick per point (buzz = poor)")
-    sp.add_argument("--night", metavar="DATE", help="the night of the sound (default: latest)")
+    sp.add_argument("--night", metavar="DATE", type=night_arg,
+                    help="the night of the sound (default: latest)")
     sp.set_defaults(func=cmd_lightcurve)
 
     sp = add("summary", "the night in plain sentences (screen-reader friendly)")
-    sp.add_argument("--night", metavar="DATE", help="night (YYYY-MM-DD; default: the latest)")
+    sp.add_argument("--night", metavar="DATE", type=night_arg,
+                    help="night (YYYY-MM-DD; default: the latest)")
     sp.add_argument("--target", metavar="NAME", help="only this star")
     sp.add_argument("--format", choices=("text", "html", "json"), default="text")
     sp.set_defaults(func=cmd_summary)
@@ -386,13 +519,38 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("doctor", "check the configuration, folders, watch mode, catalogues, disk space")
     sp.set_defaults(func=cmd_doctor)
 
-    sp = add("solver-db", "build the tetra3rs blind-solver database once (slow, offline)",
-             "Generate the tetra3rs pattern database from the bundled Gaia catalogue for the "
-             "camera's field size, so frames far from their header pointing can be solved "
-             "blind. Takes about 15 minutes and 2.5 GB of memory once; the file is kept in "
-             "data_dir/astrometry.")
+    sp = add("solver-db", "build the tetra3rs blind-solver database once (offline)",
+             "Generate the tetra3rs pattern database for Seestar fields (0.6-1.5 deg) from "
+             "Tycho-2 (the stars of Debian's astrometry.net index files: needs the packages "
+             "astrometry.net and astrometry-data-tycho2-07-littleendian, or -08 and -09) plus "
+             "the bundled Gaia G<10 stars, so frames without or far from their header pointing "
+             "are solved blind. Takes 1-3 minutes and about 1.1 GB of memory once; the 350 MB "
+             "file is kept in data_dir/astrometry.")
     sp.add_argument("--force", action="store_true", help="build again even if present")
+    sp.add_argument("--gaia-only", action="store_true", help="use the bundled Gaia G<10 stars "
+                    "alone (no astrometry.net needed; sparse fields will not solve)")
     sp.set_defaults(func=cmd_solver_db)
+
+    sp = add("solve", "the verified WCS of FITS frames (like solve-field, but verified)",
+             "Solve each frame as the pipeline does (bundled Gaia stars, cached per-field Gaia "
+             "stars, and the blind solvers installed: solve-field, tetra3rs, ASTAP) and print "
+             "the verified solution: centre, scale, rotation, parity, method, matched stars, "
+             "residual, time, and the WCS cards for the file's pixels. Files are not modified.")
+    sp.add_argument("files", nargs="+", metavar="FILE")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp.set_defaults(func=cmd_solve)
+
+    sp = add("stars", "the starlist of FITS frames: every detected and catalogued star",
+             "Measure each frame as the pipeline does and print its starlist (also written "
+             "under data_dir/starlists/<night>/): RA, Dec, x, y, flux, instrumental and "
+             "calibrated magnitude with errors, FWHM, flags (saturated, edge, blended, comp, "
+             "check, target). ECSV by default.")
+    sp.add_argument("files", nargs="+", metavar="FILE")
+    fmt = sp.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="a JSON list of rows")
+    fmt.add_argument("--csv", action="store_true", help="CSV")
+    sp.add_argument("--out", metavar="PATH", help="write here instead of stdout")
+    sp.set_defaults(func=cmd_stars)
 
     sp = add("demo", "a whole synthetic night of SS Cyg, start to finish, offline",
              "Write a synthetic night of Seestar subs of SS Cyg into a temporary MyWorks folder "
@@ -443,6 +601,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:  # a damaged, replaced or unwritable database: say what to do
+        print(f"starnode: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from .doctor import Check
 
 __all__ = ["SCHEMA", "Config", "ConfigError", "Field", "Section", "default_data_dir", "health",
-           "resolve"]
+           "observer_code_problem", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Field:
     max: float | None = None
     min_exclusive: bool = False
     check: Callable[[Any], str | None] | None = None  # returns an error text or None
+    path: bool = False  # a file or folder: ``~`` and ``$VARS`` are expanded
 
 
 def _str_list(value: Any) -> str | None:
@@ -66,7 +68,8 @@ NUM = (int, float)
 SCHEMA: dict[str, dict[str, Field]] = {
     "": {
         "data_dir": F(str, None, "where the ledger, caches, outbox and logs live "
-                      "(default: $STARNODE_DATA_DIR or ~/.local/share/starnode)", optional=True),
+                      "(default: $STARNODE_DATA_DIR or ~/.local/share/starnode)", optional=True,
+                      path=True),
         "workers": F(int, 1, "frames measured in parallel (processes)", min=1, max=64),
         "log_level": F(str, "INFO", "console log level",
                        choices=("DEBUG", "INFO", "WARNING", "ERROR")),
@@ -77,7 +80,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
     },
     "watch": {
         "path": F(str, None, "folder the telescope writes into (e.g. the mounted MyWorks share)",
-                  optional=True),
+                  optional=True, path=True),
         "mode": F(str, "auto", "auto: poll network/FUSE mounts, OS events elsewhere",
                   choices=("auto", "events", "poll")),
         "debounce_delay": F(NUM, 3.0, "seconds of quiet before a file counts as written", min=0),
@@ -95,6 +98,14 @@ SCHEMA: dict[str, dict[str, Field]] = {
                         check=_str_list),
         "max_wait": F(NUM, 600.0, "seconds after which a file that never completes is "
                       "reported anyway, with a WARNING", min=1),
+    },
+    "limits": {
+        "max_frame_bytes": F(int, 256 * 2**20, "largest frame read, in bytes: file size, and "
+                             "image data its header announces (decompressed); a larger file, "
+                             "or anything not a regular file, is skipped unread", min=2880),
+        "worker_memory_mb": F(int, 2048, "memory ceiling of each worker process (address "
+                              "space, MiB; 0 = none): one file can never take the machine",
+                              min=0),
     },
     "camera": {
         "gain_e_per_adu": F(NUM, 0.065, "camera gain in electrons per ADU of the 16-bit "
@@ -122,7 +133,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "target": F(str, None, "measure this star whatever OBJECT says", optional=True),
         "target_aliases": F(dict, {}, "OBJECT value -> AAVSO star name", check=_str_map),
         "sequence_file": F(str, None, "local AAVSO VSP chart JSON used instead of asking VSP",
-                           optional=True),
+                           optional=True, path=True),
         "vsp_url": F(str, "https://apps.aavso.org/vsp/api/chart/", "VSP chart API"),
         "vsx_url": F(str, "https://vsx.aavso.org/index.php", "VSX API"),
         "offline": F(bool, False, "never use the network: cache, sequence_file, bundled data"),
@@ -155,10 +166,25 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "comp_clip_sigma": F(NUM, 3.0, "iterative clipping of outlier comps", min=1),
         "check_star": F(str, None, "AUID or label of the check star (default: chosen "
                         "automatically)", optional=True),
+        "aperture_min_px": F(NUM, 2.5, "smallest aperture radius in measured-plane px, so an "
+                             "undersampled PSF's flux does not depend on sub-pixel position",
+                             min=0),
+        "excess_noise": F(bool, True, "add each frame's excess noise (measured on its own "
+                          "stars) to every star's error"),
+        "illumination": F(str, "auto", "zero point across the field: auto (radial when "
+                          "significant), constant, radial", choices=("auto", "constant",
+                                                                      "radial")),
+        "starlists": F(bool, True, "write a per-frame ECSV list of every star under "
+                       "data_dir/starlists/<night>/"),
         "min_snr": F(NUM, 5.0, "below this target SNR the frame is not measured", min=0),
         "scintillation_factor": F(NUM, 1.5, "scintillation noise in the uncertainty: this "
                                   "multiple of Young's (1967) estimate (1.5: Osborn et al. 2015, "
                                   "median conditions; 0: off)", min=0, max=10),
+        "transform": F(bool, False, "one-shot-colour frames: fit the colour term Tv_bv on each "
+                       "frame's comps (VSP B and V, TB and TG planes) and report V with "
+                       "TRANS=YES when it is good enough (else TG as usual)"),
+        "transform_max_error": F(NUM, 0.02, "largest error of the fitted Tv_bv for which the "
+                                 "transformation is applied", min=0, min_exclusive=True),
     },
     "astrometry": {
         "min_matches": F(int, 6, "matched stars needed to accept a WCS", min=3),
@@ -167,9 +193,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "search_radius_deg": F(NUM, 1.0, "how far from the header RA/DEC the field may be",
                                min=0.1, max=10),
         "blind": F(bool, True, "try blind solvers (tetra3rs, ASTAP, solve-field) when needed"),
-        "astap_path": F(str, None, "ASTAP executable (default: found on PATH)", optional=True),
+        "astap_path": F(str, None, "ASTAP executable (default: found on PATH)", optional=True,
+                        path=True),
         "solve_field_path": F(str, None, "astrometry.net solve-field (default: found on PATH)",
-                              optional=True),
+                              optional=True, path=True),
         "cache": F(bool, True, "keep solutions in data_dir keyed by file content"),
         "scale_tolerance": F(NUM, 0.05, "largest relative difference between the solved and "
                              "the nominal pixel scale", min=0.005, max=0.5),
@@ -177,10 +204,13 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                     "frame, hint) may be", min=0.1, max=60),
         "tetra3rs": F(bool, True, "use tetra3rs as a blind solver (when astrometry.blind)"),
         "tetra3rs_generate": F(bool, False, "build the tetra3rs database in the background on "
-                               "first need (about 15 min, 2.5 GB of memory, a 1.8 GB file; "
+                               "first need (1-3 min, about 1.1 GB of memory, a 350 MB file; "
                                "better: run 'starnode solver-db' once)"),
         "blind_timeout_s": F(NUM, 30.0, "time limit of one blind solver run (seconds)",
                              min=1, max=3600),
+        "deep_gaia_g": F(NUM, 14.0, "sparse fields (fewer than 3 x min_matches G<10 stars): "
+                         "Gaia DR3 stars to this G, asked once per field and kept in the "
+                         "catalogue cache for offline use (0: off)", min=0, max=18),
     },
     "quality": {
         "good_snr": F(NUM, 100.0, "target SNR needed for 'good'", min=0),
@@ -212,7 +242,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "password_env": F(str, "STARNODE_AAVSO_PASSWORD", "environment variable with the "
                           "WebObs password"),
         "credentials_file": F(str, None, "file with 'username:password', readable by its owner "
-                              "only", optional=True),
+                              "only", optional=True, path=True),
         "http_timeout": F(NUM, 60.0, "seconds per upload request", min=0.1),
         "http_retries": F(int, 3, "attempts per upload", min=1, max=10),
         "retry_backoff": F(NUM, 5.0, "seconds before the 2nd upload attempt (doubling after)",
@@ -330,6 +360,8 @@ def _check(section: str, key: str, field: Field, value: Any) -> Any:
         problem = field.check(value)
         if problem:
             raise ConfigError(f"{name}: {problem}, got {value!r}")
+    if field.path and isinstance(value, str):
+        value = os.path.expanduser(os.path.expandvars(value))
     return value
 
 
@@ -339,6 +371,27 @@ def _type_name(types: tuple[type, ...]) -> str:
     if set(types) == {int, float}:
         return "a number"
     return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def _refuse_duplicate_keys(node: yaml.Node | None, where: str = "") -> None:
+    """Raise :class:`ConfigError` for a key given twice in one mapping of a composed YAML
+    document (PyYAML silently keeps the last, so a second ``observer_code:`` further down
+    would win unnoticed)."""
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _refuse_duplicate_keys(item, where)
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        name = f"{where}.{key}" if where else key
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise ConfigError(f"'{name}' is given twice (line {seen[key]} and line {line}); "
+                              "keep one")
+        seen[key] = line
+        _refuse_duplicate_keys(value_node, name)
 
 
 class Section(Mapping[str, Any]):
@@ -405,9 +458,7 @@ class Config(Mapping[str, Any]):
                 values[key] = _check(section, key, field, given.get(key, default))
             sections[section] = Section(section, values)
         data_dir = sections["data_dir"]
-        sections["data_dir"] = (
-            Path(os.path.expandvars(data_dir)).expanduser() if data_dir else default_data_dir()
-        )
+        sections["data_dir"] = Path(data_dir) if data_dir else default_data_dir()
         quality = sections["quality"]
         if quality.acceptable_snr > quality.good_snr:
             raise ConfigError("quality.acceptable_snr: must not exceed quality.good_snr")
@@ -471,9 +522,12 @@ class Config(Mapping[str, Any]):
         except OSError as exc:
             raise ConfigError(f"cannot read configuration file {p}: {exc.strerror}") from exc
         try:
+            _refuse_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))
             raw = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):
@@ -533,6 +587,33 @@ def example_yaml() -> str:
     return "\n".join(lines) + "\n"
 
 
+#: An AAVSO observer code: a few letters and digits, no blanks (as ../shared/aavso's validator).
+_OBSCODE = re.compile(r"[A-Za-z0-9]{1,6}")
+
+
+def observer_code_problem(code: str | None) -> str | None:
+    """Why ``aavso.observer_code`` cannot head a report, with the fix; None when it can.
+
+    Parameters
+    ----------
+    code : str or None
+        The configured observer code.
+
+    Returns
+    -------
+    str or None
+        The problem (names the key), or None for a well-formed code.
+    """
+    if not code:
+        return ("aavso.observer_code is not set: frames are measured but no report can be "
+                "written. Put your AAVSO observer code in the config file (aavso: "
+                "observer_code: ABC)")
+    if not _OBSCODE.fullmatch(code):
+        return (f"aavso.observer_code {code!r} is not an AAVSO observer code (1 to 6 letters "
+                "and digits, no blanks, e.g. FPIA): put the code the AAVSO gave you")
+    return None
+
+
 def health(config: Config) -> list[Check]:
     """The configuration's checks for ``starnode doctor``.
 
@@ -555,10 +636,9 @@ def health(config: Config) -> list[Check]:
         out.append(Check(Level.WARN, "config", "no config.yaml here and no --config: built-in "
                          "defaults. Start one with 'starnode config --example > config.yaml'"))
     code = config.aavso.observer_code
-    if not code:
-        out.append(Check(Level.FAIL, "observer code", "aavso.observer_code is not set: frames "
-                         "are measured but no report can be written. Put your AAVSO observer "
-                         "code in the config file"))
+    problem = observer_code_problem(code)
+    if problem:
+        out.append(Check(Level.FAIL, "observer code", problem))
     elif code.upper() == "DEMO":
         out.append(Check(Level.WARN, "observer code", "aavso.observer_code is the demo code "
                          "DEMO; use your own AAVSO observer code for real data"))

@@ -35,6 +35,7 @@ __all__ = ["DEMO_DIR", "demo_config", "night_plan", "run_demo", "write_slowly"]
 #: Where the demo keeps its data (a fresh copy each run), relative to the current folder.
 DEMO_DIR = Path("starnode-demo")
 _MARKER = ".starnode-demo"
+_MARKER_TEXT = "made by 'starnode demo'; deleted by the next demo run\n"
 TARGET = "SS Cyg"
 NIGHT_START = "2025-09-14T20:30:00"  # UTC; SS Cyg is high in the evening from Europe
 SITE = (48.85, 2.35)
@@ -148,7 +149,7 @@ def _prepare(root: Path) -> None:
                                "or pass --data-dir")
         shutil.rmtree(root)
     root.mkdir(parents=True)
-    (root / _MARKER).write_text("made by 'starnode demo'; deleted by the next demo run\n")
+    (root / _MARKER).write_text(_MARKER_TEXT)
 
 
 def run_demo(*, frames: int = 12, keep: bool = False, data_dir: str | None = None,
@@ -166,12 +167,14 @@ def run_demo(*, frames: int = 12, keep: bool = False, data_dir: str | None = Non
     out = out or sys.stdout
     frames = max(1, int(frames))
     workers = workers or max(1, min(2, os.cpu_count() or 1))
-    if data_dir:
+    if data_dir:  # DIR is the data_dir itself, so 'starnode status --data-dir DIR' finds it
         root = Path(data_dir).expanduser().resolve()
-        root.mkdir(parents=True, exist_ok=True)
-        data = root / "data"
-        if data.exists():
-            shutil.rmtree(data)
+        if root.exists() and any(root.iterdir()):
+            _prepare(root)  # only a folder a demo made is emptied
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            (root / _MARKER).write_text(_MARKER_TEXT)
+        data = root
     else:
         root = DEMO_DIR.resolve()
         _prepare(root)

@@ -25,12 +25,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import unicodedata
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from astropy.io import fits
+from astropy.io.fits.verify import VerifyError
 from astropy.utils.exceptions import AstropyWarning
 
 log = logging.getLogger(__name__)
@@ -44,8 +46,8 @@ MAX_EXTENSIONS = 64
 
 _DROP = frozenset({"COMMENT", "HISTORY", ""})
 
-__all__ = ["BLOCK", "HeaderScan", "card_float", "card_text", "expected_size", "header_dict",
-           "parse_header", "read_header", "scan"]
+__all__ = ["BLOCK", "HeaderScan", "card_float", "card_text", "clean_cards", "expected_size",
+           "header_dict", "parse_header", "read_header", "scan"]
 
 
 @dataclass
@@ -87,7 +89,7 @@ def card_float(header: Mapping[str, Any], *keys: str) -> float | None:
     float or None
     """
     for k in keys:
-        v = header.get(k)
+        v = _get(header, k)
         if v is None or isinstance(v, bool):
             continue
         try:
@@ -111,9 +113,71 @@ def card_text(header: Mapping[str, Any], key: str) -> str | None:
     -------
     str or None
     """
-    v = header.get(key)
+    v = _get(header, key)
     s = str(v).strip() if v is not None else ""
     return s or None
+
+
+def _get(header: Mapping[str, Any], key: str) -> Any:
+    """``header.get(key)``, None for a card astropy cannot parse (``SITELONG = NaN``)."""
+    try:
+        return header.get(key)
+    except VerifyError:
+        return None
+
+
+def _ascii_card(card: bytes) -> tuple[bytes, bool]:
+    """One 80-byte card as printable ASCII: UTF-8 (else Latin-1) letters transliterated
+    (``ÿ`` -> ``y``), control characters -> spaces. The flag says a character had no ASCII
+    form and became ``?``."""
+    try:
+        text = card.decode("utf-8")
+    except UnicodeDecodeError:
+        text = card.decode("latin-1")
+    plain = "".join(" " if unicodedata.category(c) == "Cc" else c
+                    for c in unicodedata.normalize("NFKD", text)
+                    if unicodedata.category(c) != "Mn")
+    out = plain.encode("ascii", errors="replace")
+    return out.ljust(CARD)[:CARD], out.count(b"?") > plain.count("?")
+
+
+def clean_cards(raw: bytes) -> tuple[bytes, frozenset[str]]:
+    """Header bytes as the FITS standard wants them (printable ASCII), read faithfully.
+
+    Astropy replaces every byte outside printable ASCII with ``?`` (and refuses a control
+    character as an unparsable card), so ``OBJECT = 'SS Cÿg'`` would reach a report as
+    ``SS C?g``. Each card with such bytes is decoded as UTF-8, else Latin-1, its letters
+    transliterated to ASCII and its control characters made spaces. Only the cards before
+    the first END card change; the length never does, so data offsets stay valid.
+
+    Parameters
+    ----------
+    raw : bytes
+        The file's bytes (or its header blocks).
+
+    Returns
+    -------
+    (bytes, frozenset of str)
+        The cleaned bytes, and the keywords of cards that kept a character with no ASCII form
+        (as ``?``): a caller refuses a frame whose OBJECT is among them.
+    """
+    fixes: dict[int, bytes] = {}
+    lossy: set[str] = set()
+    for i in range(0, min(len(raw), MAX_HEADER_BYTES) // CARD * CARD, CARD):
+        card = raw[i : i + CARD]
+        if card[:8] == b"END     ":
+            break
+        if all(32 <= b < 127 for b in card):
+            continue
+        fixes[i], lost = _ascii_card(card)
+        if lost:
+            lossy.add(fixes[i][:8].decode("ascii").strip())
+    if not fixes:  # the usual case: no copy of a 50 MB frame
+        return raw, frozenset()
+    out = bytearray(raw)
+    for i, fixed in fixes.items():
+        out[i : i + CARD] = fixed
+    return bytes(out), frozenset(lossy)
 
 
 def _pad(n: int) -> int:
@@ -138,7 +202,7 @@ def parse_header(raw: bytes) -> fits.Header:
     ValueError
         The bytes are not FITS header cards.
     """
-    text = raw[: len(raw) // CARD * CARD].decode("ascii", errors="replace")
+    text = clean_cards(raw[: len(raw) // CARD * CARD])[0].decode("ascii")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AstropyWarning)
         return fits.Header.fromstring(text)
@@ -162,7 +226,11 @@ def header_dict(header: fits.Header) -> dict[str, Any]:
         for key in header:
             if key in _DROP or key in out:
                 continue
-            value = header[key]
+            try:
+                value = header[key]
+            except Exception:  # SITELONG = NaN, a keyword of garbage bytes: left out
+                log.debug("unparsable card %r left out", key)
+                continue
             out[key] = value.strip() if isinstance(value, str) else value
     return out
 

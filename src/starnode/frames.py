@@ -32,14 +32,18 @@ from typing import Any
 import numpy as np
 from astropy.coordinates import EarthLocation
 from astropy.io import fits
+from astropy.io.fits.verify import VerifyError
 from astropy.time import Time
 from astropy.utils.exceptions import AstropyWarning
 from astropy.wcs import WCS
 
+from .admission import check as admit
+from .admission import max_frame_bytes
 from .config import Config, resolve
-from .errors import FrameRejected
+from .errors import FrameRejected, RejectCategory
 from .fitsheader import card_float as _num
 from .fitsheader import card_text as _str
+from .fitsheader import clean_cards
 from .observing import exposure_start, mid_exposure, site_location
 from .wcsutil import GreenSites, binned_wcs, header_wcs, pixel_scale
 
@@ -176,6 +180,52 @@ def _open(path: Path, raw: bytes) -> tuple[fits.Header, np.ndarray]:
     return header, data
 
 
+#: Longest accepted exposure of one frame (seconds): EXPTIME=1e300 is a broken header.
+MAX_EXPTIME_S = 86400.0
+#: Site cards whose value must be a finite number (``SITELONG = 'NaN'`` means no site).
+_SITE_CARDS = ("SITELAT", "SITELONG", "OBSLAT", "OBSLONG", "LAT-OBS", "LONG-OBS")
+
+
+def _drop_unusable_cards(header: fits.Header, name: str) -> None:
+    """Remove cards astropy cannot parse (``SITELONG = NaN``) and site cards that are not a
+    finite number, so that no later reader of the header trips on them."""
+    for i in reversed(range(len(header))):  # by index: a garbage keyword may hold '?' or '*'
+        card = header.cards[i]
+        try:
+            value = card.value
+        except VerifyError:
+            log.warning("%s: unparsable header card %r ignored", name, card.keyword)
+            del header[i]
+            continue
+        if card.keyword in _SITE_CARDS and _num({"v": value}, "v") is None:
+            log.warning("%s: %s = %r is not a number; ignored (no site from the header)",
+                        name, card.keyword, value)
+            del header[i]
+
+
+def _plausible_header(header: fits.Header, lossy: frozenset[str], name: str) -> float:
+    """The exposure time, once the header is known to hold nothing implausible.
+
+    Raises
+    ------
+    FrameRejected
+        ``implausible``: OBJECT has characters with no ASCII form, EXPTIME is beyond a day;
+        ``unreadable``: no positive EXPTIME.
+    """
+    _drop_unusable_cards(header, name)
+    if "OBJECT" in lossy:
+        raise FrameRejected(f"{name}: OBJECT {_str(header, 'OBJECT')!r} has characters with no "
+                            "ASCII form; set photometry.target to the star's AAVSO name",
+                            RejectCategory.IMPLAUSIBLE)
+    exptime = _num(header, "EXPTIME", "EXPOSURE")
+    if exptime is None or exptime <= 0:
+        raise FrameRejected(f"{name}: no positive EXPTIME/EXPOSURE", RejectCategory.UNREADABLE)
+    if exptime > MAX_EXPTIME_S:
+        raise FrameRejected(f"{name}: EXPTIME {exptime:g} s is implausible (more than a day)",
+                            RejectCategory.IMPLAUSIBLE)
+    return exptime
+
+
 @dataclass
 class _Layout:
     """How the measured plane comes out of the array (one per frame kind)."""
@@ -275,15 +325,18 @@ def load_frame(path: str | os.PathLike[str], config: Any = None) -> Frame:
     """
     cfg = resolve(config)
     p = Path(path).resolve()
+    admit(path, max_frame_bytes(cfg))  # a FIFO, a device or a gigabyte bomb: never read
     raw_bytes, sha1 = _read(p)
-    header, data = _open(p, raw_bytes)
+    clean_bytes, lossy = clean_cards(raw_bytes)
+    header, data = _open(p, clean_bytes)
+    del clean_bytes
     name = p.name
     imagetyp = _str(header, "IMAGETYP")
     if imagetyp is not None and imagetyp.upper() not in _LIGHT:
         raise FrameRejected(f"{name}: IMAGETYP={imagetyp!r} is not a light frame", "not_light")
-    exptime = _num(header, "EXPTIME", "EXPOSURE")
-    if exptime is None or exptime <= 0:
-        raise FrameRejected(f"{name}: no positive EXPTIME/EXPOSURE", "unreadable")
+    if cfg.photometry.target:  # OBJECT is not used
+        lossy = lossy - {"OBJECT"}
+    exptime = _plausible_header(header, lossy, name)
     start = exposure_start(header, name)
     site = site_location(header, cfg.site.latitude, cfg.site.longitude, cfg.site.elevation, name)
     stackcnt = int(_num(header, "STACKCNT") or 1)

@@ -18,7 +18,9 @@ import contextlib
 import datetime as _dt
 import logging
 import math
+import re
 import threading
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
@@ -48,6 +50,10 @@ __all__ = [
 ]
 
 _UNIX_EPOCH_JD = 2440587.5
+#: A DATE-OBS before this is a wrong clock, not an observation (no CMOS smart telescope then).
+EARLIEST_DATE_OBS = _dt.datetime(1990, 1, 1, tzinfo=_dt.UTC)
+#: A DATE-OBS must carry a time of day: ``2025-09-14`` alone would be taken as 00:00 UTC.
+_TIME_OF_DAY = re.compile(r"\d[T ]\d{1,2}:\d{2}")
 _GEOCENTRE = EarthLocation.from_geocentric(0.0, 0.0, 0.0, unit=u.m)
 _IERS_LOCK = threading.Lock()
 
@@ -81,17 +87,31 @@ def exposure_start(header: Mapping[str, Any], name: str) -> Time:
     Raises
     ------
     FrameRejected
-        ``unreadable``: no DATE-OBS or not an ISO time.
+        ``unreadable``: no DATE-OBS or not an ISO time; ``implausible``: no time of day, or
+        before 1990 or after tomorrow.
     """
     text = _text(header, "DATE-OBS")
     if text is None:
         raise FrameRejected(f"{name}: no DATE-OBS, the time of the exposure is unknown",
                             RejectCategory.UNREADABLE)
     try:
-        return Time(text.replace(" ", "T"), format="isot", scale="utc")
+        with warnings.catch_warnings():  # ERFA's "dubious year" for year 1 or 9999
+            warnings.simplefilter("ignore")
+            t = Time(text.replace(" ", "T"), format="isot", scale="utc")
+            jd = float(t.utc.jd)
     except ValueError as exc:
         raise FrameRejected(f"{name}: DATE-OBS {text!r} is not an ISO time",
                             RejectCategory.UNREADABLE) from exc
+    if not _TIME_OF_DAY.search(text):
+        raise FrameRejected(f"{name}: DATE-OBS {text!r} has no time of day, so the time of "
+                            "the exposure is unknown", RejectCategory.IMPLAUSIBLE)
+    earliest = _UNIX_EPOCH_JD + EARLIEST_DATE_OBS.timestamp() / 86400.0
+    latest = _UNIX_EPOCH_JD + time.time() / 86400.0 + 1.0
+    if not earliest <= jd <= latest:
+        raise FrameRejected(f"{name}: DATE-OBS {text!r} is implausible (before "
+                            f"{EARLIEST_DATE_OBS:%Y} or after tomorrow): check the "
+                            "telescope's clock", RejectCategory.IMPLAUSIBLE)
+    return t
 
 
 def mid_exposure(header: Mapping[str, Any], start: Time, exptime: float, *, stack: bool,
@@ -299,7 +319,7 @@ def night_of(jd: float, longitude_deg: float | None) -> str:
     jd : float
         Julian date (UTC).
     longitude_deg : float or None
-        East positive; any range (wrapped to -180..180).
+        East positive; any range (wrapped to -180..180); None or not finite: Greenwich.
 
     Returns
     -------
@@ -307,6 +327,8 @@ def night_of(jd: float, longitude_deg: float | None) -> str:
         ISO date.
     """
     lon = float(longitude_deg or 0.0)
+    if not math.isfinite(lon):  # SITELONG = 'NaN': no site, so Greenwich
+        lon = 0.0
     lon = (lon + 180.0) % 360.0 - 180.0
     days = jd - _UNIX_EPOCH_JD + lon / 360.0 - 0.5
     return (_dt.date(1970, 1, 1) + _dt.timedelta(days=math.floor(days))).isoformat()

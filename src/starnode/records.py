@@ -39,7 +39,9 @@ __all__ = [
     "Astrometry",
     "CheckStar",
     "CompResult",
+    "Illumination",
     "Measurement",
+    "Transformation",
     "key_table",
     "render_key_table_into",
 ]
@@ -154,8 +156,47 @@ class Aperture(_Record):
     annulus_out_px: float = _doc("plane px", "outer sky radius", default=0.0)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Transformation(_Record):
+    """The colour transformation of a one-shot-colour frame to V (``photometry.transform``)."""
+
+    applied: bool = _doc("bool", "the magnitude is transformed V (else TG as measured)",
+                         default=False)
+    reason: str | None = _doc("str or None", "why it was not applied", default=None)
+    coefficient: float | None = _doc("-", "Tv_bv: V - g = zero_point + Tv_bv (B-V), fitted on "
+                                     "this frame's comps", default=None)
+    coefficient_err: float | None = _doc("-", "error of Tv_bv (chi2-inflated)", default=None)
+    zero_point: float | None = _doc("mag", "intercept of that fit", default=None)
+    colour_coefficient: float | None = _doc("-", "Tbv: B-V = c + Tbv (b - g)", default=None)
+    colour_coefficient_err: float | None = _doc("-", "error of Tbv", default=None)
+    colour_index: float | None = _doc("mag", "the target's B-V from its measured b - g",
+                                      default=None)
+    colour_index_err: float | None = _doc("mag", "error of `colour_index`", default=None)
+    n_comps: int | None = _doc("int", "comps in the Tv_bv fit", default=None)
+    scope: str | None = _doc("str", "`frame`: fitted on this frame alone", default=None)
+    untransformed_mag: float | None = _doc("mag", "the TG magnitude before", default=None)
+    untransformed_err: float | None = _doc("mag", "its uncertainty", default=None)
+    untransformed_filter: str | None = _doc("str", "its filter (TG)", default=None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Illumination(_Record):
+    """The zero point across the field: constant, or radial (vignetting of raw subs)."""
+
+    model: str = _doc("str", "`constant` or `radial`: zp(rho) = zp_centre + coefficient "
+                      "rho^2, rho = distance from the plane centre / half-diagonal",
+                      default="constant")
+    coefficient: float | None = _doc("mag", "radial term (None for `constant`)", default=None)
+    coefficient_err: float | None = _doc("mag", "its error", default=None)
+    p_value: float | None = _doc("-", "F-test probability of the radial term by chance "
+                                 "(radial kept below 0.01)", default=None)
+    n_comps: int | None = _doc("int", "comps in the fit", default=None)
+    reason: str | None = _doc("str or None", "why constant", default=None)
+
+
 _NESTED: dict[str, type[_Record]] = {"check_star": CheckStar, "astrometry": Astrometry,
-                                     "aperture": Aperture}
+                                     "aperture": Aperture, "transformation": Transformation,
+                                     "illumination": Illumination}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,8 +207,8 @@ class Measurement:
     documented key table (:func:`key_table`).
     """
 
-    magnitude: float = _doc("mag", "standardized (untransformed) magnitude of the target in "
-                            "`band`")
+    magnitude: float = _doc("mag", "standardized magnitude of the target in `band` "
+                            "(untransformed TG unless `transformed`)")
     uncertainty: float = _doc("mag", "1-sigma: target CCD-equation error and `zp_error` in "
                               "quadrature")
     quality_flag: QualityFlag | str = _doc("str", "`good` / `acceptable` / `poor`",  # noqa: RUF009
@@ -181,7 +222,8 @@ class Measurement:
     filter: str = _doc("str", "AAVSO filter code: `TG` (one-shot colour green), mono: `V`, `B`, "
                        "`CV`, ...", default="")
     band: str = _doc("str", "band of the comparison magnitudes (`V` for TG and CV)", default="")
-    transformed: bool = _doc("bool", "always False", default=False)
+    transformed: bool = _doc("bool", "True when transformed to V (`transformation`)",
+                             default=False)
     jd: float = _doc("d", "JD (UTC) of mid-exposure", default=0.0)
     hjd: float | None = _doc("d", "HJD (UTC) of mid-exposure", default=None)
     time_uncertainty_s: float = _doc("s", "0 for a sub / mono frame; half the span for a stack",
@@ -234,6 +276,17 @@ class Measurement:
                            default=False)
     file_sha1: str | None = _doc("str", "sha1 of the file content (also the astrometry cache "
                                  "key)", default=None)
+    transformation: Transformation | None = _doc(  # noqa: RUF009
+        "dict or None", "the colour transformation (None unless `photometry.transform`)",
+        default=None)
+    excess_noise_mag: float | None = _doc("mag", "the frame's excess noise (measured on its "
+                                          "own stars, in every star's error)", default=None)
+    excess_noise_stars: int | None = _doc("int", "stars it was measured on", default=None)
+    illumination: Illumination | None = _doc("dict or None", "the zero point's spatial model",  # noqa: RUF009
+                                             default=None)
+    check_star_note: str | None = _doc("str or None", "why this frame has no check star (the "
+                                       "night's one unusable here)", default=None)
+    starlist: str | None = _doc("str or None", "the frame's ECSV starlist", default=None)
     schema_version: int = _doc("int", f"version of this dict's layout ({SCHEMA_VERSION}; a "
                                "0.1.0 dict without the key is 1)", default=SCHEMA_VERSION)
     site_longitude: float | None = _doc("deg or None", "site longitude (east +) used, None "

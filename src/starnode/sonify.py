@@ -72,15 +72,51 @@ class SoundMapping:
         return asdict(self)
 
     def freq(self, magnitude: float) -> float:
-        """The pitch (Hz) of a magnitude under this mapping."""
+        """The pitch of a magnitude under this mapping.
+
+        Parameters
+        ----------
+        magnitude : float
+            The star's magnitude.
+
+        Returns
+        -------
+        float
+            Frequency in Hz.
+        """
         return CENTRE_HZ * 2.0 ** ((self.centre_mag - magnitude) * self.semitones_per_mag / 12.0)
 
 
 def render(times_jd: Sequence[float], mags: Sequence[float], quality: Sequence[str], *,
            comp_range: tuple[float, float] | None = None, seconds_per_hour: float = 4.0,
            rate: int = RATE) -> tuple[np.ndarray, SoundMapping]:
-    """Samples (float, -1..1) and the mapping of one light curve. Raises ``ValueError`` on an
-    empty or mismatched input."""
+    """The sound of one light curve (the mapping is in this module's docstring).
+
+    Parameters
+    ----------
+    times_jd, mags : sequence of float
+        Times (JD) and magnitudes of the measurements, any order.
+    quality : sequence of str
+        Their quality flags (``poor`` buzzes).
+    comp_range : (float, float), optional
+        The comparison stars' magnitude range (the hum).
+    seconds_per_hour : float
+        Seconds of sound per hour of the night.
+    rate : int
+        Samples per second.
+
+    Returns
+    -------
+    samples : numpy.ndarray
+        Float samples in -1..1.
+    mapping : SoundMapping
+        How the sound was made.
+
+    Raises
+    ------
+    ValueError
+        Empty or mismatched inputs, or a non-positive ``seconds_per_hour``.
+    """
     t = np.asarray(times_jd, dtype=float)
     m = np.asarray(mags, dtype=float)
     if t.size == 0 or t.size != m.size or len(quality) != t.size:
@@ -111,8 +147,8 @@ def render(times_jd: Sequence[float], mags: Sequence[float], quality: Sequence[s
         f = hz(np.interp(seg, pos, m))
         phase = 2 * np.pi * np.cumsum(f) / rate
         env = np.ones_like(seg)
-        for k in np.flatnonzero(np.diff(t) > GAP_DAYS):  # silence across long gaps
-            env[(seg > pos[k] + 0.05) & (seg < pos[k + 1] - 0.05)] = 0.0
+        for g in np.flatnonzero(np.diff(t) > GAP_DAYS):  # silence across long gaps
+            env[(seg > pos[g] + 0.05) & (seg < pos[g + 1] - 0.05)] = 0.0
         fade = min(len(seg) // 2, int(0.02 * rate))
         if fade:
             env[:fade] *= np.linspace(0, 1, fade)
@@ -155,7 +191,22 @@ def render(times_jd: Sequence[float], mags: Sequence[float], quality: Sequence[s
 
 
 def write_wav(path: str | os.PathLike[str], samples: np.ndarray, rate: int = RATE) -> Path:
-    """16-bit mono PCM WAV (the standard library's :mod:`wave`)."""
+    """Write samples as a 16-bit mono PCM WAV (the standard library's :mod:`wave`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file (its folder is created).
+    samples : numpy.ndarray
+        Float samples, clipped to -1..1.
+    rate : int
+        Samples per second.
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
@@ -170,9 +221,33 @@ def write_wav(path: str | os.PathLike[str], samples: np.ndarray, rate: int = RAT
 def sonify_night(config: Any, target: str, out: str | os.PathLike[str] | None = None, *,
                  night: str | None = None, seconds_per_hour: float = 4.0
                  ) -> tuple[Path, SoundMapping]:
-    """Write the sound of ``target`` on ``night`` (default: its latest night) to ``out``
-    (default ``data_dir/lightcurves/<target>_<night>.wav``). Raises ``LookupError`` when there
-    is nothing to hear."""
+    """Write the sound of one star's night, read from the ledger.
+
+    Parameters
+    ----------
+    config : Config or anything :func:`starnode.config.resolve` accepts
+        The data_dir.
+    target : str
+        The star.
+    out : str or os.PathLike, optional
+        The WAV file (default ``data_dir/lightcurves/<target>_<night>.wav``).
+    night : str, optional
+        ISO date of the night (default: the star's latest night with measurements).
+    seconds_per_hour : float
+        Seconds of sound per hour of the night.
+
+    Returns
+    -------
+    path : Path
+        The file written.
+    mapping : SoundMapping
+        How the sound was made.
+
+    Raises
+    ------
+    LookupError
+        No measurements of ``target`` (on ``night``) to hear.
+    """
     from .config import resolve
     from .summary import night_summary
 

@@ -18,7 +18,7 @@ from pathlib import PurePath
 from typing import Any
 
 from starnode.errors import FieldError
-from starnode.records import CheckStar, CompResult, Measurement
+from starnode.records import CheckStar, CompResult, Measurement, Transformation
 
 from .spec import FIELD_LIMITS, FILTER_CODES, JD_RANGE
 
@@ -114,10 +114,15 @@ class ReportEntry:
     exptime: float | None
     quality: str
     synthetic: bool
+    transformed: bool = False         # V transformed from TG (TRANS=YES)
+    tv_bv: float | None = None        # the colour term applied, for NOTES
+    tv_bv_err: float | None = None
+    colour_index: float | None = None  # the target's measured B-V
 
     def signature(self) -> tuple[Any, ...]:
         """What must be equal for entries to share one binned row."""
-        return (self.starid.upper(), self.band, self.cname, self.kname, self.chart)
+        return (self.starid.upper(), self.band, self.cname, self.kname, self.chart,
+                self.transformed)
 
     def as_dict(self) -> dict[str, Any]:
         """The entry as a plain dict (stored as JSON)."""
@@ -126,7 +131,7 @@ class ReportEntry:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReportEntry:
         """The entry back from :meth:`as_dict`'s form (extra keys ignored)."""
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 def _number(value: Any, key: str, *, required: bool = True) -> float | None:
@@ -188,8 +193,6 @@ def _photometry(m: Measurement) -> dict[str, Any]:
     assert err is not None
     if err <= 0:
         raise FieldError(f"uncertainty={err!r} must be positive")
-    if m.transformed:
-        raise FieldError("transformed magnitudes are not reported by starnode (TRANS=NO only)")
     airmass = _number(m.airmass, "airmass", required=False)
     if airmass is not None and round(airmass, 3) < 1.0:
         raise FieldError(f"airmass={airmass!r} is below 1")
@@ -237,6 +240,21 @@ def _check(m: Measurement) -> dict[str, Any]:
     return out
 
 
+def _transformation(m: Measurement) -> dict[str, Any]:
+    """TRANS=YES only for a V magnitude whose colour term is given (it goes into NOTES)."""
+    if not m.transformed:
+        return {}
+    t = m.transformation
+    if str(m.filter).upper() != "V" or not isinstance(t, Transformation) or not t.applied:
+        raise FieldError("transformed is true but the result is not a V magnitude with an "
+                         "applied transformation (coefficient for NOTES)")
+    return {"transformed": True, "tv_bv": _number(t.coefficient, "transformation.coefficient"),
+            "tv_bv_err": _number(t.coefficient_err, "transformation.coefficient_err",
+                                 required=False),
+            "colour_index": _number(t.colour_index, "transformation.colour_index",
+                                    required=False)}
+
+
 def _chart(m: Measurement) -> dict[str, Any]:
     """CHART: the VSP chart id, or ``Gaia DR3`` with a note."""
     source = str(m.sequence_source or "vsp").lower()
@@ -273,7 +291,8 @@ def entry_from_measurement(m: Measurement, date_type: str = "HJD") -> ReportEntr
     telescope = str(m.telescope or "")
     return ReportEntry(
         **_target(m), **_times(m, date_type), **_photometry(m), **_comparison(m), **_check(m),
-        **_chart(m), frame=frame, quality=str(m.quality_flag or "unknown"),
+        **_chart(m), **_transformation(m), frame=frame,
+        quality=str(m.quality_flag or "unknown"),
         synthetic=bool(m.synthetic) or "synthetic" in telescope.lower(),
     )
 

@@ -4,14 +4,18 @@ Everything lives under ``data_dir/outbox``: one report file per night, target an
 (``<night>/<night>_<star>_<obscode>.txt``; dry runs under ``dry_run/``), an ``audit/`` folder
 with one JSON line per event (measurement written, upload attempted, skip, error) and copies
 of every uploaded file and every WebObs answer. Files are replaced atomically
-(:func:`starnode.util.fsio.atomic_write`) so a crash never leaves half a report, and audit
-lines are fsynced (:func:`starnode.util.fsio.append_jsonl`).
+(:func:`starnode.util.fsio.atomic_write`) or appended to durably
+(:mod:`starnode.aavso.reportfile`) so a crash never leaves half a report, and audit lines are
+fsynced; a report's audit line is written inside the rows' transaction and cut again if that
+transaction never commits, so a retry after a kill never duplicates it. Everything is created
+owner-only (folders 0700, files 0600): reports, audit and WebObs answers are the observer's.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,10 +23,11 @@ from typing import Any
 
 from starnode.config import Config, resolve
 from starnode.store import ReportRows
-from starnode.store.reports import DRY
-from starnode.util.fsio import append_jsonl, atomic_write
+from starnode.store.reports import DRY, REAL
+from starnode.util.fsio import atomic_write, private_dir
 
 from .entries import slug
+from .reportfile import FILE_MODE, append_line, audit_append
 
 log = logging.getLogger(__name__)
 
@@ -59,34 +64,60 @@ def audit_path(outbox: Path, rel: str) -> Path:
     return outbox / "audit" / Path(rel).with_suffix(".jsonl")
 
 
-def audit(outbox: Path, rel: str, record: Mapping[str, Any]) -> None:
-    """Append a time-stamped record to a report file's audit (fsynced).
+def _jsonl(record: Mapping[str, Any]) -> str:
+    return json.dumps({"time": now(), **record}, default=str, sort_keys=True) + "\n"
+
+
+def audit(outbox: Path, rel: str, record: Mapping[str, Any], table: ReportRows | None = None,
+          space: str = REAL) -> None:
+    """Append a time-stamped record to a report file's audit (fsynced, owner-only).
+
+    Parameters
+    ----------
+    outbox : Path
+        The outbox folder.
+    rel : str
+        The report file, relative to the outbox.
+    record : mapping
+        The record (JSON).
+    table : ReportRows, optional
+        Inside the rows' transaction: the line is written exactly once even if this process is
+        killed before the COMMIT and the write is retried (:func:`reportfile.audit_append`).
+    space : str
+        The report file's space (with ``table``).
 
     Raises
     ------
     OSError
         The audit cannot be written.
     """
-    append_jsonl(audit_path(outbox, rel), {"time": now(), **record})
+    path = audit_path(outbox, rel)
+    private_dir(outbox / "audit")
+    if table is None:
+        append_line(path, _jsonl(record).encode("utf-8"))
+    else:
+        audit_append(table, space, rel, path, _jsonl(record))
 
 
 def event(cfg: Config, record: Mapping[str, Any]) -> None:
     """Append a record to ``audit/events.jsonl`` (skips and errors); never raises."""
     try:
-        append_jsonl(outbox_dir(cfg) / "audit" / "events.jsonl", {"time": now(), **record})
+        folder = private_dir(outbox_dir(cfg) / "audit")
+        append_line(folder / "events.jsonl", _jsonl(record).encode("utf-8"))
     except OSError as exc:
         log.warning("cannot write the AAVSO audit record: %s", exc)
 
 
 def write_file(path: Path, text: str) -> str:
-    """Replace a report (or audit copy) atomically; returns its sha256.
+    """Replace a report (or audit copy) atomically, owner-only; returns its sha256.
 
     Raises
     ------
     UnicodeEncodeError
         ``text`` is not ASCII (rows are sanitised, so this is a bug, never silent).
     """
-    return atomic_write(path, text.encode("ascii"))
+    private_dir(path.parent)
+    return atomic_write(path, text.encode("ascii"), mode=FILE_MODE)
 
 
 def outbox_files(config: Any) -> list[dict[str, Any]]:

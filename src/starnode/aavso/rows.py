@@ -161,6 +161,20 @@ def _mag(value: float | None) -> str:
     return "na" if value is None else f"{value:.3f}"
 
 
+def _transform_notes(members: Sequence[ReportEntry]) -> list[str]:
+    """``TV_BV`` (mean over a bin's frames), its error and the target's B-V of a V row."""
+    if not members[0].transformed:
+        return []
+    out = [f"TV_BV={_mean([m.tv_bv for m in members]):.3f}"]
+    err = _mean([m.tv_bv_err for m in members])
+    if err is not None:
+        out.append(f"TV_BV_ERR={err:.3f}")
+    bv = _mean([m.colour_index for m in members])
+    if bv is not None:
+        out.append(f"BV={bv:.3f}")
+    return out
+
+
 def format_row(members: Sequence[ReportEntry], date_type: str) -> str:
     """One data line for a measurement or a bin (members share :meth:`Measurement.signature`)."""
     first = members[0]
@@ -170,6 +184,9 @@ def format_row(members: Sequence[ReportEntry], date_type: str) -> str:
     notes = []
     if first.band in ("TG", "TB", "TR"):
         notes.append(f"Bayer {first.band[1]} plane untransformed")
+    if first.transformed:
+        notes.append("transformed to V from the Bayer G plane with Tv_bv fitted on each "
+                     "frame's VSP comps (B-V)")
     if first.comps_note:
         notes.append(first.comps_note)
     if first.synthetic:
@@ -185,6 +202,7 @@ def format_row(members: Sequence[ReportEntry], date_type: str) -> str:
         sub.append(f"KREFMAG={first.krefmag:.3f}")
     if first.kreferr is not None:
         sub.append(f"KREFERR={first.kreferr:.3f}")
+    sub += _transform_notes(members)
     sub.append(f"NCOMP={min(m.ncomp for m in members)}")
     if c.n > 1:
         sub.append(f"NBIN={c.n}")
@@ -205,7 +223,7 @@ def format_row(members: Sequence[ReportEntry], date_type: str) -> str:
         _fit("MAGNITUDE", f"{c.mag:.3f}"),
         _fit("MAGERR", f"{err:.3f}"),
         first.band,
-        "NO",
+        "YES" if first.transformed else "NO",
         "STD",
         _fit("CNAME", first.cname),
         _fit("CMAG", _mag(c.cmag)),

@@ -11,10 +11,12 @@ outbox, for the observer to upload at WebObs), ``dry_run``, ``accepted`` / ``rej
 
 :func:`submit` reads as its steps: resolve the config and the observer code; turn the
 measurement into a checked report entry; apply the gates; then, in one database transaction,
-check the exactly-once key, add the entry to its row (or time bin), rebuild the night's file,
-validate it and only then replace it (a file that would not validate is never written and the
-transaction rolls back). The observing night and the site come from the measurement itself;
-nothing re-opens the frame. The tables belong to :class:`starnode.store.ReportRows`.
+check the exactly-once key, add the entry to its row (or time bin), then append the new row to
+the night's file (validated against the header) or, when a row changed, rebuild, validate and
+replace the file (:mod:`starnode.aavso.reportfile`; a file that would not validate is never
+written and the transaction rolls back). The observing night and the site come from the
+measurement itself; nothing re-opens the frame. The tables belong to
+:class:`starnode.store.ReportRows`.
 """
 
 from __future__ import annotations
@@ -34,10 +36,10 @@ from starnode.store import ReportRows
 from starnode.store.reports import DRY, LOCKED, REAL
 
 from .entries import ReportEntry, entry_from_measurement, gate
-from .outbox import audit, event, outbox_dir, relpath, write_file
+from .outbox import audit, event, outbox_dir, relpath
+from .reportfile import InvalidReport, write_night
 from .rows import bin_of, file_comments, file_text, format_row, measurement_key
 from .spec import PLACEHOLDERS
-from .validator import validate_text
 from .webobs import upload_pending
 
 log = logging.getLogger(__name__)
@@ -137,7 +139,8 @@ def submit(result: Measurement | Mapping[str, Any], config: Any) -> dict[str, An
         ``status`` (a :class:`~starnode.errors.SubmitStatus`, equal to its string),
         ``message``, ``report_path`` (the night's report file or None), ``rows`` (the data
         line(s) this measurement is in), ``accepted`` / ``rejected`` (rows WebObs confirmed /
-        refused during this call), plus ``key``, ``night``, ``target`` once known. Never raises
+        refused during this call), plus ``key``, ``night``, ``target`` once known, and
+        ``retry: True`` for an error that may pass (disk full, read-only folder). Never raises
         for bad input or a failed upload: the status and message say what happened.
     """
     try:
@@ -151,9 +154,9 @@ def submit(result: Measurement | Mapping[str, Any], config: Any) -> dict[str, An
         if isinstance(job, dict):
             return job
         return _write(job)
-    except (OSError, sqlite3.Error) as exc:
-        log.exception("AAVSO report failed")
-        return _answer(SubmitStatus.ERROR, f"{type(exc).__name__}: {exc}")
+    except (OSError, sqlite3.Error) as exc:  # disk full, read-only...: passing, retried
+        log.error("AAVSO report failed: %s: %s", type(exc).__name__, exc)
+        return _answer(SubmitStatus.ERROR, f"{type(exc).__name__}: {exc}", retry=True)
 
 
 def _refuse(cfg: Config, result: Any, reason: str) -> dict[str, Any]:
@@ -262,16 +265,24 @@ def _record(table: ReportRows, job: _Job) -> dict[str, Any]:
     table.add_measurement(job.space, job.key, job.row_key, obscode=job.obscode,
                           starid=e.starid, band=e.band, night=job.night, jd=e.jd,
                           data=e.as_dict(), result=job.record())
-    _store_row(table, job, members, line)
-    report, n_rows = _rewrite_file(table, job, line)
+    new_row = _store_row(table, job, members, line)
+    report, n_rows = _rewrite_file(table, job, line, new_row)
     return _queued(job, members, line, report.as_dict(), n_rows)
 
 
-def _store_row(table: ReportRows, job: _Job, members: list[ReportEntry], line: str) -> None:
-    """Insert or update the row, and close the observer's bins this measurement ended."""
+def _store_row(table: ReportRows, job: _Job, members: list[ReportEntry],
+               line: str) -> dict[str, Any] | None:
+    """Insert or update the row, and close the observer's bins this measurement ended.
+
+    Returns the new row when it is the only change (it may then be appended to the file),
+    None when the file must be rebuilt (a bin changed or closed).
+    """
     a, e = job.cfg.aavso, job.e
     row_jd = (members[0].jd + members[-1].jd) / 2
+    new_row: dict[str, Any] | None = None
     if table.row(job.space, job.row_key) is None:
+        new_row = {"row_key": job.row_key, "obscode": job.obscode, "date_type": a.date_type,
+                   "jd": row_jd, "line": line, "closed": job.bin_start is None}
         table.insert_row(job.space, job.row_key, obscode=job.obscode, starid=e.starid,
                          band=e.band, night=job.night, date_type=a.date_type, file=job.rel,
                          bin_start=job.bin_start, bin_end=job.bin_end, jd=row_jd, line=line,
@@ -281,24 +292,26 @@ def _store_row(table: ReportRows, job: _Job, members: list[ReportEntry], line: s
         table.update_row(job.space, job.row_key, line=line, n=len(members), jd=row_jd,
                          date_type=a.date_type)
     # A bin closes when a later measurement of this observer falls outside it.
-    table.close_bins_ending_by(job.space, job.obscode, e.jd)
+    if table.close_bins_ending_by(job.space, job.obscode, e.jd):
+        new_row = None
+    return new_row
 
 
-def _rewrite_file(table: ReportRows, job: _Job, line: str) -> tuple[Any, int]:
-    """Rebuild the night's file, validate it, replace it, audit it; :class:`_Abort` if invalid."""
-    file_rows = table.file_rows(job.space, job.rel)
-    text = file_text(file_rows, file_comments(file_rows, job.night))
-    report = validate_text(text, job.path.name)
-    if not report.ok:
-        # Never replace a valid file with an invalid one: roll back, say why.
-        raise _Abort("; ".join(str(f) for f in report.errors[:5]))
-    sha = write_file(job.path, text)
+def _rewrite_file(table: ReportRows, job: _Job, line: str,
+                  new_row: dict[str, Any] | None) -> tuple[Any, int]:
+    """Append the row to the night's file (or rebuild it), audit it; :class:`_Abort` if the
+    result would not validate (see :mod:`starnode.aavso.reportfile`)."""
+    try:
+        done = write_night(table, job.space, job.rel, job.path, job.night, new_row)
+    except InvalidReport as exc:
+        raise _Abort(str(exc)) from exc
     audit(outbox_dir(job.cfg), job.rel, {
         "event": "measurement", "mode": job.cfg.aavso.mode, "key": job.key,
         "row_key": job.row_key, "measurement": job.record(), "row": line,
-        "rows_in_file": len(file_rows), "file": str(job.path), "sha256": sha,
-        "validator": report.as_dict()})
-    return report, len(file_rows)
+        "rows_in_file": done.rows, "file": str(job.path), "write": done.how,
+        "size": done.size, ("sha256" if done.how == "rewrite" else "sha256_row"): done.sha256,
+        "validator": done.validation.as_dict()}, table=table, space=job.space)
+    return done.validation, done.rows
 
 
 def _queued(job: _Job, members: list[ReportEntry], line: str, validation: dict[str, Any],
@@ -369,16 +382,18 @@ def flush(config: Any, night: str | None = None, target: str | None = None) -> d
             closed = table.close_open(space, night, target)
             if closed:
                 for f in table.files(space, night, target):  # drop "bin still open"
-                    rows = table.file_rows(space, f["file"])
-                    text = file_text(rows, file_comments(rows, f["night"]))
-                    if validate_text(text).ok:
-                        write_file(outbox_dir(cfg) / f["file"], text)
+                    try:
+                        write_night(table, space, f["file"], outbox_dir(cfg) / f["file"],
+                                    f["night"])
+                    except InvalidReport as exc:
+                        log.error("AAVSO: %s not rewritten: %s", f["file"], exc)
         summary: dict[str, Any] = {"accepted": 0, "rejected": 0, "messages": []}
         if cfg.aavso.mode == "webobs":
             files = ([r["file"] for r in table.files(REAL, night, target)]
                      if night or target else None)
             summary = upload_pending(table, cfg, files=files)
-    msg = f"{closed} bin(s) closed; {summary['accepted']} row(s) accepted by WebObs"
+    msg = f"{closed} bin(s) closed" + (f"; {summary['accepted']} row(s) accepted by WebObs"
+                                       if cfg.aavso.mode == "webobs" else "")
     if summary["messages"]:
         msg += "; " + "; ".join(summary["messages"])
     return {"status": "error" if summary["messages"] else "ok", "message": msg,

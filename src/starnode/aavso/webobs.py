@@ -15,8 +15,12 @@ credentials, and trusts nothing but a recognised confirmation page:
   connection dropped mid-answer, a partial count). It is never resent automatically: the
   observer checks WebObs and settles it (:func:`starnode.aavso.resolve_uncertain`).
 
-Every raw answer is kept in the audit folder, with the password (if echoed) and cookies
-redacted. Credentials come from the environment (``aavso.username_env`` / ``password_env``) or
+Every answer is kept in the audit folder (owner-only), reduced to what the audit needs (status
+and URL of each hop, a few headers, the body) with the password redacted in every encoding a
+server might echo it in (raw, base64 of ``user:pass``, URL-encoded, HTML- and JSON-escaped).
+Credentials are sent as UTF-8 (RFC 7617); a failure before anything is sent (a bad URL) is an
+``error`` and leaves the rows ``pending``, never ``uncertain``. Credentials come from the
+environment (``aavso.username_env`` / ``password_env``) or
 ``aavso.credentials_file`` (``username:password``; refused when group/world readable). They are
 never logged, never written, and never part of an exception message.
 
@@ -27,12 +31,17 @@ WebObs answered 5xx/429 - and keeps every answer in the audit.
 
 :func:`upload_pending` is the batch step the submission code calls: it marks the rows
 ``uploading`` before sending (so a crash mid-upload leaves them ``uncertain``, never resent),
-sends one validated file per report, and records the outcome per row.
+sends one validated file per report, and records the outcome per row; rows WebObs confirmed
+make their frames ``reported`` (``accepted``), so ``starnode status`` tells one story.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import datetime as _dt
+import html
+import json
 import logging
 import os
 import re
@@ -42,16 +51,19 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import requests
+import requests.auth
 
 from starnode.config import Config
 from starnode.errors import CredentialsError
 from starnode.store import ReportRows
-from starnode.util.fsio import atomic_write
+from starnode.util.fsio import atomic_write, private_dir
 from starnode.util.http import make_session
 
 from .outbox import audit, outbox_dir, write_file
+from .reportfile import FILE_MODE
 from .rows import file_text
 from .validator import validate_text
 
@@ -154,23 +166,64 @@ def _never_sent(exc: requests.RequestException) -> bool:
     return False
 
 
+#: Response headers worth keeping in the audit; every other header is dropped (a server may
+#: echo anything, the credentials included, in a header).
+_KEPT_HEADERS = ("content-type", "content-length", "date", "location", "server")
+
+
+def secret_forms(creds: Credentials | None) -> list[bytes]:
+    """Every encoding in which a server might echo the password: raw (UTF-8 and Latin-1),
+    base64 of ``user:pass`` (with and without padding), URL-encoded, HTML-escaped and
+    JSON-escaped; longest first, so a longer form is redacted before a form inside it."""
+    if creds is None or not creds.password:
+        return []
+    pw = creds.password
+    texts = {pw, html.escape(pw), html.escape(pw, quote=False),
+             html.escape(pw).replace("&#x27;", "&#39;"), quote(pw), quote(pw, safe=""),
+             quote_plus(pw), json.dumps(pw)[1:-1], json.dumps(pw, ensure_ascii=False)[1:-1]}
+    forms = {t.encode("utf-8") for t in texts}
+    forms |= {t.lower().encode("utf-8") for t in texts if "%" in t}
+    with contextlib.suppress(UnicodeEncodeError):
+        forms.add(pw.encode("latin-1"))
+    for enc in ("utf-8", "latin-1"):
+        with contextlib.suppress(UnicodeEncodeError):
+            pair = base64.b64encode(f"{creds.username}:{pw}".encode(enc))
+            forms |= {pair, pair.rstrip(b"=")}
+    return sorted((f for f in forms if f), key=len, reverse=True)
+
+
+def redact(data: bytes, forms: list[bytes]) -> bytes:
+    """``data`` with every form of the secret (:func:`secret_forms`) replaced."""
+    for form in forms:
+        data = data.replace(form, b"<redacted>")
+    return data
+
+
 def _keep_response(folder: Path, name: str, resp: requests.Response | None, note: str,
-                   secret: str) -> str:
+                   creds: Credentials | None) -> str:
+    """Keep what the audit needs of an answer (status, URL, a few headers, the body), with
+    every encoding of the password redacted, owner-only."""
+    forms = secret_forms(creds)
     path = folder / name
     parts: list[bytes] = [f"# {note}\n".encode()]
     if resp is not None:
-        parts.append(f"# HTTP {resp.status_code} {resp.url}\n".encode())
+        for hop in [*resp.history, resp]:
+            parts.append(f"# HTTP {hop.status_code} {hop.url}\n".encode("utf-8", "replace"))
         for k, v in resp.headers.items():
-            if k.lower() in ("set-cookie", "authorization", "cookie"):
-                v = "<redacted>"
-            parts.append(f"# {k}: {v}\n".encode("latin-1", "replace"))
+            if k.lower() in _KEPT_HEADERS:
+                parts.append(f"# {k}: {v}\n".encode("latin-1", "replace"))
         parts.append(b"\n")
-        body = resp.content
-        if secret:
-            body = body.replace(secret.encode("utf-8"), b"<redacted>")
-        parts.append(body)
-    atomic_write(path, b"".join(parts))
+        parts.append(resp.content)
+    private_dir(folder)
+    atomic_write(path, redact(b"".join(parts), forms), mode=FILE_MODE)
     return str(path)
+
+
+def _utf8_auth(creds: Credentials) -> requests.auth.HTTPBasicAuth:
+    """HTTP basic credentials encoded as UTF-8 (RFC 7617), so a password outside Latin-1
+    works instead of failing locally on every upload."""
+    return requests.auth.HTTPBasicAuth(creds.username.encode("utf-8"),  # type: ignore[arg-type]
+                                       creds.password.encode("utf-8"))  # type: ignore[arg-type]
 
 
 def _judge(resp: requests.Response, cfg: Config, n_rows: int) -> UploadOutcome:
@@ -234,23 +287,30 @@ def upload(data: bytes, filename: str, n_rows: int, cfg: Config, creds: Credenti
         session.trust_env = False  # no .netrc credentials, no proxy surprises
         for attempt in range(1, tries + 1):
             resp = None
+            try:  # everything that can fail locally fails here, before a byte is sent
+                request = session.prepare_request(requests.Request(
+                    "POST", a.webobs_url, files={"file": (filename, data, "text/plain")},
+                    auth=_utf8_auth(creds)))
+            except (requests.RequestException, ValueError) as exc:
+                last = UploadOutcome("error", f"the upload could not be prepared, nothing was "
+                                     f"sent ({type(exc).__name__}: check aavso.webobs_url)")
+                last.attempts = attempt
+                return last
             try:
-                resp = session.post(a.webobs_url, files={"file": (filename, data, "text/plain")},
-                                    auth=(creds.username, creds.password),
-                                    timeout=(timeout, timeout), allow_redirects=True)
+                resp = session.send(request, timeout=(timeout, timeout), allow_redirects=True)
             except requests.RequestException as exc:
                 kind = type(exc).__name__
                 if _never_sent(exc):
                     last = UploadOutcome("error", f"could not connect to {a.webobs_url} "
                                          f"({kind})")
                     files_kept.append(_keep_response(response_dir, f"{upload_id}-{attempt}.txt",
-                                                     None, last.reason, creds.password))
+                                                     None, last.reason, creds))
                 else:
                     last = UploadOutcome(
                         "uncertain", f"no answer from {a.webobs_url} after the file was sent "
                         f"({kind}); it may or may not have been received - check WebObs")
                     files_kept.append(_keep_response(response_dir, f"{upload_id}-{attempt}.txt",
-                                                     None, last.reason, creds.password))
+                                                     None, last.reason, creds))
                     last.attempts, last.response_files = attempt, files_kept
                     return last
             else:
@@ -261,7 +321,7 @@ def upload(data: bytes, filename: str, n_rows: int, cfg: Config, creds: Credenti
                 else:
                     last = _judge(resp, cfg, n_rows)
                 files_kept.append(_keep_response(response_dir, f"{upload_id}-{attempt}.txt",
-                                                 resp, last.reason, creds.password))
+                                                 resp, last.reason, creds))
                 if not transient:
                     last.attempts, last.response_files = attempt, files_kept
                     return last
@@ -379,11 +439,14 @@ def upload_pending(table: ReportRows, cfg: Config,
         return summary
     for rel, (upload_id, rows) in _claim(table, files).items():
         outcome, state, fields = _send(cfg, creds, rel, upload_id, rows)
+        keys = [r["row_key"] for r in rows]
         with table.transaction():
-            table.set_upload_outcome(upload_id, [r["row_key"] for r in rows], state)
+            table.set_upload_outcome(upload_id, keys, state)
+            if state == "sent":  # the frames of these rows tell the same story
+                table.confirm_frames(keys, f"WebObs confirmed the upload of {rel}")
+            audit(outbox_dir(cfg), rel, {
+                "event": "upload", "upload_id": upload_id, "url": cfg.aavso.webobs_url,
+                "rows": [r["line"] for r in rows], "row_keys": keys,
+                **fields, "outcome": outcome, "state": state}, table=table)
         _count(summary, rel, len(rows), outcome)
-        audit(outbox_dir(cfg), rel, {
-            "event": "upload", "upload_id": upload_id, "url": cfg.aavso.webobs_url,
-            "rows": [r["line"] for r in rows], "row_keys": [r["row_key"] for r in rows],
-            **fields, "outcome": outcome, "state": state})
     return summary

@@ -39,7 +39,7 @@ from starnode.errors import AstrometryError
 from .health import health
 from .reference import GAIA, GaiaBright, gaia_bright_stars
 from .solution import MEMO, Solution, SolutionMemo, clear_memo
-from .solve import nominal_scale_arcsec, solve_frame
+from .solve import PlaneFrame, nominal_scale_arcsec, solve_frame
 from .tetra import (
     TETRA3RS,
     Tetra3rsDatabases,
@@ -54,6 +54,7 @@ __all__ = [
     "TETRA3RS",
     "AstrometryError",
     "GaiaBright",
+    "PlaneFrame",
     "Solution",
     "SolutionMemo",
     "Tetra3rsDatabases",

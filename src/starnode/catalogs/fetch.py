@@ -55,6 +55,13 @@ class CatalogClient:
             if s is None:
                 s = make_session(attempts=key[0], backoff=key[1], timeout=key[2],
                                  retry_methods=frozenset({"GET", "POST", "HEAD"}))
+                # A host that cannot be reached at all (no network at a dark site, DNS down,
+                # refused) is not retried with back-off: the host goes quiet at once and the
+                # cache answers. Read errors and 5xx answers are still retried.
+                for adapter in s.adapters.values():
+                    retries = getattr(adapter, "max_retries", None)
+                    if retries is not None:
+                        adapter.max_retries = retries.new(connect=0)  # type: ignore[attr-defined]
                 self._sessions[key] = s
             return s
 
@@ -112,6 +119,12 @@ class CatalogClient:
         self.quiet.failed(url, last, float(ph.http_quiet_minutes) * 60.0)
         raise CatalogError(f"{what}: {last} from {url} after {attempts} attempt(s)")
 
+    def reset(self) -> None:
+        """Forget failed servers and the warnings already said (a fixed network; tests)."""
+        self.quiet.clear()
+        with _warned_lock:
+            _warned.clear()
+
     def get_json(self, cfg: Config, url: str, params: Mapping[str, Any], *, what: str) -> Any:
         """GET ``url`` and decode its JSON answer (:class:`CatalogError` when it is not JSON)."""
         resp = self.request(cfg, "GET", url, params=params, what=what)
@@ -146,6 +159,24 @@ def _from_cache(cache: CatalogCache, kind: str, key: str, what: str,
     except CatalogError as exc:
         log.warning("cached %s for %s unusable (%s); asking again", what, key, exc)
         return None
+
+
+#: A repeated catalogue WARNING (same kind, same problem) is said at most this often.
+WARN_EVERY_S = 3600.0
+_warned: dict[tuple[str, str], float] = {}
+_warned_lock = threading.Lock()
+
+
+def _warn_once(key: tuple[str, str], msg: str, *args: Any) -> None:
+    """WARNING the first time for ``key`` (catalogue kind, problem) in an hour, DEBUG after:
+    the message itself changes ("failed 12 s ago") so it cannot be the key."""
+    now = time.monotonic()
+    with _warned_lock:
+        last = _warned.get(key)
+        loud = last is None or now - last >= WARN_EVERY_S
+        if loud:
+            _warned[key] = now
+    log.log(logging.WARNING if loud else logging.DEBUG, msg, *args)
 
 
 def _stale(hit: tuple[CatalogEntry, Any]) -> Got:
@@ -190,8 +221,9 @@ def cached(cfg: Config, kind: str, key: str, *, what: str,
         if hit is None:
             raise CatalogError(f"{what} for {key}: photometry.offline is set and it is not "
                                "cached")
-        log.warning("offline: using the %s for %s cached %.1f days ago (older than "
-                    "photometry.cache_days = %g)", what, key, hit[0].age_days, ph.cache_days)
+        _warn_once((kind, "offline"), "offline: using the %s for %s cached %.1f days ago "
+                   "(older than photometry.cache_days = %g)", what, key, hit[0].age_days,
+                   ph.cache_days)
         return _stale(hit)
     try:
         raw, url = fetch()
@@ -199,8 +231,9 @@ def cached(cfg: Config, kind: str, key: str, *, what: str,
     except CatalogError as exc:
         if hit is None:
             raise
-        log.warning("%s; using the %s for %s cached %.1f days ago instead", exc, what, key,
-                    hit[0].age_days)
+        _warn_once((kind, "stale"), "%s; using the %s for %s cached %.1f days ago instead "
+                   "(said once an hour; set photometry.offline: true when this node has no "
+                   "network)", exc, what, key, hit[0].age_days)
         return _stale(hit)
     cache.put(kind, key, url, raw)
     return Got(value, "network", url, time.time())

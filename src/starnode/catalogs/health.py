@@ -5,6 +5,7 @@ Collected by :mod:`starnode.doctor` through :func:`health`; a check never raises
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import TYPE_CHECKING
 
@@ -53,6 +54,20 @@ def _cache(cfg: Config) -> list[Check]:
                   f"{cfg.photometry.cache_days:g})")]
 
 
+def _cached_answers(cfg: Config) -> int:
+    """How many catalogue answers the database holds (read-only; 0 without a database)."""
+    if not cfg.db_path.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{cfg.db_path}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM catalog_cache").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
 def _network(cfg: Config) -> Check:
     from starnode.doctor import Check, Level
 
@@ -66,6 +81,11 @@ def _network(cfg: Config) -> Check:
     try:
         r = session.head(ph.vsp_url, allow_redirects=True)
     except requests.RequestException as exc:
+        if _cached_answers(cfg):  # a node without network (a dark site): say so in config
+            return Check(Level.WARN, "catalogue", f"AAVSO VSP not reachable "
+                         f"({type(exc).__name__}) but catalogue answers are cached: if this "
+                         "node has no network, set photometry.offline: true (no waiting on "
+                         "the network per frame; new targets need photometry.sequence_file)")
         return Check(Level.WARN, "catalogue", f"AAVSO VSP not reachable ({type(exc).__name__});"
                      " cached sequences still work; set photometry.sequence_file or check the "
                      "network")

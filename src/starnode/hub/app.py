@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
@@ -34,7 +34,7 @@ from .wire import SCHEMA_VERSION, SUPPORTED_VERSIONS, Batch, Heartbeat
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RateLimiter", "create_app"]
+__all__ = ["RateLimiter", "create_app", "router"]
 
 #: The environment variable through which ``starnode hub serve`` hands uvicorn's workers the
 #: configuration file.
@@ -51,7 +51,18 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def take(self, key: int) -> float:
-        """0 when allowed, else the seconds to wait."""
+        """Take one request from ``key``'s bucket.
+
+        Parameters
+        ----------
+        key : int
+            The node's id.
+
+        Returns
+        -------
+        float
+            0 when allowed, else the seconds to wait.
+        """
         now = time.monotonic()
         with self._lock:
             level, last = self._buckets.get(key, (self.capacity, now))
@@ -82,149 +93,224 @@ def _validation(exc: ValidationError) -> JSONResponse:
                   rejected={str(k): v for k, v in rejected.items()})
 
 
-def create_app(config: Any = None, store: HubStore | None = None) -> FastAPI:
-    """The FastAPI application over ``store`` (or one opened, and migrated, from ``config``;
-    without either, from the file named by ``$STARNODE_HUB_CONFIG``)."""
-    if store is None:
-        store = HubStore(config if config is not None else os.environ.get(CONFIG_ENV))
-    hub = store.cfg.hub
-    limit = int(float(hub.max_body_kb) * 1024)
-    limiter = RateLimiter(int(hub.rate_limit_per_minute))
-    app = FastAPI(title="starnode hub", version=__version__,
-                  description="Measurements of a network of starnode telescopes: store and "
-                  "forward, cross-validation, per-member AAVSO reports.")
-    app.state.store = store
+class _Door:
+    """What every request passes: the body size limit, the token, the rate limit, the model."""
 
-    async def body(request: Request) -> bytes:
+    def __init__(self, store: HubStore) -> None:
+        self.store = store
+        hub = store.cfg.hub
+        self.limit = int(float(hub.max_body_kb) * 1024)
+        self.per_minute = int(hub.rate_limit_per_minute)
+        self.limiter = RateLimiter(self.per_minute)
+
+    async def body(self, request: Request) -> bytes:
+        """The request body, refused (413) as soon as it passes the limit."""
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise HubError(f"request body of {declared} bytes is over the limit of {limit}",
-                           413)
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            raise HubError(f"request body of {declared} bytes is over the limit of "
+                           f"{self.limit}", 413)
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
-            if size > limit:
-                raise HubError(f"request body is over the limit of {limit} bytes", 413)
+            if size > self.limit:
+                raise HubError(f"request body is over the limit of {self.limit} bytes", 413)
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def principal(request: Request) -> Principal:
-        auth = request.headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
+    def _token(self, request: Request) -> str:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise HubError("missing 'Authorization: Bearer <token>' header", 401)
-        who = store.authenticate(token.strip())
+        return token.strip()
+
+    def _admit(self, who: Principal | None) -> Principal:
         if who is None:
             raise HubError("unknown or revoked token", 401)
         if who.role == "node" and who.node_id is not None:
-            wait = limiter.take(who.node_id)
+            wait = self.limiter.take(who.node_id)
             if wait > 0:
-                raise HubError(f"rate limit of {hub.rate_limit_per_minute} requests/min "
-                               f"reached; retry in {wait:.1f} s", 429)
+                raise HubError(f"rate limit of {self.per_minute} requests/min reached; "
+                               f"retry in {wait:.1f} s", 429)
         return who
 
-    def admin(request: Request) -> Principal:
-        who = principal(request)
+    def principal(self, request: Request) -> Principal:
+        """Who sent the request (401 unknown, 429 over the rate limit); blocking."""
+        return self._admit(self.store.authenticate(self._token(request)))
+
+    async def aprincipal(self, request: Request) -> Principal:
+        """:meth:`principal` without leaving the event loop when the token is cached."""
+        token = self._token(request)
+        hit = self.store.cached_principal(token)
+        if hit is None:
+            return self._admit(await run_in_threadpool(self.store.authenticate, token))
+        return self._admit(hit[0])
+
+    def admin(self, request: Request) -> Principal:
+        """:meth:`principal`, refused (403) unless it is an admin."""
+        who = self.principal(request)
         if who.role != "admin":
             raise HubError("this needs an admin token", 403)
         return who
 
-    @app.exception_handler(HubError)
-    async def _hub_error(_request: Request, exc: HubError) -> JSONResponse:
-        headers = {}
-        if exc.status == 429:
-            headers["Retry-After"] = "5"
-        resp = _error(exc.status, str(exc))
-        resp.headers.update(headers)
-        return resp
 
-    @app.exception_handler(ValidationError)
-    async def _invalid(_request: Request, exc: ValidationError) -> JSONResponse:
-        return _validation(exc)
+def _parse(raw: bytes, model: Any) -> Any:
+    """``raw`` validated as ``model`` by pydantic's own JSON parser (one pass, no dicts)."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        if errors and errors[0].get("type") == "json_invalid":
+            raise HubError(f"the body is not JSON: {errors[0].get('msg')}", 400) from None
+        if any(e.get("loc") == ("schema_version",) for e in errors):
+            raise HubError(f"schema_version is not supported by this hub (it knows "
+                           f"{sorted(SUPPORTED_VERSIONS)}); nothing stored", 422) from None
+        raise
 
-    def parse(raw: bytes, model: Any) -> Any:
-        try:  # pydantic's own JSON parser: one pass, no intermediate dicts
-            return model.model_validate_json(raw)
-        except ValidationError as exc:
-            errors = exc.errors(include_url=False, include_input=False)
-            if errors and errors[0].get("type") == "json_invalid":
-                raise HubError(f"the body is not JSON: {errors[0].get('msg')}", 400) from None
-            if any(e.get("loc") == ("schema_version",) for e in errors):
-                raise HubError(f"schema_version is not supported by this hub (it knows "
-                               f"{sorted(SUPPORTED_VERSIONS)}); nothing stored", 422) from None
-            raise
 
-    @app.get("/api/v1/health")
-    def health() -> dict[str, Any]:
-        return {"ok": True, "version": __version__, "schema_version": SCHEMA_VERSION}
+def _door(request: Request) -> _Door:
+    door: _Door = request.app.state.door
+    return door
 
-    @app.get("/api/v1/whoami")
-    def whoami(request: Request) -> dict[str, Any]:
-        who = principal(request)
-        return {"role": who.role, "node": who.node, "observer_code": who.observer_code,
-                "held": who.held, "schema_version": SCHEMA_VERSION}
 
-    @app.post("/api/v1/measurements")
-    async def push(request: Request) -> dict[str, Any]:
-        who = await run_in_threadpool(principal, request)
-        raw = await body(request)
+router = APIRouter(prefix="/api/v1")
 
-        def work() -> dict[str, Any]:
-            return store.push(who, parse(raw, Batch))
-        return await run_in_threadpool(work)
 
-    @app.post("/api/v1/heartbeat")
-    async def heartbeat(request: Request) -> dict[str, Any]:
-        who = await run_in_threadpool(principal, request)
-        raw = await body(request)
+@router.get("/health")
+def health() -> dict[str, Any]:
+    """Liveness and versions (no token needed)."""
+    return {"ok": True, "version": __version__, "schema_version": SCHEMA_VERSION}
 
-        def work() -> dict[str, Any]:
-            store.heartbeat(who, parse(raw, Heartbeat))
-            return {"ok": True}
-        return await run_in_threadpool(work)
 
-    @app.get("/api/v1/nodes")
-    def list_nodes(request: Request) -> dict[str, Any]:
-        admin(request)
-        return {"nodes": store.nodes()}
+@router.get("/whoami")
+async def whoami(request: Request) -> dict[str, Any]:
+    """The token's owner."""
+    who = await _door(request).aprincipal(request)
+    return {"role": who.role, "node": who.node, "observer_code": who.observer_code,
+            "held": who.held, "schema_version": SCHEMA_VERSION}
 
-    @app.post("/api/v1/crosscheck")
-    def run_crosscheck(request: Request, night: str) -> dict[str, Any]:
-        from .consensus import crosscheck
 
-        admin(request)
-        return crosscheck(store, _night(night))
+@router.post("/measurements")
+async def push(request: Request) -> Response:
+    """Store a :class:`~.wire.Batch` exactly once; answers per key."""
+    door = _door(request)
+    who = await door.aprincipal(request)
+    raw = await door.body(request)
 
-    @app.get("/api/v1/targets/{target}/lightcurve")
-    def curve_json(request: Request, target: str, night: str | None = None,
-                   band: str | None = None) -> dict[str, Any]:
-        from .consensus import lightcurve
+    def work() -> bytes:
+        return door.store.push_json(who, _parse(raw, Batch))
+    return Response(await run_in_threadpool(work), media_type="application/json")
 
-        principal(request)
-        return lightcurve(store, target, _night(night) if night else None, band)
 
-    @app.get("/api/v1/targets/{target}/lightcurve.png")
-    def curve_png(request: Request, target: str, night: str | None = None,
-                  band: str | None = None) -> Response:
-        from .consensus import lightcurve, lightcurve_png
+@router.post("/heartbeat")
+async def heartbeat(request: Request) -> dict[str, Any]:
+    """Record a node's :class:`~.wire.Heartbeat`."""
+    door = _door(request)
+    who = await door.aprincipal(request)
+    raw = await door.body(request)
 
-        principal(request)
-        data = lightcurve(store, target, _night(night) if night else None, band)
-        return Response(lightcurve_png(data), media_type="image/png")
+    def work() -> dict[str, Any]:
+        door.store.heartbeat(who, _parse(raw, Heartbeat))
+        return {"ok": True}
+    return await run_in_threadpool(work)
 
-    @app.get("/api/v1/reports/{obscode}/{night}")
-    def report(request: Request, obscode: str, night: str) -> PlainTextResponse:
-        from .reports import member_report
 
-        who = principal(request)
-        if who.role != "admin" and (who.observer_code or "").upper() != obscode.upper():
-            raise HubError("a node may only fetch its own member's reports", 403)
-        return PlainTextResponse(member_report(store, obscode, _night(night))["text"])
+@router.get("/nodes")
+def list_nodes(request: Request) -> dict[str, Any]:
+    """Every node's state (admin)."""
+    door = _door(request)
+    door.admin(request)
+    return {"nodes": door.store.nodes()}
 
+
+@router.post("/crosscheck")
+def run_crosscheck(request: Request, night: str) -> dict[str, Any]:
+    """Cross-validate a night (admin)."""
+    from .consensus import crosscheck
+
+    door = _door(request)
+    door.admin(request)
+    return crosscheck(door.store, _night(night))
+
+
+@router.get("/targets/{target}/lightcurve")
+def curve_json(request: Request, target: str, night: str | None = None,
+               band: str | None = None) -> dict[str, Any]:
+    """The consensus light curve of a target, with each node's points."""
+    from .consensus import lightcurve
+
+    door = _door(request)
+    door.principal(request)
+    return lightcurve(door.store, target, _night(night) if night else None, band)
+
+
+@router.get("/targets/{target}/lightcurve.png")
+def curve_png(request: Request, target: str, night: str | None = None,
+              band: str | None = None) -> Response:
+    """The light curve as a PNG."""
+    from .consensus import lightcurve, lightcurve_png
+
+    door = _door(request)
+    door.principal(request)
+    data = lightcurve(door.store, target, _night(night) if night else None, band)
+    return Response(lightcurve_png(data), media_type="image/png")
+
+
+@router.get("/reports/{obscode}/{night}")
+def report(request: Request, obscode: str, night: str) -> PlainTextResponse:
+    """A member's AAVSO report of a night (admin, or the member's own node)."""
+    from .reports import member_report
+
+    door = _door(request)
+    who = door.principal(request)
+    if who.role != "admin" and (who.observer_code or "").upper() != obscode.upper():
+        raise HubError("a node may only fetch its own member's reports", 403)
+    return PlainTextResponse(member_report(door.store, obscode, _night(night))["text"])
+
+
+async def _hub_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HubError)
+    resp = _error(exc.status, str(exc))
+    if exc.status == 429:
+        resp.headers["Retry-After"] = "5"
+    return resp
+
+
+async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ValidationError)
+    return _validation(exc)
+
+
+def create_app(config: Any = None, store: HubStore | None = None) -> FastAPI:
+    """The hub's FastAPI application.
+
+    Parameters
+    ----------
+    config : Config or anything :func:`starnode.config.resolve` accepts, optional
+        Opens (and migrates) the store when ``store`` is not given; without either, the file
+        named by ``$STARNODE_HUB_CONFIG`` (how ``hub serve`` hands uvicorn's workers it).
+    store : HubStore, optional
+        An open store to serve.
+
+    Returns
+    -------
+    FastAPI
+        The app (``uvicorn.run(create_app(...))``).
+    """
+    if store is None:
+        store = HubStore(config if config is not None else os.environ.get(CONFIG_ENV))
+    app = FastAPI(title="starnode hub", version=__version__,
+                  description="Measurements of a network of starnode telescopes: store and "
+                  "forward, cross-validation, per-member AAVSO reports.")
+    app.state.store = store
+    app.state.door = _Door(store)
+    app.add_exception_handler(HubError, _hub_error)
+    app.add_exception_handler(ValidationError, _invalid)
+    app.include_router(router)
     return app
 
 
 def _night(text: str) -> str:
+    """``text`` as an ISO night, or 422."""
     import datetime as dt
 
     try:

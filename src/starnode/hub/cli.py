@@ -25,7 +25,13 @@ __all__ = ["add_parser_arguments", "cmd_hub"]
 
 
 def add_parser_arguments(sp: argparse.ArgumentParser) -> None:
-    """The ``hub`` subcommands, under the ``hub`` command's parser."""
+    """Add the ``hub`` subcommands to the ``hub`` command's parser.
+
+    Parameters
+    ----------
+    sp : argparse.ArgumentParser
+        The parser of ``starnode hub``.
+    """
     sub = sp.add_subparsers(dest="hub_command", metavar="HUBCOMMAND", required=True)
     s = sub.add_parser("serve", help="run the hub's HTTP API (hub.listen, hub.database_url)")
     s.add_argument("--listen", metavar="HOST:PORT", help="override hub.listen")
@@ -84,6 +90,20 @@ def _serve(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_hub(args: argparse.Namespace, cfg: Config) -> int:
+    """Run ``starnode hub ...``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+    cfg : Config
+        The configuration (its ``hub:`` section).
+
+    Returns
+    -------
+    int
+        The exit status (1: the hub refused the command).
+    """
     from .store import HubError, HubStore
 
     if args.hub_command == "serve":
@@ -98,74 +118,91 @@ def cmd_hub(args: argparse.Namespace, cfg: Config) -> int:
         store.close()
 
 
-def _command(args: argparse.Namespace, store: Any) -> int:
-    cmd = args.hub_command
-    if cmd == "add-node":
-        token = store.add_node(args.name, args.observer_code)
-        print(token)
-        print(f"node {args.name} added; give it this token (shown only once) as hub.token or "
-              "$STARNODE_HUB_TOKEN", file=sys.stderr)
-        return 0
-    if cmd == "add-admin":
-        print(store.add_admin(args.label))
-        print("admin token created (shown only once)", file=sys.stderr)
-        return 0
-    if cmd == "release":
-        store.set_hold(args.name, False)
-        print(f"node {args.name} released")
-        return 0
-    if cmd == "nodes":
-        nodes = store.nodes()
-        if args.json:
-            print(json.dumps(nodes, indent=2, default=str))
-            return 0
-        if not nodes:
-            print("no nodes yet (starnode hub add-node NAME --observer-code CODE)")
-            return 0
+def _add_node(args: argparse.Namespace, store: Any) -> int:
+    print(store.add_node(args.name, args.observer_code))
+    print(f"node {args.name} added; give it this token (shown only once) as hub.token or "
+          "$STARNODE_HUB_TOKEN", file=sys.stderr)
+    return 0
+
+
+def _add_admin(args: argparse.Namespace, store: Any) -> int:
+    print(store.add_admin(args.label))
+    print("admin token created (shown only once)", file=sys.stderr)
+    return 0
+
+
+def _release(args: argparse.Namespace, store: Any) -> int:
+    store.set_hold(args.name, False)
+    print(f"node {args.name} released")
+    return 0
+
+
+def _node_line(n: dict[str, Any]) -> str:
+    hb = n["heartbeat"] or {}
+    disk = hb.get("free_disk_gb")
+    notes = [str(hb.get("version") or "-")]
+    if hb.get("watch_mode"):
+        notes.append(f"watch {hb['watch_mode']}")
+    if n["hold_reason"]:
+        notes.append(f"HELD: {n['hold_reason']}")
+    notes += [f"error: {e}" for e in (hb.get("recent_errors") or [])[:2]]
+    return (f"{n['name']:<16} {n['observer_code']:<8} {n['state']:<10} "
+            f"{_age(n['last_contact_age_s']):<14} {n['measurements']:>7} "
+            f"{n['flagged']:>5} {hb.get('queue_length', '-')!s:>6} "
+            f"{'-' if disk is None else f'{disk:.1f}':>8}  {'; '.join(notes)}")
+
+
+def _nodes(args: argparse.Namespace, store: Any) -> int:
+    nodes = store.nodes()
+    if args.json:
+        print(json.dumps(nodes, indent=2, default=str))
+    elif not nodes:
+        print("no nodes yet (starnode hub add-node NAME --observer-code CODE)")
+    else:
         print(f"{'NODE':<16} {'OBS':<8} {'STATE':<10} {'LAST CONTACT':<14} {'MEAS':>7} "
               f"{'FLAG':>5} {'QUEUE':>6} {'DISK GB':>8}  VERSION / NOTES")
         for n in nodes:
-            hb = n["heartbeat"] or {}
-            disk = hb.get("free_disk_gb")
-            notes = [str(hb.get("version") or "-")]
-            if hb.get("watch_mode"):
-                notes.append(f"watch {hb['watch_mode']}")
-            if n["hold_reason"]:
-                notes.append(f"HELD: {n['hold_reason']}")
-            notes += [f"error: {e}" for e in (hb.get("recent_errors") or [])[:2]]
-            print(f"{n['name']:<16} {n['observer_code']:<8} {n['state']:<10} "
-                  f"{_age(n['last_contact_age_s']):<14} {n['measurements']:>7} "
-                  f"{n['flagged']:>5} {hb.get('queue_length', '-')!s:>6} "
-                  f"{'-' if disk is None else f'{disk:.1f}':>8}  {'; '.join(notes)}")
-        return 0
-    if cmd == "crosscheck":
-        from .app import _night
-        from .consensus import crosscheck
+            print(_node_line(n))
+    return 0
 
-        summary = crosscheck(store, _night(args.night))
-        if args.json:
-            print(json.dumps(summary, indent=2, default=str))
-            return 0
-        print(f"night {summary['night']}: {summary['measurements']} measurement(s), "
-              f"{summary['windows']} consensus window(s), {summary['outliers']} outlier(s), "
-              f"{summary['unchecked']} unchecked ({summary['seconds']:.2f} s)")
-        for o in summary["offsets"]:
-            print(f"  {o['node']:<16} {o['target']} {o['band']}: offset {o['mag_offset']:+.3f}"
-                  f" ± {o['error']:.3f} mag ({o['n']} points)"
-                  + ("  SIGNIFICANT" if o["significant"] else ""))
-        if summary["held"]:
-            print(f"held for review: {', '.join(summary['held'])}")
-        return 0
-    if cmd == "report":
-        from .app import _night
-        from .reports import member_report
 
-        t0 = time.monotonic()
-        out = member_report(store, args.member, _night(args.night))
-        print(out["path"])
-        print(f"{out['rows']} row(s), {len(out['left_out'])} left out, validated "
-              f"({time.monotonic() - t0:.1f} s)", file=sys.stderr)
-        for x in out["left_out"]:
-            print(f"  left out: {x}", file=sys.stderr)
+def _crosscheck(args: argparse.Namespace, store: Any) -> int:
+    from .app import _night
+    from .consensus import crosscheck
+
+    summary = crosscheck(store, _night(args.night))
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
         return 0
-    raise AssertionError(cmd)
+    print(f"night {summary['night']}: {summary['measurements']} measurement(s), "
+          f"{summary['windows']} consensus window(s), {summary['outliers']} outlier(s), "
+          f"{summary['unchecked']} unchecked ({summary['seconds']:.2f} s)")
+    for o in summary["offsets"]:
+        print(f"  {o['node']:<16} {o['target']} {o['band']}: offset {o['mag_offset']:+.3f}"
+              f" ± {o['error']:.3f} mag ({o['n']} points)"
+              + ("  SIGNIFICANT" if o["significant"] else ""))
+    if summary["held"]:
+        print(f"held for review: {', '.join(summary['held'])}")
+    return 0
+
+
+def _report(args: argparse.Namespace, store: Any) -> int:
+    from .app import _night
+    from .reports import member_report
+
+    t0 = time.monotonic()
+    out = member_report(store, args.member, _night(args.night))
+    print(out["path"])
+    print(f"{out['rows']} row(s), {len(out['left_out'])} left out, validated "
+          f"({time.monotonic() - t0:.1f} s)", file=sys.stderr)
+    for x in out["left_out"]:
+        print(f"  left out: {x}", file=sys.stderr)
+    return 0
+
+
+_COMMANDS = {"add-node": _add_node, "add-admin": _add_admin, "release": _release,
+             "nodes": _nodes, "crosscheck": _crosscheck, "report": _report}
+
+
+def _command(args: argparse.Namespace, store: Any) -> int:
+    return _COMMANDS[args.hub_command](args, store)

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import shutil
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,63 +28,85 @@ from typing import Any
 
 from .. import __version__
 from ..config import Config, resolve
-from ..db import connect
+from ..records import Measurement
+from ..store import Ledger, Store
+from ..store.hub_queue import QUEUED, REJECTED, SENT, HubQueue
 from . import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TOKEN_ENV", "Forwarder", "HubQueue", "attach", "queue_summary", "wire_measurement"]
+__all__ = ["TOKEN_ENV", "Forwarder", "attach", "file_sha256", "queue_key", "queue_summary",
+           "wire_measurement"]
 
 TOKEN_ENV = "STARNODE_HUB_TOKEN"
-QUEUED, SENT, REJECTED = "queued", "sent", "rejected"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS hub_queue (
-    key TEXT PRIMARY KEY,
-    frame_id INTEGER,
-    payload TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'queued',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    created REAL NOT NULL,
-    sent REAL
-);
-CREATE INDEX IF NOT EXISTS hub_queue_state ON hub_queue (state, created);
-"""
-
+#: The keys of :meth:`Measurement.to_dict` that travel (about 1 KB); the hub's model
+#: (:class:`.wire.MeasurementIn`) ignores any other. Diagnostics (astrometry, aperture, pixel
+#: positions) and the raw OBJECT card stay on the node.
+_KEYS = ("schema_version", "target_name", "auid", "filter", "band", "jd", "hjd", "magnitude",
+         "uncertainty", "quality_flag", "quality_reasons", "transformed", "comparison_stars",
+         "chart_id", "sequence_source", "airmass", "exptime", "instrumental_mag",
+         "time_uncertainty_s", "snr", "fwhm_arcsec", "zero_point", "zp_error", "frame_kind",
+         "telescope", "synthetic", "site_longitude", "site_latitude", "site_height", "night")
 _COMP_KEYS = ("name", "auid", "label", "catalog_mag", "catalog_err", "instrumental_mag",
               "residual", "used")
-_CHECK_KEYS = ("name", "label", "auid", "mag", "catalog_mag", "instrumental_mag", "deviation",
-               "error")
-_KEYS = ("target_name", "auid", "filter", "band", "jd", "hjd", "magnitude", "uncertainty",
-         "quality_flag", "quality_reasons", "transformed", "comparison_stars", "chart_id",
-         "sequence_source", "airmass", "exptime", "instrumental_mag", "time_uncertainty_s",
-         "snr", "fwhm_arcsec", "zero_point", "zp_error", "frame_kind", "telescope")
 
 
-def wire_measurement(result: Mapping[str, Any], *, frame_sha256: str,
-                     site_longitude: float | None) -> dict[str, Any]:
-    """The node's photometry result dict (docs/INTERFACES.md) -> the hub's wire record.
+def wire_measurement(result: Measurement | Mapping[str, Any], *,
+                     frame_sha256: str) -> dict[str, Any]:
+    """The hub's wire record of a measurement (the node's result dict or the typed record).
 
-    The only mapping between the two (to become ``Measurement.to_dict()`` when the typed record
-    lands). The frame travels as its bare file name and content hash, never its path.
+    Parameters
+    ----------
+    result : Measurement or Mapping
+        A :class:`~starnode.records.Measurement` or its dict form (any schema version:
+        :meth:`Measurement.from_dict` reads it).
+    frame_sha256 : str
+        SHA-256 of the frame file's content (part of the exactly-once key).
+
+    Returns
+    -------
+    dict
+        :meth:`Measurement.to_dict`'s keys that travel, with the site and the observing night
+        as the pipeline recorded them; the frame as its bare file name, never its path.
+
+    Raises
+    ------
+    TypeError
+        ``result`` is not a measurement.
     """
-    out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
-    out.update({k: result.get(k) for k in _KEYS if result.get(k) is not None})
-    out["comps"] = [{k: c.get(k) for k in _COMP_KEYS} for c in (result.get("comps") or [])
-                    if isinstance(c, Mapping)]
-    check = result.get("check_star")
-    out["check_star"] = ({k: check.get(k) for k in _CHECK_KEYS}
+    m = result if isinstance(result, Measurement) else Measurement.from_dict(result)
+    d = m.to_dict()
+    out: dict[str, Any] = {k: d[k] for k in _KEYS if d.get(k) is not None}
+    out["schema_version"] = SCHEMA_VERSION  # to_dict() is the current layout, whatever it read
+    out["comps"] = [{k: c.get(k) for k in _COMP_KEYS} for c in d.get("comps") or []]
+    check = d.get("check_star")
+    out["check_star"] = ({k: v for k, v in check.items() if v is not None}
                          if isinstance(check, Mapping) else None)
-    out["file"] = Path(str(result.get("file") or "unknown")).name
+    out["file"] = Path(str(m.file or "unknown")).name
     out["frame_sha256"] = frame_sha256
-    telescope = str(result.get("telescope") or "")
-    out["synthetic"] = bool(result.get("synthetic")) or "synthetic" in telescope.lower()
-    out["site_longitude"] = site_longitude
+    out["synthetic"] = bool(m.synthetic) or "synthetic" in str(m.telescope or "").lower()
     return out
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's content.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits.
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -94,89 +114,45 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def _token(cfg: Config) -> str | None:
-    return os.environ.get(TOKEN_ENV) or cfg.hub.token
+def queue_key(frame_sha256: str, jd: float) -> str:
+    """The node-side exactly-once key of a measurement (the hub adds the node).
 
+    Parameters
+    ----------
+    frame_sha256 : str
+        The frame's content hash.
+    jd : float
+        Mid-exposure JD (to 1e-6 day).
 
-class HubQueue:
-    """The ``hub_queue`` table of the node's database (one connection per instance)."""
-
-    def __init__(self, config: Any) -> None:
-        self.cfg = resolve(config)
-        self.conn = connect(self.cfg.db_path)
-        self.conn.executescript(_SCHEMA)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def enqueue(self, result: Mapping[str, Any], *, frame_id: int | None = None,
-                identity: tuple[str, int, int] | None = None) -> bool:
-        """Queue one result (False: it was queued before). The frame's content hash is read
-        from the file; if the file is gone, from its (path, size, mtime) identity."""
-        path = str(result.get("file") or "")
-        try:
-            sha = file_sha256(path)
-        except OSError:
-            ident = identity or (path, 0, 0)
-            sha = hashlib.sha256("|".join(map(str, ident)).encode()).hexdigest()
-        payload = wire_measurement(result, frame_sha256=sha,
-                                   site_longitude=result.get("site_longitude"))
-        key = f"{sha}|{float(payload.get('jd') or 0.0):.6f}"
-        with self._lock:
-            cur = self.conn.execute(
-                "INSERT OR IGNORE INTO hub_queue (key, frame_id, payload, created) "
-                "VALUES (?, ?, ?, ?)", (key, frame_id, json.dumps(payload), time.time()))
-        return cur.rowcount == 1
-
-    def pending(self, limit: int) -> list[tuple[str, dict[str, Any]]]:
-        with self._lock:
-            rows = self.conn.execute(
-                "SELECT key, payload FROM hub_queue WHERE state = ? ORDER BY created, key "
-                "LIMIT ?", (QUEUED, limit)).fetchall()
-        return [(r["key"], json.loads(r["payload"])) for r in rows]
-
-    def mark(self, keys: list[str], state: str, error: str | None = None) -> None:
-        if not keys:
-            return
-        now = time.time()
-        with self._lock:
-            self.conn.executemany(
-                "UPDATE hub_queue SET state = ?, last_error = ?, sent = ?, "
-                "attempts = attempts + 1 WHERE key = ?",
-                [(state, error, now if state == SENT else None, k) for k in keys])
-
-    def failed_attempt(self, keys: list[str], error: str) -> None:
-        with self._lock:
-            self.conn.executemany("UPDATE hub_queue SET attempts = attempts + 1, "
-                                  "last_error = ? WHERE key = ?", [(error, k) for k in keys])
-
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            rows = self.conn.execute("SELECT state, COUNT(*) FROM hub_queue GROUP BY state")
-            return {r[0]: r[1] for r in rows}
+    Returns
+    -------
+    str
+    """
+    return f"{frame_sha256}|{float(jd):.6f}"
 
 
 def queue_summary(config: Any) -> dict[str, Any] | None:
-    """The hub queue for ``starnode status`` (None when the node has none)."""
+    """The hub queue for ``starnode status``.
+
+    Parameters
+    ----------
+    config : Config or anything :func:`starnode.config.resolve` accepts
+        The node's configuration.
+
+    Returns
+    -------
+    dict or None
+        ``url`` and :meth:`HubQueue.summary`'s keys; None when the node has no database yet.
+    """
     cfg = resolve(config)
     if not cfg.db_path.exists():
         return None
-    try:
-        conn = sqlite3.connect(f"file:{cfg.db_path}?mode=ro", uri=True, timeout=10)
-        conn.row_factory = sqlite3.Row
-        try:
-            counts = dict(conn.execute("SELECT state, COUNT(*) FROM hub_queue GROUP BY state")
-                          .fetchall())
-            last = conn.execute("SELECT MAX(sent) FROM hub_queue").fetchone()[0]
-            errors = [dict(r) for r in conn.execute(
-                "SELECT key, last_error, state FROM hub_queue WHERE last_error IS NOT NULL "
-                "AND state != 'sent' ORDER BY created DESC LIMIT 5")]
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
-    return {"url": cfg.hub.url, "counts": counts, "last_sent": last, "errors": errors}
+    with HubQueue(cfg) as q:
+        return {"url": cfg.hub.url, **q.summary()}
+
+
+def _token(cfg: Config) -> str | None:
+    return os.environ.get(TOKEN_ENV) or cfg.hub.token
 
 
 class Forwarder:
@@ -193,7 +169,9 @@ class Forwarder:
         token = _token(self.cfg)
         if not token:
             raise ValueError(f"hub.url is set but no token: set ${TOKEN_ENV} or hub.token")
-        self.queue = HubQueue(self.cfg)
+        self.store = Store.open(self.cfg)
+        self.queue = HubQueue(self.store)
+        self.ledger = Ledger(store=self.store)
         self.batch_size = int(h.batch_size)
         self.watch_mode = watch_mode
         self.node: str | None = None
@@ -212,21 +190,59 @@ class Forwarder:
                                         daemon=True)
 
     def start(self) -> Forwarder:
+        """Start the pushing thread.
+
+        Returns
+        -------
+        Forwarder
+            ``self``.
+        """
         self._thread.start()
         return self
 
-    def enqueue(self, result: Mapping[str, Any], **kw: Any) -> None:
-        """Queue a measurement (a local insert) and wake the thread. Never raises."""
+    def enqueue(self, result: Measurement | Mapping[str, Any], *, frame_id: int | None = None,
+                identity: tuple[str, int, int] | None = None) -> bool:
+        """Queue a measurement (a local insert) and wake the thread. Never raises.
+
+        Parameters
+        ----------
+        result : Measurement or Mapping
+            The measurement (its ``file`` is hashed for the exactly-once key).
+        frame_id : int, optional
+            Its ledger row.
+        identity : (path, size, mtime_ns), optional
+            The frame's identity, hashed instead when the file is gone.
+
+        Returns
+        -------
+        bool
+            True when it was queued now (False: queued before, or it could not be: logged).
+        """
         try:
-            self.queue.enqueue(result, **kw)
+            m = result if isinstance(result, Measurement) else Measurement.from_dict(result)
+            path = str(m.file or "")
+            try:
+                sha = file_sha256(path)
+            except OSError:
+                ident = identity or (path, 0, 0)
+                sha = hashlib.sha256("|".join(map(str, ident)).encode()).hexdigest()
+            payload = wire_measurement(m, frame_sha256=sha)
+            new = self.queue.enqueue(queue_key(sha, m.jd), payload, frame_id)
         except Exception as exc:  # the node goes on; the reason is logged
-            log.error("hub: cannot queue %s: %s: %s", result.get("file"), type(exc).__name__,
-                      exc)
-            return
+            name = result.file if isinstance(result, Measurement) else result.get("file")
+            log.error("hub: cannot queue %s: %s: %s", name, type(exc).__name__, exc)
+            return False
         self._wake.set()
+        return new
 
     def close(self, flush_timeout: float | None = None) -> None:
-        """Stop after pushing what is queued, for at most ``flush_timeout`` seconds."""
+        """Stop after pushing what is queued, for at most ``flush_timeout`` seconds.
+
+        Parameters
+        ----------
+        flush_timeout : float, optional
+            Default ``hub.flush_timeout``; what is left is pushed by the next run.
+        """
         timeout = float(self.cfg.hub.flush_timeout if flush_timeout is None else flush_timeout)
         self._draining = True
         self._wake.set()
@@ -244,6 +260,7 @@ class Forwarder:
         self._thread.join(timeout=float(self.cfg.hub.http_timeout) + 5)
         self._http.close()
         self.queue.close()
+        self.store.close()
 
     # ------------------------------------------------------------------ the thread
     def _run(self) -> None:
@@ -337,7 +354,14 @@ class Forwarder:
             log.debug("hub: heartbeat failed: %s", exc)
 
     def heartbeat(self) -> dict[str, Any]:
-        """What the operator sees of this node (``starnode hub nodes``)."""
+        """What the operator sees of this node (``starnode hub nodes``).
+
+        Returns
+        -------
+        dict
+            A :class:`~.wire.Heartbeat`: version, watch mode, queue length, free disk, last
+            frame, frames by state, recent errors.
+        """
         counts = self.queue.counts()
         hb: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "node": self.node,
                               "version": __version__, "queue_length": counts.get(QUEUED, 0),
@@ -346,19 +370,23 @@ class Forwarder:
             hb["watch_mode"] = self.watch_mode() if self.watch_mode else None
         with contextlib.suppress(OSError):
             hb["free_disk_gb"] = shutil.disk_usage(self.cfg.data_dir).free / 1e9
-        with contextlib.suppress(sqlite3.Error), self.queue._lock:
-            c = self.queue.conn
-            last = c.execute("SELECT path, updated FROM frames ORDER BY updated DESC "
-                             "LIMIT 1").fetchone()
-            if last is not None:
-                hb["last_frame"] = Path(last["path"]).name[:300]
-                hb["last_frame_time"] = last["updated"]
-            hb["frames"] = dict(c.execute("SELECT state, COUNT(*) FROM frames GROUP BY state")
-                                .fetchall())
-            hb["recent_errors"] += [str(r[0])[:500] for r in c.execute(
-                "SELECT reason FROM frames WHERE state = 'failed' AND updated > ? "
-                "ORDER BY updated DESC LIMIT 3", (time.time() - 3600,))]
+        with contextlib.suppress(Exception):  # the heartbeat never fails for a detail
+            frames = self._frames_state()
+            hb["recent_errors"] += frames.pop("recent_errors")
+            hb.update(frames)
         return hb
+
+    def _frames_state(self) -> dict[str, Any]:
+        """The ledger's side of the heartbeat: last frame, frames by state, recent failures."""
+        out: dict[str, Any] = {"frames": {k: n for k, n in self.ledger.counts().items() if n}}
+        last = self.ledger.frames(limit=1, newest_first=True)
+        if last:
+            out["last_frame"] = Path(last[0].path).name[:300]
+            out["last_frame_time"] = last[0].updated
+        hour_ago = time.time() - 3600
+        out["recent_errors"] = [str(f.reason)[:500] for f in self.ledger.frames(
+            states=["failed"], limit=3, newest_first=True) if f.updated > hour_ago]
+        return out
 
 
 def _is_json(r: Any) -> bool:
@@ -373,8 +401,19 @@ def _detail(r: Any) -> str:
 
 
 def attach(node: Any) -> Forwarder | None:
-    """The node's forwarder, started, when ``hub.url`` is set (None otherwise, or when it
-    cannot start: the node then measures and reports locally as always, and says why)."""
+    """The node's forwarder, started, when ``hub.url`` is set.
+
+    Parameters
+    ----------
+    node : Node
+        The node service (its ``config`` and watcher).
+
+    Returns
+    -------
+    Forwarder or None
+        None without ``hub.url``, or when it cannot start (no token, database error): the node
+        then measures and reports locally as always, and the reason is logged.
+    """
     cfg = node.config
     if not cfg.hub.url:
         return None

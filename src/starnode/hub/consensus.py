@@ -47,8 +47,19 @@ FLOOR = 0.02
 
 
 def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
-    """The value where the cumulative weight reaches half; halfway between two values when it
-    falls exactly on their boundary."""
+    """The weighted median.
+
+    Parameters
+    ----------
+    values, weights : numpy.ndarray
+        Same length; weights positive.
+
+    Returns
+    -------
+    float
+        The value where the cumulative weight reaches half; halfway between two values when it
+        falls exactly on their boundary.
+    """
     order = np.argsort(values)
     v, w = values[order], weights[order]
     cum = np.cumsum(w)
@@ -73,8 +84,23 @@ def _node_means(mag: np.ndarray, err: np.ndarray, node: np.ndarray
 
 
 def crosscheck(store: HubStore, night: str) -> dict[str, Any]:
-    """Cross-validate every target of ``night``: flags, consensus curve, node offsets, holds.
-    Idempotent (recomputed from the measurements each time). Returns a summary."""
+    """Cross-validate every target of a night: flags, consensus curve, node offsets, holds.
+
+    Idempotent: recomputed from the stored measurements each time.
+
+    Parameters
+    ----------
+    store : HubStore
+        The hub.
+    night : str
+        The observing night, YYYY-MM-DD.
+
+    Returns
+    -------
+    dict
+        ``night``, ``measurements``, ``targets``, ``windows``, ``outliers``, ``unchecked``,
+        ``offsets`` (per node, target and band), ``held`` (nodes held now), ``seconds``.
+    """
     h = store.cfg.hub
     width = float(h.window_minutes) / 1440.0
     m = db.measurements
@@ -133,25 +159,22 @@ def crosscheck(store: HubStore, night: str) -> dict[str, Any]:
     now = time.time()
     offsets = []
     for (nid, target, band), pairs in residuals.items():
-        r = np.array([p[0] for p in pairs])
+        res_arr = np.array([p[0] for p in pairs])
         w = 1.0 / np.array([p[1] for p in pairs]) ** 2
-        off = float(np.sum(w * r) / np.sum(w))
-        err = 1.0 / math.sqrt(float(np.sum(w)))
-        if len(r) > 1:
-            err = max(err, float(np.std(r, ddof=1)) / math.sqrt(len(r)))
-        sig = abs(off) > float(h.offset_sigma) * err and abs(off) > float(h.offset_min_mag)
+        off = float(np.sum(w * res_arr) / np.sum(w))
+        off_err = 1.0 / math.sqrt(float(np.sum(w)))
+        if len(res_arr) > 1:
+            off_err = max(off_err, float(np.std(res_arr, ddof=1)) / math.sqrt(len(res_arr)))
+        sig = (abs(off) > float(h.offset_sigma) * off_err
+               and abs(off) > float(h.offset_min_mag))
         offsets.append({"node_id": nid, "night": night, "target": target, "band": band,
-                        "mag_offset": off, "error": err, "n": len(r), "significant": sig,
-                        "computed": now})
+                        "mag_offset": off, "error": off_err, "n": len(res_arr),
+                        "significant": sig, "computed": now})
 
-    upd = (m.update().where(m.c.id == sa.bindparam("b_id"))
-           .values(flag=sa.bindparam("b_flag"), flag_reason=sa.bindparam("b_reason"),
-                   consensus=sa.bindparam("b_cons"), residual=sa.bindparam("b_res")))
     held: list[str] = []
     o = db.offsets
     with store.engine.begin() as conn:
-        if updates:
-            conn.execute(upd, updates)
+        db.update_flags(conn, updates)
         conn.execute(db.consensus.delete().where(db.consensus.c.night == night))
         if curve:
             conn.execute(db.consensus.insert(), curve)
@@ -161,14 +184,14 @@ def crosscheck(store: HubStore, night: str) -> dict[str, Any]:
         conn.execute(o.delete().where(o.c.night == night))
         if offsets:
             conn.execute(o.insert(), offsets)
-        for off in offsets:
-            if off["significant"] and (off["node_id"], off["target"], off["band"]) not in before:
-                reason = (f"night {night}, {off['target']} {off['band']}: offset "
-                          f"{off['mag_offset']:+.3f} ± {off['error']:.3f} mag from the "
-                          f"network consensus over {off['n']} point(s)")
-                conn.execute(db.nodes.update().where(db.nodes.c.id == off["node_id"])
+        for rec in offsets:
+            if rec["significant"] and (rec["node_id"], rec["target"], rec["band"]) not in before:
+                reason = (f"night {night}, {rec['target']} {rec['band']}: offset "
+                          f"{rec['mag_offset']:+.3f} ± {rec['error']:.3f} mag from the "
+                          f"network consensus over {rec['n']} point(s)")
+                conn.execute(db.nodes.update().where(db.nodes.c.id == rec["node_id"])
                              .values(held=True, hold_reason=reason))
-                held.append(names.get(off["node_id"], str(off["node_id"])))
+                held.append(names.get(rec["node_id"], str(rec["node_id"])))
                 log.warning("node %s held for review: %s", held[-1], reason)
     summary = {
         "night": night, "measurements": len(rows), "targets": len(groups),
@@ -185,7 +208,25 @@ def crosscheck(store: HubStore, night: str) -> dict[str, Any]:
 
 def lightcurve(store: HubStore, target: str, night: str | None = None,
                band: str | None = None) -> dict[str, Any]:
-    """The consensus light curve of a target (JSON-ready), with each node's points."""
+    """The consensus light curve of a target (JSON-ready), with each node's points.
+
+    Parameters
+    ----------
+    store : HubStore
+        The hub.
+    target : str
+        The star's name (case and blanks do not matter).
+    night : str, optional
+        Only this night.
+    band : str, optional
+        Only this filter.
+
+    Returns
+    -------
+    dict
+        ``target``, ``night``, ``consensus`` (one point per window) and ``measurements``
+        (every node's points with their flags).
+    """
     from .store import target_key
 
     key = target_key(target)
@@ -210,7 +251,18 @@ def lightcurve(store: HubStore, target: str, night: str | None = None,
 
 
 def lightcurve_png(data: dict[str, Any]) -> bytes:
-    """A PNG of :func:`lightcurve`'s data: node points (flagged ones crossed) and the consensus."""
+    """A PNG of :func:`lightcurve`'s data: node points (flagged ones crossed), the consensus.
+
+    Parameters
+    ----------
+    data : dict
+        :func:`lightcurve`'s answer.
+
+    Returns
+    -------
+    bytes
+        The PNG file.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

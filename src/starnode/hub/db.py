@@ -12,6 +12,7 @@ database to the current schema, under a lock so several workers may start at onc
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 from pathlib import Path
@@ -22,8 +23,23 @@ from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
 
-__all__ = ["consensus", "engine_for", "hash_token", "insert_ignore", "measurements", "metadata",
-           "migrate", "new_token", "nodes", "offsets", "report_rows", "tokens"]
+__all__ = [
+    "RawJSON",
+    "consensus",
+    "engine_for",
+    "hash_token",
+    "insert_ignore",
+    "insert_measurements",
+    "measurements",
+    "metadata",
+    "migrate",
+    "new_token",
+    "nodes",
+    "offsets",
+    "report_rows",
+    "tokens",
+    "update_flags",
+]
 
 metadata = sa.MetaData()
 
@@ -117,9 +133,34 @@ report_rows = sa.Table(
 )
 
 
+class RawJSON(str):
+    """A value already serialised as JSON (by pydantic): stored as it is, not encoded again."""
+
+
+def _dumps(value: Any) -> str:
+    if isinstance(value, RawJSON):
+        return str(value)
+    return json.dumps(value)
+
+
 def engine_for(url: str, **kw: Any) -> Engine:
-    """An engine for ``url``; ``postgresql://`` means psycopg 3, SQLite gets WAL and a busy
-    timeout (several worker threads write)."""
+    """An engine for ``url``.
+
+    Parameters
+    ----------
+    url : str
+        A SQLAlchemy URL; ``postgresql://`` means psycopg 3. SQLite gets WAL and a busy timeout
+        (several worker threads write).
+    **kw
+        More :func:`sqlalchemy.create_engine` arguments (PostgreSQL: ``pool_size`` 10 and
+        ``max_overflow`` 10 by default).
+
+    Returns
+    -------
+    Engine
+        JSON columns take :class:`RawJSON` values as they are.
+    """
+    kw.setdefault("json_serializer", _dumps)
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite"):
@@ -141,17 +182,127 @@ def engine_for(url: str, **kw: Any) -> Engine:
 
 
 def insert_ignore(engine: Engine, table: sa.Table, keys: list[str]) -> Any:
-    """``INSERT ... ON CONFLICT (keys) DO NOTHING`` in the engine's own dialect."""
+    """``INSERT ... ON CONFLICT (keys) DO NOTHING`` in the engine's own dialect.
+
+    Parameters
+    ----------
+    engine : Engine
+        PostgreSQL or SQLite.
+    table : Table
+        The table.
+    keys : list of str
+        The unique columns of the conflict.
+
+    Returns
+    -------
+    Insert
+        The statement (execute it with a list of rows: one multi-row ``VALUES``).
+    """
     if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing(index_elements=keys)
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=keys)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=keys)
+
+
+#: The columns a push writes, in order, with their PostgreSQL types.
+_PUSH_COLUMNS = (("idem_key", "text"), ("node_id", "int4"), ("target", "text"), ("band", "text"),
+                 ("night", "text"), ("jd", "float8"), ("magnitude", "float8"),
+                 ("uncertainty", "float8"), ("quality", "text"), ("payload", "json"),
+                 ("received", "float8"))
+#: One INSERT for any number of rows: the rows travel as one JSON array (``json_to_recordset``),
+#: so the statement text never changes (psycopg prepares it once per connection) instead of a
+#: VALUES list of 11 parameters per row that the driver re-parses and escapes on every push;
+#: the payloads, already JSON, are spliced in as they are.
+_PG_PUSH = sa.text(
+    "INSERT INTO measurements (" + ", ".join(c for c, _t in _PUSH_COLUMNS) + ") "
+    "SELECT " + ", ".join(f"r.{c}" for c, _t in _PUSH_COLUMNS)
+    + " FROM json_to_recordset(CAST(:rows AS json)) AS r("
+    + ", ".join(f"{c} {t}" for c, t in _PUSH_COLUMNS) + ") "
+    "ON CONFLICT (idem_key) DO NOTHING RETURNING idem_key")
+
+
+def _rows_json(rows: list[dict[str, Any]]) -> str:
+    """``rows`` as one JSON array, each row's :class:`RawJSON` payload spliced in unchanged."""
+    parts = []
+    for r in rows:
+        head = json.dumps({c: r[c] for c, _t in _PUSH_COLUMNS if c != "payload"})
+        parts.append(f'{head[:-1]}, "payload": {_dumps(r["payload"])}}}')
+    return "[" + ",".join(parts) + "]"
+
+
+def insert_measurements(conn: sa.Connection, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert measurement rows, skipping keys already stored (``ON CONFLICT DO NOTHING``).
+
+    Parameters
+    ----------
+    conn : Connection
+        Inside the caller's transaction.
+    rows : list of dict
+        One per measurement, the keys of :data:`_PUSH_COLUMNS` (``payload``: :class:`RawJSON`).
+
+    Returns
+    -------
+    set of str
+        The ``idem_key`` of the rows inserted now.
+    """
+    if not rows:
+        return set()
+    if conn.dialect.name == "postgresql":
+        return set(conn.execute(_PG_PUSH, {"rows": _rows_json(rows)}).scalars())
+    stmt = insert_ignore(conn.engine, measurements, ["idem_key"]).returning(
+        measurements.c.idem_key)
+    return set(conn.execute(stmt, rows).scalars())
+
+
+#: The cross-check's verdicts, one statement for a whole night (as :data:`_PG_PUSH`).
+_PG_FLAGS = sa.text(
+    "UPDATE measurements SET flag = u.b_flag, flag_reason = u.b_reason, "
+    "consensus = u.b_cons, residual = u.b_res "
+    "FROM json_to_recordset(CAST(:rows AS json)) "
+    "AS u(b_id bigint, b_flag text, b_reason text, b_cons float8, b_res float8) "
+    "WHERE measurements.id = u.b_id")
+
+
+def update_flags(conn: sa.Connection, updates: list[dict[str, Any]]) -> None:
+    """Write the cross-check's verdict of each measurement.
+
+    Parameters
+    ----------
+    conn : Connection
+        Inside the caller's transaction.
+    updates : list of dict
+        ``b_id`` (measurement id), ``b_flag``, ``b_reason``, ``b_cons``, ``b_res``.
+    """
+    if not updates:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(_PG_FLAGS, {"rows": json.dumps(updates)})
+        return
+    m = measurements
+    conn.execute(m.update().where(m.c.id == sa.bindparam("b_id"))
+                 .values(flag=sa.bindparam("b_flag"), flag_reason=sa.bindparam("b_reason"),
+                         consensus=sa.bindparam("b_cons"), residual=sa.bindparam("b_res")),
+                 updates)
 
 
 def migrate(engine: Engine) -> str:
-    """Bring the database to the newest schema (Alembic ``upgrade head``). Returns the
-    revision. On PostgreSQL an advisory lock keeps concurrent starts from racing."""
+    """Bring the database to the newest schema (Alembic ``upgrade head``).
+
+    On PostgreSQL an advisory lock keeps concurrent starts from racing.
+
+    Parameters
+    ----------
+    engine : Engine
+        The hub's database.
+
+    Returns
+    -------
+    str
+        The revision now current.
+    """
     from alembic import command
     from alembic.config import Config as AlembicConfig
 
@@ -171,9 +322,31 @@ def migrate(engine: Engine) -> str:
 
 
 def new_token(prefix: str) -> str:
-    """A fresh bearer token (shown once, stored only as :func:`hash_token`)."""
+    """A fresh bearer token (shown once, stored only as :func:`hash_token`).
+
+    Parameters
+    ----------
+    prefix : str
+        ``snn`` (node) or ``sna`` (admin), so a leaked token says what it is.
+
+    Returns
+    -------
+    str
+    """
     return f"{prefix}_{secrets.token_urlsafe(32)}"
 
 
 def hash_token(token: str) -> str:
+    """The stored form of a token.
+
+    Parameters
+    ----------
+    token : str
+        The bearer token.
+
+    Returns
+    -------
+    str
+        Its SHA-256, hex.
+    """
     return hashlib.sha256(token.encode()).hexdigest()

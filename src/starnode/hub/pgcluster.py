@@ -32,7 +32,14 @@ class PgUnavailable(RuntimeError):
 
 
 def find_bin_dir() -> Path | None:
-    """The newest ``/usr/lib/postgresql/*/bin`` with initdb and postgres, or PATH's."""
+    """Where PostgreSQL's server programs are.
+
+    Returns
+    -------
+    Path or None
+        The newest ``/usr/lib/postgresql/*/bin`` with initdb and postgres, or PATH's; None
+        when there is none.
+    """
     dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"),
                   key=lambda d: int(Path(d).parent.name) if Path(d).parent.name.isdigit() else 0)
     for d in reversed(dirs):
@@ -84,6 +91,18 @@ class PgCluster:
             raise PgUnavailable(f"{args[0]} failed: {out.stderr.strip()[-500:]}")
 
     def start(self) -> PgCluster:
+        """``initdb`` and start the server; wait until it accepts connections.
+
+        Returns
+        -------
+        PgCluster
+            ``self``.
+
+        Raises
+        ------
+        PgUnavailable
+            It cannot start here (the message says why).
+        """
         assert self.bin is not None
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
                   "-E", "UTF8", "--no-sync")
@@ -114,10 +133,32 @@ class PgCluster:
         return out.returncode == 0
 
     def url(self, database: str = "postgres") -> str:
+        """The URL of a database of this cluster.
+
+        Parameters
+        ----------
+        database : str
+            Its name.
+
+        Returns
+        -------
+        str
+        """
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def create_database(self, name: str) -> str:
-        """A fresh empty database; returns its URL."""
+        """A fresh empty database (dropped first if it exists).
+
+        Parameters
+        ----------
+        name : str
+            Its name.
+
+        Returns
+        -------
+        str
+            Its URL.
+        """
         import psycopg
 
         with psycopg.connect(self.url(), autocommit=True) as conn:

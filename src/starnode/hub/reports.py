@@ -1,9 +1,9 @@
 """Per-member AAVSO reports: each member's own points, under their own observer code.
 
 Why the hub does not write its own formatter: rows come from the node's writer
-(:mod:`starnode.aavso_report`: sanitising, quality and check-star gates, the row format, the
-exactly-once key) and every file is checked by :mod:`starnode.validator`, so a row from the hub
-is byte for byte what the member's own node would have written.
+(:mod:`starnode.aavso`: sanitising, quality and check-star gates, the row format, the
+exactly-once key) and every file is checked by :mod:`starnode.aavso.validator`, so a row from
+the hub is byte for byte what the member's own node would have written.
 
 A member's report for a night holds only the points of the member's nodes that passed the
 cross-check (``ok``, or ``unchecked`` where too few nodes observed); outliers and points of a
@@ -22,15 +22,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from .. import SOFTWARE
-from ..aavso_report import (
-    FieldError,
-    format_row,
-    gate,
-    header_lines,
-    measurement_from_result,
-    measurement_key,
-)
-from ..validator import validate_text
+from ..aavso.entries import gate, measurement_from_result
+from ..aavso.rows import format_row, header_lines, measurement_key
+from ..aavso.validator import validate_text
+from ..errors import FieldError
+from ..util.fsio import atomic_write
 from . import db
 from .consensus import crosscheck
 from .store import HubError, HubStore
@@ -43,14 +39,48 @@ _COLUMNS = "#NAME,DATE,MAG,MERR,FILT,TRANS,MTYPE,CNAME,CMAG,KNAME,KMAG,AMASS,GRO
 
 
 def reports_dir(store: HubStore) -> Path:
+    """Where the hub writes members' reports.
+
+    Parameters
+    ----------
+    store : HubStore
+        The hub.
+
+    Returns
+    -------
+    Path
+        ``data_dir/hub-reports`` (one folder per observer code).
+    """
     return store.cfg.data_dir / "hub-reports"
 
 
 def member_report(store: HubStore, obscode: str, night: str, *,
                   check: bool = True) -> dict[str, Any]:
-    """Write (and validate) ``obscode``'s report of ``night``. Returns ``{"path", "text",
-    "rows", "left_out", "findings"}``; raises :class:`HubError` when the member is unknown or
-    has nothing to report."""
+    """Write (and validate) a member's AAVSO report of a night.
+
+    Parameters
+    ----------
+    store : HubStore
+        The hub.
+    obscode : str
+        The member's AAVSO observer code.
+    night : str
+        The observing night, YYYY-MM-DD.
+    check : bool
+        Run :func:`~.consensus.crosscheck` of the night first (default).
+
+    Returns
+    -------
+    dict
+        ``path``, ``text``, ``rows``, ``left_out`` (the points left out, with the reason) and
+        ``findings`` (the validator's).
+
+    Raises
+    ------
+    HubError
+        404 when the member is unknown or has nothing to report, 500 when the file does not
+        validate.
+    """
     code = obscode.strip().upper()
     cfg = store.cfg
     date_type = str(cfg.hub.date_type)
@@ -119,10 +149,7 @@ def member_report(store: HubStore, obscode: str, night: str, *,
         raise HubError(f"the report of {code} for {night} does not validate: "
                        f"{findings.summary()}", 500)
     path = reports_dir(store) / code / f"{night}_{code}.txt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="ascii")
-    tmp.replace(path)
+    atomic_write(path, text.encode("ascii"))
     log.info("report of %s for %s: %d row(s), %d left out -> %s", code, night, len(lines),
              len(left_out), path)
     return {"path": str(path), "text": text, "rows": len(lines), "left_out": left_out,

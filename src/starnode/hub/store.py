@@ -11,6 +11,7 @@ lost answer, a killed hub or a killed node stores nothing twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -19,8 +20,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..aavso_report import night_of
 from ..config import Config, ConfigError, resolve
+from ..observing import night_of
 from . import db
 from .wire import Batch, Heartbeat
 
@@ -52,15 +53,52 @@ class Principal:
 
 
 def target_key(name: str) -> str:
+    """A target's key: upper case, blanks collapsed.
+
+    Parameters
+    ----------
+    name : str
+        The star's name.
+
+    Returns
+    -------
+    str
+    """
     return " ".join(name.upper().split())
 
 
 def idem_key(node_id: int, frame_sha256: str, jd: float) -> str:
-    """The exactly-once key of a measurement: node, frame content hash, JD (1e-6 day)."""
+    """The exactly-once key of a measurement: node, frame content hash, JD (1e-6 day).
+
+    Parameters
+    ----------
+    node_id : int
+        The node.
+    frame_sha256 : str
+        The frame's content hash.
+    jd : float
+        Mid-exposure JD.
+
+    Returns
+    -------
+    str
+    """
     return f"{node_id}|{frame_sha256}|{jd:.6f}"
 
 
 def database_url(cfg: Config) -> str:
+    """``hub.database_url``, or a SQLite file ``hub.sqlite3`` in ``data_dir``.
+
+    Parameters
+    ----------
+    cfg : Config
+        The hub's configuration.
+
+    Returns
+    -------
+    str
+        A SQLAlchemy URL.
+    """
     url = cfg.hub.database_url
     if url:
         return str(url)
@@ -84,7 +122,25 @@ class HubStore:
 
     # ------------------------------------------------------------------ nodes and tokens
     def add_node(self, name: str, observer_code: str) -> str:
-        """Register a node; returns its token (shown once, stored hashed)."""
+        """Register a node.
+
+        Parameters
+        ----------
+        name : str
+            The node's name (letters, digits, ``_.-``, up to 64).
+        observer_code : str
+            The member's AAVSO observer code.
+
+        Returns
+        -------
+        str
+            Its token (shown once, stored hashed).
+
+        Raises
+        ------
+        HubError
+            A bad name or code, or 409 when the name exists.
+        """
         if not _NODE_NAME.match(name):
             raise HubError(f"node name {name!r}: letters, digits, '_', '.', '-' (max 64), "
                            "starting with a letter or digit")
@@ -97,14 +153,27 @@ class HubStore:
         with self.engine.begin() as conn:
             if conn.execute(sa.select(db.nodes.c.id).where(db.nodes.c.name == name)).first():
                 raise HubError(f"a node named {name!r} exists already", 409)
-            nid = conn.execute(db.nodes.insert().values(
-                name=name, observer_code=code, created=now)).inserted_primary_key[0]
+            nid = conn.execute(db.nodes.insert().values(name=name, observer_code=code,
+                                                        created=now)
+                               .returning(db.nodes.c.id)).scalar_one()
             conn.execute(db.tokens.insert().values(hash=db.hash_token(token), role="node",
                                                    node_id=nid, label=name, created=now))
         log.info("node %s added for observer %s", name, code)
         return token
 
     def add_admin(self, label: str) -> str:
+        """Create an admin token.
+
+        Parameters
+        ----------
+        label : str
+            What it is for (kept, up to 64 characters).
+
+        Returns
+        -------
+        str
+            The token (shown once, stored hashed).
+        """
         token = db.new_token("sna")
         with self.engine.begin() as conn:
             conn.execute(db.tokens.insert().values(hash=db.hash_token(token), role="admin",
@@ -116,13 +185,43 @@ class HubStore:
     #: effect within this time; it saves a database round trip per request).
     AUTH_TTL = 10.0
 
+    def cached_principal(self, token: str) -> tuple[Principal | None] | None:
+        """:meth:`authenticate`'s answer if it is cached and fresh (no database access).
+
+        Parameters
+        ----------
+        token : str
+            The bearer token.
+
+        Returns
+        -------
+        tuple or None
+            ``(principal_or_None,)`` from the cache, or None when the database must be asked.
+        """
+        hit = self._auth_cache.get(db.hash_token(token))
+        if hit is not None and hit[1] > time.monotonic():
+            return (hit[0],)
+        return None
+
     def authenticate(self, token: str | None) -> Principal | None:
+        """Who ``token`` belongs to (answers are cached for :attr:`AUTH_TTL` seconds).
+
+        Parameters
+        ----------
+        token : str or None
+            The bearer token.
+
+        Returns
+        -------
+        Principal or None
+            None for an unknown, revoked or disabled token.
+        """
         if not token:
             return None
-        key = db.hash_token(token)
-        hit = self._auth_cache.get(key)
-        if hit is not None and hit[1] > time.monotonic():
+        hit = self.cached_principal(token)
+        if hit is not None:
             return hit[0]
+        key = db.hash_token(token)
         who = self._authenticate(key)
         if len(self._auth_cache) > 10000:
             self._auth_cache.clear()
@@ -145,6 +244,22 @@ class HubStore:
         return Principal("node", row.id, row.name, row.observer_code, bool(row.held))
 
     def set_hold(self, name: str, held: bool, reason: str | None = None) -> None:
+        """Hold a node for review, or release it.
+
+        Parameters
+        ----------
+        name : str
+            The node.
+        held : bool
+            Hold (True) or release.
+        reason : str, optional
+            Why (shown by ``starnode hub nodes``).
+
+        Raises
+        ------
+        HubError
+            404 when there is no such node.
+        """
         with self.engine.begin() as conn:
             n = conn.execute(db.nodes.update().where(db.nodes.c.name == name).values(
                 held=held, hold_reason=reason if held else None)).rowcount
@@ -154,7 +269,26 @@ class HubStore:
 
     # ------------------------------------------------------------------ pushes
     def push(self, who: Principal, batch: Batch) -> dict[str, Any]:
-        """Store a batch exactly once. Returns ``{"stored", "duplicates", "keys"}``."""
+        """Store a batch exactly once, in one transaction.
+
+        Parameters
+        ----------
+        who : Principal
+            The pushing node (403 for an admin or another node's name in the batch).
+        batch : Batch
+            The validated batch.
+
+        Returns
+        -------
+        dict
+            ``stored`` (new now), ``duplicates`` (stored before) and ``keys`` (per
+            measurement: ``key``, ``stored``).
+
+        Raises
+        ------
+        HubError
+            403, or 422 when the batch holds the same measurement twice.
+        """
         if who.role != "node" or who.node_id is None:
             raise HubError("only a node token may push measurements", 403)
         if batch.node != who.node:
@@ -162,27 +296,50 @@ class HubStore:
         now = time.time()
         rows = []
         for m in batch.measurements:
-            payload = m.result()
+            payload = db.RawJSON(m.model_dump_json())
             rows.append({
                 "idem_key": idem_key(who.node_id, m.frame_sha256, m.jd),
                 "node_id": who.node_id, "target": target_key(m.target_name), "band": m.filter,
-                "night": night_of(m.jd, m.site_longitude), "jd": m.jd,
+                "night": m.night or night_of(m.jd, m.site_longitude), "jd": m.jd,
                 "magnitude": m.magnitude, "uncertainty": m.uncertainty,
                 "quality": m.quality_flag, "payload": payload, "received": now})
         keys = [r["idem_key"] for r in rows]
         if len(set(keys)) != len(keys):
             raise HubError("the batch holds the same measurement twice (same frame and JD)",
                            422)
-        stmt = db.insert_ignore(self.engine, db.measurements, ["idem_key"]).returning(
-            db.measurements.c.idem_key)
         with self.engine.begin() as conn:
-            new = set(conn.execute(stmt, rows).scalars())
+            new = db.insert_measurements(conn, rows)
             conn.execute(db.nodes.update().where(db.nodes.c.id == who.node_id).values(
                 last_contact=now, pushes=db.nodes.c.pushes + 1))
         return {"stored": len(new), "duplicates": len(rows) - len(new),
                 "keys": [{"key": k, "stored": k in new} for k in keys]}
 
+    def push_json(self, who: Principal, batch: Batch) -> bytes:
+        """:meth:`push`, answered as JSON bytes (the HTTP response body).
+
+        Parameters
+        ----------
+        who : Principal
+            The pushing node.
+        batch : Batch
+            The validated batch.
+
+        Returns
+        -------
+        bytes
+        """
+        return json.dumps(self.push(who, batch), separators=(",", ":")).encode()
+
     def heartbeat(self, who: Principal, hb: Heartbeat) -> None:
+        """Record a node's heartbeat (and its last contact).
+
+        Parameters
+        ----------
+        who : Principal
+            The node (403 for an admin or another node's name).
+        hb : Heartbeat
+            The validated heartbeat.
+        """
         if who.role != "node" or who.node_id is None:
             raise HubError("only a node token may send heartbeats", 403)
         if hb.node != who.node:
@@ -194,7 +351,15 @@ class HubStore:
 
     # ------------------------------------------------------------------ the operator's view
     def nodes(self) -> list[dict[str, Any]]:
-        """Every node with last contact, heartbeat and counts (``starnode hub nodes``)."""
+        """Every node with last contact, heartbeat and counts (``starnode hub nodes``).
+
+        Returns
+        -------
+        list of dict
+            ``name``, ``observer_code``, ``state`` (ok, stale, failing, held, never seen),
+            ``last_contact_age_s``, ``measurements``, ``flagged``, ``pushes``, ``held``,
+            ``hold_reason``, ``heartbeat``.
+        """
         m = db.measurements
         counts = (sa.select(m.c.node_id, sa.func.count().label("n"),
                             sa.func.sum(sa.case((m.c.flag == "outlier", 1), else_=0))
@@ -223,12 +388,34 @@ class HubStore:
         return out
 
     def measurement_count(self) -> int:
+        """How many measurements the hub holds.
+
+        Returns
+        -------
+        int
+        """
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(
                 db.measurements)).scalar_one())
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` too) as a pair.
+
+    Parameters
+    ----------
+    listen : str
+        ``hub.listen``.
+
+    Returns
+    -------
+    (str, int)
+
+    Raises
+    ------
+    ConfigError
+        Not ``HOST:PORT``.
+    """
     host, _, port = listen.rpartition(":")
     try:
         return host.strip("[]") or "127.0.0.1", int(port)

@@ -3,30 +3,46 @@
 Why a typed model and not "whatever JSON the node sends": the hub writes AAVSO rows under a
 member's observer code from these records, so a name with a comma or a line break, a magnitude
 of 99 or a JD in the wrong century must be refused at the door with the field named (HTTP 422),
-never discovered in a report. The keys mirror the node's result dict (docs/INTERFACES.md), so a
-stored payload is itself a result that :func:`starnode.aavso_report.measurement_from_result`
-turns into a row; :data:`SCHEMA_VERSION` is carried by every batch and every record so a hub
-refuses what it does not understand instead of guessing.
+never discovered in a report. The keys are those of :meth:`starnode.records.Measurement.to_dict`
+(built by :func:`starnode.hub.client.wire_measurement`), so a stored payload is itself a
+measurement dict that :func:`starnode.aavso.measurement_from_result` turns into a row; the
+record's ``schema_version`` (:data:`starnode.records.SCHEMA_VERSION`) is carried by every batch
+and every record, so a hub refuses what it does not understand instead of guessing. Version 1
+(the 0.1.0 dict: no site, no night) is still read; the hub then derives the night from the JD
+and the longitude, if any.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import math
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from ..aavso_report import FieldError, clean_name
-from ..validator import FILTER_CODES, JD_RANGE
-from . import SCHEMA_VERSION
+from ..aavso.entries import clean_name
+from ..aavso.spec import FILTER_CODES, JD_RANGE
+from ..errors import FieldError
+from ..records import SCHEMA_VERSION
 
 __all__ = ["SCHEMA_VERSION", "SUPPORTED_VERSIONS", "Batch", "Heartbeat", "MeasurementIn"]
 
 #: The versions this hub accepts.
-SUPPORTED_VERSIONS = frozenset({1})
+SUPPORTED_VERSIONS = frozenset(range(1, SCHEMA_VERSION + 1))
 MAG_RANGE = (-2.0, 30.0)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@functools.lru_cache(maxsize=8192)
+def _clean(value: str, field: str) -> str | FieldError:
+    """:func:`clean_name`, remembered: a network sends the same comp and chart names in
+    every record (the answer, or the error, depends only on the arguments)."""
+    try:
+        return clean_name(value, field)
+    except FieldError as exc:
+        return exc
 
 
 def _name(field: str) -> Any:
@@ -35,10 +51,10 @@ def _name(field: str) -> Any:
     def check(value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        try:
-            return clean_name(value, field)
-        except FieldError as exc:
-            raise ValueError(str(exc)) from None
+        out = _clean(value, field) if len(value) <= 64 else _clean.__wrapped__(value, field)
+        if isinstance(out, FieldError):
+            raise ValueError(str(out))
+        return out
     return AfterValidator(check)
 
 
@@ -115,6 +131,19 @@ class MeasurementIn(_Model):
     telescope: str | None = Field(default=None, max_length=100)
     synthetic: bool = False
     site_longitude: float | None = Field(default=None, ge=-180.0, le=360.0)
+    site_latitude: float | None = Field(default=None, ge=-90.0, le=90.0)
+    site_height: float | None = Field(default=None, ge=-500.0, le=10000.0)
+    night: str | None = None
+
+    @field_validator("night")
+    @classmethod
+    def _night(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return dt.date.fromisoformat(value).isoformat()
+        except ValueError:
+            raise ValueError("must be the observing night as YYYY-MM-DD") from None
 
     @field_validator("filter")
     @classmethod
@@ -148,7 +177,13 @@ class MeasurementIn(_Model):
         return value
 
     def result(self) -> dict[str, Any]:
-        """The stored payload: the node's result dict keys (for the AAVSO row writer)."""
+        """The record as a plain dict (what the hub stores, as JSON).
+
+        Returns
+        -------
+        dict
+            :meth:`starnode.records.Measurement.to_dict`'s keys that travelled.
+        """
         return self.model_dump(mode="json")
 
 

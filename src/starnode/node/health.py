@@ -20,18 +20,17 @@ _WALK_LIMIT = 50_000
 
 def _data_dir(cfg: Config) -> list[Check]:
     dd = cfg.data_dir
-    try:
-        dd.mkdir(parents=True, exist_ok=True)
-        probe = dd / ".doctor-probe"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        return [Check(Level.FAIL, "data_dir", f"cannot write in {dd}: {exc.strerror}; set "
-                      "data_dir (or --data-dir) to a folder this user owns")]
-    free = shutil.disk_usage(dd).free
+    # Read-only: the doctor looks (os.access), it never creates the folder or a probe file.
+    existing = next(p for p in (dd, *dd.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        what = "write in" if existing == dd else f"create {dd} in"
+        return [Check(Level.FAIL, "data_dir", f"cannot {what} {existing}; set data_dir (or "
+                      "--data-dir) to a folder this user owns")]
+    free = shutil.disk_usage(existing).free
     level = Level.FAIL if free < 100e6 else Level.WARN if free < 1e9 else Level.OK
-    out = [Check(Level.OK, "data_dir", f"{dd} is writable"),
-           Check(level, "disk space", f"{free / 1e9:.1f} GB free in {dd}"
+    state = "is writable" if existing == dd else "does not exist yet; the node will create it"
+    out = [Check(Level.OK, "data_dir", f"{dd} {state}"),
+           Check(level, "disk space", f"{free / 1e9:.1f} GB free in {existing}"
                  + ("" if level == Level.OK else ": free some space (the ledger and logs grow "
                     "slowly, but a full disk stops the node)"))]
     holder = DataDirLock(dd).holder()

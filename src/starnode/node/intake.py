@@ -8,6 +8,12 @@ ledger cannot take yet (database locked too long) is kept in memory and retried,
 
 :func:`walk` is the one folder walker (the scan, ``starnode process`` and ``starnode doctor``
 use it): sorted, hidden folders skipped, paths named the way the watcher names them.
+
+Hostile names never stop the intake: anything named like a frame is recorded, so that
+``starnode status`` can say why it was not measured. A FIFO, a device or a folder named ``*.fit``
+is recorded without being opened (the dispatcher refuses it, see :mod:`starnode.admission`); a
+name that is not UTF-8 cannot be stored as text, so it is recorded under its escaped form
+(``\\xe9``) with the source ``bad_name`` and refused with that reason, once.
 """
 
 from __future__ import annotations
@@ -16,18 +22,23 @@ import contextlib
 import fnmatch
 import logging
 import os
+import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..admission import encodable, quoted, text_form
 from ..config import Config
 from ..store import Ledger
 
 log = logging.getLogger("starnode.node")
 
-__all__ = ["Intake", "incomplete", "matches_include", "walk"]
+__all__ = ["BAD_NAME_SOURCE", "Intake", "incomplete", "matches_include", "walk"]
+
+#: The ``source`` of a row recorded for a file whose name is not UTF-8 (never measured).
+BAD_NAME_SOURCE = "bad_name"
 
 
 def matches_include(path: str, include: Iterable[str], extensions: Iterable[str]) -> bool:
@@ -55,8 +66,9 @@ def matches_include(path: str, include: Iterable[str], extensions: Iterable[str]
     return not pats or any(fnmatch.fnmatchcase(low, p.lower()) for p in pats)
 
 
-def walk(root: str | os.PathLike[str], recursive: bool) -> Iterator[str]:
-    """Files under ``root``, sorted, hidden folders skipped.
+def walk(root: str | os.PathLike[str], recursive: bool,
+         folders: Callable[[str], bool] | None = None) -> Iterator[str]:
+    """Entries under ``root`` that are not folders, sorted, hidden folders skipped.
 
     Parameters
     ----------
@@ -64,23 +76,30 @@ def walk(root: str | os.PathLike[str], recursive: bool) -> Iterator[str]:
         The folder.
     recursive : bool
         Descend into subfolders.
+    folders : callable, optional
+        Folders whose path it accepts are yielded too (a folder named like a frame).
 
     Returns
     -------
     iterator of str
-        Absolute paths (not symlink-resolved: the watcher names files the same way).
+        Absolute paths (not symlink-resolved: the watcher names files the same way). Not only
+        regular files: a FIFO or a device is yielded without being opened; callers check.
     """
     top = os.path.abspath(root)
     if not recursive:
         with contextlib.suppress(OSError):
             for entry in sorted(os.scandir(top), key=lambda e: e.name):
-                if entry.is_file():
-                    yield entry.path
+                with contextlib.suppress(OSError):
+                    if not entry.is_dir() or (folders is not None and folders(entry.path)):
+                        yield entry.path
         return
     for dirpath, dirnames, filenames in os.walk(top, onerror=lambda e: log.warning(
-            "cannot read %s: %s", e.filename, e.strerror)):
+            "cannot read %s: %s", quoted(e.filename), e.strerror)):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
+        names = filenames
+        if folders is not None:
+            names = filenames + [d for d in dirnames if folders(os.path.join(dirpath, d))]
+        for name in sorted(names):
             yield os.path.join(dirpath, name)
 
 
@@ -126,9 +145,21 @@ class Intake:
         return matches_include(path, w.include, w.extensions)
 
     def _note(self, fid: int, path: str | os.PathLike[str], source: str) -> None:
-        log.debug("queued #%d %s (%s)", fid, path, source)
+        log.debug("queued #%d %s (%s)", fid, quoted(path), source)
         if self.ids is not None:
             self.ids.add(fid)
+
+    def _add(self, path: str | os.PathLike[str], source: str, size: int | None = None,
+             mtime_ns: int | None = None) -> tuple[int, bool]:
+        """``ledger.add``; a name that is not UTF-8 is recorded under its escaped text form,
+        as a ``bad_name`` row the dispatcher refuses with the reason (never retried)."""
+        text = os.fspath(path)
+        if isinstance(text, str) and not encodable(text):
+            if size is None or mtime_ns is None:
+                st = os.stat(text)
+                size, mtime_ns = st.st_size, st.st_mtime_ns
+            text, source = text_form(os.path.abspath(text)), BAD_NAME_SOURCE
+        return self.ledger.add(text, source=source, size=size, mtime_ns=mtime_ns)
 
     def offer(self, path: str | os.PathLike[str], *, source: str = "watch") -> int | None:
         """Record a frame (new work unless already known).
@@ -139,9 +170,9 @@ class Intake:
             The row id; None when the file cannot be stat'ed.
         """
         try:
-            fid, new = self.ledger.add(path, source=source)
+            fid, new = self._add(path, source)
         except OSError as exc:
-            log.warning("cannot record %s: %s", path, exc)
+            log.warning("cannot record %s: %s", quoted(path), exc.strerror or exc)
             return None
         if new:
             self._note(fid, path, source)
@@ -156,7 +187,8 @@ class Intake:
         try:
             self.offer(path, source="watch")
         except Exception as exc:  # e.g. database locked too long
-            log.error("cannot record %s yet (%s: %s); retrying", path, type(exc).__name__, exc)
+            log.error("cannot record %s yet (%s: %s); retrying", quoted(path),
+                      type(exc).__name__, exc)
             with self._retry_lock:
                 self._retry.append(path)
             self.wake.set()
@@ -199,15 +231,14 @@ class Intake:
         known = self.ledger.known_identities()
         now = time.time()
         new = 0
-        for path in walk(root, bool(recursive)):
+        for path in walk(root, bool(recursive), self.wants):
             st = self._settled(path, known, now - float(min_age), check_size=source == "scan")
             if st is None:
                 continue
             try:
-                fid, is_new = self.ledger.add(path, source=source, size=st.st_size,
-                                              mtime_ns=st.st_mtime_ns)
+                fid, is_new = self._add(path, source, st.st_size, st.st_mtime_ns)
             except OSError as exc:  # pragma: no cover - racing deletion
-                log.warning("cannot record %s: %s", path, exc)
+                log.warning("cannot record %s: %s", quoted(path), exc.strerror or exc)
                 continue
             if is_new:
                 new += 1
@@ -219,14 +250,20 @@ class Intake:
 
     def _settled(self, path: str, known: set[tuple[str, int, int]], before: float, *,
                  check_size: bool) -> os.stat_result | None:
-        """The file's stat when it is a wanted, unknown, settled and complete frame."""
+        """The file's stat when it is a wanted, unknown, settled and complete frame (or named
+        like one but not a regular file: recorded unopened, the dispatcher says why)."""
         if not self.wants(path):
             return None
         try:
             st = os.stat(path)
         except OSError:
             return None
-        if (path, st.st_size, st.st_mtime_ns) in known or st.st_mtime > before:
+        key = path if encodable(path) else text_form(path)
+        if (key, st.st_size, st.st_mtime_ns) in known:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return st  # never opened here: a FIFO would block
+        if st.st_mtime > before:
             return None
         if check_size and incomplete(path, st.st_size):
             return None  # still being written: the watcher reports it once complete
@@ -243,13 +280,13 @@ class Intake:
         out: list[int] = []
         for p in map(Path, paths):
             if p.is_dir():
-                files = [f for f in walk(p, True) if self.wants(f)]
-            elif p.is_file():
+                files = [f for f in walk(p, True, self.wants) if self.wants(f)]
+            elif p.exists():
                 files = [str(p)]
             else:
-                log.error("%s: no such file or folder", p)
+                log.error("%s: no such file or folder", quoted(p))
                 continue
             for f in files:
                 with contextlib.suppress(OSError):
-                    out.append(self.ledger.add(f, source="process")[0])
+                    out.append(self._add(f, "process")[0])
         return out

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..admission import printable, quoted
 from ..errors import FrameState
 from ..store import Frame
 
@@ -49,7 +50,7 @@ def short_reason(reason: str | None, path: str | None) -> str:
 
 def _measured_line(frame: Frame) -> str:
     r = frame.result or {}
-    text = (f"{frame.state:<8} {frame.name}: {r.get('target_name', '?')} "
+    text = (f"{frame.state:<8} {quoted(frame.name)}: {r.get('target_name', '?')} "
             f"{r.get('filter', '?')} {_fmt(r.get('magnitude'), '.3f')} ± "
             f"{_fmt(r.get('uncertainty'), '.3f')} ({r.get('quality_flag', '?')}, "
             f"{r.get('comparison_stars', '?')} comps)")
@@ -73,11 +74,13 @@ def frame_line(frame: Frame) -> str:
     Returns
     -------
     str
-        ``"<state> <file name>: <what happened>"``.
+        ``"<state> <file name>: <what happened>"``, one line: a name holding a newline or a
+        control character is quoted with it escaped (it cannot forge a log line).
     """
     if frame.state in (FrameState.MEASURED, FrameState.REPORTED) and frame.result:
-        return _measured_line(frame)
+        return printable(_measured_line(frame))
     if frame.state in (FrameState.SKIPPED, FrameState.FAILED):
         cat = f"[{frame.category}] " if frame.category else ""
-        return f"{frame.state:<8} {frame.name}: {cat}{short_reason(frame.reason, frame.path)}"
-    return f"{frame.state:<8} {frame.name}"
+        reason = short_reason(frame.reason, frame.path)
+        return printable(f"{frame.state:<8} {quoted(frame.name)}: {cat}{reason}")
+    return f"{frame.state:<8} {quoted(frame.name)}"

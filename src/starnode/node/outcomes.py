@@ -4,11 +4,20 @@ An outcome is written only by the claim's owner (the ledger refuses it otherwise
 nothing else happens: the frame is someone else's). A measured frame is submitted at once; one
 whose submission never completed (the node was killed between the two) is submitted again on
 the next start (:meth:`Outcomes.resubmit`; ``submit`` never writes the same observation twice).
+
+Write faults that end must heal without a restart (:meth:`Outcomes.heal`, called by the node's
+every step): an outcome whose ledger commit failed (disk full, read-only data folder) is kept
+in memory and written again, rather than leaving the frame ``processing`` for its whole lease;
+a frame whose submission failed for a passing reason is submitted again every
+:attr:`Outcomes.resubmit_every` seconds. Before each write the ledger file is checked to be the
+one opened at start: a ledger deleted or replaced under the node stops it loudly
+(:class:`~starnode.errors.StoreError`) instead of starting a fresh, empty one.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -17,6 +26,7 @@ from typing import Any
 from ..config import Config
 from ..errors import FrameState
 from ..store import Frame, Ledger
+from ..util.fsio import private_dir, remove_stale_temporaries
 from .lines import frame_line, short_reason
 from .pool import Outcome
 
@@ -53,6 +63,33 @@ class Outcomes:
         self.frame_seconds: list[float] = []  # worker time per frame
         #: called with each measured row before it is submitted (the hub forwarder's enqueue)
         self.forward: Callable[..., Any] | None = None
+        #: seconds between two retries of submissions that failed for a passing reason
+        self.resubmit_every = 60.0
+        self._last_resubmit = time.monotonic()
+        self._unwritten: list[tuple[Frame, Outcome]] = []  # outcomes whose commit failed
+
+    def start(self) -> None:
+        """Start of a run, under the data-directory lock: make the data folder owner-only and
+        remove the temporary copies a killed writer left behind (nobody else writes now)."""
+        data_dir = self.config.data_dir
+        private_dir(data_dir)
+        n = remove_stale_temporaries(data_dir)
+        if n:
+            log.info("removed %d temporary file(s) left by a stopped node", n)
+
+    def heal(self) -> None:
+        """Retry what a write fault that has since ended left undone (see the module doc)."""
+        if self._unwritten:
+            pending, self._unwritten = self._unwritten, []
+            for frame, outcome in pending:
+                self.record(frame, outcome)
+        if time.monotonic() - self._last_resubmit >= self.resubmit_every:
+            self._last_resubmit = time.monotonic()
+            for frame in self.ledger.to_submit():
+                if (frame.submission or {}).get("retry"):
+                    log.info("%s: submitting again (%s)", frame.name,
+                             (frame.submission or {}).get("message"))
+                    self.submit(frame.id)
 
     def _write(self, frame: Frame, outcome: Outcome) -> str | None:
         """Write an outcome to the ledger; returns the counter it adds to (None: not ours)."""
@@ -78,9 +115,16 @@ class Outcomes:
         bool
             False when the ledger refused it (the claim is no longer this node's).
         """
-        if isinstance(outcome.get("seconds"), float):
+        if isinstance(outcome.get("seconds"), float) and not outcome.get("retried"):
             self.frame_seconds.append(outcome["seconds"])
-        counter = self._write(frame, outcome)
+        self.ledger.store.verify()
+        try:
+            counter = self._write(frame, outcome)
+        except (sqlite3.Error, OSError) as exc:  # disk full, read-only: keep it, retry later
+            log.error("%s: its outcome cannot be written to the ledger (%s); retrying until "
+                      "it can", frame.name, exc)
+            self._unwritten.append((frame, {**outcome, "retried": True}))
+            return False
         if counter is None:
             return False
         self.counts[counter] += 1
@@ -105,12 +149,13 @@ class Outcomes:
             from ..aavso import submit as fn
         else:
             fn = self._submit_fn
+        self.ledger.store.verify()
         try:
             sub = dict(fn(frame.result, self.config))
         except Exception as exc:
             log.error("%s: submission failed: %s: %s", frame.name, type(exc).__name__, exc,
                       exc_info=log.isEnabledFor(logging.DEBUG))
-            sub = {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
+            sub = {"status": "error", "message": f"{type(exc).__name__}: {exc}", "retry": True}
         if self.ledger.record_submission(fid, sub) == FrameState.REPORTED:
             self.counts["reported"] += 1
             self.latencies.append(time.time() - frame.mtime_ns / 1e9)

@@ -9,8 +9,12 @@ frames in hand go on and the pool starts a fresh worker. Nothing here reads priv
 Workers are started with the ``spawn`` method (no inherited locks, threads or database
 connections), ignore SIGINT (a Ctrl+C in the terminal reaches the whole process group; the node
 decides what stopping means), use one BLAS thread each, send their log records to the node
-through a queue, and leave by themselves when the node that started them is gone (its pid is
-passed in: a node killed with SIGKILL cannot stop them).
+through a queue, and leave by themselves when the node that started them is gone: on Linux the
+kernel kills them with their parent (``PR_SET_PDEATHSIG``), and everywhere a guard thread
+compares the parent with the node's pid *passed in* (a worker re-parented while it was still
+starting up would otherwise take its new parent for the node). Each worker has a memory ceiling
+(``RLIMIT_AS``, ``limits.worker_memory_mb``): a frame that would take more fails alone, with a
+``MemoryError``, instead of taking the machine.
 
 :func:`work` is what a worker runs: it never raises for a bad frame and returns a plain dict
 (the process boundary), see :func:`outcome_of` for the node's side.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import ctypes
 import faulthandler
 import importlib
 import json
@@ -27,7 +32,9 @@ import logging
 import logging.handlers
 import multiprocessing
 import os
+import resource
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -37,6 +44,7 @@ from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 
+from ..admission import printable, quoted
 from ..config import Config
 from ..errors import FrameRejected
 from ..util.proc import pid_alive
@@ -60,10 +68,35 @@ _BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _CONFIGS: dict[str, Config] = {}
 
 
-def _worker_init(queue: Any, level: int, parent_pid: int, measure: str) -> None:
+def _die_with(parent_pid: int) -> None:
+    """Be killed by the kernel when the parent dies (Linux); leave now if it already did."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:  # re-parented before the line above: the node is gone
+        os._exit(0)
+
+
+def _memory_ceiling(megabytes: int) -> None:
+    """Cap this process's address space (``0``: no cap)."""
+    if megabytes <= 0:
+        return
+    limit = megabytes * 2**20
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _worker_init(queue: Any, level: int, parent_pid: int, measure: str,
+                 memory_mb: int = 0) -> None:
     """Start of a worker process (see the module docstring). The measuring module is imported
     here, before any frame, so its import time counts neither in a frame's latency nor in its
     ``frame_timeout``; an import error is left for the first frame to report."""
+    _die_with(parent_pid)
+    _memory_ceiling(memory_mb)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(Exception):  # kill -USR1 <worker pid>: where is it stuck?
         faulthandler.register(signal.SIGUSR1, all_threads=True)
@@ -103,7 +136,7 @@ def _config(raw: Mapping[str, Any]) -> Config:
 def _failure(path: str, exc: BaseException) -> str:
     tb = traceback.extract_tb(exc.__traceback__)
     where = f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
-    log.debug("frame %s failed", path, exc_info=exc)
+    log.debug("frame %s failed", quoted(path), exc_info=exc)
     return f"{type(exc).__name__}: {exc}{where}"
 
 
@@ -206,6 +239,7 @@ class _Relay(logging.Handler):
         return False
 
     def emit(self, record: logging.LogRecord) -> None:
+        record.msg, record.args = printable(record.getMessage()), None  # one line, always
         if record.levelno < logging.ERROR and self._repeated(record):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         logger = logging.getLogger(record.name)
@@ -228,15 +262,18 @@ class WorkerPool:
         Seconds one frame may take before its worker is stopped.
     log_level : int
         Lowest level the workers forward to the node.
+    memory_mb : int
+        Address-space ceiling of each worker in MiB (0: none).
     """
 
     def __init__(self, workers: int, measure: str, raw: Mapping[str, Any], *, timeout: float,
-                 log_level: int) -> None:
+                 log_level: int, memory_mb: int = 0) -> None:
         self.workers = workers
         self.measure = measure
         self.raw = dict(raw)
         self.timeout = timeout
         self.log_level = log_level
+        self.memory_mb = int(memory_mb)
         self._pool: ProcessPool | None = None
         self._queue: Any = None
         self._listener: logging.handlers.QueueListener | None = None
@@ -251,7 +288,8 @@ class WorkerPool:
             self._listener = logging.handlers.QueueListener(self._queue, _Relay())
             self._listener.start()
         pool = ProcessPool(max_workers=self.workers, initializer=_worker_init,
-                           initargs=(self._queue, self.log_level, os.getpid(), self.measure),
+                           initargs=(self._queue, self.log_level, os.getpid(), self.measure,
+                                     self.memory_mb),
                            context=ctx)
         if not pool.active:  # asking starts the workers (pebble starts them on first use)
             raise RuntimeError("the worker pool did not start")

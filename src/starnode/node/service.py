@@ -32,13 +32,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..admission import check as admit
+from ..admission import max_frame_bytes, quoted
 from ..config import Config, resolve
-from ..errors import ConfigError, FrameState, RejectCategory
+from ..errors import ConfigError, FrameRejected, FrameState, RejectCategory, StoreError
 from ..store import Frame, Ledger, make_owner
-from .intake import Intake
+from .intake import BAD_NAME_SOURCE, Intake
 from .lock import DataDirLock
 from .outcomes import Outcomes, SubmitFn
 from .pool import MEASURE, Outcome, WorkerPool, outcome_of
+from .share import identity, share_gone
 
 log = logging.getLogger("starnode.node")
 
@@ -97,7 +100,8 @@ class Node:
         self.lock = DataDirLock(self.config.data_dir)
         level = logging.DEBUG if self.config.log_level == "DEBUG" else logging.WARNING
         self.pool = WorkerPool(self.workers, measure, raw,
-                               timeout=float(self.config.frame_timeout), log_level=level)
+                               timeout=float(self.config.frame_timeout), log_level=level,
+                               memory_mb=int(self.config.limits.worker_memory_mb))
         self.outcomes = Outcomes(self.config, self.ledger, self.owner, submit)
         self.counts = self.outcomes.counts
         self.latencies = self.outcomes.latencies  # file mtime -> reported, seconds
@@ -106,6 +110,8 @@ class Node:
         self._inflight: dict[cf.Future[Outcome], Frame] = {}
         self._watcher: Any = None
         self._paused_until = 0.0  # no dispatching before (the share dropped)
+        self._root_id: tuple[int, int] | None = None  # watch.path's (st_dev, st_ino) when up
+        self._max_bytes = max_frame_bytes(self.config)
         from ..hub.client import attach  # the hub forwarder when hub.url is set (docs/hub.md)
 
         self.hub = attach(self)
@@ -160,16 +166,29 @@ class Node:
         """Dispatch again now, without waiting out a pause after a dropped share."""
         self._paused_until = 0.0
 
+    def _refuse(self, frame: Frame, category: str, reason: str) -> bool:
+        self._finish(frame, {"outcome": "skipped", "category": category, "reason": reason})
+        return False
+
     def _still_there(self, frame: Frame) -> bool:
-        """The file must still be the one recorded; otherwise skip this row (a rewritten file
-        is recorded as new work)."""
+        """The file must still be the one recorded, and a frame we may read at all
+        (:func:`starnode.admission.check`: a regular file of a sane size, never opened when
+        it is not); otherwise skip this row (a rewritten file is recorded as new work)."""
+        if frame.source == BAD_NAME_SOURCE:
+            return self._refuse(frame, RejectCategory.BAD_NAME, "the file name is not valid "
+                                "UTF-8 (shown with \\x escapes); rename the file to measure it")
         try:
             st = os.stat(frame.path)
         except OSError as exc:
             if not self._share_down(frame):
-                self._finish(frame, {"outcome": "skipped", "category": RejectCategory.VANISHED,
-                                     "reason": f"file no longer readable: {exc.strerror}"})
+                self._refuse(frame, RejectCategory.VANISHED,
+                             f"file no longer readable: {exc.strerror}")
             return False
+        self._share_up(frame)
+        try:
+            admit(frame.path, self._max_bytes)
+        except FrameRejected as exc:
+            return self._refuse(frame, str(exc.category), exc.reason)
         if st.st_size != frame.size or st.st_mtime_ns != frame.mtime_ns:
             self._finish(frame, {"outcome": "skipped", "category": RejectCategory.REWRITTEN,
                                  "reason": "file changed after it was recorded; the new version "
@@ -179,17 +198,30 @@ class Node:
             return False
         return True
 
+    def _root_identity(self) -> tuple[int, int] | None:
+        return identity(str(self.config.watch.path or ""))
+
+    def _share_up(self, frame: Frame) -> None:
+        """A frame of the watch folder is readable: the share is up, remember which it is (a
+        remounted share may have a new device number)."""
+        root = self.config.watch.path
+        if self.intake.ids is None and root and os.path.dirname(frame.path) == \
+                os.path.abspath(root):
+            self._root_id = self._root_identity()
+
     def _share_down(self, frame: Frame) -> bool:
-        """When the frame's folder itself is gone (the telescope share dropped, the USB disk
-        unplugged), the frame is not lost: requeue it and pause dispatching for a while.
-        (``starnode run`` only; ``process`` reports such frames as vanished.)"""
+        """When the frame's share is gone (:func:`~starnode.node.share.share_gone`: the share
+        dropped, the USB disk unplugged), the frame is not lost: requeue it and pause
+        dispatching for a while. (``starnode run`` only; ``process`` reports such frames as
+        vanished.)"""
         folder = os.path.dirname(frame.path)
-        if self.intake.ids is not None or os.path.isdir(folder):
+        if self.intake.ids is not None or not share_gone(folder, self.config.watch.path,
+                                                         self._root_id):
             return False
         self.ledger.requeue(frame.id, self.owner)
         if time.monotonic() >= self._paused_until:
             log.warning("%s is not reachable (share unmounted?); frames wait in the queue, "
-                        "retrying in %.0f s", folder, _SHARE_RETRY_S)
+                        "retrying in %.0f s", quoted(folder), _SHARE_RETRY_S)
         self._paused_until = time.monotonic() + _SHARE_RETRY_S
         return True
 
@@ -240,6 +272,7 @@ class Node:
     def step(self, timeout: float = 0.5) -> None:
         """Dispatch, then wait up to ``timeout`` s for results or new work."""
         self.intake.retry_offers()
+        self.outcomes.heal()  # outcomes and submissions a passing write fault left undone
         self.dispatch()
         if self._inflight:
             self.collect(timeout)
@@ -310,9 +343,9 @@ class Node:
         if already:
             log.info("%d of %d frame(s) already in the ledger as done (use --force to redo)",
                      already, self.total)
-        self.resubmit()
-        self.counts.clear()
+        self.counts.clear()  # before resubmit(): what it reports now counts as reported
         self.counts["already"] = already
+        self.resubmit()
         t0 = time.monotonic()
         with self._signals():
             try:
@@ -334,9 +367,10 @@ class Node:
             w.path, self.on_event, debounce_delay=float(w.debounce_delay), mode=w.mode,
             poll_interval=float(w.poll_interval), recursive=bool(w.recursive),
             catch_up=bool(w.catch_up), extensions=tuple(w.extensions),
-            max_wait=float(w.max_wait))
+            max_wait=float(w.max_wait), on_irregular=lambda p: self.on_event({"path": p}))
         self._watcher.start()
-        log.info("watching %s (%s, %s: %s%s)", w.path,
+        self._root_id = self._root_identity()
+        log.info("watching %s (%s, %s: %s%s)", quoted(w.path),
                  "recursive" if w.recursive else "this folder only",
                  getattr(self._watcher, "active_mode", None) or w.mode,
                  getattr(self._watcher, "mode_reason", ""),
@@ -351,6 +385,7 @@ class Node:
 
     def _resume(self) -> None:
         """Start of ``run``: requeue claims of a stopped run, submit what was measured."""
+        self.outcomes.start()  # under the lock: owner-only data_dir, stale temporaries removed
         n = self.ledger.recover(self.owner)
         pending = self.ledger.counts()[FrameState.PENDING]
         log.info("starnode node started (pid %d, %d worker(s), data in %s); %d frame(s) "
@@ -368,7 +403,7 @@ class Node:
             st.next_scan = time.monotonic()
         elif not st.warned:
             log.warning("watch.path %s is not a folder (yet); is the telescope share mounted? "
-                        "retrying every 10 s", self.config.watch.path)
+                        "retrying every 10 s", quoted(str(self.config.watch.path)))
             st.warned = True
 
     def _catch_up(self, st: _RunState) -> None:
@@ -395,6 +430,8 @@ class Node:
             self._renew_claims(st)
             self.step(0.5 if st.watching or self._inflight else 10.0)
             st.errors = 0
+        except StoreError:  # the ledger was deleted, replaced or is damaged: stop, loudly
+            raise
         except Exception:
             st.errors += 1
             delay = min(60.0, 5.0 * st.errors)

@@ -20,6 +20,7 @@ from photutils.centroids import centroid_com
 from ..config import Config, resolve
 from ..frames import Frame
 from ..observing import young_scintillation
+from .noise import aperture_excess
 from .sky import local_sky
 
 log = logging.getLogger("starnode.photometry")
@@ -51,6 +52,10 @@ class StarMeasurement:
     r_in: float
     r_out: float
     fwhm: float
+    #: the frame's excess noise (mag, :mod:`.noise`), already in ``mag_err``; 0 when unmeasured
+    excess_mag: float = 0.0
+    #: stars it was measured on
+    excess_stars: int = 0
 
 
 def geometry(fwhm: float, cfg: Config) -> tuple[float, float, float]:
@@ -69,7 +74,10 @@ def geometry(fwhm: float, cfg: Config) -> tuple[float, float, float]:
         Aperture radius, annulus inner and outer radius (plane px).
     """
     ph = cfg.photometry
-    r = float(ph.aperture_radius_px) if ph.aperture_radius_px else ph.aperture_fwhm * fwhm
+    # a floor in pixels: an undersampled PSF's flux in a ~2 px aperture depends on where the
+    # star falls on the pixel grid (docs/photometry.md, Method 7)
+    r = (float(ph.aperture_radius_px) if ph.aperture_radius_px
+         else max(ph.aperture_fwhm * fwhm, float(ph.aperture_min_px)))
     r_in = r + ph.annulus_gap_fwhm * fwhm
     r_out = r_in + ph.annulus_width_fwhm * fwhm
     return r, r_in, max(r_out, r_in + 2.0)
@@ -351,9 +359,39 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Any = None, *,
         mag = -2.5 * np.log10(flux / frame.exptime)
         mag_err = 2.5 / math.log(10.0) / snr
     mag = np.where(flux > 0, mag, np.nan)
+    excess, n_ex = _excess(frame, pos, inside, r, float(fwhm), sky, flux, err, snr)
+    if cfg.photometry.excess_noise and excess > 0:
+        mag_err = np.hypot(mag_err, excess)
     peaks = np.array([frame.peak_adu(x, y, r) if ok else 0.0
                       for (x, y), ok in zip(pos, inside, strict=True)])
     return StarMeasurement(x=pos[:, 0], y=pos[:, 1], recentred=recentred, flux=flux,
                            flux_err=err, sky=sky.mean, sky_sigma=sky.sigma, snr=snr, mag=mag,
                            mag_err=mag_err, peak=peaks, saturated=peaks >= frame.saturation_adu,
-                           edge=edge, radius=r, r_in=r_in, r_out=r_out, fwhm=float(fwhm))
+                           edge=edge, radius=r, r_in=r_in, r_out=r_out, fwhm=float(fwhm),
+                           excess_mag=excess, excess_stars=n_ex)
+
+
+def _excess(frame: Frame, pos: np.ndarray, inside: np.ndarray, r: float, fwhm: float,
+            sky: _Sky, flux: np.ndarray, err: np.ndarray, snr: np.ndarray) -> tuple[float, int]:
+    """The frame's excess noise from its stars' aperture corrections
+    (:func:`.noise.aperture_excess`): m(r) - m(r + FWHM) per star and the CCD-equation error
+    of that difference (the ring's photon and sky noise; scintillation is common to both
+    apertures and cancels)."""
+    bright = inside & np.isfinite(snr) & (snr >= 30.0)
+    if int(bright.sum()) < 5:
+        return 0.0, int(bright.sum())
+    r2 = r + fwhm
+    raw2, _ = _aperture_sums(frame, pos, bright, r2, sky.clipped_value)
+    area1, area2 = math.pi * r * r, math.pi * r2 * r2
+    flux2 = raw2 - area2 * sky.mean
+    ring = flux2 - flux
+    g = frame.gain_e_per_adu
+    var_pix = np.maximum(sky.sigma**2, (frame.read_noise_e / g) ** 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var_ring = (frame.source_var_factor * np.clip(ring, 0, None) / g
+                    + frame.sky_var_factor * (area2 - area1) * var_pix)
+        delta = -2.5 * np.log10(flux / flux2)
+        # d(delta) = 1.0857 (dF1 (1/F2 - 1/F1) + dRing / F2); the aperture's own error enters
+        # weighted by the ring's share only
+        d_err = 1.0857 * np.sqrt(err**2 * (ring / (flux * flux2)) ** 2 + var_ring / flux2**2)
+    return aperture_excess(delta[bright], d_err[bright], snr[bright])

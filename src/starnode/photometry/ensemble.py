@@ -19,6 +19,8 @@ from ..config import Config
 from ..errors import FrameRejected, RejectCategory
 from ..records import CheckStar, CompResult
 from .apertures import StarMeasurement
+from .illumination import RadialFit, fit_radial, rho2
+from .noise import excess_variance
 
 log = logging.getLogger("starnode.photometry")
 
@@ -107,7 +109,9 @@ def ensemble(cat: np.ndarray, cat_err: np.ndarray, inst: np.ndarray, inst_err: n
         if z[worst] <= clip_sigma:
             break
         used[worst] = False
-    w = 1.0 / e2[used]
+    # the comps' excess variance (what their errors do not explain) enters every weight
+    s2 = excess_variance(zp_i[used] - zp, e2[used])
+    w = 1.0 / (e2[used] + s2)
     zp = float(np.sum(w * zp_i[used]) / np.sum(w))
     r = zp_i[used] - zp
     err = math.sqrt(1.0 / float(np.sum(w)))
@@ -120,10 +124,17 @@ def ensemble(cat: np.ndarray, cat_err: np.ndarray, inst: np.ndarray, inst_err: n
     return zp, err, scatter, used
 
 
+def _colour(row: CompRow) -> float | None:
+    b, v = row.comp.mag("B"), row.comp.mag("V")
+    return (b[0] - v[0]) if (b is not None and v is not None) else None
+
+
 def choose_check(cfg: Config, good: list[CompRow], rows: list[CompRow], t_inst: float,
-                 sm: StarMeasurement, name: str) -> CompRow | None:
-    """The check star: ``photometry.check_star`` (label or AUID) when set, else the measurable
-    comp closest in magnitude to the target, only when ``min_comps`` others remain.
+                 sm: StarMeasurement, name: str, night_choice: str | None = None,
+                 target_bv: float | None = None) -> tuple[CompRow | None, str | None]:
+    """The check star: ``photometry.check_star`` (label or AUID) when set, else the night's
+    choice (``night_choice``), else the measurable comp closest in magnitude and colour to the
+    target, only when ``min_comps`` others remain.
 
     Parameters
     ----------
@@ -137,29 +148,45 @@ def choose_check(cfg: Config, good: list[CompRow], rows: list[CompRow], t_inst: 
     sm : StarMeasurement
     name : str
         File name, for warnings.
+    night_choice : str, optional
+        Label of the check star already chosen for this target and night: kept, or none at all
+        in a frame where it is not measurable (never a different one).
+    target_bv : float, optional
+        The target's B-V, for the colour part of the choice (0.6 when unknown).
 
     Returns
     -------
-    CompRow or None
+    (CompRow or None, str or None)
+        The check star, and why there is none when a pinned / chosen one is unusable.
     """
-    want = cfg.photometry.check_star
+    want = cfg.photometry.check_star or night_choice
     if want:
         for row in rows:
             c = row.comp
             if want.strip().lower() in (c.label.lower(), (c.auid or "").lower()):
-                if any(row is g for g in good):
-                    return row
-                log.warning("%s: check star %s not measurable here", name, want)
-                return None
-        log.warning("%s: check star %s not in the sequence / frame", name, want)
-        return None
+                why = unmeasurable(sm, row.i)
+                if not why:
+                    return row, None
+                note = f"check star {c.label} {why} in this frame: no check star"
+                log.warning("%s: %s", name, note)
+                return None, note
+        note = f"check star {want} not in the sequence / frame: no check star"
+        log.warning("%s: %s", name, note)
+        return None, note
     if len(good) < cfg.photometry.min_comps + 1 or not math.isfinite(t_inst):
-        return None
+        return None, None
     zp_guess = float(np.median([row.cat - sm.mag[row.i] for row in good]))
     t_std = t_inst + zp_guess
-    # close in magnitude to the target, with a trustworthy catalogue value
-    return min(good, key=lambda row: (abs(row.cat - t_std) + (0.5 if row.cat_err > 0.05 else 0.0),
-                                      row.comp.label))
+    t_bv = 0.6 if target_bv is None else target_bv
+
+    def distance(row: CompRow) -> tuple[float, str]:
+        bv = _colour(row)
+        d_col = 0.5 * abs(bv - t_bv) if bv is not None else 0.25
+        # close in magnitude and colour, with a trustworthy catalogue value
+        return (abs(row.cat - t_std) + d_col + (0.5 if row.cat_err > 0.05 else 0.0),
+                row.comp.label)
+
+    return min(good, key=distance), None
 
 
 @dataclass
@@ -174,6 +201,17 @@ class EnsembleFit:
     pool: list[CompRow]
     used: set[int]  # id() of the rows in the ensemble
     check: CompRow | None
+    check_note: str | None = None
+    #: the radial zero point (None: constant), and why constant
+    radial: RadialFit | None = None
+    shape: tuple[int, int] | None = None
+
+    def zp_for(self, sm: StarMeasurement, j: int) -> tuple[float, float]:
+        """Zero point and its error at star ``j``'s position (the target is star 0)."""
+        if self.radial is None or not self.radial.keep or self.shape is None:
+            return self.zp, self.zp_err
+        r2 = float(rho2(np.array([sm.x[j]]), np.array([sm.y[j]]), self.shape)[0])
+        return self.radial.zp_at(r2)
 
 
 def _pool(cfg: Config, good: list[CompRow], check: CompRow | None,
@@ -188,7 +226,9 @@ def _pool(cfg: Config, good: list[CompRow], check: CompRow | None,
 
 
 def fit_ensemble(cfg: Config, rows: list[CompRow], sm: StarMeasurement,
-                 name: str) -> EnsembleFit:
+                 name: str, *, shape: tuple[int, int] | None = None,
+                 night_choice: str | None = None,
+                 target_bv: float | None = None) -> EnsembleFit:
     """Check star, comp selection and zero point for the target (star 0 of ``sm``).
 
     Parameters
@@ -200,6 +240,11 @@ def fit_ensemble(cfg: Config, rows: list[CompRow], sm: StarMeasurement,
         Target first, then the comps.
     name : str
         The file's name, for messages.
+    shape : (int, int), optional
+        The plane's shape: with it, a radial zero point is fitted when the comps allow
+        (``photometry.illumination``), and ``zp`` is the zero point at the target.
+    night_choice, target_bv :
+        See :func:`choose_check`.
 
     Returns
     -------
@@ -211,7 +256,8 @@ def fit_ensemble(cfg: Config, rows: list[CompRow], sm: StarMeasurement,
         ``too_few_comps`` before or after clipping.
     """
     good = [row for row in rows if not unmeasurable(sm, row.i)]
-    check = choose_check(cfg, good, rows, float(sm.mag[0]), sm, name)
+    check, note = choose_check(cfg, good, rows, float(sm.mag[0]), sm, name, night_choice,
+                               target_bv)
     pool = _pool(cfg, good, check, sm)
     ph = cfg.photometry
     if len(pool) < ph.min_comps:
@@ -226,7 +272,27 @@ def fit_ensemble(cfg: Config, rows: list[CompRow], sm: StarMeasurement,
         raise FrameRejected(f"{name}: {n_used} comparison stars left after clipping",
                             RejectCategory.TOO_FEW_COMPS)
     used_ids = {id(row) for row, u_ in zip(pool, used, strict=True) if u_}
-    return EnsembleFit(zp, zp_err, scatter, n_used, rows, pool, used_ids, check)
+    fit = EnsembleFit(zp, zp_err, scatter, n_used, rows, pool, used_ids, check, note)
+    if shape is not None and ph.illumination != "constant":
+        _illumination(fit, sm, shape, ph.illumination == "radial")
+    return fit
+
+
+def _illumination(fit: EnsembleFit, sm: StarMeasurement, shape: tuple[int, int],
+                  force: bool) -> None:
+    """Fit the radial zero point on the ensemble's comps; when kept, ``fit.zp`` / ``zp_err``
+    become the target's."""
+    used = [row for row in fit.pool if id(row) in fit.used]
+    idx = np.array([row.i for row in used])
+    zp_i = np.array([row.cat - sm.mag[row.i] for row in used])
+    var = np.array([row.cat_err**2 + sm.mag_err[row.i] ** 2 for row in used])
+    radial = fit_radial(zp_i, var, rho2(sm.x[idx], sm.y[idx], shape), force)
+    fit.shape = shape
+    fit.radial = radial
+    if radial is not None and radial.keep:
+        fit.zp, fit.zp_err = fit.zp_for(sm, 0)
+        fit.scatter = float(np.sqrt(np.mean((zp_i - (radial.a + radial.b * rho2(
+            sm.x[idx], sm.y[idx], shape))) ** 2)))
 
 
 def _excluded(fit: EnsembleFit, row: CompRow, sm: StarMeasurement) -> str | None:
@@ -247,8 +313,8 @@ def comp_results(fit: EnsembleFit, sm: StarMeasurement) -> tuple[CompResult, ...
         out.append(CompResult(
             name=c.name, auid=c.auid, label=c.label, catalog_mag=row.cat,
             catalog_err=rounded(row.cat_err), instrumental_mag=inst_j,
-            residual=(rounded(row.cat - (float(sm.mag[j]) + fit.zp)) if inst_j is not None
-                      else None),
+            residual=(rounded(row.cat - (float(sm.mag[j]) + fit.zp_for(sm, j)[0]))
+                      if inst_j is not None else None),
             used=id(row) in fit.used, excluded=_excluded(fit, row, sm),
             error=rounded(float(sm.mag_err[j])), x=rounded(float(sm.x[j]), 2),
             y=rounded(float(sm.y[j]), 2)))
@@ -260,9 +326,10 @@ def check_result(fit: EnsembleFit, sm: StarMeasurement) -> CheckStar | None:
     if fit.check is None:
         return None
     j = fit.check.i
-    k_mag = float(sm.mag[j]) + fit.zp
+    zp, zp_err = fit.zp_for(sm, j)
+    k_mag = float(sm.mag[j]) + zp
     c = fit.check.comp
     return CheckStar(name=c.name, label=c.label, auid=c.auid, mag=rounded(k_mag),
                      catalog_mag=fit.check.cat, instrumental_mag=rounded(float(sm.mag[j])),
                      deviation=rounded(k_mag - fit.check.cat),
-                     error=rounded(math.hypot(float(sm.mag_err[j]), fit.zp_err)))
+                     error=rounded(math.hypot(float(sm.mag_err[j]), zp_err)))

@@ -12,6 +12,7 @@ and replaceable on its own, and the order of the steps is the method:
 7. target gates (edge, saturation, SNR);
 8. ensemble zero point and check star (:mod:`~starnode.photometry.ensemble`);
 9. quality flag (:mod:`~starnode.photometry.quality`) and the record.
+10. opt-in: V from the colour planes (:mod:`~starnode.photometry.colour`).
 
 ``run_pipeline`` is the seed API: the same, as a plain dict, and ``None`` (reason kept per
 thread) for a frame that cannot or must not be measured.
@@ -39,6 +40,7 @@ from ..observing import Times, night_of, times
 from ..records import SCHEMA_VERSION, Aperture, Astrometry, Measurement
 from ..util.values import name_key
 from .apertures import StarMeasurement, measure_stars, scintillation
+from .colour import transform_measurement
 from .ensemble import (
     EnsembleFit,
     check_result,
@@ -47,6 +49,7 @@ from .ensemble import (
     fit_ensemble,
     rounded,
 )
+from .night import finish_measurement, night_check_star
 from .quality import grade_quality
 
 log = logging.getLogger("starnode.photometry")
@@ -139,9 +142,8 @@ def _solve(frame: Frame, cfg: Config, comps: list[CompStar], target: Target) -> 
         mags.append(m[0] if m else np.nan)
     mags.append(np.nan)
     try:
-        return astrometry.solve_frame(frame.plane, frame.header, cfg, ref_ra=ra, ref_dec=dec,
-                                      ref_mag=np.array(mags), binning=frame.binning,
-                                      cache_key=frame.sha1, hint=frame.header_wcs)
+        return astrometry.solve_frame(frame, cfg, ref_ra=ra, ref_dec=dec,
+                                      ref_mag=np.array(mags), hint=frame.header_wcs)
     except astrometry.AstrometryError as exc:  # starnode.errors' once the package is in
         raise FrameRejected(f"{frame.path.name}: no verified WCS: {exc}",
                             RejectCategory.ASTROMETRY) from exc
@@ -280,7 +282,8 @@ def _record(s: _Steps) -> Measurement:
         target_recentred=bool(sm.recentred[0]), sky_adu=rounded(float(sm.sky[0]), 2),
         binning=frame.binning, stackcnt=frame.stackcnt, date_obs=frame.start.isot,
         synthetic=frame.synthetic, file_sha1=frame.sha1, schema_version=SCHEMA_VERSION,
-        night=_night(frame, s.cfg, s.t.jd), **site,
+        night=_night(frame, s.cfg, s.t.jd), site_longitude=site["site_longitude"],
+        site_latitude=site["site_latitude"], site_height=site["site_height"],
     )
 
 
@@ -313,9 +316,14 @@ def measure(path: str | os.PathLike[str], config: Any = None) -> Measurement:
     t = times(frame.mid, frame.site, target.ra_deg, target.dec_deg)
     sm = _photometry(frame, cfg, placed, t.airmass)
     snr = _gate_target(frame, cfg, target, sm)
-    fit = fit_ensemble(cfg, comp_rows(comps, placed.idx, frame.band), sm, frame.path.name)
+    kept = night_check_star(cfg, target.name, _night(frame, cfg, t.jd))
+    fit = fit_ensemble(cfg, comp_rows(comps, placed.idx, frame.band), sm, frame.path.name,
+                       shape=frame.plane.shape, night_choice=kept)
     m = _record(_Steps(frame, cfg, target, seq, sol, t, sm, fit, snr))
+    m = finish_measurement(m, frame, cfg, sol.wcs, sm, fit, target.name, kept)
+    if cfg.photometry.transform:  # V from the colour planes, when good enough
+        m = transform_measurement(m, frame, cfg, sm, fit)
     log.info("%s: %s %s = %.3f +/- %.3f (%s, %d comps, SNR %.0f)", frame.path.name,
-             target.name, frame.filter, m.magnitude, m.uncertainty, m.quality_flag,
+             target.name, m.filter, m.magnitude, m.uncertainty, m.quality_flag,
              m.comparison_stars, snr)
     return m

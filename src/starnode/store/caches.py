@@ -148,6 +148,33 @@ class CatalogCache:
         finally:
             conn.close()
 
+    def keys(self, kind: str) -> list[tuple[str, float]]:
+        """The keys cached for one ``kind`` (for lookups by coverage, e.g. sky cones).
+
+        Parameters
+        ----------
+        kind : str
+            As in :meth:`get`.
+
+        Returns
+        -------
+        list of (str, float)
+            ``(key, fetched_at)``, newest first; empty when the database cannot be read
+            (logged at WARNING).
+        """
+        try:
+            conn = self.store.connect()
+            try:
+                rows = conn.execute("SELECT key, fetched_at FROM catalog_cache WHERE kind = ? "
+                                    "ORDER BY fetched_at DESC", (kind,)).fetchall()
+            finally:
+                conn.close()
+        except (sqlite3.Error, StoreError) as exc:
+            log.warning("catalogue cache %s unreadable (%s); going without it", self.store.path,
+                        exc)
+            return []
+        return [(str(r[0]), float(r[1])) for r in rows]
+
     def summary(self) -> list[tuple[str, int, float]]:
         """What the cache holds, for ``starnode doctor``.
 

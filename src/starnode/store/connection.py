@@ -3,8 +3,8 @@
 Several processes use the file at once (the node, its pool workers, a ``starnode status`` in
 another terminal), so every connection gets WAL journaling, a generous busy timeout and
 autocommit mode with explicit ``BEGIN IMMEDIATE`` transactions (:class:`transaction`). The file
-holds the observer's reports and WebObs bookkeeping, so it is created owner-only (0600); SQLite
-gives its ``-wal`` and ``-shm`` companions the same mode.
+holds the observer's reports and WebObs bookkeeping, so it is created owner-only (0600) in an
+owner-only folder (0700); SQLite gives its ``-wal`` and ``-shm`` companions the same mode.
 
 This module only opens files; the tables belong to :mod:`starnode.store.migrations`.
 """
@@ -16,6 +16,8 @@ import os
 import sqlite3
 import stat
 from pathlib import Path
+
+from starnode.util.fsio import private_dir
 
 __all__ = ["DB_FILE_MODE", "connect", "transaction"]
 
@@ -61,7 +63,7 @@ def connect(path: str | os.PathLike[str], *, timeout: float = 30.0) -> sqlite3.C
         The folder or file cannot be created.
     """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(p.parent)  # data_dir: the ledger, reports, audit and logs are the owner's
     _create_private(p)
     conn = sqlite3.connect(str(p), timeout=timeout, isolation_level=None,
                            check_same_thread=False)

@@ -9,6 +9,7 @@ schema owner did not create, or a file newer than the code.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import threading
@@ -28,10 +29,57 @@ if TYPE_CHECKING:
     from .ledger import Ledger
     from .reports import ReportRows
 
-__all__ = ["DB_NAME", "Store", "db_path"]
+__all__ = ["DB_NAME", "Store", "check_integrity", "damaged_message", "db_path"]
 
 #: The database's file name inside ``data_dir`` (``Config.db_path``).
 DB_NAME = "starnode.sqlite3"
+
+
+def damaged_message(path: Path, detail: str) -> str:
+    """What a damaged database means and what to do about it (one message, everywhere)."""
+    return (f"the database {path} is damaged ({detail}). Stop starnode, keep a copy "
+            f"(cp {path} {path}.damaged), then either restore it from a backup, or salvage it "
+            f"('sqlite3 {path} .recover | sqlite3 {path}.recovered', then move the recovered "
+            f"file into its place), or move it aside and let 'starnode process <frames folder>'"
+            " rebuild the ledger (the report files in the outbox are kept)")
+
+
+def check_integrity(conn: sqlite3.Connection, path: Path) -> None:
+    """``PRAGMA quick_check`` of an open database.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        An open connection to the file.
+    path : Path
+        The file (named in the message).
+
+    Raises
+    ------
+    StoreError
+        The file is damaged; the message says what to do.
+    """
+    try:
+        rows = conn.execute("PRAGMA quick_check(5)").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(damaged_message(path, str(exc))) from exc
+    problems = [str(r[0]) for r in rows if str(r[0]) != "ok"]
+    if problems:
+        raise StoreError(damaged_message(path, "; ".join(problems)[:300]))
+
+
+def _open_error(path: Path, exc: BaseException) -> StoreError:
+    """A clear :class:`StoreError` for a database that cannot be opened."""
+    code = getattr(exc, "errno", None)
+    text = str(exc).lower()
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM) or "readonly" in text \
+            or "read-only" in text:
+        return StoreError(f"the data folder {path.parent} is not writable ({exc}): starnode "
+                          "keeps its ledger and reports there. Remount it read-write (or fix "
+                          "its permissions), or set data_dir to a writable folder")
+    if "malformed" in text or "not a database" in text:
+        return StoreError(damaged_message(path, str(exc)))
+    return StoreError(f"cannot open the database {path}: {exc}")
 
 
 
@@ -83,6 +131,7 @@ class Store:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._migrated = False
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) once opened
 
     @classmethod
     def open(cls, where: Config | Mapping[str, Any] | str | os.PathLike[str] | Store | None = None
@@ -107,7 +156,7 @@ class Store:
         if isinstance(where, Store):
             return where
         store = cls(db_path(where))
-        store.conn  # noqa: B018 - opens and migrates now, so a bad file fails here
+        check_integrity(store.conn, store.path)  # opens and migrates now: a bad file fails here
         return store
 
     # ------------------------------------------------------------------ connections
@@ -124,21 +173,52 @@ class Store:
         StoreError
             The database cannot be opened or migrated.
         """
+        self.verify()
         try:
             conn = connect(self.path)
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open the database {self.path}: {exc}") from exc
+            raise _open_error(self.path, exc) from exc
         if not self._migrated:
             try:
                 migrate(conn, path=self.path)
             except sqlite3.DatabaseError as exc:  # e.g. "file is not a database"
                 conn.close()
-                raise StoreError(f"cannot use the database {self.path}: {exc}") from exc
+                raise _open_error(self.path, exc) from exc
             except BaseException:
                 conn.close()
                 raise
             self._migrated = True
+        if self._identity is None:
+            with contextlib.suppress(OSError):
+                st = os.stat(self.path)
+                self._identity = (st.st_dev, st.st_ino)
         return conn
+
+    def verify(self) -> None:
+        """Check that the file is still the one this store opened first.
+
+        A ledger deleted or replaced under a running node must not be followed by a fresh,
+        empty one: the node would forget what it reported and rewrite the night's files.
+
+        Raises
+        ------
+        StoreError
+            The file was deleted, or another file now has its name.
+        """
+        if self._identity is None:
+            return
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise StoreError(f"the database {self.path} was deleted while starnode was using "
+                             "it; stopping so that nothing is reported twice or lost. Restore "
+                             "it from a backup (or move the outbox aside) and start again"
+                             ) from None
+        if (st.st_dev, st.st_ino) != self._identity:
+            raise StoreError(f"the database {self.path} was replaced by another file while "
+                             "starnode was using it; stopping so that nothing is reported twice "
+                             "or lost. Check which file is right, put it in place and start "
+                             "again")
 
     @property
     def conn(self) -> sqlite3.Connection:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from starnode.errors import StoreError
 
+from .database import check_integrity
 from .migrations import SCHEMA_VERSION, refuse_newer, schema_version
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ def _read(path: Path) -> tuple[int, dict[str, int]]:
     """``(schema version, frames by state)`` read through a read-only connection."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
     try:
+        check_integrity(conn, path)
         version = schema_version(conn)
         has_frames = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
                                   "name='frames'").fetchone()
@@ -49,7 +51,8 @@ def health(config: Config) -> list[Check]:
     Returns
     -------
     list of Check
-        FAIL when the file cannot be read or is newer than this code; WARN when others may
+        FAIL when the file cannot be read, is damaged (``PRAGMA quick_check``, with what to
+        do) or is newer than this code; WARN when others may
         read it; OK lines with the schema version and the frames otherwise.
     """
     from starnode.doctor import Check, Level

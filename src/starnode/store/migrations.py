@@ -172,6 +172,61 @@ def _v2(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS aavso_rows_night ON aavso_rows (space, night)")
 
 
+def _v3(conn: sqlite3.Connection) -> None:
+    """The check star chosen for each target and night (one per night, kept over restarts)."""
+    conn.execute("""CREATE TABLE IF NOT EXISTS check_stars (
+    target     TEXT NOT NULL,   -- normalised target name
+    night      TEXT NOT NULL,   -- observing night (YYYY-MM-DD)
+    label      TEXT NOT NULL,   -- the comp's chart label
+    auid       TEXT,
+    chosen_utc TEXT NOT NULL,
+    file       TEXT,            -- the frame it was chosen on
+    PRIMARY KEY (target, night)
+)""")
+
+
+def _v4(conn: sqlite3.Connection) -> None:
+    """The hub queue: measurements waiting to be pushed to the network hub
+    (:mod:`starnode.store.hub_queue`; 0.1.0 ignores the table)."""
+    conn.execute("""CREATE TABLE IF NOT EXISTS hub_queue (
+    key        TEXT PRIMARY KEY,   -- frame content hash | JD: the exactly-once key
+    frame_id   INTEGER,            -- frames.id
+    payload    TEXT NOT NULL,      -- the wire record (JSON)
+    state      TEXT NOT NULL DEFAULT 'queued',  -- queued | sent | rejected
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created    REAL NOT NULL,
+    sent       REAL
+)""")
+    conn.execute("CREATE INDEX IF NOT EXISTS hub_queue_state ON hub_queue (state, created)")
+
+
+def _v5(conn: sqlite3.Connection) -> None:
+    """Per report file: what the writer last put on disk (so a new row is appended, not the
+    whole night rewritten, and a tail left by a killed writer is recognised); an index to find
+    the frames of a report row (:meth:`starnode.store.ReportRows.confirm_frames`); the open
+    time bins (closing them no longer scans the whole night)."""
+    conn.execute("""CREATE TABLE IF NOT EXISTS aavso_files (
+    space       TEXT NOT NULL,
+    file        TEXT NOT NULL,   -- relative to the outbox
+    size        INTEGER,         -- the report's size and inode after the last committed write
+    ino         INTEGER,
+    rows        INTEGER,         -- data lines in it
+    last_jd     REAL,            -- the last row's jd and row_key (appending keeps the order)
+    last_key    TEXT,
+    obscode     TEXT,
+    date_type   TEXT,
+    comments    TEXT,            -- the header comments (JSON list)
+    audit_size  INTEGER,         -- the audit file's size and inode after the last record
+    audit_ino   INTEGER,
+    PRIMARY KEY (space, file)
+)""")
+    conn.execute("CREATE INDEX IF NOT EXISTS frames_submission_key ON frames "
+                 "(json_extract(submission, '$.key'))")
+    conn.execute("CREATE INDEX IF NOT EXISTS aavso_rows_open ON aavso_rows (space, obscode, "
+                 "bin_end) WHERE closed=0")
+
+
 def _record_history(conn: sqlite3.Connection, applied: list[int]) -> None:
     """Note when, and by which starnode, each migration ran (once ``store_history`` exists)."""
     if not applied or applied[-1] < 2:
@@ -207,6 +262,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the 0.1.0 schema (frames, aavso_measurements, aavso_rows, catalog_cache, "
                  "astrometry_solutions)", _v1),
     Migration(2, "store_history table; frames_updated and aavso_rows_night indexes", _v2),
+    Migration(3, "check_stars table: one check star per target and night", _v3),
+    Migration(4, "hub_queue table (measurements waiting for the network hub)", _v4),
+    Migration(5, "aavso_files table (report appends, killed-writer tails); frames by report "
+                 "key", _v5),
 )
 
 #: The schema version this code writes and understands.

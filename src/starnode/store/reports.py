@@ -6,7 +6,10 @@ handed to :func:`starnode.aavso.submit` twice is found and not written again. ``
 holds one AAVSO data line per ``row_key`` (a single measurement, or a time bin of several), its
 outbox file, whether its bin is closed, and its WebObs upload state (``manual``, ``none``,
 ``pending``, ``uploading``, ``sent``, ``uncertain``). The outbox files are regenerated from
-these rows; the SQL lives here, the report logic in :mod:`starnode.aavso`.
+these rows; the SQL lives here, the report logic in :mod:`starnode.aavso`. ``aavso_files``
+remembers what was last written to each report file and its audit (size, inode, last row), so
+a new row is appended rather than the whole night rewritten, and bytes a killed writer left
+after the last COMMIT are recognised and cut.
 
 A :class:`ReportRows` holds one connection: use it as a context manager, and wrap a
 read-check-write sequence (the duplicate check, the insert, the file rewrite) in
@@ -279,3 +282,52 @@ class ReportRows:
                 f"UPDATE aavso_rows SET upload=?, updated=? WHERE space=? AND upload IN "
                 f"('uncertain', 'uploading'){where}",
                 ["sent" if sent else "pending", _now(), REAL, *params]).rowcount)
+
+    # ------------------------------------------------------------------ per-file state
+    def file_state(self, space: str, file: str) -> sqlite3.Row | None:
+        """What the writer last committed for one report file (``aavso_files``), or None."""
+        return self.conn.execute("SELECT * FROM aavso_files WHERE space=? AND file=?",
+                                 (space, file)).fetchone()
+
+    def set_file_state(self, space: str, file: str, **values: Any) -> None:
+        """Record (upsert) columns of a file's state (call inside :meth:`transaction`).
+
+        Parameters
+        ----------
+        space, file : str
+            The report file.
+        **values
+            Columns of ``aavso_files`` (``size``, ``ino``, ``rows``, ``last_jd``, ``last_key``,
+            ``obscode``, ``date_type``, ``comments``, ``audit_size``, ``audit_ino``).
+        """
+        cols = list(values)
+        self.conn.execute("INSERT OR IGNORE INTO aavso_files (space, file) VALUES (?, ?)",
+                          (space, file))
+        if cols:
+            sets = ", ".join(f"{c}=?" for c in cols)
+            self.conn.execute(f"UPDATE aavso_files SET {sets} WHERE space=? AND file=?",
+                              [*values.values(), space, file])
+
+    def confirm_frames(self, row_keys: Sequence[str], message: str) -> int:
+        """Frames whose measurements are in real rows WebObs just confirmed become ``reported``
+        with status ``accepted`` (call inside :meth:`transaction`); returns how many changed.
+
+        Parameters
+        ----------
+        row_keys : sequence of str
+            The confirmed rows.
+        message : str
+            The new submission message.
+        """
+        keys = [r["mkey"] for k in row_keys for r in self.conn.execute(
+            "SELECT mkey FROM aavso_measurements WHERE space=? AND row_key=?", (REAL, k))]
+        n = 0
+        for mkey in keys:
+            n += int(self.conn.execute(
+                "UPDATE frames SET state='reported', report_count=report_count + "
+                "(state='measured'), submission=json_set(submission, '$.status', 'accepted', "
+                "'$.message', ?), updated=? WHERE json_extract(submission, '$.key') = ? "
+                "AND state IN ('measured', 'reported') AND "
+                "json_extract(submission, '$.status') != 'accepted'",
+                (message, _dt.datetime.now(_dt.UTC).timestamp(), mkey)).rowcount)
+        return n

@@ -41,7 +41,15 @@ does), ``pedestal_adu`` (default 0 with ``zero_clip``, else 1000), ``full_scale`
 ``target_bv`` (B-V of the variable), ``scale_arcsec`` (per native pixel, default 2.374),
 ``scintillation`` (multiple of Young's 1967 scintillation noise applied to each star's flux,
 default 1.5 like the photometry's default; 0 = none), ``aperture_mm`` (50), ``airmass``
-(for the scintillation; default from the site, time and target).
+(for the scintillation; default from the site, time and target), ``dither_px`` (the frame
+centre moves by a seeded random offset of up to this many native px: random sub-pixel phases
+for consecutive subs), ``vignetting`` (fraction of the light lost in the corners, radial
+quadratic fall-off, sky and stars alike: a raw, un-flat-fielded sub), ``prnu`` (relative rms of
+a fixed pixel-response pattern, one per ``sensor_seed``: flat-field errors), ``field_seed``
+(the ``extra_stars`` drawn from this seed around the target: the same field in every sub).
+
+Undersampled subs (FWHM 1.2-1.6 green-plane px, as the older firmware's alt-az subs) are
+``fwhm_arcsec`` of 2.4-3.2 native px, i.e. ``fwhm_arcsec=1.4 * 2 * S50_SCALE_ARCSEC``.
 
 :class:`Truth` carries the true native WCS (``wcs``, 0-based pixels of the full array), the WCS of
 the measured plane (``plane_wcs``: green 2x2 superpixels for a sub, the G plane of a stack, the

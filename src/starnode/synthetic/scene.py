@@ -245,6 +245,8 @@ def _common(seq: Sequence, seed: int, kw: dict[str, Any]) -> dict[str, Any]:
         "header_extra": None, "noise": True, "mag_overrides": None, "target_bv": 0.6,
         "scale_arcsec": S50_SCALE_ARCSEC, "include_target": True, "pedestal_adu": None,
         "scintillation": 1.5, "aperture_mm": 50.0, "airmass": None,
+        "dither_px": 0.0, "vignetting": 0.0, "prnu": 0.0, "sensor_seed": 0,
+        "field_seed": None,
     }
     unknown = set(kw) - set(o)
     if unknown:
@@ -252,6 +254,9 @@ def _common(seq: Sequence, seed: int, kw: dict[str, Any]) -> dict[str, Any]:
     o.update(kw)
     o["rng"] = rng
     ra0, dec0, rot = _geometry(seq, rng, o["pointing_offset_arcmin"], o["rotation_deg"])
+    if o["dither_px"]:  # sub-pixel phases: the frame centre moves by up to dither_px px
+        dx, dy = rng.uniform(-o["dither_px"], o["dither_px"], 2) * o["scale_arcsec"] / 60.0
+        ra0, dec0 = _offset(ra0, dec0, float(dx), float(dy))
     o["ra0"], o["dec0"], o["rot"] = ra0, dec0, rot
     if o["object_name"] is None:
         o["object_name"] = seq.star or "Unknown"
@@ -321,8 +326,13 @@ def _scene(sequence: str | os.PathLike[str] | Sequence, target_mag: float, seed:
     scale = o["scale_arcsec"]
     wcs = tan_wcs(o["ra0"], o["dec0"], ny, nx, scale, o["rot"], o["mirrored"])
     radius = math.hypot(ny, nx) * scale / 3600.0 / 2.0
-    stars = _stars(seq, target_mag, o["target_bv"], o["extra_stars"], o["rng"],
-                   (o["ra0"], o["dec0"]), radius, o["mag_overrides"], o["include_target"])
+    if o["field_seed"] is None:
+        field_rng, field_centre = o["rng"], (o["ra0"], o["dec0"])
+    else:  # the same field stars in every sub (around the target, whatever the pointing)
+        field_rng = np.random.default_rng(int(o["field_seed"]))
+        field_centre = (seq.star_ra_deg or o["ra0"], seq.star_dec_deg or o["dec0"])
+    stars = _stars(seq, target_mag, o["target_bv"], o["extra_stars"], field_rng,
+                   field_centre, radius, o["mag_overrides"], o["include_target"])
     if cfa is None:
         cfa = _cfa(o["bayer"])
     fwhm_px = o["fwhm_arcsec"] / scale
@@ -330,4 +340,21 @@ def _scene(sequence: str | os.PathLike[str] | Sequence, target_mag: float, seed:
                         o["zeropoint"], o["colour_term"], cfa,
                         _scintillation(o, o["exptime"] * n_subs), o["rng"])
     img += o["sky_adu"] * o["gain"]
+    img *= _response(o, ny, nx)
     return seq, o, wcs, cfa, img, info
+
+
+def _response(o: dict[str, Any], ny: int, nx: int) -> np.ndarray | float:
+    """The sensor's relative response to light: vignetting (a radial fall-off reaching
+    ``vignetting`` at the corners, as raw, un-flat-fielded subs show) times a fixed pixel
+    response non-uniformity (``prnu``: relative rms, one pattern per ``sensor_seed``)."""
+    if not o["vignetting"] and not o["prnu"]:
+        return 1.0
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    cy, cx = (ny - 1) / 2.0, (nx - 1) / 2.0
+    r2 = ((yy - cy) ** 2 + (xx - cx) ** 2) / (cy * cy + cx * cx)
+    resp = 1.0 - float(o["vignetting"]) * r2
+    if o["prnu"]:
+        pattern = np.random.default_rng(int(o["sensor_seed"]) + 7919).standard_normal((ny, nx))
+        resp = resp * (1.0 + float(o["prnu"]) * pattern)
+    return resp

@@ -16,6 +16,12 @@ sentence of it and closes the gaps a naive watchdog wrapper leaves (see ``docs/w
   time, in order of completion, on one worker thread. With the watchdog observer that is a fixed
   handful of threads whatever the number of pending files. An inotify queue overflow (events
   lost by the kernel) triggers a rescan of the folder.
+* **A folder that comes back.** In events mode a :class:`~starnode.watcher.rootguard.RootGuard`
+  notices the watched folder deleted and created again (or a share remounted on it) and
+  restarts the observer, then rescans: no restart of the program needed.
+* **Hostile names.** Names are quoted in every log line (a newline cannot forge one). A name
+  like a frame that is not a regular file (a FIFO, a device, a folder) is never opened: it goes
+  to ``on_irregular`` when given, so the caller can record why it is not a frame.
 """
 
 from __future__ import annotations
@@ -30,11 +36,13 @@ from typing import Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from starnode import fitsheader
+from starnode.admission import quoted
 
 from .debounce import Debouncer
 from .mounts import choose_mode, under
 from .observer import EVENT_FILTER, make_observer
 from .options import MODES, check_options, extensions_tuple
+from .rootguard import RootGuard
 from .scan import FolderScanner, Pending, Poller, incompleteness, stat_sig
 from .worker import WorkQueue
 
@@ -68,6 +76,9 @@ class ImageWatcher(FileSystemEventHandler):
         Case-insensitive suffixes that count.
     max_wait : float
         Seconds after which a file that never completes is reported anyway, with a WARNING.
+    on_irregular : callable, optional
+        Called with the path of a name with a FITS extension that is not a regular file (a
+        FIFO, a device, a folder); such names are never opened, and without it ignored.
 
     Raises
     ------
@@ -94,6 +105,7 @@ class ImageWatcher(FileSystemEventHandler):
         catch_up: bool = False,
         extensions: Iterable[str] = (".fits", ".fit"),
         max_wait: float = 600.0,
+        on_irregular: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()
         check_options(callback, mode, debounce_delay, poll_interval, max_wait)
@@ -106,6 +118,8 @@ class ImageWatcher(FileSystemEventHandler):
         self.catch_up = bool(catch_up)
         self.extensions = extensions_tuple(extensions)
         self.max_wait = float(max_wait)
+        self.on_irregular = on_irregular
+        self._guard: RootGuard | None = None
         #: the mode in use after start() ("events" or "poll") and why it was chosen
         self.active_mode: str | None = None
         self.mode_reason = ""
@@ -186,13 +200,16 @@ class ImageWatcher(FileSystemEventHandler):
             self.active_mode, self.mode_reason = mode, reason
             if mode == "events":
                 self._initial_scan()
+                self._guard = RootGuard(self._root, max(self.poll_interval, 1.0),
+                                        self._rewatch)
+                self._guard.start()
             else:
                 self._poll_once(initial=True)
                 self._observer = Poller(self._poll_once, self.poll_interval, self._root)
                 self._observer.start()
             how = (f"by polling every {self.poll_interval:.3g} s" if mode == "poll"
                    else "with OS events")
-            log.info("ImageWatcher: watching %s %s%s: %s", self._root, how,
+            log.info("ImageWatcher: watching %s %s%s: %s", quoted(self._root), how,
                      " (recursive)" if self.recursive else "", reason)
 
     def _start_threads(self) -> None:
@@ -260,6 +277,9 @@ class ImageWatcher(FileSystemEventHandler):
             self.debouncer.clear()  # 2: cancels every timer, clears the _timers dict
             self._pending.clear()
             self._cond.notify_all()
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            guard.stop()
         observer, self._observer = self._observer, None
         if observer is not None:
             observer.stop()  # 3
@@ -277,6 +297,7 @@ class ImageWatcher(FileSystemEventHandler):
         if event.is_directory:
             if self.recursive:
                 self._queue.scan(path)
+            self._irregular(path)
             return
         self._schedule(path)
 
@@ -308,9 +329,35 @@ class ImageWatcher(FileSystemEventHandler):
         if not event.is_directory:
             self._forget_pending(path)
         elif path == self._root and self._running:
-            log.error("ImageWatcher: the watched folder %s was deleted; OS events stop here "
-                      "(restart the watcher, or use mode='poll' for folders that come and go)",
-                      path)
+            log.warning("ImageWatcher: the watched folder %s was deleted; watching it again "
+                        "once it is back", quoted(path))
+            guard = self._guard
+            if guard is not None:
+                guard.folder_id = None  # recreated with the same inode number: still a new watch
+
+    def _rewatch(self) -> None:
+        """The watched folder is back as a new folder: a new observer, then a rescan."""
+        with self._start_stop:
+            if not self._running or self.active_mode != "events":
+                return
+            old, self._observer = self._observer, None
+            if old is not None:
+                old.stop()
+                old.join(5.0)
+            mode, _ = self._start_events("restarted")
+            if mode != "events":
+                self._observer = Poller(self._poll_once, self.poll_interval, self._root)
+                self._observer.start()
+        self._queue.scan(self._root)
+
+    def _irregular(self, path: str) -> None:
+        """A name like a frame that is not a regular file: hand it over, never open it."""
+        if self.on_irregular is None or not self._wanted(path):
+            return
+        try:
+            self.on_irregular(path)
+        except Exception:
+            log.exception("ImageWatcher: on_irregular raised for %s", quoted(path))
 
     def _on_overflow(self) -> None:
         log.warning("ImageWatcher: the kernel dropped file events (inotify queue overflow); "
@@ -398,11 +445,14 @@ class ImageWatcher(FileSystemEventHandler):
             return
         sig = stat_sig(path) if os.path.isfile(path) else None
         if sig is None:
-            log.debug("ImageWatcher: %s vanished before it was reported", path)
             self._forget_pending(path)
+            if os.path.lexists(path):
+                self._irregular(path)
+            else:
+                log.debug("ImageWatcher: %s vanished before it was reported", quoted(path))
             return
         if self._reported.get(path, False) == sig:
-            log.debug("ImageWatcher: %s already reported, unchanged", path)
+            log.debug("ImageWatcher: %s already reported, unchanged", quoted(path))
             self._forget_pending(path)
             return
         header = self._complete_header(path, p, sig)
@@ -423,7 +473,7 @@ class ImageWatcher(FileSystemEventHandler):
             return None
         if problem:
             log.warning("ImageWatcher: %s did not complete within max_wait=%g s (%s); "
-                        "reporting it anyway", path, self.max_wait, problem)
+                        "reporting it anyway", quoted(path), self.max_wait, problem)
         return scan.header if scan.complete else {}
 
     def _deliver(self, path: str, p: Pending, sig: tuple[int, int],
@@ -443,7 +493,7 @@ class ImageWatcher(FileSystemEventHandler):
         try:
             self.callback(event)
         except Exception:
-            log.exception("ImageWatcher: callback raised for %s; still watching", path)
+            log.exception("ImageWatcher: callback raised for %s; still watching", quoted(path))
         finally:
             self._callbacks_done += 1
 
@@ -453,7 +503,7 @@ class ImageWatcher(FileSystemEventHandler):
             if not self._running or self._pending.get(path) is not p:
                 return
             if p.problem != problem:
-                log.debug("ImageWatcher: %s not complete yet: %s", path, problem)
+                log.debug("ImageWatcher: %s not complete yet: %s", quoted(path), problem)
             p.sig, p.problem = sig, problem
             if path not in self.debouncer:
                 self._arm(path, delay, time.monotonic(), p)
@@ -475,7 +525,7 @@ class ImageWatcher(FileSystemEventHandler):
                 for name in names:
                     self._discovered(os.path.join(d, name), initial=True)
         except OSError as exc:
-            log.error("ImageWatcher: cannot list %s: %s", self._root, exc)
+            log.error("ImageWatcher: cannot list %s: %s", quoted(self._root), exc)
 
     def _scan_dir(self, directory: str) -> None:
         """Schedule every matching file below ``directory`` that is neither reported nor pending.
@@ -492,7 +542,7 @@ class ImageWatcher(FileSystemEventHandler):
                 for name in names:
                     self._discovered(os.path.join(d, name), initial=False)
         except OSError as exc:
-            log.debug("ImageWatcher: cannot scan %s: %s", directory, exc)
+            log.debug("ImageWatcher: cannot scan %s: %s", quoted(directory), exc)
 
     def _poll_once(self, *, initial: bool = False) -> None:
         """List the folder(s); schedule names not seen before. Stats only new files."""

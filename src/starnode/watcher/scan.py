@@ -81,8 +81,8 @@ class FolderScanner:
             try:
                 if e.is_dir(follow_symlinks=False):
                     dirs.append(e.path)
-                elif e.name.lower().endswith(self.extensions) and e.is_file():
-                    names.add(e.name)
+                if e.name.lower().endswith(self.extensions):
+                    names.add(e.name)  # not only files: the watcher never opens the others
             except OSError:
                 continue
         return dirs, names

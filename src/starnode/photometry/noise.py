@@ -1,0 +1,131 @@
+"""The noise the CCD equation does not explain, measured on each frame's own stars.
+
+Why: the CCD equation (photon noise, sky, read noise) plus scintillation is the whole error
+budget only for a well-sampled, flat-fielded frame. Raw Seestar subs are neither: the green
+plane's PSF is ~1.4 px (undersampled), the pixels respond unevenly within and between them (no
+flat), and alt-az subs smear. Each of these makes a star's aperture flux depend on where it falls
+on the pixel grid, which changes from sub to sub: errors computed from the CCD equation alone
+were 1.4-1.6x too small on such subs (issue 11).
+
+Two per-frame estimates, the larger one is carried into every star's error (hence the ensemble
+weights, the zero point and the target):
+
+- **aperture correction spread** (field and comparison stars): the magnitude difference between
+  the measuring aperture and a larger one is the same for every star of a frame when flux does
+  not depend on sub-pixel position; its scatter beyond what the CCD equation predicts for that
+  difference is the position-dependent part;
+- **ensemble excess** (comparison stars): the extra variance that makes the comps' residuals
+  about the zero point agree with their errors (a DerSimonian-Laird-type estimate), computed in
+  :mod:`.ensemble` and applied there.
+
+:func:`pair_chi2` is the test of the result: for two consecutive subs, the per-star differences
+(their mean removed) against the reported errors; honest errors give chi2/dof ~ 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["aperture_excess", "excess_variance", "pair_chi2"]
+
+#: fewest stars for a spread (fewer: no estimate, 0)
+MIN_STARS = 5
+
+
+def _robust_var(x: np.ndarray) -> float:
+    med = float(np.median(x))
+    return float((1.4826 * np.median(np.abs(x - med))) ** 2)
+
+
+def aperture_excess(delta: np.ndarray, delta_err: np.ndarray, snr: np.ndarray,
+                    min_snr: float = 30.0) -> tuple[float, int]:
+    """Excess rms (mag) of a frame from the spread of its stars' aperture corrections.
+
+    Parameters
+    ----------
+    delta : numpy.ndarray
+        m(aperture) - m(larger aperture) per star.
+    delta_err : numpy.ndarray
+        The CCD-equation error of that difference.
+    snr : numpy.ndarray
+        Each star's SNR in the measuring aperture; only stars above ``min_snr`` count.
+    min_snr : float
+        Bright stars only: their spread is not dominated by photon noise.
+
+    Returns
+    -------
+    (float, int)
+        The excess rms in mag (0 when the spread is explained) and the stars used.
+    """
+    ok = np.isfinite(delta) & np.isfinite(delta_err) & np.isfinite(snr) & (snr >= min_snr)
+    n = int(ok.sum())
+    if n < MIN_STARS:
+        return 0.0, n
+    extra = _robust_var(delta[ok]) - float(np.median(delta_err[ok] ** 2))
+    return (math.sqrt(extra) if extra > 0 else 0.0), n
+
+
+def excess_variance(resid: np.ndarray, var: np.ndarray) -> float:
+    """The variance to add to every ``var`` so that the residuals' chi2/dof is 1.
+
+    Solves sum(r^2 / (var + s2)) = n - 1 for s2 >= 0 (bisection; 0 when already <= n - 1).
+
+    Parameters
+    ----------
+    resid : numpy.ndarray
+        Residuals about a weighted mean.
+    var : numpy.ndarray
+        Their variances.
+
+    Returns
+    -------
+    float
+        s2 (mag^2).
+    """
+    n = len(resid)
+    if n < 3:
+        return 0.0
+    target = n - 1
+
+    def chi2(s2: float) -> float:
+        return float(np.sum(resid**2 / (var + s2)))
+
+    if chi2(0.0) <= target:
+        return 0.0
+    lo, hi = 0.0, float(np.max(resid**2)) + 1e-12
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if chi2(mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def pair_chi2(m1: np.ndarray, e1: np.ndarray, m2: np.ndarray, e2: np.ndarray
+              ) -> tuple[float, int]:
+    """Per-star chi2/dof between two subs of the same stars.
+
+    Parameters
+    ----------
+    m1, e1, m2, e2 : numpy.ndarray
+        Instrumental magnitudes and errors of the same stars in two subs (non-finite: skipped).
+
+    Returns
+    -------
+    (float, int)
+        chi2 / (n - 1) of the differences about their weighted mean (the zero-point change),
+        and n.
+    """
+    d = m2 - m1
+    v = e1**2 + e2**2
+    ok = np.isfinite(d) & np.isfinite(v) & (v > 0)
+    d, v = d[ok], v[ok]
+    n = int(ok.sum())
+    if n < 2:
+        return math.nan, n
+    w = 1.0 / v
+    zp = float(np.sum(w * d) / np.sum(w))
+    return float(np.sum((d - zp) ** 2 * w) / (n - 1)), n

@@ -1,0 +1,110 @@
+"""Table ``check_stars``: the one check star of each target and observing night.
+
+Why it is stored: the check star's K - C over a night is only useful for review when it is the
+same star on every row of the night (issue 11: a demo night went 000-BCP-207 -> 241 -> 202 ->
+183). The choice is made once, at the night's first good frame, and a restarted node (or a pool
+worker in another process) must find it again: hence a row in the node's database, not a module
+global. A database that cannot be read or written is logged at WARNING and the caller falls back
+to choosing per frame, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from starnode.errors import StoreError
+
+from .database import Store, db_path
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CheckStarChoice", "CheckStars"]
+
+
+@dataclass(frozen=True)
+class CheckStarChoice:
+    """The check star kept for one target and night."""
+
+    label: str
+    auid: str | None
+    file: str | None
+
+
+class CheckStars:
+    """The per-night check-star choices.
+
+    Parameters
+    ----------
+    store : Store or anything :meth:`Store.open` accepts
+        The database (a config, a data folder, the file, or an open store).
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store if isinstance(store, Store) else Store(db_path(store))
+
+    def get(self, target: str, night: str) -> CheckStarChoice | None:
+        """The chosen check star of ``target`` on ``night``.
+
+        Parameters
+        ----------
+        target : str
+            Normalised target name.
+        night : str
+            Observing night (YYYY-MM-DD).
+
+        Returns
+        -------
+        CheckStarChoice or None
+            None when none was chosen yet or the database cannot be read (logged).
+        """
+        try:
+            conn = self.store.connect()
+            try:
+                row = conn.execute("SELECT label, auid, file FROM check_stars WHERE target = ? "
+                                   "AND night = ?", (target, night)).fetchone()
+            finally:
+                conn.close()
+        except (sqlite3.Error, StoreError) as exc:
+            log.warning("check-star table in %s unreadable (%s)", self.store.path, exc)
+            return None
+        return None if row is None else CheckStarChoice(row["label"], row["auid"], row["file"])
+
+    def choose(self, target: str, night: str, label: str, auid: str | None,
+               file: str | None = None) -> CheckStarChoice:
+        """Keep ``label`` as the night's check star unless one is kept already.
+
+        Two processes choosing at once: the first write wins and both get its choice.
+
+        Parameters
+        ----------
+        target, night : str
+            As in :meth:`get`.
+        label : str
+            The comp's chart label.
+        auid : str or None
+            Its AUID.
+        file : str, optional
+            The frame it was chosen on.
+
+        Returns
+        -------
+        CheckStarChoice
+            The night's choice (the proposed one, or the one already kept).
+        """
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        try:
+            conn = self.store.connect()
+            try:
+                conn.execute("INSERT OR IGNORE INTO check_stars (target, night, label, auid, "
+                             "chosen_utc, file) VALUES (?, ?, ?, ?, ?, ?)",
+                             (target, night, label, auid, now, file))
+            finally:
+                conn.close()
+        except (sqlite3.Error, StoreError) as exc:
+            log.warning("check-star choice not kept in %s (%s)", self.store.path, exc)
+            return CheckStarChoice(label, auid, file)
+        return self.get(target, night) or CheckStarChoice(label, auid, file)
