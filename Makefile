@@ -26,6 +26,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/photometry.py
 	$(BIN)/python bench/astrometry.py
 	$(BIN)/python bench/node.py
+	$(BIN)/python bench/longnight.py
+	$(BIN)/python bench/poison.py
+	$(BIN)/python bench/errors.py
+	$(BIN)/python bench/colour_transform.py
+	$(BIN)/python bench/hub.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

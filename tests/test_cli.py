@@ -12,7 +12,7 @@ import pytest
 
 from starnode.cli import build_parser, load_config, main
 from starnode.config import Config, example_yaml
-from starnode.ledger import Ledger, make_owner
+from starnode.store import Ledger, make_owner
 from starnode.synthetic import DEMO_SEQUENCE_FILE, make_sub, write_frame
 
 REPO = Path(__file__).resolve().parents[1]

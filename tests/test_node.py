@@ -14,8 +14,8 @@ import pytest
 
 from starnode.config import Config
 from starnode.errors import NodeBusy
-from starnode.ledger import Ledger
 from starnode.node import Node
+from starnode.store import Ledger
 from test_node_fakes import write_fake
 
 FAKE = "test_node_fakes:measure"

@@ -16,9 +16,9 @@ import pytest
 from astropy.io import fits
 
 from starnode.config import Config
-from starnode.ledger import Ledger
 from starnode.node import Node
 from starnode.node.lines import frame_line
+from starnode.store import Ledger
 from test_node_fakes import write_fake
 
 FAKE = "test_node_fakes:measure"

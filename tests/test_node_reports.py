@@ -17,12 +17,11 @@ from astropy.coordinates import EarthLocation, SkyCoord
 from astropy.time import Time, TimeDelta
 
 from loopback import LoopbackServer
-from starnode.aavso import outbox_files
+from starnode.aavso import outbox_files, validate_file
 from starnode.catalogs import load_sequence_file
 from starnode.cli import main
 from starnode.config import Config
 from starnode.synthetic import DEMO_SEQUENCE_FILE, make_sub
-from starnode.validator import validate_file
 from test_aavso_webobs import PASSWORD, USER, FakeWebObs
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from starnode.config import Config
-from starnode.ledger import Ledger
 from starnode.node import Node
+from starnode.store import Ledger
 from test_node_fakes import write_fake
 
 FAKE = "test_node_fakes:measure"

@@ -119,7 +119,7 @@ def test_recover_requeues_dead_owner_and_expired_lease(tmp_path: Path) -> None:
     b, _ = led.add(_frame(tmp_path, "Light_b.fit"))
     c, _ = led.add(_frame(tmp_path, "Light_c.fit"))
     # a process that claims a frame and dies with SIGKILL
-    code = (f"import os, signal\nfrom starnode.ledger import Ledger, make_owner\n"
+    code = (f"import os, signal\nfrom starnode.store import Ledger, make_owner\n"
             f"led = Ledger(path={str(led.path)!r})\n"
             f"assert led.claim(make_owner(), ids=[{a}])\n"
             "os.kill(os.getpid(), signal.SIGKILL)\n")

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from starnode.aavso import validate_text
 from starnode.store import SCHEMA_VERSION
 from starnode.synthetic import DEMO_SEQUENCE_FILE, make_sub
-from starnode.validator import validate_text
 
 pytestmark = pytest.mark.slow
 

@@ -307,7 +307,7 @@ def cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_validate(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode validate``: exit 1 when any file is rejected or unreadable."""
-    from .validator import validate_file
+    from .aavso import validate_file
 
     status = 0
     for name in args.files:

@@ -262,8 +262,7 @@ def _truth_text(measured: list[Any], written: dict[str, dict[str, Any]]) -> str:
 
 def _reports_text(cfg: Any) -> tuple[str, bool]:
     """Each outbox file with the validator's verdict; (text, all valid and at least one)."""
-    from .aavso import outbox_files
-    from .validator import validate_file
+    from .aavso import outbox_files, validate_file
 
     files = outbox_files(cfg)
     if not files:

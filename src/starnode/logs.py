@@ -11,6 +11,7 @@ what the pipeline said about a frame, next to the node's one INFO line per frame
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import os
@@ -30,6 +31,23 @@ _MARK = "_starnode_handler"
 #: Chatty third-party loggers kept at WARNING.
 _QUIET = ("matplotlib", "PIL", "watchdog", "urllib3", "fsevents")  # never "astropy": it
 # installs its own Logger class on import, which a logger made earlier would break
+
+
+class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler that writes to whatever ``sys.stderr`` is when a record is emitted.
+
+    A plain ``StreamHandler(sys.stderr)`` keeps the stream it was given; when ``sys.stderr`` is
+    later replaced and closed (a progress bar's redirection, an embedding program, a test's
+    capture) every record then ends in ``--- Logging error ---``.
+    """
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # the base class assigns it; always sys.stderr
+        pass
 
 
 def setup_logging(level: str | int = "INFO", data_dir: str | os.PathLike[str] | None = None,
@@ -64,7 +82,7 @@ def setup_logging(level: str | int = "INFO", data_dir: str | os.PathLike[str] | 
         lvl = logging.INFO
     root.setLevel(min(lvl, logging.INFO) if data_dir is not None else lvl)
     if console:
-        ch = logging.StreamHandler(sys.stderr)
+        ch = ConsoleHandler()
         ch.setLevel(lvl)
         ch.setFormatter(logging.Formatter(CONSOLE_FORMAT, datefmt="%H:%M:%S"))
         setattr(ch, _MARK, True)
@@ -80,6 +98,8 @@ def setup_logging(level: str | int = "INFO", data_dir: str | os.PathLike[str] | 
             logging.getLogger(__name__).warning("cannot write the log file %s: %s", path, exc)
             path = None
         else:
+            with contextlib.suppress(OSError):  # the log may name frames and targets: owner only
+                os.chmod(path, 0o600)
             fh.setLevel(min(lvl, logging.INFO))
             fh.setFormatter(logging.Formatter(FILE_FORMAT))
             setattr(fh, _MARK, True)
@@ -106,7 +126,7 @@ def worker_logging(queue: Any, level: int) -> None:
     if queue is not None:
         root.addHandler(logging.handlers.QueueHandler(queue))
     else:
-        root.addHandler(logging.StreamHandler(sys.stderr))
+        root.addHandler(ConsoleHandler())
     root.setLevel(level)
     for name in _QUIET:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))

@@ -68,7 +68,7 @@ def frame_line(frame: Frame) -> str:
 
     Parameters
     ----------
-    frame : starnode.ledger.Frame
+    frame : starnode.store.Frame
         A ledger row.
 
     Returns

@@ -1,7 +1,7 @@
 """The node service: ``starnode run`` (unattended) and ``starnode process`` (an archive).
 
 :class:`Node` joins the pieces: :class:`~starnode.node.intake.Intake` records every frame the
-watcher, the catch-up scan or the command line offers; the :class:`~starnode.ledger.Ledger`
+watcher, the catch-up scan or the command line offers; the :class:`~starnode.store.Ledger`
 queues them durably; a :class:`~starnode.node.pool.WorkerPool` measures them in separate
 processes; :func:`starnode.aavso.submit` puts each measurement in the outbox. One INFO line per
 frame.

@@ -17,10 +17,12 @@ written by a newer starnode is refused with :class:`~starnode.errors.StoreError`
 from __future__ import annotations
 
 from .caches import CatalogCache, CatalogEntry, SolutionCache, StoredSolution
+from .checkstars import CheckStarChoice, CheckStars
 from .connection import connect, transaction
 from .database import DB_NAME, Store, db_path
 from .frame import Frame, file_identity, make_owner
 from .health import health
+from .hub_queue import HubQueue
 from .ledger import DONE_STATES, REPORTED_STATUSES, STATES, Ledger
 from .migrations import SCHEMA_VERSION, migrate, schema_version
 from .reports import ReportRows
@@ -33,7 +35,10 @@ __all__ = [
     "STATES",
     "CatalogCache",
     "CatalogEntry",
+    "CheckStarChoice",
+    "CheckStars",
     "Frame",
+    "HubQueue",
     "Ledger",
     "ReportRows",
     "SolutionCache",

@@ -1,0 +1,388 @@
+"""Configuration: one YAML file, validated on load, with defaults for every key.
+
+The seed's usage example loads ``config.yaml`` with ``yaml.safe_load`` and passes the plain dict to
+``run_pipeline`` and ``submit``; both call :func:`resolve` on it, so a plain dict, a path or an
+already resolved :class:`Config` are all accepted everywhere.
+
+Every key is declared once in :data:`SCHEMA` with its type, default, allowed range and a one-line
+description (``starnode doctor`` and ``config.example.yaml`` show them). Unknown keys are errors
+with a did-you-mean; bad values are errors naming the key, e.g.
+``camera.gain_e_per_adu: must be > 0, got -1``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from ..errors import ConfigError
+from .schema import SCHEMA, Field
+
+if TYPE_CHECKING:
+    from ..doctor import Check
+
+__all__ = ["SCHEMA", "Config", "ConfigError", "Field", "Section", "default_data_dir", "health",
+           "observer_code_problem", "resolve"]
+
+
+def default_data_dir() -> Path:
+    """``$STARNODE_DATA_DIR``, else ``$XDG_DATA_HOME/starnode`` or ``~/.local/share/starnode``."""
+    env = os.environ.get("STARNODE_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "starnode"
+
+
+def _dotted(section: str, key: str) -> str:
+    return f"{section}.{key}" if section else key
+
+
+def _unknown(name: str, known: list[str], where: str) -> ConfigError:
+    near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f" (did you mean '{_dotted(where, near[0])}'?)" if near else ""
+    choices = ", ".join(sorted(known))
+    return ConfigError(f"unknown key '{_dotted(where, name)}'{hint}; known keys: {choices}")
+
+
+def _check_type(name: str, field: Field, value: Any) -> Any:
+    """``value`` if of the field's type (an int widened to float for a number field)."""
+    types = field.type if isinstance(field.type, tuple) else (field.type,)
+    # bool is an int subclass: never accept True for a number, nor 1 for a bool.
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+        raise ConfigError(f"{name}: must be {_type_name(types)}, got {value!r}")
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    return value
+
+
+def _check_choice(name: str, field: Field, value: str) -> str:
+    """The canonical spelling of a case-insensitive choice."""
+    assert field.choices is not None
+    upper = {str(c).upper(): c for c in field.choices}
+    if value.upper() not in upper:
+        raise ConfigError(f"{name}: must be one of {', '.join(map(str, field.choices))}, "
+                          f"got {value!r}")
+    return str(upper[value.upper()])
+
+
+def _check_range(name: str, field: Field, value: float) -> None:
+    if value != value:  # NaN
+        raise ConfigError(f"{name}: must be a number, got NaN")
+    if field.min is not None:
+        below = value <= field.min if field.min_exclusive else value < field.min
+        if below:
+            op = ">" if field.min_exclusive else ">="
+            raise ConfigError(f"{name}: must be {op} {field.min}, got {value}")
+    if field.max is not None and value > field.max:
+        raise ConfigError(f"{name}: must be <= {field.max}, got {value}")
+
+
+def _check(section: str, key: str, field: Field, value: Any) -> Any:
+    """The validated value of one key (raises :class:`ConfigError` naming it)."""
+    name = _dotted(section, key)
+    if value is None:
+        if field.optional:
+            return None
+        raise ConfigError(f"{name}: a value is required")
+    value = _check_type(name, field, value)
+    if isinstance(value, str) and field.choices is not None:
+        value = _check_choice(name, field, value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        _check_range(name, field, value)
+    if field.check is not None:
+        problem = field.check(value)
+        if problem:
+            raise ConfigError(f"{name}: {problem}, got {value!r}")
+    if field.path and isinstance(value, str):
+        value = os.path.expanduser(os.path.expandvars(value))
+    return value
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+             list: "a list", dict: "a mapping"}
+    if set(types) == {int, float}:
+        return "a number"
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def _refuse_duplicate_keys(node: yaml.Node | None, where: str = "") -> None:
+    """Raise :class:`ConfigError` for a key given twice in one mapping of a composed YAML
+    document (PyYAML silently keeps the last, so a second ``observer_code:`` further down
+    would win unnoticed)."""
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _refuse_duplicate_keys(item, where)
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        name = f"{where}.{key}" if where else key
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise ConfigError(f"'{name}' is given twice (line {seen[key]} and line {line}); "
+                              "keep one")
+        seen[key] = line
+        _refuse_duplicate_keys(value_node, name)
+
+
+class Section(Mapping[str, Any]):
+    """A read-only view of one validated section: ``cfg.camera.gain_e_per_adu`` or
+    ``cfg["camera"]["gain_e_per_adu"]``."""
+
+    __slots__ = ("_name", "_values")
+
+    def __init__(self, name: str, values: dict[str, Any]) -> None:
+        self._name = name
+        self._values = values
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(f"no configuration key '{_dotted(self._name, key)}'") from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Section({self._name!r}, {self._values!r})"
+
+
+class Config(Mapping[str, Any]):
+    """A validated configuration with every default filled in.
+
+    Sections are attributes (``cfg.watch.path``); top-level keys too (``cfg.data_dir`` is always a
+    :class:`~pathlib.Path`). ``cfg.raw`` is the dict as given (for re-serialising to workers).
+    """
+
+    def __init__(self, raw: Mapping[str, Any] | None = None, *, source: str | None = None) -> None:
+        raw = dict(raw or {})
+        self.raw: dict[str, Any] = raw
+        self.source = source
+        sections: dict[str, Any] = {}
+        top_known = list(SCHEMA[""]) + [s for s in SCHEMA if s]
+        for key in raw:
+            if not isinstance(key, str) or key not in top_known:
+                raise _unknown(str(key), top_known, "")
+        for key, field in SCHEMA[""].items():
+            sections[key] = _check("", key, field, raw.get(key, field.default))
+        for section, fields in SCHEMA.items():
+            if not section:
+                continue
+            given = raw.get(section) or {}
+            if not isinstance(given, Mapping):
+                raise ConfigError(f"{section}: must be a mapping of keys, got {given!r}")
+            for key in given:
+                if key not in fields:
+                    raise _unknown(str(key), list(fields), section)
+            values = {}
+            for key, field in fields.items():
+                default = field.default
+                if isinstance(default, (list, dict)):
+                    default = type(default)(default)
+                values[key] = _check(section, key, field, given.get(key, default))
+            sections[section] = Section(section, values)
+        data_dir = sections["data_dir"]
+        sections["data_dir"] = Path(data_dir) if data_dir else default_data_dir()
+        quality = sections["quality"]
+        if quality.acceptable_snr > quality.good_snr:
+            raise ConfigError("quality.acceptable_snr: must not exceed quality.good_snr")
+        if quality.acceptable_max_error < quality.good_max_error:
+            raise ConfigError("quality.acceptable_max_error: must not be below "
+                              "quality.good_max_error")
+        self._sections = sections
+
+    # Mapping protocol, so a Config can stand where the seed passes a dict.
+    def __getitem__(self, key: str) -> Any:
+        return self._sections[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sections)
+
+    def __len__(self) -> int:
+        return len(self._sections)
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        try:
+            return self._sections[key]
+        except KeyError:
+            raise AttributeError(f"no configuration section '{key}'") from None
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable for process pools
+        return (Config, (self.raw,), {"source": self.source})
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.source = state.get("source")
+
+    @property
+    def db_path(self) -> Path:
+        """The node's SQLite database (ledger, submissions, catalogue cache)."""
+        return self.data_dir / "starnode.sqlite3"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Config:
+        """Read and validate a YAML file. Relative paths inside stay relative to the CWD.
+
+        Parameters
+        ----------
+        path : path-like
+            The YAML file.
+
+        Returns
+        -------
+        Config
+            The validated configuration (``source`` is the path).
+
+        Raises
+        ------
+        ConfigError
+            The file cannot be read, is not YAML, or holds invalid values (the message names
+            the file and the key).
+        """
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {p}: {exc.strerror}") from exc
+        try:
+            _refuse_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections")
+        try:
+            return cls(raw, source=str(p))
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
+
+
+def resolve(config: Config | Mapping[str, Any] | str | os.PathLike[str] | None) -> Config:
+    """Whatever the caller holds, as a :class:`Config`.
+
+    Parameters
+    ----------
+    config : Config, mapping, path-like or None
+        A Config (returned as is), the seed's plain dict, a YAML file, or None (defaults).
+
+    Returns
+    -------
+    Config
+        The validated configuration.
+
+    Raises
+    ------
+    ConfigError
+        Invalid values, unknown keys, an unreadable file or an unsupported type.
+    """
+    if isinstance(config, Config):
+        return config
+    if config is None:
+        return Config({})
+    if isinstance(config, (str, os.PathLike)):
+        return Config.load(config)
+    if isinstance(config, Mapping):
+        return Config(config)
+    raise ConfigError(f"configuration must be a mapping or a path, got {type(config).__name__}")
+
+
+def example_yaml() -> str:
+    """A commented YAML document listing every key with its default (``config.example.yaml``)."""
+    lines = ["# starnode configuration: every key, its default and what it does.",
+             "# Only the keys you change need to be present."]
+    for section, fields in SCHEMA.items():
+        indent = ""
+        if section:
+            lines.append("")
+            lines.append(f"{section}:")
+            indent = "  "
+        for key, field in fields.items():
+            lines.append(f"{indent}# {field.doc}")
+            dumped = yaml.safe_dump({key: field.default}, default_flow_style=True,
+                                    sort_keys=False).strip()
+            if dumped.startswith("{") and dumped.endswith("}"):
+                dumped = dumped[1:-1]
+            lines.append(f"{indent}{dumped}")
+    return "\n".join(lines) + "\n"
+
+
+#: An AAVSO observer code: a few letters and digits, no blanks (as ../shared/aavso's validator).
+_OBSCODE = re.compile(r"[A-Za-z0-9]{1,6}")
+
+
+def observer_code_problem(code: str | None) -> str | None:
+    """Why ``aavso.observer_code`` cannot head a report, with the fix; None when it can.
+
+    Parameters
+    ----------
+    code : str or None
+        The configured observer code.
+
+    Returns
+    -------
+    str or None
+        The problem (names the key), or None for a well-formed code.
+    """
+    if not code:
+        return ("aavso.observer_code is not set: frames are measured but no report can be "
+                "written. Put your AAVSO observer code in the config file (aavso: "
+                "observer_code: ABC)")
+    if not _OBSCODE.fullmatch(code):
+        return (f"aavso.observer_code {code!r} is not an AAVSO observer code (1 to 6 letters "
+                "and digits, no blanks, e.g. FPIA): put the code the AAVSO gave you")
+    return None
+
+
+def health(config: Config) -> list[Check]:
+    """The configuration's checks for ``starnode doctor``.
+
+    Parameters
+    ----------
+    config : Config
+        The configuration in use.
+
+    Returns
+    -------
+    list of starnode.doctor.Check
+        Where the configuration came from, and the observer code.
+    """
+    from ..doctor import Check, Level
+
+    out = []
+    if config.source:
+        out.append(Check(Level.OK, "config", f"{config.source} is valid"))
+    else:
+        out.append(Check(Level.WARN, "config", "no config.yaml here and no --config: built-in "
+                         "defaults. Start one with 'starnode config --example > config.yaml'"))
+    code = config.aavso.observer_code
+    problem = observer_code_problem(code)
+    if problem:
+        out.append(Check(Level.FAIL, "observer code", problem))
+    elif code.upper() == "DEMO":
+        out.append(Check(Level.WARN, "observer code", "aavso.observer_code is the demo code "
+                         "DEMO; use your own AAVSO observer code for real data"))
+    else:
+        out.append(Check(Level.OK, "observer code", code))
+    return out
