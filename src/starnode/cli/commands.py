@@ -1,11 +1,4 @@
-"""The ``starnode`` command line.
-
-Every command takes the global options ``--config FILE`` (default: ``./config.yaml`` when it
-exists, else the built-in defaults), ``--data-dir DIR`` (overrides ``data_dir``) and
-``--log-level``; they may stand before or after the command name. Exit status: 0 success,
-1 the command found problems (validator errors, doctor failures, frames failed), 2 bad usage or
-configuration.
-"""
+"""The ``starnode`` commands: each a thin call into the library, its output and exit status."""
 
 from __future__ import annotations
 
@@ -13,41 +6,22 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
 import time
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .config import Config, example_yaml, observer_code_problem
-from .errors import ConfigError, NodeBusy, StoreError
+from ..config import Config, example_yaml, observer_code_problem
+from ..errors import NodeBusy
 
 if TYPE_CHECKING:
-    from .node import Node
+    from ..node import Node
 
 log = logging.getLogger("starnode")
 
-__all__ = ["load_config", "main"]
-
-DEFAULT_CONFIG = "config.yaml"
 #: Frames of a ``process`` run measured before its progress bar shows an ETA.
 ETA_AFTER = 3
-
-
-# ---------------------------------------------------------------------------- config
-def load_config(path: str | None, data_dir: str | None = None) -> Config:
-    """``--config`` (or ./config.yaml when present, else defaults) with ``--data-dir`` applied."""
-    if path is None and Path(DEFAULT_CONFIG).is_file():
-        path = DEFAULT_CONFIG
-    cfg = Config.load(path) if path is not None else Config({}, source=None)
-    if data_dir is not None:
-        raw = dict(cfg.raw)
-        raw["data_dir"] = str(Path(data_dir).expanduser().resolve())
-        cfg = Config(raw, source=cfg.source)
-    return cfg
 
 
 # ---------------------------------------------------------------------------- progress
@@ -110,7 +84,7 @@ def _with_watch(cfg: Config, folder: str | None) -> Config:
 
 def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode run``."""
-    from .node import Node
+    from ..node import Node
 
     # Every aavso.mode (outbox, dry_run, webobs) writes #OBSCODE: without a valid code every
     # frame would end in an ERROR all night, so the node does not start.
@@ -133,7 +107,7 @@ def cmd_process(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode process``."""
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from .node import Node
+    from ..node import Node
 
     retry = [state for state, wanted in (("failed", args.retry_failed),
                                          ("skipped", args.retry_skipped)) if wanted]
@@ -180,7 +154,7 @@ def _submissions(node: Node, ids: Sequence[int], since: float) -> tuple[dict[str
 
 def _excluded_hint(cfg: Config, paths: Sequence[str]) -> str:
     """How many FITS files under the folders ``watch.include`` left out, and the fix."""
-    from .node.intake import matches_include, walk
+    from ..node.intake import matches_include, walk
 
     w = cfg.watch
     n = sum(1 for p in paths if os.path.isdir(p) for f in walk(p, True)
@@ -218,7 +192,7 @@ def _process_outcome(args: argparse.Namespace, cfg: Config, summary: dict[str, A
 
 def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode status``."""
-    from .node.status import status_data, status_lines
+    from ..node.status import status_data, status_lines
 
     if not cfg.db_path.exists():
         print(f"no ledger yet at {cfg.db_path} (nothing processed with this data_dir)")
@@ -233,7 +207,7 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_report(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode report``."""
-    from .aavso import AavsoError, report_text
+    from ..aavso import AavsoError, report_text
 
     try:
         text = report_text(cfg, night=args.night, target=args.target)
@@ -257,7 +231,7 @@ def cmd_report(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_lightcurve(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode lightcurve``."""
-    from .lightcurve import plot_lightcurve
+    from ..lightcurve import plot_lightcurve
 
     if args.out and Path(args.out).suffix.lower() != ".png":
         print(f"error: {args.out}: the light curve is a PNG image; give a name ending in .png",
@@ -269,7 +243,7 @@ def cmd_lightcurve(args: argparse.Namespace, cfg: Config) -> int:
         out, n = plot_lightcurve(cfg, args.target, args.out)
         print(f"{out} ({n} point(s))")
         if args.sound:
-            from .sonify import sonify_night
+            from ..sonify import sonify_night
 
             wav, m = sonify_night(cfg, args.target, args.sound, night=args.night)
             print(f"{wav} ({m.points} point(s), {m.duration_s:.1f} s)")
@@ -280,7 +254,7 @@ def cmd_lightcurve(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_summary(args: argparse.Namespace, cfg: Config) -> int:
-    from .summary import night_summary, render_html, render_json, render_text
+    from ..summary import night_summary, render_html, render_json, render_text
 
     s = night_summary(cfg, args.night, args.target)
     if args.night and args.night not in s.nights:
@@ -295,7 +269,7 @@ def cmd_summary(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
     try:
-        from .web import serve
+        from ..web import serve
     except ImportError as exc:
         print(f"error: the web page needs the 'web' extra ({exc.name} is missing): "
               "pip install 'starnode[web]'", file=sys.stderr)
@@ -307,7 +281,7 @@ def cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_validate(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode validate``: exit 1 when any file is rejected or unreadable."""
-    from .aavso import validate_file
+    from ..aavso import validate_file
 
     status = 0
     for name in args.files:
@@ -326,7 +300,7 @@ def cmd_validate(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode doctor``: exit 1 when any check FAILs."""
-    from .doctor import Level, run_checks
+    from ..doctor import Level, run_checks
 
     checks = run_checks(cfg)
     marks = {Level.OK: "ok  ", Level.WARN: "WARN", Level.FAIL: "FAIL"}
@@ -340,7 +314,7 @@ def cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_solver_db(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode solver-db``."""
-    from .astrometry import build_tetra3rs_database, tetra3rs_database_path
+    from ..astrometry import build_tetra3rs_database, tetra3rs_database_path
 
     path = tetra3rs_database_path(cfg)
     if path.is_file() and not args.force:
@@ -364,7 +338,7 @@ def cmd_solver_db(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_solve(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode solve``: exit 1 when any file is not solved."""
-    from .astrometry.report import format_solution, solve_file
+    from ..astrometry.report import format_solution, solve_file
 
     results = [solve_file(f, cfg) for f in args.files]
     if args.json:
@@ -377,7 +351,7 @@ def cmd_solve(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_stars(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode stars``: exit 1 when any file is not measured."""
-    from .starlist import stars_command
+    from ..starlist import stars_command
 
     fmt = "json" if args.json else "csv" if args.csv else "ecsv"
     return stars_command(args.files, cfg, fmt, args.out)
@@ -385,7 +359,7 @@ def cmd_stars(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_demo(args: argparse.Namespace, cfg: Config | None) -> int:
     """``starnode demo``."""
-    from .demo import run_demo
+    from ..demo import run_demo
 
     return run_demo(frames=args.frames, keep=args.keep, data_dir=args.data_dir,
                     workers=args.workers, interval=args.interval, out=sys.stdout,
@@ -411,207 +385,3 @@ def cmd_config(args: argparse.Namespace, cfg: Config) -> int:
 
 
 # ---------------------------------------------------------------------------- parser
-def _globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    d = None if top else argparse.SUPPRESS
-    g = parser.add_argument_group("global options")
-    g.add_argument("--config", "-c", metavar="FILE", default=d,
-                   help=f"configuration file (default: ./{DEFAULT_CONFIG} when present, "
-                   "else built-in defaults)")
-    g.add_argument("--data-dir", metavar="DIR", default=d,
-                   help="where the ledger, outbox, caches and logs live (overrides data_dir)")
-    g.add_argument("--log-level", metavar="LEVEL", default=d, type=str.upper,
-                   choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-                   help="console log level (default: log_level of the configuration)")
-
-
-def night_arg(text: str) -> str:
-    """``--night``: an ISO date, else an argparse error naming the expected format."""
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected YYYY-MM-DD (the evening's date)")
-    try:
-        return date.fromisoformat(text).isoformat()
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected YYYY-MM-DD ({exc})") from None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="starnode",
-        description="Unattended variable-star photometry for smart telescopes, reporting to "
-        "the AAVSO.", epilog="Run 'starnode COMMAND --help' for a command's options. "
-        "Start with 'starnode demo'.")
-    p.add_argument("--version", action="version", version=f"starnode {__version__}")
-    _globals(p, top=True)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    def add(name: str, help_: str, description: str | None = None) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=description or help_)
-        _globals(sp, top=False)
-        return sp
-
-    sp = add("run", "watch the telescope folder and measure and report every new frame",
-             "Watch watch.path (recursively by default), catch up with frames written while the "
-             "node was down, measure every complete new frame and put it in the AAVSO outbox. "
-             "Stops cleanly on SIGINT/SIGTERM; restart-safe (SQLite ledger in data_dir).")
-    sp.add_argument("--watch", metavar="FOLDER", help="folder to watch (overrides watch.path)")
-    sp.add_argument("--workers", type=int, metavar="N", help="frames measured in parallel "
-                    "(default: workers of the configuration)")
-    sp.set_defaults(func=cmd_run)
-
-    sp = add("process", "measure and report an archive of frames (files or folders)",
-             "Run the pipeline over frames already on disk, through the same ledger: frames "
-             "already processed are skipped unless --force.")
-    sp.add_argument("paths", nargs="*", metavar="PATH", help="FITS files or folders (searched "
-                    "recursively for watch.include patterns)")
-    sp.add_argument("--force", action="store_true", help="process frames again even if the "
-                    "ledger has them (the outbox still never repeats an observation)")
-    sp.add_argument("--retry-failed", action="store_true", help="reprocess failed frames")
-    sp.add_argument("--retry-skipped", action="store_true", help="reprocess skipped frames "
-                    "(e.g. after fixing the configuration)")
-    sp.add_argument("--workers", type=int, metavar="N", help="frames in parallel")
-    sp.add_argument("--no-submit", action="store_true", help="measure only; no AAVSO report")
-    sp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    sp.set_defaults(func=cmd_process)
-
-    sp = add("status", "frames by state, recent frames, errors with reasons, the outbox")
-    sp.add_argument("--last", type=int, default=10, metavar="N", help="recent frames shown")
-    sp.add_argument("--json", action="store_true", help="machine-readable output")
-    sp.set_defaults(func=cmd_status)
-
-    sp = add("report", "print or write the AAVSO Extended File Format report of a night")
-    sp.add_argument("--night", metavar="DATE", type=night_arg,
-                    help="night (YYYY-MM-DD, local evening date; "
-                    "default: all measurements in the outbox)")
-    sp.add_argument("--target", metavar="NAME", help="only this star")
-    sp.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
-    sp.set_defaults(func=cmd_report)
-
-    sp = add("lightcurve", "plot a target's light curve from the ledger (PNG)")
-    sp.add_argument("target", metavar="TARGET", help="AAVSO name of the star, e.g. 'SS Cyg'")
-    sp.add_argument("--out", metavar="PNG", help="output file (default: "
-                    "data_dir/lightcurves/<TARGET>.png)")
-    sp.add_argument("--sound", metavar="WAV", help="also write the light curve as sound: 4 s "
-                    "per hour, higher pitch = brighter, a tick per point (buzz = poor)")
-    sp.add_argument("--night", metavar="DATE", type=night_arg,
-                    help="the night of the sound (default: latest)")
-    sp.set_defaults(func=cmd_lightcurve)
-
-    sp = add("summary", "the night in plain sentences (screen-reader friendly)")
-    sp.add_argument("--night", metavar="DATE", type=night_arg,
-                    help="night (YYYY-MM-DD; default: the latest)")
-    sp.add_argument("--target", metavar="NAME", help="only this star")
-    sp.add_argument("--format", choices=("text", "html", "json"), default="text")
-    sp.set_defaults(func=cmd_summary)
-
-    sp = add("serve", "the local web page: tonight, frames, light curves, sound, outbox",
-             "Serve a read-only page on this computer (127.0.0.1 by default, no login). Bound to "
-             "another address it asks for a token (--token, $STARNODE_WEB_TOKEN, or a random "
-             "one printed at start).")
-    sp.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    sp.add_argument("--port", type=int, default=8765, help="port (default 8765)")
-    sp.add_argument("--token", help="access token (required off loopback; default random)")
-    sp.set_defaults(func=cmd_serve)
-
-    sp = add("validate", "check AAVSO Extended File Format files (exit 1 on any ERROR)")
-    sp.add_argument("files", nargs="+", metavar="FILE")
-    sp.set_defaults(func=cmd_validate)
-
-    sp = add("doctor", "check the configuration, folders, watch mode, catalogues, disk space")
-    sp.set_defaults(func=cmd_doctor)
-
-    sp = add("solver-db", "build the tetra3rs blind-solver database once (offline)",
-             "Generate the tetra3rs pattern database for Seestar fields (0.6-1.5 deg) from "
-             "Tycho-2 (the stars of Debian's astrometry.net index files: needs the packages "
-             "astrometry.net and astrometry-data-tycho2-07-littleendian, or -08 and -09) plus "
-             "the bundled Gaia G<10 stars, so frames without or far from their header pointing "
-             "are solved blind. Takes 1-3 minutes and about 1.1 GB of memory once; the 350 MB "
-             "file is kept in data_dir/astrometry.")
-    sp.add_argument("--force", action="store_true", help="build again even if present")
-    sp.add_argument("--gaia-only", action="store_true", help="use the bundled Gaia G<10 stars "
-                    "alone (no astrometry.net needed; sparse fields will not solve)")
-    sp.set_defaults(func=cmd_solver_db)
-
-    sp = add("solve", "the verified WCS of FITS frames (like solve-field, but verified)",
-             "Solve each frame as the pipeline does (bundled Gaia stars, cached per-field Gaia "
-             "stars, and the blind solvers installed: solve-field, tetra3rs, ASTAP) and print "
-             "the verified solution: centre, scale, rotation, parity, method, matched stars, "
-             "residual, time, and the WCS cards for the file's pixels. Files are not modified.")
-    sp.add_argument("files", nargs="+", metavar="FILE")
-    sp.add_argument("--json", action="store_true", help="machine-readable output")
-    sp.set_defaults(func=cmd_solve)
-
-    sp = add("stars", "the starlist of FITS frames: every detected and catalogued star",
-             "Measure each frame as the pipeline does and print its starlist (also written "
-             "under data_dir/starlists/<night>/): RA, Dec, x, y, flux, instrumental and "
-             "calibrated magnitude with errors, FWHM, flags (saturated, edge, blended, comp, "
-             "check, target). ECSV by default.")
-    sp.add_argument("files", nargs="+", metavar="FILE")
-    fmt = sp.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="a JSON list of rows")
-    fmt.add_argument("--csv", action="store_true", help="CSV")
-    sp.add_argument("--out", metavar="PATH", help="write here instead of stdout")
-    sp.set_defaults(func=cmd_stars)
-
-    sp = add("demo", "a whole synthetic night of SS Cyg, start to finish, offline",
-             "Write a synthetic night of Seestar subs of SS Cyg into a temporary MyWorks folder "
-             "the way the telescope does, run the node on it (outbox only, observer code DEMO: "
-             "nothing is ever uploaded), and print where the report and light curve are.")
-    sp.add_argument("--frames", type=int, default=12, metavar="N",
-                    help="good frames in the night (default 12; 3 bad frames are added)")
-    sp.add_argument("--workers", type=int, default=None, metavar="N",
-                    help="frames in parallel (default: 2 when the machine has 2+ cores)")
-    sp.add_argument("--interval", type=float, default=0.3, metavar="S",
-                    help="seconds between frames written by the 'telescope' (default 0.3)")
-    sp.add_argument("--keep", action="store_true", help="keep the synthetic frames folder")
-    sp.set_defaults(func=cmd_demo)
-
-    sp = add("hub", "the network hub: serve, add-node, nodes, crosscheck, report (docs/hub.md)")
-    from .hub.cli import add_parser_arguments, cmd_hub
-
-    add_parser_arguments(sp)
-    sp.set_defaults(func=cmd_hub)
-
-    sp = add("config", "show the effective configuration, or an example file")
-    sp.add_argument("--example", action="store_true", help="print a commented example "
-                    "configuration with every key (config.example.yaml)")
-    sp.set_defaults(func=cmd_config)
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from .logs import setup_logging
-
-    if args.command == "demo":
-        setup_logging(args.log_level or "INFO", None)
-        return int(args.func(args, None))
-    try:
-        cfg = load_config(args.config, args.data_dir)
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    level = args.log_level or cfg.log_level
-    file_log = args.command in ("run", "process")
-    setup_logging(level, cfg.data_dir if file_log else None)
-    if file_log:
-        log.debug("configuration: %s", cfg.source or "built-in defaults")
-    try:
-        return int(args.func(args, cfg))
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    except StoreError as exc:  # a damaged, replaced or unwritable database: say what to do
-        print(f"starnode: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # e.g. 'starnode report | head'
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
