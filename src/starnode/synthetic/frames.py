@@ -17,7 +17,15 @@ from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
 from ..catalogs import Sequence
-from .scene import DEMO_SEQUENCE_FILE, _header, _noisy, _offset, _pedestal, _scene
+from .scene import (
+    DEMO_SEQUENCE_FILE,
+    _header,
+    _noisy,
+    _offset,
+    _pedestal,
+    _scene,
+    apply_header_extra,
+)
 from .truth import Truth, _true_stars, _truth, plane_tan_wcs, tan_wcs
 
 __all__ = ["make_mono", "make_stack", "make_sub", "write_frame"]
@@ -131,11 +139,7 @@ def make_stack(sequence: str | os.PathLike[str] | Sequence = DEMO_SEQUENCE_FILE,
     for i in range(2):
         for j in range(2):
             header[f"CD{i + 1}_{j + 1}"] = float(board.wcs.cd[i, j])
-    for k, v in (o["header_extra"] or {}).items():
-        if v is None:
-            header.remove(k, ignore_missing=True)
-        else:
-            header[k] = v
+    apply_header_extra(header, o["header_extra"])
     hdul = fits.HDUList([fits.PrimaryHDU(data=data, header=header)])
     tstars = _true_stars(info, wcs, 1, 1.0, o["gain"] * stackcnt,
                          o["sky_adu"] + _pedestal(o), o["full_scale"], ny, nx)
@@ -189,11 +193,7 @@ def make_mono(sequence: str | os.PathLike[str] | Sequence = DEMO_SEQUENCE_FILE, 
             if k in ("DATE-OBS", "MJD-OBS", "MJDREF", "WCSAXES"):
                 continue
             header[k] = v
-    for k, v in (o["header_extra"] or {}).items():
-        if v is None:
-            header.remove(k, ignore_missing=True)
-        else:
-            header[k] = v
+    apply_header_extra(header, o["header_extra"])
     hdul = fits.HDUList([fits.PrimaryHDU(data=data, header=header)])
     tstars = _true_stars(info, wcs, 1, 1.0, o["gain"], o["sky_adu"] + _pedestal(o),
                          o["full_scale"], ny, nx)

@@ -211,12 +211,17 @@ def _header(kind: str, *, imagetyp: str, exptime: float, ra: float, dec: float,
         h["OBJECT"] = (object_name, "name or catalog number of object being imaged")
     h["TOTALEXP"] = (float(exptime), "Total Exposure Time in seconds")
     h["SYNTHET"] = (True, "starnode synthetic frame, never report it")
+    apply_header_extra(h, extra)
+    return h
+
+
+def apply_header_extra(header: fits.Header, extra: Mapping[str, Any] | None) -> None:
+    """Add or override the ``header_extra`` cards; a value of None removes that card."""
     for k, v in (extra or {}).items():
         if v is None:
-            h.remove(k, ignore_missing=True)
+            header.remove(k, ignore_missing=True)
         else:
-            h[k] = v
-    return h
+            header[k] = v
 
 
 def _geometry(seq: Sequence, rng: np.random.Generator, pointing_offset_arcmin: Any,
