@@ -93,19 +93,23 @@ def test_real_inotify_queue_overflow_triggers_a_rescan(
     old = knob.read_text().strip()
     c = Collector()
     with caplog.at_level(logging.WARNING):
+        data = fits_bytes((8, 8))
         try:
             knob.write_text("16")
-            make_watcher(tmp_path, c)  # the inotify instance is created here
+            make_watcher(tmp_path, c)
+            # the emitter thread creates its inotify instance (reading the knob) when it starts:
+            # a first file reported proves it exists before the knob is put back
+            (tmp_path / "probe.fits").write_bytes(data)
+            c.wait_for(1, timeout=TIMEOUT)
         finally:
             knob.write_text(old)
-        data = fits_bytes((8, 8))
         for i in range(300):
             (tmp_path / f"o{i:03d}.fits").write_bytes(data)
-        events = c.wait_for(300, timeout=TIMEOUT * 2)
+        events = c.wait_for(301, timeout=TIMEOUT * 2)
         events = c.quiet(3 * DEBOUNCE)
     msgs = [r.getMessage() for r in caplog.records]
     assert any("overflow" in m and "rescanning" in m for m in msgs), msgs[-5:]
-    assert len(events) == 300 and len({e["path"] for e in events}) == 300
+    assert len(events) == 301 and len({e["path"] for e in events}) == 301
 
 
 def test_injected_overflow_reports_files_whose_events_were_lost(
