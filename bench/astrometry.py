@@ -202,7 +202,7 @@ def seestar_synthetic(cfg: Config, trials: int) -> None:
 
 
 def real_frames(cfg: Config, shared: Path, blind_cfg: Config | None) -> None:
-    files = sorted((shared / "data" / "seestar-s50").glob("*/*.fit"))
+    files = sorted((shared / "data" / "seestar-s50").glob("*M94*/*.fit"))
     if not files:
         print("\n(no real frames in", shared, ")")
         return
@@ -359,7 +359,7 @@ def real_blind(shared: Path, t3_data_dir: str | None) -> None:
     """The real M 94 subs with their RA/DEC cards removed, each solved cold, offline."""
     import tempfile
 
-    files = sorted((shared / "data" / "seestar-s50").glob("*/*.fit"))
+    files = sorted((shared / "data" / "seestar-s50").glob("*M94*/*.fit"))
     if not files:
         return
     tmp = tempfile.mkdtemp(prefix="starnode-m94-")

@@ -270,7 +270,7 @@ def _tycho2_m94() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _real_subs(shared: Path) -> list[Path]:
-    files = sorted((shared / "data" / "seestar-s50").glob("*/*.fit"))
+    files = sorted((shared / "data" / "seestar-s50").glob("*M94*/*.fit"))
     if len(files) < 6:
         pytest.skip(f"expected the 6 real M 94 subs, found {len(files)}")
     return files
