@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import astropy.units as u
+import erfa
 import numpy as np
 from astropy.coordinates import AltAz, EarthLocation, SkyCoord, get_body, get_sun
 from astropy.time import Time
@@ -67,6 +68,7 @@ def offline_iers() -> Iterator[None]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", iers.IERSWarning)
             warnings.simplefilter("ignore", iers.IERSDegradedAccuracyWarning)
+            warnings.simplefilter("ignore", erfa.ErfaWarning)  # leap seconds of future years
             yield
 
 
@@ -131,13 +133,15 @@ def time_grid(start: datetime, end: datetime, step_s: float) -> Time:
     span = (end - start).total_seconds()
     n = max(1, math.ceil(span / step_s - 1e-9))
     offsets = np.minimum(np.arange(n + 1) * float(step_s), span)
-    t0 = Time(start)
-    return t0 + offsets * u.s
+    with offline_iers():
+        return Time(start) + offsets * u.s
 
 
 def to_datetimes(times: Time) -> list[datetime]:
-    return [t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-            for t in np.atleast_1d(times.to_datetime(timezone=UTC))]
+    """Aware UTC datetimes of astropy times."""
+    with offline_iers():
+        out = np.atleast_1d(times.to_datetime(timezone=UTC))
+    return [t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC) for t in out]
 
 
 # ---------------------------------------------------------------------------- sun

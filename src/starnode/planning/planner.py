@@ -36,6 +36,7 @@ from .ephemeris import (
     dark_window,
     moon_track,
     night_of,
+    offline_iers,
     separation_deg,
     site_from_config,
     sun_altitudes,
@@ -419,6 +420,12 @@ def plan_night(config: Any, night: str | None = None, *, now: datetime | None = 
     cfg = resolve(config)
     now = (now or datetime.now(UTC)).astimezone(UTC)
     site = site_from_config(cfg)
+    with offline_iers():  # every astropy call of the plan: no download, any IERS age
+        return _plan(cfg, site, night, now, candidates)
+
+
+def _plan(cfg: Any, site: Site, night: str | None, now: datetime,
+          candidates: Iterable[Candidate] | None) -> Plan:
     limit = float(cfg.telescope.sun_limit)
     night = night or _default_night(site, limit, now)
     inst = instrument_for(cfg)
