@@ -92,7 +92,7 @@ def chart_png(plan: Plan, floor_deg: float = 30.0, ceiling_deg: float = 80.0) ->
     times, alts = tracks
     fig, ax = plt.subplots(figsize=(9, 4.8), dpi=100)
     try:
-        x = np.array(times, dtype="datetime64[s]")
+        x = np.array([t.replace(tzinfo=None) for t in times], dtype="datetime64[s]")
         for name, alt in alts.items():
             (line,) = ax.plot(x, alt, lw=1, alpha=0.5)
             for it in (i for i in plan.items if i.target == name):
