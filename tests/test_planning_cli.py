@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from planning_helpers import SS_CYG, no_internet  # noqa: F401 (fixture)
 
+from planning_helpers import SS_CYG, no_internet  # noqa: F401 (fixture)
 from starnode.cli import main
 
 pytestmark = pytest.mark.usefixtures("no_internet")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from loopback import LoopbackServer, Request, Response
 from planning_helpers import PARIS, SS_CYG, config
-
 from starnode.cli import main
 from starnode.planning.planner import plan_night
 from starnode.planning.render import plan_json, plan_text
@@ -57,7 +57,7 @@ def test_parse_is_defensive() -> None:
     assert (t.alert, t.priority, t.cadence_days, t.brightest, t.faintest) == (
         True, True, 0.5, 9.6, 10.8)
     got = parse_targets(json.loads((DATA / "targettool_all.json").read_text()), "all")
-    am = [c for c in got if c.name == "AM Her"][0]
+    am = next(c for c in got if c.name == "AM Her")
     assert (am.alert, am.brightest, am.faintest, am.cadence_days) == (False, 12.3, 15.7, 2.0)
     assert [c.alert for c in got if c.name == "T CrB"] == [True]  # its section says so
 
