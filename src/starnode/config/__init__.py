@@ -86,7 +86,11 @@ def _check_range(name: str, field: Field, value: float) -> None:
 
 
 def _check(section: str, key: str, field: Field, value: Any) -> Any:
-    """The validated value of one key (raises :class:`ConfigError` naming it)."""
+    """The validated value of one key (raises :class:`ConfigError` naming it; a secret's value
+    is never in the message)."""
+    if field.secret and value is not None and not isinstance(value, str):
+        raise ConfigError(f"{_dotted(section, key)}: must be a string (value not shown: it is "
+                          "a secret)")
     name = _dotted(section, key)
     if value is None:
         if field.optional:
