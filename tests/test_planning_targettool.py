@@ -136,3 +136,35 @@ def test_key_from_the_environment_and_a_refused_key(tmp_path: Path,
     assert any("API key was refused" in n for n in plan.notes)
     assert "wrong-key-1234" not in plan_text(plan) + plan_json(plan)
     assert all("wrong-key-1234" not in r.getMessage() for r in caplog.records)
+
+
+def test_config_names_resolved_through_vsx_then_offline(tmp_path: Path) -> None:
+    """A target given by name only: VSX (a loopback server) fills position and range; the
+    answer is cached, so the next plan works with photometry.offline."""
+    from starnode import catalogs
+
+    catalogs.CLIENT.reset()
+    vsx = {"VSXObject": {"Name": "SS Cyg", "AUID": "000-BCP-220", "RA2000": "325.67833",
+                         "Declination2000": "43.58611", "VariabilityType": "UGSS",
+                         "MaxMag": "8.6 V", "MinMag": "(3.8) V"}}
+    with LoopbackServer() as srv:
+        def answer(req: Request) -> Response:
+            known = req.query.get("ident") == ["SS Cyg"]
+            return 200, {"Content-Type": "application/json"}, json.dumps(
+                vsx if known else {}).encode()
+
+        srv.route("GET", "/vsx/index.php", handler=answer)
+        cfg = config(tmp_path, PARIS, ["SS Cyg", {"name": "Nobody Knows"}],
+                     photometry={"offline": False, "vsx_url": srv.url("/vsx/index.php"),
+                                 "http_retries": 1})
+        plan = plan_night(cfg, "2025-09-14", now=NOW)
+        asked = [r.query["ident"][0] for r in srv.requests]
+    assert sorted(asked) == ["Nobody Knows", "SS Cyg"]
+    [item] = plan.items
+    assert (item.target, item.ra_deg, item.dec_deg) == ("SS Cyg", 325.67833, 43.58611)
+    assert item.exposure_s == 10.0  # 8.6 at its brightest: 20-second frames would saturate
+    [ex] = plan.excluded
+    assert ex.target == "Nobody Knows" and ex.code == "unresolved"
+    offline = plan_night(config(tmp_path, PARIS, ["SS Cyg"]), "2025-09-14", now=NOW)
+    assert [it.target for it in offline.items] == ["SS Cyg"]
+    assert offline.items[0].to_dict() == item.to_dict()
