@@ -313,3 +313,25 @@ def test_no_site_no_plan(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"site\.latitude and site\.longitude"):
         plan_night(Config({"data_dir": str(tmp_path)}), "2025-09-14", now=NOW)
+
+
+def test_gates_for_the_runner_agree_with_the_plan(tmp_path: Path) -> None:
+    from starnode.planning.gates import pointing_problem, sun_separation_deg, window_problem
+
+    cfg = config(tmp_path, PARIS, [MORNING, EVENING, SS_CYG])
+    plan = plan_night(cfg, "2025-09-14", now=NOW)
+    site = Site(*PARIS)
+    for it in plan.items:
+        assert window_problem(cfg, site, it.start, it.end, it.ra_deg, it.dec_deg) is None
+        assert pointing_problem(cfg, site, it.start, it.ra_deg, it.dec_deg) is None
+    late = plan.items[-1]
+    assert plan.dawn is not None
+    noon = datetime(2025, 9, 15, 12, tzinfo=UTC)
+    assert "the sun is at" in str(pointing_problem(cfg, site, noon, late.ra_deg, late.dec_deg))
+    assert sun_separation_deg(noon, late.ra_deg, late.dec_deg) > 45
+    # a window stretched past the target's setting or into the dawn is refused, with the time
+    problem = window_problem(cfg, site, late.start, plan.dawn + timedelta(minutes=30),
+                             late.ra_deg, late.dec_deg)
+    assert problem is not None and problem.endswith("UTC")
+    low = pointing_problem(cfg, site, late.start, 267.555, -40.0)
+    assert low is not None and "below the floor (30°)" in low

@@ -14,13 +14,13 @@ from typing import Any
 from .model import Exclusion, Plan, PlanItem, iso_utc, parse_utc
 
 __all__ = ["Candidate", "DarkWindow", "Exclusion", "Plan", "PlanItem", "Site", "SunEvent",
-           "dark_window", "iso_utc", "parse_utc", "plan_night", "site_from_config",
-           "sun_altitude", "sun_events"]
+           "dark_window", "iso_utc", "parse_utc", "plan_night", "pointing_problem",
+           "site_from_config", "sun_altitude", "sun_events", "window_problem"]
 
 _LAZY = {"plan_night": "planner", "Candidate": "candidates", "DarkWindow": "ephemeris",
          "Site": "ephemeris", "SunEvent": "ephemeris", "dark_window": "ephemeris",
          "site_from_config": "ephemeris", "sun_altitude": "ephemeris",
-         "sun_events": "ephemeris"}
+         "sun_events": "ephemeris", "pointing_problem": "gates", "window_problem": "gates"}
 
 
 def __getattr__(name: str) -> Any:

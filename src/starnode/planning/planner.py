@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -301,15 +301,11 @@ def _verify(night: _Night, item: PlanItem) -> PlanItem | None:
 
 
 def _with_alt(item: PlanItem, alt: np.ndarray) -> PlanItem:
-    from dataclasses import replace
-
     return replace(item, min_altitude_deg=round(float(alt.min()), 1),
                    max_altitude_deg=round(float(alt.max()), 1))
 
 
 def _frames(inst: Instrument, item: PlanItem, start: datetime, end: datetime) -> PlanItem:
-    from dataclasses import replace
-
     span = (end - start).total_seconds() - inst.setup_s
     frames = max(1, int(span // (item.exposure_s + inst.frame_overhead_s)))
     return replace(item, start=start, end=end, frames=frames)
