@@ -69,6 +69,7 @@ def offline_iers() -> Iterator[None]:
             warnings.simplefilter("ignore", iers.IERSWarning)
             warnings.simplefilter("ignore", iers.IERSDegradedAccuracyWarning)
             warnings.simplefilter("ignore", erfa.ErfaWarning)  # leap seconds of future years
+            warnings.filterwarnings("ignore", message="Tried to get polar motions")
             yield
 
 
