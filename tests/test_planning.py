@@ -335,3 +335,29 @@ def test_gates_for_the_runner_agree_with_the_plan(tmp_path: Path) -> None:
     assert problem is not None and problem.endswith("UTC")
     low = pointing_problem(cfg, site, late.start, 267.555, -40.0)
     assert low is not None and "below the floor (30°)" in low
+
+
+def test_polar_winter_night_is_dark_from_noon_to_noon(tmp_path: Path) -> None:
+    site = (80.0, 15.0)  # the sun stays below −12° all day
+    circumpolar = {"name": "Polaris Way", "ra": 30.0, "dec": 75.0, "brightest": 9.0,
+                   "faintest": 11.0}
+    plan = plan_night(config(tmp_path, site, [circumpolar]), "2025-12-21", now=NOW)
+    n0, n1 = night_window("2025-12-21", site[1])
+    assert (plan.dusk, plan.dawn, plan.expires) == (n0, n1, n1)
+    _check_window(site, plan)
+    assert [it.target for it in plan.items] == ["Polaris Way"]
+
+
+def test_instrument_follows_the_config_and_the_ledger(tmp_path: Path) -> None:
+    from starnode.planning.planner import instrument_for
+
+    cfg = config(tmp_path, PARIS, [])
+    assert instrument_for(cfg).model == "s50"
+    measured(cfg, tmp_path, "X", datetime(2025, 9, 1, tzinfo=UTC))  # TELESCOP S50_123
+    assert instrument_for(cfg).model == "s50"
+    assert instrument_for(config(tmp_path, PARIS, [], telescope={"model": "s30pro"})).model \
+        == "s30pro"
+    generic = instrument_for(config(tmp_path, PARIS, [], telescope={"model": "generic"},
+                                    camera={"gain_e_per_adu": 0.5, "aperture_mm": 100.0}))
+    assert (generic.gain_e_per_adu, generic.aperture_mm) == (0.5, 100.0)
+    assert generic.snr(13.0, 10.0) > profile("s50").snr(13.0, 10.0)

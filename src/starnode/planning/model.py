@@ -86,8 +86,11 @@ class Plan:
     expires: datetime
     items: tuple[PlanItem, ...] = ()
     excluded: tuple[Exclusion, ...] = ()
-    dusk: datetime | None = None  # the sun crossing the limit downwards (evening)
-    dawn: datetime | None = None  # the sun crossing the limit upwards (morning): park by then
+    # The dark window: dusk = the sun crossing the limit downwards (evening), dawn = crossing
+    # it upwards (morning: park by then). When the sun stays below the limit all day (polar
+    # winter) they are the night's edges (local mean noon); None when it is never dark.
+    dusk: datetime | None = None
+    dawn: datetime | None = None
     site: dict[str, float] = field(default_factory=dict)  # lat_deg, lon_deg, height_m
     sun_limit_deg: float | None = None  # telescope.sun_limit the plan was made with
     instrument: str = ""  # the instrument profile (s50, s30, s30pro, generic)

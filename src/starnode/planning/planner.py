@@ -62,12 +62,25 @@ def deg(value: float) -> str:
 
 
 def instrument_for(config: Any) -> Instrument:
-    """``telescope.model``, else the model the latest measured frame names, else the S50."""
+    """``telescope.model``, else the model the latest measured frame names, else the S50; the
+    ``generic`` profile takes its camera numbers from the config's ``camera`` section."""
     cfg = resolve(config)
     if cfg.telescope.model:
-        return profile(cfg.telescope.model)
-    text = ObservingHistory(cfg.db_path).latest_telescope() if cfg.db_path.exists() else None
-    return profile(model_from_header({"INSTRUME": text}) if text else None)
+        inst = profile(cfg.telescope.model)
+    else:
+        text = ObservingHistory(cfg.db_path).latest_telescope() if cfg.db_path.exists() else None
+        inst = profile(model_from_header({"INSTRUME": text}) if text else None)
+    if inst.model == "generic":  # the camera section describes it
+        cam = cfg.camera
+        inst = replace(inst, gain_e_per_adu=float(cam.gain_e_per_adu),
+                       read_noise_e=float(cam.read_noise_e),
+                       linearity_limit_adu=float(cam.saturation_adu),
+                       aperture_mm=float(cam.aperture_mm),
+                       pixel_scale_arcsec=float(cam.pixel_scale_arcsec
+                                                or inst.pixel_scale_arcsec),
+                       zeropoint_e=inst.zeropoint_e + 5.0 * math.log10(
+                           float(cam.aperture_mm) / 50.0))
+    return inst
 
 
 def horizon_floor(config: Any, az_deg: Any) -> np.ndarray:
