@@ -361,3 +361,17 @@ def test_instrument_follows_the_config_and_the_ledger(tmp_path: Path) -> None:
                                     camera={"gain_e_per_adu": 0.5, "aperture_mm": 100.0}))
     assert (generic.gain_e_per_adu, generic.aperture_mm) == (0.5, 100.0)
     assert generic.snr(13.0, 10.0) > profile("s50").snr(13.0, 10.0)
+
+
+def test_a_plan_made_during_the_night_starts_now(tmp_path: Path) -> None:
+    cfg = config(tmp_path, PARIS, [MORNING, EVENING, SS_CYG])
+    late = datetime(2025, 9, 14, 23, 7, 30, tzinfo=UTC)
+    plan = plan_night(cfg, "2025-09-14", now=late)
+    assert plan.items and all(it.start >= late for it in plan.items)
+    assert plan.items[0].start >= datetime(2025, 9, 14, 23, 8, tzinfo=UTC)
+    _check_window(PARIS, plan)
+    # minutes before dawn: nothing fits, and the plan says why
+    assert plan.dawn is not None
+    plan = plan_night(cfg, "2025-09-14", now=plan.dawn - timedelta(minutes=4))
+    assert plan.items == () and plan.excluded[0].code == "sun"
+    assert plan.excluded[0].reason.startswith("only 3 dark minutes are left")

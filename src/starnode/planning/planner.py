@@ -174,11 +174,11 @@ def _minute_floor(t: datetime) -> datetime:
 class _Night:
     """The grid of one night and the gates evaluated on it."""
 
-    def __init__(self, cfg: Any, site: Site, dark: DarkWindow, inst: Instrument) -> None:
-        assert dark.start is not None and dark.end is not None
+    def __init__(self, cfg: Any, site: Site, dark: DarkWindow, inst: Instrument,
+                 start: datetime, end: datetime) -> None:
         self.cfg, self.site, self.dark, self.inst = cfg, site, dark, inst
         self.pl = cfg.planning
-        self.start, self.end = _minute_ceil(dark.start), _minute_floor(dark.end)
+        self.start, self.end = start, end
         self.step_s = float(self.pl.step_minutes) * 60.0
         self.times = time_grid(self.start, self.end, self.step_s)
         self.dts = to_datetimes(self.times)
@@ -447,13 +447,23 @@ def _plan(cfg: Any, site: Site, night: str | None, now: datetime,
         return Plan(expires=dark.night_end, excluded=tuple(
             Exclusion(c.name, reason, "sun") for c in cands), notes=tuple(notes), **base)
     assert dark.start is not None and dark.end is not None
+    # on whole minutes; a plan made during the night starts now, never in the past
+    start, end = _minute_ceil(max(dark.start, now) if now < dark.end else dark.start), \
+        _minute_floor(dark.end)
+    if (end - start).total_seconds() < float(cfg.planning.min_slot_minutes) * 60.0:
+        left = max(0, int((end - start).total_seconds() // 60))
+        reason = (f"only {left} dark minutes are left (the sun is below {deg(limit)} until "
+                  f"{dark.end:%H:%M} UTC)")
+        return Plan(expires=dark.end, excluded=tuple(Exclusion(c.name, reason, "sun")
+                                                      for c in cands),
+                    dusk=dark.start, dawn=dark.end, notes=tuple(notes), **base)
     history = ObservingHistory(cfg.db_path)
     scale, n = snr_calibration(inst, history.snr_samples())
     if n >= 5:
         notes.append(f"S/N model calibrated on {n} measured frames (x{scale:.2f})")
     ref_jd = float(Time(dark.start).jd)
     live, excluded = _gate_static(cfg, inst, cands, ref_jd, history.last_observed(), scale)
-    nightgrid = _Night(cfg, site, dark, inst)
+    nightgrid = _Night(cfg, site, dark, inst, start, end)
     alt, az = altaz(site, nightgrid.times, [lv.cand.ra_deg for lv in live],
                     [lv.cand.dec_deg for lv in live])
     items, more = _pack(nightgrid, live, alt, az)
