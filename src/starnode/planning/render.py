@@ -90,7 +90,7 @@ def chart_png(plan: Plan, floor_deg: float = 30.0, ceiling_deg: float = 80.0) ->
     from matplotlib import pyplot as plt
 
     times, alts = tracks
-    fig, ax = plt.subplots(figsize=(9, 4.8), dpi=100)
+    fig, ax = plt.subplots(figsize=(9, 5.2), dpi=100)
     try:
         x = np.array([t.replace(tzinfo=None) for t in times], dtype="datetime64[s]")
         for name, alt in alts.items():
@@ -108,7 +108,8 @@ def chart_png(plan: Plan, floor_deg: float = 30.0, ceiling_deg: float = 80.0) ->
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
         ax.set_title(f"Plan for the night of {plan.night} ({plan.hash})")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper right")
+        fig.legend(fontsize=8, loc="lower center", ncol=3, frameon=False)
+        fig.subplots_adjust(bottom=0.24)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", metadata={"Software": "starnode"})
         return buf.getvalue()
