@@ -221,6 +221,7 @@ def test_moon_separation(tmp_path: Path) -> None:
     plan = plan_night(config(tmp_path, PARIS, [far], planning={"moon_max_illumination": 0.5}),
                       night, now=NOW)
     assert plan.items == () and plan.excluded[0].code == "moon"
+    assert plan.excluded[0].reason.startswith("the Moon is up and")
 
 
 def test_saturation_and_faintness(tmp_path: Path) -> None:
@@ -257,7 +258,7 @@ def test_cadence_and_debt_from_the_ledger(tmp_path: Path) -> None:
     plan = plan_night(cfg, "2025-09-14", now=NOW)
     [ex] = plan.excluded
     assert ex.target == "SS Cyg" and ex.code == "cadence"
-    assert ex.reason == "observed 0.3 days ago; its cadence is 1 days"
+    assert ex.reason == "observed 0.3 days ago; its cadence is 1 day"
     by = {it.target: it for it in plan.items}
     assert by["Seen Long Ago"].score > by["Seen Lately"].score
     assert "5.0 days ago" in by["Seen Long Ago"].reason

@@ -233,6 +233,10 @@ class _Night:
             return "altitude", (f"high enough for less than {self.pl.min_slot_minutes:g} "
                                 "minutes at a time")
         j = int(np.argmax(np.where(alt_ok[i], alt[i], -99)))
+        illum = float(self.moon.illumination[j])
+        if self.moon.alt_deg[j] > 0 and illum > float(self.pl.moon_max_illumination):
+            return "moon", (f"the Moon is up and {illum * 100:.0f}% illuminated whenever it is "
+                            "high enough")
         sep = float(separation_deg(alt[i, j], az[i, j], self.moon.alt_deg[j],
                                    self.moon.az_deg[j]))
         return "moon", (f"too close to the Moon whenever it is high enough ({sep:.0f}° away, "
@@ -254,8 +258,9 @@ def _gate_static(cfg: Any, inst: Instrument, cands: Sequence[Candidate], ref_jd:
         if seen is not None:
             days = ref_jd - seen
             if days < cadence:
+                unit = "day" if cadence == 1 else "days"
                 out.append(Exclusion(c.name, f"observed {days:.1f} days ago; its cadence is "
-                                     f"{cadence:g} days", "cadence"))
+                                     f"{cadence:g} {unit}", "cadence"))
                 continue
             debt = min(days / cadence if cadence > 0 else 99.0, 99.0)
             debt_text = f"last observed {days:.1f} days ago"
