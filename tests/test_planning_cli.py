@@ -79,3 +79,21 @@ def test_bad_night_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["plan", "--config", str(_config(tmp_path)), "--night", "14/09/2025"])
     assert exc.value.code == 2
+
+
+def test_doctor_has_planning_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STARNODE_TARGET_TOOL_KEY", "doctor-secret-77")
+    cfg = _config(tmp_path)
+    main(["doctor", "--config", str(cfg)])
+    out = capsys.readouterr().out
+    assert "2 target(s) in the config, and the AAVSO Target Tool" in out
+    assert "key set ($STARNODE_TARGET_TOOL_KEY); cached answers: ac: never fetched" in out
+    assert re.search(r"night \d{4}-\d\d-\d\d: (dark|the sun never)", out)
+    assert "doctor-secret-77" not in out
+    p = tmp_path / "nosite.yaml"
+    p.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "d"),
+                                 "telescope": {"driver": "alpaca"}}))
+    main(["doctor", "--config", str(p)])
+    out = capsys.readouterr().out
+    assert re.search(r"FAIL.*site.*site\.latitude and site\.longitude are not set", out), out
