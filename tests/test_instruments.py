@@ -86,3 +86,20 @@ def test_profile_names() -> None:
         assert d["model"] == p.model and d["field_deg"][0] > 0
         assert p.light_name("SS Cyg", 10.0, "IRCUT", "20250914-201000") == \
             "Light_SS Cyg_10s_IRCUT_20250914-201000.fit"
+
+
+def test_header_cards_are_read_back_as_the_model() -> None:
+    """Cards a driver writes from a profile: the pipeline reads the same scale, pattern and
+    model back (wcsutil's scale from FOCALLEN/XPIXSZ, model_from_header)."""
+    from astropy.io import fits
+
+    from starnode.wcsutil import pixel_scale
+
+    for model in ("s50", "s30", "s30pro"):
+        p = profile(model)
+        h = fits.Header()
+        for k, (v, c) in p.header_cards().items():
+            h[k] = (v, c)
+        assert model_from_header(dict(h)) == model
+        assert h["BAYERPAT"] == p.bayer_pattern and h["IMAGETYP"] == "Light"
+        assert pixel_scale(h) == pytest.approx(p.computed_scale_arcsec, rel=1e-3)

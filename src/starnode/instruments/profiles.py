@@ -61,6 +61,7 @@ class Instrument:
     setup_s: float = 60.0  # slew, settle and pointing check at the start of an item
     file_prefix: str = "Light_"  # sub names: Light_<Target>_<exp>s_<filter>_YYYYMMDD-HHMMSS.fit
     instrume: tuple[str, ...] = ()  # INSTRUME / TELESCOP values that identify the model
+    instrume_card: str = ""  # the INSTRUME the telescope itself writes
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     # ------------------------------------------------------------------ geometry
@@ -136,6 +137,23 @@ class Instrument:
         """The Seestar's sub name: ``Light_<Target>_<exp>s_<filter>_YYYYMMDD-HHMMSS.fit``."""
         return f"{self.file_prefix}{target}_{exposure_s:g}s_{filter_name}_{stamp}.fit"
 
+    def header_cards(self) -> dict[str, tuple[Any, str]]:
+        """The model's fixed FITS cards, as the Seestar writes them on its subs (a driver that
+        captures frames itself adds OBJECT, DATE-OBS, EXPTIME, RA/DEC, site and TELESCOP)."""
+        cards: dict[str, tuple[Any, str]] = {
+            "INSTRUME": (self.instrume_card or self.name, "Camera model"),
+            "FOCALLEN": (self.focal_length_mm, "Focal length of telescope in mm"),
+            "XPIXSZ": (self.pixel_um, "pixel size in microns (with binning)"),
+            "YPIXSZ": (self.pixel_um, "pixel size in microns (with binning)"),
+            "XBINNING": (1, "Camera X Bin"),
+            "YBINNING": (1, "Camera Y Bin"),
+            "GAIN": (self.gain_setting, "Gain Value"),
+            "IMAGETYP": ("Light", "Type of image"),
+        }
+        if self.bayer_pattern:
+            cards["BAYERPAT"] = (self.bayer_pattern, "Bayer pattern")
+        return cards
+
     def to_dict(self) -> dict[str, Any]:
         w, h = self.field_deg
         return {"model": self.model, "name": self.name, "sensor": self.sensor,
@@ -163,7 +181,7 @@ S50 = Instrument(
     bayer_pattern="GRBG", gain_setting=80, gain_e_per_adu=0.065, read_noise_e=1.5,
     full_well_e=65535 * 0.065, saturation_adu=65535.0, linearity_limit_adu=60000.0,
     exposures_s=_SEESTAR_EXPOSURES, expert_exposures_s=_SEESTAR_EXPERT,
-    instrume=("seestar s50", "s50"),
+    instrume=("seestar s50", "s50"), instrume_card="Seestar S50",
     notes=("scale 2.374\"/px from plate solutions of real subs (nominal 2.39)",
            "gain 0.065 e-/ADU at GAIN 80 from photon transfer of real subs",
            "saturation ~8.5 mag in 10 s (observers' reports; the model agrees)",
@@ -174,6 +192,7 @@ S30 = replace(
     S50, model="s30", name="Seestar S30", sensor="Sony IMX662", focal_length_mm=150.0,
     aperture_mm=30.0, pixel_scale_arcsec=round(206.264806 * 2.9 / 150.0, 3),
     zeropoint_e=18.0 + 5.0 * math.log10(30.0 / 50.0), instrume=("seestar s30", "s30", "imx662"),
+    instrume_card="Seestar S30",
     notes=("scale computed from 2.9 um / 150 mm (unverified on real subs)",
            "gain, read noise, Bayer pattern and sky carried over from the S50 (unverified)",
            "zero point scaled from the S50 by aperture area"),
@@ -183,7 +202,7 @@ S30PRO = replace(
     S30, model="s30pro", name="Seestar S30 Pro", sensor="Sony IMX585", width_px=2160,
     height_px=3840, focal_length_mm=160.0,
     pixel_scale_arcsec=round(206.264806 * 2.9 / 160.0, 3),
-    instrume=("seestar s30 pro", "s30 pro", "s30pro", "imx585"),
+    instrume=("seestar s30 pro", "s30 pro", "s30pro", "imx585"), instrume_card="imx585",
     notes=("2160 x 3840 (1080 x 1920 binned); scale from 2.9 um / 160 mm (unverified)",
            "gain, read noise, Bayer pattern and sky carried over from the S50 (unverified)",
            "zero point scaled from the S50 by aperture area"),
@@ -192,7 +211,7 @@ S30PRO = replace(
 GENERIC = replace(
     S50, model="generic", name="camera", sensor="unknown", exposures_s=(5.0, 10.0, 20.0, 30.0,
                                                                         60.0, 120.0),
-    expert_exposures_s=(1.0, 2.0), max_altaz_exposure_s=60.0, instrume=(),
+    expert_exposures_s=(1.0, 2.0), max_altaz_exposure_s=60.0, instrume=(), instrume_card="",
     notes=("a generic one-shot-colour camera with the S50's numbers: set camera.* in the "
            "config for yours",),
 )
