@@ -376,3 +376,12 @@ def test_a_plan_made_during_the_night_starts_now(tmp_path: Path) -> None:
     plan = plan_night(cfg, "2025-09-14", now=plan.dawn - timedelta(minutes=4))
     assert plan.items == () and plan.excluded[0].code == "sun"
     assert plan.excluded[0].reason.startswith("only 3 dark minutes are left")
+
+
+def test_across_local_midnight_in_new_york(tmp_path: Path) -> None:
+    """Local midnight (04:00 UTC in September) is crossed too: still one night, UTC order."""
+    plan = plan_night(config(tmp_path, NEW_YORK, [MORNING, EVENING]), "2025-09-14", now=NOW)
+    _check_window(NEW_YORK, plan)
+    assert [it.target for it in plan.items] == ["AM Her", "Morning Star"]
+    local_midnight = datetime(2025, 9, 15, 4, tzinfo=UTC)  # 00:00 EDT
+    assert plan.items[0].start < local_midnight <= plan.items[1].start
