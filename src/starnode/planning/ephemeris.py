@@ -40,10 +40,28 @@ from starnode.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DarkWindow", "MoonTrack", "Site", "SunEvent", "altaz", "configure_offline",
-           "dark_window", "moon_track", "night_of", "night_window", "offline_iers",
-           "separation_deg", "site_from_config", "sun_altitude", "sun_altitudes", "sun_events",
-           "time_grid"]
+__all__ = [
+    "DarkWindow",
+    "MoonTrack",
+    "Site",
+    "SunEvent",
+    "altaz",
+    "altaz_pairs",
+    "configure_offline",
+    "dark_window",
+    "datetime_grid",
+    "grid_offsets",
+    "moon_track",
+    "night_of",
+    "night_window",
+    "offline_iers",
+    "separation_deg",
+    "site_from_config",
+    "sun_altitude",
+    "sun_altitudes",
+    "sun_events",
+    "time_grid",
+]
 
 
 # ---------------------------------------------------------------------------- offline IERS
@@ -130,12 +148,22 @@ def night_of(when: datetime, lon_deg: float) -> str:
 def time_grid(start: datetime, end: datetime, step_s: float) -> Time:
     """``start``, ``start + step``, ... up to and including ``end`` (the last step may be
     shorter so that ``end`` itself is always a sample)."""
-    start, end = _utc(start), _utc(end)
-    span = (end - start).total_seconds()
-    n = max(1, math.ceil(span / step_s - 1e-9))
-    offsets = np.minimum(np.arange(n + 1) * float(step_s), span)
+    start = _utc(start)
     with offline_iers():
-        return Time(start) + offsets * u.s
+        return Time(start) + grid_offsets(start, end, step_s) * u.s
+
+
+def grid_offsets(start: datetime, end: datetime, step_s: float) -> np.ndarray:
+    """Seconds from ``start`` of the samples of :func:`time_grid`."""
+    span = (_utc(end) - _utc(start)).total_seconds()
+    n = max(1, math.ceil(span / step_s - 1e-9))
+    return np.minimum(np.arange(n + 1) * float(step_s), span)
+
+
+def datetime_grid(start: datetime, end: datetime, step_s: float) -> list[datetime]:
+    """The samples of :func:`time_grid` as aware UTC datetimes (no astropy round trip)."""
+    start = _utc(start)
+    return [start + timedelta(seconds=float(o)) for o in grid_offsets(start, end, step_s)]
 
 
 def to_datetimes(times: Time) -> list[datetime]:
@@ -303,6 +331,19 @@ def altaz(site: Site, times: Time, ra_deg: Any, dec_deg: Any) -> tuple[np.ndarra
         aa = coords.transform_to(frame)
         return (np.asarray(aa.alt.deg, dtype=float).reshape(ra.size, len(t)),
                 np.asarray(aa.az.deg, dtype=float).reshape(ra.size, len(t)))
+
+
+def altaz_pairs(site: Site, times: Time, ra_deg: Any, dec_deg: Any
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Altitude and azimuth of position *i* at time *i* (1-D arrays of one length): many
+    short windows of different targets in one transform."""
+    ra = np.atleast_1d(np.asarray(ra_deg, dtype=float))
+    dec = np.atleast_1d(np.asarray(dec_deg, dtype=float))
+    with offline_iers():
+        t = np.atleast_1d(times)
+        aa = SkyCoord(ra=ra * u.deg, dec=dec * u.deg, frame="icrs").transform_to(
+            AltAz(obstime=t, location=site.location))
+        return np.asarray(aa.alt.deg, dtype=float), np.asarray(aa.az.deg, dtype=float)
 
 
 def separation_deg(alt1: Any, az1: Any, alt2: Any, az2: Any) -> np.ndarray:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import astropy.units as u
 import numpy as np
 from astropy.time import Time
 
@@ -33,7 +34,10 @@ from .ephemeris import (
     MoonTrack,
     Site,
     altaz,
+    altaz_pairs,
     dark_window,
+    datetime_grid,
+    grid_offsets,
     moon_track,
     night_of,
     offline_iers,
@@ -41,7 +45,6 @@ from .ephemeris import (
     site_from_config,
     sun_altitudes,
     time_grid,
-    to_datetimes,
 )
 from .model import Exclusion, Plan, PlanItem
 
@@ -181,7 +184,7 @@ class _Night:
         self.start, self.end = start, end
         self.step_s = float(self.pl.step_minutes) * 60.0
         self.times = time_grid(self.start, self.end, self.step_s)
-        self.dts = to_datetimes(self.times)
+        self.dts = datetime_grid(self.start, self.end, self.step_s)
         self.moon = moon_track(site, self.times)
         self.sun = sun_altitudes(site, self.times)
         self._jd = np.asarray(self.times.jd, dtype=float)
@@ -296,26 +299,44 @@ def _best_slot(usable: np.ndarray, seg_alt: np.ndarray, k: int, kmin: int
     return None if best is None else (best[1], best[2])
 
 
-def _verify(night: _Night, item: PlanItem) -> PlanItem | None:
-    """The item checked minute by minute (ends included) and trimmed to the longest stretch
-    where every gate holds; None when that is shorter than ``planning.min_slot_minutes``."""
-    fine = time_grid(item.start, item.end, 60.0)
-    alt, az = altaz(night.site, fine, [item.ra_deg], [item.dec_deg])
-    _, alt_ok, moon_ok = night.gates(alt, az, night.moon_at(fine))
-    sun_ok = night.sun_at(fine) <= float(night.cfg.telescope.sun_limit)
-    ok = alt_ok[0] & moon_ok[0] & sun_ok
+def _verify_all(night: _Night, items: Sequence[PlanItem]) -> list[PlanItem | None]:
+    """Each item checked minute by minute (ends included; one transform for all of them) and
+    trimmed to its longest stretch where every gate holds; None when that is shorter than
+    ``planning.min_slot_minutes``."""
+    if not items:
+        return []
+    offsets, ras, decs, bounds = [], [], [], [0]
+    for it in items:
+        off = grid_offsets(it.start, it.end, 60.0)
+        offsets.append(off + (it.start - night.start).total_seconds())
+        ras.append(np.full(off.size, it.ra_deg))
+        decs.append(np.full(off.size, it.dec_deg))
+        bounds.append(bounds[-1] + off.size)
+    t0 = Time(night.start)
+    times = t0 + np.concatenate(offsets) * u.s
+    alt, az = altaz_pairs(night.site, times, np.concatenate(ras), np.concatenate(decs))
+    _, alt_ok, moon_ok = night.gates(alt, az, night.moon_at(times))
+    ok = alt_ok & moon_ok & (night.sun_at(times) <= float(night.cfg.telescope.sun_limit))
+    out: list[PlanItem | None] = []
+    for n, it in enumerate(items):
+        a0, b0 = bounds[n], bounds[n + 1]
+        out.append(_trim(night, it, ok[a0:b0], alt[a0:b0]))
+    return out
+
+
+def _trim(night: _Night, item: PlanItem, ok: np.ndarray, alt: np.ndarray
+          ) -> PlanItem | None:
     if ok.all():
-        return _with_alt(item, alt[0])
+        return _with_alt(item, alt)
     runs = _runs(ok)
     if not runs:
         return None
     a, b = max(runs, key=lambda r: r[1] - r[0])
-    dts = to_datetimes(fine)
-    start, end = dts[a], dts[b - 1]
+    dts = datetime_grid(item.start, item.end, 60.0)
+    start, end = _minute_floor(dts[a]), _minute_floor(dts[b - 1])
     if (end - start).total_seconds() < float(night.pl.min_slot_minutes) * 60.0 - 1:
         return None
-    trimmed = _frames(night.inst, item, start, end)
-    return _with_alt(trimmed, alt[0, a:b])
+    return _with_alt(_frames(night.inst, item, start, end), alt[a:b])
 
 
 def _with_alt(item: PlanItem, alt: np.ndarray) -> PlanItem:
@@ -368,15 +389,17 @@ def _pack(night: _Night, live: list[_Live], alt: np.ndarray, az: np.ndarray
                         dec_deg=float(lv.cand.dec_deg or 0.0), start=night.dts[a],
                         end=night.dts[b], exposure_s=lv.exposure_s, frames=1,
                         score=round(scores[i], 3), reason="; ".join(why))
-        verified = _verify(night, _frames(night.inst, item, night.dts[a], night.dts[b]))
-        if verified is None:
-            out.append(Exclusion(name, "its only window is cut by the altitude limits or the "
-                                 "horizon mask", "altitude"))
-            continue
         free[a:b] = False
-        items.append(verified)
-    items.sort(key=lambda it: (it.start, it.target))
-    return items, out
+        items.append(_frames(night.inst, item, night.dts[a], night.dts[b]))
+    verified = []
+    for item, checked in zip(items, _verify_all(night, items), strict=True):
+        if checked is None:
+            out.append(Exclusion(item.target, "its only window is cut by the altitude limits "
+                                 "or the horizon mask", "altitude"))
+        else:
+            verified.append(checked)
+    verified.sort(key=lambda it: (it.start, it.target))
+    return verified, out
 
 
 def _default_night(site: Site, limit: float, now: datetime) -> str:
