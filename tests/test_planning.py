@@ -385,3 +385,14 @@ def test_across_local_midnight_in_new_york(tmp_path: Path) -> None:
     assert [it.target for it in plan.items] == ["AM Her", "Morning Star"]
     local_midnight = datetime(2025, 9, 15, 4, tzinfo=UTC)  # 00:00 EDT
     assert plan.items[0].start < local_midnight <= plan.items[1].start
+
+
+def test_offline_iers_is_process_wide_and_nests() -> None:
+    from astropy.utils import iers
+
+    from starnode.planning.ephemeris import configure_offline
+
+    with iers.conf.set_temp("auto_download", True), offline_iers(), offline_iers():
+        assert iers.conf.auto_download is False and iers.conf.auto_max_age is None
+    configure_offline()
+    assert iers.conf.auto_download is False

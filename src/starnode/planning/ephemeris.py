@@ -3,8 +3,8 @@
 Everything here runs inside :func:`offline_iers` (astropy never downloads IERS tables; predictive
 values of any age are accepted: UT1 precision is irrelevant for scheduling, and without this an
 offline node's AltAz transforms start failing about 30 days after its astropy-iers-data release,
-``../shared/telescope`` section 3.4). :func:`configure_offline` sets the same for the whole
-process (call it at the start of a long-running command).
+``../shared/telescope`` section 3.4). The settings are process-wide (:func:`configure_offline`,
+also applied on every entry of :func:`offline_iers`).
 
 A *night* is named by its evening's date (``YYYY-MM-DD``) and spans local mean noon to the next
 local mean noon at the site's longitude: no time zone, no daylight saving time, and the evening
@@ -34,7 +34,6 @@ import numpy as np
 from astropy.coordinates import AltAz, EarthLocation, SkyCoord, get_body, get_sun
 from astropy.time import Time
 from astropy.utils import iers
-from astropy.utils.data import conf as data_conf
 
 from starnode.errors import ConfigError
 
@@ -69,26 +68,29 @@ _OFFLINE = {"auto_download": False, "auto_max_age": None, "iers_degraded_accurac
 
 
 def configure_offline() -> None:
-    """Make astropy's time and coordinate code work without the network, for the process."""
+    """Make astropy's time and coordinate code work without the network, process-wide: never
+    download IERS tables, accept predictions of any age (starnode plans offline by design)."""
     for key, value in _OFFLINE.items():
-        setattr(iers.conf, key, value)
-    data_conf.allow_internet = False
+        if getattr(iers.conf, key) != value:
+            setattr(iers.conf, key, value)
 
 
 @contextlib.contextmanager
 def offline_iers() -> Iterator[None]:
-    """Within the block, astropy never downloads and accepts predictive IERS values of any
-    age (restored afterwards)."""
-    with contextlib.ExitStack() as stack:
-        for key, value in _OFFLINE.items():
-            stack.enter_context(iers.conf.set_temp(key, value))
-        stack.enter_context(data_conf.set_temp("allow_internet", False))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", iers.IERSWarning)
-            warnings.simplefilter("ignore", iers.IERSDegradedAccuracyWarning)
-            warnings.simplefilter("ignore", erfa.ErfaWarning)  # leap seconds of future years
-            warnings.filterwarnings("ignore", message="Tried to get polar motions")
-            yield
+    """Within the block astropy never downloads and accepts IERS values of any age, and its
+    warnings about that are silenced.
+
+    The settings are (re)applied process-wide rather than set and restored: ``set_temp`` is not
+    thread-safe, and a runner re-checking its gates from several threads must never see them
+    flip back. The block can be nested.
+    """
+    configure_offline()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", iers.IERSWarning)
+        warnings.simplefilter("ignore", iers.IERSDegradedAccuracyWarning)
+        warnings.simplefilter("ignore", erfa.ErfaWarning)  # leap seconds of future years
+        warnings.filterwarnings("ignore", message="Tried to get polar motions")
+        yield
 
 
 # ---------------------------------------------------------------------------- site and time
