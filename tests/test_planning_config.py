@@ -49,6 +49,9 @@ def test_a_valid_station() -> None:
     ({"targets": [{"name": "X", "brightest": 12, "faintest": 9}]}, "brightest (12) must be"),
     ({"targets": [{"name": "X", "mag": 12}]}, "unknown key(s) mag"),
     ({"target_tool": {"token": "x"}}, "unknown key 'target_tool.token'"),
+    ({"telescope": {"min_altitude": 60, "max_altitude": 50}},
+     "telescope.min_altitude (60) must be below telescope.max_altitude (50)"),
+    ({"planning": {"slot_minutes": 5}}, "planning.min_slot_minutes: must not exceed"),
 ])
 def test_bad_values_are_named(raw: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as exc:
