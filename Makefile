@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/errors.py
 	$(BIN)/python bench/colour_transform.py
 	$(BIN)/python bench/hub.py
+	$(BIN)/python bench/plan.py
 
 clean:
 	rm -rf $(VENV) .venv-latest build src/*.egg-info .pytest_cache .ruff_cache

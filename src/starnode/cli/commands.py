@@ -380,6 +380,11 @@ def cmd_config(args: argparse.Namespace, cfg: Config) -> int:
             out[key] = dict(value.items())
         else:
             out[key] = str(value) if isinstance(value, Path) else value
+    from ..config.schema import secret_keys
+
+    for section, key in secret_keys():  # secrets are never printed
+        if out.get(section, {}).get(key):
+            out[section][key] = "***"
     sys.stdout.write(yaml.safe_dump(out, sort_keys=False))
     return 0
 

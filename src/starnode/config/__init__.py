@@ -86,7 +86,11 @@ def _check_range(name: str, field: Field, value: float) -> None:
 
 
 def _check(section: str, key: str, field: Field, value: Any) -> Any:
-    """The validated value of one key (raises :class:`ConfigError` naming it)."""
+    """The validated value of one key (raises :class:`ConfigError` naming it; a secret's value
+    is never in the message)."""
+    if field.secret and value is not None and not isinstance(value, str):
+        raise ConfigError(f"{_dotted(section, key)}: must be a string (value not shown: it is "
+                          "a secret)")
     name = _dotted(section, key)
     if value is None:
         if field.optional:
@@ -206,6 +210,12 @@ class Config(Mapping[str, Any]):
         if quality.acceptable_max_error < quality.good_max_error:
             raise ConfigError("quality.acceptable_max_error: must not be below "
                               "quality.good_max_error")
+        tel, plan = sections["telescope"], sections["planning"]
+        if tel.min_altitude >= tel.max_altitude:
+            raise ConfigError(f"telescope.min_altitude ({tel.min_altitude:g}) must be below "
+                              f"telescope.max_altitude ({tel.max_altitude:g})")
+        if plan.min_slot_minutes > plan.slot_minutes:
+            raise ConfigError("planning.min_slot_minutes: must not exceed planning.slot_minutes")
         self._sections = sections
 
     # Mapping protocol, so a Config can stand where the seed passes a dict.

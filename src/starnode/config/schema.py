@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["NUM", "SCHEMA", "Field"]
+__all__ = ["NUM", "SCHEMA", "TARGET_KEYS", "Field", "secret_keys"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Field:
     min_exclusive: bool = False
     check: Callable[[Any], str | None] | None = None  # returns an error text or None
     path: bool = False  # a file or folder: ``~`` and ``$VARS`` are expanded
+    secret: bool = False  # never printed (``starnode config`` shows it as ``***``)
 
 
 def _str_list(value: Any) -> str | None:
@@ -40,6 +41,67 @@ def _str_map(value: Any) -> str | None:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         return "must be a mapping of strings to strings"
+    return None
+
+
+def _address(value: Any) -> str | None:
+    host, sep, port = str(value).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return "must be HOST:PORT (e.g. 127.0.0.1:32323)"
+    return None
+
+
+def _horizon(value: Any) -> str | None:
+    """``[[azimuth, altitude], ...]``: azimuth 0-360, altitude 0-90."""
+    if not isinstance(value, list):
+        return "must be a list of [azimuth, altitude] pairs"
+    for i, point in enumerate(value):
+        ok = (isinstance(point, list) and len(point) == 2
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in point))
+        if not ok:
+            return f"entry {i + 1} must be [azimuth, altitude] in degrees"
+        if not 0 <= point[0] <= 360 or not 0 <= point[1] <= 90:
+            return f"entry {i + 1}: azimuth must be 0-360 and altitude 0-90"
+    return None
+
+
+#: The keys of one ``targets:`` entry (name required) and their checks.
+TARGET_KEYS: dict[str, tuple[float, float]] = {
+    "ra": (0.0, 360.0), "dec": (-90.0, 90.0), "brightest": (-30.0, 30.0),
+    "faintest": (-30.0, 30.0), "cadence_days": (0.0, 3650.0)}
+
+
+def _targets(value: Any) -> str | None:
+    """``[{name, ra?, dec?, brightest?, faintest?, cadence_days?}, ...]``."""
+    if not isinstance(value, list):
+        return "must be a list of targets ({name: SS Cyg, ra: 325.678, dec: 43.586, ...})"
+    for i, t in enumerate(value):
+        where = f"entry {i + 1}"
+        if isinstance(t, str):  # a bare name
+            t = {"name": t}
+        if not isinstance(t, dict):
+            return f"{where} must be a mapping with at least a name"
+        name = t.get("name")
+        if not isinstance(name, str) or not name.strip():
+            return f"{where} needs a name"
+        where = f"{where} ({name})"
+        unknown = set(t) - {"name"} - set(TARGET_KEYS)
+        if unknown:
+            return (f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; known: "
+                    f"name, {', '.join(TARGET_KEYS)}")
+        for key, (lo, hi) in TARGET_KEYS.items():
+            v = t.get(key)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+                return f"{where}: {key} must be a number"
+            if not lo <= v <= hi:
+                return f"{where}: {key} must be in {lo:g}..{hi:g}"
+        if (t.get("ra") is None) != (t.get("dec") is None):
+            return f"{where}: give both ra and dec, or neither (VSX fills them)"
+        b, f = t.get("brightest"), t.get("faintest")
+        if b is not None and f is not None and b > f:
+            return f"{where}: brightest ({b}) must be a smaller magnitude than faintest ({f})"
     return None
 
 
@@ -59,6 +121,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
                            "stopped and the frame marked failed", min=1),
         "shutdown_grace": F(NUM, 30.0, "seconds a stopping node waits for frames in hand before "
                             "putting them back in the queue", min=0),
+        "targets": F(list, [], "what to observe: [{name, ra, dec, brightest, faintest, "
+                     "cadence_days}, ...]; only the name is needed (VSX fills coordinates and "
+                     "range, cached for offline use), e.g. [{name: SS Cyg, ra: 325.678, dec: "
+                     "43.586, brightest: 8.2, faintest: 12.4}]", check=_targets),
     },
     "watch": {
         "path": F(str, None, "folder the telescope writes into (e.g. the mounted MyWorks share)",
@@ -110,6 +176,61 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "longitude": F(NUM, None, "degrees east (default: SITELONG)", optional=True,
                        min=-180, max=360),
         "elevation": F(NUM, 0.0, "metres above sea level", min=-500, max=9000),
+    },
+    "telescope": {
+        "driver": F(str, "none", "none: nothing moves (the default); alpaca: an ASCOM Alpaca "
+                    "telescope and camera (the Seestar's own server)", choices=("none", "alpaca")),
+        "address": F(str, "127.0.0.1:32323", "HOST:PORT of the Alpaca server (the Seestar's own "
+                     "is on port 32323)", check=_address),
+        "telescope_device": F(int, 0, "Alpaca device number of the telescope (mount)", min=0),
+        "camera_device": F(int, 0, "Alpaca device number of the camera", min=0),
+        "motion": F(bool, False, "nothing moves until this is true"),
+        "sun_limit": F(NUM, -12.0, "degrees: the sun at or below this is night; the same value "
+                       "for planning, gating and parking at dawn", min=-30, max=0),
+        "min_altitude": F(NUM, 30.0, "degrees: lowest altitude observed, held over an item's "
+                          "whole window", min=0, max=89),
+        "max_altitude": F(NUM, 80.0, "degrees: highest altitude observed (alt-az tracking "
+                          "degenerates near the zenith)", min=1, max=90),
+        "horizon": F(list, [], "[[azimuth, altitude], ...] where trees and houses are: the "
+                     "floor is the higher of min_altitude and this mask (interpolated in "
+                     "azimuth)", check=_horizon),
+        "model": F(str, None, "s50, s30, s30pro or generic: the instrument profile (default: "
+                   "from the frames' INSTRUME, else s50)", optional=True,
+                   choices=("s50", "s30", "s30pro", "generic")),
+    },
+    "target_tool": {
+        "key": F(str, "", "the AAVSO Target Tool API key (better: $STARNODE_TARGET_TOOL_KEY); "
+                 "optional: without it the plan uses the targets list only", secret=True),
+        "url": F(str, "https://targettool.aavso.org/TargetTool/api/v1/targets",
+                 "the Target Tool API"),
+        "sections": F(list, ["ac", "all"], "Target Tool lists asked for: ac (Alerts & "
+                      "Campaigns, observed first) and all (the general list)", check=_str_list),
+        "cache_hours": F(NUM, 12.0, "hours a Target Tool answer is reused before asking again "
+                         "(an older one is used when the network fails)", min=0),
+        "http_timeout": F(NUM, 30.0, "seconds per Target Tool request", min=0.1),
+    },
+    "planning": {
+        "min_snr": F(NUM, 10.0, "signal-to-noise a target's faintest magnitude must reach in "
+                     "one frame (calibrated from this node's measured frames when it has some)",
+                     min=0),
+        "cadence_days": F(NUM, 1.0, "a target observed less than this long ago is skipped "
+                          "(a target's own cadence_days or the Target Tool's wins)", min=0),
+        "slot_minutes": F(NUM, 30.0, "time given to one target (less when its window is "
+                          "shorter)", min=1, max=720),
+        "min_slot_minutes": F(NUM, 10.0, "shortest window worth observing", min=1, max=720),
+        "step_minutes": F(NUM, 5.0, "time grid of the planner; windows are verified minute "
+                          "by minute", min=1, max=30),
+        "moon_min_separation": F(NUM, 10.0, "degrees from the Moon, always (when it is up)",
+                                 min=0, max=180),
+        "moon_full_separation": F(NUM, 40.0, "degrees from a full Moon (scaled by its "
+                                  "illuminated fraction; the larger of the two applies)",
+                                  min=0, max=180),
+        "moon_max_illumination": F(NUM, 1.0, "with the Moon up and more illuminated than this "
+                                   "fraction, nothing is observed (1: never)", min=0, max=1),
+        "expert_exposures": F(bool, True, "allow the short exposures of expert mode (2 and 5 s "
+                              "on a Seestar) for bright targets"),
+        "max_targets": F(int, 0, "at most this many targets in a night (0: as many as fit)",
+                         min=0),
     },
     "photometry": {
         "target": F(str, None, "measure this star whatever OBJECT says", optional=True),
@@ -240,7 +361,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "url": F(str, None, "node: the hub to forward measurements to (e.g. "
                  "https://hub.example.org); none = no forwarding", optional=True),
         "token": F(str, None, "node: this node's hub token (better: $STARNODE_HUB_TOKEN)",
-                   optional=True),
+                   optional=True, secret=True),
         "batch_size": F(int, 50, "node: measurements per push", min=1, max=1000),
         "heartbeat_interval": F(NUM, 60.0, "node: seconds between heartbeats", min=1),
         "retry_backoff": F(NUM, 2.0, "node: seconds before the first retry of a failed push "
@@ -270,3 +391,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "date_type": F(str, "HJD", "hub: #DATE of members' reports", choices=("HJD", "JD")),
     },
 }
+
+
+def secret_keys() -> list[tuple[str, str]]:
+    """``(section, key)`` of every secret: never printed, never logged."""
+    return [(section, key) for section, fields in SCHEMA.items()
+            for key, field in fields.items() if field.secret]

@@ -86,9 +86,15 @@ class Plan:
     expires: datetime
     items: tuple[PlanItem, ...] = ()
     excluded: tuple[Exclusion, ...] = ()
-    dusk: datetime | None = None  # the sun crossing the limit downwards (evening)
-    dawn: datetime | None = None  # the sun crossing the limit upwards (morning): park by then
+    # The dark window: dusk = the sun crossing the limit downwards (evening), dawn = crossing
+    # it upwards (morning: park by then). When the sun stays below the limit all day (polar
+    # winter) they are the night's edges (local mean noon); None when it is never dark.
+    dusk: datetime | None = None
+    dawn: datetime | None = None
     site: dict[str, float] = field(default_factory=dict)  # lat_deg, lon_deg, height_m
+    sun_limit_deg: float | None = None  # telescope.sun_limit the plan was made with
+    instrument: str = ""  # the instrument profile (s50, s30, s30pro, generic)
+    notes: tuple[str, ...] = ()  # what a member should know (Target Tool offline, ...)
 
     @property
     def hash(self) -> str:
@@ -110,6 +116,9 @@ class Plan:
             "dusk": iso_utc(self.dusk) if self.dusk else None,
             "dawn": iso_utc(self.dawn) if self.dawn else None,
             "site": dict(self.site),
+            "sun_limit_deg": self.sun_limit_deg,
+            "instrument": self.instrument,
+            "notes": list(self.notes),
             "items": [i.to_dict() for i in self.items],
             "excluded": [e.to_dict() for e in self.excluded],
         }
@@ -125,6 +134,10 @@ class Plan:
             dusk=parse_utc(str(d["dusk"])) if d.get("dusk") else None,
             dawn=parse_utc(str(d["dawn"])) if d.get("dawn") else None,
             site={k: float(v) for k, v in dict(d.get("site") or {}).items()},
+            sun_limit_deg=(float(d["sun_limit_deg"]) if d.get("sun_limit_deg") is not None
+                           else None),
+            instrument=str(d.get("instrument") or ""),
+            notes=tuple(str(n) for n in d.get("notes") or ()),
         )
         if "hash" in d and d["hash"] != plan.hash:
             raise ValueError(f"plan hash {d['hash']!r} does not match its content ({plan.hash})")

@@ -7,6 +7,7 @@ Everything starnode keeps between runs that is not a file lives in one SQLite fi
 - :class:`Ledger` - the frames table: the node's durable work queue and record
 - :class:`ReportRows` - the AAVSO submission keys and report rows
 - :class:`CatalogCache`, :class:`SolutionCache` - catalogue answers, astrometric solutions
+- :class:`ObservingHistory` - when each target was last measured, the S/N reached (planning)
 - :mod:`~starnode.store.migrations` - the schema, version by version (``PRAGMA user_version``)
 - :func:`health` - the database's lines of ``starnode doctor`` (read-only)
 
@@ -26,6 +27,7 @@ from .hub_queue import HubQueue
 from .ledger import DONE_STATES, REPORTED_STATUSES, STATES, Ledger
 from .migrations import SCHEMA_VERSION, migrate, schema_version
 from .reports import ReportRows
+from .targets import ObservingHistory
 
 __all__ = [
     "DB_NAME",
@@ -40,6 +42,7 @@ __all__ = [
     "Frame",
     "HubQueue",
     "Ledger",
+    "ObservingHistory",
     "ReportRows",
     "SolutionCache",
     "Store",
