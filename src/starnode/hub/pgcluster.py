@@ -116,6 +116,11 @@ class PgCluster:
         """Stop the server, keeping its data and port (:meth:`resume` starts it again): what
         a node or the hub sees while PostgreSQL is down."""
         if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(PgUnavailable, subprocess.TimeoutExpired):
+                # the postmaster itself (under runuser, terminating the wrapper is not enough)
+                self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "fast", "-w",
+                          "-t", "30")
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
                 self.proc.wait(20)
