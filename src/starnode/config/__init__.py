@@ -312,8 +312,8 @@ def resolve(config: Config | Mapping[str, Any] | str | os.PathLike[str] | None) 
 #: ``scheme://user:password@host``: the password part of a URL.
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*):(?P<pw>[^@/\s]*)@")
 #: ``?password=...`` and the like in a URL's query.
-_QUERY_SECRET = re.compile(r"(?P<head>[?&](?:password|passwd|pwd|token|secret|key)=)[^&\s]*",
-                           re.IGNORECASE)
+_QUERY_SECRET = re.compile(
+    r"(?P<head>[?&][A-Za-z_]*(?:password|passwd|pwd|token|secret|key)=)[^&\s]*", re.IGNORECASE)
 
 
 def redact_url(text: str) -> str:

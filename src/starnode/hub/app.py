@@ -32,6 +32,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
 from .. import __version__
+from . import db
 from .store import HubError, HubStore, Principal
 from .wire import SCHEMA_VERSION, SUPPORTED_VERSIONS, Batch, Heartbeat
 
@@ -167,6 +168,8 @@ class _Door:
         self.per_minute = int(hub.rate_limit_per_minute)
         self.limiter = RateLimiter(self.per_minute)
         self.strangers = AddressLimiter(int(hub.unauthenticated_per_minute))
+        #: Hashes of tokens that were valid lately (bounded): never locked out by an address.
+        self.known: OrderedDict[str, None] = OrderedDict()
         self.body_timeout = float(hub.body_timeout)
 
     async def body(self, request: Request) -> bytes:
@@ -197,12 +200,24 @@ class _Door:
     def _address(request: Request) -> str:
         return request.client.host if request.client else "unknown"
 
-    def _stranger(self, request: Request) -> None:
-        """429 when this address sent too many requests without a valid token."""
+    def _stranger(self, request: Request, token: str) -> None:
+        """429 when this address sent too many requests without a valid token (a token that
+        was valid lately is still looked up: a node behind the same address is not locked
+        out)."""
+        if db.hash_token(token) in self.known:
+            return
         wait = self.strangers.blocked(self._address(request))
         if wait > 0:
             raise HubError(f"too many requests without a valid token from this address; "
                            f"retry in {wait:.0f} s", 429)
+
+    def _remember(self, token: str, who: Principal | None) -> Principal | None:
+        if who is not None:
+            self.known[db.hash_token(token)] = None
+            self.known.move_to_end(db.hash_token(token))
+            while len(self.known) > 10000:
+                self.known.popitem(last=False)
+        return who
 
     def _unknown(self, request: Request) -> HubError:
         self.strangers.failed(self._address(request))
@@ -211,7 +226,7 @@ class _Door:
     def _token(self, request: Request) -> str:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            self._stranger(request)
+            self._stranger(request, "")
             self.strangers.failed(self._address(request))
             raise HubError("missing 'Authorization: Bearer <token>' header", 401)
         return token.strip()
@@ -231,8 +246,8 @@ class _Door:
         token = self._token(request)
         hit = self.store.cached_principal(token)
         if hit is None:
-            self._stranger(request)
-            return self._admit(request, self.store.authenticate(token))
+            self._stranger(request, token)
+            return self._admit(request, self._remember(token, self.store.authenticate(token)))
         return self._admit(request, hit[0])
 
     async def aprincipal(self, request: Request) -> Principal:
@@ -240,9 +255,9 @@ class _Door:
         token = self._token(request)
         hit = self.store.cached_principal(token)
         if hit is None:
-            self._stranger(request)
-            return self._admit(request,
-                               await run_in_threadpool(self.store.authenticate, token))
+            self._stranger(request, token)
+            who = await run_in_threadpool(self.store.authenticate, token)
+            return self._admit(request, self._remember(token, who))
         return self._admit(request, hit[0])
 
     def admin(self, request: Request) -> Principal:
@@ -423,6 +438,7 @@ def create_app(config: Any = None, store: HubStore | None = None) -> FastAPI:
     """
     import sqlalchemy.exc as sa_exc
 
+    quiet_access_log()
     if store is None:
         if os.environ.get(SUPERVISOR_ENV):
             die_with(int(os.environ[SUPERVISOR_ENV]))
@@ -440,6 +456,28 @@ def create_app(config: Any = None, store: HubStore | None = None) -> FastAPI:
     app.add_exception_handler(sa_exc.DataError, _database_refused)
     app.include_router(router)
     return app
+
+
+class _NoSecretsInAccessLog(logging.Filter):
+    """Redact ``token=`` (and the like) in the request lines uvicorn logs: the hub refuses a
+    token in a URL, but the access log would still have kept it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from ..config import redact_url
+
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_url(a) if isinstance(a, str) else a
+                                for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = redact_url(record.msg)
+        return True
+
+
+def quiet_access_log() -> None:
+    """Install the access log's redaction (once per process)."""
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _NoSecretsInAccessLog) for f in logger.filters):
+        logger.addFilter(_NoSecretsInAccessLog())
 
 
 def die_with(parent: int) -> None:
