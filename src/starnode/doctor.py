@@ -80,6 +80,7 @@ PROVIDERS: tuple[tuple[str, HealthFn | None], ...] = (
     ("starnode.store", _ledger_health),
     ("starnode.catalogs", None),
     ("starnode.astrometry", None),
+    ("starnode.hub.link", None),  # with hub.url: reachable, token valid, schema accepted
 )
 
 
