@@ -6,6 +6,7 @@ with its reason and never blocks the queue (F1); a wrong token is permanent and 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -205,15 +206,14 @@ def test_a_recovered_node_leaves_failing_and_resumes_promptly(
     cfg = _node_cfg(tmp_path, port, retry_backoff=30, max_backoff=300)
     fwd = Forwarder(cfg).start()
     try:
-        _enqueue(fwd, [result(11.8, JD0, seed=1)])
-        _wait(lambda: bool(fwd.errors), 10, "the failure")
+        _wait(lambda: bool(fwd.errors), 10, "the failure")  # the hub is down
         with serve(store, port):
             t0 = time.monotonic()
-            _wait(lambda: store.measurement_count() == 1, 15, "the push after the return")
-            assert time.monotonic() - t0 < 10
-            _wait(lambda: store.nodes()[0]["heartbeat"].get("node") == "scope-a", 10,
-                  "a heartbeat")
-            _wait(lambda: store.nodes()[0]["state"] == "ok", 10, "the node to be ok")
+            _wait(lambda: store.nodes()[0]["state"] == "ok", 15, "the node to be ok")
+            assert time.monotonic() - t0 < 10  # not when the 30-s backoff ends
+            assert store.nodes()[0]["heartbeat"]["recent_errors"] == []
+            _enqueue(fwd, [result(11.8, JD0, seed=1)])
+            _wait(lambda: store.measurement_count() == 1, 15, "the push")
     finally:
         fwd.close(flush_timeout=0)
     store.close()
@@ -264,4 +264,29 @@ def test_postgresql_down_503_retry_after_and_one_line(
             _wait(lambda: store.measurement_count() == 1, 30, "the push after the return")
         finally:
             fwd.close(flush_timeout=0)
+    store.close()
+
+
+def test_the_heartbeat_is_never_refused_for_a_detail(tmp_path: Path, db_url: str,  # noqa: F811
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The node's own heartbeat carries a failure reason with an escape sequence (from a
+    FITS header): it is cleaned, so the hub stores the heartbeat instead of refusing it."""
+    store = HubStore(hub_config(tmp_path, db_url))
+    monkeypatch.setenv("STARNODE_HUB_TOKEN", store.add_node("scope-a", "ABC"))
+    port = free_port()
+    fwd = Forwarder(_node_cfg(tmp_path, port))
+    fwd.node = "scope-a"
+    fwd.errors = ["frame x.fit: OBJECT='\x1b[2J\x00' is not a star", "y" * 2000]
+    try:
+        hb = fwd.heartbeat()
+    finally:
+        fwd.close(flush_timeout=0)
+    import httpx
+
+    with serve(store, port) as url:
+        r = httpx.post(f"{url}/api/v1/heartbeat", json=hb, headers={
+            "Authorization": f"Bearer {os.environ['STARNODE_HUB_TOKEN']}"})
+        assert r.status_code == 200, r.text
+    errors = store.nodes()[0]["heartbeat"]["recent_errors"]
+    assert "\x1b" not in errors[0] and "\x00" not in errors[0] and "not a star" in errors[0]
     store.close()

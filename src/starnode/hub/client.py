@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -273,7 +274,8 @@ class Forwarder:
                         left)
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=float(self.cfg.hub.http_timeout) + 5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=float(self.cfg.hub.http_timeout) + 5)
         self._http.close()
         self.queue.close()
         self.store.close()
@@ -367,6 +369,7 @@ class Forwarder:
             return False
         self.node = str(r.json()["node"])
         log.info("hub: connected to %s as node %s", self.cfg.hub.url, self.node)
+        self._recovered()
         return True
 
     def _refused(self, r: Any, error: str) -> None:
@@ -476,7 +479,7 @@ class Forwarder:
             frames = self._frames_state()
             hb["recent_errors"] += frames.pop("recent_errors")
             hb.update(frames)
-        return hb
+        return _printable(hb)
 
     def _frames_state(self) -> dict[str, Any]:
         """The ledger's side of the heartbeat: last frame, frames by state, recent failures."""
@@ -489,6 +492,25 @@ class Forwarder:
         out["recent_errors"] = [str(f.reason)[:500] for f in self.ledger.frames(
             states=["failed"], limit=3, newest_first=True) if f.updated > hour_ago]
         return out
+
+
+#: Characters the hub refuses in a heartbeat's text (:data:`.wire._MULTILINE`).
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(hb: dict[str, Any]) -> dict[str, Any]:
+    """The heartbeat with control characters (say, from a FITS header in a failure reason)
+    replaced, and texts cut to the hub's limits: the hub must never refuse it for a detail."""
+    def clean(text: Any, limit: int, lines: bool = False) -> str:
+        out = _UNPRINTABLE.sub("?", str(text))
+        return (out if lines else out.replace("\n", " ").replace("\t", " "))[:limit]
+    out = dict(hb)
+    out["recent_errors"] = [clean(e, 500, lines=True) for e in hb.get("recent_errors", [])
+                            ][-20:]
+    for key, limit in (("last_frame", 300), ("watch_mode", 64)):
+        if out.get(key) is not None:
+            out[key] = clean(out[key], limit)
+    return out
 
 
 def _is_json(r: Any) -> bool:

@@ -167,6 +167,9 @@ def link_error(link: dict[str, Any] | None) -> str | None:
     when = f"since {age / 60:.0f} min" if age >= 60 else f"since {age:.0f} s"
     kind = ("PERMANENT: fix the token (hub.token or $STARNODE_HUB_TOKEN) and restart"
             if link.get("permanent") else "temporary: retrying")
+    last = max(0.0, time.time() - float(link.get("updated") or time.time()))
+    if last > 600:  # the forwarder has not run lately: this is the last thing it saw
+        kind += f"; last seen {last / 3600:.1f} h ago"
     return f"hub {link.get('state')} ({when}; {kind}): {link.get('error') or ''}".rstrip(": ")
 
 
