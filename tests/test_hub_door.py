@@ -198,3 +198,33 @@ def test_consistency_rules_are_shared() -> None:
     assert consistency_problems({**ok, "check_star": {"error": -5.0}}) != []
     assert "comps.0.catalog_err" in consistency_problems(
         {**ok, "comps": [{"catalog_err": -0.1}]})[0]
+
+
+def test_an_inconsistent_record_stored_earlier_is_left_out_of_the_report(
+        hub: HubStore) -> None:
+    """F4: a record stored before the door checked (an HJD 5 days after its JD, a negative
+    check-star error) never becomes a report's row: it is left out with the reason."""
+    from starnode.hub.reports import member_report
+    from starnode.hub.store import Principal
+    from starnode.hub.wire import Batch
+
+    token = hub.add_node("scope-a", "ABC")
+    who = hub.authenticate(token)
+    assert isinstance(who, Principal)
+    hub.push(who, Batch.model_validate(_batch(_good(1), _good(2))))
+    # what an older hub let in: the payloads edited in the database
+    import sqlalchemy as sa
+
+    from starnode.hub import db
+
+    m = db.measurements
+    with hub.engine.begin() as conn:
+        rows = conn.execute(sa.select(m.c.id, m.c.payload).order_by(m.c.jd)).all()
+        bad_hjd = {**rows[0].payload, "hjd": rows[0].payload["jd"] + 5.0}
+        bad_check = {**rows[1].payload,
+                     "check_star": {**rows[1].payload["check_star"], "error": -5.0}}
+        conn.execute(m.update().where(m.c.id == rows[0].id).values(payload=bad_hjd))
+        conn.execute(m.update().where(m.c.id == rows[1].id).values(payload=bad_check))
+    with pytest.raises(Exception, match="no reportable point") as exc:
+        member_report(hub, "ABC", NIGHT, check=False)
+    assert "hjd" in str(exc.value) and "check_star.error" in str(exc.value)
