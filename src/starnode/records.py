@@ -24,6 +24,8 @@ and name what is wrong.
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
+import functools
 import re
 import sys
 from collections.abc import Mapping
@@ -377,20 +379,24 @@ def _negative(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
 
 
+@functools.cache
+def _night_of() -> Any:
+    from .observing import night_of  # lazily: astropy is not needed to read a record
+
+    return night_of
+
+
 def _night_problem(d: Mapping[str, Any]) -> str | None:
-    import datetime as dt
-
-    from .observing import night_of
-
+    night_of = _night_of()
     night, jd = d.get("night"), d.get("jd")
     if night is None or not isinstance(jd, (int, float)) or isinstance(jd, bool):
         return None
     try:
-        given = dt.date.fromisoformat(str(night))
+        given = _dt.date.fromisoformat(str(night))
     except ValueError:
         return f"night {night!r} is not a date YYYY-MM-DD"
     lon = d.get("site_longitude")
-    expected = dt.date.fromisoformat(night_of(float(jd), lon if isinstance(lon, (int, float))
+    expected = _dt.date.fromisoformat(night_of(float(jd), lon if isinstance(lon, (int, float))
                                               else None))
     if abs((given - expected).days) > 1:  # a site's night may start a day either way
         return (f"night {night} does not match the JD {jd} (the night of that JD is "
