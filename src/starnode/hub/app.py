@@ -2,8 +2,10 @@
 
 Why the checks are all at the door: a node's request either stores everything it carries or
 nothing, with a 4xx that names the problem (401 unknown token, 403 another node's name or an
-admin-only call, 413 too large, 422 a field out of range or unsafe for a report, an unknown
-schema version, 429 too many requests). The node keeps what was refused, with the reason, and
+admin-only call, 408 a body too slow to arrive, 413 too large, 422 a field out of range or
+unsafe for a report, a NUL or control character, NaN, a boolean for a number, a record that
+breaks a cross-field rule, an unknown schema version, 429 too many requests, from a node or
+from an address without a valid token), never a 500; 503 while the database is down. The node keeps what was refused, with the reason, and
 never retries it; what was accepted is acknowledged per key, so a resent batch is harmless.
 
 Tokens come only in the ``Authorization: Bearer`` header (never in a URL, so never in an access

@@ -6,8 +6,12 @@ measurement is first written to ``hub_queue`` (a local insert, keyed by the fram
 JD: the same frame never enters twice), and a background thread pushes the queue in batches,
 retrying with exponential backoff. The hub acknowledges each key and stores each once (``ON
 CONFLICT DO NOTHING``), so a batch resent after a lost answer is harmless: exactly once end to
-end. What the hub refuses as invalid (HTTP 422, per record) is kept with the reason and never
-resent; ``starnode status`` shows the queue.
+end. What the hub refuses for good (a 422 naming records, or any 4xx but 401, 403, 408 and
+429, narrowed down to the one record by halving the batch) is set aside with the reason and
+never resent, so one bad record never blocks the queue; a refused token is permanent (said so,
+not retried as if temporary); while the hub is away its health is probed so the node resumes
+within seconds of its return. ``starnode status`` shows the queue and the link
+(:mod:`.link`).
 
 :func:`wire_measurement` is the one place where the node's result dict becomes the hub's wire
 record (:mod:`.wire`).
