@@ -5,11 +5,13 @@ nothing, with a 4xx that names the problem (401 unknown token, 403 another node'
 admin-only call, 408 a body too slow to arrive, 413 too large, 422 a field out of range or
 unsafe for a report, a NUL or control character, NaN, a boolean for a number, a record that
 breaks a cross-field rule, an unknown schema version, 429 too many requests, from a node or
-from an address without a valid token), never a 500; 503 while the database is down. The node keeps what was refused, with the reason, and
-never retries it; what was accepted is acknowledged per key, so a resent batch is harmless.
+from an address without a valid token), never a 500; 503 while the database is down. The node
+keeps what was refused, with the reason, and never retries it; what was accepted is
+acknowledged per key, so a resent batch is harmless.
 
-Tokens come only in the ``Authorization: Bearer`` header (never in a URL, so never in an access
-log) and are compared by their SHA-256 only.
+Tokens come only in the ``Authorization: Bearer`` header (a token in a URL is refused, and
+written as ``***`` by the access log) and are compared by their SHA-256 only. Requests without
+a valid token are rate-limited per client address (:class:`AddressLimiter`).
 
 Endpoints (``/api/v1``): ``GET health``, ``GET whoami``, ``POST measurements`` (a
 :class:`~.wire.Batch`), ``POST heartbeat``, ``GET nodes`` (admin), ``POST crosscheck?night=``
@@ -172,6 +174,7 @@ class _Door:
         self.strangers = AddressLimiter(int(hub.unauthenticated_per_minute))
         #: Hashes of tokens that were valid lately (bounded): never locked out by an address.
         self.known: OrderedDict[str, None] = OrderedDict()
+        self._known_lock = threading.Lock()
         self.body_timeout = float(hub.body_timeout)
 
     async def body(self, request: Request) -> bytes:
@@ -215,10 +218,12 @@ class _Door:
 
     def _remember(self, token: str, who: Principal | None) -> Principal | None:
         if who is not None:
-            self.known[db.hash_token(token)] = None
-            self.known.move_to_end(db.hash_token(token))
-            while len(self.known) > 10000:
-                self.known.popitem(last=False)
+            key = db.hash_token(token)
+            with self._known_lock:
+                self.known[key] = None
+                self.known.move_to_end(key)
+                while len(self.known) > 10000:
+                    self.known.popitem(last=False)
         return who
 
     def _unknown(self, request: Request) -> HubError:
