@@ -1,7 +1,10 @@
 """Benchmark of the hub on PostgreSQL: 200 simulated nodes each push a night (300 measurements).
 
     .venv/bin/python bench/hub.py [--nodes 200] [--per-node 300] [--batch 50] [--workers 2]
-                                  [--rate 2000]
+                                  [--rate 2000] [--no-fsync]
+
+PostgreSQL runs with fsync=on, as in production (``--no-fsync`` turns it off); the setting is
+printed beside the figures.
 
 A private PostgreSQL cluster (Debian's postgresql, :class:`starnode.hub.pgcluster.PgCluster`)
 and ``starnode hub serve`` (uvicorn, ``--workers`` processes) run as subprocesses on this
@@ -220,13 +223,16 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     ap.add_argument("--rate", type=float, default=2000.0, help="offered load of the paced "
                     "phase, measurements/s")
+    ap.add_argument("--no-fsync", dest="fsync", action="store_false",
+                    help="run PostgreSQL with fsync=off (faster, not what production does; "
+                    "the default is fsync=on)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="starnode-bench-hub-"))
     print(f"building {args.nodes} x {args.per_node} measurements x 2 nights ...", flush=True)
     nights = [_batches(args.nodes, args.per_node, args.batch, n) for n in (0, 1)]
     size = sum(len(b) for node in nights[0] for b in node) / (args.nodes * args.per_node)
-    with PgCluster() as pg:
+    with PgCluster(fsync=args.fsync) as pg:
         url = pg.create_database("bench")
         port = _free_port()
         cfg = tmp / "hub.yaml"
@@ -258,7 +264,8 @@ def main() -> int:
             total = args.nodes * args.per_node
             print(f"{args.nodes} nodes x {args.per_node} measurements ({size:.0f} bytes each "
                   f"on the wire), batches of {args.batch}, hub: {args.workers} uvicorn "
-                  f"worker(s), PostgreSQL {pg.bin.parent.name if pg.bin else '?'}; "
+                  f"worker(s), PostgreSQL {pg.bin.parent.name if pg.bin else '?'} with "
+                  f"fsync={'on' if args.fsync else 'off'}; "
                   f"{os.cpu_count()} cores; {_load()} before", flush=True)
 
             pids = {"hub": (hub.pid, True), "postgres": (pg.proc.pid if pg.proc else 0, True),
@@ -288,7 +295,8 @@ def main() -> int:
                   f"every {interval:.1f} s, starts staggered over {interval:.1f} s): "
                   f"{total / steady:,.0f}/s achieved once all pushed; push latency "
                   f"p50 {_pct(lat, .5):.0f} ms, p95 {_pct(lat, .95):.0f} ms, "
-                  f"p99 {_pct(lat, .99):.0f} ms, max {_pct(lat, 1.0):.0f} ms", flush=True)
+                  f"p99 {_pct(lat, .99):.0f} ms, max {_pct(lat, 1.0):.0f} ms "
+                  f"(PostgreSQL fsync={'on' if args.fsync else 'off'})", flush=True)
             print("   CPU seconds in that phase: " + ", ".join(
                 f"{k} {v:.1f}" for k, v in cpu.items()) + f" (of {2 * wall:.0f} available); "
                 f"{_load()}", flush=True)

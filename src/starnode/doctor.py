@@ -81,6 +81,7 @@ PROVIDERS: tuple[tuple[str, HealthFn | None], ...] = (
     ("starnode.catalogs", None),
     ("starnode.astrometry", None),
     ("starnode.planning.health", None),
+    ("starnode.hub.link", None),  # with hub.url: reachable, token valid, schema accepted
 )
 
 

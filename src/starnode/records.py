@@ -24,6 +24,8 @@ and name what is wrong.
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
+import functools
 import re
 import sys
 from collections.abc import Mapping
@@ -42,6 +44,7 @@ __all__ = [
     "Illumination",
     "Measurement",
     "Transformation",
+    "consistency_problems",
     "key_table",
     "render_key_table_into",
 ]
@@ -362,6 +365,87 @@ class Measurement:
         Measurement
         """
         return dataclasses.replace(self, **changes)
+
+
+# --------------------------------------------------------------------------------------------
+# cross-field rules (node and hub alike)
+
+#: The largest |HJD - JD| accepted: the light travel time across the Earth's orbit is at most
+#: about 8.3 min (0.0058 d); 0.02 d leaves room for rounding and never lets a date in.
+HJD_JD_TOLERANCE = 0.02
+
+
+def _negative(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0
+
+
+@functools.cache
+def _night_of() -> Any:
+    from .observing import night_of  # lazily: astropy is not needed to read a record
+
+    return night_of
+
+
+def _night_problem(d: Mapping[str, Any]) -> str | None:
+    night_of = _night_of()
+    night, jd = d.get("night"), d.get("jd")
+    if night is None or not isinstance(jd, (int, float)) or isinstance(jd, bool):
+        return None
+    try:
+        given = _dt.date.fromisoformat(str(night))
+    except ValueError:
+        return f"night {night!r} is not a date YYYY-MM-DD"
+    lon = d.get("site_longitude")
+    expected = _dt.date.fromisoformat(night_of(float(jd), lon if isinstance(lon, (int, float))
+                                              else None))
+    if abs((given - expected).days) > 1:  # a site's night may start a day either way
+        return (f"night {night} does not match the JD {jd} (the night of that JD is "
+                f"{expected.isoformat()} at longitude {lon})")
+    return None
+
+
+def consistency_problems(record: Measurement | Mapping[str, Any]) -> list[str]:
+    """The cross-field rules a measurement must pass before it may reach a report.
+
+    Each field may be in range on its own and the record still be wrong: an HJD days away
+    from the JD would become a report's DATE, a ``night`` years from the JD would file the
+    point under another night, a negative check-star or comparison-star error would be
+    written into NOTES. Used by the node before it queues a record for the hub, and by the
+    hub at its door (:mod:`starnode.hub.wire`).
+
+    Parameters
+    ----------
+    record : Measurement or Mapping
+        The typed record or its dict form.
+
+    Returns
+    -------
+    list of str
+        One line per broken rule (empty: consistent).
+    """
+    d = record.to_dict() if isinstance(record, Measurement) else record
+    out: list[str] = []
+    jd, hjd = d.get("jd"), d.get("hjd")
+    if (isinstance(jd, (int, float)) and isinstance(hjd, (int, float))
+            and abs(float(hjd) - float(jd)) > HJD_JD_TOLERANCE):
+        out.append(f"hjd {hjd} is {float(hjd) - float(jd):+.4f} d from the jd {jd} (at most "
+                   f"{HJD_JD_TOLERANCE} d apart)")
+    night = _night_problem(d)
+    if night:
+        out.append(night)
+    for key in ("uncertainty", "zp_error", "instrumental_err", "time_uncertainty_s"):
+        if _negative(d.get(key)):
+            out.append(f"{key} {d[key]} is negative")
+    check = d.get("check_star")
+    if isinstance(check, Mapping) and _negative(check.get("error")):
+        out.append(f"check_star.error {check['error']} is negative")
+    for i, comp in enumerate(d.get("comps") or ()):
+        if not isinstance(comp, Mapping):
+            continue
+        for key in ("catalog_err", "error"):
+            if _negative(comp.get(key)):
+                out.append(f"comps.{i}.{key} {comp[key]} is negative")
+    return out
 
 
 # --------------------------------------------------------------------------------------------

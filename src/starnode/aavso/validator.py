@@ -52,6 +52,8 @@ __all__ = [
 
 
 _FIRST_JD, _LAST_JD = JD_RANGE
+#: A ``|KEY=VALUE`` subfield of NOTES that is an error (CREFERR, KREFERR, FORMALERR, ...).
+_NOTE_ERR_RE = re.compile(r"(?:^|\|)\s*([A-Z]*ERR)=\s*([^|]*?)\s*(?=\||$)")
 
 
 
@@ -320,6 +322,7 @@ class _Checker:
             self.warning(n, "D15", f"NOTES has {len(notes)} characters (the spec allows "
                          "'several thousand')")
         self.science(n, band, transformed, notes)
+        self.note_errors(n, notes)
         key = (f["STARID"].upper(), f["DATE"], band)
         first = self.seen.setdefault(key, n)
         if first != n:
@@ -441,6 +444,12 @@ class _Checker:
             self.error(n, "D12", f"AIRMASS={value} is below 1")
         elif float(value) > 5.0:
             self.warning(n, "D12", f"AIRMASS={value}: altitude below about 11 degrees")
+
+    def note_errors(self, n: int, notes: str) -> None:
+        for m in _NOTE_ERR_RE.finditer(notes):
+            if _is_decimal(m.group(2)) and float(m.group(2)) < 0:
+                self.error(n, "D16", f"NOTES {m.group(1)}={m.group(2)}: an error cannot be "
+                           "negative")
 
     def science(self, n: int, band: str, transformed: str, notes: str) -> None:
         if band in ("CV", "CR"):

@@ -371,21 +371,13 @@ def cmd_config(args: argparse.Namespace, cfg: Config) -> int:
     if args.example:
         sys.stdout.write(example_yaml())
         return 0
-    print(f"# configuration from {cfg.source or 'built-in defaults'}; data_dir {cfg.data_dir}")
+    print(f"# configuration from {cfg.source or 'built-in defaults'}; data_dir {cfg.data_dir}"
+          "; secrets shown as ***")
     import yaml
 
-    out: dict[str, Any] = {}
-    for key, value in cfg.items():
-        if hasattr(value, "items"):
-            out[key] = dict(value.items())
-        else:
-            out[key] = str(value) if isinstance(value, Path) else value
-    from ..config.schema import secret_keys
+    from ..config import redacted
 
-    for section, key in secret_keys():  # secrets are never printed
-        if out.get(section, {}).get(key):
-            out[section][key] = "***"
-    sys.stdout.write(yaml.safe_dump(out, sort_keys=False))
+    sys.stdout.write(yaml.safe_dump(redacted(cfg), sort_keys=False))
     return 0
 
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..doctor import Check
 
 __all__ = ["SCHEMA", "Config", "ConfigError", "Field", "Section", "default_data_dir", "health",
-           "observer_code_problem", "resolve"]
+           "observer_code_problem", "redact_url", "redacted", "resolve"]
 
 
 def default_data_dir() -> Path:
@@ -104,7 +104,8 @@ def _check(section: str, key: str, field: Field, value: Any) -> Any:
     if field.check is not None:
         problem = field.check(value)
         if problem:
-            raise ConfigError(f"{name}: {problem}, got {value!r}")
+            shown = "(not shown: it may hold a secret)" if field.secret else repr(value)
+            raise ConfigError(f"{name}: {problem}, got {shown}")
     if field.path and isinstance(value, str):
         value = os.path.expanduser(os.path.expandvars(value))
     return value
@@ -316,6 +317,68 @@ def resolve(config: Config | Mapping[str, Any] | str | os.PathLike[str] | None) 
     if isinstance(config, Mapping):
         return Config(config)
     raise ConfigError(f"configuration must be a mapping or a path, got {type(config).__name__}")
+
+
+#: ``scheme://user:password@host``: the password part of a URL.
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*):(?P<pw>[^@/\s]*)@")
+#: ``?password=...`` and the like in a URL's query.
+_QUERY_SECRET = re.compile(
+    r"(?P<head>[?&][A-Za-z_]*(?:password|passwd|pwd|token|secret|key)=)[^&\s]*", re.IGNORECASE)
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of any URL in it (and secret query values) as ``***``.
+
+    Parameters
+    ----------
+    text : str
+        A URL or any text holding URLs.
+
+    Returns
+    -------
+    str
+    """
+    return _QUERY_SECRET.sub(r"\g<head>***", _URL_PASSWORD.sub(r"\g<head>:***@", text))
+
+
+def _redact_value(field: Field | None, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return "***" if field is not None and field.secret and "://" not in value \
+            else redact_url(value)
+    if isinstance(value, list):
+        return [_redact_value(None, v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact_value(None, v) for k, v in value.items()}
+    return value
+
+
+def redacted(config: Config) -> dict[str, Any]:
+    """The effective configuration as plain values, every secret replaced by ``***``.
+
+    What ``starnode config`` prints: a token is never shown, a database URL keeps its engine,
+    host and database but not its password.
+
+    Parameters
+    ----------
+    config : Config
+        The configuration.
+
+    Returns
+    -------
+    dict
+        Section -> key -> value (paths as strings).
+    """
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Section):
+            fields = SCHEMA.get(key, {})
+            out[key] = {k: _redact_value(fields.get(k), v) for k, v in value.items()}
+        else:
+            shown = str(value) if isinstance(value, Path) else value
+            out[key] = _redact_value(SCHEMA[""].get(key), shown)
+    return out
 
 
 def example_yaml() -> str:

@@ -27,7 +27,7 @@ class Field:
     min_exclusive: bool = False
     check: Callable[[Any], str | None] | None = None  # returns an error text or None
     path: bool = False  # a file or folder: ``~`` and ``$VARS`` are expanded
-    secret: bool = False  # never printed (``starnode config`` shows it as ``***``)
+    secret: bool = False  # never shown: ``starnode config`` and error messages redact it
 
 
 def _str_list(value: Any) -> str | None:
@@ -102,6 +102,28 @@ def _targets(value: Any) -> str | None:
         b, f = t.get("brightest"), t.get("faintest")
         if b is not None and f is not None and b > f:
             return f"{where}: brightest ({b}) must be a smaller magnitude than faintest ({f})"
+    return None
+
+
+def _http_url(value: Any) -> str | None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(str(value))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return ("must be an http:// or https:// address with a host, e.g. "
+                "https://hub.example.org")
+    return None
+
+
+#: The database engines the hub runs on (docs/hub.md).
+DATABASE_SCHEMES = ("postgresql", "postgresql+psycopg", "postgres", "sqlite")
+
+
+def _database_url(value: Any) -> str | None:
+    scheme = str(value).partition("://")[0].lower() if "://" in str(value) else ""
+    if scheme not in DATABASE_SCHEMES:
+        return (f"the engine {scheme or '(none)'!r} is not supported: use postgresql://... "
+                "(production) or sqlite:///path (trying it out)")
     return None
 
 
@@ -359,7 +381,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
     # The network hub (docs/hub.md): node-side keys first, then the hub server's own.
     "hub": {
         "url": F(str, None, "node: the hub to forward measurements to (e.g. "
-                 "https://hub.example.org); none = no forwarding", optional=True),
+                 "https://hub.example.org); none = no forwarding", optional=True,
+                 check=_http_url),
         "token": F(str, None, "node: this node's hub token (better: $STARNODE_HUB_TOKEN)",
                    optional=True, secret=True),
         "batch_size": F(int, 50, "node: measurements per push", min=1, max=1000),
@@ -371,7 +394,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "flush_timeout": F(NUM, 10.0, "node: seconds 'starnode process' spends at its end "
                            "pushing what is queued (the rest goes with the next run)", min=0),
         "database_url": F(str, None, "hub: SQLAlchemy URL (postgresql://... in production; "
-                          "default: a SQLite file hub.sqlite3 in data_dir)", optional=True),
+                          "default: a SQLite file hub.sqlite3 in data_dir)", optional=True,
+                          check=_database_url, secret=True),
         "listen": F(str, "127.0.0.1:8750", "hub: HOST:PORT to serve on (TLS: a reverse proxy "
                     "in front, docs/hub.md)"),
         "workers": F(int, 1, "hub: uvicorn worker processes", min=1, max=64),
@@ -388,6 +412,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "max_body_kb": F(NUM, 2048.0, "hub: largest request body accepted (KiB)", min=1),
         "rate_limit_per_minute": F(int, 600, "hub: requests one node may make per minute",
                                    min=1),
+        "unauthenticated_per_minute": F(int, 60, "hub: requests without a valid token one "
+                                        "client address may make per minute", min=1),
+        "body_timeout": F(NUM, 10.0, "hub: seconds a request body may take to arrive",
+                          min=0.1, max=600),
         "date_type": F(str, "HJD", "hub: #DATE of members' reports", choices=("HJD", "JD")),
     },
 }

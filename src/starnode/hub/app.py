@@ -2,12 +2,16 @@
 
 Why the checks are all at the door: a node's request either stores everything it carries or
 nothing, with a 4xx that names the problem (401 unknown token, 403 another node's name or an
-admin-only call, 413 too large, 422 a field out of range or unsafe for a report, an unknown
-schema version, 429 too many requests). The node keeps what was refused, with the reason, and
-never retries it; what was accepted is acknowledged per key, so a resent batch is harmless.
+admin-only call, 408 a body too slow to arrive, 413 too large, 422 a field out of range or
+unsafe for a report, a NUL or control character, NaN, a boolean for a number, a record that
+breaks a cross-field rule, an unknown schema version, 429 too many requests, from a node or
+from an address without a valid token), never a 500; 503 while the database is down. The node
+keeps what was refused, with the reason, and never retries it; what was accepted is
+acknowledged per key, so a resent batch is harmless.
 
-Tokens come only in the ``Authorization: Bearer`` header (never in a URL, so never in an access
-log) and are compared by their SHA-256 only.
+Tokens come only in the ``Authorization: Bearer`` header (a token in a URL is refused, and
+written as ``***`` by the access log) and are compared by their SHA-256 only. Requests without
+a valid token are rate-limited per client address (:class:`AddressLimiter`).
 
 Endpoints (``/api/v1``): ``GET health``, ``GET whoami``, ``POST measurements`` (a
 :class:`~.wire.Batch`), ``POST heartbeat``, ``GET nodes`` (admin), ``POST crosscheck?night=``
@@ -17,10 +21,13 @@ the member's own node).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import signal
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -29,16 +36,19 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
 from .. import __version__
+from . import db
 from .store import HubError, HubStore, Principal
 from .wire import SCHEMA_VERSION, SUPPORTED_VERSIONS, Batch, Heartbeat
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RateLimiter", "create_app", "router"]
+__all__ = ["AddressLimiter", "RateLimiter", "create_app", "router"]
 
 #: The environment variable through which ``starnode hub serve`` hands uvicorn's workers the
 #: configuration file.
 CONFIG_ENV = "STARNODE_HUB_CONFIG"
+#: The supervisor's process id, handed to the workers (they die with it: :func:`die_with`).
+SUPERVISOR_ENV = "STARNODE_HUB_SUPERVISOR"
 
 
 class RateLimiter:
@@ -74,6 +84,65 @@ class RateLimiter:
             return (1.0 - level) / self.rate
 
 
+class AddressLimiter:
+    """Requests without a valid token, per client address: ``per_minute``, bursts up to the
+    same number, for at most ``max_addresses`` addresses (the least recently seen are
+    forgotten first, so an attacker changing addresses cannot grow the memory).
+
+    Only failures are taken (:meth:`failed`); :meth:`blocked` asks without taking, before the
+    token is looked up, so a flood of random tokens costs no database query.
+    """
+
+    def __init__(self, per_minute: int, max_addresses: int = 4096) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = float(per_minute)
+        self.max_addresses = max_addresses
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _level(self, address: str, now: float) -> float:
+        level, last = self._buckets.get(address, (self.capacity, now))
+        return min(self.capacity, level + (now - last) * self.rate)
+
+    def blocked(self, address: str) -> float:
+        """Seconds ``address`` must wait (0: it may try a token).
+
+        Parameters
+        ----------
+        address : str
+            The client's address.
+
+        Returns
+        -------
+        float
+        """
+        now = time.monotonic()
+        with self._lock:
+            if address not in self._buckets:
+                return 0.0
+            level = self._level(address, now)
+        return 0.0 if level >= 1.0 else (1.0 - level) / self.rate
+
+    def failed(self, address: str) -> None:
+        """Count a request of ``address`` without a valid token.
+
+        Parameters
+        ----------
+        address : str
+            The client's address.
+        """
+        now = time.monotonic()
+        with self._lock:
+            level = self._level(address, now)
+            self._buckets[address] = (max(0.0, level - 1.0), now)
+            self._buckets.move_to_end(address)
+            while len(self._buckets) > self.max_addresses:
+                self._buckets.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": message, **extra}, status_code=status)
 
@@ -102,30 +171,76 @@ class _Door:
         self.limit = int(float(hub.max_body_kb) * 1024)
         self.per_minute = int(hub.rate_limit_per_minute)
         self.limiter = RateLimiter(self.per_minute)
+        self.strangers = AddressLimiter(int(hub.unauthenticated_per_minute))
+        #: Hashes of tokens that were valid lately (bounded): never locked out by an address.
+        self.known: OrderedDict[str, None] = OrderedDict()
+        self._known_lock = threading.Lock()
+        self.body_timeout = float(hub.body_timeout)
 
     async def body(self, request: Request) -> bytes:
-        """The request body, refused (413) as soon as it passes the limit."""
+        """The request body, refused (413) as soon as it passes the limit, and (408) when it
+        has not all arrived within ``hub.body_timeout`` seconds (a slow body must not hold
+        a connection)."""
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             raise HubError(f"request body of {declared} bytes is over the limit of "
                            f"{self.limit}", 413)
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.limit:
-                raise HubError(f"request body is over the limit of {self.limit} bytes", 413)
-            chunks.append(chunk)
-        return b"".join(chunks)
+
+        async def read() -> bytes:
+            chunks, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self.limit:
+                    raise HubError(f"request body is over the limit of {self.limit} bytes",
+                                   413)
+                chunks.append(chunk)
+            return b"".join(chunks)
+        try:
+            return await asyncio.wait_for(read(), self.body_timeout)
+        except TimeoutError:
+            raise HubError(f"the request body did not arrive within {self.body_timeout:g} s",
+                           408) from None
+
+    @staticmethod
+    def _address(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    def _stranger(self, request: Request, token: str) -> None:
+        """429 when this address sent too many requests without a valid token (a token that
+        was valid lately is still looked up: a node behind the same address is not locked
+        out)."""
+        if db.hash_token(token) in self.known:
+            return
+        wait = self.strangers.blocked(self._address(request))
+        if wait > 0:
+            raise HubError(f"too many requests without a valid token from this address; "
+                           f"retry in {wait:.0f} s", 429)
+
+    def _remember(self, token: str, who: Principal | None) -> Principal | None:
+        if who is not None:
+            key = db.hash_token(token)
+            with self._known_lock:
+                self.known[key] = None
+                self.known.move_to_end(key)
+                while len(self.known) > 10000:
+                    self.known.popitem(last=False)
+        return who
+
+    def _unknown(self, request: Request) -> HubError:
+        self.strangers.failed(self._address(request))
+        return HubError("unknown or revoked token", 401)
 
     def _token(self, request: Request) -> str:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
+            self._stranger(request, "")
+            self.strangers.failed(self._address(request))
             raise HubError("missing 'Authorization: Bearer <token>' header", 401)
         return token.strip()
 
-    def _admit(self, who: Principal | None) -> Principal:
+    def _admit(self, request: Request, who: Principal | None) -> Principal:
         if who is None:
-            raise HubError("unknown or revoked token", 401)
+            raise self._unknown(request)
         if who.role == "node" and who.node_id is not None:
             wait = self.limiter.take(who.node_id)
             if wait > 0:
@@ -135,15 +250,22 @@ class _Door:
 
     def principal(self, request: Request) -> Principal:
         """Who sent the request (401 unknown, 429 over the rate limit); blocking."""
-        return self._admit(self.store.authenticate(self._token(request)))
+        token = self._token(request)
+        hit = self.store.cached_principal(token)
+        if hit is None:
+            self._stranger(request, token)
+            return self._admit(request, self._remember(token, self.store.authenticate(token)))
+        return self._admit(request, hit[0])
 
     async def aprincipal(self, request: Request) -> Principal:
         """:meth:`principal` without leaving the event loop when the token is cached."""
         token = self._token(request)
         hit = self.store.cached_principal(token)
         if hit is None:
-            return self._admit(await run_in_threadpool(self.store.authenticate, token))
-        return self._admit(hit[0])
+            self._stranger(request, token)
+            who = await run_in_threadpool(self.store.authenticate, token)
+            return self._admit(request, self._remember(token, who))
+        return self._admit(request, hit[0])
 
     def admin(self, request: Request) -> Principal:
         """:meth:`principal`, refused (403) unless it is an admin."""
@@ -176,9 +298,14 @@ router = APIRouter(prefix="/api/v1")
 
 
 @router.get("/health")
-def health() -> dict[str, Any]:
-    """Liveness and versions (no token needed)."""
-    return {"ok": True, "version": __version__, "schema_version": SCHEMA_VERSION}
+def health(request: Request) -> Response:
+    """Liveness, the database, and versions (no token needed); 503 while the database is
+    down, so a node waiting for the hub knows when to resume."""
+    ok = _door(request).store.ping()
+    return JSONResponse({"ok": ok, "database": "ok" if ok else "unavailable",
+                         "version": __version__, "schema_version": SCHEMA_VERSION},
+                        status_code=200 if ok else 503, headers=None if ok else
+                        {"Retry-After": "5"})
 
 
 @router.get("/whoami")
@@ -240,7 +367,8 @@ def curve_json(request: Request, target: str, night: str | None = None,
 
     door = _door(request)
     door.principal(request)
-    return lightcurve(door.store, target, _night(night) if night else None, band)
+    return lightcurve(door.store, _target(target), _night(night) if night else None,
+                      _band(band))
 
 
 @router.get("/targets/{target}/lightcurve.png")
@@ -251,28 +379,47 @@ def curve_png(request: Request, target: str, night: str | None = None,
 
     door = _door(request)
     door.principal(request)
-    data = lightcurve(door.store, target, _night(night) if night else None, band)
+    data = lightcurve(door.store, _target(target), _night(night) if night else None,
+                      _band(band))
     return Response(lightcurve_png(data), media_type="image/png")
 
 
 @router.get("/reports/{obscode}/{night}")
 def report(request: Request, obscode: str, night: str) -> PlainTextResponse:
-    """A member's AAVSO report of a night (admin, or the member's own node)."""
+    """A member's AAVSO report of a night (admin, or the member's own node).
+
+    A read: it never runs the network-wide cross-check (``POST crosscheck`` or ``starnode hub
+    crosscheck`` does); the report is written from the verdicts stored."""
     from .reports import member_report
 
     door = _door(request)
     who = door.principal(request)
     if who.role != "admin" and (who.observer_code or "").upper() != obscode.upper():
         raise HubError("a node may only fetch its own member's reports", 403)
-    return PlainTextResponse(member_report(door.store, obscode, _night(night))["text"])
+    return PlainTextResponse(member_report(door.store, _obscode(obscode), _night(night),
+                                           check=False)["text"])
 
 
 async def _hub_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HubError)
     resp = _error(exc.status, str(exc))
-    if exc.status == 429:
+    if exc.status in (429, 503):
         resp.headers["Retry-After"] = "5"
     return resp
+
+
+async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+    """503 (with ``Retry-After``) while the database cannot be reached: a node retries."""
+    log.error("hub database unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc)
+    resp = _error(503, "the hub's database is unavailable; retry later")
+    resp.headers["Retry-After"] = "5"
+    return resp
+
+
+async def _database_refused(_request: Request, exc: Exception) -> JSONResponse:
+    """422 for a value the database refuses that the door did not catch (never a 500)."""
+    log.warning("hub database refused a value: %s", str(exc).splitlines()[0])
+    return _error(422, "a value was refused by the database; nothing stored")
 
 
 async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
@@ -296,17 +443,103 @@ def create_app(config: Any = None, store: HubStore | None = None) -> FastAPI:
     FastAPI
         The app (``uvicorn.run(create_app(...))``).
     """
+    import sqlalchemy.exc as sa_exc
+
+    quiet_access_log()
     if store is None:
+        if os.environ.get(SUPERVISOR_ENV):
+            die_with(int(os.environ[SUPERVISOR_ENV]))
         store = HubStore(config if config is not None else os.environ.get(CONFIG_ENV))
-    app = FastAPI(title="starnode hub", version=__version__,
-                  description="Measurements of a network of starnode telescopes: store and "
-                  "forward, cross-validation, per-member AAVSO reports.")
+    # No /docs, /redoc or /openapi.json: the API is described in docs/hub.md, and a hub on the
+    # internet should not hand out its map.
+    app = FastAPI(title="starnode hub", version=__version__, docs_url=None, redoc_url=None,
+                  openapi_url=None)
     app.state.store = store
     app.state.door = _Door(store)
     app.add_exception_handler(HubError, _hub_error)
     app.add_exception_handler(ValidationError, _invalid)
+    for exc in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
+        app.add_exception_handler(exc, _database_down)
+    app.add_exception_handler(sa_exc.DataError, _database_refused)
     app.include_router(router)
     return app
+
+
+class _NoSecretsInAccessLog(logging.Filter):
+    """Redact ``token=`` (and the like) in the request lines uvicorn logs: the hub refuses a
+    token in a URL, but the access log would still have kept it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from ..config import redact_url
+
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_url(a) if isinstance(a, str) else a
+                                for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = redact_url(record.msg)
+        return True
+
+
+def quiet_access_log() -> None:
+    """Install the access log's redaction (once per process)."""
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _NoSecretsInAccessLog) for f in logger.filters):
+        logger.addFilter(_NoSecretsInAccessLog())
+
+
+def die_with(parent: int) -> None:
+    """Make this process die when ``parent`` (the ``hub serve`` supervisor) dies.
+
+    Linux's ``PR_SET_PDEATHSIG``: a SIGKILLed supervisor cannot stop its uvicorn workers,
+    which would go on serving and hold the port, so a restart would fail with "address in
+    use". Elsewhere nothing is done. If the parent is gone already, exit now.
+
+    Parameters
+    ----------
+    parent : int
+        The supervisor's process id.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError) as exc:
+        log.warning("cannot tie this worker to its supervisor: %s", exc)
+        return
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _target(text: str) -> str:
+    """A target name from a URL, or 422 (no control characters, at most 64 characters)."""
+    if len(text) > 64 or not text.isprintable() or not text.strip():
+        raise HubError("the target must be a star name of at most 64 printable characters",
+                       422)
+    return text
+
+
+def _band(text: str | None) -> str | None:
+    """A filter code from a URL, or 422."""
+    if text is None:
+        return None
+    from ..aavso.spec import FILTER_CODES
+
+    if text.strip().upper() not in FILTER_CODES:
+        raise HubError(f"{text[:16]!r} is not an AAVSO filter code", 422)
+    return text.strip().upper()
+
+
+def _obscode(text: str) -> str:
+    """``text`` as an observer code (letters and digits), or 422."""
+    code = text.strip().upper()
+    if not (1 <= len(code) <= 16 and code.isascii() and code.isalnum()):
+        raise HubError(f"{text[:40]!r} is not an AAVSO observer code (letters and digits)",
+                       422)
+    return code
 
 
 def _night(text: str) -> str:

@@ -12,12 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
+import socket
 import sys
 import time
+import unicodedata
 from typing import Any
 
-from ..config import Config
+from ..config import Config, ConfigError, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,19 @@ def add_parser_arguments(sp: argparse.ArgumentParser) -> None:
     s.add_argument("--night", required=True, metavar="YYYY-MM-DD")
     s = sub.add_parser("release", help="lift a node's hold after review")
     s.add_argument("name", metavar="NAME")
+    s = sub.add_parser("revoke", help="revoke a token: every token of a node, one token, or "
+                       "the admin tokens with a label")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("node", metavar="NODE", nargs="?", help="revoke every token of this node")
+    g.add_argument("--token", metavar="TOKEN", help="revoke this token (node or admin); "
+                   "'-' reads it from stdin")
+    g.add_argument("--admin", metavar="LABEL", help="revoke the admin tokens with this label")
+    s = sub.add_parser("new-token", help="a new token for a node (after a revocation); "
+                       "printed once")
+    s.add_argument("name", metavar="NAME")
+    s = sub.add_parser("tokens", help="every token: role, node or label, created (never the "
+                       "token itself)")
+    s.add_argument("--json", action="store_true")
 
 
 def _age(seconds: float | None) -> str:
@@ -63,23 +79,39 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h ago"
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Raise :class:`ConfigError` when ``host:port`` cannot be listened on (busy, or not an
+    address of this machine): before anything says the hub is up."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (is "
+                              "another hub running there? set hub.listen or --listen)"
+                              ) from None
+
+
 def _serve(cfg: Config, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .app import CONFIG_ENV, create_app
+    from .app import CONFIG_ENV, SUPERVISOR_ENV, create_app
     from .store import HubStore, parse_listen
 
     host, port = parse_listen(args.listen or cfg.hub.listen)
-    store = HubStore(cfg)  # migrates before any worker starts
     workers = int(cfg.hub.workers)
+    if workers > 1 and not cfg.source:
+        print("error: hub.workers > 1 needs --config FILE", file=sys.stderr)
+        return 2
+    _check_port_free(host, port)
+    store = HubStore(cfg)  # migrates before any worker starts
     log.info("starnode hub on http://%s:%d (%s, %d worker(s))", host, port,
              store.engine.url.render_as_string(hide_password=True), workers)
     if workers > 1:
-        if not cfg.source:
-            print("error: hub.workers > 1 needs --config FILE", file=sys.stderr)
-            return 2
         store.close()
-        os.environ[CONFIG_ENV] = os.path.abspath(cfg.source)
+        os.environ[CONFIG_ENV] = os.path.abspath(str(cfg.source))
+        os.environ[SUPERVISOR_ENV] = str(os.getpid())
         uvicorn.run("starnode.hub.app:create_app", factory=True, host=host, port=port,
                     workers=workers, log_config=None, proxy_headers=True,
                     timeout_keep_alive=30)
@@ -102,20 +134,42 @@ def cmd_hub(args: argparse.Namespace, cfg: Config) -> int:
     Returns
     -------
     int
-        The exit status (1: the hub refused the command).
+        The exit status (1: the hub refused the command; 2: it cannot run: a missing extra,
+        a database that cannot be reached, a port that is busy).
     """
-    from .store import HubError, HubStore
-
-    if args.hub_command == "serve":
-        return _serve(cfg, args)
-    store = HubStore(cfg)
     try:
-        return _command(args, store)
+        import sqlalchemy.exc as sa_exc
+
+        from .store import HubError, HubStore
+    except ModuleNotFoundError as exc:
+        print(f"error: the hub needs its extra (missing module {exc.name}): "
+              "pip install 'starnode[hub]'", file=sys.stderr)
+        return 2
+    try:
+        if args.hub_command == "serve":
+            return _serve(cfg, args)
+        store = HubStore(cfg)
+        try:
+            return _command(args, store)
+        finally:
+            store.close()
     except HubError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1 if exc.status < 500 else 2
-    finally:
-        store.close()
+    except ModuleNotFoundError as exc:
+        print(f"error: the hub needs its extra (missing module {exc.name}): "
+              "pip install 'starnode[hub]'", file=sys.stderr)
+        return 2
+    except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        print(f"error: cannot reach the hub database {_database(cfg)}: "
+              f"{first[0] if first else type(exc).__name__}", file=sys.stderr)
+        return 2
+
+
+def _database(cfg: Config) -> str:
+    url = cfg.hub.database_url
+    return redact_url(str(url)) if url else f"(SQLite in {cfg.data_dir})"
 
 
 def _add_node(args: argparse.Namespace, store: Any) -> int:
@@ -137,25 +191,57 @@ def _release(args: argparse.Namespace, store: Any) -> int:
     return 0
 
 
+def clean(value: Any, limit: int = 80) -> str:
+    """``value`` as one line a terminal shows as it is: control characters and escape
+    sequences as ``\\x..`` (a node's heartbeat must not clear the operator's screen or forge
+    a row), cut to ``limit`` characters.
+
+    Parameters
+    ----------
+    value : Any
+        What a node sent.
+    limit : int
+        At most this many characters (an ellipsis marks a cut).
+
+    Returns
+    -------
+    str
+    """
+    text = "".join(c if c.isprintable() and unicodedata.category(c) not in ("Cf", "Co", "Cs")
+                   else repr(c)[1:-1] for c in str(value))
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _number(value: Any, fmt: str, limit: int = 8) -> str:
+    """A number from a heartbeat, formatted and bounded (``-`` when it is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "-"
+    if not math.isfinite(value) or abs(value) >= 10 ** limit:
+        return f">1e{limit}" if value > 0 else "?"
+    return format(value, fmt)
+
+
 def _node_line(n: dict[str, Any]) -> str:
-    hb = n["heartbeat"] or {}
-    disk = hb.get("free_disk_gb")
-    notes = [str(hb.get("version") or "-")]
+    hb = n["heartbeat"] if isinstance(n["heartbeat"], dict) else {}
+    notes = [clean(hb.get("version") or "-", 24)]
     if hb.get("watch_mode"):
-        notes.append(f"watch {hb['watch_mode']}")
+        notes.append(f"watch {clean(hb['watch_mode'], 24)}")
     if n["hold_reason"]:
-        notes.append(f"HELD: {n['hold_reason']}")
-    notes += [f"error: {e}" for e in (hb.get("recent_errors") or [])[:2]]
-    return (f"{n['name']:<16} {n['observer_code']:<8} {n['state']:<10} "
-            f"{_age(n['last_contact_age_s']):<14} {n['measurements']:>7} "
-            f"{n['flagged']:>5} {hb.get('queue_length', '-')!s:>6} "
-            f"{'-' if disk is None else f'{disk:.1f}':>8}  {'; '.join(notes)}")
+        notes.append(f"HELD: {clean(n['hold_reason'], 200)}")
+    errors = hb.get("recent_errors")
+    notes += [f"error: {clean(e, 120)}" for e in (errors if isinstance(errors, list)
+                                                  else [])[:2]]
+    return (f"{clean(n['name'], 16):<16} {clean(n['observer_code'], 8):<8} "
+            f"{n['state']:<10} {_age(n['last_contact_age_s']):<14} "
+            f"{_number(n['measurements'], 'd', 7):>7} {_number(n['flagged'], 'd', 5):>5} "
+            f"{_number(hb.get('queue_length'), 'd', 6):>6} "
+            f"{_number(hb.get('free_disk_gb'), '.1f', 6):>8}  {'; '.join(notes)}")
 
 
 def _nodes(args: argparse.Namespace, store: Any) -> int:
     nodes = store.nodes()
     if args.json:
-        print(json.dumps(nodes, indent=2, default=str))
+        print(json.dumps(nodes, indent=2, default=str))  # JSON escapes control characters
     elif not nodes:
         print("no nodes yet (starnode hub add-node NAME --observer-code CODE)")
     else:
@@ -163,6 +249,34 @@ def _nodes(args: argparse.Namespace, store: Any) -> int:
               f"{'FLAG':>5} {'QUEUE':>6} {'DISK GB':>8}  VERSION / NOTES")
         for n in nodes:
             print(_node_line(n))
+    return 0
+
+
+def _revoke(args: argparse.Namespace, store: Any) -> int:
+    token = args.token
+    if token == "-":
+        token = sys.stdin.readline().strip()
+    n = store.revoke(token=token, node=args.node, admin_label=args.admin)
+    print(f"{n} token(s) revoked (other hub workers stop accepting them within "
+          f"{store.AUTH_TTL:.0f} s)")
+    return 0
+
+
+def _new_token(args: argparse.Namespace, store: Any) -> int:
+    print(store.new_token(args.name))
+    print(f"new token for node {args.name} (shown only once)", file=sys.stderr)
+    return 0
+
+
+def _tokens(args: argparse.Namespace, store: Any) -> int:
+    rows = store.tokens()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["created"]))
+        print(f"{r['role']:<6} {clean(r['node'] or r['label'] or '-', 32):<32} {when} UTC  "
+              f"sha256 {r['hash_prefix']}…")
     return 0
 
 
@@ -201,7 +315,8 @@ def _report(args: argparse.Namespace, store: Any) -> int:
 
 
 _COMMANDS = {"add-node": _add_node, "add-admin": _add_admin, "release": _release,
-             "nodes": _nodes, "crosscheck": _crosscheck, "report": _report}
+             "nodes": _nodes, "crosscheck": _crosscheck, "report": _report,
+             "revoke": _revoke, "new-token": _new_token, "tokens": _tokens}
 
 
 def _command(args: argparse.Namespace, store: Any) -> int:

@@ -6,8 +6,12 @@ measurement is first written to ``hub_queue`` (a local insert, keyed by the fram
 JD: the same frame never enters twice), and a background thread pushes the queue in batches,
 retrying with exponential backoff. The hub acknowledges each key and stores each once (``ON
 CONFLICT DO NOTHING``), so a batch resent after a lost answer is harmless: exactly once end to
-end. What the hub refuses as invalid (HTTP 422, per record) is kept with the reason and never
-resent; ``starnode status`` shows the queue.
+end. What the hub refuses for good (a 422 naming records, or any 4xx but 401, 403, 408 and
+429, narrowed down to the one record by halving the batch) is set aside with the reason and
+never resent, so one bad record never blocks the queue; a refused token is permanent (said so,
+not retried as if temporary); while the hub is away its health is probed so the node resumes
+within seconds of its return. ``starnode status`` shows the queue and the link
+(:mod:`.link`).
 
 :func:`wire_measurement` is the one place where the node's result dict becomes the hub's wire
 record (:mod:`.wire`).
@@ -19,6 +23,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -28,10 +33,11 @@ from typing import Any
 
 from .. import __version__
 from ..config import Config, resolve
-from ..records import Measurement
+from ..records import Measurement, consistency_problems
 from ..store import Ledger, Store
 from ..store.hub_queue import QUEUED, REJECTED, SENT, HubQueue
 from . import SCHEMA_VERSION
+from . import link as hublink
 
 log = logging.getLogger(__name__)
 
@@ -148,11 +154,19 @@ def queue_summary(config: Any) -> dict[str, Any] | None:
     if not cfg.db_path.exists():
         return None
     with HubQueue(cfg) as q:
-        return {"url": cfg.hub.url, **q.summary()}
+        out = {"url": cfg.hub.url, **q.summary()}
+    link = hublink.read_link(cfg)
+    out["link"] = link
+    problem = hublink.link_error(link)
+    if problem:
+        out["errors"] = [{"key": None, "state": "link", "last_error": problem,
+                          "permanent": bool(link and link.get("permanent"))},
+                         *out["errors"]]
+    return out
 
 
 def _token(cfg: Config) -> str | None:
-    return os.environ.get(TOKEN_ENV) or cfg.hub.token
+    return hublink.token_of(cfg)
 
 
 class Forwarder:
@@ -185,6 +199,9 @@ class Forwarder:
         self._wake = threading.Event()
         self._draining = False
         self._backoff = 0.0
+        self._told = False  # the hub said when to come back (Retry-After): no probing
+        self._link = ""
+        self._bisecting = False
         self._next_heartbeat = 0.0
         self._thread = threading.Thread(target=self._run, name="starnode-hub-forwarder",
                                         daemon=True)
@@ -227,6 +244,10 @@ class Forwarder:
                 ident = identity or (path, 0, 0)
                 sha = hashlib.sha256("|".join(map(str, ident)).encode()).hexdigest()
             payload = wire_measurement(m, frame_sha256=sha)
+            problems = consistency_problems(payload)
+            if problems:  # the hub would refuse it: keep it on the node, say why
+                log.error("hub: %s not queued: %s", Path(path).name, "; ".join(problems))
+                return False
             new = self.queue.enqueue(queue_key(sha, m.jd), payload, frame_id)
         except Exception as exc:  # the node goes on; the reason is logged
             name = result.file if isinstance(result, Measurement) else result.get("file")
@@ -257,7 +278,8 @@ class Forwarder:
                         left)
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=float(self.cfg.hub.http_timeout) + 5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=float(self.cfg.hub.http_timeout) + 5)
         self._http.close()
         self.queue.close()
         self.store.close()
@@ -273,38 +295,107 @@ class Forwarder:
             if self._stop.is_set():
                 break
             if self._backoff > 0:
-                self._stop.wait(self._backoff)
+                self._wait_backoff()
             elif not worked:
                 self._wake.wait(0.2 if self._draining else 1.0)
                 self._wake.clear()
 
-    def _failed(self, error: str) -> None:
+    #: Seconds between probes of the hub's health while backing off: the node resumes within
+    #: this time of the hub (or its database) coming back, whatever the backoff has grown to.
+    PROBE_INTERVAL = 3.0
+
+    def _wait_backoff(self) -> None:
+        """Wait out the backoff, probing ``/api/v1/health`` meanwhile so a hub that is back
+        is used at once (not when a 300-s backoff ends). A ``Retry-After`` is obeyed as is."""
+        import httpx
+
+        deadline = time.monotonic() + self._backoff
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if self._told or self._link == hublink.REFUSED:
+                self._stop.wait(left)
+                return
+            if self._stop.wait(min(left, self.PROBE_INTERVAL)):
+                return
+            with contextlib.suppress(httpx.HTTPError):
+                if self._http.get("/api/v1/health", timeout=3.0).status_code == 200:
+                    log.info("hub: %s answers again; resuming", self.cfg.hub.url)
+                    self._backoff = 0.0
+                    return
+
+    def _failed(self, error: str, *, state: str = hublink.TEMPORARY, permanent: bool = False,
+                wait: float | None = None) -> None:
         h = self.cfg.hub
-        self._backoff = min(float(h.max_backoff),
-                            max(float(h.retry_backoff), self._backoff * 2))
+        if wait is not None:
+            self._backoff, self._told = min(float(h.max_backoff), max(wait, 0.1)), True
+        else:
+            self._backoff = min(float(h.max_backoff),
+                                max(float(h.retry_backoff), self._backoff * 2))
+            self._told = False
+        if permanent:
+            self._backoff = float(h.max_backoff)
         self.errors = ([*self.errors, error])[-5:]
-        log.warning("hub: %s; retrying in %.1f s", error, self._backoff)
+        self._set_link(state, error, permanent=permanent)
+        log.warning("hub: %s; %s %.1f s", error, "PERMANENT, checking again in" if permanent
+                    else "retrying in", self._backoff)
+
+    def _set_link(self, state: str, error: str | None = None, *,
+                  permanent: bool = False) -> None:
+        if state == self._link and state == hublink.OK:
+            return
+        self._link = state
+        hublink.write_link(self.cfg, state, error, permanent=permanent)
+
+    def _recovered(self) -> None:
+        """The hub answered: forget the errors, and tell it at once (not ``failing``)."""
+        was = self._link
+        self._backoff, self._told = 0.0, False
+        self._set_link(hublink.OK)
+        if self.errors:
+            self.errors = []
+            if was and was != hublink.OK:
+                self._next_heartbeat = 0.0
+
+    def _connect(self) -> bool:
+        """Ask the hub who this token is (once per run); False when it cannot be used now."""
+        import httpx
+
+        try:
+            r = self._http.get("/api/v1/whoami")
+        except httpx.HTTPError as exc:
+            self._failed(f"hub unreachable: {type(exc).__name__}: {exc}",
+                         state=hublink.UNREACHABLE)
+            return False
+        if r.status_code != 200:
+            self._refused(r, f"hub refused the token: HTTP {r.status_code} {_detail(r)}")
+            return False
+        self.node = str(r.json()["node"])
+        log.info("hub: connected to %s as node %s", self.cfg.hub.url, self.node)
+        self._recovered()
+        return True
+
+    def _refused(self, r: Any, error: str) -> None:
+        """A hub answer that is not about the records: the token, or a hub in trouble."""
+        kind = hublink.classify(r.status_code)
+        if kind == hublink.PERMANENT_LINK:
+            self._failed(error, state=hublink.REFUSED, permanent=True)
+        else:
+            self._failed(error, wait=hublink.retry_after(r.headers))
 
     def _cycle(self) -> bool:
         import httpx
 
-        if self.node is None:
-            try:
-                r = self._http.get("/api/v1/whoami")
-            except httpx.HTTPError as exc:
-                self._failed(f"hub unreachable: {type(exc).__name__}: {exc}")
-                return False
-            if r.status_code != 200:
-                self._failed(f"hub refused the token: HTTP {r.status_code} {_detail(r)}")
-                return False
-            self.node = str(r.json()["node"])
-            log.info("hub: connected to %s as node %s", self.cfg.hub.url, self.node)
+        if self.node is None and not self._connect():
+            return False
         if time.monotonic() >= self._next_heartbeat:
             self._heartbeat()
         batch = self.queue.pending(self.batch_size)
         if not batch:
             self._backoff = 0.0
             return False
+        assert self.node is not None
         body = {"schema_version": SCHEMA_VERSION, "node": self.node,
                 "measurements": [p for _k, p in batch]}
         keys = [k for k, _p in batch]
@@ -312,35 +403,53 @@ class Forwarder:
             r = self._http.post("/api/v1/measurements", json=body)
         except httpx.HTTPError as exc:
             self.queue.failed_attempt(keys, f"{type(exc).__name__}: {exc}")
-            self._failed(f"push failed: {type(exc).__name__}: {exc}")
+            self._failed(f"push failed: {type(exc).__name__}: {exc}",
+                         state=hublink.UNREACHABLE)
             return False
         if r.status_code == 200:
             self.queue.mark(keys, SENT)
             self.pushed += len(keys)
-            self._backoff = 0.0
+            self._recovered()
             log.debug("hub: pushed %d measurement(s): %s", len(keys), r.json().get("stored"))
             return True
+        return self._not_taken(r, keys)
+
+    def _not_taken(self, r: Any, keys: list[str]) -> bool:
+        """A push answered with an error: set aside what is refused for good, retry the rest.
+
+        A 422 naming records sets those aside; any other refusal of the records (4xx but
+        401, 403, 408, 429) is narrowed down by halving the batch until the one record is
+        found, which is set aside with the hub's reason: a bad record never blocks the queue.
+        """
         detail = _detail(r)
-        if r.status_code == 422:
-            rejected = (r.json().get("rejected") or {}) if _is_json(r) else {}
+        kind = hublink.classify(r.status_code)
+        if kind == hublink.REFUSE_RECORDS:
+            self._recovered()  # the hub is up and the token good; it is about the records
+            rejected = (r.json().get("rejected") or {}) if r.status_code == 422 and _is_json(
+                r) else {}
             if rejected:
-                bad = {keys[int(i)]: why for i, why in rejected.items() if int(i) < len(keys)}
+                bad = {keys[int(i)]: why for i, why in rejected.items()
+                       if str(i).isdigit() and int(i) < len(keys)}
                 for k, why in bad.items():
-                    self.queue.mark([k], REJECTED, f"refused by the hub: {why}")
-                    log.error("hub: measurement %s refused, kept locally: %s", k, why)
+                    self._set_aside(k, f"HTTP 422: {why}")
+                if bad:
+                    return True
+            if len(keys) > 1:
+                self.batch_size = max(1, len(keys) // 2)
+                self._bisecting = self._bisecting or r.status_code != 413
                 return True
-        if r.status_code == 413 and len(keys) > 1:
-            self.batch_size = max(1, len(keys) // 2)
+            self._set_aside(keys[0], f"HTTP {r.status_code}: {detail}")
             return True
-        if r.status_code == 413:
-            self.queue.mark(keys, REJECTED, f"refused by the hub: {detail}")
-            return True
-        if r.status_code == 429:
-            with contextlib.suppress(ValueError):
-                self._backoff = float(r.headers.get("retry-after", "5")) / 2
         self.queue.failed_attempt(keys, f"HTTP {r.status_code}: {detail}")
-        self._failed(f"push refused: HTTP {r.status_code} {detail}")
+        self._refused(r, f"push refused: HTTP {r.status_code} {detail}")
         return False
+
+    def _set_aside(self, key: str, why: str) -> None:
+        self.queue.mark([key], REJECTED, f"refused by the hub: {why}")
+        log.error("hub: measurement %s refused for good, set aside (kept locally): %s", key,
+                  why)
+        if self._bisecting:  # found: back to full batches
+            self.batch_size, self._bisecting = int(self.cfg.hub.batch_size), False
 
     def _heartbeat(self) -> None:
         import httpx
@@ -374,7 +483,7 @@ class Forwarder:
             frames = self._frames_state()
             hb["recent_errors"] += frames.pop("recent_errors")
             hb.update(frames)
-        return hb
+        return _printable(hb)
 
     def _frames_state(self) -> dict[str, Any]:
         """The ledger's side of the heartbeat: last frame, frames by state, recent failures."""
@@ -387,6 +496,25 @@ class Forwarder:
         out["recent_errors"] = [str(f.reason)[:500] for f in self.ledger.frames(
             states=["failed"], limit=3, newest_first=True) if f.updated > hour_ago]
         return out
+
+
+#: Characters the hub refuses in a heartbeat's text (:data:`.wire._MULTILINE`).
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(hb: dict[str, Any]) -> dict[str, Any]:
+    """The heartbeat with control characters (say, from a FITS header in a failure reason)
+    replaced, and texts cut to the hub's limits: the hub must never refuse it for a detail."""
+    def clean(text: Any, limit: int, lines: bool = False) -> str:
+        out = _UNPRINTABLE.sub("?", str(text))
+        return (out if lines else out.replace("\n", " ").replace("\t", " "))[:limit]
+    out = dict(hb)
+    out["recent_errors"] = [clean(e, 500, lines=True) for e in hb.get("recent_errors", [])
+                            ][-20:]
+    for key, limit in (("last_frame", 300), ("watch_mode", 64)):
+        if out.get(key) is not None:
+            out[key] = clean(out[key], limit)
+    return out
 
 
 def _is_json(r: Any) -> bool:

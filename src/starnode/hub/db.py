@@ -303,10 +303,11 @@ def migrate(engine: Engine) -> str:
     str
         The revision now current.
     """
+    # Alembic's INFO lines ("setup plugin ...", "Context impl ...") say nothing an operator
+    # needs on every command: silenced before the import, which already logs.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from alembic import command
     from alembic.config import Config as AlembicConfig
-
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines say nothing new
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
     with engine.begin() as conn:

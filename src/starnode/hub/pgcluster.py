@@ -58,7 +58,11 @@ def _free_port() -> int:
 class PgCluster:
     """``with PgCluster() as pg: url = pg.create_database("x")``."""
 
-    def __init__(self, base: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, base: str | os.PathLike[str] | None = None, *,
+                 fsync: bool = False) -> None:
+        #: ``fsync`` of the server: off for tests (nothing to keep), on for a benchmark
+        #: that should measure what a production server does.
+        self.fsync = fsync
         self.bin = find_bin_dir()
         if self.bin is None:
             raise PgUnavailable("PostgreSQL binaries not found (apt-get install postgresql: "
@@ -106,10 +110,43 @@ class PgCluster:
         assert self.bin is not None
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
                   "-E", "UTF8", "--no-sync")
+        return self.resume()
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data and port (:meth:`resume` starts it again): what
+        a node or the hub sees while PostgreSQL is down."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(PgUnavailable, subprocess.TimeoutExpired):
+                # the postmaster itself (under runuser, terminating the wrapper is not enough)
+                self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "fast", "-w",
+                          "-t", "30")
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def resume(self) -> PgCluster:
+        """Start the server on its data folder and port; wait until it accepts connections.
+
+        Returns
+        -------
+        PgCluster
+            ``self``.
+
+        Raises
+        ------
+        PgUnavailable
+            It cannot start here.
+        """
+        assert self.bin is not None
         log_path = self.tmp / "postgres.log"
         cmd = [*self.prefix, str(self.bin / "postgres"), "-D", str(self.data),
                "-p", str(self.port), "-h", "127.0.0.1", "-k", str(self.tmp),
-               "-c", "fsync=off", "-c", "max_connections=200",
+               "-c", f"fsync={'on' if self.fsync else 'off'}", "-c", "max_connections=200",
                "-c", "shared_buffers=128MB"]
         self.log_file = log_path.open("ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT)
@@ -167,14 +204,7 @@ class PgCluster:
         return self.url(name)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # smart shutdown
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        self.pause()
         with contextlib.suppress(Exception):
             self.log_file.close()
         shutil.rmtree(self.tmp, ignore_errors=True)

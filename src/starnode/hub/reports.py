@@ -26,6 +26,7 @@ from ..aavso.entries import gate, measurement_from_result
 from ..aavso.rows import format_row, header_lines, measurement_key
 from ..aavso.validator import validate_text
 from ..errors import FieldError
+from ..records import consistency_problems
 from ..util.fsio import atomic_write
 from . import db
 from .consensus import crosscheck
@@ -52,6 +53,16 @@ def reports_dir(store: HubStore) -> Path:
         ``data_dir/hub-reports`` (one folder per observer code).
     """
     return store.cfg.data_dir / "hub-reports"
+
+
+def _not_reportable(p: Any, held: dict[int, str]) -> str | None:
+    """Why a stored point stays out of its member's report before the row gates, or None."""
+    if p.flag == "outlier":
+        return f"flagged by the cross-check: {p.flag_reason}"
+    if p.node_id in held:
+        return held[p.node_id]
+    problems = consistency_problems(p.payload)  # stored before the door checked
+    return f"inconsistent record: {'; '.join(problems)}" if problems else None
 
 
 def member_report(store: HubStore, obscode: str, night: str, *,
@@ -104,11 +115,7 @@ def member_report(store: HubStore, obscode: str, night: str, *,
     now = time.time()
     for p in points:
         frame = str(p.payload.get("file", "?"))
-        why = None
-        if p.flag == "outlier":
-            why = f"flagged by the cross-check: {p.flag_reason}"
-        elif p.node_id in held:
-            why = held[p.node_id]
+        why = _not_reportable(p, held)
         if why is None:
             try:
                 meas = measurement_from_result(p.payload, date_type)

@@ -86,6 +86,12 @@ def idem_key(node_id: int, frame_sha256: str, jd: float) -> str:
     return f"{node_id}|{frame_sha256}|{jd:.6f}"
 
 
+def _database_problem(url: str) -> str | None:
+    from ..config.schema import _database_url
+
+    return _database_url(url)
+
+
 def database_url(cfg: Config) -> str:
     """``hub.database_url``, or a SQLite file ``hub.sqlite3`` in ``data_dir``.
 
@@ -101,6 +107,9 @@ def database_url(cfg: Config) -> str:
     """
     url = cfg.hub.database_url
     if url:
+        problem = _database_problem(str(url))
+        if problem:
+            raise ConfigError(f"hub.database_url: {problem}")
         return str(url)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{cfg.data_dir / 'hub.sqlite3'}"
@@ -180,6 +189,117 @@ class HubStore:
                                                    label=label[:64], created=time.time()))
         log.info("admin token %r added", label)
         return token
+
+    def revoke(self, *, token: str | None = None, node: str | None = None,
+               admin_label: str | None = None) -> int:
+        """Revoke tokens: one token (by its value), every token of a node, or the admin
+        tokens with a label. The rows are deleted: a revoked token is unknown (401).
+
+        Parameters
+        ----------
+        token : str, optional
+            The token itself (node or admin).
+        node : str, optional
+            A node's name: all its tokens (the node and its measurements stay; ``new-token``
+            gives it a new one).
+        admin_label : str, optional
+            The label given to ``add-admin``.
+
+        Returns
+        -------
+        int
+            Tokens revoked.
+
+        Raises
+        ------
+        HubError
+            404 when nothing matched; 400 without exactly one of the arguments.
+        """
+        if sum(x is not None for x in (token, node, admin_label)) != 1:
+            raise HubError("give exactly one of a token, a node name or an admin label")
+        t = db.tokens
+        if token is not None:
+            where = t.c.hash == db.hash_token(token.strip())
+            what = "that token"
+        elif node is not None:
+            where = t.c.node_id.in_(sa.select(db.nodes.c.id).where(db.nodes.c.name == node))
+            what = f"node {node!r}"
+        else:
+            where = (t.c.role == "admin") & (t.c.label == admin_label)
+            what = f"an admin token labelled {admin_label!r}"
+        with self.engine.begin() as conn:
+            n = conn.execute(t.delete().where(where)).rowcount
+        if not n:
+            raise HubError(f"no token of {what}", 404)
+        self._auth_cache.clear()
+        log.info("revoked %d token(s) of %s", n, what)
+        return int(n)
+
+    def new_token(self, node: str) -> str:
+        """A new token for an existing node (after a revocation).
+
+        Parameters
+        ----------
+        node : str
+            The node's name.
+
+        Returns
+        -------
+        str
+            The token (shown once, stored hashed).
+
+        Raises
+        ------
+        HubError
+            404 when there is no such node.
+        """
+        token = db.new_token("snn")
+        with self.engine.begin() as conn:
+            nid = conn.execute(sa.select(db.nodes.c.id).where(db.nodes.c.name == node)
+                               ).scalar_one_or_none()
+            if nid is None:
+                raise HubError(f"no node named {node!r}", 404)
+            conn.execute(db.tokens.insert().values(hash=db.hash_token(token), role="node",
+                                                   node_id=nid, label=node,
+                                                   created=time.time()))
+        return token
+
+    def tokens(self) -> list[dict[str, Any]]:
+        """Every token (never its value): role, node or label, created, hash prefix.
+
+        Returns
+        -------
+        list of dict
+        """
+        t, n = db.tokens, db.nodes
+        q = (sa.select(t.c.role, t.c.label, t.c.created, t.c.hash, n.c.name)
+             .select_from(t.outerjoin(n, t.c.node_id == n.c.id)).order_by(t.c.created))
+        with self.engine.connect() as conn:
+            return [{"role": r.role, "node": r.name, "label": r.label, "created": r.created,
+                     "hash_prefix": r.hash[:12]} for r in conn.execute(q)]
+
+    _ping: tuple[bool, float] = (False, 0.0)
+
+    def ping(self) -> bool:
+        """Whether the database answers (remembered for a second: the health check is open
+        to anyone and must not become a query per request).
+
+        Returns
+        -------
+        bool
+        """
+        ok, until = self._ping
+        if until > time.monotonic():
+            return ok
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            ok = True
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("hub database unavailable: %s", str(exc).splitlines()[0])
+            ok = False
+        self._ping = (ok, time.monotonic() + 1.0)
+        return ok
 
     #: Seconds an answer of :meth:`authenticate` is reused (a revoked token or a hold takes
     #: effect within this time; it saves a database round trip per request).
@@ -418,6 +538,9 @@ def parse_listen(listen: str) -> tuple[str, int]:
     """
     host, _, port = listen.rpartition(":")
     try:
-        return host.strip("[]") or "127.0.0.1", int(port)
+        number = int(port)
     except ValueError:
         raise ConfigError(f"hub.listen: must be HOST:PORT, got {listen!r}") from None
+    if not 1 <= number <= 65535:
+        raise ConfigError(f"hub.listen: the port must be 1 to 65535, got {number}")
+    return host.strip("[]") or "127.0.0.1", number

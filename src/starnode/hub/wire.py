@@ -20,12 +20,22 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from ..aavso.entries import clean_name
 from ..aavso.spec import FILTER_CODES, JD_RANGE
 from ..errors import FieldError
-from ..records import SCHEMA_VERSION
+from ..records import SCHEMA_VERSION, consistency_problems
 
 __all__ = ["SCHEMA_VERSION", "SUPPORTED_VERSIONS", "Batch", "Heartbeat", "MeasurementIn"]
 
@@ -43,6 +53,23 @@ def _clean(value: str, field: str) -> str | FieldError:
         return clean_name(value, field)
     except FieldError as exc:
         return exc
+
+
+#: Printable text: no NUL, no control character (a heartbeat's or a record's free text must
+#: not reach a database as a NUL, nor an operator's terminal as an escape sequence).
+_PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]*$"
+#: Free text that may span lines (an error message): tab and line feed allowed, no NUL.
+_MULTILINE = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"
+
+
+Text8 = Annotated[str, StringConstraints(max_length=8, pattern=_PRINTABLE)]
+Text16 = Annotated[str, StringConstraints(max_length=16, pattern=_PRINTABLE)]
+Text32 = Annotated[str, StringConstraints(max_length=32, pattern=_PRINTABLE)]
+Text64 = Annotated[str, StringConstraints(max_length=64, pattern=_PRINTABLE)]
+Text100 = Annotated[str, StringConstraints(max_length=100, pattern=_PRINTABLE)]
+Text200 = Annotated[str, StringConstraints(max_length=200, pattern=_PRINTABLE)]
+Text300 = Annotated[str, StringConstraints(max_length=300, pattern=_PRINTABLE)]
+Lines500 = Annotated[str, StringConstraints(max_length=500, pattern=_MULTILINE)]
 
 
 def _name(field: str) -> Any:
@@ -64,14 +91,21 @@ def _finite(value: float | None) -> float | None:
     return value
 
 
-Name = Annotated[str | None, _name("NAME")]
-Num = Annotated[float | None, AfterValidator(_finite)]
+#: A name that goes into a report field: at most 64 characters (the database's column and
+#: far more than any AAVSO name), checked by :func:`_name`.
+Name = Annotated[Annotated[str, StringConstraints(max_length=64)] | None, _name("NAME")]
+#: A number: finite, and never ``true`` (a JSON boolean is not a magnitude).
+Num = Annotated[StrictFloat | None, AfterValidator(_finite)]
+Float = StrictFloat
+#: An error: finite and never negative.
+Err = Annotated[StrictFloat | None, Field(ge=0.0), AfterValidator(_finite)]
 
 
 class _Model(BaseModel):
     # Unknown keys of the same schema version are ignored (a newer node may add a diagnostic);
     # the known ones are strictly typed.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # NaN and Infinity are refused in every number (PostgreSQL's JSON cannot hold them).
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
 
 class Comp(_Model):
@@ -79,10 +113,10 @@ class Comp(_Model):
     auid: Name = None
     label: Name = None
     catalog_mag: Num = None
-    catalog_err: Num = None
+    catalog_err: Err = None
     instrumental_mag: Num = None
     residual: Num = None
-    used: bool = False
+    used: StrictBool = False
 
 
 class CheckStar(_Model):
@@ -93,47 +127,57 @@ class CheckStar(_Model):
     catalog_mag: Num = None
     instrumental_mag: Num = None
     deviation: Num = None
-    error: Num = None
+    error: Err = None
 
 
 class MeasurementIn(_Model):
     """One measurement as a node sends it (about 1 KB of JSON)."""
 
     schema_version: int = SCHEMA_VERSION
-    target_name: Annotated[str, _name("STARID")]
+    target_name: Annotated[Annotated[str, StringConstraints(max_length=64)],
+                           _name("STARID")]
     auid: Name = None
-    filter: str
-    band: str | None = None
-    jd: float = Field(ge=JD_RANGE[0], le=JD_RANGE[1])
-    hjd: float | None = Field(default=None, ge=JD_RANGE[0], le=JD_RANGE[1])
-    magnitude: float = Field(ge=MAG_RANGE[0], le=MAG_RANGE[1])
-    uncertainty: float = Field(gt=0.0, le=5.0)
+    filter: Text8
+    band: Text8 | None = None
+    jd: Float = Field(ge=JD_RANGE[0], le=JD_RANGE[1])
+    hjd: Float | None = Field(default=None, ge=JD_RANGE[0], le=JD_RANGE[1])
+    magnitude: Float = Field(ge=MAG_RANGE[0], le=MAG_RANGE[1])
+    uncertainty: Float = Field(gt=0.0, le=5.0)
     quality_flag: Literal["good", "acceptable", "poor"]
-    quality_reasons: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list,
-                                                                         max_length=20)
-    transformed: bool = False
-    comparison_stars: int = Field(ge=0, le=500)
+    quality_reasons: list[Text200] = Field(default_factory=list, max_length=20)
+    transformed: StrictBool = False
+    comparison_stars: int = Field(ge=0, le=500, strict=True)
     comps: list[Comp] = Field(default_factory=list, max_length=100)
     check_star: CheckStar | None = None
     chart_id: Annotated[str | None, _name("CHART")] = None
     sequence_source: Literal["vsp", "gaia-dr3"] = "vsp"
-    airmass: float | None = Field(default=None, ge=1.0, le=40.0)
-    exptime: float | None = Field(default=None, gt=0.0, le=86400.0)
+    airmass: Float | None = Field(default=None, ge=1.0, le=40.0)
+    exptime: Float | None = Field(default=None, gt=0.0, le=86400.0)
     instrumental_mag: Num = None
-    time_uncertainty_s: Num = None
+    time_uncertainty_s: Err = None
     snr: Num = None
     fwhm_arcsec: Num = None
     zero_point: Num = None
-    zp_error: Num = None
-    frame_kind: str | None = Field(default=None, max_length=16)
+    zp_error: Err = None
+    frame_kind: Text16 | None = None
     file: Annotated[str, Field(min_length=1, max_length=200)]
-    frame_sha256: str
-    telescope: str | None = Field(default=None, max_length=100)
-    synthetic: bool = False
-    site_longitude: float | None = Field(default=None, ge=-180.0, le=360.0)
-    site_latitude: float | None = Field(default=None, ge=-90.0, le=90.0)
-    site_height: float | None = Field(default=None, ge=-500.0, le=10000.0)
-    night: str | None = None
+    frame_sha256: Annotated[str, Field(max_length=64)]
+    telescope: Text100 | None = None
+    synthetic: StrictBool = False
+    site_longitude: Float | None = Field(default=None, ge=-180.0, le=360.0)
+    site_latitude: Float | None = Field(default=None, ge=-90.0, le=90.0)
+    site_height: Float | None = Field(default=None, ge=-500.0, le=10000.0)
+    night: Annotated[str, Field(max_length=10)] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MeasurementIn:
+        """The cross-field rules of :func:`starnode.records.consistency_problems` (the
+        errors' signs are the fields' own limits: checked by pydantic, faster)."""
+        problems = consistency_problems({"jd": self.jd, "hjd": self.hjd, "night": self.night,
+                                         "site_longitude": self.site_longitude})
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @field_validator("night")
     @classmethod
@@ -191,7 +235,7 @@ class Batch(_Model):
     """A push: several measurements of one node."""
 
     schema_version: int
-    node: Annotated[str, Field(min_length=1, max_length=64)]
+    node: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_PRINTABLE)]
     measurements: list[MeasurementIn] = Field(min_length=1, max_length=1000)
 
     @field_validator("schema_version")
@@ -204,16 +248,16 @@ class Heartbeat(_Model):
     """A node's state, about once a minute: what an operator needs to spot a sick node."""
 
     schema_version: int = SCHEMA_VERSION
-    node: Annotated[str, Field(min_length=1, max_length=64)]
-    version: str = Field(max_length=64)
-    watch_mode: str | None = Field(default=None, max_length=64)
-    last_frame: str | None = Field(default=None, max_length=300)
-    last_frame_time: float | None = None
-    queue_length: int = Field(ge=0)
-    free_disk_gb: float | None = None
-    frames: dict[str, int] = Field(default_factory=dict)
-    recent_errors: list[Annotated[str, Field(max_length=500)]] = Field(default_factory=list,
-                                                                       max_length=20)
+    node: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_PRINTABLE)]
+    version: Text64
+    watch_mode: Text64 | None = None
+    last_frame: Text300 | None = None
+    last_frame_time: Float | None = Field(default=None, ge=0.0, le=1e11)
+    queue_length: int = Field(ge=0, le=10**9, strict=True)
+    free_disk_gb: Float | None = Field(default=None, ge=0.0, le=1e9)
+    frames: dict[Text32, Annotated[int, Field(ge=0, le=10**9, strict=True)]] = Field(
+        default_factory=dict, max_length=32)
+    recent_errors: list[Lines500] = Field(default_factory=list, max_length=20)
 
     @field_validator("schema_version")
     @classmethod

@@ -3,7 +3,13 @@
 Why a token off loopback: the page shows the observer's frames, data folder and report files;
 bound to a LAN address anyone on that network could read them. The token is given once as
 ``?token=...`` (then kept in an http-only, same-site cookie) or as ``Authorization: Bearer``,
-and compared in constant time. Every method but GET and HEAD is refused: the page is read only.
+and compared in constant time. Every method but GET and HEAD is refused: the page is read only
+(HEAD answers as GET does, without the body).
+
+Why the ``Host`` check without a token: a page on loopback with no token could be read by any
+web site the observer visits, through DNS rebinding (a name of the attacker's that resolves to
+127.0.0.1). Without a token only loopback names are answered (``localhost``, ``127.x.x.x``,
+``[::1]``); with a token any name may be used (the token is the protection).
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 
-__all__ = ["COOKIE", "TOKEN_ENV", "install_guard", "is_loopback", "token_for"]
+__all__ = ["COOKIE", "TOKEN_ENV", "install_guard", "is_loopback", "loopback_host",
+           "token_for"]
 
 TOKEN_ENV = "STARNODE_WEB_TOKEN"
 COOKIE = "starnode_token"
@@ -42,6 +49,26 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def loopback_host(header: str) -> bool:
+    """Whether a ``Host`` header names this machine's loopback (any port).
+
+    Parameters
+    ----------
+    header : str
+        The request's ``Host`` header (``name``, ``name:port``, ``[v6]:port``).
+
+    Returns
+    -------
+    bool
+    """
+    host = header.strip().lower()
+    if host.startswith("["):
+        host = host[1:host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".") in ("localhost", "localhost.localdomain") or is_loopback(host)
 
 
 def token_for(host: str, token: str | None) -> str | None:
@@ -84,17 +111,30 @@ def install_guard(app: FastAPI, token: str | None) -> None:
     """
     Next = Callable[[Request], Awaitable[Response]]
 
+    async def _answer(request: Request, call_next: Next) -> Response:
+        if request.method != "HEAD":
+            return await call_next(request)
+        request.scope["method"] = "GET"  # HEAD is GET without the body
+        response = await call_next(request)
+        async for _chunk in response.body_iterator:  # type: ignore[attr-defined]
+            pass
+        return Response(status_code=response.status_code, headers=dict(response.headers))
+
     @app.middleware("http")
     async def _guard(request: Request, call_next: Next) -> Response:
         if request.method not in ("GET", "HEAD"):
             return PlainTextResponse("read only", status_code=405)
         if not token:
-            return await call_next(request)
+            if not loopback_host(request.headers.get("host", "")):
+                return PlainTextResponse("this page answers only to localhost, 127.0.0.1 or "
+                                         "[::1] (a guard against DNS rebinding); to serve it "
+                                         "under another name, give it a token", status_code=421)
+            return await _answer(request, call_next)
         if not hmac.compare_digest(_given(request).encode(), token.encode()):
             return PlainTextResponse("a token is needed: open the address printed by "
                                      "'starnode serve' (it ends in ?token=...)",
                                      status_code=401)
-        response = await call_next(request)
+        response = await _answer(request, call_next)
         if request.query_params.get("token"):
             response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
         return response

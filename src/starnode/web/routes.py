@@ -164,7 +164,36 @@ def frames(request: Request, night: str | None = None) -> Response:
     return _templates(request).TemplateResponse(request, "frames.html", ctx)
 
 
-@router.get("/target/{name}")
+@router.get("/target/{name:path}/lightcurve.png")
+def lightcurve_png(request: Request, name: str, night: str | None = None) -> Response:
+    """The light-curve plot (drawn again when the ledger is newer)."""
+    from ..lightcurve import plot_lightcurve
+
+    cfg = _cfg(request)
+    t = _find_target(context(request, night, "png"), name)
+    out = cfg.data_dir / "lightcurves" / f"{_safe(t.name)}.png"
+    if _stale(out, cfg):
+        plot_lightcurve(cfg, t.name, out)
+    return FileResponse(out, media_type="image/png")
+
+
+@router.get("/target/{name:path}/sound.wav")
+def sound(request: Request, name: str, night: str | None = None) -> Response:
+    """The night's light curve as sound (written again when the ledger is newer)."""
+    from ..sonify import sonify_night
+
+    cfg = _cfg(request)
+    ctx = context(request, night, "wav")
+    t = _find_target(ctx, name)
+    out = cfg.data_dir / "lightcurves" / f"{_safe(t.name)}_{ctx['s'].night}.wav"
+    if _stale(out, cfg):
+        sonify_night(cfg, t.name, out, night=ctx["s"].night)
+    return FileResponse(out, media_type="audio/wav", filename=out.name)
+
+
+# A star name may hold a '/' (``{name:path}``); this route comes after the PNG and the sound,
+# so ".../lightcurve.png" is never read as part of a name.
+@router.get("/target/{name:path}")
 def target(request: Request, name: str, night: str | None = None) -> Response:
     """One target: the light curve with its text alternative, the data table, the sound."""
     ctx = context(request, night, "target")
@@ -186,33 +215,6 @@ def target(request: Request, name: str, night: str | None = None) -> Response:
     return _templates(request).TemplateResponse(request, "target.html", ctx)
 
 
-@router.get("/target/{name}/lightcurve.png")
-def lightcurve_png(request: Request, name: str, night: str | None = None) -> Response:
-    """The light-curve plot (drawn again when the ledger is newer)."""
-    from ..lightcurve import plot_lightcurve
-
-    cfg = _cfg(request)
-    t = _find_target(context(request, night, "png"), name)
-    out = cfg.data_dir / "lightcurves" / f"{_safe(t.name)}.png"
-    if _stale(out, cfg):
-        plot_lightcurve(cfg, t.name, out)
-    return FileResponse(out, media_type="image/png")
-
-
-@router.get("/target/{name}/sound.wav")
-def sound(request: Request, name: str, night: str | None = None) -> Response:
-    """The night's light curve as sound (written again when the ledger is newer)."""
-    from ..sonify import sonify_night
-
-    cfg = _cfg(request)
-    ctx = context(request, night, "wav")
-    t = _find_target(ctx, name)
-    out = cfg.data_dir / "lightcurves" / f"{_safe(t.name)}_{ctx['s'].night}.wav"
-    if _stale(out, cfg):
-        sonify_night(cfg, t.name, out, night=ctx["s"].night)
-    return FileResponse(out, media_type="audio/wav", filename=out.name)
-
-
 @router.get("/summary.txt")
 def summary_txt(request: Request, night: str | None = None) -> Response:
     """The summary as plain text."""
@@ -220,11 +222,24 @@ def summary_txt(request: Request, night: str | None = None) -> Response:
     return PlainTextResponse(render_text(_night(cfg, load_snapshot(cfg), night)))
 
 
+def _inside(path: Path, root: Path) -> bool:
+    """A regular file (not a symbolic link) that really lies inside ``root``: a link planted in
+    the outbox must not serve /etc/passwd."""
+    try:
+        return (not path.is_symlink() and path.is_file()
+                and path.resolve(strict=True).is_relative_to(root))
+    except OSError:
+        return False
+
+
 @router.get("/outbox/{night}/{filename}")
 def outbox_file(request: Request, night: str, filename: str) -> Response:
     """A report file of the outbox (only the files the outbox lists, never a free path)."""
+    from ..aavso.outbox import outbox_dir
+
+    root = outbox_dir(_cfg(request)).resolve()
     for o in load_snapshot(_cfg(request)).outbox:
         p = Path(str(o["path"]))
-        if o.get("night") == night and p.name == filename and p.is_file():
+        if o.get("night") == night and p.name == filename and _inside(p, root):
             return FileResponse(p, media_type="text/plain", filename=p.name)
     raise HTTPException(404, f"no outbox file {filename} for the night of {night}")
