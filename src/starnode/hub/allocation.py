@@ -385,8 +385,15 @@ class _Picker:
     """The greedy share-out over a visibility table."""
 
     def __init__(self, nodes: Sequence[NodeSpec], wishes: Sequence[Wish], vis: Visibility,
-                 min_window: float, slot_minutes: float) -> None:
+                 min_window: float, slot_minutes: float,
+                 previous: dict[str, set[str]] | None = None) -> None:
         self.nodes, self.wishes, self.vis = nodes, wishes, vis
+        # stability: a node keeps a wish it had in the night's last allocation when it still
+        # can, so a veto or a new alert changes few other nodes' assignments
+        prev = previous or {}
+        names = [n.name for n in nodes]
+        self.kept = np.array([[nm in prev.get(w.target, ()) for w in wishes] for nm in names],
+                             dtype=bool).reshape(len(nodes), len(wishes)) * 1e5
         self.usable = np.array([not n.unusable for n in nodes], dtype=bool)
         self.can = (vis.window >= min_window) & self.usable[:, None]
         self.cap = np.floor(vis.dark_minutes / slot_minutes).astype(int)
@@ -399,10 +406,11 @@ class _Picker:
         if not cand.any():
             return None
         if self.wishes[j].kind == "alert":
-            score = np.where(cand, self.vis.window[:, j], -1.0)
+            score = np.where(cand, self.kept[:, j] + self.vis.window[:, j], -1.0)
         else:  # the least loaded (relative to capacity), then the longest window
             free = (self.cap - self.load) / np.maximum(self.cap, 1)
-            score = np.where(cand, free * 1e4 + self.vis.window[:, j], -np.inf)
+            score = np.where(cand, self.kept[:, j] + free * 1e4 + self.vis.window[:, j],
+                             -np.inf)
         return int(np.argmax(score))
 
     def partner(self, j: int, taken: list[int], ignore_capacity: bool, overlap: bool
@@ -415,14 +423,15 @@ class _Picker:
             a = taken[0]
             ov = (np.minimum(self.vis.end[:, j], self.vis.end[a, j])
                   - np.maximum(self.vis.start[:, j], self.vis.start[a, j]))
-            score = np.where(cand, ov + self.vis.window[:, j], -np.inf)
+            score = np.where(cand, self.kept[:, j] + ov + self.vis.window[:, j], -np.inf)
         else:  # as far in longitude as possible from those chosen
             dist = np.min([_lon_distance(self.lon[t], self.lon) for t in taken], axis=0)
             if not ignore_capacity:
                 cand &= dist >= DOUBLE_SPACING_DEG
                 if not cand.any():
                     return None
-            score = np.where(cand, dist * 1e3 + self.vis.window[:, j], -np.inf)
+            score = np.where(cand, self.kept[:, j] + dist * 1e3 + self.vis.window[:, j],
+                             -np.inf)
         return int(np.argmax(score))
 
     def take(self, i: int, j: int) -> None:
@@ -466,7 +475,8 @@ def _items(p: _Picker) -> list[Item]:
 def allocate(nodes: Sequence[NodeSpec], wishes: Sequence[Wish], night: str, *,
              step_minutes: float = 10.0, min_window_minutes: float = 60.0,
              slot_minutes: float = 45.0, alert_nodes: int = 2, double_up: bool = True,
-             not_before: float | None = None) -> Allocation:
+             not_before: float | None = None,
+             previous: dict[str, set[str]] | None = None) -> Allocation:
     """Share the wishes out among the nodes for one night.
 
     Parameters
@@ -489,6 +499,9 @@ def allocate(nodes: Sequence[NodeSpec], wishes: Sequence[Wish], night: str, *,
         Give spare capacity to a second node for the most wanted targets.
     not_before : float, optional
         UTC epoch seconds: nothing is assigned before this (an allocation mid-night).
+    previous : dict, optional
+        target key -> nodes that had it in the night's last allocation: they keep it when
+        they still can (a change moves few wishes).
 
     Returns
     -------
@@ -503,7 +516,7 @@ def allocate(nodes: Sequence[NodeSpec], wishes: Sequence[Wish], night: str, *,
                           for w in wishes]
         return out
     vis = visibility(nodes, wishes, night, step_minutes=step_minutes, not_before=not_before)
-    p = _Picker(nodes, wishes, vis, min_window_minutes, slot_minutes)
+    p = _Picker(nodes, wishes, vis, min_window_minutes, slot_minutes, previous)
     order = sorted(range(len(wishes)), key=lambda j: -wishes[j].priority)
     for j in order:
         w = wishes[j]

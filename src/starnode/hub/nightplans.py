@@ -300,7 +300,8 @@ def plan_night(store: HubStore, night: str, *, now: float | None = None, force: 
                            .where(db.allocations.c.night == night)).scalar()
     if old == fp and not force:
         return {**load_plan(store, night), "changed": False}
-    result = allocate(specs, wish, night, not_before=not_before, **_params(store))
+    result = allocate(specs, wish, night, not_before=not_before,
+                      previous=_previous(store, night), **_params(store))
     result.unassigned.extend(missing)
     t0 = time.perf_counter()
     changed = _persist(store, result, fp, now)
@@ -310,6 +311,17 @@ def plan_night(store: HubStore, night: str, *, now: float | None = None, force: 
              "%d unassigned, %.2f s", night, stats["items"], len(result.expires),
              stats["targets"], stats["doubled"], stats["unassigned"], result.seconds)
     return {**load_plan(store, night), "changed": bool(changed), "stats": stats}
+
+
+def _previous(store: HubStore, night: str) -> dict[str, set[str]]:
+    """target key -> the nodes that have it in the night's current allocation."""
+    it, n = db.assignment_items, db.nodes
+    out: dict[str, set[str]] = {}
+    with store.engine.connect() as conn:
+        for target, node in conn.execute(sa.select(it.c.target, n.c.name).select_from(
+                it.join(n, n.c.id == it.c.node_id)).where(it.c.night == night)):
+            out.setdefault(target, set()).add(node)
+    return out
 
 
 def _persist(store: HubStore, result: Allocation, fingerprint: str, now: float) -> int:
