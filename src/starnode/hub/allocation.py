@@ -187,7 +187,8 @@ class Allocation:
                 "unassigned": len(self.unassigned), "seconds": round(self.seconds, 3)}
 
 
-def assignment_hash(node: str, night: str, items: Sequence[Item]) -> str:
+def assignment_hash(node: str, night: str, items: Sequence[Item], note: str | None = None
+                    ) -> str:
     """A content hash of a node's assignment (the same wishes give the same hash).
 
     Parameters
@@ -198,13 +199,15 @@ def assignment_hash(node: str, night: str, items: Sequence[Item]) -> str:
         The night.
     items : sequence of Item
         Its wishes.
+    note : str, optional
+        Why it is empty, when it is.
 
     Returns
     -------
     str
         16 hex digits.
     """
-    body = json.dumps({"node": node, "night": night,
+    body = json.dumps({"node": node, "night": night, "note": note,
                        "items": sorted([it.target, iso(it.start), iso(it.end), it.kind]
                                        for it in items)},
                       separators=(",", ":"))

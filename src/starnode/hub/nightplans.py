@@ -110,8 +110,8 @@ def node_specs(store: HubStore, now: float | None = None) -> list[NodeSpec]:
                 why = "held for review"
             elif r["last_heartbeat"] is None or now - r["last_heartbeat"] > max_age:
                 why = "no heartbeat for over " + f"{max_age / 60:.0f} min"
-            elif hb.get("recent_errors"):
-                why = f"failing ({str(hb['recent_errors'][0])[:120]})"
+            elif _own_errors(hb):
+                why = f"failing ({_own_errors(hb)[0][:120]})"
             out.append(NodeSpec(
                 name=r["name"], latitude=r["latitude"], longitude=r["longitude"],
                 height=r["height"] or 0.0,
@@ -121,6 +121,17 @@ def node_specs(store: HubStore, now: float | None = None) -> list[NodeSpec]:
                 horizon=tuple((float(a), float(b)) for a, b in (r["horizon"] or [])),
                 bright_limit=r["bright_limit"], faint_limit=r["faint_limit"], unusable=why))
     return out
+
+
+#: The forwarder's own errors about reaching the hub: not a sign of a sick telescope.
+_HUB_ERRORS = ("hub unreachable", "hub refused", "push failed", "push refused",
+               "assignment refused")
+
+
+def _own_errors(hb: dict[str, Any]) -> list[str]:
+    """The heartbeat's recent errors that are the node's own (failed frames and the like)."""
+    return [str(e) for e in hb.get("recent_errors") or []
+            if not str(e).startswith(_HUB_ERRORS)]
 
 
 def _last_confirmed(conn: sa.Connection) -> dict[str, float]:
@@ -338,7 +349,7 @@ def _persist(store: HubStore, result: Allocation, fingerprint: str, now: float) 
         rows, changed = [], []
         for name, items in by_node.items():
             nid = ids[name]
-            h = assignment_hash(name, night, items)
+            h = assignment_hash(name, night, items, result.notes.get(name))
             ex = existing.get(nid)
             if ex is not None and (ex.hash == h or ex.expires <= now):
                 continue
@@ -611,13 +622,15 @@ def ack_assignment(store: HubStore, who: Principal, ack: AssignmentAck,
     assert who.node_id is not None
     now = time.time() if now is None else now
     a = db.assignments
-    subject = f"assignment:{ack.night}:{ack.hash}"
     with store.engine.begin() as conn:
         row = conn.execute(sa.select(a).where((a.c.node_id == who.node_id)
                                               & (a.c.night == ack.night))).mappings().first()
         if row is None:
             raise HubError(f"node {who.node} has no assignment for the night of {ack.night}",
                            404)
+        # the same content may be issued again later (a veto lifted and set again): each
+        # issue is answered once
+        subject = f"assignment:{ack.night}:{ack.hash}@{row['created']:.3f}"
         _replayed(conn, who.node_id, subject)
         if row["hash"] != ack.hash:
             raise HubError(f"assignment {ack.hash} is not this node's current assignment for "
