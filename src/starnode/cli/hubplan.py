@@ -156,6 +156,8 @@ def _alert(args: argparse.Namespace, store: Any) -> int:
 
 
 def _request(args: argparse.Namespace, store: Any) -> int:
+    from pydantic import ValidationError
+
     from ..hub.requests import add_request
     from ..hub.store import Principal
     from ..hub.wire import StarRequest
@@ -163,8 +165,10 @@ def _request(args: argparse.Namespace, store: Any) -> int:
     try:
         req = StarRequest(star=args.star, member=args.member, until=args.until, ra=args.ra,
                           dec=args.dec)
-    except ValueError as exc:
-        print(f"error: {str(exc).splitlines()[-1] if str(exc) else exc}", file=sys.stderr)
+    except ValidationError as exc:
+        e = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(x) for x in e.get("loc", ()))
+        print(f"error: {where}: {e.get('msg')}", file=sys.stderr)
         return 1
     print(add_request(store, Principal("admin"), req)["message"])
     return 0

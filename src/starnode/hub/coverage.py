@@ -12,7 +12,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..observing import night_of
 from . import db
 from .allocation import iso
 from .store import HubStore
@@ -173,7 +172,8 @@ def node_nights(store: HubStore, now: float | None = None) -> dict[str, dict[str
                         & (latest.c.night == it.c.night))).group_by(it.c.node_id)).all()}
         obs = {(r[0], r[1]): (int(r[2]), int(r[3])) for r in conn.execute(
             sa.select(m.c.node_id, m.c.night, sa.func.count(), sa.func.count(sa.distinct(
-                m.c.target))).where(m.c.night >= night_of(now / 86400 + _UNIX_EPOCH_JD, -180))
+                m.c.target))).select_from(m.join(latest, (latest.c.node_id == m.c.node_id)
+                                                 & (latest.c.night == m.c.night)))
             .group_by(m.c.node_id, m.c.night))}
         flight = conn.execute(sa.select(n.c.name, al.c.name).select_from(
             d.join(al, al.c.id == d.c.alert_id).join(n, n.c.id == d.c.node_id))

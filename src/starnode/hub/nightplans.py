@@ -475,8 +475,9 @@ def auto_plan(store: HubStore, now: float | None = None) -> list[dict[str, Any]]
     for night in nights:
         vis = visibility(specs, [], night, step_minutes=float(store.cfg.hub.plan_step_minutes))
         dusks = [d for d in vis.dusk.tolist() if d == d]
-        if not dusks or min(dusks) - now > lead:
-            continue
+        dawns = [d for d in vis.dawn.tolist() if d == d]
+        if not dusks or min(dusks) - now > lead or max(dawns) < now:
+            continue  # not due yet, or over everywhere
         res = plan_night(store, night, now=now, not_before=now)
         out.append({"night": night, "changed": res["changed"], "stats": res.get("stats")})
     return out

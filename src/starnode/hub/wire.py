@@ -352,7 +352,15 @@ class StarRequest(_Model):
     """A member asks the network for a star (``starnode hub request``, the hub's page)."""
 
     star: Annotated[str, Field(min_length=1, max_length=64), _name("STARID")]
-    member: Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9]+$")]
+    member: Annotated[str, Field(min_length=1, max_length=16)]
     until: Annotated[str, AfterValidator(_date)] | None = None
     ra: float | None = Field(default=None, ge=0.0, lt=360.0)
     dec: float | None = Field(default=None, ge=-90.0, le=90.0)
+
+    @field_validator("member")
+    @classmethod
+    def _member(cls, value: str) -> str:
+        code = value.strip().upper()
+        if not code.isascii() or not code.isalnum():
+            raise ValueError(f"{value!r} is not an AAVSO observer code (letters and digits)")
+        return code
