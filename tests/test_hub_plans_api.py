@@ -131,6 +131,15 @@ def test_alerts_are_delivered_answered_once_and_refused_below_the_horizon(hub: H
         assert "below the floor or horizon" in r.json()["detail"]
         assert http.post("/api/v1/alerts", json={"target": "X", "ra": 1, "dec": 2},
                          headers=_auth(ta)).status_code == 403
+        for bad, needle in (({"target": "SS Cyg, V", "ra": 1, "dec": 2}, "no comma"),
+                            ({"target": "SS Cyg", "ra": 400, "dec": 2}, "ra must be"),
+                            ({"target": "SS Cyg"}, "needs target, ra and dec"),
+                            ({"target": "SS Cyg", "ra": 1, "dec": 2, "nodes": ["nope"]},
+                             "unknown")):
+            r = http.post("/api/v1/alerts", json=bad, headers=_auth(admin))
+            assert 400 <= r.status_code < 500 and needle in r.json()["detail"], r.text
+        r = http.post("/api/v1/alerts", content=b"{not json", headers=_auth(admin))
+        assert r.status_code == 400
         with hub.engine.connect() as conn:
             assert conn.execute(sa.select(sa.func.count()).select_from(db.alerts)).scalar() == 0
         # a circumpolar star at dec +85 is up all night at 50 N (below the 80 deg ceiling)

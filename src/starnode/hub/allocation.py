@@ -454,8 +454,9 @@ def _unassigned_reason(p: _Picker, j: int) -> str:
         return "the nodes that could observe it get nothing tonight: " + "; ".join(blocked)
     reasons = [str(r) for r in vis.why[:, j] if r]
     if reasons:
-        common = max(set(reasons), key=reasons.count)
-        return f"not observable from any node tonight (mostly: {common})"
+        counts = sorted({r: reasons.count(r) for r in reasons}.items(), key=lambda kv: -kv[1])
+        return "not observable from any node tonight: " + "; ".join(
+            f"{r} ({k} node{'' if k == 1 else 's'})" for r, k in counts)
     return "not observable long enough from any node tonight (shorter than the minimum window)"
 
 

@@ -21,6 +21,7 @@ node's assignment and alerts, ``POST assignments/ack``, ``POST alerts/{id}/ack``
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -254,15 +255,26 @@ async def alert_ack(request: Request, alert_id: int) -> dict[str, Any]:
 
 
 @router.post("/alerts")
-def new_alert(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+async def new_alert(request: Request) -> dict[str, Any]:
     """Post an alert (admin): ``target``, ``ra``, ``dec``, optional ``until``, ``note``,
     ``nodes``."""
+    door = _door(request)
+    who = await door.aprincipal(request)
+    if who.role != "admin":
+        raise HubError("this needs an admin token", 403)
+    raw = await door.body(request)
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise HubError(f"the body is not JSON: {exc}", 400) from None
+    return await run_in_threadpool(lambda: _post_alert(door.store, body))
+
+
+def _post_alert(store: HubStore, body: Any) -> dict[str, Any]:
     from .nightplans import post_alert
 
-    door = _door(request)
-    door.admin(request)
     try:
-        name = str(body["target"])
+        name = str(body["target"]).strip()
         ra, dec = float(body["ra"]), float(body["dec"])
     except (KeyError, TypeError, ValueError):
         raise HubError("an alert needs target, ra and dec (degrees)", 422) from None
@@ -271,8 +283,9 @@ def new_alert(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     if nodes is not None and not (isinstance(nodes, list)
                                   and all(isinstance(n, str) for n in nodes)):
         raise HubError("nodes must be a list of node names", 422)
-    return post_alert(door.store, name, ra, dec, until=until, note=body.get("note"),
-                      nodes=nodes)
+    note = body.get("note")
+    return post_alert(store, name, ra, dec, until=until,
+                      note=str(note)[:500] if note is not None else None, nodes=nodes)
 
 
 @router.get("/plan")
