@@ -91,6 +91,17 @@ def test_the_cli_request_plan_coverage_and_nodes(hub: HubStore, tmp_path: Path,
                       Heartbeat.model_validate(heartbeat(name, lat, lon, 50.0, i + 1)))
     assert main(["--config", str(cfg), "hub", "want", "CH Cyg", "--ra", "291.1379", "--dec",
                  "50.2414", "--cadence-days", "2"]) == 0
+    tt = tmp_path / "targettool.json"
+    tt.write_text(json.dumps({"targets": [{"star_name": "V Sge", "ra": 302.0, "dec": 21.1,
+                                           "kind": "campaign"}]}))
+    assert main(["--config", str(cfg), "hub", "want", "--file", str(tt)]) == 0
+    assert "1 target(s) on the network's list" in capsys.readouterr().out
+    tt.write_text(json.dumps({"targets": [{"ra": 1.0}]}))
+    assert main(["--config", str(cfg), "hub", "want", "--file", str(tt)]) == 1
+    assert "a target without a name" in capsys.readouterr().err
+    tt.write_text(json.dumps([{"name": "X, Y", "ra": 1.0, "dec": 2.0}]))
+    assert main(["--config", str(cfg), "hub", "want", "--file", str(tt)]) == 1
+    assert "no comma" in capsys.readouterr().err
     assert main(["--config", str(cfg), "hub", "request", "SS Cyg", "--member", "HKA",
                  "--ra", "325.6785", "--dec", "43.5862"]) == 0
     assert "on the network's list for you, HKA" in capsys.readouterr().out
@@ -100,7 +111,7 @@ def test_the_cli_request_plan_coverage_and_nodes(hub: HubStore, tmp_path: Path,
                  "json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert set(plan) >= {"night", "assignments", "unassigned"} and plan["night"] == NIGHT
-    assert {a["target"] for a in plan["assignments"]} == {"SS Cyg", "CH Cyg"}
+    assert {a["target"] for a in plan["assignments"]} == {"SS Cyg", "CH Cyg", "V Sge"}
     for a in plan["assignments"]:
         assert set(a) >= {"node", "target", "start", "end"}
         assert a["start"].endswith("Z") and a["start"] < a["end"]

@@ -130,13 +130,15 @@ def _want_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _want(args: argparse.Namespace, store: Any) -> int:
-    from ..hub.nightplans import add_wanted
+    from ..hub.nightplans import add_wanted, check_name
 
     try:
         rows = _want_rows(args)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    for r in rows:  # all or nothing: every name is checked before any is stored
+        check_name(str(r["name"]))
     for r in rows:
         add_wanted(store, r.pop("name"), source="admin", **r)
     print(f"{len(rows)} target(s) on the network's list")

@@ -49,6 +49,7 @@ __all__ = [
     "ack_assignment",
     "add_wanted",
     "auto_plan",
+    "check_name",
     "current_assignment",
     "heartbeat_answer",
     "load_plan",
@@ -205,7 +206,7 @@ def wishes(store: HubStore, night: str, now: float | None = None
     return out, missing
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
     """A star name that can go into a report field: 1-64 printable ASCII, no ``,|#``."""
     if (not name.strip() or len(name) > 64 or not name.isascii() or not name.isprintable()
             or any(c in name for c in ",|#")):
@@ -256,7 +257,7 @@ def add_wanted(store: HubStore, name: str, *, kind: str = "list", ra: float | No
         raise HubError("give both ra and dec, or neither", 422)
     if ra is not None and dec is not None and not (0 <= ra < 360 and -90 <= dec <= 90):
         raise HubError(f"ra {ra} / dec {dec}: ra must be 0..360 and dec -90..90 degrees", 422)
-    _check_name(name)
+    check_name(name)
     row = {"target": target_key(name), "name": name.strip(), "kind": kind,
            "member": member.upper(), "ra": ra, "dec": dec, "brightest": brightest,
            "faintest": faintest, "cadence_days": cadence_days, "priority": priority,
@@ -747,7 +748,7 @@ def post_alert(store: HubStore, name: str, ra: float, dec: float, *, until: str 
         422 bad coordinates or a named node that cannot observe it; 404 an unknown node.
     """
     now = time.time() if now is None else now
-    _check_name(name)
+    check_name(name)
     if not (0 <= ra < 360 and -90 <= dec <= 90):
         raise HubError(f"ra {ra} / dec {dec}: ra must be 0..360 and dec -90..90 degrees", 422)
     jd = now / 86400.0 + _UNIX_EPOCH_JD
