@@ -14,7 +14,10 @@ import pytest
 pytest.importorskip("fastapi", reason="the hub extra is not installed")
 
 from hub_helpers import hub_config, serve
+from starnode.hub.nightplans import add_wanted, plan_night
+from starnode.hub.simnet import heartbeat
 from starnode.hub.store import HubStore
+from starnode.hub.wire import Heartbeat
 from test_web_browser import (
     ROOT,
     _axe,
@@ -29,12 +32,17 @@ ARTIFACTS = ROOT / "test-artifacts" / "hub-page"
 
 
 @pytest.fixture(scope="module")
-def hub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def hub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
     tmp = tmp_path_factory.mktemp("hubpage")
     store = HubStore(hub_config(tmp, f"sqlite:///{tmp / 'hub.sqlite3'}", plan_interval=0))
     token = store.add_node("hka-1", "HKA")
+    store.heartbeat(store.authenticate(token), Heartbeat.model_validate(
+        heartbeat("hka-1", 48.85, 2.35, 35.0, 1)))
+    add_wanted(store, "SS Cyg", ra=325.6785, dec=43.5862)
+    plan_night(store, "2025-09-14")
+    admin = store.add_admin("ops")
     with serve(store) as url:
-        yield url, token
+        yield url, token, admin
     store.close()
 
 
@@ -48,10 +56,10 @@ def _fill(driver: Any, star: str, member: str, token: str) -> None:
 
 
 def test_axe_finds_no_violation_on_the_request_page(browser: Any,  # noqa: F811
-                                                     hub_url: tuple[str, str]) -> None:
+                                                     hub_url: tuple[str, str, str]) -> None:
     from selenium.webdriver.common.by import By
 
-    url, token = hub_url
+    url, token, admin = hub_url
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     report = []
     for label, zoom in (("form", 1.0), ("form-zoom200", 2.0)):
@@ -77,17 +85,24 @@ def test_axe_finds_no_violation_on_the_request_page(browser: Any,  # noqa: F811
     assert "SS Cyg is on the network's list for you, HKA" in status.text
     report.append(("answered", _axe(browser)))
     _full_screenshot(browser, ARTIFACTS / "answered.png")
+    browser.get(url + "/network")
+    report.append(("network-form", _axe(browser)))
+    browser.find_element(By.ID, "token").send_keys(admin)
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    assert browser.find_element(By.CSS_SELECTOR, "th[scope=row]").text == "hka-1"
+    report.append(("network", _axe(browser)))
+    _full_screenshot(browser, ARTIFACTS / "network.png")
     (ARTIFACTS / "axe.txt").write_text(
         "\n".join(f"{mode}: {len(v)} violation(s) {v}" for mode, v in report) + "\n")
     assert all(not v for _, v in report), report
 
 
 def test_a_request_with_the_keyboard_alone(browser: Any,  # noqa: F811
-                                           hub_url: tuple[str, str], tmp_path: Path) -> None:
+                                           hub_url: tuple[str, str, str], tmp_path: Path) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
-    url, token = hub_url
+    url, token, _admin = hub_url
     browser.get(url + "/")
     actions = ActionChains(browser)
     order = []

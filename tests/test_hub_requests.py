@@ -183,3 +183,23 @@ def test_the_page_form_records_a_request(hub: HubStore) -> None:
     with hub.engine.connect() as conn:
         rows = conn.execute(sa.select(db.wanted.c.name, db.wanted.c.member)).all()
     assert [tuple(r) for r in rows] == [("SS Cyg", "HKA")]
+
+
+def test_the_network_page_needs_an_admin_token(hub: HubStore) -> None:
+    token = hub.add_node("paris", "HKA")
+    admin = hub.add_admin("ops")
+    hub.heartbeat(hub.authenticate(token),
+                  Heartbeat.model_validate(heartbeat("paris", 48.85, 2.35, 35.0, 1)))
+    add_wanted(hub, "SS Cyg", ra=325.6785, dec=43.5862)
+    from starnode.hub.nightplans import plan_night
+
+    plan_night(hub, NIGHT)
+    with serve(hub) as url, httpx.Client(base_url=url) as http:
+        assert '<label for="token">Admin token' in http.get("/network").text
+        r = http.post("/network", data={"token": token})
+        assert r.status_code == 403 and "needs an admin token" in r.text
+        assert "paris" not in r.text
+        r = http.post("/network", data={"token": admin})
+        assert r.status_code == 200
+        assert '<th scope="row">paris</th>' in r.text and f"<td>{NIGHT}</td>" in r.text
+        assert "<td>not acknowledged</td>" in r.text and admin not in r.text

@@ -4,7 +4,8 @@ keyboard and a screen reader (labels on every field, errors and answers announce
 ``GET /`` shows the form; ``POST /request`` (``application/x-www-form-urlencoded``) checks the
 member's node token (given in a password field, never in a URL), records the request
 (:func:`.requests.add_request`) and answers with what became of the member's requests in words
-(:func:`.requests.news`).
+(:func:`.requests.news`). ``GET /network`` asks for an admin token and ``POST /network``
+shows, per node, its latest assignment, what it observed that night and the alerts in flight.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 from .store import HubError
 from .wire import StarRequest
 
-__all__ = ["page_router", "render"]
+__all__ = ["page_router", "render", "render_network"]
 
 page_router = APIRouter()
 
@@ -99,6 +100,106 @@ def render(message: str = "", error: str = "", news: list[str] | None = None,
         '<button type="submit">Ask for this star</button>',
         "</form>", "</main>", "</body>", "</html>"]
     return "\n".join(parts)
+
+
+def _head(title: str) -> list[str]:
+    return ["<!doctype html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{html.escape(title)} - starnode hub</title>",
+            f"<style>{_STYLE}{_TABLE_STYLE}</style>", "</head>", "<body>", "<main>"]
+
+
+_TABLE_STYLE = """
+body.wide { max-width: 70rem; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; margin-top: 1rem; font-size: 0.95rem; }
+th, td { border: 1px solid #888; padding: 0.3rem 0.5rem; text-align: left;
+         vertical-align: top; }
+caption { text-align: left; font-weight: 600; padding-bottom: 0.4rem; }
+"""
+
+
+def render_network(rows: list[dict[str, Any]] | None = None, error: str = "") -> str:
+    """The operator's view (admin token): per node, tonight's assignment, what was observed,
+    the alerts in flight.
+
+    Parameters
+    ----------
+    rows : list of dict, optional
+        :meth:`.store.HubStore.nodes` rows with ``tonight`` (:func:`.coverage.node_nights`);
+        None shows only the token form.
+    error : str
+        Why the token was refused.
+
+    Returns
+    -------
+    str
+    """
+    e = html.escape
+    parts = _head("The network tonight")
+    parts[parts.index("<body>")] = '<body class="wide">'
+    parts += ["<h1>The network tonight</h1>"]
+    if error:
+        parts.append(f'<div class="error" role="alert"><p>{e(error)}</p></div>')
+    if rows is None:
+        parts += ['<form method="post" action="/network">',
+                  '<label for="token">Admin token<span class="hint" id="token-hint">shown '
+                  "once by starnode hub add-admin</span></label>",
+                  '<input id="token" name="token" type="password" required '
+                  'autocomplete="current-password" aria-describedby="token-hint">',
+                  '<button type="submit">Show the network</button>', "</form>"]
+    else:
+        parts += ['<div class="scroll" role="region" aria-label="Nodes" tabindex="0">',
+                  "<table><caption>Per node: its latest assignment, what it observed that "
+                  "night, the alerts it has not answered</caption>",
+                  "<thead><tr>" + "".join(f'<th scope="col">{h}</th>' for h in (
+                      "Node", "Member", "State", "Night", "Targets asked", "Answer",
+                      "Observed", "Alerts in flight", "Note")) + "</tr></thead><tbody>"]
+        for r in rows:
+            t = r.get("tonight") or {}
+            observed = (f"{t.get('observed', 0)} measurement(s) of "
+                        f"{t.get('targets_observed', 0)} target(s)" if t.get("night") else "-")
+            cells = [r["observer_code"], r["state"], t.get("night") or "none",
+                     str(t.get("items", 0)), t.get("ack") or "-", observed,
+                     ", ".join(t.get("alerts_in_flight") or []) or "none",
+                     t.get("note") or ""]
+            parts.append(f'<tr><th scope="row">{e(r["name"])}</th>'
+                         + "".join(f"<td>{e(str(c))}</td>" for c in cells) + "</tr>")
+        parts += ["</tbody></table>", "</div>"]
+    parts += ["</main>", "</body>", "</html>"]
+    return "\n".join(parts)
+
+
+@page_router.get("/network", response_class=HTMLResponse)
+def network_form() -> HTMLResponse:
+    """The operator's view: the admin token form."""
+    return HTMLResponse(render_network())
+
+
+@page_router.post("/network", response_class=HTMLResponse)
+async def network(request: Request) -> HTMLResponse:
+    """The operator's view, for an admin token given in the form (never in a URL)."""
+    from .coverage import node_nights
+
+    door: Any = request.app.state.door
+    form = _form(await door.body(request))
+    store = door.store
+
+    def work() -> list[dict[str, Any]]:
+        who = door._admit(store.authenticate(form.get("token", "")) if form.get("token")
+                          else None)
+        if who.role != "admin":
+            raise HubError("this needs an admin token", 403)
+        rows: list[dict[str, Any]] = store.nodes()
+        tonight = node_nights(store)
+        for r in rows:
+            r["tonight"] = tonight.get(r["name"])
+        return rows
+    try:
+        rows = await run_in_threadpool(work)
+    except HubError as exc:
+        return HTMLResponse(render_network(error=str(exc)), status_code=exc.status)
+    return HTMLResponse(render_network(rows))
 
 
 @page_router.get("/", response_class=HTMLResponse)
