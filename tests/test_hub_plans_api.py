@@ -279,3 +279,23 @@ def test_alert_outcome_is_sent_once_after_the_runner_records_it(tmp_path: Path) 
         (7, {"status": "scheduled", "at": "2025-09-14T21:05:00Z", "reason": None})]
     nodeplan.mark_alert_sent(data, 7, "accepted")
     assert nodeplan.unsent_alert_outcomes(data) == []
+
+
+def test_tomorrows_assignment_waits_until_tonights_expires(hub: HubStore) -> None:
+    from starnode.hub.nightplans import current_assignment as hub_assignment
+    from starnode.hub.wire import Heartbeat
+
+    token = hub.add_node("honolulu", "AAA")
+    who = hub.authenticate(token)
+    hub.heartbeat(who, Heartbeat.model_validate(_hb("honolulu", {
+        "latitude": 21.31, "longitude": -157.86, "height": 5.0})))
+    _ring(hub)
+    before = dt.datetime(2025, 9, 14, 0, 0, tzinfo=dt.UTC).timestamp()
+    plan_night(hub, "2025-09-14", now=before)
+    # night 2025-09-15 allocated early (for the nodes of the western Pacific's dusk), while
+    # Honolulu is still observing the night of the 14th
+    plan_night(hub, "2025-09-15", now=before)
+    mid_night = dt.datetime(2025, 9, 15, 10, 0, tzinfo=dt.UTC).timestamp()  # 00:00 local
+    assert hub_assignment(hub, who, now=mid_night)["night"] == "2025-09-14"  # type: ignore[index]
+    next_day = dt.datetime(2025, 9, 15, 22, 0, tzinfo=dt.UTC).timestamp()  # noon local
+    assert hub_assignment(hub, who, now=next_day)["night"] == "2025-09-15"  # type: ignore[index]

@@ -494,7 +494,8 @@ def auto_plan(store: HubStore, now: float | None = None) -> list[dict[str, Any]]
 # ---------------------------------------------------------------------------- node side of it
 def current_assignment(store: HubStore, who: Principal, now: float | None = None
                        ) -> dict[str, Any] | None:
-    """The node's assignment that has not expired (the latest night's), for its heartbeat.
+    """The node's assignment for the night in progress (or, once it has expired, the next
+    one), for its heartbeat.
 
     Parameters
     ----------
@@ -515,8 +516,10 @@ def current_assignment(store: HubStore, who: Principal, now: float | None = None
     now = time.time() if now is None else now
     a, it = db.assignments, db.assignment_items
     with store.engine.connect() as conn:
+        # the night in progress (or the next one): tomorrow's assignment, allocated before a
+        # node further east reaches its dusk, waits until tonight's has expired
         h = conn.execute(sa.select(a).where((a.c.node_id == who.node_id) & (a.c.expires > now))
-                         .order_by(a.c.night.desc()).limit(1)).mappings().first()
+                         .order_by(a.c.night).limit(1)).mappings().first()
         if h is None:
             return None
         items = conn.execute(sa.select(it).where((it.c.node_id == who.node_id)
