@@ -138,8 +138,9 @@ def coverage_png(data: dict[str, Any], max_targets: int = 40) -> bytes:
 
 
 def node_nights(store: HubStore, now: float | None = None) -> dict[str, dict[str, Any]]:
-    """Per node: its current assignment (night, items, hash, its answer), what it observed
-    that night, and the alerts in flight (sent, not answered).
+    """Per node: its current assignment (the night in progress, else its last one: night,
+    items, hash, its answer), what it observed that night, and the alerts in flight (sent,
+    not answered).
 
     Parameters
     ----------
@@ -159,8 +160,10 @@ def node_nights(store: HubStore, now: float | None = None) -> dict[str, dict[str
     d, al = db.alert_deliveries, db.alerts
     out: dict[str, dict[str, Any]] = {}
     with store.engine.connect() as conn:
-        latest = (sa.select(a.c.node_id, sa.func.max(a.c.night).label("night"))
-                  .group_by(a.c.node_id).subquery())
+        # the night in progress (the earliest not expired), else the last one
+        latest = (sa.select(a.c.node_id, sa.func.coalesce(
+            sa.func.min(sa.case((a.c.expires > now, a.c.night))),
+            sa.func.max(a.c.night)).label("night")).group_by(a.c.node_id).subquery())
         heads = conn.execute(
             sa.select(n.c.name, a).select_from(
                 a.join(latest, (latest.c.node_id == a.c.node_id)
