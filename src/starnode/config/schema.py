@@ -417,6 +417,21 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "body_timeout": F(NUM, 10.0, "hub: seconds a request body may take to arrive",
                           min=0.1, max=600),
         "date_type": F(str, "HJD", "hub: #DATE of members' reports", choices=("HJD", "JD")),
+        "plan_step_minutes": F(NUM, 10.0, "hub: time step of the nightly allocation's "
+                               "visibility grid (minutes)", min=1, max=60),
+        "plan_min_window_minutes": F(NUM, 60.0, "hub: a node is given a target only if it can "
+                                     "observe it this long in one stretch (minutes)", min=0,
+                                     max=720),
+        "plan_slot_minutes": F(NUM, 45.0, "hub: dark time per target when counting how many "
+                               "targets a node can take in a night (minutes)", min=5, max=720),
+        "plan_alert_nodes": F(int, 2, "hub: nodes asked to observe each alert target (where "
+                              "that many can see it)", min=1, max=20),
+        "plan_lead_hours": F(NUM, 2.0, "hub: allocate a night this long before the first "
+                             "node's dusk (hours)", min=0, max=24),
+        "plan_interval": F(NUM, 300.0, "hub: seconds between the server's allocation checks "
+                           "(0: never automatically)", min=0),
+        "plan_max_heartbeat_age": F(NUM, 1800.0, "hub: a node silent for longer gets nothing "
+                                    "in the allocation (seconds)", min=60),
     },
 }
 

@@ -16,18 +16,24 @@ a valid token are rate-limited per client address (:class:`AddressLimiter`).
 Endpoints (``/api/v1``): ``GET health``, ``GET whoami``, ``POST measurements`` (a
 :class:`~.wire.Batch`), ``POST heartbeat``, ``GET nodes`` (admin), ``POST crosscheck?night=``
 (admin), ``GET targets/{name}/lightcurve[.png]``, ``GET reports/{obscode}/{night}`` (admin or
-the member's own node).
+the member's own node); the network's nights (docs/hub.md): the heartbeat's answer carries the
+node's assignment and alerts, ``POST assignments/ack``, ``POST alerts/{id}/ack`` (node),
+``POST alerts``, ``GET|POST plan?night=`` (admin), ``POST requests``, ``GET requests/{member}``;
+``GET /`` is the hub's page (a member's request form, in plain accessible HTML).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import os
 import signal
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -38,7 +44,15 @@ from pydantic import ValidationError
 from .. import __version__
 from . import db
 from .store import HubError, HubStore, Principal
-from .wire import SCHEMA_VERSION, SUPPORTED_VERSIONS, Batch, Heartbeat
+from .wire import (
+    SCHEMA_VERSION,
+    SUPPORTED_VERSIONS,
+    AlertAck,
+    AssignmentAck,
+    Batch,
+    Heartbeat,
+    StarRequest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -336,9 +350,113 @@ async def heartbeat(request: Request) -> dict[str, Any]:
     raw = await door.body(request)
 
     def work() -> dict[str, Any]:
+        from .nightplans import heartbeat_answer
+
         door.store.heartbeat(who, _parse(raw, Heartbeat))
-        return {"ok": True}
+        return heartbeat_answer(door.store, who)
     return await run_in_threadpool(work)
+
+
+@router.post("/assignments/ack")
+async def assignment_ack(request: Request) -> dict[str, Any]:
+    """A node's answer to its assignment (:class:`~.wire.AssignmentAck`)."""
+    from .nightplans import ack_assignment
+
+    door = _door(request)
+    who = await door.aprincipal(request)
+    raw = await door.body(request)
+    return await run_in_threadpool(
+        lambda: ack_assignment(door.store, who, _parse(raw, AssignmentAck)))
+
+
+@router.post("/alerts/{alert_id}/ack")
+async def alert_ack(request: Request, alert_id: int) -> dict[str, Any]:
+    """A node's answer to an alert (:class:`~.wire.AlertAck`): scheduled at T, or refused."""
+    from .nightplans import ack_alert
+
+    door = _door(request)
+    who = await door.aprincipal(request)
+    raw = await door.body(request)
+    return await run_in_threadpool(
+        lambda: ack_alert(door.store, who, alert_id, _parse(raw, AlertAck)))
+
+
+@router.post("/alerts")
+async def new_alert(request: Request) -> dict[str, Any]:
+    """Post an alert (admin): ``target``, ``ra``, ``dec``, optional ``until``, ``note``,
+    ``nodes``."""
+    door = _door(request)
+    who = await door.aprincipal(request)
+    if who.role != "admin":
+        raise HubError("this needs an admin token", 403)
+    raw = await door.body(request)
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise HubError(f"the body is not JSON: {exc}", 400) from None
+    return await run_in_threadpool(lambda: _post_alert(door.store, body))
+
+
+def _post_alert(store: HubStore, body: Any) -> dict[str, Any]:
+    from .nightplans import post_alert
+
+    try:
+        name = str(body["target"]).strip()
+        ra, dec = float(body["ra"]), float(body["dec"])
+    except (KeyError, TypeError, ValueError):
+        raise HubError("an alert needs target, ra and dec (degrees)", 422) from None
+    until = _night(str(body["until"])) if body.get("until") else None
+    nodes = body.get("nodes")
+    if nodes is not None and not (isinstance(nodes, list)
+                                  and all(isinstance(n, str) for n in nodes)):
+        raise HubError("nodes must be a list of node names", 422)
+    note = body.get("note")
+    return post_alert(store, name, ra, dec, until=until,
+                      note=str(note)[:500] if note is not None else None, nodes=nodes)
+
+
+@router.get("/plan")
+def get_plan(request: Request, night: str) -> dict[str, Any]:
+    """The stored allocation of a night (admin)."""
+    from .nightplans import load_plan
+
+    door = _door(request)
+    door.admin(request)
+    return load_plan(door.store, _night(night))
+
+
+@router.post("/plan")
+def make_plan(request: Request, night: str) -> dict[str, Any]:
+    """Allocate a night now (admin)."""
+    from .nightplans import plan_night
+
+    door = _door(request)
+    door.admin(request)
+    return plan_night(door.store, _night(night), force=True)
+
+
+@router.post("/requests")
+async def star_request(request: Request) -> dict[str, Any]:
+    """A member asks for a star (:class:`~.wire.StarRequest`; admin, or the member's node)."""
+    from .requests import add_request
+
+    door = _door(request)
+    who = await door.aprincipal(request)
+    raw = await door.body(request)
+    return await run_in_threadpool(lambda: add_request(door.store, who,
+                                                       _parse(raw, StarRequest)))
+
+
+@router.get("/requests/{member}")
+def request_news(request: Request, member: str) -> dict[str, Any]:
+    """What became of a member's requests, in words (admin, or the member's node)."""
+    from .requests import news
+
+    door = _door(request)
+    who = door.principal(request)
+    if who.role != "admin" and (who.observer_code or "").upper() != member.upper():
+        raise HubError("a node may only read its own member's requests", 403)
+    return news(door.store, member)
 
 
 @router.get("/nodes")
@@ -453,7 +571,7 @@ def create_app(config: Any = None, store: HubStore | None = None) -> FastAPI:
     # No /docs, /redoc or /openapi.json: the API is described in docs/hub.md, and a hub on the
     # internet should not hand out its map.
     app = FastAPI(title="starnode hub", version=__version__, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+                  openapi_url=None, lifespan=_lifespan)
     app.state.store = store
     app.state.door = _Door(store)
     app.add_exception_handler(HubError, _hub_error)
@@ -462,6 +580,9 @@ def create_app(config: Any = None, store: HubStore | None = None) -> FastAPI:
         app.add_exception_handler(exc, _database_down)
     app.add_exception_handler(sa_exc.DataError, _database_refused)
     app.include_router(router)
+    from .page import page_router
+
+    app.include_router(page_router)
     return app
 
 
@@ -540,6 +661,31 @@ def _obscode(text: str) -> str:
         raise HubError(f"{text[:40]!r} is not an AAVSO observer code (letters and digits)",
                        422)
     return code
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Runs the periodic allocation (:func:`.nightplans.auto_plan`) while the app is served:
+    in a daemon thread, every ``hub.plan_interval`` seconds, each night is allocated before
+    its first dusk and again whenever its inputs change (idempotent: the same inputs write
+    nothing)."""
+    from .nightplans import auto_plan
+
+    store: HubStore = app.state.store
+    interval = float(store.cfg.hub.plan_interval)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                auto_plan(store)
+            except Exception:  # logged; the next round tries again
+                log.exception("hub: the periodic allocation failed")
+            stop.wait(interval)
+    if interval > 0:
+        threading.Thread(target=loop, name="starnode-hub-planner", daemon=True).start()
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 def _night(text: str) -> str:

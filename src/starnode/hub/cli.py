@@ -3,7 +3,9 @@
 ``serve`` runs the API; ``add-node`` registers a member's telescope and prints its token once;
 ``add-admin`` makes an admin token; ``nodes`` shows every node's health at a glance (stale,
 failing, held); ``crosscheck`` and ``report`` run the cross-validation and write a member's
-AAVSO report of a night; ``release`` lifts a hold after review. All take the global
+AAVSO report of a night; ``release`` lifts a hold after review; the network's nights
+(``plan``, ``want``, ``alert``, ``request``, ``requests``, ``coverage``) are in
+:mod:`starnode.cli.hubplan`. All take the global
 ``--config hub.yaml`` (its ``hub:`` section, docs/hub.md).
 """
 
@@ -67,6 +69,9 @@ def add_parser_arguments(sp: argparse.ArgumentParser) -> None:
     s = sub.add_parser("tokens", help="every token: role, node or label, created (never the "
                        "token itself)")
     s.add_argument("--json", action="store_true")
+    from ..cli.hubplan import add_parsers
+
+    add_parsers(sub)
 
 
 def _age(seconds: float | None) -> str:
@@ -238,8 +243,26 @@ def _node_line(n: dict[str, Any]) -> str:
             f"{_number(hb.get('free_disk_gb'), '.1f', 6):>8}  {'; '.join(notes)}")
 
 
+def _tonight_line(t: dict[str, Any]) -> str:
+    if t.get("night") is None:
+        return "    no assignment" + (f"; alerts in flight: {', '.join(t['alerts_in_flight'])}"
+                                     if t.get("alerts_in_flight") else "")
+    line = (f"    night {t['night']}: {t['items']} target(s) assigned ({t['ack']}), "
+            f"observed {t['observed']} measurement(s) of {t['targets_observed']} target(s)")
+    if t.get("note"):
+        line += f"; {t['note']}"
+    if t.get("alerts_in_flight"):
+        line += f"; alerts in flight: {', '.join(t['alerts_in_flight'])}"
+    return line
+
+
 def _nodes(args: argparse.Namespace, store: Any) -> int:
+    from .coverage import node_nights
+
     nodes = store.nodes()
+    tonight = node_nights(store)
+    for n in nodes:
+        n["tonight"] = tonight.get(n["name"])
     if args.json:
         print(json.dumps(nodes, indent=2, default=str))  # JSON escapes control characters
     elif not nodes:
@@ -249,6 +272,8 @@ def _nodes(args: argparse.Namespace, store: Any) -> int:
               f"{'FLAG':>5} {'QUEUE':>6} {'DISK GB':>8}  VERSION / NOTES")
         for n in nodes:
             print(_node_line(n))
+            if n["tonight"]:
+                print(_tonight_line(n["tonight"]))
     return 0
 
 
@@ -320,4 +345,6 @@ _COMMANDS = {"add-node": _add_node, "add-admin": _add_admin, "release": _release
 
 
 def _command(args: argparse.Namespace, store: Any) -> int:
-    return _COMMANDS[args.hub_command](args, store)
+    from ..cli.hubplan import COMMANDS
+
+    return {**_COMMANDS, **COMMANDS}[args.hub_command](args, store)

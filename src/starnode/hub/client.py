@@ -20,6 +20,7 @@ record (:mod:`.wire`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -38,10 +39,12 @@ from ..store import Ledger, Store
 from ..store.hub_queue import QUEUED, REJECTED, SENT, HubQueue
 from . import SCHEMA_VERSION
 from . import link as hublink
+from .nodeplan import current_assignment, pending_alerts, record_alert_outcome
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TOKEN_ENV", "Forwarder", "attach", "file_sha256", "queue_key", "queue_summary",
+__all__ = ["TOKEN_ENV", "Forwarder", "attach", "current_assignment", "file_sha256",
+           "pending_alerts", "queue_key", "queue_summary", "record_alert_outcome",
            "wire_measurement"]
 
 TOKEN_ENV = "STARNODE_HUB_TOKEN"
@@ -172,8 +175,8 @@ def _token(cfg: Config) -> str | None:
 class Forwarder:
     """Pushes the queue to the hub from a daemon thread; never blocks the node."""
 
-    def __init__(self, config: Any, *, watch_mode: Callable[[], str | None] | None = None
-                 ) -> None:
+    def __init__(self, config: Any, *, watch_mode: Callable[[], str | None] | None = None,
+                 weather: Callable[[], tuple[bool, str | None] | None] | None = None) -> None:
         import httpx
 
         self.cfg = resolve(config)
@@ -188,6 +191,7 @@ class Forwarder:
         self.ledger = Ledger(store=self.store)
         self.batch_size = int(h.batch_size)
         self.watch_mode = watch_mode
+        self.weather = weather
         self.node: str | None = None
         self.errors: list[str] = []
         self.pushed = 0
@@ -391,6 +395,7 @@ class Forwarder:
             return False
         if time.monotonic() >= self._next_heartbeat:
             self._heartbeat()
+        self._send_acks()
         batch = self.queue.pending(self.batch_size)
         if not batch:
             self._backoff = 0.0
@@ -459,8 +464,106 @@ class Forwarder:
             r = self._http.post("/api/v1/heartbeat", json=self.heartbeat())
             if r.status_code != 200:
                 log.warning("hub: heartbeat refused: HTTP %d %s", r.status_code, _detail(r))
+            elif _is_json(r):
+                self.apply_answer(r.json())
         except httpx.HTTPError as exc:
             log.debug("hub: heartbeat failed: %s", exc)
+
+    def apply_answer(self, answer: Mapping[str, Any]) -> None:
+        """Keep the assignment and alerts of a heartbeat answer (:mod:`.nodeplan`), each
+        written before it is acknowledged; a refused assignment (another node's, expired,
+        malformed) is logged and the last good one stays.
+
+        Parameters
+        ----------
+        answer : Mapping
+            The hub's answer to a heartbeat.
+        """
+        from . import nodeplan
+
+        data_dir = self.cfg.data_dir
+        a = answer.get("assignment")
+        if isinstance(a, Mapping) and self.node:
+            try:
+                nodeplan.store_assignment(data_dir, self.node, dict(a))
+            except nodeplan.Refused as exc:
+                log.error("hub: assignment refused, keeping the last one: %s", exc)
+                self.errors = [*self.errors, f"assignment refused: {exc}"][-5:]
+        alerts = answer.get("alerts")
+        if isinstance(alerts, list) and alerts:
+            try:
+                nodeplan.store_alerts(data_dir, [dict(x) for x in alerts])
+            except (KeyError, TypeError, ValueError) as exc:
+                log.error("hub: malformed alerts in the heartbeat answer: %s", exc)
+        self._send_acks()
+
+    def _send_acks(self) -> None:
+        """Acknowledge what is kept and not yet acknowledged: the assignment (applied), and
+        each alert outcome the runner recorded. A 4xx is final (logged; not resent)."""
+        import httpx
+
+        from . import nodeplan
+
+        data_dir = self.cfg.data_dir
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        todo: list[tuple[str, dict[str, Any], Callable[[str], None]]] = []
+        a = nodeplan.unacked_assignment(data_dir)
+        if a is not None:
+            night, h = str(a["night"]), str(a["hash"])
+            todo.append(("/api/v1/assignments/ack",
+                         {"node": self.node, "night": night, "hash": h, "status": "applied",
+                          "at": now},
+                         lambda _why: nodeplan.mark_assignment_acked(data_dir, night, h)))
+        for aid, outcome in nodeplan.unsent_alert_outcomes(data_dir):
+            todo.append((f"/api/v1/alerts/{aid}/ack", {"node": self.node, **outcome},
+                         functools.partial(nodeplan.mark_alert_sent, data_dir, aid)))
+        for url, body, done in todo:
+            try:
+                r = self._http.post(url, json=body)
+            except httpx.HTTPError as exc:
+                log.debug("hub: acknowledgement not sent (%s); retried later", exc)
+                return
+            if r.status_code == 200:
+                done("accepted")
+            elif 400 <= r.status_code < 500 and r.status_code != 429:
+                log.error("hub: acknowledgement %s refused: HTTP %d %s", url, r.status_code,
+                          _detail(r))
+                done(f"HTTP {r.status_code}: {_detail(r)}")
+
+    def profile(self) -> dict[str, Any]:
+        """What the allocation needs to know of this node, from its configuration: ``site``
+        (``site.latitude``/``longitude``/``elevation``), ``limits`` and ``instrument`` (the
+        ``telescope:`` section, when this starnode has one) and ``weather`` (the veto of the
+        weather source given to the forwarder, if any).
+
+        Returns
+        -------
+        dict
+            The heartbeat's optional planning fields that are known.
+        """
+        out: dict[str, Any] = {}
+        site = self.cfg.site
+        if site.latitude is not None and site.longitude is not None:
+            out["site"] = {"latitude": float(site.latitude),
+                           "longitude": float(site.longitude),
+                           "height": float(site.elevation or 0.0)}
+        tel = self.cfg.get("telescope")
+        if isinstance(tel, Mapping):
+            limits = {k: tel[k] for k in ("sun_limit", "min_altitude", "max_altitude")
+                      if tel.get(k) is not None}
+            limits["horizon"] = [list(map(float, p)) for p in tel.get("horizon") or []]
+            out["limits"] = limits
+            inst = {k: tel[k] for k in ("bright_limit", "faint_limit") if tel.get(k) is not None}
+            if tel.get("model"):
+                inst["model"] = str(tel["model"])[:64]
+            if inst:
+                out["instrument"] = inst
+        if self.weather is not None:
+            with contextlib.suppress(Exception):
+                w = self.weather()
+                if w is not None:
+                    out["weather"] = {"veto": bool(w[0]), "reason": (w[1] or None)}
+        return out
 
     def heartbeat(self) -> dict[str, Any]:
         """What the operator sees of this node (``starnode hub nodes``).
@@ -479,6 +582,13 @@ class Forwarder:
             hb["watch_mode"] = self.watch_mode() if self.watch_mode else None
         with contextlib.suppress(OSError):
             hb["free_disk_gb"] = shutil.disk_usage(self.cfg.data_dir).free / 1e9
+        with contextlib.suppress(Exception):
+            hb.update(self.profile())
+        with contextlib.suppress(Exception):
+            from .nodeplan import current_assignment
+
+            held = current_assignment(self.cfg.data_dir)
+            hb["assignment"] = held["hash"] if held else None
         with contextlib.suppress(Exception):  # the heartbeat never fails for a detail
             frames = self._frames_state()
             hb["recent_errors"] += frames.pop("recent_errors")

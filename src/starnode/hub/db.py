@@ -25,6 +25,12 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "RawJSON",
+    "acks",
+    "alert_deliveries",
+    "alerts",
+    "allocations",
+    "assignment_items",
+    "assignments",
     "consensus",
     "engine_for",
     "hash_token",
@@ -34,11 +40,13 @@ __all__ = [
     "metadata",
     "migrate",
     "new_token",
+    "node_profiles",
     "nodes",
     "offsets",
     "report_rows",
     "tokens",
     "update_flags",
+    "wanted",
 ]
 
 metadata = sa.MetaData()
@@ -130,6 +138,130 @@ report_rows = sa.Table(
     sa.Column("line", sa.Text, nullable=False),
     sa.Column("created", sa.Float, nullable=False),
     sa.Index("report_rows_night", "obscode", "night"),
+)
+
+
+#: What each node told the hub about itself in its heartbeat (site, limits, instrument,
+#: weather), kept from the last heartbeat that carried it: the allocation's view of the node.
+node_profiles = sa.Table(
+    "node_profiles", metadata,
+    sa.Column("node_id", sa.Integer, sa.ForeignKey("nodes.id"), primary_key=True),
+    sa.Column("latitude", sa.Float),
+    sa.Column("longitude", sa.Float),
+    sa.Column("height", sa.Float),
+    sa.Column("sun_limit", sa.Float),
+    sa.Column("min_altitude", sa.Float),
+    sa.Column("max_altitude", sa.Float),
+    sa.Column("horizon", sa.JSON),
+    sa.Column("model", sa.String(64)),
+    sa.Column("bright_limit", sa.Float),
+    sa.Column("faint_limit", sa.Float),
+    sa.Column("weather_veto", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("weather_reason", sa.Text),
+    sa.Column("updated", sa.Float, nullable=False),
+)
+
+#: What the network wants observed: alerts and campaigns (posted by an admin, e.g. from the
+#: Target Tool), members' requests, the network's own list. ``member`` is '' unless a request.
+wanted = sa.Table(
+    "wanted", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("target", sa.String(64), nullable=False),  # target_key()
+    sa.Column("name", sa.String(64), nullable=False),  # as the member wrote it
+    sa.Column("kind", sa.String(12), nullable=False),  # alert | campaign | request | list
+    sa.Column("member", sa.String(16), nullable=False, server_default=""),
+    sa.Column("ra", sa.Float),
+    sa.Column("dec", sa.Float),
+    sa.Column("brightest", sa.Float),
+    sa.Column("faintest", sa.Float),
+    sa.Column("cadence_days", sa.Float),
+    sa.Column("priority", sa.Float, nullable=False, server_default="0"),
+    sa.Column("until", sa.String(10)),  # last night wanted (inclusive); None: no end
+    sa.Column("source", sa.String(64)),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.UniqueConstraint("target", "kind", "member", name="wanted_target_kind_member"),
+)
+
+#: One allocation run per night: its inputs' fingerprint (a run with the same inputs changes
+#: nothing), when, how long it took, and what was left unassigned and why.
+allocations = sa.Table(
+    "allocations", metadata,
+    sa.Column("night", sa.String(10), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("summary", sa.JSON, nullable=False),
+)
+
+#: A node's assignment for a night: its content hash and expiry, and the node's answer.
+assignments = sa.Table(
+    "assignments", metadata,
+    sa.Column("node_id", sa.Integer, sa.ForeignKey("nodes.id"), primary_key=True),
+    sa.Column("night", sa.String(10), primary_key=True),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+    sa.Column("note", sa.Text),  # why it is empty, when it is
+    sa.Column("ack_hash", sa.String(64)),
+    sa.Column("ack_status", sa.String(12)),  # applied | refused
+    sa.Column("ack_reason", sa.Text),
+    sa.Column("ack_at", sa.Float),
+)
+
+#: The wishes of an assignment, one row per (node, night, target): when the target is
+#: observable from that node (UTC epoch seconds) and why it was chosen.
+assignment_items = sa.Table(
+    "assignment_items", metadata,
+    sa.Column("node_id", sa.Integer, sa.ForeignKey("nodes.id"), primary_key=True),
+    sa.Column("night", sa.String(10), primary_key=True),
+    sa.Column("target", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(12), nullable=False),
+    sa.Column("ra", sa.Float, nullable=False),
+    sa.Column("dec", sa.Float, nullable=False),
+    sa.Column("start", sa.Float, nullable=False),
+    sa.Column("end", sa.Float, nullable=False),
+    sa.Column("priority", sa.Float, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Index("assignment_items_night_target", "night", "target"),
+)
+
+#: Every acknowledgement ever accepted, so a replayed one is recognised and refused.
+acks = sa.Table(
+    "acks", metadata,
+    sa.Column("node_id", sa.Integer, sa.ForeignKey("nodes.id"), primary_key=True),
+    sa.Column("subject", sa.String(120), primary_key=True),  # assignment:NIGHT:HASH | alert:ID
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("received", sa.Float, nullable=False),
+)
+
+#: An alert (a target the network wants tonight, urgently), delivered to the nodes assigned it.
+alerts = sa.Table(
+    "alerts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("target", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("ra", sa.Float, nullable=False),
+    sa.Column("dec", sa.Float, nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+)
+
+#: Which node an alert went to, and what the node did with it.
+alert_deliveries = sa.Table(
+    "alert_deliveries", metadata,
+    sa.Column("alert_id", sa.Integer, sa.ForeignKey("alerts.id"), primary_key=True),
+    sa.Column("node_id", sa.Integer, sa.ForeignKey("nodes.id"), primary_key=True),
+    sa.Column("night", sa.String(10), nullable=False),
+    sa.Column("start", sa.Float, nullable=False),
+    sa.Column("end", sa.Float, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),  # pending | scheduled | refused
+    sa.Column("at", sa.Float),
+    sa.Column("reason", sa.Text),
 )
 
 

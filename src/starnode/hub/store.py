@@ -468,6 +468,34 @@ class HubStore:
         with self.engine.begin() as conn:
             conn.execute(db.nodes.update().where(db.nodes.c.id == who.node_id).values(
                 last_contact=now, last_heartbeat=now, heartbeat=hb.model_dump(mode="json")))
+            if any(x is not None for x in (hb.site, hb.limits, hb.instrument, hb.weather)):
+                self._profile(conn, who.node_id, hb, now)
+
+    @staticmethod
+    def _profile(conn: sa.Connection, node_id: int, hb: Heartbeat, now: float) -> None:
+        """Keep what the heartbeat says of the node's site, limits, instrument and weather;
+        a part the heartbeat leaves out keeps its last known value."""
+        p = db.node_profiles
+        old = conn.execute(sa.select(p).where(p.c.node_id == node_id)).mappings().first()
+        row: dict[str, Any] = dict(old) if old else {"node_id": node_id}
+        if hb.site is not None:
+            row.update(latitude=hb.site.latitude,
+                       longitude=(hb.site.longitude + 180.0) % 360.0 - 180.0,
+                       height=hb.site.height)
+        if hb.limits is not None:
+            row.update(sun_limit=hb.limits.sun_limit, min_altitude=hb.limits.min_altitude,
+                       max_altitude=hb.limits.max_altitude,
+                       horizon=[list(x) for x in hb.limits.horizon])
+        if hb.instrument is not None:
+            row.update(model=hb.instrument.model, bright_limit=hb.instrument.bright_limit,
+                       faint_limit=hb.instrument.faint_limit)
+        if hb.weather is not None:
+            row.update(weather_veto=hb.weather.veto, weather_reason=hb.weather.reason)
+        row["updated"] = now
+        if old:
+            conn.execute(p.update().where(p.c.node_id == node_id).values(**row))
+        else:
+            conn.execute(p.insert().values(**row))
 
     # ------------------------------------------------------------------ the operator's view
     def nodes(self) -> list[dict[str, Any]]:

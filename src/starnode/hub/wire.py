@@ -37,7 +37,9 @@ from ..aavso.spec import FILTER_CODES, JD_RANGE
 from ..errors import FieldError
 from ..records import SCHEMA_VERSION, consistency_problems
 
-__all__ = ["SCHEMA_VERSION", "SUPPORTED_VERSIONS", "Batch", "Heartbeat", "MeasurementIn"]
+__all__ = ["SCHEMA_VERSION", "SUPPORTED_VERSIONS", "AlertAck", "AssignmentAck", "Batch",
+           "Heartbeat", "Instrument", "Limits", "MeasurementIn", "Site", "StarRequest",
+           "Weather"]
 
 #: The versions this hub accepts.
 SUPPORTED_VERSIONS = frozenset(range(1, SCHEMA_VERSION + 1))
@@ -244,8 +246,73 @@ class Batch(_Model):
         return MeasurementIn._version(value)
 
 
+class Site(_Model):
+    """Where a node's telescope stands (from its ``site:`` configuration)."""
+
+    latitude: Float = Field(ge=-90.0, le=90.0)
+    longitude: Float = Field(ge=-180.0, le=360.0)
+    height: Float = Field(default=0.0, ge=-500.0, le=9000.0)
+
+
+class Limits(_Model):
+    """What the node's own planner gates on (its ``telescope:`` section): the allocation never
+    assigns a target the node would refuse."""
+
+    sun_limit: Float = Field(default=-12.0, ge=-30.0, le=0.0)
+    min_altitude: Float = Field(default=30.0, ge=0.0, le=89.0)
+    max_altitude: Float = Field(default=80.0, ge=1.0, le=90.0)
+    #: ``[[azimuth, altitude], ...]`` where trees and houses are (degrees).
+    horizon: list[tuple[float, float]] = Field(default_factory=list, max_length=360)
+
+    @field_validator("horizon")
+    @classmethod
+    def _horizon(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        for az, alt in value:
+            if not (0.0 <= az <= 360.0 and 0.0 <= alt <= 90.0):
+                raise ValueError(f"horizon point [{az}, {alt}]: azimuth must be 0..360 and "
+                                 "altitude 0..90 degrees")
+        return sorted(value)
+
+    @model_validator(mode="after")
+    def _order(self) -> Limits:
+        if self.min_altitude >= self.max_altitude:
+            raise ValueError(f"min_altitude {self.min_altitude} must be below max_altitude "
+                             f"{self.max_altitude}")
+        return self
+
+
+class Instrument(_Model):
+    """The telescope model and the magnitudes it can measure (brightest unsaturated, faintest
+    with enough signal)."""
+
+    model: Text64 | None = None
+    bright_limit: Float | None = Field(default=None, ge=MAG_RANGE[0], le=MAG_RANGE[1])
+    faint_limit: Float | None = Field(default=None, ge=MAG_RANGE[0], le=MAG_RANGE[1])
+
+    @model_validator(mode="after")
+    def _order(self) -> Instrument:
+        if (self.bright_limit is not None and self.faint_limit is not None
+                and self.bright_limit >= self.faint_limit):
+            raise ValueError(f"bright_limit {self.bright_limit} must be brighter (smaller) "
+                             f"than faint_limit {self.faint_limit}")
+        return self
+
+
+class Weather(_Model):
+    """A weather veto: a fact (rain, clouds, wind), never a score. ``veto`` true: the node
+    gets nothing tonight and its wishes move to other nodes."""
+
+    veto: StrictBool
+    reason: Text200 | None = None
+
+
 class Heartbeat(_Model):
-    """A node's state, about once a minute: what an operator needs to spot a sick node."""
+    """A node's state, about once a minute: what an operator needs to spot a sick node.
+
+    ``site``, ``limits``, ``instrument`` and ``weather`` (all optional: a node without them
+    still works, it is only not planned for) are what the nightly allocation needs;
+    ``assignment`` is the hash of the assignment the node holds.
+    """
 
     schema_version: int = SCHEMA_VERSION
     node: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_PRINTABLE)]
@@ -258,8 +325,79 @@ class Heartbeat(_Model):
     frames: dict[Text32, Annotated[int, Field(ge=0, le=10**9, strict=True)]] = Field(
         default_factory=dict, max_length=32)
     recent_errors: list[Lines500] = Field(default_factory=list, max_length=20)
+    site: Site | None = None
+    limits: Limits | None = None
+    instrument: Instrument | None = None
+    weather: Weather | None = None
+    assignment: Text64 | None = None
 
     @field_validator("schema_version")
     @classmethod
     def _version(cls, value: int) -> int:
         return MeasurementIn._version(value)
+
+
+def _utc(value: str) -> str:
+    """An ISO 8601 time with its offset, as UTC ``...Z`` (a time without one is refused)."""
+    try:
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("must be an ISO 8601 time such as 2025-09-14T21:30:00Z") from None
+    if t.tzinfo is None:
+        raise ValueError("must carry its UTC offset ('Z'): local times are ambiguous")
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+UtcTime = Annotated[str, Field(max_length=40), AfterValidator(_utc)]
+
+
+def _date(value: str) -> str:
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise ValueError("must be a date YYYY-MM-DD") from None
+
+
+class AssignmentAck(_Model):
+    """A node's answer to an assignment: ``applied`` (in its journal, ``at``) or
+    ``refused`` with the reason."""
+
+    node: Annotated[str, Field(min_length=1, max_length=64)]
+    night: Annotated[str, AfterValidator(_date)]
+    hash: Annotated[str, Field(min_length=1, max_length=64)]
+    status: Literal["applied", "refused"]
+    at: UtcTime
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class AlertAck(_Model):
+    """A node's answer to an alert: ``scheduled`` at ``at``, or ``refused`` and why."""
+
+    node: Annotated[str, Field(min_length=1, max_length=64)]
+    status: Literal["scheduled", "refused"]
+    at: UtcTime
+    reason: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _why(self) -> AlertAck:
+        if self.status == "refused" and not (self.reason or "").strip():
+            raise ValueError("a refusal needs its reason")
+        return self
+
+
+class StarRequest(_Model):
+    """A member asks the network for a star (``starnode hub request``, the hub's page)."""
+
+    star: Annotated[str, Field(min_length=1, max_length=64), _name("STARID")]
+    member: Annotated[str, Field(min_length=1, max_length=16)]
+    until: Annotated[str, AfterValidator(_date)] | None = None
+    ra: float | None = Field(default=None, ge=0.0, lt=360.0)
+    dec: float | None = Field(default=None, ge=-90.0, le=90.0)
+
+    @field_validator("member")
+    @classmethod
+    def _member(cls, value: str) -> str:
+        code = value.strip().upper()
+        if not code.isascii() or not code.isalnum():
+            raise ValueError(f"{value!r} is not an AAVSO observer code (letters and digits)")
+        return code
