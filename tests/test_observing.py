@@ -1,4 +1,4 @@
-"""starnode.observing: mid-exposure, site, HJD/airmass, scintillation and the observing night."""
+"""starnode.frame.timesite: mid-exposure, site, HJD/airmass, scintillation, the observing night."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from astropy.coordinates import EarthLocation
 from astropy.time import Time
 
 from starnode.errors import FrameRejected
-from starnode.observing import (
+from starnode.frame.timesite import (
     exposure_start,
     mid_exposure,
     night_of,

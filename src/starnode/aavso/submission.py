@@ -30,7 +30,7 @@ from typing import Any
 
 from starnode.config import Config, resolve
 from starnode.errors import AavsoError, ConfigError, FieldError, SubmitStatus
-from starnode.observing import night_of
+from starnode.frame.timesite import night_of
 from starnode.records import Measurement
 from starnode.store import ReportRows
 from starnode.store.reports import DRY, LOCKED, REAL

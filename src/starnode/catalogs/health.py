@@ -18,13 +18,13 @@ from .sequences import load_sequence_file
 
 if TYPE_CHECKING:
     from starnode.config import Config
-    from starnode.doctor import Check
+    from starnode.diagnostics import Check
 
 __all__ = ["health"]
 
 
 def _sequence_file(cfg: Config) -> list[Check]:
-    from starnode.doctor import Check, Level
+    from starnode.diagnostics import Check, Level
 
     path = cfg.photometry.sequence_file
     if not path:
@@ -38,13 +38,13 @@ def _sequence_file(cfg: Config) -> list[Check]:
 
 
 def _cache(cfg: Config) -> list[Check]:
-    from starnode.doctor import Check, Level
-    from starnode.store import Store
+    from starnode.diagnostics import Check, Level
+    from starnode.store import CatalogCache, Store
 
     if not cfg.db_path.exists():
         return []
     with Store.open(cfg) as store:
-        rows = store.catalog_cache().summary()
+        rows = CatalogCache(store).summary()
     if not rows:
         return [Check(Level.OK, "catalogue cache", "empty (the first frame of each new target "
                       "needs the network or sequence_file)")]
@@ -69,7 +69,7 @@ def _cached_answers(cfg: Config) -> int:
 
 
 def _network(cfg: Config) -> Check:
-    from starnode.doctor import Check, Level
+    from starnode.diagnostics import Check, Level
 
     ph = cfg.photometry
     if ph.offline:
@@ -105,7 +105,7 @@ def health(cfg: Config) -> list[Check]:
 
     Returns
     -------
-    list of starnode.doctor.Check
+    list of starnode.diagnostics.Check
         The sequence file loads; what the cache holds; VSP answers (or offline mode).
     """
     return [*_sequence_file(cfg), *_cache(cfg), _network(cfg)]

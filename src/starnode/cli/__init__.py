@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from ..config import Config
 from ..errors import ConfigError, StoreError
 from .commands import (

@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from .schema import SCHEMA, Field
 
 if TYPE_CHECKING:
-    from ..doctor import Check
+    from ..diagnostics import Check
 
 __all__ = ["SCHEMA", "Config", "ConfigError", "Field", "Section", "default_data_dir", "health",
            "observer_code_problem", "resolve"]
@@ -365,10 +365,10 @@ def health(config: Config) -> list[Check]:
 
     Returns
     -------
-    list of starnode.doctor.Check
+    list of starnode.diagnostics.Check
         Where the configuration came from, and the observer code.
     """
-    from ..doctor import Check, Level
+    from ..diagnostics import Check, Level
 
     out = []
     if config.source:

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..config import Config, ConfigError, resolve
-from ..observing import night_of
+from ..frame.timesite import night_of
 from . import db
 from .wire import Batch, Heartbeat
 

@@ -44,9 +44,9 @@ from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 
-from ..admission import printable, quoted
 from ..config import Config
 from ..errors import FrameRejected
+from ..frame.admission import printable, quoted
 from ..util.proc import pid_alive
 
 log = logging.getLogger("starnode.node")

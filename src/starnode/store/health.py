@@ -18,7 +18,7 @@ from .migrations import SCHEMA_VERSION, refuse_newer, schema_version
 
 if TYPE_CHECKING:
     from starnode.config import Config
-    from starnode.doctor import Check
+    from starnode.diagnostics import Check
 
 __all__ = ["health"]
 
@@ -55,7 +55,7 @@ def health(config: Config) -> list[Check]:
         do) or is newer than this code; WARN when others may
         read it; OK lines with the schema version and the frames otherwise.
     """
-    from starnode.doctor import Check, Level
+    from starnode.diagnostics import Check, Level
 
     path = config.db_path
     if not path.exists():

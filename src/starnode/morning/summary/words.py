@@ -300,7 +300,7 @@ def _skip_words(skipped: dict[str, int], other: list[str] | None = None) -> list
 
 
 def sound_legend(seconds_per_hour: float = 4.0) -> str:
-    """The spoken-style legend of :mod:`starnode.sonify` (kept next to the words it explains).
+    """The spoken-style legend of :mod:`~starnode.morning.sonify` (beside the words it explains).
 
     Parameters
     ----------

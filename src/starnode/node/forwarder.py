@@ -10,7 +10,7 @@ end. What the hub refuses as invalid (HTTP 422, per record) is kept with the rea
 resent; ``starnode status`` shows the queue.
 
 :func:`wire_measurement` is the one place where the node's result dict becomes the hub's wire
-record (:mod:`.wire`).
+record (:mod:`starnode.hub.wire`).
 """
 
 from __future__ import annotations
@@ -26,12 +26,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..config import Config, resolve
-from ..records import Measurement
+from ..records import SCHEMA_VERSION, Measurement
 from ..store import Ledger, Store
 from ..store.hub_queue import QUEUED, REJECTED, SENT, HubQueue
-from . import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +40,8 @@ __all__ = ["TOKEN_ENV", "Forwarder", "attach", "file_sha256", "queue_key", "queu
 TOKEN_ENV = "STARNODE_HUB_TOKEN"
 
 #: The keys of :meth:`Measurement.to_dict` that travel (about 1 KB); the hub's model
-#: (:class:`.wire.MeasurementIn`) ignores any other. Diagnostics (astrometry, aperture, pixel
-#: positions) and the raw OBJECT card stay on the node.
+#: (:class:`starnode.hub.wire.MeasurementIn`) ignores any other. Diagnostics (astrometry,
+#: aperture, pixel positions) and the raw OBJECT card stay on the node.
 _KEYS = ("schema_version", "target_name", "auid", "filter", "band", "jd", "hjd", "magnitude",
          "uncertainty", "quality_flag", "quality_reasons", "transformed", "comparison_stars",
          "chart_id", "sequence_source", "airmass", "exptime", "instrumental_mag",
@@ -359,8 +358,8 @@ class Forwarder:
         Returns
         -------
         dict
-            A :class:`~.wire.Heartbeat`: version, watch mode, queue length, free disk, last
-            frame, frames by state, recent errors.
+            A :class:`~starnode.hub.wire.Heartbeat`: version, watch mode, queue length, free
+            disk, last frame, frames by state, recent errors.
         """
         counts = self.queue.counts()
         hb: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "node": self.node,

@@ -2,7 +2,7 @@
 
 Why server-rendered: a page that is plain HTML works with every screen reader, with the
 keyboard alone, at 200 % zoom and in forced colours, without JavaScript. Every route is a GET
-and reads the ledger only through :func:`starnode.summary.load_snapshot`; the PNG and WAV it
+and reads the ledger only through :func:`starnode.morning.summary.load_snapshot`; the PNG and WAV it
 serves are derived files, drawn again when the ledger is newer than them.
 """
 
@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from ..config import Config
+from ...config import Config
 from ..summary import (
     REASON_WORDS,
     NightSummary,

@@ -13,7 +13,7 @@ the page:
 - **measured and reported frames**: the measurement's own ``night`` (the date of the local
   evening at the site, the rule of the AAVSO reports, so the summary and the report file agree);
   for a row written by 0.1.0 (no ``night`` in its result) the report's night if it has one, else
-  the same rule applied to its time (:func:`starnode.observing.night_of`, site longitude of the
+  the same rule applied to its time (:func:`starnode.frame.timesite.night_of`, site longitude of the
   measurement or of the configuration).
 - **skipped, failed and waiting frames** have no measurement, and the ledger keeps no header
   time for them (only the file's path, size, mtime and when the node first saw it). So: the
@@ -32,8 +32,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import Config, resolve
-from ..observing import night_of
+from ...config import Config, resolve
+from ...frame.timesite import night_of
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +144,8 @@ def load_snapshot(config: Config | Any) -> Snapshot:
         Every frame of the ledger and every outbox file; empty when there is no database yet
         (none is created).
     """
-    from ..aavso import outbox_files
-    from ..store import Ledger
+    from ...aavso import outbox_files
+    from ...store import Ledger
 
     cfg = resolve(config)
     longitude = cfg.site.longitude

@@ -30,9 +30,9 @@ from astropy.coordinates import AltAz, EarthLocation, SkyCoord
 from astropy.time import Time, TimeDelta
 from astropy.utils import iers
 
-from .errors import FrameRejected, RejectCategory
-from .fitsheader import card_float as _num
-from .fitsheader import card_text as _text
+from ..errors import FrameRejected, RejectCategory
+from .header import card_float as _num
+from .header import card_text as _text
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import Config, resolve
-from .records import CompResult, Measurement
-from .store import Frame, Ledger
-from .util.values import finite_float
+from ..config import Config, resolve
+from ..records import CompResult, Measurement
+from ..store import Frame, Ledger
+from ..util.values import finite_float
 
 log = logging.getLogger(__name__)
 
