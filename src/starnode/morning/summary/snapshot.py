@@ -33,14 +33,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...config import Config, resolve
-from ...frame.timesite import night_of
+from ...frame.timesite import jd_from_unix, night_of
 
 log = logging.getLogger(__name__)
 
 __all__ = ["FrameRecord", "Snapshot", "frame_night", "frame_target", "load_snapshot",
            "night_frames", "night_of_jd"]
 
-_UNIX_EPOCH_JD = 2440587.5
 _MEASURED = ("measured", "reported")
 _STAMP = re.compile(r"(\d{8})-(\d{6})")
 _SEESTAR = re.compile(r"^(?:Light|Stacked_\d+)_(.+?)_\d+(?:\.\d+)?s_", re.IGNORECASE)
@@ -213,7 +212,7 @@ def frame_night(f: FrameRecord, longitude: float | None) -> str | None:
     if stamped:
         return stamped
     if f.first_seen is not None:
-        return night_of(f.first_seen / 86400.0 + _UNIX_EPOCH_JD, longitude)
+        return night_of(jd_from_unix(f.first_seen), longitude)
     return None
 
 

@@ -8,7 +8,6 @@ serves are derived files, drawn again when the ledger is newer than them.
 
 from __future__ import annotations
 
-import datetime as _dt
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,6 +17,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from ...config import Config
+from ...frame.timesite import utc_from_jd
 from ..summary import (
     REASON_WORDS,
     NightSummary,
@@ -64,7 +64,7 @@ def _night(cfg: Config, snap: Snapshot, night: str | None, target: str | None = 
 def _utc(jd: float | None) -> str:
     if jd is None:
         return ""
-    t = _dt.datetime.fromtimestamp((jd - 2440587.5) * 86400.0, _dt.UTC)
+    t = utc_from_jd(jd)
     return f"{t:%Y-%m-%d %H:%M} UTC"
 
 
