@@ -5,7 +5,6 @@ Collected by :mod:`starnode.doctor` through :func:`health`; a check never raises
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import TYPE_CHECKING
 
@@ -56,16 +55,9 @@ def _cache(cfg: Config) -> list[Check]:
 
 def _cached_answers(cfg: Config) -> int:
     """How many catalogue answers the database holds (read-only; 0 without a database)."""
-    if not cfg.db_path.exists():
-        return 0
-    try:
-        conn = sqlite3.connect(f"file:{cfg.db_path}?mode=ro", uri=True, timeout=5)
-        try:
-            return int(conn.execute("SELECT COUNT(*) FROM catalog_cache").fetchone()[0])
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return 0
+    from starnode.store.health import cached_answers
+
+    return cached_answers(cfg.db_path)
 
 
 def _network(cfg: Config) -> Check:

@@ -20,7 +20,21 @@ if TYPE_CHECKING:
     from starnode.config import Config
     from starnode.diagnostics import Check
 
-__all__ = ["health"]
+__all__ = ["cached_answers", "health"]
+
+
+def cached_answers(path: Path) -> int:
+    """How many catalogue answers the database holds (read-only; 0 without a database)."""
+    if not path.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM catalog_cache").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
 
 
 def _read(path: Path) -> tuple[int, dict[str, int]]:
