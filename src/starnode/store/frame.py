@@ -23,7 +23,8 @@ from starnode.errors import FrameState, RejectCategory
 if TYPE_CHECKING:
     from starnode.records import Measurement
 
-__all__ = ["Frame", "category_to_store", "dumps", "file_identity", "json_safe", "make_owner"]
+__all__ = ["Frame", "FrameFacts", "category_to_store", "dumps", "file_identity", "json_safe",
+           "make_owner"]
 
 log = logging.getLogger(__name__)
 
@@ -103,15 +104,12 @@ def dumps(value: Any) -> str:
 
 
 @dataclass(frozen=True)
-class Frame:
-    """One ledger row (``result`` and ``submission`` decoded from their JSON)."""
+class FrameFacts:
+    """What the ledger says of a frame, declared once: :class:`Frame` is the whole row, and the
+    morning summary's ``FrameRecord`` adds what it reads from the measurement."""
 
-    id: int
     path: str
-    size: int
-    mtime_ns: int
     state: str
-    source: str | None
     category: str | None
     reason: str | None
     target: str | None
@@ -119,6 +117,16 @@ class Frame:
     magnitude: float | None
     uncertainty: float | None
     quality: str | None
+
+
+@dataclass(frozen=True)
+class Frame(FrameFacts):
+    """One ledger row (``result`` and ``submission`` decoded from their JSON)."""
+
+    id: int
+    size: int
+    mtime_ns: int
+    source: str | None
     result: dict[str, Any] | None
     submission: dict[str, Any] | None
     owner: str | None

@@ -34,6 +34,7 @@ from typing import Any
 
 from ...config import Config, resolve
 from ...frame.timesite import jd_from_unix, night_of
+from ...store.frame import FrameFacts
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +47,10 @@ _SEESTAR = re.compile(r"^(?:Light|Stacked_\d+)_(.+?)_\d+(?:\.\d+)?s_", re.IGNORE
 
 
 @dataclass(frozen=True)
-class FrameRecord:
-    """One frame as the summary needs it (whatever store it came from)."""
+class FrameRecord(FrameFacts):
+    """One frame as the summary needs it: the ledger's facts and what the measurement adds."""
 
     name: str
-    path: str
-    state: str  # pending processing measured reported skipped failed
-    category: str | None
-    reason: str | None
-    target: str | None
-    jd: float | None
-    magnitude: float | None
-    uncertainty: float | None
-    quality: str | None
     quality_reasons: tuple[str, ...] = ()
     filter: str | None = None
     check_label: str | None = None
