@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/allocate.py [--night 2025-09-14] [--repeat 3] [--sqlite]
 
-A private PostgreSQL cluster (:class:`starnode.hub.pgcluster.PgCluster`) is started and stopped
+A private PostgreSQL cluster (tests/pgcluster.py) is started and stopped
 by the script (``--sqlite``: a temporary SQLite file instead). It prints, per run, the time of
 the whole allocation (reading the inputs, the visibility of 50 x 500 x 145 node-target-time
 samples, the share-out, writing the assignments: ``plan_night(force=True)``), its parts, and
@@ -22,9 +22,11 @@ import time
 from pathlib import Path
 
 from starnode.hub.nightplans import add_wanted, plan_night
-from starnode.hub.pgcluster import PgCluster, PgUnavailable
 from starnode.hub.simnet import ALERTS, candidate_targets, register_network
 from starnode.hub.store import HubStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from pgcluster import PgCluster, PgUnavailable  # the tests' throw-away PostgreSQL
 
 
 def main() -> int:

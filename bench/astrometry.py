@@ -35,7 +35,7 @@ from starnode import astrometry, synthetic
 from starnode.astrometry import AstrometryError, PlaneFrame, gaia_bright_stars, solve_frame
 from starnode.catalogs import load_sequence_file
 from starnode.config import Config
-from starnode.frames import load_frame
+from starnode.frame.load import load_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALE = 2.374

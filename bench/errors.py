@@ -32,7 +32,7 @@ import numpy as np
 
 from starnode import synthetic
 from starnode.config import Config
-from starnode.frames import Frame, load_frame
+from starnode.frame.load import Frame, load_frame
 from starnode.photometry import measure, measure_stars, times
 from starnode.photometry.detect import detect_stars, register
 from starnode.photometry.noise import pair_chi2

@@ -6,7 +6,7 @@
 PostgreSQL runs with fsync=on, as in production (``--no-fsync`` turns it off); the setting is
 printed beside the figures.
 
-A private PostgreSQL cluster (Debian's postgresql, :class:`starnode.hub.pgcluster.PgCluster`)
+A private PostgreSQL cluster (Debian's postgresql, ``PgCluster`` of tests/pgcluster.py)
 and ``starnode hub serve`` (uvicorn, ``--workers`` processes) run as subprocesses on this
 machine; the nodes are asyncio tasks in this process, each with its own keep-alive loopback
 connection (a minimal HTTP/1.1 client, :class:`_Conn`, so the client does not starve the
@@ -43,12 +43,14 @@ from typing import Any
 import httpx
 import psutil
 
+from starnode.frame.timesite import night_of
 from starnode.hub import SCHEMA_VERSION
-from starnode.hub.client import wire_measurement
 from starnode.hub.consensus import crosscheck
-from starnode.hub.pgcluster import PgCluster
 from starnode.hub.store import HubStore
-from starnode.observing import night_of
+from starnode.node.forwarder import wire_measurement
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from pgcluster import PgCluster  # the tests' throw-away PostgreSQL
 
 JD0 = 2460933.35
 TARGETS = [f"V{400 + i} Cyg" for i in range(20)]

@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the hub extra is not installed (pip install -e '.[hub]')")
 pytest.importorskip("sqlalchemy", reason="the hub extra is not installed")
 
-from starnode.hub.pgcluster import PgCluster, PgUnavailable
+from pgcluster import PgCluster, PgUnavailable
 
 JD0 = 2460933.40  # 2025-09-14 21:36 UTC, the night of 2025-09-14 at longitude 2.35 E
 NIGHT = "2025-09-14"
@@ -108,7 +108,7 @@ def result(mag: float = 11.8, jd: float = JD0, *, seed: int = 0, err: float = 0.
 
 
 def wire(res: dict[str, Any], seed: int = 0) -> dict[str, Any]:
-    from starnode.hub.client import wire_measurement
+    from starnode.node.forwarder import wire_measurement
 
     sha = f"{seed:064x}"
     return wire_measurement(res, frame_sha256=sha)

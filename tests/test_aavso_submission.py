@@ -25,7 +25,7 @@ from starnode.aavso import (
     validate_text,
 )
 from starnode.aavso.spec import FIELDS
-from starnode.observing import night_of
+from starnode.frame.timesite import night_of
 from starnode.records import Measurement
 
 JD0 = 2460797.512345  # 2025-05-02 00:17:46 UTC

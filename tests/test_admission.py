@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from starnode import admission
 from starnode.errors import FrameRejected, RejectCategory
-from starnode.frames import load_frame
+from starnode.frame import admission
+from starnode.frame.load import load_frame
 
 LIMIT = 64 * 2**20
 

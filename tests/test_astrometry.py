@@ -23,7 +23,7 @@ from starnode.astrometry import (
 )
 from starnode.catalogs import load_sequence_file
 from starnode.config import Config
-from starnode.frames import load_frame
+from starnode.frame.load import load_frame
 
 S50_SCALE = 2.374
 DATA = Path(__file__).parent / "data"
@@ -402,7 +402,7 @@ def test_real_m94_fit_agrees_with_astropy_fit_wcs_from_points(shared, cfg):
     from astropy.wcs.utils import fit_wcs_from_points
     from scipy.spatial import cKDTree
 
-    from starnode.starfind import find_stars
+    from starnode.frame.detect import find_stars
 
     ra, dec, mag = _tycho2_m94()
     fr = load_frame(_real_subs(shared)[1], cfg)

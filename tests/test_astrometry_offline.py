@@ -200,7 +200,7 @@ def test_lost_in_space_without_a_blind_solver_says_what_to_install(tmp_path):
 @pytest.mark.shared
 def test_real_m94_subs_blind_with_solve_field(shared, tmp_path):
     _need_solve_field()
-    from starnode.frames import load_frame
+    from starnode.frame.load import load_frame
 
     cfg = _cfg(tmp_path, blind=True, tetra3rs=False, astap_path=str(tmp_path / "no-astap"))
     for path in _real_subs(shared)[::2]:

@@ -10,7 +10,7 @@ import pytest
 from starnode.astrometry.geometry import make_wcs
 from starnode.astrometry.reference import Refs
 from starnode.astrometry.solution import Solution, SolutionMemo, SolvedFrames
-from starnode.wcsutil import binned_wcs
+from starnode.frame.wcs import binned_wcs
 
 HDR = {"TELESCOP": "S50_test", "OBJECT": "SS Cyg"}
 

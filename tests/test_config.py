@@ -54,3 +54,41 @@ def test_doctor_fails_an_observer_code_with_a_blank(tmp_path: Path) -> None:
     cfg = Config({"data_dir": str(tmp_path), "aavso": {"observer_code": "my code"}})
     lines = [c for c in health(cfg) if c.topic == "observer code"]
     assert lines and lines[0].level == Level.FAIL and "my code" in lines[0].message
+
+
+#: (code, has the form of an AAVSO observer code)
+_CODES = [("FPIA", True), ("fpia", True), ("A", True), ("XYZ123", True), ("ABCDEFG", False),
+          ("ABCDEFGHIJKLMNOP", False), ("AB-C", False), ("my code", False), ("ABC\u00c9", False)]
+
+
+@pytest.mark.parametrize(("code", "good"), _CODES)
+def test_one_observer_code_rule_for_config_reports_validator_and_hub(
+        tmp_path: Path, code: str, good: bool) -> None:
+    """The config, the report writer, the report validator and the hub agree (issue 18: four
+    copies had four rules; the hub took 16 characters, the writer any Unicode letter)."""
+    from starnode.aavso import submit
+    from starnode.aavso.validator import validate_text
+
+    assert (observer_code_problem(code) is None) is good
+    answer = submit({"target_name": "SS Cyg"}, {"data_dir": str(tmp_path / "data"),
+                                                "aavso": {"observer_code": code}})
+    assert ("not an AAVSO observer code" in answer["message"]) is (not good)
+    report = validate_text(f"#TYPE=EXTENDED\n#OBSCODE={code}\n#SOFTWARE=x\n#DELIM=,\n#DATE=JD\n")
+    assert any(f.rule == "H03" for f in report) is (not good)
+    hub = pytest.importorskip("starnode.hub.store", reason="the hub extra is not installed")
+    store = hub.HubStore({"data_dir": str(tmp_path / "hub"),
+                          "hub": {"database_url": f"sqlite:///{tmp_path / 'hub.sqlite3'}"}})
+    if good:
+        assert store.add_node("scope", code).startswith("snn_")
+    else:
+        with pytest.raises(hub.HubError, match="not an AAVSO observer code"):
+            store.add_node("scope", code)
+
+
+def test_the_observer_code_examples() -> None:
+    import doctest
+
+    import starnode.config
+
+    result = doctest.testmod(starnode.config, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 2 and result.failed == 0

@@ -1,4 +1,4 @@
-"""starnode.fitsheader: the cheap header reader equals astropy; expected_size is exact."""
+"""starnode.frame.header: the cheap header reader equals astropy; expected_size is exact."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from starnode.fitsheader import BLOCK, clean_cards, expected_size, read_header, scan
+from starnode.frame.header import BLOCK, clean_cards, expected_size, read_header, scan
 
 
 def astropy_dict(path: Path) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from astropy.time import Time
 
 from starnode import synthetic
 from starnode.config import Config
-from starnode.frames import FrameRejected, load_frame
+from starnode.frame.load import FrameRejected, load_frame
 
 
 def _cfg(tmp_path: Path, **sections: object) -> Config:

@@ -185,7 +185,7 @@ def test_wire_record_is_the_typed_measurement(hub: HubStore) -> None:
     token = hub.add_node("scope-a", "ABC")
     typed = Measurement.from_dict(result(11.8, JD0, seed=1, night="2025-09-13",
                                          site_longitude=-150.0))
-    from starnode.hub.client import wire_measurement
+    from starnode.node.forwarder import wire_measurement
 
     rec = wire_measurement(typed, frame_sha256=f"{1:064x}")
     assert rec["schema_version"] == SCHEMA_VERSION

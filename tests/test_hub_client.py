@@ -21,8 +21,8 @@ from hub_helpers import (
     result,
     serve,
 )
-from starnode.hub.client import Forwarder, queue_summary
 from starnode.hub.store import HubStore
+from starnode.node.forwarder import Forwarder, queue_summary
 from starnode.store.hub_queue import HubQueue
 
 

@@ -22,8 +22,8 @@ pytest.importorskip("fastapi", reason="the hub extra is not installed")
 sa = pytest.importorskip("sqlalchemy", reason="the hub extra is not installed")
 
 from hub_helpers import free_port  # noqa: E402
+from pgcluster import PgCluster, PgUnavailable  # noqa: E402
 from starnode.aavso.validator import validate_file  # noqa: E402
-from starnode.hub.pgcluster import PgCluster, PgUnavailable  # noqa: E402
 from starnode.synthetic import DEMO_SEQUENCE_FILE, make_sub, write_frame  # noqa: E402
 
 pytestmark = pytest.mark.slow

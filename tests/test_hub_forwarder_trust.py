@@ -27,8 +27,8 @@ from hub_helpers import (
     result,
     serve,
 )
-from starnode.hub.client import Forwarder, queue_summary
 from starnode.hub.store import HubStore
+from starnode.node.forwarder import Forwarder, queue_summary
 
 
 def _wait(pred: Any, timeout: float, what: str) -> None:

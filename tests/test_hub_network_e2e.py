@@ -4,7 +4,7 @@ the nodes keep their assignments and record what they did with the alert, and wh
 returns each answer arrives exactly once.
 
 (The telescope side, a fake Alpaca telescope observing the alert, is the telescope issue's;
-here the runner's part is played by :func:`starnode.hub.nodeplan.record_alert_outcome`.)"""
+here the runner's part is played by :func:`starnode.node.assignment.record_alert_outcome`.)"""
 
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ httpx = pytest.importorskip("httpx", reason="the hub extra is not installed")
 sa = pytest.importorskip("sqlalchemy", reason="the hub extra is not installed")
 
 from hub_helpers import db_url, free_port, hub_config, pg_cluster, serve  # noqa: E402, F401
-from starnode.hub import db, nodeplan  # noqa: E402
-from starnode.hub.client import Forwarder  # noqa: E402
+from starnode.hub import db  # noqa: E402
 from starnode.hub.nightplans import add_wanted, plan_night  # noqa: E402
 from starnode.hub.store import HubStore  # noqa: E402
+from starnode.node import assignment as nodeplan  # noqa: E402
+from starnode.node.forwarder import Forwarder  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -17,10 +17,11 @@ httpx = pytest.importorskip("httpx", reason="the hub extra is not installed")
 sa = pytest.importorskip("sqlalchemy", reason="the hub extra is not installed")
 
 from hub_helpers import db_url, free_port, hub_config, pg_cluster, serve  # noqa: E402, F401
-from starnode.hub import db, nodeplan  # noqa: E402
-from starnode.hub.client import Forwarder, current_assignment  # noqa: E402
+from starnode.hub import db  # noqa: E402
 from starnode.hub.nightplans import add_wanted, plan_night  # noqa: E402
 from starnode.hub.store import HubStore  # noqa: E402
+from starnode.node import assignment as nodeplan  # noqa: E402
+from starnode.node.forwarder import Forwarder, current_assignment  # noqa: E402
 
 SITE_A = {"latitude": 50.0, "longitude": 0.0, "height": 100.0}
 SITE_B = {"latitude": 45.0, "longitude": 10.0, "height": 300.0}

@@ -93,7 +93,7 @@ def test_header_cards_are_read_back_as_the_model() -> None:
     model back (wcsutil's scale from FOCALLEN/XPIXSZ, model_from_header)."""
     from astropy.io import fits
 
-    from starnode.wcsutil import pixel_scale
+    from starnode.frame.wcs import pixel_scale
 
     for model in ("s50", "s30", "s30pro"):
         p = profile(model)

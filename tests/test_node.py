@@ -68,7 +68,7 @@ def test_process_outcomes_crash_and_exactly_once(tmp_path: Path) -> None:
         assert c == {"pending": 0, "processing": 0, "measured": 0, "reported": 4,
                      "skipped": 1, "failed": 2}
         [row] = led.find(crash)
-        assert row.state == "failed" and row.category == "crash"
+        assert row.state == "failed" and row.category == "crashed"
         assert "worker process crashed" in (row.reason or "") and "SIGSEGV" in row.reason
         for p in good:
             [r] = led.find(p)

@@ -1,4 +1,4 @@
-"""starnode.observing: mid-exposure, site, HJD/airmass, scintillation and the observing night."""
+"""starnode.frame.timesite: mid-exposure, site, HJD/airmass, scintillation, the observing night."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ from astropy.coordinates import EarthLocation
 from astropy.time import Time
 
 from starnode.errors import FrameRejected
-from starnode.observing import (
+from starnode.frame.timesite import (
     exposure_start,
+    jd_from_unix,
     mid_exposure,
     night_of,
     pickering_airmass,
     site_location,
     times,
+    utc_from_jd,
     young_scintillation,
 )
 
@@ -123,3 +125,22 @@ def test_night_of_a_non_finite_longitude_is_greenwich() -> None:
     jd = Time("2025-09-14T23:00:00", scale="utc").jd
     assert night_of(jd, float("nan")) == night_of(jd, None) == "2025-09-14"
     assert night_of(jd, float("inf")) == "2025-09-14"
+
+
+@pytest.mark.parametrize("iso", ["1970-01-01T00:00:00", "2025-09-14T21:30:00.250",
+                                 "2000-02-29T12:00:00"])
+def test_the_one_jd_unix_conversion_agrees_with_astropy(iso: str) -> None:
+    t = Time(iso, scale="utc")
+    assert jd_from_unix(float(t.unix)) == pytest.approx(float(t.jd), abs=1e-9)
+    back = utc_from_jd(float(t.jd))
+    assert back.tzinfo is not None and abs(back.timestamp() - float(t.unix)) < 1e-3
+    assert night_of(jd_from_unix(float(t.unix)), 0.0) == night_of(float(t.jd), 0.0)
+
+
+def test_the_jd_unix_examples() -> None:
+    import doctest
+
+    from starnode.frame import timesite
+
+    result = doctest.testmod(timesite)
+    assert result.attempted >= 3 and result.failed == 0

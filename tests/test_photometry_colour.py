@@ -18,7 +18,7 @@ from starnode.aavso.entries import entry_from_measurement
 from starnode.aavso.spec import FIELDS
 from starnode.config import Config
 from starnode.errors import FieldError
-from starnode.frames import load_frame
+from starnode.frame.load import load_frame
 from starnode.photometry.colour import colour_plane, fit_line
 from starnode.records import Measurement
 from starnode.synthetic.colour import true_tv_bv, write_colour_chart

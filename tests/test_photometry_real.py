@@ -18,7 +18,7 @@ import pytest
 import sep
 
 from starnode.config import Config
-from starnode.frames import Frame, load_frame
+from starnode.frame.load import Frame, load_frame
 from starnode.photometry import measure_stars, times
 from starnode.photometry.detect import register
 

@@ -13,7 +13,7 @@ import pytest
 
 from morning_night import GOOD, make_night
 from starnode.config import Config
-from starnode.sonify import HUM_HZ, LEAD_S, RATE, render, sonify_night, write_wav
+from starnode.morning.sonify import HUM_HZ, LEAD_S, RATE, render, sonify_night, write_wav
 from starnode.store import Ledger
 
 JD0 = 2460933.40

@@ -16,7 +16,7 @@ from scipy.spatial import cKDTree
 from starnode import synthetic
 from starnode.config import Config
 from starnode.photometry import measure
-from starnode.starlist import COLUMNS
+from starnode.photometry.starlist import COLUMNS
 
 
 def _frame(tmp_path: Path) -> tuple[Path, synthetic.Truth]:

@@ -34,7 +34,7 @@ def test_catalog_cache_corrupt_entry_is_ignored(tmp_path: Path,
     store = Store.open(tmp_path / "starnode.sqlite3")
     store.conn.execute("INSERT INTO catalog_cache VALUES ('vsx', 'x', 0, NULL, '{not json')")
     with caplog.at_level(logging.WARNING):
-        assert store.catalog_cache().get("vsx", "x") is None
+        assert CatalogCache(store).get("vsx", "x") is None
     assert "corrupt" in caplog.text
     store.close()
 

@@ -106,7 +106,7 @@ def test_skip_fail_problems_and_reset(tmp_path: Path) -> None:
     led.record_failed(ids[2], me, "worker crashed", crashed=True)
     probs = led.problems()
     assert probs[0]["n"] == 2 and probs[0]["category"] == "not_light"
-    assert probs[1]["state"] == "failed" and probs[1]["category"] == "crash"
+    assert probs[1]["state"] == "failed" and probs[1]["category"] == "crashed"
     assert led.reset(["failed"]) == [ids[2]]
     row = led.get(ids[2])
     assert row is not None and row.state == "pending" and row.reason is None
@@ -190,3 +190,29 @@ def test_file_is_owner_only_and_versioned(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
     assert led.outstanding([1]) == 1
+
+
+def test_reject_categories_are_enum_values_on_write_and_on_read(tmp_path: Path) -> None:
+    """Issue 18: the ledger wrote ``crash`` where the enum says ``crashed``. New rows carry the
+    enum's value; a 0.2.0 row's ``crash`` reads, groups and retries as ``crashed``."""
+    from starnode.errors import RejectCategory
+
+    led = _ledger(tmp_path)
+    me = make_owner()
+    ids = [led.add(_frame(tmp_path, f"Light_{i}.fit"))[0] for i in range(4)]
+    led.claim(me, limit=4)
+    led.record_failed(ids[0], me, "worker crashed", crashed=True)
+    led.record_failed(ids[1], me, "timed out after 5 s", crashed=True,
+                      category=RejectCategory.TIMEOUT)
+    led.record_skipped(ids[2], me, "a reason", "no such category")
+    led.record_failed(ids[3], me, "an old crash", crashed=True)
+    with led.store.conn as c:  # what 0.2.0 wrote for a crashed worker
+        c.execute("UPDATE frames SET category='crash' WHERE id=?", (ids[3],))
+    stored = dict(led.store.conn.execute("SELECT id, category FROM frames").fetchall())
+    assert [stored[i] for i in ids] == ["crashed", "timeout", "error", "crash"]
+    assert [led.get(i).category for i in ids] == ["crashed", "timeout", "error", "crashed"]
+    assert led.get(ids[3]).category is RejectCategory.CRASHED
+    crashed = [p for p in led.problems() if p["category"] == "crashed"]
+    assert len(crashed) == 2 and {p["reason"] for p in crashed} == {"worker crashed",
+                                                                    "an old crash"}
+    assert sorted(led.reset(["failed"], category="crashed")) == sorted([ids[0], ids[3]])

@@ -13,9 +13,7 @@ import pytest
 
 from morning_night import GOOD, make_night
 from starnode.config import Config
-from starnode.records import Measurement
-from starnode.store import Ledger
-from starnode.summary import (
+from starnode.morning.summary import (
     FrameRecord,
     Snapshot,
     build_night,
@@ -24,6 +22,8 @@ from starnode.summary import (
     render_json,
     render_text,
 )
+from starnode.records import Measurement
+from starnode.store import Ledger
 
 pytestmark = pytest.mark.slow
 

@@ -156,7 +156,7 @@ def test_vignetting_dither_and_fixed_field() -> None:
 
 def test_undersampled_sub_has_the_requested_fwhm(tmp_path: Path) -> None:
     from starnode.config import Config
-    from starnode.frames import load_frame
+    from starnode.frame.load import load_frame
     from starnode.photometry import measure_stars
 
     hdul, truth = synthetic.make_sub(seed=4, fwhm_arcsec=1.4 * 2 * synthetic.S50_SCALE_ARCSEC,

@@ -82,8 +82,8 @@ def test_doctor_checks_the_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     pytest.importorskip("sqlalchemy", reason="the hub extra is not installed")
     from hub_helpers import free_port, hub_config, serve
     from starnode.doctor import Level
-    from starnode.hub.link import health
     from starnode.hub.store import HubStore
+    from starnode.node.hublink import health
 
     store = HubStore(hub_config(tmp_path, f"sqlite:///{tmp_path / 'hub.sqlite3'}"))
     token = store.add_node("scope-a", "ABC")

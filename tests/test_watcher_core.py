@@ -22,7 +22,7 @@ from astropy.io import fits
 
 import image_watcher
 from starnode import watcher as watcher_mod
-from starnode.fitsheader import read_header
+from starnode.frame.header import read_header
 from starnode.watcher import ImageWatcher
 
 DEBOUNCE = 0.2

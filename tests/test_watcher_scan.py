@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from watchdog.events import FileCreatedEvent
 
-from starnode.fitsheader import expected_size
+from starnode.frame.header import expected_size
 from test_watcher_core import DEBOUNCE, TIMEOUT, Collector, fits_bytes, slow_write, writer_thread
 from test_watcher_core import make_watcher as make_watcher
 

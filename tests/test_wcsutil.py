@@ -1,4 +1,4 @@
-"""starnode.wcsutil: header WCS, binning, pixel scale - checked against independent geometry."""
+"""starnode.frame.wcs: header WCS, binning, pixel scale - checked against independent geometry."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from astropy.io import fits
 
 from starnode import synthetic
-from starnode.frames import GREEN_SITES
-from starnode.wcsutil import binned_wcs, header_wcs, pixel_scale, wcs_scale_arcsec
+from starnode.frame.load import GREEN_SITES
+from starnode.frame.wcs import binned_wcs, header_wcs, pixel_scale, wcs_scale_arcsec
 
 
 @pytest.mark.parametrize("pattern", sorted(GREEN_SITES))

@@ -78,7 +78,7 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 @pytest.fixture(scope="module")
 def server(night: Config) -> Iterator[Server]:
-    from starnode.web import create_app
+    from starnode.morning.web import create_app
 
     with Server(create_app(night)) as s:
         yield s
@@ -118,7 +118,7 @@ def test_pages_files_and_read_only(server: Server, night: Config) -> None:
 
 
 def test_a_token_is_needed_when_one_is_set(night: Config) -> None:
-    from starnode.web import create_app, is_loopback
+    from starnode.morning.web import create_app, is_loopback
 
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1")

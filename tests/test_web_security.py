@@ -24,7 +24,7 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 @pytest.fixture(scope="module")
 def server(night: Config) -> Iterator[Any]:
-    from starnode.web import create_app
+    from starnode.morning.web import create_app
     from test_web_browser import Server
 
     with Server(create_app(night)) as s:
@@ -55,7 +55,7 @@ def test_only_loopback_names_without_a_token(server: Any, night: Config) -> None
         status, body, _ = _req(port, "/summary.txt", host)
         assert status == 421, (host, status)
         assert b"DNS rebinding" in body
-    from starnode.web import create_app
+    from starnode.morning.web import create_app
     from test_web_browser import Server
 
     with Server(create_app(night, token="s3cret")) as s:  # a token: any name, with it

@@ -25,15 +25,9 @@ the CLI's ``--help`` does not pay for astropy, photutils and the watcher it does
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("starnode")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
-
-SOFTWARE = f"starnode {__version__}"
+from ._version import SOFTWARE, __version__
 
 #: public name -> the module that owns it
 _EXPORTS = {

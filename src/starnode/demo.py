@@ -282,7 +282,7 @@ def _reports_text(cfg: Any) -> tuple[str, bool]:
 
 
 def _curve_text(cfg: Any) -> tuple[str, bool]:
-    from .lightcurve import plot_lightcurve
+    from .morning.lightcurve import plot_lightcurve
 
     try:
         png, n = plot_lightcurve(cfg, TARGET)
@@ -315,7 +315,7 @@ def _summary(cfg: Any, written: dict[str, dict[str, Any]], elapsed: float, out: 
               f"'starnode status --data-dir {cfg.data_dir}')\n")
     out.write("observer code DEMO, outbox mode: nothing was uploaded; never upload synthetic "
               "data.\n")
-    from .summary import night_summary, render_text
+    from .morning.summary import night_summary, render_text
 
     out.write("\n" + render_text(night_summary(cfg)) + "\nsee it as a page: starnode serve "
               f"--data-dir {cfg.data_dir}  (then open http://127.0.0.1:8765/)\n")

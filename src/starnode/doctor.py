@@ -12,38 +12,17 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .diagnostics import Check, HealthFn, Level
 
 if TYPE_CHECKING:
     from .config import Config
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PROVIDERS", "Check", "Level", "run_checks"]
-
-
-class Level(IntEnum):
-    """How bad a finding is (the exit status follows the worst)."""
-
-    OK = 0
-    WARN = 1
-    FAIL = 2
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of ``starnode doctor``: a level, a topic and an actionable message."""
-
-    level: Level
-    topic: str
-    message: str
-
-
-HealthFn = Callable[["Config"], Iterable[Check]]
+__all__ = ["PROVIDERS", "Check", "Level", "run_checks"]  # Check, Level: from .diagnostics
 
 
 def _aavso_health(cfg: Config) -> list[Check]:
@@ -81,7 +60,7 @@ PROVIDERS: tuple[tuple[str, HealthFn | None], ...] = (
     ("starnode.catalogs", None),
     ("starnode.astrometry", None),
     ("starnode.planning.health", None),
-    ("starnode.hub.link", None),  # with hub.url: reachable, token valid, schema accepted
+    ("starnode.node.hublink", None),  # with hub.url: reachable, token valid, schema accepted
 )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "LEGACY_CATEGORIES",
     "AavsoError",
     "AstrometryError",
     "CatalogError",
@@ -52,10 +53,33 @@ class RejectCategory(StrEnum):
     REWRITTEN = "rewritten"
     NOT_A_FILE = "not_a_file"
     BAD_NAME = "bad_name"
-    EXCLUDED = "excluded"
     CRASHED = "crashed"
     TIMEOUT = "timeout"
     ERROR = "error"
+
+    @classmethod
+    def parse(cls, value: str) -> RejectCategory:
+        """The category a stored or given text stands for (the ledger reads and writes this).
+
+        ``crash``, written by 0.2.0 for a crashed worker, is :attr:`CRASHED`.
+
+        Raises
+        ------
+        ValueError
+            Not a category.
+
+        Examples
+        --------
+        >>> RejectCategory.parse("crash") is RejectCategory.CRASHED
+        True
+        >>> RejectCategory.parse("not_light")
+        <RejectCategory.NOT_LIGHT: 'not_light'>
+        """
+        return cls(LEGACY_CATEGORIES.get(value, value))
+
+
+#: Category texts that older versions wrote, and what they mean now.
+LEGACY_CATEGORIES = {"crash": "crashed"}
 
 
 class FrameState(StrEnum):

@@ -16,7 +16,7 @@ from .webobs import load_credentials
 
 if TYPE_CHECKING:
     from starnode.config import Config
-    from starnode.doctor import Check
+    from starnode.diagnostics import Check
 
 __all__ = ["health"]
 
@@ -34,7 +34,7 @@ def health(cfg: Config) -> list[Check]:
     list of Check
         One line, topic ``aavso``.
     """
-    from starnode.doctor import Check, Level
+    from starnode.diagnostics import Check, Level
 
     a = cfg.aavso
     if a.mode != "webobs":

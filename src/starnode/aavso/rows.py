@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from starnode import SOFTWARE
+from starnode._version import SOFTWARE
 from starnode.errors import AavsoError, FieldError
 
 from .entries import ReportEntry

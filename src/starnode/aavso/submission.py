@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from starnode.config import Config, resolve
+from starnode.config import OBSERVER_CODE_RULE, Config, is_observer_code, resolve
 from starnode.errors import AavsoError, ConfigError, FieldError, SubmitStatus
-from starnode.observing import night_of
+from starnode.frame.timesite import night_of
 from starnode.records import Measurement
 from starnode.store import ReportRows
 from starnode.store.reports import DRY, LOCKED, REAL
@@ -65,9 +65,9 @@ def _obscode(cfg: Config) -> str:
     if not code:
         raise ConfigError("aavso.observer_code is not set: starnode reports under your AAVSO "
                           "observer code and writes nothing without it")
-    if not code.isascii() or not code.isalnum() or len(code) > 6:
+    if not is_observer_code(code):
         raise ConfigError(f"aavso.observer_code {code!r} is not an AAVSO observer code "
-                          "(1-6 letters/digits)")
+                          f"({OBSERVER_CODE_RULE})")
     if code.upper() in PLACEHOLDERS:
         raise ConfigError(f"aavso.observer_code {code!r} is a placeholder; set your own code")
     return code.upper()

@@ -23,6 +23,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..config import is_observer_code
+from ..frame.timesite import jd_from_unix
 from . import spec
 from .spec import (
     ERROR,
@@ -67,7 +69,7 @@ def _decimal_places(text: str) -> int:
 
 
 def _jd_now() -> float:
-    return _dt.datetime.now(_dt.UTC).timestamp() / 86400.0 + 2440587.5
+    return jd_from_unix(_dt.datetime.now(_dt.UTC).timestamp())
 
 
 class _Checker:
@@ -195,7 +197,7 @@ class _Checker:
         elif code.upper() in spec.PLACEHOLDERS:
             self.warning(n, "H03", f"#OBSCODE={code!r} looks like a placeholder, not a code "
                          "assigned by the AAVSO")
-        elif re.fullmatch(r"[A-Za-z0-9]{1,6}", code) is None:
+        elif not is_observer_code(code):
             self.warning(n, "H03", f"#OBSCODE={code!r}: AAVSO observer codes are short "
                          "letters/digits")
 

@@ -18,7 +18,7 @@ import numpy as np
 from astropy.wcs import WCS
 from scipy.spatial import cKDTree
 
-from starnode.starfind import Stars
+from starnode.frame.detect import Stars
 
 from .geometry import Shape, gnomonic, in_frame, make_wcs
 from .match import match

@@ -26,7 +26,7 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
 from starnode.config import Config
-from starnode.starfind import Stars
+from starnode.frame.detect import Stars
 
 from .geometry import Shape
 from .reference import Refs

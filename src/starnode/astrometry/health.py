@@ -13,7 +13,7 @@ from .tetra import tetra3rs_database_path
 
 if TYPE_CHECKING:
     from starnode.config import Config
-    from starnode.doctor import Check
+    from starnode.diagnostics import Check
 
 __all__ = ["health"]
 
@@ -25,7 +25,7 @@ def _deep_fields(cfg: Config) -> list[Check]:
     """Sparse fields of the targets the node knows (cached VSX answers): deep Gaia cached?"""
     from starnode.catalogs.gaiafield import cached_field
     from starnode.catalogs.vsx import parse_vsx_object
-    from starnode.doctor import Check, Level
+    from starnode.diagnostics import Check, Level
     from starnode.errors import CatalogError
     from starnode.store import CatalogCache
 
@@ -90,10 +90,10 @@ def health(cfg: Config) -> list[Check]:
 
     Returns
     -------
-    list of starnode.doctor.Check
+    list of starnode.diagnostics.Check
         Whether the bundled Gaia stars load; which blind solvers are available.
     """
-    from starnode.doctor import Check, Level
+    from starnode.diagnostics import Check, Level
 
     n = len(gaia_bright_stars(0.0, 90.0, 10.0)[0])
     out = [Check(Level.OK, "astrometry", f"bundled Gaia DR3 reference stars: {n} around the "

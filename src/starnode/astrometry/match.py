@@ -14,7 +14,7 @@ import numpy as np
 from astropy.wcs import WCS
 from scipy.spatial import cKDTree
 
-from starnode.starfind import Stars
+from starnode.frame.detect import Stars
 
 from .geometry import Shape, center_world, fit_tan, in_frame, is_mirrored, world_to_pix
 from .reference import Refs

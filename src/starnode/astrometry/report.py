@@ -1,6 +1,6 @@
 """``starnode solve``: the verified solution of frames on disk, like ``solve-field`` but verified.
 
-Each file is loaded as the pipeline loads it (:func:`starnode.frames.load_frame`: the measured
+Each file is loaded as the pipeline loads it (:func:`starnode.frame.load.load_frame`: the measured
 plane of a sub or a stack), solved with :func:`.solve.solve_frame` without a comparison sequence
 (bundled Gaia stars, the per-field Gaia cache, the blind solvers installed), and described: the
 centre, scale, rotation, parity, method, matched stars, residual, time, and the WCS as FITS cards
@@ -74,7 +74,7 @@ def solve_file(path: str | Path, config: Any = None) -> dict[str, Any]:
     dict
         ``file``, ``ok`` and either the fields of :func:`describe_solution` or ``error``.
     """
-    from starnode.frames import load_frame
+    from starnode.frame.load import load_frame
 
     cfg = resolve(config)
     out: dict[str, Any] = {"file": str(path)}

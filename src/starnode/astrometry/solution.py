@@ -20,8 +20,8 @@ from typing import Any
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
+from starnode.frame.wcs import binned_wcs
 from starnode.store import SolutionCache, StoredSolution
-from starnode.wcsutil import binned_wcs
 
 from .geometry import Shape, rotation_deg
 from .reference import Refs
@@ -64,7 +64,7 @@ class Solution:
 def _native(w: WCS, binning: int) -> WCS:
     """The WCS of the native sensor pixels of a plane binned by ``binning`` (no SIP).
 
-    The inverse of :func:`starnode.wcsutil.binned_wcs` with the cell-centre convention.
+    The inverse of :func:`starnode.frame.wcs.binned_wcs` with the cell-centre convention.
     """
     out = w.deepcopy()
     if binning == 1:

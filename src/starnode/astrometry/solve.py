@@ -26,9 +26,9 @@ from astropy.wcs import WCS
 
 from starnode.config import Config, resolve
 from starnode.errors import AstrometryError, CatalogError
-from starnode.starfind import Stars, find_stars
+from starnode.frame.detect import Stars, find_stars
+from starnode.frame.wcs import header_wcs, pixel_scale, wcs_scale_arcsec
 from starnode.util.values import finite_float
-from starnode.wcsutil import header_wcs, pixel_scale, wcs_scale_arcsec
 
 from .asterism import triangle_match
 from .blind import Pointing, blind_solvers
@@ -76,7 +76,7 @@ def nominal_scale_arcsec(header: Mapping[str, Any], config: Any = None) -> float
     Returns
     -------
     float or None
-        None when neither tells (see :func:`starnode.wcsutil.pixel_scale`).
+        None when neither tells (see :func:`starnode.frame.wcs.pixel_scale`).
     """
     return pixel_scale(header, resolve(config).camera.pixel_scale_arcsec)
 
@@ -91,7 +91,7 @@ def _epoch(header: Mapping[str, Any]) -> float:
 
 @dataclass(frozen=True)
 class PlaneFrame:
-    """A bare image plane and its header, for callers without a :class:`starnode.frames.Frame`
+    """A bare image plane and its header, for callers without a :class:`starnode.frame.load.Frame`
     (benchmarks, tests, other tools): what :func:`solve_frame` reads of a frame.
 
     Parameters
@@ -132,7 +132,7 @@ class PlaneFrame:
 
 
 def _frame_facts(frame: Any, config: Any) -> tuple[_Facts, Config]:
-    """The solver's view of a :class:`starnode.frames.Frame` or a :class:`PlaneFrame`."""
+    """The solver's view of a :class:`starnode.frame.load.Frame` or a :class:`PlaneFrame`."""
     if isinstance(frame, np.ndarray):
         raise TypeError("solve_frame takes a Frame or a PlaneFrame(plane, header, binning), "
                         "not a bare array (the 0.1.0 loose-argument form is gone)")
@@ -462,7 +462,7 @@ def solve_frame(frame: Any, config: Any, /, *, ref_ra: Any, ref_dec: Any, ref_ma
 
     Parameters
     ----------
-    frame : starnode.frames.Frame or PlaneFrame
+    frame : starnode.frame.load.Frame or PlaneFrame
         The frame (its plane, header, binning, ``sha1`` as the cache key and header WCS).
     config : Config or mapping
         ``astrometry.*``, ``camera.pixel_scale_arcsec``, ``db_path`` for the cache.

@@ -25,7 +25,7 @@ import numpy as np
 from astropy.wcs import WCS
 
 from starnode.config import Config, resolve
-from starnode.starfind import Stars
+from starnode.frame.detect import Stars
 from starnode.util.proc import pid_alive
 
 from .geometry import Shape, fit_tan

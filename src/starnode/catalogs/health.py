@@ -5,7 +5,6 @@ Collected by :mod:`starnode.doctor` through :func:`health`; a check never raises
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import TYPE_CHECKING
 
@@ -18,13 +17,13 @@ from .sequences import load_sequence_file
 
 if TYPE_CHECKING:
     from starnode.config import Config
-    from starnode.doctor import Check
+    from starnode.diagnostics import Check
 
 __all__ = ["health"]
 
 
 def _sequence_file(cfg: Config) -> list[Check]:
-    from starnode.doctor import Check, Level
+    from starnode.diagnostics import Check, Level
 
     path = cfg.photometry.sequence_file
     if not path:
@@ -38,13 +37,13 @@ def _sequence_file(cfg: Config) -> list[Check]:
 
 
 def _cache(cfg: Config) -> list[Check]:
-    from starnode.doctor import Check, Level
-    from starnode.store import Store
+    from starnode.diagnostics import Check, Level
+    from starnode.store import CatalogCache, Store
 
     if not cfg.db_path.exists():
         return []
     with Store.open(cfg) as store:
-        rows = store.catalog_cache().summary()
+        rows = CatalogCache(store).summary()
     if not rows:
         return [Check(Level.OK, "catalogue cache", "empty (the first frame of each new target "
                       "needs the network or sequence_file)")]
@@ -56,20 +55,13 @@ def _cache(cfg: Config) -> list[Check]:
 
 def _cached_answers(cfg: Config) -> int:
     """How many catalogue answers the database holds (read-only; 0 without a database)."""
-    if not cfg.db_path.exists():
-        return 0
-    try:
-        conn = sqlite3.connect(f"file:{cfg.db_path}?mode=ro", uri=True, timeout=5)
-        try:
-            return int(conn.execute("SELECT COUNT(*) FROM catalog_cache").fetchone()[0])
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return 0
+    from starnode.store.health import cached_answers
+
+    return cached_answers(cfg.db_path)
 
 
 def _network(cfg: Config) -> Check:
-    from starnode.doctor import Check, Level
+    from starnode.diagnostics import Check, Level
 
     ph = cfg.photometry
     if ph.offline:
@@ -105,7 +97,7 @@ def health(cfg: Config) -> list[Check]:
 
     Returns
     -------
-    list of starnode.doctor.Check
+    list of starnode.diagnostics.Check
         The sequence file loads; what the cache holds; VSP answers (or offline mode).
     """
     return [*_sequence_file(cfg), *_cache(cfg), _network(cfg)]

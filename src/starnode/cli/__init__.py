@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from ..config import Config
 from ..errors import ConfigError, StoreError
+from .args import night_arg
 from .commands import (
     Progress,
     cmd_config,
@@ -71,16 +72,6 @@ def _globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
     g.add_argument("--log-level", metavar="LEVEL", default=d, type=str.upper,
                    choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                    help="console log level (default: log_level of the configuration)")
-
-
-def night_arg(text: str) -> str:
-    """``--night``: an ISO date, else an argparse error naming the expected format."""
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected YYYY-MM-DD (the evening's date)")
-    try:
-        return date.fromisoformat(text).isoformat()
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected YYYY-MM-DD ({exc})") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -231,7 +231,7 @@ def cmd_report(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_lightcurve(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode lightcurve``."""
-    from ..lightcurve import plot_lightcurve
+    from ..morning.lightcurve import plot_lightcurve
 
     if args.out and Path(args.out).suffix.lower() != ".png":
         print(f"error: {args.out}: the light curve is a PNG image; give a name ending in .png",
@@ -243,7 +243,7 @@ def cmd_lightcurve(args: argparse.Namespace, cfg: Config) -> int:
         out, n = plot_lightcurve(cfg, args.target, args.out)
         print(f"{out} ({n} point(s))")
         if args.sound:
-            from ..sonify import sonify_night
+            from ..morning.sonify import sonify_night
 
             wav, m = sonify_night(cfg, args.target, args.sound, night=args.night)
             print(f"{wav} ({m.points} point(s), {m.duration_s:.1f} s)")
@@ -254,7 +254,7 @@ def cmd_lightcurve(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_summary(args: argparse.Namespace, cfg: Config) -> int:
-    from ..summary import night_summary, render_html, render_json, render_text
+    from ..morning.summary import night_summary, render_html, render_json, render_text
 
     s = night_summary(cfg, args.night, args.target)
     if args.night and args.night not in s.nights:
@@ -269,7 +269,7 @@ def cmd_summary(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
     try:
-        from ..web import serve
+        from ..morning.web import serve
     except ImportError as exc:
         print(f"error: the web page needs the 'web' extra ({exc.name} is missing): "
               "pip install 'starnode[web]'", file=sys.stderr)
@@ -351,7 +351,7 @@ def cmd_solve(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_stars(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode stars``: exit 1 when any file is not measured."""
-    from ..starlist import stars_command
+    from .stars import stars_command
 
     fmt = "json" if args.json else "csv" if args.csv else "ecsv"
     return stars_command(args.files, cfg, fmt, args.out)

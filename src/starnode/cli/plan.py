@@ -13,7 +13,7 @@ __all__ = ["add_parser", "cmd_plan"]
 
 def add_parser(sub: Any, add: Any) -> None:
     """Register ``starnode plan`` (``add`` is the parser factory of :func:`build_parser`)."""
-    from . import night_arg
+    from .args import night_arg
 
     sp: argparse.ArgumentParser = add(
         "plan", "tonight's plan: which stars, when (UTC), which exposures, and why others not",

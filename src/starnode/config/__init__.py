@@ -25,10 +25,11 @@ from ..errors import ConfigError
 from .schema import SCHEMA, Field
 
 if TYPE_CHECKING:
-    from ..doctor import Check
+    from ..diagnostics import Check
 
-__all__ = ["SCHEMA", "Config", "ConfigError", "Field", "Section", "default_data_dir", "health",
-           "observer_code_problem", "redact_url", "redacted", "resolve"]
+__all__ = ["OBSERVER_CODE_RULE", "SCHEMA", "Config", "ConfigError", "Field", "Section",
+           "default_data_dir", "health", "is_observer_code", "observer_code_problem", "redact_url",
+           "redacted", "resolve"]
 
 
 def default_data_dir() -> Path:
@@ -401,8 +402,27 @@ def example_yaml() -> str:
     return "\n".join(lines) + "\n"
 
 
-#: An AAVSO observer code: a few letters and digits, no blanks (as ../shared/aavso's validator).
+#: What an AAVSO observer code may be (the one rule: the config, the report writer, the report
+#: validator and the hub all ask :func:`is_observer_code`). The AAVSO assigns codes of one to six
+#: letters and digits (e.g. FPIA); case does not matter, reports carry them upper case.
+OBSERVER_CODE_RULE = "1 to 6 letters and digits, no blanks, e.g. FPIA"
 _OBSCODE = re.compile(r"[A-Za-z0-9]{1,6}")
+
+
+def is_observer_code(code: str | None) -> bool:
+    """Whether ``code`` has the form of an AAVSO observer code (:data:`OBSERVER_CODE_RULE`).
+
+    Whether the AAVSO really assigned it cannot be known offline; placeholders such as ``XXX``
+    are :data:`starnode.aavso.spec.PLACEHOLDERS`.
+
+    Examples
+    --------
+    >>> is_observer_code("FPIA"), is_observer_code("fpia"), is_observer_code("my code")
+    (True, True, False)
+    >>> is_observer_code("ABCDEFG"), is_observer_code(" ABC"), is_observer_code(None)
+    (False, False, False)
+    """
+    return code is not None and _OBSCODE.fullmatch(code) is not None
 
 
 def observer_code_problem(code: str | None) -> str | None:
@@ -422,9 +442,9 @@ def observer_code_problem(code: str | None) -> str | None:
         return ("aavso.observer_code is not set: frames are measured but no report can be "
                 "written. Put your AAVSO observer code in the config file (aavso: "
                 "observer_code: ABC)")
-    if not _OBSCODE.fullmatch(code):
-        return (f"aavso.observer_code {code!r} is not an AAVSO observer code (1 to 6 letters "
-                "and digits, no blanks, e.g. FPIA): put the code the AAVSO gave you")
+    if not is_observer_code(code):
+        return (f"aavso.observer_code {code!r} is not an AAVSO observer code "
+                f"({OBSERVER_CODE_RULE}): put the code the AAVSO gave you")
     return None
 
 
@@ -438,10 +458,10 @@ def health(config: Config) -> list[Check]:
 
     Returns
     -------
-    list of starnode.doctor.Check
+    list of starnode.diagnostics.Check
         Where the configuration came from, and the observer code.
     """
-    from ..doctor import Check, Level
+    from ..diagnostics import Check, Level
 
     out = []
     if config.source:

@@ -41,7 +41,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
-from .. import __version__
+from .._version import __version__
 from . import db
 from .store import HubError, HubStore, Principal
 from .wire import (

@@ -5,7 +5,7 @@
 failing, held); ``crosscheck`` and ``report`` run the cross-validation and write a member's
 AAVSO report of a night; ``release`` lifts a hold after review; the network's nights
 (``plan``, ``want``, ``alert``, ``request``, ``requests``, ``coverage``) are in
-:mod:`starnode.cli.hubplan`. All take the global
+:mod:`starnode.hub.plancli`. All take the global
 ``--config hub.yaml`` (its ``hub:`` section, docs/hub.md).
 """
 
@@ -69,7 +69,7 @@ def add_parser_arguments(sp: argparse.ArgumentParser) -> None:
     s = sub.add_parser("tokens", help="every token: role, node or label, created (never the "
                        "token itself)")
     s.add_argument("--json", action="store_true")
-    from ..cli.hubplan import add_parsers
+    from .plancli import add_parsers
 
     add_parsers(sub)
 
@@ -345,6 +345,6 @@ _COMMANDS = {"add-node": _add_node, "add-admin": _add_admin, "release": _release
 
 
 def _command(args: argparse.Namespace, store: Any) -> int:
-    from ..cli.hubplan import COMMANDS
+    from .plancli import COMMANDS
 
     return {**_COMMANDS, **COMMANDS}[args.hub_command](args, store)

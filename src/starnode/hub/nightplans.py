@@ -25,7 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..observing import night_of
+from ..frame.timesite import night_of
 from . import db
 from .allocation import (
     KIND_PRIORITY,

@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .. import SOFTWARE
+from .._version import SOFTWARE
 from ..aavso.entries import gate, measurement_from_result
 from ..aavso.rows import format_row, header_lines, measurement_key
 from ..aavso.validator import validate_text

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..observing import night_of
+from ..frame.timesite import night_of
 from . import db
 from .nightplans import add_wanted
 from .store import HubError, HubStore, Principal, target_key

@@ -20,8 +20,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..config import Config, ConfigError, resolve
-from ..observing import night_of
+from ..config import OBSERVER_CODE_RULE, Config, ConfigError, is_observer_code, resolve
+from ..frame.timesite import night_of
 from . import db
 from .wire import Batch, Heartbeat
 
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 __all__ = ["HubError", "HubStore", "Principal", "idem_key", "target_key"]
 
 _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_OBSCODE = re.compile(r"^[A-Z0-9]{1,16}$")
 
 
 class HubError(ValueError):
@@ -154,9 +153,9 @@ class HubStore:
             raise HubError(f"node name {name!r}: letters, digits, '_', '.', '-' (max 64), "
                            "starting with a letter or digit")
         code = observer_code.strip().upper()
-        if not _OBSCODE.match(code):
+        if not is_observer_code(code):
             raise HubError(f"observer code {observer_code!r} is not an AAVSO observer code "
-                           "(letters and digits)")
+                           f"({OBSERVER_CODE_RULE})")
         token = db.new_token("snn")
         now = time.time()
         with self.engine.begin() as conn:

@@ -4,7 +4,7 @@ Why a typed model and not "whatever JSON the node sends": the hub writes AAVSO r
 member's observer code from these records, so a name with a comma or a line break, a magnitude
 of 99 or a JD in the wrong century must be refused at the door with the field named (HTTP 422),
 never discovered in a report. The keys are those of :meth:`starnode.records.Measurement.to_dict`
-(built by :func:`starnode.hub.client.wire_measurement`), so a stored payload is itself a
+(built by :func:`starnode.node.forwarder.wire_measurement`), so a stored payload is itself a
 measurement dict that :func:`starnode.aavso.measurement_from_result` turns into a row; the
 record's ``schema_version`` (:data:`starnode.records.SCHEMA_VERSION`) is carried by every batch
 and every record, so a hub refuses what it does not understand instead of guessing. Version 1

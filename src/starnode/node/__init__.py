@@ -7,6 +7,7 @@
 - :mod:`starnode.node.lock` - one node per data directory
 - :mod:`starnode.node.lines` - the one line per frame; :mod:`starnode.node.status` - status
 - :mod:`starnode.node.health` - the node's checks for ``starnode doctor``
+- :mod:`starnode.node.forwarder` - the hub forwarder (store and forward)
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from ..config import Config
-from ..doctor import Check, Level
+from ..diagnostics import Check, Level
 from .intake import matches_include, walk
 from .lock import DataDirLock
 
@@ -107,7 +107,7 @@ def health(cfg: Config) -> list[Check]:
 
     Returns
     -------
-    list of starnode.doctor.Check
+    list of starnode.diagnostics.Check
         Data directory, disk space, a running node, the watch folder, its mode, the frames
         found there, the worker count.
     """

@@ -11,7 +11,7 @@ use it): sorted, hidden folders skipped, paths named the way the watcher names t
 
 Hostile names never stop the intake: anything named like a frame is recorded, so that
 ``starnode status`` can say why it was not measured. A FIFO, a device or a folder named ``*.fit``
-is recorded without being opened (the dispatcher refuses it, see :mod:`starnode.admission`); a
+is recorded without being opened (the dispatcher refuses it, see :mod:`starnode.frame.admission`); a
 name that is not UTF-8 cannot be stored as text, so it is recorded under its escaped form
 (``\\xe9``) with the source ``bad_name`` and refused with that reason, once.
 """
@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..admission import encodable, quoted, text_form
 from ..config import Config
+from ..frame.admission import encodable, quoted, text_form
 from ..store import Ledger
 
 log = logging.getLogger("starnode.node")
@@ -109,7 +109,7 @@ def incomplete(path: str, size: int) -> bool:
     An unreadable header is not "incomplete": the pipeline will say why it cannot be read.
     """
     try:
-        from ..fitsheader import expected_size
+        from ..frame.header import expected_size
 
         expected = expected_size(path)
     except Exception:

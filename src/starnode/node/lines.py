@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..admission import printable, quoted
 from ..errors import FrameState
+from ..frame.admission import printable, quoted
 from ..store import Frame
 
 __all__ = ["frame_line", "short_reason"]

@@ -104,7 +104,8 @@ class Outcomes:
                                             None if category is None else str(category))
             return "skipped" if ok else None
         ok = self.ledger.record_failed(frame.id, self.owner, str(outcome.get("error")),
-                                       crashed=bool(outcome.get("crashed")))
+                                       crashed=bool(outcome.get("crashed")),
+                                       category=outcome.get("category"))
         return "failed" if ok else None
 
     def record(self, frame: Frame, outcome: Outcome) -> bool:

@@ -44,9 +44,9 @@ from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 
-from ..admission import printable, quoted
 from ..config import Config
-from ..errors import FrameRejected
+from ..errors import FrameRejected, RejectCategory
+from ..frame.admission import printable, quoted
 from ..util.proc import pid_alive
 
 log = logging.getLogger("starnode.node")
@@ -212,7 +212,7 @@ def outcome_of(future: cf.Future[Outcome], timeout: float) -> Outcome:
         return {"outcome": "failed", "crashed": True, "expired": True,
                 "error": f"worker process crashed on this frame ({why})"}
     if isinstance(exc, TimeoutError):
-        return {"outcome": "failed", "crashed": True,
+        return {"outcome": "failed", "crashed": True, "category": RejectCategory.TIMEOUT,
                 "error": f"timed out after {timeout:g} s; worker stopped"}
     return {"outcome": "failed", "error": f"{type(exc).__name__}: {exc}"}
 

@@ -32,10 +32,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..admission import check as admit
-from ..admission import max_frame_bytes, quoted
 from ..config import Config, resolve
 from ..errors import ConfigError, FrameRejected, FrameState, RejectCategory, StoreError
+from ..frame.admission import check as admit
+from ..frame.admission import max_frame_bytes, quoted
 from ..store import Frame, Ledger, make_owner
 from .intake import BAD_NAME_SOURCE, Intake
 from .lock import DataDirLock
@@ -112,7 +112,7 @@ class Node:
         self._paused_until = 0.0  # no dispatching before (the share dropped)
         self._root_id: tuple[int, int] | None = None  # watch.path's (st_dev, st_ino) when up
         self._max_bytes = max_frame_bytes(self.config)
-        from ..hub.client import attach  # the hub forwarder when hub.url is set (docs/hub.md)
+        from .forwarder import attach  # the hub forwarder when hub.url is set (docs/hub.md)
 
         self.hub = attach(self)
         if self.hub is not None:
@@ -172,7 +172,7 @@ class Node:
 
     def _still_there(self, frame: Frame) -> bool:
         """The file must still be the one recorded, and a frame we may read at all
-        (:func:`starnode.admission.check`: a regular file of a sane size, never opened when
+        (:func:`starnode.frame.admission.check`: a regular file of a sane size, never opened when
         it is not); otherwise skip this row (a rewritten file is recorded as new work)."""
         if frame.source == BAD_NAME_SOURCE:
             return self._refuse(frame, RejectCategory.BAD_NAME, "the file name is not valid "

@@ -71,7 +71,7 @@ def _hub_queue(cfg: Config) -> dict[str, Any] | None:
     """The hub forwarding queue (``hub.url`` set), else None."""
     if not cfg.hub.url:
         return None
-    from ..hub.client import queue_summary
+    from .forwarder import queue_summary
 
     return queue_summary(cfg) or {"url": cfg.hub.url, "counts": {}, "errors": []}
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .. import astrometry
 from ..errors import FrameRejected
-from ..observing import times as _times
+from ..frame.timesite import times as _times
 from .apertures import StarMeasurement, geometry, measure_fwhm, measure_stars, scintillation
 from .ensemble import ensemble
 from .pipeline import last_rejection, measure, run_pipeline
@@ -46,7 +46,7 @@ def times(frame: object, ra_deg: float, dec_deg: float) -> tuple[float, float, f
 
     Parameters
     ----------
-    frame : starnode.frames.Frame
+    frame : starnode.frame.load.Frame
         Its ``mid`` and ``site`` are used.
     ra_deg, dec_deg : float
         The target (ICRS).
@@ -54,7 +54,7 @@ def times(frame: object, ra_deg: float, dec_deg: float) -> tuple[float, float, f
     Returns
     -------
     tuple
-        See :func:`starnode.observing.times`.
+        See :func:`starnode.frame.timesite.times`.
     """
     t = _times(frame.mid, frame.site, ra_deg, dec_deg)  # type: ignore[attr-defined]
     return t.jd, t.hjd, t.airmass, t.altitude_deg

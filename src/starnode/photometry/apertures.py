@@ -18,8 +18,8 @@ from photutils.aperture import CircularAperture, aperture_photometry
 from photutils.centroids import centroid_com
 
 from ..config import Config, resolve
-from ..frames import Frame
-from ..observing import young_scintillation
+from ..frame.load import Frame
+from ..frame.timesite import young_scintillation
 from .noise import aperture_excess
 from .sky import local_sky
 
@@ -170,7 +170,7 @@ def scintillation(config: Any, frame: Frame, airmass: float | None) -> float:
     """Relative (fractional) scintillation noise of one star's flux in this frame.
 
     Young (1967) times ``photometry.scintillation_factor``
-    (:func:`starnode.observing.young_scintillation`) for ``camera.aperture_mm``, the site height
+    (:func:`.young_scintillation`) for ``camera.aperture_mm``, the site height
     and the total exposure (a stack: STACKCNT x EXPTIME).
 
     Parameters

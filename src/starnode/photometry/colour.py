@@ -37,7 +37,7 @@ import numpy as np
 from astropy.stats import sigma_clip
 
 from ..config import Config
-from ..frames import Frame
+from ..frame.load import Frame
 from ..records import CheckStar, Measurement, Transformation
 from .apertures import StarMeasurement, measure_stars
 from .ensemble import EnsembleFit, rounded, unmeasurable

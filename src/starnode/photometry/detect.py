@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..frames import Frame
+from ..frame.load import Frame
 
 __all__ = ["Detections", "detect_stars", "register"]
 

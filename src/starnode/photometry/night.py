@@ -14,7 +14,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import QualityFlag
-from ..frames import Frame
+from ..frame.load import Frame
 from ..records import Illumination, Measurement
 from ..util.values import name_key
 from .apertures import StarMeasurement
@@ -89,7 +89,7 @@ def finish_measurement(m: Measurement, frame: Frame, cfg: Config, wcs: Any,
         CheckStars(cfg).choose(name_key(target), m.night, c.label, c.auid, str(frame.path))
     starlist = None
     if cfg.photometry.starlists:
-        from ..starlist import build_starlist, starlist_path, write_starlist
+        from .starlist import build_starlist, starlist_path, write_starlist
 
         try:
             path = starlist_path(cfg.data_dir, m.night, frame.path)

@@ -3,11 +3,11 @@
 Why a list of named steps: each step is one idea of the method (docs/photometry.md), testable
 and replaceable on its own, and the order of the steps is the method:
 
-1. load the frame (:func:`starnode.frames.load_frame`);
+1. load the frame (:func:`starnode.frame.load.load_frame`);
 2. target and comparison sequence (:mod:`starnode.catalogs`);
 3. a verified WCS (:func:`starnode.astrometry.solve_frame`);
 4. where the target and the comps fall in the plane;
-5. times, HJD and airmass (:mod:`starnode.observing`);
+5. times, HJD and airmass (:mod:`starnode.frame.timesite`);
 6. aperture photometry of all of them (:func:`~starnode.photometry.apertures.measure_stars`);
 7. target gates (edge, saturation, SNR);
 8. ensemble zero point and check star (:mod:`~starnode.photometry.ensemble`);
@@ -35,8 +35,8 @@ from .. import astrometry
 from ..catalogs import CompStar, Sequence, Target, get_sequence, resolve_target
 from ..config import Config, resolve
 from ..errors import CatalogError, ConfigError, FrameRejected, RejectCategory
-from ..frames import Frame, load_frame
-from ..observing import Times, night_of, times
+from ..frame.load import Frame, load_frame
+from ..frame.timesite import Times, night_of, times
 from ..records import SCHEMA_VERSION, Aperture, Astrometry, Measurement
 from ..util.values import name_key
 from .apertures import StarMeasurement, measure_stars, scintillation

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..config import Config
 from ..errors import QualityFlag
-from ..frames import Frame
+from ..frame.load import Frame
 from ..records import CheckStar
 
 __all__ = ["grade_quality"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr
 
-from ..frames import Frame
+from ..frame.load import Frame
 
 __all__ = ["SkyEstimate", "annulus_pixels", "local_sky", "robust_sky"]
 

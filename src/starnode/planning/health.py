@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from starnode.doctor import Check
+    from starnode.diagnostics import Check
 
 __all__ = ["health"]
 
 
 def _target_tool(config: Any) -> list[Check]:
-    from starnode.doctor import Check, Level
+    from starnode.diagnostics import Check, Level
     from starnode.store import CatalogCache
 
     from .targettool import CACHE_KIND, ENV_KEY, target_tool_key
@@ -35,7 +35,7 @@ def _target_tool(config: Any) -> list[Check]:
 
 def health(config: Any) -> list[Check]:
     """Planning checks for ``starnode doctor``."""
-    from starnode.doctor import Check, Level
+    from starnode.diagnostics import Check, Level
     from starnode.errors import ConfigError
 
     from .ephemeris import dark_window, night_of, site_from_config

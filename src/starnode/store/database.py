@@ -25,10 +25,6 @@ from .migrations import migrate
 if TYPE_CHECKING:
     from starnode.config import Config
 
-    from .caches import CatalogCache, SolutionCache
-    from .ledger import Ledger
-    from .reports import ReportRows
-
 __all__ = ["DB_NAME", "Store", "check_integrity", "damaged_message", "db_path"]
 
 #: The database's file name inside ``data_dir`` (``Config.db_path``).
@@ -250,28 +246,3 @@ class Store:
     def version(self) -> int:
         """The file's schema version (``PRAGMA user_version``)."""
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
-
-    # ------------------------------------------------------------------ the tables
-    def ledger(self) -> Ledger:
-        """The frames table (:class:`~starnode.store.ledger.Ledger`) on this store."""
-        from .ledger import Ledger
-
-        return Ledger(store=self)
-
-    def reports(self) -> ReportRows:
-        """The AAVSO rows and submission keys (:class:`~starnode.store.reports.ReportRows`)."""
-        from .reports import ReportRows
-
-        return ReportRows(self)
-
-    def catalog_cache(self) -> CatalogCache:
-        """The catalogue answers cache (:class:`~starnode.store.caches.CatalogCache`)."""
-        from .caches import CatalogCache
-
-        return CatalogCache(self)
-
-    def solution_cache(self) -> SolutionCache:
-        """The astrometric solutions cache (:class:`~starnode.store.caches.SolutionCache`)."""
-        from .caches import SolutionCache
-
-        return SolutionCache(self)

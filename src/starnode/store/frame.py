@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import socket
@@ -17,12 +18,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from starnode.errors import FrameState
+from starnode.errors import FrameState, RejectCategory
 
 if TYPE_CHECKING:
     from starnode.records import Measurement
 
-__all__ = ["Frame", "dumps", "file_identity", "json_safe", "make_owner"]
+__all__ = ["Frame", "FrameFacts", "category_to_store", "dumps", "file_identity", "json_safe",
+           "make_owner"]
+
+log = logging.getLogger(__name__)
 
 
 def make_owner() -> str:
@@ -78,21 +82,34 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
+def category_to_store(category: RejectCategory | str | None) -> RejectCategory | None:
+    """The reject category the ledger writes: a :class:`~starnode.errors.RejectCategory`.
+
+    ``crash`` (0.2.0's spelling) is written ``crashed``; a text that is no category is written
+    ``error``, with a warning (the frame's reason still says what happened).
+    """
+    if category is None:
+        return None
+    try:
+        return RejectCategory.parse(str(category))
+    except ValueError:
+        log.warning("unknown reject category %r recorded as %r", category,
+                    str(RejectCategory.ERROR))
+        return RejectCategory.ERROR
+
+
 def dumps(value: Any) -> str:
     """``value`` as JSON text (sorted keys, NaN/inf as null, numpy scalars as numbers)."""
     return json.dumps(json_safe(value), allow_nan=False, sort_keys=True)
 
 
 @dataclass(frozen=True)
-class Frame:
-    """One ledger row (``result`` and ``submission`` decoded from their JSON)."""
+class FrameFacts:
+    """What the ledger says of a frame, declared once: :class:`Frame` is the whole row, and the
+    morning summary's ``FrameRecord`` adds what it reads from the measurement."""
 
-    id: int
     path: str
-    size: int
-    mtime_ns: int
     state: str
-    source: str | None
     category: str | None
     reason: str | None
     target: str | None
@@ -100,6 +117,16 @@ class Frame:
     magnitude: float | None
     uncertainty: float | None
     quality: str | None
+
+
+@dataclass(frozen=True)
+class Frame(FrameFacts):
+    """One ledger row (``result`` and ``submission`` decoded from their JSON)."""
+
+    id: int
+    size: int
+    mtime_ns: int
+    source: str | None
     result: dict[str, Any] | None
     submission: dict[str, Any] | None
     owner: str | None
@@ -131,6 +158,9 @@ class Frame:
         kw["submission"] = json.loads(d["submission"]) if d["submission"] else None
         with contextlib.suppress(ValueError):
             kw["state"] = FrameState(d["state"])
+        if d.get("category") is not None:  # 0.2.0 wrote ``crash``: read as ``crashed``
+            with contextlib.suppress(ValueError):
+                kw["category"] = RejectCategory.parse(d["category"])
         return cls(**kw)
 
     @property

@@ -18,9 +18,23 @@ from .migrations import SCHEMA_VERSION, refuse_newer, schema_version
 
 if TYPE_CHECKING:
     from starnode.config import Config
-    from starnode.doctor import Check
+    from starnode.diagnostics import Check
 
-__all__ = ["health"]
+__all__ = ["cached_answers", "health"]
+
+
+def cached_answers(path: Path) -> int:
+    """How many catalogue answers the database holds (read-only; 0 without a database)."""
+    if not path.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM catalog_cache").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
 
 
 def _read(path: Path) -> tuple[int, dict[str, int]]:
@@ -55,7 +69,7 @@ def health(config: Config) -> list[Check]:
         do) or is newer than this code; WARN when others may
         read it; OK lines with the schema version and the frames otherwise.
     """
-    from starnode.doctor import Check, Level
+    from starnode.diagnostics import Check, Level
 
     path = config.db_path
     if not path.exists():

@@ -4,7 +4,7 @@ Why in the node's own database, beside the frames: the hub may be down, the netw
 the node may be killed; none of that may lose a measurement or make the node wait. A
 measurement is first written here (a local insert under its exactly-once key: frame content
 hash and JD, so the same frame never enters twice), then the forwarder
-(:mod:`starnode.hub.client`) pushes the ``queued`` rows in batches and marks them ``sent``, or
+(:mod:`starnode.node.forwarder`) pushes the ``queued`` rows in batches and marks them ``sent``, or
 ``rejected`` with the hub's reason (never resent). ``starnode status`` reads :meth:`summary`.
 
 The table is created by migration 3 (:mod:`starnode.store.migrations`); this module is the only
@@ -66,7 +66,7 @@ class HubQueue:
         Parameters
         ----------
         key : str
-            Frame content hash and JD (:func:`starnode.hub.client.queue_key`).
+            Frame content hash and JD (:func:`starnode.node.forwarder.queue_key`).
         payload : Mapping
             The wire record (JSON-able).
         frame_id : int, optional

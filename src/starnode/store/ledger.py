@@ -34,13 +34,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from starnode.errors import FrameState, SubmitStatus
+from starnode.errors import LEGACY_CATEGORIES, FrameState, RejectCategory, SubmitStatus
 from starnode.util.proc import pid_alive
 from starnode.util.values import finite_float
 
 from .connection import transaction
 from .database import Store, db_path
-from .frame import Frame, dumps, file_identity, json_safe, make_owner
+from .frame import Frame, category_to_store, dumps, file_identity, json_safe, make_owner
 from .ledger_reads import STATES, LedgerReads, in_clause
 
 if TYPE_CHECKING:
@@ -281,7 +281,8 @@ class Ledger(LedgerReads):
              finite_float(d.get("magnitude")), finite_float(d.get("uncertainty")),
              json_safe(d.get("quality_flag"))])
 
-    def record_skipped(self, fid: int, owner: str, reason: str, category: str | None) -> bool:
+    def record_skipped(self, fid: int, owner: str, reason: str,
+                       category: RejectCategory | str | None) -> bool:
         """processing -> skipped (the pipeline refused the frame), with the reason.
 
         Parameters
@@ -292,8 +293,9 @@ class Ledger(LedgerReads):
             The claim's owner.
         reason : str
             Why, in a sentence.
-        category : str or None
-            The kind of reason (a :class:`~starnode.errors.RejectCategory` value).
+        category : RejectCategory, str or None
+            The kind of reason (a :class:`~starnode.errors.RejectCategory` or its value; see
+            :func:`~starnode.store.frame.category_to_store`).
 
         Returns
         -------
@@ -301,9 +303,10 @@ class Ledger(LedgerReads):
             False (nothing written) when the frame is not claimed by ``owner``.
         """
         return self._finish(fid, owner, "state='skipped', reason=?, category=?, result=NULL",
-                            [reason, category])
+                            [reason, category_to_store(category)])
 
-    def record_failed(self, fid: int, owner: str, error: str, *, crashed: bool = False) -> bool:
+    def record_failed(self, fid: int, owner: str, error: str, *, crashed: bool = False,
+                      category: RejectCategory | str | None = None) -> bool:
         """processing -> failed, with the error.
 
         Parameters
@@ -315,8 +318,11 @@ class Ledger(LedgerReads):
         error : str
             What went wrong.
         crashed : bool
-            A worker process died with it (category ``crash``, ``crashes`` counted; the
-            0.1.0 spelling is kept so old rows group with new ones).
+            A worker process died with it or was stopped (``crashes`` counted; category
+            ``crashed`` unless ``category`` says more).
+        category : RejectCategory or str, optional
+            The kind of failure (``timeout``...); default ``crashed`` or ``error``. Rows written
+            ``crash`` by 0.2.0 are read as ``crashed``.
 
         Returns
         -------
@@ -326,7 +332,9 @@ class Ledger(LedgerReads):
         return self._finish(
             fid, owner,
             "state='failed', reason=?, category=?, crashes=crashes+?",
-            [error, "crash" if crashed else "error", 1 if crashed else 0])
+            [error, category_to_store(category or (RejectCategory.CRASHED if crashed
+                                                    else RejectCategory.ERROR)),
+             1 if crashed else 0])
 
     def requeue(self, fid: int, owner: str, *, crashed: bool = False) -> bool:
         """processing -> pending (shutdown, or a crash shared by several frames).
@@ -460,9 +468,10 @@ class Ledger(LedgerReads):
             return []
         where = f"state {in_clause(states)}"
         args: list[Any] = list(states)
-        if category is not None:
-            where += " AND category=?"
-            args.append(category)
+        if category is not None:  # 0.2.0 wrote ``crash`` for ``crashed``
+            alias = [k for k, v in LEGACY_CATEGORIES.items() if v == category]
+            where += f" AND category {in_clause([category, *alias])}"
+            args.extend([category, *alias])
         restricted = _only_ids(where, args, ids)
         if restricted is None:
             return []

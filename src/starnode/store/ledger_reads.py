@@ -12,13 +12,18 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from starnode.errors import FrameState
+from starnode.errors import LEGACY_CATEGORIES, FrameState
 
 from .frame import Frame
 
 __all__ = ["STATES", "LedgerReads"]
 
 STATES = tuple(FrameState)
+
+
+#: The category column as it reads now: the texts of older versions mapped to today's.
+_CATEGORY = ("CASE category " + " ".join(f"WHEN '{old}' THEN '{new}'" for old, new
+                                         in LEGACY_CATEGORIES.items()) + " ELSE category END")
 
 
 def in_clause(values: Sequence[Any]) -> str:
@@ -151,8 +156,8 @@ class LedgerReads:
             most frequent first.
         """
         rows = self.conn.execute(
-            "SELECT state, category, reason, COUNT(*) n, MAX(path) example FROM frames "
-            "WHERE state IN ('skipped', 'failed') GROUP BY state, category, reason "
+            f"SELECT state, {_CATEGORY} category, reason, COUNT(*) n, MAX(path) example "
+            "FROM frames WHERE state IN ('skipped', 'failed') GROUP BY 1, 2, reason "
             "ORDER BY n DESC, state").fetchall()
         return [dict(r) for r in rows]
 

@@ -231,7 +231,7 @@ def _record_history(conn: sqlite3.Connection, applied: list[int]) -> None:
     """Note when, and by which starnode, each migration ran (once ``store_history`` exists)."""
     if not applied or applied[-1] < 2:
         return
-    from starnode import SOFTWARE
+    from starnode._version import SOFTWARE
 
     now = datetime.now(UTC).isoformat(timespec="seconds")
     conn.executemany("INSERT OR REPLACE INTO store_history (version, applied_utc, software) "

@@ -21,7 +21,7 @@ from astropy.wcs import WCS
 from scipy.special import erf
 
 from ..catalogs import SEQUENCE_FILES, Sequence
-from ..observing import altitude_deg, pickering_airmass, young_scintillation
+from ..frame.timesite import altitude_deg, pickering_airmass, young_scintillation
 from .truth import tan_wcs
 
 #: The bundled AAVSO VSP chart of SS Cyg (X41941HP), see ``starnode/data/README.md``.

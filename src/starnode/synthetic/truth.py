@@ -3,7 +3,7 @@
 Why the truth is built here, apart from the pipeline: a test compares what the pipeline measures
 with this truth, so nothing in it may come from the code under test. The measured plane's WCS
 of a sub (:func:`plane_tan_wcs`) is derived here from the sensor geometry, not with the frame
-reader's :func:`starnode.wcsutil.binned_wcs`.
+reader's :func:`starnode.frame.wcs.binned_wcs`.
 """
 
 from __future__ import annotations

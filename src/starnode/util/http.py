@@ -31,7 +31,7 @@ from urllib3.exceptions import InvalidHeader, MaxRetryError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util.retry import Retry
 
-from starnode import __version__
+from starnode._version import __version__
 
 log = logging.getLogger(__name__)
 

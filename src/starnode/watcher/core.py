@@ -35,8 +35,8 @@ from typing import Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
-from starnode import fitsheader
-from starnode.admission import quoted
+from starnode.frame import header as fitsheader
+from starnode.frame.admission import quoted
 
 from .debounce import Debouncer
 from .mounts import choose_mode, under

@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable
 
-from starnode.admission import quoted
+from starnode.frame.admission import quoted
 
 log = logging.getLogger(__name__)
 

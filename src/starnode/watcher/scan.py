@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from starnode import fitsheader
+from starnode.frame import header as fitsheader
 
 from .mounts import under
 

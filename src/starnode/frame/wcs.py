@@ -22,7 +22,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from .fitsheader import card_float
+from .header import card_float
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def header_wcs(header: Mapping[str, Any], binning: int = 1,
     ----------
     header : Mapping
         An :class:`astropy.io.fits.Header` or a plain dict of cards (e.g. from
-        :func:`starnode.fitsheader.read_header`).
+        :func:`starnode.frame.header.read_header`).
     binning : int
         Native pixels per measured-plane pixel; > 1 drops SIP terms (the result is a hint for
         the solver, which verifies it) and rebins with :func:`binned_wcs`.

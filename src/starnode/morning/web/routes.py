@@ -2,13 +2,12 @@
 
 Why server-rendered: a page that is plain HTML works with every screen reader, with the
 keyboard alone, at 200 % zoom and in forced colours, without JavaScript. Every route is a GET
-and reads the ledger only through :func:`starnode.summary.load_snapshot`; the PNG and WAV it
+and reads the ledger only through :func:`starnode.morning.summary.load_snapshot`; the PNG and WAV it
 serves are derived files, drawn again when the ledger is newer than them.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -17,7 +16,8 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from ..config import Config
+from ...config import Config
+from ...frame.timesite import utc_from_jd
 from ..summary import (
     REASON_WORDS,
     NightSummary,
@@ -64,7 +64,7 @@ def _night(cfg: Config, snap: Snapshot, night: str | None, target: str | None = 
 def _utc(jd: float | None) -> str:
     if jd is None:
         return ""
-    t = _dt.datetime.fromtimestamp((jd - 2440587.5) * 86400.0, _dt.UTC)
+    t = utc_from_jd(jd)
     return f"{t:%Y-%m-%d %H:%M} UTC"
 
 

@@ -37,15 +37,15 @@ from astropy.time import Time
 from astropy.utils.exceptions import AstropyWarning
 from astropy.wcs import WCS
 
+from ..config import Config, resolve
+from ..errors import FrameRejected, RejectCategory
 from .admission import check as admit
 from .admission import max_frame_bytes
-from .config import Config, resolve
-from .errors import FrameRejected, RejectCategory
-from .fitsheader import card_float as _num
-from .fitsheader import card_text as _str
-from .fitsheader import clean_cards
-from .observing import exposure_start, mid_exposure, site_location
-from .wcsutil import GreenSites, binned_wcs, header_wcs, pixel_scale
+from .header import card_float as _num
+from .header import card_text as _str
+from .header import clean_cards
+from .timesite import exposure_start, mid_exposure, site_location
+from .wcs import GreenSites, binned_wcs, header_wcs, pixel_scale
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ within seconds of its return. ``starnode status`` shows the queue and the link
 (:mod:`.link`).
 
 :func:`wire_measurement` is the one place where the node's result dict becomes the hub's wire
-record (:mod:`.wire`).
+record (:mod:`starnode.hub.wire`).
 """
 
 from __future__ import annotations
@@ -32,14 +32,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..config import Config, resolve
-from ..records import Measurement, consistency_problems
+from ..records import SCHEMA_VERSION, Measurement, consistency_problems
 from ..store import Ledger, Store
 from ..store.hub_queue import QUEUED, REJECTED, SENT, HubQueue
-from . import SCHEMA_VERSION
-from . import link as hublink
-from .nodeplan import current_assignment, pending_alerts, record_alert_outcome
+from . import hublink
+from .assignment import current_assignment, pending_alerts, record_alert_outcome
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +49,8 @@ __all__ = ["TOKEN_ENV", "Forwarder", "attach", "current_assignment", "file_sha25
 TOKEN_ENV = "STARNODE_HUB_TOKEN"
 
 #: The keys of :meth:`Measurement.to_dict` that travel (about 1 KB); the hub's model
-#: (:class:`.wire.MeasurementIn`) ignores any other. Diagnostics (astrometry, aperture, pixel
-#: positions) and the raw OBJECT card stay on the node.
+#: (:class:`starnode.hub.wire.MeasurementIn`) ignores any other. Diagnostics (astrometry,
+#: aperture, pixel positions) and the raw OBJECT card stay on the node.
 _KEYS = ("schema_version", "target_name", "auid", "filter", "band", "jd", "hjd", "magnitude",
          "uncertainty", "quality_flag", "quality_reasons", "transformed", "comparison_stars",
          "chart_id", "sequence_source", "airmass", "exptime", "instrumental_mag",
@@ -470,7 +469,7 @@ class Forwarder:
             log.debug("hub: heartbeat failed: %s", exc)
 
     def apply_answer(self, answer: Mapping[str, Any]) -> None:
-        """Keep the assignment and alerts of a heartbeat answer (:mod:`.nodeplan`), each
+        """Keep the assignment and alerts of a heartbeat answer (:mod:`.assignment`), each
         written before it is acknowledged; a refused assignment (another node's, expired,
         malformed) is logged and the last good one stays.
 
@@ -479,7 +478,7 @@ class Forwarder:
         answer : Mapping
             The hub's answer to a heartbeat.
         """
-        from . import nodeplan
+        from . import assignment as nodeplan
 
         data_dir = self.cfg.data_dir
         a = answer.get("assignment")
@@ -502,7 +501,7 @@ class Forwarder:
         each alert outcome the runner recorded. A 4xx is final (logged; not resent)."""
         import httpx
 
-        from . import nodeplan
+        from . import assignment as nodeplan
 
         data_dir = self.cfg.data_dir
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -571,8 +570,8 @@ class Forwarder:
         Returns
         -------
         dict
-            A :class:`~.wire.Heartbeat`: version, watch mode, queue length, free disk, last
-            frame, frames by state, recent errors.
+            A :class:`~starnode.hub.wire.Heartbeat`: version, watch mode, queue length, free
+            disk, last frame, frames by state, recent errors.
         """
         counts = self.queue.counts()
         hb: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "node": self.node,
@@ -585,7 +584,7 @@ class Forwarder:
         with contextlib.suppress(Exception):
             hb.update(self.profile())
         with contextlib.suppress(Exception):
-            from .nodeplan import current_assignment
+            from .assignment import current_assignment
 
             held = current_assignment(self.cfg.data_dir)
             hb["assignment"] = held["hash"] if held else None

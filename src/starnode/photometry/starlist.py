@@ -23,10 +23,10 @@ import numpy as np
 from astropy.table import Table
 from scipy.spatial import cKDTree
 
-from .frames import Frame
-from .photometry.apertures import StarMeasurement, measure_stars
-from .photometry.detect import detect_stars
-from .photometry.ensemble import EnsembleFit
+from ..frame.load import Frame
+from .apertures import StarMeasurement, measure_stars
+from .detect import detect_stars
+from .ensemble import EnsembleFit
 
 log = logging.getLogger("starnode.starlist")
 
@@ -184,86 +184,3 @@ def write_starlist(table: Table, path: Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def frame_starlist(path: str | os.PathLike[str], config: Any) -> Table:
-    """Measure one frame (as the pipeline does, writing its starlist) and return the list.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The FITS frame.
-    config : Any
-        Anything :func:`starnode.config.resolve` accepts.
-
-    Returns
-    -------
-    astropy.table.Table
-
-    Raises
-    ------
-    starnode.errors.FrameRejected
-        The frame cannot be measured (the reason says why).
-    """
-    from .config import resolve
-    from .photometry import measure
-
-    cfg = resolve(config)
-    if not cfg.photometry.starlists:
-        raise OSError("photometry.starlists is off in the configuration: no starlist is made")
-    m = measure(path, cfg)
-    if m.starlist is None:
-        raise OSError(f"{Path(path).name}: the starlist could not be written (see the log)")
-    return Table.read(m.starlist, format="ascii.ecsv")
-
-
-def stars_command(files: list[str], config: Any, fmt: str, out: str | None) -> int:
-    """``starnode stars FILE...``: the starlists of frames, as ECSV, CSV or JSON.
-
-    Parameters
-    ----------
-    files : list of str
-    config : Any
-    fmt : str
-        ``ecsv``, ``csv`` or ``json``.
-    out : str or None
-        Output file (default: stdout).
-
-    Returns
-    -------
-    int
-        0, or 1 when a frame could not be measured (its reason on stderr).
-    """
-    import io
-    import json
-    import sys
-
-    from astropy.table import vstack
-
-    from .errors import FrameRejected
-
-    tables, status = [], 0
-    for f in files:
-        try:
-            t = frame_starlist(f, config)
-        except (FrameRejected, OSError) as exc:
-            sys.stderr.write(f"{f}: {exc}\n")
-            status = 1
-            continue
-        t.add_column([str(f)] * len(t), name="file", index=0)
-        tables.append(t)
-    if not tables:
-        return status
-    table = vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
-    buf = io.StringIO()
-    if fmt == "json":
-        rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in zip(
-            table.colnames, row, strict=True)} for row in table]
-        buf.write(json.dumps(rows, indent=1, allow_nan=True) + "\n")
-    else:
-        table.write(buf, format="ascii.ecsv" if fmt == "ecsv" else "ascii.csv")
-    if out:
-        Path(out).write_text(buf.getvalue(), encoding="utf-8")
-    else:
-        sys.stdout.write(buf.getvalue())
-    return status

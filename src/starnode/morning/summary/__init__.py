@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import Config, resolve
+from ...config import Config, resolve
 from .model import NightSummary, Point, TargetNight, build_night
 from .render import render_html, render_json, render_text
 from .snapshot import (

@@ -13,7 +13,7 @@ the page:
 - **measured and reported frames**: the measurement's own ``night`` (the date of the local
   evening at the site, the rule of the AAVSO reports, so the summary and the report file agree);
   for a row written by 0.1.0 (no ``night`` in its result) the report's night if it has one, else
-  the same rule applied to its time (:func:`starnode.observing.night_of`, site longitude of the
+  the same rule applied to its time (:func:`starnode.frame.timesite.night_of`, site longitude of the
   measurement or of the configuration).
 - **skipped, failed and waiting frames** have no measurement, and the ledger keeps no header
   time for them (only the file's path, size, mtime and when the node first saw it). So: the
@@ -32,34 +32,25 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import Config, resolve
-from ..observing import night_of
+from ...config import Config, resolve
+from ...frame.timesite import jd_from_unix, night_of
+from ...store.frame import FrameFacts
 
 log = logging.getLogger(__name__)
 
 __all__ = ["FrameRecord", "Snapshot", "frame_night", "frame_target", "load_snapshot",
            "night_frames", "night_of_jd"]
 
-_UNIX_EPOCH_JD = 2440587.5
 _MEASURED = ("measured", "reported")
 _STAMP = re.compile(r"(\d{8})-(\d{6})")
 _SEESTAR = re.compile(r"^(?:Light|Stacked_\d+)_(.+?)_\d+(?:\.\d+)?s_", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
-class FrameRecord:
-    """One frame as the summary needs it (whatever store it came from)."""
+class FrameRecord(FrameFacts):
+    """One frame as the summary needs it: the ledger's facts and what the measurement adds."""
 
     name: str
-    path: str
-    state: str  # pending processing measured reported skipped failed
-    category: str | None
-    reason: str | None
-    target: str | None
-    jd: float | None
-    magnitude: float | None
-    uncertainty: float | None
-    quality: str | None
     quality_reasons: tuple[str, ...] = ()
     filter: str | None = None
     check_label: str | None = None
@@ -144,8 +135,8 @@ def load_snapshot(config: Config | Any) -> Snapshot:
         Every frame of the ledger and every outbox file; empty when there is no database yet
         (none is created).
     """
-    from ..aavso import outbox_files
-    from ..store import Ledger
+    from ...aavso import outbox_files
+    from ...store import Ledger
 
     cfg = resolve(config)
     longitude = cfg.site.longitude
@@ -213,7 +204,7 @@ def frame_night(f: FrameRecord, longitude: float | None) -> str | None:
     if stamped:
         return stamped
     if f.first_seen is not None:
-        return night_of(f.first_seen / 86400.0 + _UNIX_EPOCH_JD, longitude)
+        return night_of(jd_from_unix(f.first_seen), longitude)
     return None
 
 

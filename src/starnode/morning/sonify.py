@@ -4,7 +4,7 @@ Why: a plot is closed to an observer who cannot see it; a sound is not. Listenin
 pitch is heard as the star brightening, a buzz as a doubtful point, and the shape of an outburst
 comes through in a few seconds. Only numpy and the standard library's :mod:`wave`.
 
-The mapping (also spoken by :func:`starnode.summary.sound_legend`):
+The mapping (also spoken by :func:`starnode.morning.summary.sound_legend`):
 
 - **time**: ``seconds_per_hour`` seconds of sound per hour of the night (default 4), with half
   a second of lead-in and tail; measurement times keep their spacing.
@@ -248,7 +248,7 @@ def sonify_night(config: Any, target: str, out: str | os.PathLike[str] | None = 
     LookupError
         No measurements of ``target`` (on ``night``) to hear.
     """
-    from .config import resolve
+    from ..config import resolve
     from .summary import night_summary
 
     cfg = resolve(config)

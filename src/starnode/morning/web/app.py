@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..config import Config, resolve
+from ...config import Config, resolve
 from .auth import install_guard, token_for
 from .routes import router
 
@@ -38,7 +38,7 @@ def create_app(config: Config | Any, *, token: str | None = None) -> FastAPI:
     config : Config or anything :func:`starnode.config.resolve` accepts
         The data_dir to show.
     token : str, optional
-        Required on every request when set (see :mod:`starnode.web.auth`).
+        Required on every request when set (see :mod:`starnode.morning.web.auth`).
 
     Returns
     -------

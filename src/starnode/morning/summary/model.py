@@ -75,7 +75,7 @@ def build_night(snap: Snapshot, night: str | None = None, target: str | None = N
     Parameters
     ----------
     snap : Snapshot
-        What :func:`~starnode.summary.load_snapshot` read.
+        What :func:`~starnode.morning.summary.load_snapshot` read.
     night : str, optional
         ISO date of the night (default: the latest night in the ledger).
     target : str, optional

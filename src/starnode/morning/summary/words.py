@@ -13,12 +13,12 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
+from ...frame.timesite import utc_from_jd
 from .model import NightSummary, TargetNight
 
 __all__ = ["REASON_WORDS", "UPLOAD_WORDS", "count", "mag", "mags", "sections", "sound_legend",
            "utc", "was"]
 
-_UNIX_EPOCH_JD = 2440587.5
 
 #: Why frames were skipped, by the pipeline's category, as an observer would say it:
 #: (one frame ..., several frames ...).
@@ -45,8 +45,10 @@ REASON_WORDS: dict[str, tuple[str, str]] = {
                "could not be measured because of a setting (see starnode doctor)"),
     "error": ("failed with a program error (see starnode status)",
               "failed with a program error (see starnode status)"),
-    "crash": ("made the measuring program crash (see starnode status)",
-              "made the measuring program crash (see starnode status)"),
+    "crashed": ("made the measuring program crash (see starnode status)",
+                "made the measuring program crash (see starnode status)"),
+    "timeout": ("took too long to measure and was stopped (see starnode status)",
+                "took too long to measure and was stopped (see starnode status)"),
 }
 
 #: Upload states of report rows (aavso_rows.upload), in words.
@@ -145,7 +147,7 @@ def utc(jd: float) -> str:
     -------
     str
     """
-    t = _dt.datetime.fromtimestamp((jd - _UNIX_EPOCH_JD) * 86400.0, _dt.UTC)
+    t = utc_from_jd(jd)
     return f"{t:%H:%M} UTC"
 
 
@@ -300,7 +302,7 @@ def _skip_words(skipped: dict[str, int], other: list[str] | None = None) -> list
 
 
 def sound_legend(seconds_per_hour: float = 4.0) -> str:
-    """The spoken-style legend of :mod:`starnode.sonify` (kept next to the words it explains).
+    """The spoken-style legend of :mod:`~starnode.morning.sonify` (beside the words it explains).
 
     Parameters
     ----------

@@ -11,7 +11,7 @@ to decide. A refusal is a :class:`~starnode.errors.FrameRejected` (``not_a_file`
 ``too_large``) whose reason ends up in ``starnode status``.
 
 The node runs :func:`check` before it hands a frame to a worker, and
-:func:`starnode.frames.load_frame` runs it again (the file may have been swapped since, and
+:func:`starnode.frame.load.load_frame` runs it again (the file may have been swapped since, and
 ``load_frame`` is public).
 """
 
@@ -22,8 +22,8 @@ import os
 import stat
 from typing import Any
 
-from .errors import FrameRejected, RejectCategory
-from .fitsheader import BLOCK, CARD, MAX_HEADER_BYTES, parse_header
+from ..errors import FrameRejected, RejectCategory
+from .header import BLOCK, CARD, MAX_HEADER_BYTES, parse_header
 
 __all__ = ["DEFAULT_MAX_FRAME_BYTES", "check", "encodable", "irregular", "max_frame_bytes",
            "printable", "quoted", "text_form"]
@@ -88,7 +88,7 @@ def max_frame_bytes(config: Any) -> int:
     """
     if config is None:
         return DEFAULT_MAX_FRAME_BYTES
-    from .config import resolve
+    from ..config import resolve
 
     limits = getattr(resolve(config), "limits", None)
     value = getattr(limits, "max_frame_bytes", None)

@@ -30,9 +30,9 @@ from astropy.coordinates import AltAz, EarthLocation, SkyCoord
 from astropy.time import Time, TimeDelta
 from astropy.utils import iers
 
-from .errors import FrameRejected, RejectCategory
-from .fitsheader import card_float as _num
-from .fitsheader import card_text as _text
+from ..errors import FrameRejected, RejectCategory
+from .header import card_float as _num
+from .header import card_text as _text
 
 log = logging.getLogger(__name__)
 
@@ -40,22 +40,49 @@ __all__ = [
     "Times",
     "altitude_deg",
     "exposure_start",
+    "jd_from_unix",
     "mid_exposure",
     "night_of",
     "offline_iers",
     "pickering_airmass",
     "site_location",
     "times",
+    "utc_from_jd",
     "young_scintillation",
 ]
 
-_UNIX_EPOCH_JD = 2440587.5
+#: The Julian date of the Unix epoch, 1970-01-01 0h UTC.
+UNIX_EPOCH_JD = 2440587.5
 #: A DATE-OBS before this is a wrong clock, not an observation (no CMOS smart telescope then).
 EARLIEST_DATE_OBS = _dt.datetime(1990, 1, 1, tzinfo=_dt.UTC)
 #: A DATE-OBS must carry a time of day: ``2025-09-14`` alone would be taken as 00:00 UTC.
 _TIME_OF_DAY = re.compile(r"\d[T ]\d{1,2}:\d{2}")
 _GEOCENTRE = EarthLocation.from_geocentric(0.0, 0.0, 0.0, unit=u.m)
 _IERS_LOCK = threading.Lock()
+
+
+def jd_from_unix(seconds: float) -> float:
+    """The Julian date (UTC) of a Unix time: the one JD <-> Unix conversion.
+
+    Examples
+    --------
+    >>> jd_from_unix(0.0)
+    2440587.5
+    >>> jd_from_unix(86400.0 * 1.5)
+    2440589.0
+    """
+    return UNIX_EPOCH_JD + seconds / 86400.0
+
+
+def utc_from_jd(jd: float) -> _dt.datetime:
+    """The UTC date and time of a Julian date (the inverse of :func:`jd_from_unix`).
+
+    Examples
+    --------
+    >>> utc_from_jd(2440588.0).isoformat()
+    '1970-01-01T12:00:00+00:00'
+    """
+    return _dt.datetime.fromtimestamp((jd - UNIX_EPOCH_JD) * 86400.0, _dt.UTC)
 
 
 @contextlib.contextmanager
@@ -105,8 +132,8 @@ def exposure_start(header: Mapping[str, Any], name: str) -> Time:
     if not _TIME_OF_DAY.search(text):
         raise FrameRejected(f"{name}: DATE-OBS {text!r} has no time of day, so the time of "
                             "the exposure is unknown", RejectCategory.IMPLAUSIBLE)
-    earliest = _UNIX_EPOCH_JD + EARLIEST_DATE_OBS.timestamp() / 86400.0
-    latest = _UNIX_EPOCH_JD + time.time() / 86400.0 + 1.0
+    earliest = jd_from_unix(EARLIEST_DATE_OBS.timestamp())
+    latest = jd_from_unix(time.time()) + 1.0
     if not earliest <= jd <= latest:
         raise FrameRejected(f"{name}: DATE-OBS {text!r} is implausible (before "
                             f"{EARLIEST_DATE_OBS:%Y} or after tomorrow): check the "
@@ -330,5 +357,5 @@ def night_of(jd: float, longitude_deg: float | None) -> str:
     if not math.isfinite(lon):  # SITELONG = 'NaN': no site, so Greenwich
         lon = 0.0
     lon = (lon + 180.0) % 360.0 - 180.0
-    days = jd - _UNIX_EPOCH_JD + lon / 360.0 - 0.5
+    days = jd - UNIX_EPOCH_JD + lon / 360.0 - 0.5
     return (_dt.date(1970, 1, 1) + _dt.timedelta(days=math.floor(days))).isoformat()

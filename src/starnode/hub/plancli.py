@@ -69,13 +69,13 @@ def add_parsers(sub: Any) -> None:
 
 
 def _night(text: str) -> str:
-    from ..hub.app import _night as check
+    from .app import _night as check
 
     return check(text)
 
 
 def _plan(args: argparse.Namespace, store: Any) -> int:
-    from ..hub.nightplans import plan_night
+    from .nightplans import plan_night
 
     out = plan_night(store, _night(args.night), force=args.force)
     if args.format == "json":
@@ -130,7 +130,7 @@ def _want_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _want(args: argparse.Namespace, store: Any) -> int:
-    from ..hub.nightplans import add_wanted, check_name
+    from .nightplans import add_wanted, check_name
 
     try:
         rows = _want_rows(args)
@@ -146,7 +146,7 @@ def _want(args: argparse.Namespace, store: Any) -> int:
 
 
 def _alert(args: argparse.Namespace, store: Any) -> int:
-    from ..hub.nightplans import post_alert
+    from .nightplans import post_alert
 
     out = post_alert(store, args.name, args.ra, args.dec,
                      until=_night(args.until) if args.until else None, note=args.note,
@@ -160,9 +160,9 @@ def _alert(args: argparse.Namespace, store: Any) -> int:
 def _request(args: argparse.Namespace, store: Any) -> int:
     from pydantic import ValidationError
 
-    from ..hub.requests import add_request
-    from ..hub.store import Principal
-    from ..hub.wire import StarRequest
+    from .requests import add_request
+    from .store import Principal
+    from .wire import StarRequest
 
     try:
         req = StarRequest(star=args.star, member=args.member, until=args.until, ra=args.ra,
@@ -177,7 +177,7 @@ def _request(args: argparse.Namespace, store: Any) -> int:
 
 
 def _requests(args: argparse.Namespace, store: Any) -> int:
-    from ..hub.requests import news
+    from .requests import news
 
     out = news(store, args.member)
     if args.json:
@@ -190,7 +190,7 @@ def _requests(args: argparse.Namespace, store: Any) -> int:
 
 
 def _coverage(args: argparse.Namespace, store: Any) -> int:
-    from ..hub.coverage import coverage, coverage_png, coverage_text
+    from .coverage import coverage, coverage_png, coverage_text
 
     data = coverage(store, _night(args.night))
     text = coverage_text(data)

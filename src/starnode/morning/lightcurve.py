@@ -8,7 +8,6 @@ range of the comparison sequence used (a shaded band: points far outside it are 
 
 from __future__ import annotations
 
-import datetime
 import logging
 import math
 import os
@@ -16,10 +15,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import Config, resolve
-from .records import CompResult, Measurement
-from .store import Frame, Ledger
-from .util.values import finite_float
+from ..config import Config, resolve
+from ..frame.timesite import utc_from_jd
+from ..records import CompResult, Measurement
+from ..store import Frame, Ledger
+from ..util.values import finite_float
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ def _draw(points: list[dict[str, Any]], name: str, out: Path) -> None:
                  + (f"  ·  chart {', '.join(charts)}" if charts else ""), fontsize=11)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8, framealpha=0.85)
-    day = datetime.datetime.fromtimestamp((t0 - 2440587.5) * 86400.0, datetime.UTC)
+    day = utc_from_jd(t0)
     xlabel = f"hours since {kind} {t0:.1f} ({day:%Y-%m-%d} 0h UTC)"
     if has_check:
         ax.tick_params(labelbottom=False)

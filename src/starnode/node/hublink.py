@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Config, resolve
 
 if TYPE_CHECKING:
-    from ..doctor import Check
+    from ..diagnostics import Check
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ def health(config: Config | Any) -> list[Check]:
     -------
     list of Check
     """
-    from ..doctor import Check, Level
+    from ..diagnostics import Check, Level
 
     cfg = resolve(config)
     url = cfg.hub.url
@@ -201,7 +201,7 @@ def health(config: Config | Any) -> list[Check]:
     except ModuleNotFoundError:
         return [Check(Level.FAIL, "hub", "hub.url is set but httpx is missing: "
                       "pip install 'starnode[hub]'")]
-    from . import SCHEMA_VERSION
+    from ..records import SCHEMA_VERSION
 
     token = token_of(cfg)
     base = str(url).rstrip("/")

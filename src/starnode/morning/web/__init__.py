@@ -10,7 +10,7 @@ JavaScript. Read only. On loopback (the default, 127.0.0.1) no login is needed; 
 other address it asks for a token (:mod:`.auth`).
 
 - :mod:`.app` - :func:`create_app`, :func:`serve`
-- :mod:`.routes` - the pages (all reads go through :func:`starnode.summary.load_snapshot`)
+- :mod:`.routes` - the pages (all reads go through :func:`starnode.morning.summary.load_snapshot`)
 - :mod:`.auth` - loopback or token, read only
 """
 
