@@ -12,10 +12,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import sys
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 
 from .._version import __version__
