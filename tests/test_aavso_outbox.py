@@ -81,9 +81,9 @@ def test_kill_in_the_rename_leaves_a_temporary_that_the_node_start_removes(
     from starnode.node.outcomes import Outcomes
     from starnode.store import Ledger
 
-    cfg = make_config(tmp_path)
+    cfg = make_config(tmp_path, bin_minutes=5)
     report = Path(submit(at(1), cfg)["report_path"])
-    assert _child(cfg, 0, "rename") == -9     # an earlier row: the file is rebuilt, renamed
+    assert _child(cfg, 2, "rename") == -9     # the bin's row changes: the file is rewritten
     left = list(report.parent.glob(".*.tmp"))
     assert left, "the kill should have left the temporary copy"
     from starnode.config import resolve
@@ -92,8 +92,9 @@ def test_kill_in_the_rename_leaves_a_temporary_that_the_node_start_removes(
     with Ledger(config) as ledger:
         Outcomes(config, ledger, "me", submit=True).start()
     assert not list(report.parent.glob(".*.tmp"))
-    assert submit(at(0), cfg)["status"] == "queued"
-    assert len(data_lines(report)) == 2 and validate_file(report).ok
+    assert submit(at(2), cfg)["status"] == "queued"
+    assert len(data_lines(report)) == 1 and validate_file(report).ok
+    assert "NBIN=2" in data_lines(report)[0]
 
 
 def _drop_database(tmp_path: Path) -> None:

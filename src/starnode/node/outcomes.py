@@ -77,6 +77,11 @@ class Outcomes:
         if n:
             log.info("removed %d temporary file(s) left by a stopped node", n)
 
+    @property
+    def submit_fn(self) -> SubmitFn | bool:
+        """The submit function (True: :func:`starnode.aavso.submit`; False: none)."""
+        return self._submit_fn
+
     def heal(self) -> None:
         """Retry what a write fault that has since ended left undone (see the module doc)."""
         if self._unwritten:

@@ -258,6 +258,23 @@ class Node:
         """End of a session: close open time bins (see :meth:`Outcomes.flush`)."""
         self.outcomes.flush()
 
+    def reconcile_reports(self) -> dict[str, Any] | None:
+        """At start: the report files checked against the index, the index rebuilt from them
+        (:func:`starnode.aavso.recovery.reconcile`): rows the index lost are adopted, a deleted
+        report rebuilt, damaged ones named; frames the index forgot are submitted again."""
+        if self.outcomes.submit_fn is not True:
+            return None
+        from ..aavso.recovery import reconcile
+
+        try:
+            return reconcile(self.config)
+        except StoreError:
+            raise
+        except Exception as exc:  # never stop the node: the writer checks each file again
+            log.error("the report files could not be checked against the index: %s: %s",
+                      type(exc).__name__, exc)
+            return None
+
     def resubmit(self) -> int:
         """Submit measured frames whose submission never completed (after a crash).
 
@@ -345,6 +362,7 @@ class Node:
                      already, self.total)
         self.counts.clear()  # before resubmit(): what it reports now counts as reported
         self.counts["already"] = already
+        self.reconcile_reports()
         self.resubmit()
         t0 = time.monotonic()
         with self._signals():
@@ -391,6 +409,7 @@ class Node:
         log.info("starnode node started (pid %d, %d worker(s), data in %s); %d frame(s) "
                  "to resume%s", os.getpid(), self.workers, self.config.data_dir, pending,
                  f", {n} requeued from a stopped run" if n else "")
+        self.reconcile_reports()
         self.resubmit()
         self.pool.start()  # workers get ready while the first frames are still being written
 
