@@ -220,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_parser_arguments(sp)
     sp.set_defaults(func=cmd_hub)
 
+    from .repair import add_parser as add_repair
+
+    add_repair(add)
+
     sp = add("config", "show the effective configuration, or an example file")
     sp.add_argument("--example", action="store_true", help="print a commented example "
                     "configuration with every key (config.example.yaml)")
