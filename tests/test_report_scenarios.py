@@ -94,9 +94,9 @@ def _process(cfg: dict[str, Any], tmp: Path, *, noflush: bool = False) -> dict[s
 def _cli(tmp: Path, cfg: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
     cfg_file = tmp / "config.yaml"
     cfg_file.write_text(json.dumps(cfg))  # JSON is YAML
-    return subprocess.run([sys.executable, "-c", "import sys; from starnode.cli import main; "
-                           "sys.exit(main())", "--config", str(cfg_file), *args], capture_output=True, text=True, timeout=120, env=_env(),
-                          check=False)
+    code = "import sys; from starnode.cli import main; sys.exit(main())"
+    return subprocess.run([sys.executable, "-c", code, "--config", str(cfg_file), *args],
+                          capture_output=True, text=True, timeout=120, env=_env(), check=False)
 
 
 def _report(tmp: Path) -> Path:
@@ -360,7 +360,7 @@ def test_disk_full_during_submit_heals_without_a_restart(tmp_path: Path) -> None
         _frames(tmp_path, 2, 3)
         time.sleep(3)
         filler.unlink()                    # space returns: no restart
-        out, err = proc.communicate(timeout=150)
+        _, err = proc.communicate(timeout=150)
         assert proc.returncode == 0, err[-3000:]
         with Ledger(cfg) as ledger:
             assert ledger.counts().get("reported") == 5, ledger.counts()
