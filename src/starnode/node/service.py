@@ -26,6 +26,7 @@ import contextlib
 import logging
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -451,6 +452,11 @@ class Node:
             st.errors = 0
         except StoreError:  # the ledger was deleted, replaced or is damaged: stop, loudly
             raise
+        except (OSError, sqlite3.Error) as exc:  # disk full, read-only: a passing fault
+            st.errors += 1
+            delay = min(60.0, 5.0 * st.errors)
+            log.error("node error (%s: %s); retrying in %.0f s", type(exc).__name__, exc, delay)
+            self.stop_event.wait(delay)
         except Exception:
             st.errors += 1
             delay = min(60.0, 5.0 * st.errors)
