@@ -38,8 +38,9 @@ DB_NAME = "starnode.sqlite3"
 def damaged_message(path: Path, detail: str) -> str:
     """What a damaged database means and what to do about it (one message, everywhere)."""
     return (f"the database {path} is damaged ({detail}). Stop starnode, then run 'starnode "
-            "repair': it keeps the damaged file as a copy (moved aside), rebuilds the report index from "
-            "the outbox, its audit and the frames, loses no report row and says what it did "
+            "repair': it keeps the damaged file as a copy (moved aside), rebuilds the report "
+            "index from the outbox, its audit and the frames, loses no report row and says what "
+            "it did "
             f"(or restore {path} from a backup: 'starnode repair' then reconciles it with the "
             "report files)")
 
