@@ -240,20 +240,47 @@ def stars_command(files: list[str], config: Any, fmt: str, out: str | None) -> i
 
     from astropy.table import vstack
 
+    from .cli.paths import input_problem, output_problem, shown, write_output
     from .errors import FrameRejected
 
+    if out:
+        problem = output_problem(out, files)
+        if problem:
+            sys.stderr.write(f"error: {problem}\n")
+            return 2
     tables, status = [], 0
     for f in files:
+        problem = input_problem(f)
+        if problem:
+            sys.stderr.write(f"{problem}\n")
+            status = 1
+            continue
         try:
             t = frame_starlist(f, config)
         except (FrameRejected, OSError) as exc:
-            sys.stderr.write(f"{f}: {exc}\n")
+            sys.stderr.write(f"{shown(f)}: {exc}\n")
             status = 1
             continue
-        t.add_column([str(f)] * len(t), name="file", index=0)
+        t.add_column([shown(f)] * len(t), name="file", index=0)
         tables.append(t)
     if not tables:
         return status
+    table = vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
+    buf = io.StringIO()
+    if fmt == "json":
+        rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in zip(
+            table.colnames, row, strict=True)} for row in table]
+        buf.write(json.dumps(rows, indent=1, allow_nan=True) + "\n")
+    else:
+        table.write(buf, format="ascii.ecsv" if fmt == "ecsv" else "ascii.csv")
+    if out:
+        problem = write_output(out, buf.getvalue())
+        if problem:
+            sys.stderr.write(f"error: {problem}\n")
+            return 1
+    else:
+        sys.stdout.write(buf.getvalue())
+    return status
     table = vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
     buf = io.StringIO()
     if fmt == "json":

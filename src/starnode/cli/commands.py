@@ -339,13 +339,26 @@ def cmd_solver_db(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_solve(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode solve``: exit 1 when any file is not solved."""
     from ..astrometry.report import format_solution, solve_file
+    from .paths import input_problem, shown
 
-    results = [solve_file(f, cfg) for f in args.files]
+    results = []
+    for f in args.files:
+        problem = input_problem(f)
+        if problem:
+            print(problem, file=sys.stderr)
+            results.append({"file": shown(f), "ok": False, "error": problem, "input": False})
+            continue
+        try:
+            res = solve_file(f, cfg)
+        except Exception as exc:  # one line, never a traceback
+            res = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        results.append({**res, "file": shown(f)})
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         for r in results:
-            print(format_solution(r))
+            if r.pop("input", True):
+                print(format_solution(r))
     return 0 if all(r["ok"] for r in results) else 1
 
 
