@@ -375,3 +375,28 @@ def test_disk_full_during_submit_heals_without_a_restart(tmp_path: Path) -> None
         assert "Traceback" not in err, err[-3000:]
     finally:
         subprocess.run(["umount", "-l", str(data)], check=False)
+
+
+# --------------------------------------------------------------------------- bad OBJECT
+def test_a_bad_object_is_a_recorded_skip_not_an_error_at_every_start(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    _frames(tmp_path, 0, 2)
+    bad = ["SS Cyg, run 3", "SS Cyg|VMAGINS=1", "V" * 31, "SS Cyg [31m"]
+    for i, name in enumerate(bad):
+        _frames(tmp_path, 2 + i, 1, mag=f"mag=12.0;target={name}")
+    _process(cfg, tmp_path)
+    log = tmp_path / "data" / "logs" / "starnode.log"
+    first = log.read_text()
+    _process(cfg, tmp_path)             # the next start
+    again = log.read_text()[len(first):]
+    assert " ERROR " not in again, again
+    reports = list((tmp_path / "data" / "outbox").glob("*/*.txt"))
+    assert [p.name for p in reports if "audit" not in p.parts] == [_report(tmp_path).name]
+    assert len(_rows(_report(tmp_path))) == 2
+    events = [json.loads(x) for x in
+              (tmp_path / "data" / "outbox" / "audit" / "events.jsonl").read_text().splitlines()]
+    skipped = [e for e in events if e["event"] == "skipped"]
+    assert len(skipped) == len(bad), events   # recorded once each, with the reason
+    assert all(e["reason"] for e in skipped)
+    status = _cli(tmp_path, cfg, "status")
+    assert status.stdout.count("skipped: cannot be reported") == len(bad), status.stdout

@@ -173,6 +173,20 @@ def _refuse(cfg: Config, result: Any, reason: str) -> dict[str, Any]:
     return _answer(SubmitStatus.ERROR, f"cannot write this measurement: {reason}")
 
 
+def _unfit(cfg: Config, m: Measurement, reason: str,
+           common: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A measurement whose values do not fit the report (a bad OBJECT: a comma, ``|``, too
+    long, an escape sequence...): a recorded skip with the reason, logged once, never retried
+    at every start."""
+    log.warning("AAVSO: %s not reported: %s", _shown(m.target_name), reason)
+    event(cfg, {"event": "skipped", "reason": reason, "measurement": m.to_dict()})
+    return _answer(SubmitStatus.SKIPPED, f"cannot be reported: {reason}", **(common or {}))
+
+
+def _shown(name: Any) -> str:
+    return repr(name).encode("ascii", "backslashreplace").decode("ascii")
+
+
 def _prepare(result: Measurement | Mapping[str, Any], cfg: Config,
              obscode: str) -> _Job | dict[str, Any]:
     """Read, check and gate the measurement; the job, or the answer when it stops here."""
@@ -183,8 +197,8 @@ def _prepare(result: Measurement | Mapping[str, Any], cfg: Config,
         return _refuse(cfg, result, f"result must be a measurement dict ({exc})")
     try:
         e = entry_from_measurement(m, a.date_type)
-    except FieldError as exc:
-        return _refuse(cfg, m, str(exc))
+    except FieldError as exc:  # the measurement itself: submitting it again never helps
+        return _unfit(cfg, m, str(exc))
     job = _Job(cfg=cfg, m=m, e=e, obscode=obscode, night=_night(m, cfg),
                key=measurement_key(obscode, e.starid, e.band, e.jd), space=_space(cfg))
     job.common = {"key": job.key, "night": job.night, "target": e.starid}
@@ -276,10 +290,7 @@ def _record(table: ReportRows, job: _Job) -> dict[str, Any]:
     try:
         line = format_row(members, a.date_type)
     except FieldError as exc:
-        event(job.cfg, {"event": "error", "key": job.key, "reason": str(exc),
-                        "measurement": job.record()})
-        return _answer(SubmitStatus.ERROR, f"cannot write this measurement: {exc}",
-                       **job.common)
+        return _unfit(job.cfg, job.m, str(exc), job.common)
     present = False
     if job.bin_start is None:  # a row the index adopted from the file (a lost ledger)?
         adopted = table.row(job.space, foreign_key(job.rel, line))
