@@ -400,3 +400,31 @@ def test_a_bad_object_is_a_recorded_skip_not_an_error_at_every_start(tmp_path: P
     assert all(e["reason"] for e in skipped)
     status = _cli(tmp_path, cfg, "status")
     assert status.stdout.count("skipped: cannot be reported") == len(bad), status.stdout
+
+
+# --------------------------------------------------------------------------- WebObs login
+@pytest.mark.slow
+def test_process_exits_non_zero_when_webobs_rejected_the_login(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from loopback import LoopbackServer
+    from starnode.cli import main
+    from starnode.synthetic import DEMO_SEQUENCE_FILE
+    from test_aavso_webobs import USER, FakeWebObs
+    from test_node_reports import _write_subs
+
+    monkeypatch.setenv("STARNODE_AAVSO_USERNAME", USER)
+    monkeypatch.setenv("STARNODE_AAVSO_PASSWORD", "not-the-password")
+    _write_subs(tmp_path / "MyWorks", "2025-09-14T21:00:30", 1, 60.0, 11.2, synthetic=False)
+    fake = FakeWebObs()
+    with LoopbackServer() as srv:
+        srv.route("POST", "/webobs/file", handler=fake)
+        cfg_file = tmp_path / "config.yaml"
+        cfg_file.write_text(
+            f"data_dir: {tmp_path / 'data'}\n"
+            f"photometry:\n  sequence_file: {DEMO_SEQUENCE_FILE}\n  offline: true\n"
+            "aavso:\n  observer_code: XYZ\n  mode: webobs\n  retry_backoff: 0\n"
+            f"  webobs_url: {srv.url('/webobs/file')}\n")
+        code = main(["--config", str(cfg_file), "process", "--quiet",
+                     str(tmp_path / "MyWorks")])
+    assert fake.hits >= 1 and fake.accepted_rows == []
+    assert code == 1

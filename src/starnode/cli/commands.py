@@ -134,12 +134,13 @@ def cmd_process(args: argparse.Namespace, cfg: Config) -> int:
     finally:
         bar.close()
         node.close()
-    return _process_outcome(args, cfg, summary, queued, bool(missing) + 2 * bool(errors))
+    return _process_outcome(args, cfg, summary, queued, bool(missing) + 2 * (errors & 1)
+                            + 4 * bool(errors & 4))
 
 
 def _submissions(node: Node, ids: Sequence[int], since: float) -> tuple[dict[str, int], int]:
-    """(report file -> rows of these frames reported since ``since``, frames whose submission
-    failed)."""
+    """(report file -> rows of these frames reported since ``since``, bits: 1 a submission
+    failed, 4 WebObs rejected one)."""
     files: dict[str, int] = {}
     errors = 0
     for fid in ids:
@@ -148,7 +149,9 @@ def _submissions(node: Node, ids: Sequence[int], since: float) -> tuple[dict[str
         path = sub.get("report_path") or sub.get("file")
         if frame is not None and frame.state == "reported" and path and frame.updated >= since:
             files[str(path)] = files.get(str(path), 0) + len(sub.get("rows") or [None])
-        errors += frame is not None and frame.state == "measured" and sub.get("status") == "error"
+        if frame is not None and frame.state == "measured":
+            # 1: a submission failed; 4: WebObs refused it (a login page: wrong credentials)
+            errors |= {"error": 1, "rejected": 1 | 4}.get(str(sub.get("status")), 0)
     return files, errors
 
 
@@ -183,6 +186,10 @@ def _process_outcome(args: argparse.Namespace, cfg: Config, summary: dict[str, A
             "queued for you to upload at https://www.aavso.org/webobs/file"
         for path, n in queued.items():
             print(f"{n} row(s) {where}: {path}", file=sys.stderr)
+    if problems & 4:  # WebObs answered with a login page or a refusal: not reported
+        print("error: WebObs rejected the upload (a login or challenge page: check the "
+              "credentials, docs/aavso.md); the rows stay pending", file=sys.stderr)
+        status = 1
     if problems & 2 and not summary.get("reported"):  # every report of this run failed
         print("error: no measurement could be reported (the log and 'starnode status' say "
               "why)", file=sys.stderr)
