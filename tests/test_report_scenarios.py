@@ -428,3 +428,17 @@ def test_process_exits_non_zero_when_webobs_rejected_the_login(
                      str(tmp_path / "MyWorks")])
     assert fake.hits >= 1 and fake.accepted_rows == []
     assert code == 1
+
+
+# --------------------------------------------------------------------------- link loop
+def test_a_symlink_loop_named_like_a_frame_appears_in_status(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    _frames(tmp_path, 0, 1)
+    loop = tmp_path / "frames" / "Light_SS Cyg_10.0s_IRCUT_loop.fit"
+    loop.symlink_to(loop)
+    _process(cfg, tmp_path)
+    status = _cli(tmp_path, cfg, "status")
+    assert status.returncode == 0, status.stderr
+    assert "symbolic link loop" in status.stdout, status.stdout
+    assert "Light_SS Cyg_10.0s_IRCUT_loop.fit" in status.stdout
+    assert len(_rows(_report(tmp_path))) == 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -181,6 +182,9 @@ class Node:
         try:
             st = os.stat(frame.path)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return self._refuse(frame, RejectCategory.NOT_A_FILE, "a symbolic link loop "
+                                    "(the link points back to itself); nothing to measure")
             if not self._share_down(frame):
                 self._refuse(frame, RejectCategory.VANISHED,
                              f"file no longer readable: {exc.strerror}")
