@@ -442,3 +442,33 @@ def test_a_symlink_loop_named_like_a_frame_appears_in_status(tmp_path: Path) -> 
     assert "symbolic link loop" in status.stdout, status.stdout
     assert "Light_SS Cyg_10.0s_IRCUT_loop.fit" in status.stdout
     assert len(_rows(_report(tmp_path))) == 1
+
+
+# --------------------------------------------------------------------------- memory budget
+def rlimit_measure(path: str, config: Any) -> dict[str, Any]:
+    """A worker's measuring function that reports its address-space ceiling (as a skip)."""
+    import resource
+
+    from starnode.errors import FrameRejected
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    raise FrameRejected(f"rlimit_as={soft}", "config")
+
+
+@pytest.mark.parametrize(("workers", "budget", "each"), [(2, 1536, 512), (1, 1536, 1024)])
+def test_one_memory_budget_is_shared_by_the_workers(tmp_path: Path, workers: int, budget: int,
+                                                    each: int) -> None:
+    from starnode.node import Node
+    from starnode.store import Ledger
+
+    cfg = {**_config(tmp_path), "limits": {"memory_mb": budget}}
+    _frames(tmp_path, 0, 2 * workers)
+    node = Node(cfg, workers=workers, measure="test_report_scenarios:rlimit_measure",
+                submit=False)
+    try:
+        node.process([tmp_path / "frames"])
+    finally:
+        node.close()
+    with Ledger(cfg) as ledger:
+        reasons = {f.reason for f in ledger.frames()}
+    assert reasons == {f"rlimit_as={each * 2**20}"}, reasons

@@ -85,9 +85,12 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "max_frame_bytes": F(int, 256 * 2**20, "largest frame read, in bytes: file size, and "
                              "image data its header announces (decompressed); a larger file, "
                              "or anything not a regular file, is skipped unread", min=2880),
-        "worker_memory_mb": F(int, 2048, "memory ceiling of each worker process (address "
-                              "space, MiB; 0 = none): one file can never take the machine",
-                              min=0),
+        "memory_mb": F(int, 3072, "memory budget of the whole node in MiB (0 = none), "
+                       "shared by its workers: the node keeps 512, each worker's ceiling "
+                       "(address space) is the rest divided by workers; one file can never "
+                       "take the machine", min=0),
+        "worker_memory_mb": F(int, 0, "a lower ceiling per worker in MiB (0 = the worker's "
+                              "share of memory_mb)", min=0),
     },
     "camera": {
         "gain_e_per_adu": F(NUM, 0.065, "camera gain in electrons per ADU of the 16-bit "

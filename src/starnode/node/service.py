@@ -47,7 +47,7 @@ from .share import identity, share_gone
 
 log = logging.getLogger("starnode.node")
 
-__all__ = ["Node"]
+__all__ = ["NODE_SHARE_MB", "Node", "worker_share"]
 
 _SHARE_RETRY_S = 15.0
 _RECOVER_EVERY_S = 60.0
@@ -63,6 +63,28 @@ class _RunState:
     next_scan: float = 0.0
     next_recover: float = 0.0
     errors: int = 0
+
+
+#: What the node process keeps of ``limits.memory_mb`` for itself (MiB).
+NODE_SHARE_MB = 512
+#: Below this per-worker ceiling a normal Seestar frame may not fit (its peak is ~600 MiB).
+_TIGHT_MB = 768
+
+
+def worker_share(config: Config, workers: int) -> int:
+    """Each worker's memory ceiling in MiB: one budget for the whole node
+    (``limits.memory_mb``, of which the node keeps :data:`NODE_SHARE_MB`) divided by the
+    workers, lowered to ``limits.worker_memory_mb`` when that is set; 0 = no ceiling."""
+    total = int(config.limits.memory_mb)
+    cap = int(config.limits.worker_memory_mb)
+    share = max(1, (total - NODE_SHARE_MB) // max(1, workers)) if total > 0 else 0
+    if cap > 0:
+        share = min(share, cap) if share else cap
+    if 0 < share < _TIGHT_MB:
+        log.warning("limits.memory_mb %d MiB shared by %d worker(s) leaves %d MiB each; a "
+                    "frame may fail for memory (raise limits.memory_mb or lower workers)",
+                    total, workers, share)
+    return share
 
 
 class Node:
@@ -103,7 +125,7 @@ class Node:
         level = logging.DEBUG if self.config.log_level == "DEBUG" else logging.WARNING
         self.pool = WorkerPool(self.workers, measure, raw,
                                timeout=float(self.config.frame_timeout), log_level=level,
-                               memory_mb=int(self.config.limits.worker_memory_mb))
+                               memory_mb=worker_share(self.config, self.workers))
         self.outcomes = Outcomes(self.config, self.ledger, self.owner, submit)
         self.counts = self.outcomes.counts
         self.latencies = self.outcomes.latencies  # file mtime -> reported, seconds
