@@ -136,6 +136,7 @@ class Node:
         self._paused_until = 0.0  # no dispatching before (the share dropped)
         self._root_id: tuple[int, int] | None = None  # watch.path's (st_dev, st_ino) when up
         self._max_bytes = max_frame_bytes(self.config)
+        self._next_prune = 0.0  # starlists.keep_days: when old starlists are deleted next
         from ..hub.client import attach  # the hub forwarder when hub.url is set (docs/hub.md)
 
         self.hub = attach(self)
@@ -284,6 +285,16 @@ class Node:
     def flush(self) -> None:
         """End of a session: close open time bins (see :meth:`Outcomes.flush`)."""
         self.outcomes.flush()
+
+    def _prune_starlists(self) -> None:
+        """``starlists.keep_days``: delete the starlists of old nights (at start, then daily)."""
+        from ..starlist import prune
+
+        self._next_prune = time.monotonic() + 86400.0
+        try:
+            prune(self.config.data_dir, int(self.config.starlists.keep_days))
+        except OSError as exc:
+            log.warning("old starlists not deleted: %s", exc)
 
     def reconcile_reports(self) -> dict[str, Any] | None:
         """At start: the report files checked against the index, the index rebuilt from them
@@ -437,6 +448,7 @@ class Node:
                  "to resume%s", os.getpid(), self.workers, self.config.data_dir, pending,
                  f", {n} requeued from a stopped run" if n else "")
         self.reconcile_reports()
+        self._prune_starlists()
         self.resubmit()
         self.pool.start()  # workers get ready while the first frames are still being written
 
@@ -462,7 +474,10 @@ class Node:
         st.next_scan = time.monotonic() + max(2 * float(self.config.watch.debounce_delay), 2.0)
 
     def _renew_claims(self, st: _RunState) -> None:
-        """Now and then: claims whose lease ran out go back to the queue."""
+        """Now and then: claims whose lease ran out go back to the queue (and, daily, old
+        starlists are deleted)."""
+        if time.monotonic() >= self._next_prune:
+            self._prune_starlists()
         if time.monotonic() >= st.next_recover:
             self.ledger.recover(self.owner)
             st.next_recover = time.monotonic() + _RECOVER_EVERY_S
