@@ -322,11 +322,15 @@ def cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_solver_db(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode solver-db``."""
     from ..astrometry import build_tetra3rs_database, tetra3rs_database_path
+    from .solverdb import check, record, remove_leftovers
 
     path = tetra3rs_database_path(cfg)
+    remove_leftovers(path.parent)
     if path.is_file() and not args.force:
-        print(f"the tetra3rs database is already built: {path}")
-        return 0
+        ok, what = check(path)
+        print(f"the tetra3rs database is already built: {what}" if ok else
+              f"error: {what}", file=sys.stdout if ok else sys.stderr)
+        return 0 if ok else 1
     try:
         import tetra3rs  # noqa: F401
     except ImportError:
@@ -335,7 +339,9 @@ def cmd_solver_db(args: argparse.Namespace, cfg: Config) -> int:
     print(f"building the tetra3rs blind-solver database into {path} "
           "(1-3 min, about 1.1 GB of memory, a 350 MB file; once)")
     try:
-        print(f"done: {build_tetra3rs_database(cfg, gaia_only=args.gaia_only)}")
+        built = build_tetra3rs_database(cfg, gaia_only=args.gaia_only)
+        record(built)
+        print(f"done: {built}")
     except RuntimeError as exc:
         print(f"{exc}; or build from the bundled Gaia G<10 stars alone with --gaia-only "
               "(cannot solve sparse fields)", file=sys.stderr)

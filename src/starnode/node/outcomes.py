@@ -76,6 +76,9 @@ class Outcomes:
         n = remove_stale_temporaries(data_dir)
         if n:
             log.info("removed %d temporary file(s) left by a stopped node", n)
+        from ..cli.solverdb import remove_leftovers  # a killed 'starnode solver-db'
+
+        remove_leftovers(data_dir / "astrometry")
 
     @property
     def submit_fn(self) -> SubmitFn | bool:
