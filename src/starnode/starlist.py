@@ -232,10 +232,12 @@ def write_starlist(table: Table, path: Path, *, min_free_mb: int = 0) -> Path:
             fd = -1
             fh.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if fd >= 0:
             os.close(fd)
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a full disk: skipped, with a record
+            _record_skip(path.parent.parent, path, f"not written: {exc.strerror or exc}")
         raise
     return path
 
