@@ -282,6 +282,11 @@ def _valid(d: dict[str, Any]) -> bool:
 def _one_file(cfg: Config, table: ReportRows, space: str, rel: str, path: Path,
               repair: bool, done: list[str], problems: list[str]) -> None:
     with table.transaction():
+        state = table.file_state(space, rel)
+        disk, damage, unknown = assess(table.file_rows(space, rel), state, path)
+        if not repair and state is not None and disk.exists and damage is None \
+                and not unknown and not disk.torn:
+            return  # the file is what the index says: its audit is not read (a quick start)
         restored = _from_audit(cfg, table, space, rel)
         if restored:
             done.append(f"{rel}: {restored} measurement(s) back in the index from the audit")
