@@ -81,9 +81,9 @@ def test_kill_in_the_rename_leaves_a_temporary_that_the_node_start_removes(
     from starnode.node.outcomes import Outcomes
     from starnode.store import Ledger
 
-    cfg = make_config(tmp_path)
+    cfg = make_config(tmp_path, bin_minutes=5)
     report = Path(submit(at(1), cfg)["report_path"])
-    assert _child(cfg, 0, "rename") == -9     # an earlier row: the file is rebuilt, renamed
+    assert _child(cfg, 2, "rename") == -9     # the bin's row changes: the file is rewritten
     left = list(report.parent.glob(".*.tmp"))
     assert left, "the kill should have left the temporary copy"
     from starnode.config import resolve
@@ -92,8 +92,9 @@ def test_kill_in_the_rename_leaves_a_temporary_that_the_node_start_removes(
     with Ledger(config) as ledger:
         Outcomes(config, ledger, "me", submit=True).start()
     assert not list(report.parent.glob(".*.tmp"))
-    assert submit(at(0), cfg)["status"] == "queued"
-    assert len(data_lines(report)) == 2 and validate_file(report).ok
+    assert submit(at(2), cfg)["status"] == "queued"
+    assert len(data_lines(report)) == 1 and validate_file(report).ok
+    assert "NBIN=2" in data_lines(report)[0]
 
 
 def _drop_database(tmp_path: Path) -> None:
@@ -149,3 +150,28 @@ def test_one_more_row_costs_the_same_at_the_end_of_the_night(tmp_path: Path,
     assert len(inodes) == 1, "the whole file was replaced for a new row"
     # the audit still has one record per row
     assert len([r for r in _audit_lines(report) if r["event"] == "measurement"]) == 120
+
+
+def test_a_lost_database_and_audit_never_write_a_row_twice(tmp_path: Path) -> None:
+    """Issue 17: with the index and the audit gone, a line already in the file is adopted; the
+    same measurement is recorded under it (not written again), and another line for the same
+    star, time and filter is a duplicate."""
+    import shutil
+
+    cfg = make_config(tmp_path)
+    for i in range(3):
+        answer = submit(at(i), cfg)
+    report = Path(answer["report_path"])
+    before = data_lines(report)
+    _drop_database(tmp_path)
+    shutil.rmtree(tmp_path / "data" / "outbox" / "audit")
+    again = submit(at(1), cfg)
+    assert again["status"] == "queued" and again["rows"] == [before[1]], again
+    other = submit(at(2, check_star={"name": "K2", "label": "120", "auid": "000-BCP-300",
+                                     "mag": 12.0, "catalog_mag": 12.0, "deviation": 0.0,
+                                     "error": 0.02}), cfg)
+    assert other["status"] == "duplicate", other
+    assert data_lines(report) == before
+    assert submit(at(5), cfg)["status"] == "queued"
+    assert data_lines(report)[:3] == before and len(data_lines(report)) == 4
+    assert validate_file(report).ok

@@ -157,13 +157,13 @@ def test_observer_code_required(tmp_path: Path) -> None:
     "SS Cyg, Seestar run 3", "SS Cyg|VMAGINS=1.0", "SS Cyg#", "SS Cyg\nZZ Cyg,2460000.5",
     "SS Cyg\r", "V1500 Cyg \u2013 nova", "ASASSN-V J185256.94+581259.1 (extra)", "", None,
 ])
-def test_injected_target_names_are_errors(tmp_path: Path, name: Any) -> None:
+def test_injected_target_names_are_recorded_skips(tmp_path: Path, name: Any) -> None:
     cfg = make_config(tmp_path)
     assert submit(make_result(), cfg)["status"] == "queued"
     path = Path(outbox_files(cfg)[0]["path"])
     before = path.read_bytes()
     answer = submit(at(1, target_name=name, object=name), cfg)
-    assert answer["status"] == "error", answer
+    assert answer["status"] == "skipped", answer
     assert "STARID" in answer["message"] or "target_name" in answer["message"]
     assert path.read_bytes() == before
     assert len(outbox_files(cfg)) == 1
@@ -196,10 +196,10 @@ def test_fits_text_is_sanitised(tmp_path: Path, shared: Path) -> None:
     ({"jd": 60797.01}, "Julian"),
     ({"sequence_source": "vsp", "chart_id": None}, "chart_id"),
 ])
-def test_values_that_do_not_fit_are_errors(tmp_path: Path, override: dict[str, Any],
-                                           word: str) -> None:
+def test_values_that_do_not_fit_are_recorded_skips(tmp_path: Path, override: dict[str, Any],
+                                                   word: str) -> None:
     answer = submit(make_result(**override), make_config(tmp_path))
-    assert answer["status"] == "error", answer
+    assert answer["status"] == "skipped", answer
     assert word in answer["message"]
     assert answer["report_path"] is None
 

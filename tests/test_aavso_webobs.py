@@ -380,3 +380,42 @@ def test_secret_echoed_in_every_encoding_is_redacted_and_files_are_owner_only(
             assert p.stat().st_mode & 0o077 == 0, p
         if p.is_dir() and "audit" in p.parts:
             assert p.stat().st_mode & 0o077 == 0, p
+
+
+def _more_encodings(user: str, password: str) -> list[bytes]:
+    from urllib.parse import quote
+
+    raw = password.encode()
+    pair = f"{user}:{password}".encode()
+    out = [base64.b64encode(raw), base64.b64encode(raw).rstrip(b"="),
+           base64.urlsafe_b64encode(raw), base64.urlsafe_b64encode(pair),
+           base64.urlsafe_b64encode(pair).rstrip(b"="), raw.hex().encode(),
+           raw.hex().upper().encode(), quote(quote(password, safe=""), safe="").encode(),
+           "".join(f"&#{ord(c)};" for c in password).encode(),
+           "".join(f"&#x{ord(c):x};" for c in password).encode()]
+    return [b for b in out if b not in _encodings(user, password)]
+
+
+def test_secret_in_further_encodings_is_redacted(tmp_path: Path, server: LoopbackServer,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 17: base64 of the password alone, URL-safe base64, hex, double URL-encoding and
+    HTML numeric character references are redacted from the kept answer too."""
+    forms = _more_encodings(USER, ECHO_PASSWORD)
+    assert len(forms) >= 8
+
+    def post(req: Request) -> Response:
+        body = b"<p>1 observations were uploaded.</p>" + b"".join(
+            b"<p>" + f + b"</p>" for f in forms)
+        return 200, {"Content-Type": "text/html"}, body
+
+    server.route("POST", "/webobs/echo2", handler=post)
+    monkeypatch.setenv("STARNODE_AAVSO_USERNAME", USER)
+    monkeypatch.setenv("STARNODE_AAVSO_PASSWORD", ECHO_PASSWORD)
+    cfg = make_config(tmp_path, mode="webobs", webobs_url=server.url("/webobs/echo2"),
+                      retry_backoff=0.0)
+    answer = submit(at(0), cfg)
+    assert answer["status"] == "accepted", answer
+    everything = all_bytes(tmp_path)
+    for secret in forms:
+        assert secret not in everything, secret
+    assert b"observations were uploaded" in everything

@@ -32,7 +32,8 @@ def _config(tmp_path: Path) -> dict:
 def test_measure_writes_the_frames_starlist(tmp_path: Path) -> None:
     path, truth = _frame(tmp_path)
     m = measure(path, Config(_config(tmp_path)))
-    assert m.starlist == str(tmp_path / "data" / "starlists" / m.night / f"{path.stem}.ecsv")
+    assert m.starlist == str(tmp_path / "data" / "starlists" / m.night /
+                             f"{path.stem}.ecsv.gz")
     t = Table.read(m.starlist, format="ascii.ecsv")
     assert list(t.colnames) == list(COLUMNS)
     assert not list(Path(m.starlist).parent.glob(".starlist-*"))  # atomic: no leftovers
@@ -71,3 +72,28 @@ def test_stars_command_json_csv_and_out(tmp_path: Path) -> None:
     bad.write_text("not a fits file")
     r = subprocess.run([*cmd, str(bad)], capture_output=True, text=True)
     assert r.returncode == 1 and "not.fit" in r.stderr
+
+
+def test_starlists_are_compressed_paused_when_space_is_low_and_pruned(tmp_path: Path) -> None:
+    """Issue 17: compressed files, a pause (recorded) when free space runs low, keep_days."""
+    import datetime as dt
+    import gzip
+    import shutil
+
+    from starnode.photometry.starlist import StarlistSkipped, prune, write_starlist
+
+    table = Table({"name": ["SS Cyg", "field"], "mag": [11.2, 12.3]})
+    path = tmp_path / "starlists" / "2025-05-01" / "a.ecsv.gz"
+    write_starlist(table, path)
+    assert gzip.decompress(path.read_bytes()).startswith(b"# %ECSV")
+    assert list(Table.read(path, format="ascii.ecsv")["name"]) == ["SS Cyg", "field"]
+    free = shutil.disk_usage(tmp_path).free // 2**20
+    later = tmp_path / "starlists" / "2025-05-01" / "b.ecsv.gz"
+    with pytest.raises(StarlistSkipped):
+        write_starlist(table, later, min_free_mb=free + 10_000)
+    assert not later.exists()
+    assert "b.ecsv.gz" in (tmp_path / "starlists" / "skipped.txt").read_text()
+    (tmp_path / "starlists" / "2025-06-01").mkdir()
+    assert prune(tmp_path, 0) == 0
+    assert prune(tmp_path, 10, today=dt.date(2025, 6, 5)) == 1
+    assert not path.parent.exists() and (tmp_path / "starlists" / "2025-06-01").exists()

@@ -51,7 +51,7 @@ def test_damaged_database_is_refused_with_what_to_do(tmp_path: Path) -> None:
         Ledger(_cfg(data))
     msg = str(err.value)
     assert "damaged" in msg and str(db) in msg
-    assert "copy" in msg and "starnode" in msg   # what to do: keep a copy, how to rebuild
+    assert "copy" in msg and "starnode repair" in msg   # what to do: the command that rebuilds
     lines = health(_cfg(data))
     assert any(c.level == Level.FAIL and "damaged" in c.message for c in lines), lines
 

@@ -16,10 +16,12 @@ import logging
 import logging.handlers
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LOG_FILE", "setup_logging", "worker_logging"]
+__all__ = ["LOG_FILE", "FileHandler", "RepeatFilter", "setup_logging", "worker_logging"]
 
 #: The log file, relative to data_dir.
 LOG_FILE = Path("logs") / "starnode.log"
@@ -48,6 +50,81 @@ class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, value: Any) -> None:  # the base class assigns it; always sys.stderr
         pass
+
+
+class FileHandler(logging.handlers.RotatingFileHandler):
+    """The rotating log file, surviving a full disk.
+
+    A record that cannot be written (disk full, the folder gone) is dropped and counted, never
+    a ``--- Logging error ---`` traceback on stderr per line; once writing works again, one
+    line says how many were dropped.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.dropped = 0
+        self._writing_note = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self.dropped += 1
+        with contextlib.suppress(Exception):  # what a failed write left in the buffer
+            if self.stream is not None:
+                self.stream.close()
+        self.stream = None  # type: ignore[assignment]  # reopened at the next record
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.dropped and not self._writing_note:
+            held, self.dropped = self.dropped, 0
+            note = logging.LogRecord(record.name, logging.WARNING, __file__, 0,
+                                     "%d log line(s) could not be written (disk full?) and "
+                                     "were dropped", (held,), None)
+            self._writing_note = True
+            try:
+                super().emit(note)
+            finally:
+                self._writing_note = False
+            if self.dropped:  # the note could not be written either: still failing
+                self.dropped = held + 1
+                return
+        super().emit(record)
+
+
+class RepeatFilter(logging.Filter):
+    """Rate-limit repeated warnings and errors: at most ``burst`` records of one kind (logger,
+    level and message template) per ``window`` seconds; then one line says how many were held
+    back. INFO and below always pass (one line per frame)."""
+
+    def __init__(self, burst: int = 3, window: float = 60.0) -> None:
+        super().__init__()
+        self.burst, self.window = burst, window
+        self._seen: dict[tuple[str, int, str], list[float]] = {}  # key -> [start, n, held]
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        template = str(record.msg)
+        if template.strip() in ("%s", "%r"):
+            template = record.getMessage()
+        key = (record.name, record.levelno, template)
+        now = time.monotonic()
+        with self._lock:
+            entry = self._seen.get(key)
+            if entry is None or now - entry[0] >= self.window:
+                held = 0 if entry is None else int(entry[2])
+                self._seen[key] = [now, 1, 0]
+                if len(self._seen) > 512:
+                    self._seen = {k: v for k, v in self._seen.items()
+                                  if now - v[0] < self.window}
+                if held:
+                    record.msg = f"{record.msg} [{held} more like this were held back in the " \
+                                 f"last {self.window:.0f} s]"
+                return True
+            entry[1] += 1
+            if entry[1] <= self.burst:
+                return True
+            entry[2] += 1
+            return False
 
 
 def setup_logging(level: str | int = "INFO", data_dir: str | os.PathLike[str] | None = None,
@@ -81,8 +158,10 @@ def setup_logging(level: str | int = "INFO", data_dir: str | os.PathLike[str] | 
     if not isinstance(lvl, int):
         lvl = logging.INFO
     root.setLevel(min(lvl, logging.INFO) if data_dir is not None else lvl)
+    repeat = RepeatFilter()
     if console:
         ch = ConsoleHandler()
+        ch.addFilter(repeat)
         ch.setLevel(lvl)
         ch.setFormatter(logging.Formatter(CONSOLE_FORMAT, datefmt="%H:%M:%S"))
         setattr(ch, _MARK, True)
@@ -92,8 +171,7 @@ def setup_logging(level: str | int = "INFO", data_dir: str | os.PathLike[str] | 
         path = Path(data_dir) / LOG_FILE
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fh = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes,
-                                                      backupCount=backups, encoding="utf-8")
+            fh = FileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
         except OSError as exc:
             logging.getLogger(__name__).warning("cannot write the log file %s: %s", path, exc)
             path = None
@@ -101,6 +179,7 @@ def setup_logging(level: str | int = "INFO", data_dir: str | os.PathLike[str] | 
             with contextlib.suppress(OSError):  # the log may name frames and targets: owner only
                 os.chmod(path, 0o600)
             fh.setLevel(min(lvl, logging.INFO))
+            fh.addFilter(repeat)
             fh.setFormatter(logging.Formatter(FILE_FORMAT))
             setattr(fh, _MARK, True)
             root.addHandler(fh)

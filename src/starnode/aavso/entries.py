@@ -43,6 +43,10 @@ _NOTE_UNSAFE = re.compile(r"[^A-Za-z0-9 ._+\-:()/\[\]']")
 # sanitising
 # ---------------------------------------------------------------------------------------------
 
+#: What a terminal colour code leaves in a name once its ESC is gone (``[31m``, ``[0m``).
+_ANSI_REMNANT = re.compile(r"\[[0-9;]*m(?![A-Za-z0-9])")
+
+
 def clean_name(value: Any, field: str, limit: int | None = None) -> str:
     """A name (STARID, KNAME, CNAME, CHART) safe for one field, or :class:`FieldError`.
 
@@ -57,6 +61,9 @@ def clean_name(value: Any, field: str, limit: int | None = None) -> str:
     if bad:
         shown = ", ".join(repr(c) for c in bad)
         raise FieldError(f"{field} {text!r} contains {shown}: it could split or inject a row")
+    if _ANSI_REMNANT.search(text):
+        raise FieldError(f"{field} {text!r} holds a terminal colour code (an escape sequence "
+                         "in the FITS header): not a star name")
     text = re.sub(r" {2,}", " ", text)
     if not text:
         raise FieldError(f"{field} is empty")

@@ -7,9 +7,11 @@ group-readable credentials file fails here too, before a night's uploads do).
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING
 
 from starnode.errors import CredentialsError
+from starnode.store import SCHEMA_VERSION
 
 from .outbox import outbox_dir
 from .webobs import load_credentials
@@ -19,6 +21,18 @@ if TYPE_CHECKING:
     from starnode.diagnostics import Check
 
 __all__ = ["health"]
+
+
+def _version(cfg: Config) -> int:
+    """The database's schema version, read-only (0 when unreadable)."""
+    try:
+        conn = sqlite3.connect(f"file:{cfg.db_path}?mode=ro", uri=True)
+        try:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
 
 
 def health(cfg: Config) -> list[Check]:
@@ -37,10 +51,33 @@ def health(cfg: Config) -> list[Check]:
     from starnode.diagnostics import Check, Level
 
     a = cfg.aavso
+    reports = _reports(cfg)
     if a.mode != "webobs":
-        return [Check(Level.OK, "aavso", f"mode {a.mode}: reports go to {outbox_dir(cfg)}")]
+        return [Check(Level.OK, "aavso", f"mode {a.mode}: reports go to {outbox_dir(cfg)}"),
+                *reports]
     try:
         load_credentials(cfg)
     except CredentialsError as exc:
-        return [Check(Level.FAIL, "aavso", f"aavso.mode is webobs but {exc}")]
-    return [Check(Level.OK, "aavso", "webobs upload enabled, credentials present (not shown)")]
+        return [Check(Level.FAIL, "aavso", f"aavso.mode is webobs but {exc}"), *reports]
+    return [Check(Level.OK, "aavso", "webobs upload enabled, credentials present (not shown)"),
+            *reports]
+
+
+def _reports(cfg: Config) -> list[Check]:
+    """Each report file that is not what its index says: deleted, truncated, altered,
+    invalid (FAIL), or holding rows the index does not know (WARN)."""
+    from starnode.diagnostics import Check, Level
+
+    from .recovery import check_reports
+
+    if not cfg.db_path.exists() or _version(cfg) < SCHEMA_VERSION:
+        return []  # doctor never upgrades the database; the reports are checked after
+    out = []
+    for c in check_reports(cfg):
+        if c.state == "ok":
+            continue
+        level = Level.WARN if c.state == "unindexed" else Level.FAIL
+        out.append(Check(level, "reports", f"{c.path} is {c.state} ({c.message}): {c.advice}"))
+    if not out:
+        return [Check(Level.OK, "reports", "every report file matches its index and checksum")]
+    return out

@@ -252,8 +252,9 @@ def header_lines(obscode: str, date_type: str, software: str) -> list[str]:
     ]
 
 
-def file_text(rows: Iterable[Any], comments: Iterable[str] = ()) -> str:
-    """A whole report: header, comments, then the rows sorted by time.
+def file_text(rows: Iterable[Any], comments: Iterable[str] = (), *, sort: bool = True) -> str:
+    """A whole report: header, comments, then the rows sorted by time (in the order given
+    with ``sort=False``: the format sets no order, and a file keeps its arrival order).
 
     ``#OBSCODE`` / ``#DATE`` lines repeat where they change between rows.
 
@@ -263,6 +264,8 @@ def file_text(rows: Iterable[Any], comments: Iterable[str] = ()) -> str:
         Stored rows (``jd``, ``row_key``, ``obscode``, ``date_type``, ``line``).
     comments : iterable of str
         Comment lines for the header (``# `` is prepended).
+    sort : bool
+        Sort the rows by time (False: keep their order).
 
     Returns
     -------
@@ -274,7 +277,7 @@ def file_text(rows: Iterable[Any], comments: Iterable[str] = ()) -> str:
     AavsoError
         ``rows`` is empty.
     """
-    ordered = sorted(rows, key=lambda r: (r["jd"], r["row_key"]))
+    ordered = sorted(rows, key=lambda r: (r["jd"], r["row_key"])) if sort else list(rows)
     if not ordered:
         raise AavsoError("no rows")
     first = ordered[0]

@@ -37,7 +37,7 @@ from starnode.store.reports import DRY, LOCKED, REAL
 
 from .entries import ReportEntry, entry_from_measurement, gate
 from .outbox import audit, event, outbox_dir, relpath
-from .reportfile import InvalidReport, write_night
+from .reportfile import DamagedReport, InvalidReport, foreign_key, write_night
 from .rows import bin_of, file_comments, file_text, format_row, measurement_key
 from .spec import PLACEHOLDERS
 from .webobs import upload_pending
@@ -112,11 +112,17 @@ class _Job:
 
 
 class _Abort(Exception):
-    """Roll the transaction back: the rebuilt file would not validate."""
+    """Roll the transaction back: the rebuilt file would not validate (or, ``damaged``, the
+    report file is damaged and nothing may be written to it until ``starnode repair``)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, damaged: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.damaged = damaged
+
+
+#: Damaged report files already named in the log by this process (named once, not per frame).
+_NAMED: set[str] = set()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,6 +173,20 @@ def _refuse(cfg: Config, result: Any, reason: str) -> dict[str, Any]:
     return _answer(SubmitStatus.ERROR, f"cannot write this measurement: {reason}")
 
 
+def _unfit(cfg: Config, m: Measurement, reason: str,
+           common: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A measurement whose values do not fit the report (a bad OBJECT: a comma, ``|``, too
+    long, an escape sequence...): a recorded skip with the reason, logged once, never retried
+    at every start."""
+    log.warning("AAVSO: %s not reported: %s", _shown(m.target_name), reason)
+    event(cfg, {"event": "skipped", "reason": reason, "measurement": m.to_dict()})
+    return _answer(SubmitStatus.SKIPPED, f"cannot be reported: {reason}", **(common or {}))
+
+
+def _shown(name: Any) -> str:
+    return repr(name).encode("ascii", "backslashreplace").decode("ascii")
+
+
 def _prepare(result: Measurement | Mapping[str, Any], cfg: Config,
              obscode: str) -> _Job | dict[str, Any]:
     """Read, check and gate the measurement; the job, or the answer when it stops here."""
@@ -177,8 +197,8 @@ def _prepare(result: Measurement | Mapping[str, Any], cfg: Config,
         return _refuse(cfg, result, f"result must be a measurement dict ({exc})")
     try:
         e = entry_from_measurement(m, a.date_type)
-    except FieldError as exc:
-        return _refuse(cfg, m, str(exc))
+    except FieldError as exc:  # the measurement itself: submitting it again never helps
+        return _unfit(cfg, m, str(exc))
     job = _Job(cfg=cfg, m=m, e=e, obscode=obscode, night=_night(m, cfg),
                key=measurement_key(obscode, e.starid, e.band, e.jd), space=_space(cfg))
     job.common = {"key": job.key, "night": job.night, "target": e.starid}
@@ -207,6 +227,8 @@ def _write(job: _Job) -> dict[str, Any]:
             with table.transaction():
                 answer = _record(table, job)
         except _Abort as exc:
+            if exc.damaged:
+                return _damaged(job, exc.reason)
             log.error("AAVSO: the report would not validate, measurement not written: %s",
                       exc.reason)
             event(job.cfg, {"event": "error", "key": job.key, "reason": exc.reason,
@@ -216,6 +238,16 @@ def _write(job: _Job) -> dict[str, Any]:
         if answer["status"] == SubmitStatus.QUEUED and job.cfg.aavso.mode == "webobs":
             answer = _after_upload(table, job, answer)
     return answer
+
+
+def _damaged(job: _Job, reason: str) -> dict[str, Any]:
+    """The report file is damaged: the measurement waits (``retry``) until it is repaired."""
+    if reason not in _NAMED:
+        _NAMED.add(reason)
+        log.error("AAVSO: %s; new rows for it wait until then", reason)
+        event(job.cfg, {"event": "damaged", "file": str(job.path), "reason": reason})
+    return _answer(SubmitStatus.ERROR, f"not written: {reason}", **job.common, retry=True,
+                   damaged=str(job.path))
 
 
 def _duplicate_or_locked(table: ReportRows, job: _Job) -> dict[str, Any] | None:
@@ -258,29 +290,41 @@ def _record(table: ReportRows, job: _Job) -> dict[str, Any]:
     try:
         line = format_row(members, a.date_type)
     except FieldError as exc:
-        event(job.cfg, {"event": "error", "key": job.key, "reason": str(exc),
-                        "measurement": job.record()})
-        return _answer(SubmitStatus.ERROR, f"cannot write this measurement: {exc}",
-                       **job.common)
+        return _unfit(job.cfg, job.m, str(exc), job.common)
+    present = False
+    if job.bin_start is None:  # a row the index adopted from the file (a lost ledger)?
+        adopted = table.row(job.space, foreign_key(job.rel, line))
+        if adopted is not None and adopted["line"] != line:
+            log.info("AAVSO: %s at JD %.5f is already in %s (adopted row)", e.starid, e.jd,
+                     job.rel)
+            return _answer(SubmitStatus.DUPLICATE, "already reported: the report file has "
+                           "this star, time and filter", **job.common,
+                           report_path=str(job.path), rows=[adopted["line"]])
+        if adopted is not None:  # this very line: it becomes this measurement's row
+            table.delete_row(job.space, adopted["row_key"])
+            present = True
     table.add_measurement(job.space, job.key, job.row_key, obscode=job.obscode,
                           starid=e.starid, band=e.band, night=job.night, jd=e.jd,
                           data=e.as_dict(), result=job.record())
-    new_row = _store_row(table, job, members, line)
-    report, n_rows = _rewrite_file(table, job, line, new_row)
+    new_row, changed = _store_row(table, job, members, line)
+    report, n_rows = _rewrite_file(table, job, line, new_row, changed, present)
     return _queued(job, members, line, report.as_dict(), n_rows)
 
 
 def _store_row(table: ReportRows, job: _Job, members: list[ReportEntry],
-               line: str) -> dict[str, Any] | None:
+               line: str) -> tuple[dict[str, Any] | None, dict[str, str | None]]:
     """Insert or update the row, and close the observer's bins this measurement ended.
 
     Returns the new row when it is the only change (it may then be appended to the file),
-    None when the file must be rebuilt (a bin changed or closed).
+    None when the file must be rebuilt (a bin changed or closed); and the rows changed (row
+    key -> its line before, None for a new row).
     """
     a, e = job.cfg.aavso, job.e
     row_jd = (members[0].jd + members[-1].jd) / 2
     new_row: dict[str, Any] | None = None
-    if table.row(job.space, job.row_key) is None:
+    old = table.row(job.space, job.row_key)
+    changed: dict[str, str | None] = {job.row_key: None if old is None else str(old["line"])}
+    if old is None:
         new_row = {"row_key": job.row_key, "obscode": job.obscode, "date_type": a.date_type,
                    "jd": row_jd, "line": line, "closed": job.bin_start is None}
         table.insert_row(job.space, job.row_key, obscode=job.obscode, starid=e.starid,
@@ -294,17 +338,20 @@ def _store_row(table: ReportRows, job: _Job, members: list[ReportEntry],
     # A bin closes when a later measurement of this observer falls outside it.
     if table.close_bins_ending_by(job.space, job.obscode, e.jd):
         new_row = None
-    return new_row
+    return new_row, changed
 
 
-def _rewrite_file(table: ReportRows, job: _Job, line: str,
-                  new_row: dict[str, Any] | None) -> tuple[Any, int]:
+def _rewrite_file(table: ReportRows, job: _Job, line: str, new_row: dict[str, Any] | None,
+                  changed: dict[str, str | None], present: bool) -> tuple[Any, int]:
     """Append the row to the night's file (or rebuild it), audit it; :class:`_Abort` if the
-    result would not validate (see :mod:`starnode.aavso.reportfile`)."""
+    result would not validate or the file is damaged (see :mod:`starnode.aavso.reportfile`)."""
     try:
-        done = write_night(table, job.space, job.rel, job.path, job.night, new_row)
+        done = write_night(table, job.space, job.rel, job.path, job.night, new_row, changed,
+                           present=present)
     except InvalidReport as exc:
         raise _Abort(str(exc)) from exc
+    except DamagedReport as exc:
+        raise _Abort(str(exc), damaged=True) from exc
     audit(outbox_dir(job.cfg), job.rel, {
         "event": "measurement", "mode": job.cfg.aavso.mode, "key": job.key,
         "row_key": job.row_key, "measurement": job.record(), "row": line,
@@ -385,7 +432,7 @@ def flush(config: Any, night: str | None = None, target: str | None = None) -> d
                     try:
                         write_night(table, space, f["file"], outbox_dir(cfg) / f["file"],
                                     f["night"])
-                    except InvalidReport as exc:
+                    except (InvalidReport, DamagedReport) as exc:
                         log.error("AAVSO: %s not rewritten: %s", f["file"], exc)
         summary: dict[str, Any] = {"accepted": 0, "rejected": 0, "messages": []}
         if cfg.aavso.mode == "webobs":

@@ -173,8 +173,9 @@ _KEPT_HEADERS = ("content-type", "content-length", "date", "location", "server")
 
 def secret_forms(creds: Credentials | None) -> list[bytes]:
     """Every encoding in which a server might echo the password: raw (UTF-8 and Latin-1),
-    base64 of ``user:pass`` (with and without padding), URL-encoded, HTML-escaped and
-    JSON-escaped; longest first, so a longer form is redacted before a form inside it."""
+    base64 and URL-safe base64 of ``user:pass`` and of the password alone (with and without
+    padding), hex, URL-encoded once and twice, HTML-escaped, HTML numeric character references
+    and JSON-escaped; longest first, so a longer form is redacted before a form inside it."""
     if creds is None or not creds.password:
         return []
     pw = creds.password
@@ -187,9 +188,22 @@ def secret_forms(creds: Credentials | None) -> list[bytes]:
         forms.add(pw.encode("latin-1"))
     for enc in ("utf-8", "latin-1"):
         with contextlib.suppress(UnicodeEncodeError):
-            pair = base64.b64encode(f"{creds.username}:{pw}".encode(enc))
-            forms |= {pair, pair.rstrip(b"=")}
+            for raw in (f"{creds.username}:{pw}".encode(enc), pw.encode(enc)):
+                for b64 in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+                    forms |= {b64, b64.rstrip(b"=")}
+                forms |= {raw.hex().encode(), raw.hex().upper().encode()}
+    forms |= _more_forms(pw)
     return sorted((f for f in forms if f), key=len, reverse=True)
+
+
+def _more_forms(pw: str) -> set[bytes]:
+    """Double URL-encoding (upper and lower case) and HTML numeric character references
+    (decimal and hexadecimal, every character) of the password."""
+    once = quote(pw, safe="")
+    twice = {quote(once, safe=""), quote(once.lower(), safe=""), quote_plus(quote_plus(pw))}
+    entities = {"".join(f"&#{ord(c)};" for c in pw), "".join(f"&#x{ord(c):x};" for c in pw),
+                "".join(f"&#x{ord(c):X};" for c in pw), "".join(f"&#X{ord(c):x};" for c in pw)}
+    return {t.encode("utf-8") for t in twice | entities}
 
 
 def redact(data: bytes, forms: list[bytes]) -> bytes:

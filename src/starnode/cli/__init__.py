@@ -212,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .plan import add_parser as add_plan
 
     add_plan(sub, add)
+    from .repair import add_parser as add_repair
+
+    add_repair(add)
 
     sp = add("config", "show the effective configuration, or an example file")
     sp.add_argument("--example", action="store_true", help="print a commented example "

@@ -134,12 +134,13 @@ def cmd_process(args: argparse.Namespace, cfg: Config) -> int:
     finally:
         bar.close()
         node.close()
-    return _process_outcome(args, cfg, summary, queued, bool(missing) + 2 * bool(errors))
+    return _process_outcome(args, cfg, summary, queued, bool(missing) + 2 * (errors & 1)
+                            + 4 * bool(errors & 4))
 
 
 def _submissions(node: Node, ids: Sequence[int], since: float) -> tuple[dict[str, int], int]:
-    """(report file -> rows of these frames reported since ``since``, frames whose submission
-    failed)."""
+    """(report file -> rows of these frames reported since ``since``, bits: 1 a submission
+    failed, 4 WebObs rejected one)."""
     files: dict[str, int] = {}
     errors = 0
     for fid in ids:
@@ -148,7 +149,9 @@ def _submissions(node: Node, ids: Sequence[int], since: float) -> tuple[dict[str
         path = sub.get("report_path") or sub.get("file")
         if frame is not None and frame.state == "reported" and path and frame.updated >= since:
             files[str(path)] = files.get(str(path), 0) + len(sub.get("rows") or [None])
-        errors += frame is not None and frame.state == "measured" and sub.get("status") == "error"
+        if frame is not None and frame.state == "measured":
+            # 1: a submission failed; 4: WebObs refused it (a login page: wrong credentials)
+            errors |= {"error": 1, "rejected": 1 | 4}.get(str(sub.get("status")), 0)
     return files, errors
 
 
@@ -183,6 +186,10 @@ def _process_outcome(args: argparse.Namespace, cfg: Config, summary: dict[str, A
             "queued for you to upload at https://www.aavso.org/webobs/file"
         for path, n in queued.items():
             print(f"{n} row(s) {where}: {path}", file=sys.stderr)
+    if problems & 4:  # WebObs answered with a login page or a refusal: not reported
+        print("error: WebObs rejected the upload (a login or challenge page: check the "
+              "credentials, docs/aavso.md); the rows stay pending", file=sys.stderr)
+        status = 1
     if problems & 2 and not summary.get("reported"):  # every report of this run failed
         print("error: no measurement could be reported (the log and 'starnode status' say "
               "why)", file=sys.stderr)
@@ -315,11 +322,15 @@ def cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_solver_db(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode solver-db``."""
     from ..astrometry import build_tetra3rs_database, tetra3rs_database_path
+    from ..astrometry.solverdb import check, record, remove_leftovers
 
     path = tetra3rs_database_path(cfg)
+    remove_leftovers(path.parent)
     if path.is_file() and not args.force:
-        print(f"the tetra3rs database is already built: {path}")
-        return 0
+        ok, what = check(path)
+        print(f"the tetra3rs database is already built: {what}" if ok else
+              f"error: {what}", file=sys.stdout if ok else sys.stderr)
+        return 0 if ok else 1
     try:
         import tetra3rs  # noqa: F401
     except ImportError:
@@ -328,7 +339,9 @@ def cmd_solver_db(args: argparse.Namespace, cfg: Config) -> int:
     print(f"building the tetra3rs blind-solver database into {path} "
           "(1-3 min, about 1.1 GB of memory, a 350 MB file; once)")
     try:
-        print(f"done: {build_tetra3rs_database(cfg, gaia_only=args.gaia_only)}")
+        built = build_tetra3rs_database(cfg, gaia_only=args.gaia_only)
+        record(built)
+        print(f"done: {built}")
     except RuntimeError as exc:
         print(f"{exc}; or build from the bundled Gaia G<10 stars alone with --gaia-only "
               "(cannot solve sparse fields)", file=sys.stderr)
@@ -339,13 +352,26 @@ def cmd_solver_db(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_solve(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode solve``: exit 1 when any file is not solved."""
     from ..astrometry.report import format_solution, solve_file
+    from .paths import input_problem, shown
 
-    results = [solve_file(f, cfg) for f in args.files]
+    results = []
+    for f in args.files:
+        problem = input_problem(f)
+        if problem:
+            print(problem, file=sys.stderr)
+            results.append({"file": shown(f), "ok": False, "error": problem, "input": False})
+            continue
+        try:
+            res = solve_file(f, cfg)
+        except Exception as exc:  # one line, never a traceback
+            res = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        results.append({**res, "file": shown(f)})
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         for r in results:
-            print(format_solution(r))
+            if r.pop("input", True):
+                print(format_solution(r))
     return 0 if all(r["ok"] for r in results) else 1
 
 

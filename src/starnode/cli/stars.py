@@ -70,16 +70,27 @@ def stars_command(files: list[str], config: Any, fmt: str, out: str | None) -> i
     from astropy.table import vstack
 
     from ..errors import FrameRejected
+    from .paths import input_problem, output_problem, shown, write_output
 
+    if out:
+        problem = output_problem(out, files)
+        if problem:
+            sys.stderr.write(f"error: {problem}\n")
+            return 2
     tables, status = [], 0
     for f in files:
+        problem = input_problem(f)
+        if problem:
+            sys.stderr.write(f"{problem}\n")
+            status = 1
+            continue
         try:
             t = frame_starlist(f, config)
         except (FrameRejected, OSError) as exc:
-            sys.stderr.write(f"{f}: {exc}\n")
+            sys.stderr.write(f"{shown(f)}: {exc}\n")
             status = 1
             continue
-        t.add_column([str(f)] * len(t), name="file", index=0)
+        t.add_column([shown(f)] * len(t), name="file", index=0)
         tables.append(t)
     if not tables:
         return status
@@ -92,7 +103,10 @@ def stars_command(files: list[str], config: Any, fmt: str, out: str | None) -> i
     else:
         table.write(buf, format="ascii.ecsv" if fmt == "ecsv" else "ascii.csv")
     if out:
-        Path(out).write_text(buf.getvalue(), encoding="utf-8")
+        problem = write_output(out, buf.getvalue())
+        if problem:
+            sys.stderr.write(f"error: {problem}\n")
+            return 1
     else:
         sys.stdout.write(buf.getvalue())
     return status

@@ -173,9 +173,20 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "max_frame_bytes": F(int, 256 * 2**20, "largest frame read, in bytes: file size, and "
                              "image data its header announces (decompressed); a larger file, "
                              "or anything not a regular file, is skipped unread", min=2880),
-        "worker_memory_mb": F(int, 2048, "memory ceiling of each worker process (address "
-                              "space, MiB; 0 = none): one file can never take the machine",
-                              min=0),
+        "memory_mb": F(int, 3072, "memory budget of the whole node in MiB (0 = none), "
+                       "shared by its workers: the node keeps 512, each worker's ceiling "
+                       "(address space) is the rest divided by workers; one file can never "
+                       "take the machine", min=0),
+        "worker_memory_mb": F(int, 0, "a lower ceiling per worker in MiB (0 = the worker's "
+                              "share of memory_mb)", min=0),
+    },
+    "starlists": {
+        "keep_days": F(int, 0, "delete starlists of nights older than this many days (at "
+                       "start and daily; 0 = keep them all)", min=0),
+        "min_free_mb": F(int, 500, "pause writing starlists while the data folder has less "
+                         "free space than this (MiB): the report always comes first; each "
+                         "skipped starlist is recorded in data_dir/starlists/skipped.txt",
+                         min=0),
     },
     "camera": {
         "gain_e_per_adu": F(NUM, 0.065, "camera gain in electrons per ADU of the 16-bit "
@@ -299,8 +310,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "illumination": F(str, "auto", "zero point across the field: auto (radial when "
                           "significant), constant, radial", choices=("auto", "constant",
                                                                       "radial")),
-        "starlists": F(bool, True, "write a per-frame ECSV list of every star under "
-                       "data_dir/starlists/<night>/"),
+        "starlists": F(bool, True, "write a per-frame ECSV list of every star, gzip-"
+                       "compressed, under data_dir/starlists/<night>/ (see the starlists "
+                       "section)"),
         "min_snr": F(NUM, 5.0, "below this target SNR the frame is not measured", min=0),
         "scintillation_factor": F(NUM, 1.5, "scintillation noise in the uncertainty: this "
                                   "multiple of Young's (1967) estimate (1.5: Osborn et al. 2015, "

@@ -118,4 +118,19 @@ def health(cfg: Config) -> list[Check]:
     else:
         out += [*_watch_mode(cfg), _frames(cfg)]
     out.append(_workers(cfg))
+    solver = _solver_db(cfg)
+    if solver is not None:
+        out.append(solver)
     return out
+
+
+def _solver_db(cfg: Config) -> Check | None:
+    """The tetra3rs database, when built: whole (its recorded size), or damaged."""
+    from ..astrometry import tetra3rs_database_path
+    from ..astrometry.solverdb import check
+
+    db = tetra3rs_database_path(cfg)
+    if not db.exists():
+        return None
+    ok, what = check(db)
+    return Check(Level.OK if ok else Level.FAIL, "solver database", what)

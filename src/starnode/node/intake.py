@@ -19,6 +19,7 @@ name that is not UTF-8 cannot be stored as text, so it is recorded under its esc
 from __future__ import annotations
 
 import contextlib
+import errno
 import fnmatch
 import logging
 import os
@@ -154,10 +155,15 @@ class Intake:
         """``ledger.add``; a name that is not UTF-8 is recorded under its escaped text form,
         as a ``bad_name`` row the dispatcher refuses with the reason (never retried)."""
         text = os.fspath(path)
-        if isinstance(text, str) and not encodable(text):
-            if size is None or mtime_ns is None:
+        if size is None or mtime_ns is None:
+            try:
                 st = os.stat(text)
-                size, mtime_ns = st.st_size, st.st_mtime_ns
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:
+                    raise
+                st = os.lstat(text)  # a link loop: recorded, the dispatcher says why
+            size, mtime_ns = st.st_size, st.st_mtime_ns
+        if isinstance(text, str) and not encodable(text):
             text, source = text_form(os.path.abspath(text)), BAD_NAME_SOURCE
         return self.ledger.add(text, source=source, size=size, mtime_ns=mtime_ns)
 
@@ -256,8 +262,13 @@ class Intake:
             return None
         try:
             st = os.stat(path)
-        except OSError:
-            return None
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                return None
+            try:  # a symbolic link loop named like a frame: recorded, and skipped with why
+                st = os.lstat(path)
+            except OSError:
+                return None
         key = path if encodable(path) else text_form(path)
         if (key, st.st_size, st.st_mtime_ns) in known:
             return None
@@ -281,7 +292,7 @@ class Intake:
         for p in map(Path, paths):
             if p.is_dir():
                 files = [f for f in walk(p, True, self.wants) if self.wants(f)]
-            elif p.exists():
+            elif p.exists() or p.is_symlink():
                 files = [str(p)]
             else:
                 log.error("%s: no such file or folder", quoted(p))

@@ -76,6 +76,14 @@ class Outcomes:
         n = remove_stale_temporaries(data_dir)
         if n:
             log.info("removed %d temporary file(s) left by a stopped node", n)
+        from ..astrometry.solverdb import remove_leftovers  # a killed 'starnode solver-db'
+
+        remove_leftovers(data_dir / "astrometry")
+
+    @property
+    def submit_fn(self) -> SubmitFn | bool:
+        """The submit function (True: :func:`starnode.aavso.submit`; False: none)."""
+        return self._submit_fn
 
     def heal(self) -> None:
         """Retry what a write fault that has since ended left undone (see the module doc)."""
@@ -86,9 +94,11 @@ class Outcomes:
         if time.monotonic() - self._last_resubmit >= self.resubmit_every:
             self._last_resubmit = time.monotonic()
             for frame in self.ledger.to_submit():
-                if (frame.submission or {}).get("retry"):
+                # a passing failure ("retry"), or a submission that raised before its answer
+                # was recorded (disk full): both are submitted again, without a restart
+                if frame.submission is None or frame.submission.get("retry"):
                     log.info("%s: submitting again (%s)", frame.name,
-                             (frame.submission or {}).get("message"))
+                             (frame.submission or {}).get("message") or "not submitted yet")
                     self.submit(frame.id)
 
     def _write(self, frame: Frame, outcome: Outcome) -> str | None:
@@ -157,7 +167,13 @@ class Outcomes:
             log.error("%s: submission failed: %s: %s", frame.name, type(exc).__name__, exc,
                       exc_info=log.isEnabledFor(logging.DEBUG))
             sub = {"status": "error", "message": f"{type(exc).__name__}: {exc}", "retry": True}
-        if self.ledger.record_submission(fid, sub) == FrameState.REPORTED:
+        try:
+            state = self.ledger.record_submission(fid, sub)
+        except (sqlite3.Error, OSError) as exc:  # disk full: heal() submits it again
+            log.error("%s: the submission's answer cannot be recorded (%s); submitting again "
+                      "when it can", frame.name, exc)
+            return
+        if state == FrameState.REPORTED:
             self.counts["reported"] += 1
             self.latencies.append(time.time() - frame.mtime_ns / 1e9)
 

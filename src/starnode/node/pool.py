@@ -13,8 +13,8 @@ through a queue, and leave by themselves when the node that started them is gone
 kernel kills them with their parent (``PR_SET_PDEATHSIG``), and everywhere a guard thread
 compares the parent with the node's pid *passed in* (a worker re-parented while it was still
 starting up would otherwise take its new parent for the node). Each worker has a memory ceiling
-(``RLIMIT_AS``, ``limits.worker_memory_mb``): a frame that would take more fails alone, with a
-``MemoryError``, instead of taking the machine.
+(``RLIMIT_AS``, its share of ``limits.memory_mb``, the node's one budget): a frame that would
+take more fails alone, with a ``MemoryError``, instead of taking the machine.
 
 :func:`work` is what a worker runs: it never raises for a bad frame and returns a plain dict
 (the process boundary), see :func:`outcome_of` for the node's side.

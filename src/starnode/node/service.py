@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import errno
 import logging
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -45,7 +47,7 @@ from .share import identity, share_gone
 
 log = logging.getLogger("starnode.node")
 
-__all__ = ["Node"]
+__all__ = ["NODE_SHARE_MB", "Node", "worker_share"]
 
 _SHARE_RETRY_S = 15.0
 _RECOVER_EVERY_S = 60.0
@@ -61,6 +63,28 @@ class _RunState:
     next_scan: float = 0.0
     next_recover: float = 0.0
     errors: int = 0
+
+
+#: What the node process keeps of ``limits.memory_mb`` for itself (MiB).
+NODE_SHARE_MB = 512
+#: Below this per-worker ceiling a normal Seestar frame may not fit (its peak is ~600 MiB).
+_TIGHT_MB = 768
+
+
+def worker_share(config: Config, workers: int) -> int:
+    """Each worker's memory ceiling in MiB: one budget for the whole node
+    (``limits.memory_mb``, of which the node keeps :data:`NODE_SHARE_MB`) divided by the
+    workers, lowered to ``limits.worker_memory_mb`` when that is set; 0 = no ceiling."""
+    total = int(config.limits.memory_mb)
+    cap = int(config.limits.worker_memory_mb)
+    share = max(1, (total - NODE_SHARE_MB) // max(1, workers)) if total > 0 else 0
+    if cap > 0:
+        share = min(share, cap) if share else cap
+    if 0 < share < _TIGHT_MB:
+        log.warning("limits.memory_mb %d MiB shared by %d worker(s) leaves %d MiB each; a "
+                    "frame may fail for memory (raise limits.memory_mb or lower workers)",
+                    total, workers, share)
+    return share
 
 
 class Node:
@@ -101,7 +125,7 @@ class Node:
         level = logging.DEBUG if self.config.log_level == "DEBUG" else logging.WARNING
         self.pool = WorkerPool(self.workers, measure, raw,
                                timeout=float(self.config.frame_timeout), log_level=level,
-                               memory_mb=int(self.config.limits.worker_memory_mb))
+                               memory_mb=worker_share(self.config, self.workers))
         self.outcomes = Outcomes(self.config, self.ledger, self.owner, submit)
         self.counts = self.outcomes.counts
         self.latencies = self.outcomes.latencies  # file mtime -> reported, seconds
@@ -112,6 +136,7 @@ class Node:
         self._paused_until = 0.0  # no dispatching before (the share dropped)
         self._root_id: tuple[int, int] | None = None  # watch.path's (st_dev, st_ino) when up
         self._max_bytes = max_frame_bytes(self.config)
+        self._next_prune = 0.0  # starlists.keep_days: when old starlists are deleted next
         from .forwarder import attach  # the hub forwarder when hub.url is set (docs/hub.md)
 
         self.hub = attach(self)
@@ -180,6 +205,9 @@ class Node:
         try:
             st = os.stat(frame.path)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return self._refuse(frame, RejectCategory.NOT_A_FILE, "a symbolic link loop "
+                                    "(the link points back to itself); nothing to measure")
             if not self._share_down(frame):
                 self._refuse(frame, RejectCategory.VANISHED,
                              f"file no longer readable: {exc.strerror}")
@@ -257,6 +285,33 @@ class Node:
     def flush(self) -> None:
         """End of a session: close open time bins (see :meth:`Outcomes.flush`)."""
         self.outcomes.flush()
+
+    def _prune_starlists(self) -> None:
+        """``starlists.keep_days``: delete the starlists of old nights (at start, then daily)."""
+        from ..photometry.starlist import prune
+
+        self._next_prune = time.monotonic() + 86400.0
+        try:
+            prune(self.config.data_dir, int(self.config.starlists.keep_days))
+        except OSError as exc:
+            log.warning("old starlists not deleted: %s", exc)
+
+    def reconcile_reports(self) -> dict[str, Any] | None:
+        """At start: the report files checked against the index, the index rebuilt from them
+        (:func:`starnode.aavso.recovery.reconcile`): rows the index lost are adopted, a deleted
+        report rebuilt, damaged ones named; frames the index forgot are submitted again."""
+        if self.outcomes.submit_fn is not True:
+            return None
+        from ..aavso.recovery import reconcile
+
+        try:
+            return reconcile(self.config)
+        except StoreError:
+            raise
+        except Exception as exc:  # never stop the node: the writer checks each file again
+            log.error("the report files could not be checked against the index: %s: %s",
+                      type(exc).__name__, exc)
+            return None
 
     def resubmit(self) -> int:
         """Submit measured frames whose submission never completed (after a crash).
@@ -345,6 +400,7 @@ class Node:
                      already, self.total)
         self.counts.clear()  # before resubmit(): what it reports now counts as reported
         self.counts["already"] = already
+        self.reconcile_reports()
         self.resubmit()
         t0 = time.monotonic()
         with self._signals():
@@ -391,6 +447,8 @@ class Node:
         log.info("starnode node started (pid %d, %d worker(s), data in %s); %d frame(s) "
                  "to resume%s", os.getpid(), self.workers, self.config.data_dir, pending,
                  f", {n} requeued from a stopped run" if n else "")
+        self.reconcile_reports()
+        self._prune_starlists()
         self.resubmit()
         self.pool.start()  # workers get ready while the first frames are still being written
 
@@ -416,7 +474,10 @@ class Node:
         st.next_scan = time.monotonic() + max(2 * float(self.config.watch.debounce_delay), 2.0)
 
     def _renew_claims(self, st: _RunState) -> None:
-        """Now and then: claims whose lease ran out go back to the queue."""
+        """Now and then: claims whose lease ran out go back to the queue (and, daily, old
+        starlists are deleted)."""
+        if time.monotonic() >= self._next_prune:
+            self._prune_starlists()
         if time.monotonic() >= st.next_recover:
             self.ledger.recover(self.owner)
             st.next_recover = time.monotonic() + _RECOVER_EVERY_S
@@ -432,6 +493,11 @@ class Node:
             st.errors = 0
         except StoreError:  # the ledger was deleted, replaced or is damaged: stop, loudly
             raise
+        except (OSError, sqlite3.Error) as exc:  # disk full, read-only: a passing fault
+            st.errors += 1
+            delay = min(60.0, 5.0 * st.errors)
+            log.error("node error (%s: %s); retrying in %.0f s", type(exc).__name__, exc, delay)
+            self.stop_event.wait(delay)
         except Exception:
             st.errors += 1
             delay = min(60.0, 5.0 * st.errors)

@@ -32,6 +32,18 @@ def _outbox_files(cfg: Config) -> list[dict[str, Any]]:
         return []
 
 
+def _report_checks(cfg: Config) -> list[dict[str, Any]]:
+    """Report files that are not what the index says (deleted, truncated, altered, invalid,
+    or with rows the index does not know), with what to do."""
+    from ..aavso.recovery import check_reports
+
+    try:
+        return [c.as_dict() for c in check_reports(cfg) if c.state != "ok"]
+    except Exception as exc:  # a damaged database must not hide the rest of the status
+        log.warning("cannot check the report files: %s", exc)
+        return []
+
+
 def status_data(cfg: Config, last: int = 10) -> dict[str, Any]:
     """The node's state, read-only.
 
@@ -46,7 +58,8 @@ def status_data(cfg: Config, last: int = 10) -> dict[str, Any]:
     -------
     dict
         ``data_dir``, ``db``, ``counts``, ``targets``, ``recent``, ``recent_lines``,
-        ``problems``, ``outbox``, ``not_reported``: plain JSON-able values.
+        ``problems``, ``outbox``, ``reports`` (report files needing attention),
+        ``not_reported``: plain JSON-able values.
     """
     with Ledger(cfg) as ledger:
         counts = ledger.counts()
@@ -62,6 +75,7 @@ def status_data(cfg: Config, last: int = 10) -> dict[str, Any]:
                         "updated": f.updated} for f in recent],
             "recent_lines": [frame_line(f) for f in recent],
             "problems": problems, "outbox": _outbox_files(cfg),
+            "reports": _report_checks(cfg),
             "not_reported": [{"path": f.path, "status": (f.submission or {}).get("status"),
                               "message": (f.submission or {}).get("message")} for f in held],
             "hub": _hub_queue(cfg)}
@@ -102,8 +116,18 @@ def _held_lines(held: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _outbox_line(o: dict[str, Any]) -> str:
+def _report_lines(reports: list[dict[str, Any]]) -> list[str]:
+    out = ["report files needing attention:"] if reports else []
+    for r in reports:
+        out.append(f"  {r['path']}: {r['state'].upper()} ({r['message']})")
+        out.append(f"       what to do: {r['advice']}")
+    return out
+
+
+def _outbox_line(o: dict[str, Any], damaged: dict[str, str]) -> str:
     demo = str(o.get("obscode", "")).upper() == "DEMO"
+    if o["path"] in damaged:
+        return f"  {o['path']}  ({damaged[o['path']].upper()}: see above)"
     states = "" if demo else ", ".join(f"{n} {_UPLOAD.get(s, s)}"
                                        for s, n in (o.get("states") or {}).items())
     return (f"  {o['path']}  ({o['rows']} row(s){'; ' + states if states else ''}"
@@ -123,9 +147,12 @@ def status_lines(data: dict[str, Any]) -> list[str]:
         out.append(f"last {len(data['recent_lines'])} frame(s), newest first:")
         out += [f"  {line}" for line in data["recent_lines"]]
     out += _problem_lines(data["problems"]) + _held_lines(data["not_reported"])
+    reports = data.get("reports") or []
+    damaged = {r["path"]: r["state"] for r in reports if r["state"] != "unindexed"}
+    out += _report_lines(reports)
     if data["outbox"]:
         out.append("outbox (files to upload at https://www.aavso.org/webobs/file):")
-        out += [_outbox_line(o) for o in data["outbox"]]
+        out += [_outbox_line(o, damaged) for o in data["outbox"]]
     else:
         out.append("outbox: empty")
     return out + _hub_lines(data.get("hub"))

@@ -94,7 +94,7 @@ def finish_measurement(m: Measurement, frame: Frame, cfg: Config, wcs: Any,
         try:
             path = starlist_path(cfg.data_dir, m.night, frame.path)
             starlist = str(write_starlist(build_starlist(frame, wcs, cfg, sm, fit, target),
-                                          path))
+                                          path, min_free_mb=int(cfg.starlists.min_free_mb)))
         except (OSError, ValueError) as exc:
             log.warning("%s: starlist not written: %s", frame.path.name, exc)
     reasons = m.quality_reasons + ((fit.check_note,) if fit.check_note else ())

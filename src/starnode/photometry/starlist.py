@@ -7,13 +7,23 @@ stars of the frame. The list is written next to the measurement, under
 ``data_dir/starlists/<night>/<frame>.ecsv`` (atomically: a temporary file, then a rename), with
 the calibrated magnitude of each star on the frame's own zero point (radial when the frame has
 one) and flags saying which stars are the target, the comps and the check star.
+
+Starlists never cost the report its space: they are gzip-compressed (``<frame>.ecsv.gz``,
+about a quarter of the plain text; astropy reads them as they are), their writing pauses while
+the data folder has less than ``starlists.min_free_mb`` free (each skipped list is recorded in
+``data_dir/starlists/skipped.txt``: the frame can be listed again later with ``starnode
+stars``), and ``starlists.keep_days`` deletes the lists of old nights (:func:`prune`).
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import gzip
+import io
 import logging
 import math
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -30,7 +40,12 @@ from .ensemble import EnsembleFit
 
 log = logging.getLogger("starnode.starlist")
 
-__all__ = ["COLUMNS", "build_starlist", "starlist_path", "write_starlist"]
+__all__ = ["COLUMNS", "StarlistSkipped", "build_starlist", "prune", "starlist_path",
+           "write_starlist"]
+
+
+class StarlistSkipped(OSError):
+    """The starlist was not written, on purpose (free space low); the reason is recorded."""
 
 #: column -> (unit, description), in order
 COLUMNS: dict[str, tuple[str | None, str]] = {
@@ -60,8 +75,9 @@ _FORMATS = {"ra": ".6f", "dec": ".6f", "x": ".2f", "y": ".2f", "flux": ".1f", "f
 
 
 def starlist_path(data_dir: Path, night: str | None, frame_path: Path) -> Path:
-    """``data_dir/starlists/<night>/<frame stem>.ecsv``."""
-    return Path(data_dir) / "starlists" / (night or "unknown-night") / f"{frame_path.stem}.ecsv"
+    """``data_dir/starlists/<night>/<frame stem>.ecsv.gz``."""
+    return Path(data_dir) / "starlists" / (night or "unknown-night") / \
+        f"{frame_path.stem}.ecsv.gz"
 
 
 def _fwhm_of(det: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -162,25 +178,212 @@ def build_starlist(frame: Frame, wcs: Any, config: Any, sm: StarMeasurement, fit
     return table
 
 
-def write_starlist(table: Table, path: Path) -> Path:
-    """Write ``table`` as ECSV at ``path`` atomically (temporary file, then rename).
+def _record_skip(root: Path, path: Path, reason: str) -> None:
+    """One line in ``starlists/skipped.txt`` (when even that cannot be written, the log has
+    it)."""
+    stamp = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    try:
+        with open(root / "skipped.txt", "a", encoding="utf-8") as fh:
+            fh.write(f"{stamp}\t{path.name}\t{reason}\n")
+    except OSError:
+        pass
+
+
+def write_starlist(table: Table, path: Path, *, min_free_mb: int = 0) -> Path:
+    """Write ``table`` as gzip-compressed ECSV at ``path`` atomically (temporary file, then
+    rename).
 
     Parameters
     ----------
     table : astropy.table.Table
     path : Path
+        ``.ecsv.gz`` (compressed) or ``.ecsv``.
+    min_free_mb : int
+        Do not write when the folder's file system has less free space (MiB): the report and
+        the ledger come first.
 
     Returns
     -------
     Path
+
+    Raises
+    ------
+    StarlistSkipped
+        Free space is below ``min_free_mb`` (recorded in ``skipped.txt`` beside the nights).
+    OSError
+        It could not be written (nothing is left behind).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".starlist-", suffix=".ecsv", dir=path.parent)
-    os.close(fd)
+    if min_free_mb > 0:
+        free = shutil.disk_usage(path.parent).free // 2**20
+        if free < min_free_mb:
+            reason = (f"only {free} MiB free (starlists.min_free_mb {min_free_mb}): starlist "
+                      "paused, the report comes first")
+            _record_skip(path.parent.parent, path, reason)
+            raise StarlistSkipped(reason)
+    fd, tmp = tempfile.mkstemp(prefix=".starlist-", suffix=".tmp", dir=path.parent)
     try:
-        table.write(tmp, format="ascii.ecsv", overwrite=True)
+        buf = io.StringIO()
+        table.write(buf, format="ascii.ecsv")
+        data = buf.getvalue().encode("utf-8")
+        if path.suffix == ".gz":
+            data = gzip.compress(data, compresslevel=6, mtime=0)
+        with os.fdopen(fd, "wb") as fh:
+            fd = -1
+            fh.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        if fd >= 0:
+            os.close(fd)
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a full disk: skipped, with a record
+            _record_skip(path.parent.parent, path, f"not written: {exc.strerror or exc}")
         raise
     return path
+
+
+def prune(data_dir: str | os.PathLike[str], keep_days: int,
+          today: _dt.date | None = None) -> int:
+    """Delete the starlists of nights older than ``keep_days`` (0: keep all).
+
+    Parameters
+    ----------
+    data_dir : path-like
+        The data folder (its ``starlists/<YYYY-MM-DD>/`` folders).
+    keep_days : int
+        Nights kept, counted back from ``today``.
+    today : date, optional
+        Default: today (UTC).
+
+    Returns
+    -------
+    int
+        Night folders deleted.
+    """
+    root = Path(data_dir) / "starlists"
+    if keep_days <= 0 or not root.is_dir():
+        return 0
+    limit = (today or _dt.datetime.now(_dt.UTC).date()) - _dt.timedelta(days=keep_days)
+    n = 0
+    for night in sorted(root.iterdir()):
+        try:
+            day = _dt.date.fromisoformat(night.name)
+        except ValueError:
+            continue
+        if day < limit and night.is_dir() and not night.is_symlink():
+            shutil.rmtree(night, ignore_errors=True)
+            n += 1
+    if n:
+        log.info("starlists: %d night(s) older than %d day(s) deleted (starlists.keep_days)",
+                 n, keep_days)
+    return n
+
+
+def frame_starlist(path: str | os.PathLike[str], config: Any) -> Table:
+    """Measure one frame (as the pipeline does, writing its starlist) and return the list.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The FITS frame.
+    config : Any
+        Anything :func:`starnode.config.resolve` accepts.
+
+    Returns
+    -------
+    astropy.table.Table
+
+    Raises
+    ------
+    starnode.errors.FrameRejected
+        The frame cannot be measured (the reason says why).
+    """
+    from .config import resolve
+    from .photometry import measure
+
+    cfg = resolve(config)
+    if not cfg.photometry.starlists:
+        raise OSError("photometry.starlists is off in the configuration: no starlist is made")
+    m = measure(path, cfg)
+    if m.starlist is None:
+        raise OSError(f"{Path(path).name}: the starlist could not be written (see the log)")
+    return Table.read(m.starlist, format="ascii.ecsv")
+
+
+def stars_command(files: list[str], config: Any, fmt: str, out: str | None) -> int:
+    """``starnode stars FILE...``: the starlists of frames, as ECSV, CSV or JSON.
+
+    Parameters
+    ----------
+    files : list of str
+    config : Any
+    fmt : str
+        ``ecsv``, ``csv`` or ``json``.
+    out : str or None
+        Output file (default: stdout).
+
+    Returns
+    -------
+    int
+        0, or 1 when a frame could not be measured (its reason on stderr).
+    """
+    import io
+    import json
+    import sys
+
+    from astropy.table import vstack
+
+    from .cli.paths import input_problem, output_problem, shown, write_output
+    from .errors import FrameRejected
+
+    if out:
+        problem = output_problem(out, files)
+        if problem:
+            sys.stderr.write(f"error: {problem}\n")
+            return 2
+    tables, status = [], 0
+    for f in files:
+        problem = input_problem(f)
+        if problem:
+            sys.stderr.write(f"{problem}\n")
+            status = 1
+            continue
+        try:
+            t = frame_starlist(f, config)
+        except (FrameRejected, OSError) as exc:
+            sys.stderr.write(f"{shown(f)}: {exc}\n")
+            status = 1
+            continue
+        t.add_column([shown(f)] * len(t), name="file", index=0)
+        tables.append(t)
+    if not tables:
+        return status
+    table = vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
+    buf = io.StringIO()
+    if fmt == "json":
+        rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in zip(
+            table.colnames, row, strict=True)} for row in table]
+        buf.write(json.dumps(rows, indent=1, allow_nan=True) + "\n")
+    else:
+        table.write(buf, format="ascii.ecsv" if fmt == "ecsv" else "ascii.csv")
+    if out:
+        problem = write_output(out, buf.getvalue())
+        if problem:
+            sys.stderr.write(f"error: {problem}\n")
+            return 1
+    else:
+        sys.stdout.write(buf.getvalue())
+    return status
+    table = vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
+    buf = io.StringIO()
+    if fmt == "json":
+        rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in zip(
+            table.colnames, row, strict=True)} for row in table]
+        buf.write(json.dumps(rows, indent=1, allow_nan=True) + "\n")
+    else:
+        table.write(buf, format="ascii.ecsv" if fmt == "ecsv" else "ascii.csv")
+    if out:
+        Path(out).write_text(buf.getvalue(), encoding="utf-8")
+    else:
+        sys.stdout.write(buf.getvalue())
+    return status

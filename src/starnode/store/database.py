@@ -33,11 +33,12 @@ DB_NAME = "starnode.sqlite3"
 
 def damaged_message(path: Path, detail: str) -> str:
     """What a damaged database means and what to do about it (one message, everywhere)."""
-    return (f"the database {path} is damaged ({detail}). Stop starnode, keep a copy "
-            f"(cp {path} {path}.damaged), then either restore it from a backup, or salvage it "
-            f"('sqlite3 {path} .recover | sqlite3 {path}.recovered', then move the recovered "
-            f"file into its place), or move it aside and let 'starnode process <frames folder>'"
-            " rebuild the ledger (the report files in the outbox are kept)")
+    return (f"the database {path} is damaged ({detail}). Stop starnode, then run 'starnode "
+            "repair': it keeps the damaged file as a copy (moved aside), rebuilds the report "
+            "index from the outbox, its audit and the frames, loses no report row and says what "
+            "it did "
+            f"(or restore {path} from a backup: 'starnode repair' then reconciles it with the "
+            "report files)")
 
 
 def check_integrity(conn: sqlite3.Connection, path: Path) -> None:

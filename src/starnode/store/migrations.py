@@ -227,6 +227,17 @@ def _v5(conn: sqlite3.Connection) -> None:
                  "bin_end) WHERE closed=0")
 
 
+def _v6(conn: sqlite3.Connection) -> None:
+    """Each report's content checksum and modification time (the report file is the record, the
+    database its index: a file that is not byte for byte what was last committed is checked
+    row by row before anything is written to it; docs/store.md)."""
+    have = _columns(conn, "aavso_files")
+    for column, kind in (("sha256", "TEXT"), ("mtime_ns", "INTEGER")):
+        if column not in have:
+            conn.execute(f"ALTER TABLE aavso_files ADD COLUMN {column} {kind}")
+    conn.execute("CREATE INDEX IF NOT EXISTS aavso_rows_file ON aavso_rows (space, file)")
+
+
 def _record_history(conn: sqlite3.Connection, applied: list[int]) -> None:
     """Note when, and by which starnode, each migration ran (once ``store_history`` exists)."""
     if not applied or applied[-1] < 2:
@@ -266,6 +277,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "hub_queue table (measurements waiting for the network hub)", _v4),
     Migration(5, "aavso_files table (report appends, killed-writer tails); frames by report "
                  "key", _v5),
+    Migration(6, "aavso_files: content checksum and mtime of each report; rows by file", _v6),
 )
 
 #: The schema version this code writes and understands.

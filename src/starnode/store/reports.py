@@ -207,6 +207,39 @@ class ReportRows:
             "AND closed=0 AND bin_end IS NOT NULL AND bin_end <= ?",
             (_now(), space, obscode, jd)).rowcount)
 
+    def delete_row(self, space: str, row_key: str) -> None:
+        """Remove a row from the index (an adopted row a measurement now claims; the line
+        stays in the file)."""
+        self.conn.execute("DELETE FROM aavso_rows WHERE space=? AND row_key=?", (space, row_key))
+
+    def known_files(self) -> list[tuple[str, str]]:
+        """``(space, file)`` of every report file the index knows (rows or a file state)."""
+        return [(str(r[0]), str(r[1])) for r in self.conn.execute(
+            "SELECT space, file FROM aavso_rows UNION SELECT space, file FROM aavso_files")]
+
+    def has_measurement(self, space: str, mkey: str) -> bool:
+        """Whether the measurement key is in the index."""
+        return self.conn.execute("SELECT 1 FROM aavso_measurements WHERE space=? AND mkey=?",
+                                 (space, mkey)).fetchone() is not None
+
+    def unindexed_reported_frames(self) -> list[int]:
+        """Ids of frames ``reported`` whose measurement key the index no longer has (a lost
+        or restored ledger): their submission must be made again."""
+        return [int(r[0]) for r in self.conn.execute(
+            "SELECT id FROM frames WHERE state='reported' AND "
+            "json_extract(submission, '$.key') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+            "aavso_measurements m WHERE m.mkey = json_extract(frames.submission, '$.key'))")]
+
+    def reopen_frames(self, ids: Sequence[int]) -> int:
+        """Frames ``reported`` back to ``measured`` with no submission, so the node submits
+        them again (call inside :meth:`transaction`); returns how many changed."""
+        n = 0
+        for fid in ids:
+            n += int(self.conn.execute(
+                "UPDATE frames SET state='measured', submission=NULL WHERE id=? AND "
+                "state='reported'", (int(fid),)).rowcount)
+        return n
+
     def file_rows(self, space: str, file: str) -> list[sqlite3.Row]:
         """Every row of one outbox file."""
         return self.conn.execute("SELECT * FROM aavso_rows WHERE space=? AND file=?",
@@ -298,7 +331,8 @@ class ReportRows:
             The report file.
         **values
             Columns of ``aavso_files`` (``size``, ``ino``, ``rows``, ``last_jd``, ``last_key``,
-            ``obscode``, ``date_type``, ``comments``, ``audit_size``, ``audit_ino``).
+            ``obscode``, ``date_type``, ``comments``, ``audit_size``, ``audit_ino``,
+            ``sha256``, ``mtime_ns``).
         """
         cols = list(values)
         self.conn.execute("INSERT OR IGNORE INTO aavso_files (space, file) VALUES (?, ?)",
