@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 __all__ = ["NUM", "SCHEMA", "Field"]
@@ -43,6 +45,15 @@ def _str_map(value: Any) -> str | None:
     return None
 
 
+def _folder(value: Any) -> str | None:
+    """A folder, or a path that can become one: no part of it may be an existing file."""
+    path = Path(os.path.expanduser(os.path.expandvars(str(value))))
+    for part in (path, *path.parents):
+        if part.exists() or part.is_symlink():
+            return None if part.is_dir() else f"{part} is a file, not a folder"
+    return None
+
+
 F = Field
 NUM = (int, float)
 
@@ -51,7 +62,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "": {
         "data_dir": F(str, None, "where the ledger, caches, outbox and logs live "
                       "(default: $STARNODE_DATA_DIR or ~/.local/share/starnode)", optional=True,
-                      path=True),
+                      path=True, check=_folder),
         "workers": F(int, 1, "frames measured in parallel (processes)", min=1, max=64),
         "log_level": F(str, "INFO", "console log level",
                        choices=("DEBUG", "INFO", "WARNING", "ERROR")),

@@ -45,16 +45,22 @@ def status_data(cfg: Config, last: int = 10) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``data_dir``, ``db``, ``counts``, ``targets``, ``recent``, ``recent_lines``,
-        ``problems``, ``outbox``, ``not_reported``: plain JSON-able values.
+        ``data_dir``, ``db``, ``counts`` (frames by state), ``copies`` (reported frames that
+        repeat an observation already reported: the same exposure copied again),
+        ``synthetic`` (measured frames that are made-up demo frames),
+        ``targets``, ``recent``, ``recent_lines``, ``problems``, ``outbox``,
+        ``not_reported``: plain JSON-able values.
     """
     with Ledger(cfg) as ledger:
         counts = ledger.counts()
+        copies = ledger.copies()
+        synthetic = ledger.synthetic()
         recent = ledger.frames(limit=last, newest_first=True)
         problems = ledger.problems()
         targets = ledger.targets()
         held = ledger.frames(states=["measured"])
     return {"data_dir": str(cfg.data_dir), "db": str(cfg.db_path), "counts": counts,
+            "copies": copies, "synthetic": synthetic,
             "targets": [{"target": t, "frames": n} for t, n in targets],
             "recent": [{"id": f.id, "path": f.path, "state": f.state, "reason": f.reason,
                         "category": f.category, "target": f.target, "magnitude": f.magnitude,
@@ -104,18 +110,28 @@ def _held_lines(held: list[dict[str, Any]]) -> list[str]:
 
 def _outbox_line(o: dict[str, Any]) -> str:
     demo = str(o.get("obscode", "")).upper() == "DEMO"
-    states = "" if demo else ", ".join(f"{n} {_UPLOAD.get(s, s)}"
-                                       for s, n in (o.get("states") or {}).items())
+    synthetic = int(o.get("synthetic") or 0)
+    states = "" if demo or synthetic else ", ".join(
+        f"{n} {_UPLOAD.get(s, s)}" for s, n in (o.get("states") or {}).items())
+    mark = (f"  SYNTHETIC: {synthetic} row(s) from made-up demo frames, not observations: "
+            "never upload" if synthetic else "  DEMO DATA: never upload" if demo else "")
     return (f"  {o['path']}  ({o['rows']} row(s){'; ' + states if states else ''}"
-            f"{'; DRY RUN' if o.get('dry_run') else ''})"
-            + ("  DEMO DATA: never upload" if demo else ""))
+            f"{'; DRY RUN' if o.get('dry_run') else ''}){mark}")
 
 
 def status_lines(data: dict[str, Any]) -> list[str]:
     """The text of ``starnode status`` for :func:`status_data`'s answer."""
-    c = data["counts"]
+    c = dict(data["counts"])
+    copies = int(data.get("copies") or 0)
+    if copies:  # 'reported' counts observations: a frame copied twice was reported once
+        c["reported"] -= copies
     out = [f"data: {data['data_dir']}",
-           f"frames: {sum(c.values())} - " + ", ".join(f"{n} {s}" for s, n in c.items())]
+           f"frames: {sum(c.values()) + copies} - " + ", ".join(f"{n} {s}" for s, n in c.items())
+           + (f", {copies} copies of frames already reported (not reported again)"
+              if copies else "")]
+    if data.get("synthetic"):
+        out.append(f"SYNTHETIC: {data['synthetic']} measured frame(s) are made-up demo frames "
+                   "(SYNTHET = T), not observations: never upload their reports")
     if data["targets"]:
         out.append("targets: " + ", ".join(f"{t['target']} ({t['frames']})"
                                            for t in data["targets"]))

@@ -156,6 +156,23 @@ class LedgerReads:
             "ORDER BY n DESC, state").fetchall()
         return [dict(r) for r in rows]
 
+    def synthetic(self) -> int:
+        """Measured and reported frames whose measurement says ``synthetic`` (made-up frames,
+        ``SYNTHET = T``: the demo's), never observations."""
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM frames WHERE state IN ('measured', 'reported') AND "
+            "json_extract(result, '$.synthetic') = 1").fetchone()
+        return int(row[0] or 0)
+
+    def copies(self) -> int:
+        """Reported frames that repeat an observation another reported frame already holds
+        (the same exposure copied twice: its measurement key, ``submission.key``, is the
+        same; the outbox has it once)."""
+        row = self.conn.execute(
+            "SELECT COUNT(*) - COUNT(DISTINCT COALESCE(json_extract(submission, '$.key'), "
+            "'frame:' || id)) FROM frames WHERE state = 'reported'").fetchone()
+        return int(row[0] or 0)
+
     def targets(self) -> list[tuple[str, int]]:
         """``(target, measured frames)`` of every measured target, most frames first."""
         rows = self.conn.execute(

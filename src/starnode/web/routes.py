@@ -8,7 +8,6 @@ serves are derived files, drawn again when the ledger is newer than them.
 
 from __future__ import annotations
 
-import datetime as _dt
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -32,6 +31,7 @@ from ..summary import (
     render_text,
     sound_legend,
 )
+from ..summary.words import utc
 
 __all__ = ["router"]
 
@@ -61,11 +61,9 @@ def _night(cfg: Config, snap: Snapshot, night: str | None, target: str | None = 
                        acceptable_check=float(q.acceptable_max_check_deviation))
 
 
-def _utc(jd: float | None) -> str:
-    if jd is None:
-        return ""
-    t = _dt.datetime.fromtimestamp((jd - 2440587.5) * 86400.0, _dt.UTC)
-    return f"{t:%Y-%m-%d %H:%M} UTC"
+def _utc(jd: float | None, scale: str = "UTC") -> str:
+    """The time of a JD (UTC) as a date and clock time; an HJD is labelled HJD."""
+    return "" if jd is None else utc(jd, scale, date=True)
 
 
 def _why(category: str | None, reason: str | None) -> str:
@@ -147,7 +145,8 @@ def index(request: Request, night: str | None = None) -> Response:
 def _frame_row(f: Any, known: dict[str, str]) -> dict[str, str]:
     refused = f.state in ("skipped", "failed")
     return {"name": f.name, "target": frame_target(f, known) or "unknown",
-            "state": _STATE_WORDS.get(f.state, f.state), "time": _utc(f.jd),
+            "state": _STATE_WORDS.get(f.state, f.state),
+            "time": _utc(f.jd) if f.jd is not None else _utc(f.hjd, "HJD"),
             "magnitude": "" if f.magnitude is None else f"{f.magnitude:.3f}",
             "quality": _QUALITY_MARK.get(f.quality or "", ""),
             "why": _why(f.category, f.reason) if refused else "",
@@ -175,7 +174,7 @@ def target(request: Request, name: str, night: str | None = None) -> Response:
            f"measurement(s) over {hours:.1f} hours, magnitude {pts[0].magnitude:.2f} at the "
            f"start and {pts[-1].magnitude:.2f} at the end (brighter is higher). The data are "
            "in the table below.")
-    rows = [{"time": _utc(p.jd), "magnitude": f"{p.magnitude:.3f}",
+    rows = [{"time": _utc(p.jd, p.scale), "magnitude": f"{p.magnitude:.3f}",
              "error": f"{p.uncertainty:.3f}",
              "quality": _QUALITY_MARK.get(p.quality, p.quality),
              "reported": "yes" if p.reported else "no"} for p in pts]
