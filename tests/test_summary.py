@@ -56,7 +56,9 @@ def test_summary_of_a_real_night(night: Config) -> None:
     assert f"{words[len(reported)].capitalize()} measurement" in text
     assert "reported under observer code DEMO in the report file 2025-09-14_SS_Cyg_DEMO.txt" \
         in text
-    assert "in the outbox for you to upload to the AAVSO" in text
+    # synthetic frames (issue 16): never "for you to upload", said to be SYNTHETIC instead
+    assert "for you to upload" not in text
+    assert "in the outbox, made from SYNTHETIC frames" in text
     assert "held back: the measurement was flagged poor." in text
     assert "The check star" in text and "label" in text
     assert "never upload them" in text

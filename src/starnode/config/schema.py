@@ -91,6 +91,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
                         check=_str_list),
         "max_wait": F(NUM, 600.0, "seconds after which a file that never completes is "
                       "reported anyway, with a WARNING", min=1),
+        "stall_timeout": F(NUM, 30.0, "seconds an incomplete file may stay unchanged before "
+                           "it is taken for truncated (a torn copy) and measured, i.e. shown "
+                           "in 'starnode status' with its reason; it is looked at again if it "
+                           "changes later", min=1),
     },
     "limits": {
         "max_frame_bytes": F(int, 256 * 2**20, "largest frame read, in bytes: file size, and "

@@ -367,7 +367,8 @@ class Node:
             w.path, self.on_event, debounce_delay=float(w.debounce_delay), mode=w.mode,
             poll_interval=float(w.poll_interval), recursive=bool(w.recursive),
             catch_up=bool(w.catch_up), extensions=tuple(w.extensions),
-            max_wait=float(w.max_wait), on_irregular=lambda p: self.on_event({"path": p}))
+            max_wait=float(w.max_wait), on_irregular=lambda p: self.on_event({"path": p}),
+            stall_timeout=float(w.stall_timeout))
         self._watcher.start()
         self._root_id = self._root_identity()
         log.info("watching %s (%s, %s: %s%s)", quoted(w.path),
