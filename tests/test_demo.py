@@ -65,3 +65,21 @@ def test_demo_command_line_help() -> None:
     r = subprocess.run([sys.executable, "-m", "starnode", "demo", "--help"],
                        capture_output=True, text=True, check=True)
     assert "--frames" in r.stdout and "--keep" in r.stdout
+
+
+def test_a_second_demo_keeps_the_frames_kept_by_the_first(tmp_path: Path) -> None:
+    """Issue 16: 'starnode demo --keep' frames survive the next demo (which empties only the
+    demo's own data folder), and the demo says where they are."""
+    data = tmp_path / "demo"
+    kept = []
+    for _ in range(2):
+        out = io.StringIO()
+        assert run_demo(frames=1, data_dir=str(data), keep=True, interval=0.05, out=out,
+                        workers=1) == 0, out.getvalue()
+        line = next(ln for ln in out.getvalue().splitlines() if "synthetic frames kept in" in ln)
+        kept.append(Path(line.split("kept in ", 1)[1].split(" (", 1)[0]))
+        assert "a later demo does not delete them" in line
+    assert kept[0] != kept[1] and all(k.parent.parent == tmp_path / "demo-frames" for k in kept)
+    for k in kept:  # both nights' frames are still there
+        assert len(list((k / "SS Cyg_sub").glob("*.fit"))) == 4
+    assert not (data / "MyWorks").exists()
