@@ -252,3 +252,13 @@ def test_truncated_frame_is_in_status_once_it_stops_changing(tmp_path: Path) -> 
     assert seen["recorded"], "the truncated frame never reached the ledger"
     text = "\n".join(status_lines(status_data(cfg)))
     assert torn.name in text and "skipped" in text, text
+
+
+@pytest.mark.parametrize("workers", [-1, 0, 65, 1.5, True])
+def test_node_refuses_a_worker_count_the_config_would_refuse(tmp_path: Path,
+                                                             workers: Any) -> None:
+    """Issue 16: '--workers -1' was accepted and the node measured nothing."""
+    from starnode.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="workers: must be a whole number from 1 to 64"):
+        Node(_cfg(tmp_path), workers=workers, measure=FAKE, submit=False)

@@ -35,6 +35,7 @@ from typing import Any
 from ..admission import check as admit
 from ..admission import max_frame_bytes, quoted
 from ..config import Config, resolve
+from ..config.schema import SCHEMA
 from ..errors import ConfigError, FrameRejected, FrameState, RejectCategory, StoreError
 from ..store import Frame, Ledger, make_owner
 from .intake import BAD_NAME_SOURCE, Intake
@@ -86,6 +87,12 @@ class Node:
                  submit: SubmitFn | bool = True,
                  progress: Callable[[Node], None] | None = None) -> None:
         self.config = resolve(config)
+        if workers is not None:  # checked like the 'workers' key: -1 would measure nothing
+            field = SCHEMA[""]["workers"]
+            if isinstance(workers, bool) or not isinstance(workers, int) or not (
+                    (field.min or 1) <= workers <= (field.max or workers)):
+                raise ConfigError(f"workers: must be a whole number from {field.min:g} to "
+                                  f"{field.max:g}, got {workers!r}")
         self.workers = int(workers or self.config.workers)
         self.progress = progress
         raw = dict(self.config.raw)
