@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,18 @@ def test_demo_night(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with Ledger(Config({"data_dir": str(tmp_path / "demo")})) as led:
         assert all(f.measure_count == 1 for f in led.frames(states=["reported"]))
     assert main(["status", "--data-dir", str(tmp_path / "demo")]) == 0
-    assert "no ledger yet" not in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "no ledger yet" not in said
+    # issue 16: synthetic frames and their rows are marked, never "for you to upload"
+    assert "SYNTHETIC: 4 measured frame(s) are made-up demo frames" in said
+    assert "SYNTHETIC: 4 row(s) from made-up demo frames" in said
+    assert "for you to upload" not in said
+    # issue 16: the closing hints are commands that run as printed (from this folder)
+    hint = text.split("ledger and logs: ", 1)[1].split("'")[1]
+    r = subprocess.run(shlex.split(hint), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "frames: 7" in r.stdout, (hint, r.stderr)
+    serve = text.split("see it as a page: ", 1)[1].split("  (then open", 1)[0]
+    assert shlex.split(serve)[:-2] == [*shlex.split(hint)[:-3], "serve"]
     # the frames folder was a temporary one, removed
     assert not (tmp_path / "demo" / "MyWorks").exists()
 
