@@ -75,6 +75,9 @@ def test_summary_formats_from_the_command_line(night: Config) -> None:
     data = json.loads(out)
     assert data["night"] == "2025-09-14" and data["targets"][0]["measured"] == len(GOOD)
     assert data["sections"][0]["heading"] == "Overview" and "SS Cyg" in data["text"]
+    # issue 16: each point's time is the JD (UTC) of mid-exposure, and says so
+    assert {p["scale"] for p in data["targets"][0]["points"]} == {"UTC"}
+    assert "keys" not in data["targets"][0]
     page = subprocess.run([*base, "--format", "html", "--target", "ss cyg"],
                           capture_output=True, text=True, check=True).stdout
 
