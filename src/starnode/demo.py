@@ -107,7 +107,8 @@ def demo_config(data_dir: Path, watch: Path, workers: int) -> dict[str, Any]:
         "shutdown_grace": 30.0,
         "frame_timeout": 45.0,
         "watch": {"path": str(watch), "mode": "auto", "recursive": True, "catch_up": True,
-                  "debounce_delay": 0.5, "poll_interval": 0.5, "max_wait": 10.0},
+                  "debounce_delay": 0.5, "poll_interval": 0.5, "max_wait": 10.0,
+                  "stall_timeout": 2.0},
         "photometry": {"sequence_file": str(DEMO_SEQUENCE_FILE), "offline": True},
         "aavso": {"observer_code": "DEMO", "mode": "outbox"},
     }
