@@ -150,7 +150,7 @@ def test_serve_without_the_web_extra(tmp_path: Path) -> None:
 def test_demo_hint_is_a_command_that_runs(tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The demo's hints name starnode as it can be run from this shell."""
-    from starnode.demo import command_name
+    from starnode.demo import _activate_hint, command_name
 
     bindir = tmp_path / "venv" / "bin"
     bindir.mkdir(parents=True)
@@ -165,8 +165,11 @@ def test_demo_hint_is_a_command_that_runs(tmp_path: Path,
     r = subprocess.run([*hint.split(), "status", "--data-dir", "d"], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0 and "no ledger yet" in r.stdout, r.stderr
+    (bindir / "activate").write_text("# a venv's activate script\n")
+    assert "source venv/bin/activate" in _activate_hint(hint)  # and how to get 'starnode'
     monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")  # activated: the plain name
     assert command_name(str(script), sys.executable) == "starnode"
+    assert _activate_hint("starnode") == ""
     # 'python -m starnode' (or a test runner): this interpreter, by its path
     hint = command_name("/x/site-packages/starnode/__main__.py", sys.executable)
     assert hint.endswith(" -m starnode")

@@ -85,6 +85,16 @@ def command_name(argv0: str | None = None, executable: str | None = None) -> str
     return f"{_shown_path(executable)} -m starnode"
 
 
+def _activate_hint(cmd: str) -> str:
+    """For a ``.venv/bin/starnode`` command: how to make plain ``starnode`` work."""
+    path = shlex.split(cmd)[0]
+    activate = os.path.join(os.path.dirname(path), "activate")
+    if cmd == "starnode" or not os.path.isfile(activate):
+        return ""
+    return (f"('starnode' alone is not on your PATH: run 'source {shlex.quote(activate)}' once "
+            "in this shell to type 'starnode ...')\n")
+
+
 def kept_frames_dir(root: Path) -> Path:
     """Where ``--keep`` puts this run's frames: ``<root>-frames/<UTC time>/``, beside the demo's
     folder, which a later demo empties; kept frames are never deleted by starnode."""
@@ -382,5 +392,8 @@ def _summary(cfg: Any, written: dict[str, dict[str, Any]], elapsed: float, out: 
 
     out.write("\n" + render_text(night_summary(cfg)) + f"\nsee it as a page: {cmd} serve "
               f"--data-dir {where}  (then open http://127.0.0.1:8765/)\n")
+    activate = _activate_hint(cmd)
+    if activate:
+        out.write(activate)
     out.flush()
     return 0 if reports_ok and curve_ok and counts["reported"] > 0 else 1
