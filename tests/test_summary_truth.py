@@ -78,9 +78,12 @@ def test_a_night_copied_twice_is_counted_once(copied: Config) -> None:
     rows = sum(int(o["rows"]) for o in outbox_files(copied))
     assert rows and len(reported) == 2 * rows  # each frame twice in the ledger ...
     data = status_data(copied)
-    assert data["copies"] == rows
+    assert data["copies"]["reported"] == rows
+    assert sum(data["copies"].values()) == len(GOOD)  # the held-back ones too
     text = "\n".join(status_lines(data))
-    assert f", {rows} reported," in text and "copies of frames already reported" in text, text
+    assert f", {rows} reported," in text, text
+    assert f", {len(GOOD) - rows} measured," in text, text
+    assert f"{len(GOOD)} copies of frames already measured (counted and reported once)" in text
     assert f"{2 * rows} reported" not in text
     with Ledger(copied) as led:  # ... once in the light curve and its title
         points = lightcurve_points(led.measurements("SS Cyg"))

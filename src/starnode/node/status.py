@@ -45,8 +45,9 @@ def status_data(cfg: Config, last: int = 10) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``data_dir``, ``db``, ``counts`` (frames by state), ``copies`` (reported frames that
-        repeat an observation already reported: the same exposure copied again),
+        ``data_dir``, ``db``, ``counts`` (frames by state), ``copies`` (state -> measured or
+        reported frames that repeat an observation already counted: the same exposure copied
+        again),
         ``synthetic`` (measured frames that are made-up demo frames),
         ``targets``, ``recent``, ``recent_lines``, ``problems``, ``outbox``,
         ``not_reported``: plain JSON-able values.
@@ -122,13 +123,14 @@ def _outbox_line(o: dict[str, Any]) -> str:
 def status_lines(data: dict[str, Any]) -> list[str]:
     """The text of ``starnode status`` for :func:`status_data`'s answer."""
     c = dict(data["counts"])
-    copies = int(data.get("copies") or 0)
-    if copies:  # 'reported' counts observations: a frame copied twice was reported once
-        c["reported"] -= copies
+    copies: dict[str, int] = data.get("copies") or {}
+    for state, n in copies.items():  # observations: a frame copied twice is counted once
+        c[state] = c.get(state, 0) - n
+    extra = sum(copies.values())
     out = [f"data: {data['data_dir']}",
-           f"frames: {sum(c.values()) + copies} - " + ", ".join(f"{n} {s}" for s, n in c.items())
-           + (f", {copies} copies of frames already reported (not reported again)"
-              if copies else "")]
+           f"frames: {sum(c.values()) + extra} - " + ", ".join(f"{n} {s}" for s, n in c.items())
+           + (f", {extra} copies of frames already measured (counted and reported once)"
+              if extra else "")]
     if data.get("synthetic"):
         out.append(f"SYNTHETIC: {data['synthetic']} measured frame(s) are made-up demo frames "
                    "(SYNTHET = T), not observations: never upload their reports")

@@ -164,14 +164,15 @@ class LedgerReads:
             "json_extract(result, '$.synthetic') = 1").fetchone()
         return int(row[0] or 0)
 
-    def copies(self) -> int:
-        """Reported frames that repeat an observation another reported frame already holds
-        (the same exposure copied twice: its measurement key, ``submission.key``, is the
-        same; the outbox has it once)."""
-        row = self.conn.execute(
-            "SELECT COUNT(*) - COUNT(DISTINCT COALESCE(json_extract(submission, '$.key'), "
-            "'frame:' || id)) FROM frames WHERE state = 'reported'").fetchone()
-        return int(row[0] or 0)
+    def copies(self) -> dict[str, int]:
+        """Measured and reported frames that repeat an observation another frame in the same
+        state already holds (the same exposure copied twice: its measurement key,
+        ``submission.key``, is the same; the outbox has it once), by state."""
+        rows = self.conn.execute(
+            "SELECT state, COUNT(*) - COUNT(DISTINCT COALESCE(json_extract(submission, "
+            "'$.key'), 'frame:' || id)) n FROM frames WHERE state IN ('measured', 'reported') "
+            "GROUP BY state").fetchall()
+        return {str(r["state"]): int(r["n"]) for r in rows if r["n"]}
 
     def targets(self) -> list[tuple[str, int]]:
         """``(target, measured frames)`` of every measured target, most frames first."""
