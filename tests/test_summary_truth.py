@@ -93,6 +93,13 @@ def test_a_night_copied_twice_is_counted_once(copied: Config) -> None:
     assert t.reported == rows and t.measured == len(GOOD) and t.copies == len(GOOD)
     said = render_text(s, width=10_000)
     assert "copies of frames already measured" in said
+    import uvicorn
+
+    from starnode.web import create_app
+
+    with socket_server(create_app(copied), uvicorn) as url:
+        page = _get(url)
+    assert f"<strong>{rows}</strong> measured and reported</li>" in page  # the page's status
 
 
 class socket_server:

@@ -134,7 +134,12 @@ def index(request: Request, night: str | None = None) -> Response:
     s = ctx["s"]
     outbox = [o for o in ctx["snap"].outbox if o.get("night") == s.night and o.get("exists")]
     counts: dict[str, int] = {}
+    seen: set[str] = set()
     for f in night_frames(ctx["snap"], s.night):
+        if f.key and f.state in ("measured", "reported"):
+            if f.key in seen:  # a copy of a frame already counted (a night copied twice)
+                continue
+            seen.add(f.key)
         counts[f.state] = counts.get(f.state, 0) + 1
     ctx.update(summary_html=render_html(s, level=3), outbox=outbox,
                counts=[(_STATE_WORDS.get(k, k), n) for k, n in counts.items()],
