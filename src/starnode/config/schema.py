@@ -49,8 +49,11 @@ def _folder(value: Any) -> str | None:
     """A folder, or a path that can become one: no part of it may be an existing file."""
     path = Path(os.path.expanduser(os.path.expandvars(str(value))))
     for part in (path, *path.parents):
-        if part.exists() or part.is_symlink():
-            return None if part.is_dir() else f"{part} is a file, not a folder"
+        try:
+            if part.exists() or part.is_symlink():
+                return None if part.is_dir() else f"{part} is a file, not a folder"
+        except OSError:  # not ours to look into: the store says so when it is used
+            return None
     return None
 
 
