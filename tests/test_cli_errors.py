@@ -73,7 +73,8 @@ def test_global_options_after_a_nested_command(tmp_path: Path,
     assert str(bad) in _one_line(err) and "no_such_key" in err
 
 
-def test_data_dir_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_data_dir_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
     file = tmp_path / "notes.txt"
     file.write_text("not a folder\n")
     for argv in (["status", "--data-dir", str(file)],
@@ -87,6 +88,10 @@ def test_data_dir_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "is a file, not a folder" in _one_line(capsys.readouterr().err)
     assert main(["demo", "--data-dir", str(file)]) == 2
     assert "is a file, not a folder" in _one_line(capsys.readouterr().err)
+    monkeypatch.setenv("STARNODE_DATA_DIR", str(file))  # the default data_dir, from the env
+    assert main(["status"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "$STARNODE_DATA_DIR" in line and "is a file, not a folder" in line
 
 
 def _free_port() -> int:

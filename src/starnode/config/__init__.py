@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ..errors import ConfigError
-from .schema import SCHEMA, Field
+from .schema import SCHEMA, Field, folder_problem
 
 if TYPE_CHECKING:
     from ..doctor import Check
@@ -200,6 +200,10 @@ class Config(Mapping[str, Any]):
             sections[section] = Section(section, values)
         data_dir = sections["data_dir"]
         sections["data_dir"] = Path(data_dir) if data_dir else default_data_dir()
+        problem = None if data_dir else folder_problem(sections["data_dir"])
+        if problem:  # the default: $STARNODE_DATA_DIR, $XDG_DATA_HOME or ~/.local/share
+            raise ConfigError(f"data_dir (default {sections['data_dir']}, from "
+                              f"$STARNODE_DATA_DIR or $XDG_DATA_HOME): {problem}")
         quality = sections["quality"]
         if quality.acceptable_snr > quality.good_snr:
             raise ConfigError("quality.acceptable_snr: must not exceed quality.good_snr")

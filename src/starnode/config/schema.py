@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NUM", "SCHEMA", "Field"]
+__all__ = ["NUM", "SCHEMA", "Field", "folder_problem"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def _str_map(value: Any) -> str | None:
     return None
 
 
-def _folder(value: Any) -> str | None:
+def folder_problem(value: Any) -> str | None:
     """A folder, or a path that can become one: no part of it may be an existing file."""
     path = Path(os.path.expanduser(os.path.expandvars(str(value))))
     for part in (path, *path.parents):
@@ -65,7 +65,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "": {
         "data_dir": F(str, None, "where the ledger, caches, outbox and logs live "
                       "(default: $STARNODE_DATA_DIR or ~/.local/share/starnode)", optional=True,
-                      path=True, check=_folder),
+                      path=True, check=folder_problem),
         "workers": F(int, 1, "frames measured in parallel (processes)", min=1, max=64),
         "log_level": F(str, "INFO", "console log level",
                        choices=("DEBUG", "INFO", "WARNING", "ERROR")),
