@@ -434,7 +434,10 @@ class ImageWatcher(FileSystemEventHandler):
         once complete), so a writer that only paused loses nothing."""
         sig = stat_sig(path)
         with self._lock:
-            if sig is None or self._stalled.get(path) == sig:
+            if sig is None:  # gone: nothing to wait for
+                self._stalled.pop(path, None)
+                return
+            if self._stalled.get(path) == sig:
                 return
             self._stalled.pop(path, None)
             self._reported.pop(path, None)
@@ -509,7 +512,7 @@ class ImageWatcher(FileSystemEventHandler):
             self._rearm(path, p, sig, problem, delay)
             return None
         if problem and not overdue:
-            log.warning("ImageWatcher: %s is incomplete (%s) and has not changed for %g s "
+            log.warning("ImageWatcher: %s is incomplete (%s) and has not changed for %.0f s "
                         "(watch.stall_timeout): a truncated file or a torn copy; reporting it "
                         "now (it is looked at again if it changes)", quoted(path), problem,
                         now - p.changed)
