@@ -42,6 +42,7 @@ def test_demo_night(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "4 measured and reported" in text and "3 skipped" in text
     assert "[not_light]" in text and "[unreadable]" in text and "[no_target]" in text
     assert "validator: valid" in text and "4 row(s)" in text
+    assert "SYNTHETIC DATA, never upload" in text
     # --data-dir DIR is the data_dir itself (issue 10, item 21): 'status --data-dir DIR' works
     png = tmp_path / "demo" / "lightcurves" / "SS_Cyg.png"
     assert png.exists() and f"light curve: {png}" in text

@@ -335,6 +335,7 @@ def _truth_text(measured: list[Any], written: dict[str, dict[str, Any]]) -> str:
 def _reports_text(cfg: Any) -> tuple[str, bool]:
     """Each outbox file with the validator's verdict; (text, all valid and at least one)."""
     from .aavso import outbox_files, validate_file
+    from .aavso.validator import SYNTHETIC_RULE
 
     files = outbox_files(cfg)
     if not files:
@@ -349,6 +350,8 @@ def _reports_text(cfg: Any) -> tuple[str, bool]:
             ok = ok and report.ok
             verdict = "valid (" + report.summary() + ")" if report.ok else \
                 "REJECTED: " + "; ".join(str(e) for e in report.errors[:3])
+            if any(f.rule == SYNTHETIC_RULE for f in report):
+                verdict += "; SYNTHETIC DATA, never upload"
         text += f"AAVSO report: {o['path']}\n  {o.get('rows')} row(s), validator: {verdict}\n"
     return text, ok
 
