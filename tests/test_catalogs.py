@@ -635,3 +635,72 @@ def test_doctor_suggests_offline_when_unreachable_and_cached(tmp_path, srv):
     lines = [c for c in health(make_cfg(tmp_path, None)) if c.topic == "catalogue"]
     assert lines[-1].level == Level.WARN
     assert "photometry.offline: true" in lines[-1].message
+
+
+# --- issue 16, section 5: noise while the catalogues are offline ------------------------------
+
+def test_offline_catalogues_warn_once_per_source_and_kind(tmp_path, caplog):
+    """Nothing listens (a node without network): frame after frame, VSX and VSP fail and the
+    fallbacks are used. One WARNING per catalogue source, though the message changes ("failed
+    N s ago") from frame to frame; the kind of failure is the key."""
+    cfg = make_cfg(tmp_path, None, http_retries=1, http_quiet_minutes=5)
+    catalogs.CLIENT.reset()
+    try:
+        with caplog.at_level(logging.DEBUG):
+            for _ in range(3):  # three frames of SS Cyg, 1.1 s apart
+                t = resolve_target(cfg, "SS Cyg", 325.68, 43.59)
+                seq = get_sequence(cfg, t, fov_arcmin=60)
+                assert seq.chart_id == "X41941HP"  # the bundled chart
+                time.sleep(1.1)
+    finally:
+        catalogs.CLIENT.reset()
+    loud = [r.getMessage() for r in caplog.records
+            if r.name.startswith("starnode.catalogs") and r.levelno >= logging.WARNING]
+    assert len(loud) == 2, loud
+    assert loud[0].startswith("VSX not available") and loud[1].startswith("VSP not available")
+    quiet = [r for r in caplog.records if r.levelno == logging.DEBUG and
+             "not available" in r.getMessage()]
+    assert len(quiet) == 4 and "s ago" in quiet[-1].getMessage()  # said, at DEBUG
+    assert {getattr(r, "dedupe", None) for r in quiet} == {
+        "catalogue:VSX|connection failed (NewConnectionError)",
+        "catalogue:VSP|connection failed (NewConnectionError)"}
+
+
+def test_a_new_kind_of_failure_is_said_again(tmp_path, srv, caplog):
+    cfg = make_cfg(tmp_path, srv, http_retries=1)
+    catalogs.CLIENT.reset()
+    try:
+        with caplog.at_level(logging.WARNING, logger="starnode.catalogs"):
+            for status in (502, 502, 503):
+                srv.route("GET", VSP, status=status, body="down")
+                get_sequence(cfg, SS_CYG, fov_arcmin=60)
+    finally:
+        catalogs.CLIENT.reset()
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(loud) == 2 and "HTTP 502" in loud[0] and "HTTP 503" in loud[1], loud
+
+
+def test_worker_warnings_with_one_key_are_said_once_by_the_node(caplog):
+    """Worker processes each say their first warning; the node's relay shows one per key."""
+    from starnode.node.pool import _Relay
+
+    relay = _Relay()
+    with caplog.at_level(logging.DEBUG, logger="starnode.catalogs.resolve"):
+        for seconds in (3, 9, 14):  # three workers, three wordings, one problem
+            record = logging.LogRecord(
+                "starnode.catalogs.resolve", logging.WARNING, __file__, 1,
+                "VSP not available (VSP: host failed %d s ago)", (seconds,), None)
+            record.dedupe = "catalogue:VSP|connection failed (NewConnectionError)"
+            relay.handle(record)
+    levels = [r.levelno for r in caplog.records if "VSP not available" in r.getMessage()]
+    assert levels == [logging.WARNING, logging.DEBUG, logging.DEBUG]
+
+
+def test_doctor_suggests_offline_when_unreachable_and_nothing_cached(tmp_path):
+    from starnode.catalogs.health import health
+    from starnode.doctor import Level
+
+    lines = [c for c in health(make_cfg(tmp_path, None)) if c.topic == "catalogue"]
+    assert lines[-1].level == Level.WARN
+    assert "not reachable" in lines[-1].message
+    assert "photometry.offline: true" in lines[-1].message

@@ -158,7 +158,9 @@ def test_process_report_and_retry_real_pipeline(tmp_path: Path,
     assert main([*base, "process", str(tmp_path / "archive"), "--quiet"]) == 0
     err = capsys.readouterr().err  # the 2 measured earlier are reported now, and said so
     assert "2 reported" in err and "1 skipped" not in err and "3 already done" in err
-    assert "2 row(s) queued for you to upload" in err and "outbox" in err
+    # synthetic frames (issue 16): never "for you to upload", and said to be SYNTHETIC
+    assert "2 row(s) written from SYNTHETIC frames (not observations: never upload)" in err
+    assert "for you to upload" not in err and "outbox" in err
     assert "accepted by WebObs" not in err  # outbox mode: nothing went to WebObs
     assert main([*base, "process", str(tmp_path / "archive")]) == 0  # nothing redone
     err = capsys.readouterr().err
@@ -168,6 +170,8 @@ def test_process_report_and_retry_real_pipeline(tmp_path: Path,
     rows = [ln for ln in out.read_text().splitlines() if not ln.startswith("#")]
     assert len(rows) == 2 and all(r.startswith("SS Cyg,") for r in rows)
     assert main(["validate", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "X09" in said and "OK (" in said and "SYNTHETIC DATA, not observations" in said
     assert main([*base, "report", "--night", "2024-01-01"]) == 1
     capsys.readouterr()
     assert main([*base, "process", "--retry-skipped", "--quiet"]) == 0

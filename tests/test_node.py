@@ -218,3 +218,47 @@ def test_share_drop_keeps_frames_queued(tmp_path: Path) -> None:
     assert _poll(lambda: node.collect(0.5) > 0 or not node.busy())
     node.close()
     assert _state(cfg, frame) == "measured"
+
+
+def test_truncated_frame_is_in_status_once_it_stops_changing(tmp_path: Path) -> None:
+    """Issue 16: a truncated frame (a torn copy: the header promises more bytes than the file
+    has) shows in 'starnode status' with its reason once it has stopped changing for
+    watch.stall_timeout, not after watch.max_wait (10 minutes)."""
+    from starnode.node.status import status_data, status_lines
+    from test_watcher_core import fits_bytes
+
+    cfg = _cfg(tmp_path, shutdown_grace=0,
+               watch={"path": str(tmp_path / "MyWorks"), "debounce_delay": 0.2,
+                      "poll_interval": 0.1, "stall_timeout": 1, "max_wait": 600})
+    sub = tmp_path / "MyWorks" / "SS Cyg_sub"
+    sub.mkdir(parents=True)
+    node = Node(cfg, workers=1, submit=False)
+    torn = sub / "Light_SS Cyg_10.0s_IRCUT_20250914-203000.fit"
+    seen: dict[str, Any] = {}
+
+    def telescope() -> None:
+        try:
+            data = fits_bytes((200, 160))
+            torn.write_bytes(data[: len(data) // 3])  # the copy broke off a third of the way
+            seen["recorded"] = _poll(lambda: _state(cfg, torn) in ("skipped", "failed"),
+                                     timeout=60.0)
+        finally:
+            node.stop()
+
+    t = threading.Thread(target=telescope)
+    t.start()
+    node.run()
+    t.join()
+    assert seen["recorded"], "the truncated frame never reached the ledger"
+    text = "\n".join(status_lines(status_data(cfg)))
+    assert torn.name in text and "skipped" in text, text
+
+
+@pytest.mark.parametrize("workers", [-1, 0, 65, 1.5, True])
+def test_node_refuses_a_worker_count_the_config_would_refuse(tmp_path: Path,
+                                                             workers: Any) -> None:
+    """Issue 16: '--workers -1' was accepted and the node measured nothing."""
+    from starnode.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="workers: must be a whole number from 1 to 64"):
+        Node(_cfg(tmp_path), workers=workers, measure=FAKE, submit=False)

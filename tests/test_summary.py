@@ -56,7 +56,9 @@ def test_summary_of_a_real_night(night: Config) -> None:
     assert f"{words[len(reported)].capitalize()} measurement" in text
     assert "reported under observer code DEMO in the report file 2025-09-14_SS_Cyg_DEMO.txt" \
         in text
-    assert "in the outbox for you to upload to the AAVSO" in text
+    # synthetic frames (issue 16): never "for you to upload", said to be SYNTHETIC instead
+    assert "for you to upload" not in text
+    assert "in the outbox, made from SYNTHETIC frames" in text
     assert "held back: the measurement was flagged poor." in text
     assert "The check star" in text and "label" in text
     assert "never upload them" in text
@@ -73,6 +75,9 @@ def test_summary_formats_from_the_command_line(night: Config) -> None:
     data = json.loads(out)
     assert data["night"] == "2025-09-14" and data["targets"][0]["measured"] == len(GOOD)
     assert data["sections"][0]["heading"] == "Overview" and "SS Cyg" in data["text"]
+    # issue 16: each point's time is the JD (UTC) of mid-exposure, and says so
+    assert {p["scale"] for p in data["targets"][0]["points"]} == {"UTC"}
+    assert "keys" not in data["targets"][0]
     page = subprocess.run([*base, "--format", "html", "--target", "ss cyg"],
                           capture_output=True, text=True, check=True).stdout
 

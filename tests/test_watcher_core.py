@@ -156,7 +156,7 @@ def test_constructor_signature_and_defaults() -> None:
     assert {p.name: p.default for p in params[3:]} == {
         "mode": "auto", "poll_interval": 2.0, "recursive": False, "catch_up": False,
         "extensions": (".fits", ".fit"), "max_wait": 600.0,
-        "on_irregular": None}
+        "on_irregular": None, "stall_timeout": 30.0}
     with pytest.raises(TypeError):
         ImageWatcher("/tmp", print, 2.0, "poll")  # type: ignore[misc]
 
@@ -169,7 +169,8 @@ def test_constructor_does_not_start(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kw", [{"mode": "inotify"}, {"debounce_delay": -1},
-                                {"poll_interval": 0}, {"max_wait": 0}, {"extensions": ()}])
+                                {"poll_interval": 0}, {"max_wait": 0}, {"extensions": ()},
+                                {"stall_timeout": 0}])
 def test_bad_options_raise(tmp_path: Path, kw: dict) -> None:
     with pytest.raises(ValueError):
         ImageWatcher(str(tmp_path), print, **kw)

@@ -222,3 +222,42 @@ def test_many_slow_writers_all_complete(tmp_path: Path, make_watcher: Any) -> No
     assert len({e["path"] for e in events}) == 12
     assert c.quiet(3 * DEBOUNCE) == events
     assert TIMEOUT  # keep the import used
+
+
+@pytest.mark.filterwarnings("ignore:File may have been truncated")
+@pytest.mark.parametrize("mode", MODES)
+def test_truncated_file_is_reported_once_it_stops_changing(
+        tmp_path: Path, make_watcher: Any, caplog: pytest.LogCaptureFixture, mode: str) -> None:
+    """Issue 16: a truncated frame (a torn copy) that no longer changes is reported after
+    stall_timeout, not after max_wait (10 minutes), so the node records it and says why."""
+    c = Collector()
+    with caplog.at_level(logging.WARNING, logger="starnode.watcher"):
+        make_watcher(tmp_path, c, max_wait=600.0, stall_timeout=1.0, **_kw(mode))
+        data = fits_bytes((120, 100))
+        path = tmp_path / "torn.fits"
+        path.write_bytes(data[: len(data) // 2])
+        (ev,) = c.wait_for(1, timeout=TIMEOUT)
+    assert ev["path"] == str(path) and not ev["_complete_at_call"]
+    warnings = [r.getMessage() for r in caplog.records if "torn.fits" in r.getMessage()]
+    assert len(warnings) == 1 and "stall_timeout" in warnings[0] and "truncated" in warnings[0]
+
+
+@pytest.mark.filterwarnings("ignore:File may have been truncated")
+@pytest.mark.parametrize("mode", MODES)
+def test_a_writer_that_paused_past_stall_timeout_loses_nothing(
+        tmp_path: Path, make_watcher: Any, mode: str) -> None:
+    """Reported incomplete after the stall, the file is completed later: it is reported again,
+    complete."""
+    c = Collector()
+    make_watcher(tmp_path, c, max_wait=600.0, stall_timeout=0.5, **_kw(mode))
+    data = fits_bytes((120, 100))
+    path = tmp_path / "paused.fits"
+    path.write_bytes(data[: len(data) // 2])
+    (first,) = c.wait_for(1, timeout=TIMEOUT)
+    assert not first["_complete_at_call"]
+    with open(path, "ab") as f:
+        f.write(data[len(data) // 2:])
+    events = c.wait_for(2, timeout=TIMEOUT)
+    assert [e["path"] for e in events] == [str(path)] * 2
+    assert events[1]["_complete_at_call"] and events[1]["header"]["NAXIS1"] == 100
+    assert c.quiet(3 * DEBOUNCE) == events

@@ -20,6 +20,7 @@ import io
 import logging
 import math
 import os
+import shlex
 import shutil
 import statistics
 import tempfile
@@ -30,7 +31,8 @@ from typing import Any, TextIO
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEMO_DIR", "demo_config", "night_plan", "run_demo", "write_slowly"]
+__all__ = ["DEMO_DIR", "DemoError", "command_name", "demo_config", "kept_frames_dir", "night_plan",
+           "run_demo", "write_slowly"]
 
 #: Where the demo keeps its data (a fresh copy each run), relative to the current folder.
 DEMO_DIR = Path("starnode-demo")
@@ -39,6 +41,70 @@ _MARKER_TEXT = "made by 'starnode demo'; deleted by the next demo run\n"
 TARGET = "SS Cyg"
 NIGHT_START = "2025-09-14T20:30:00"  # UTC; SS Cyg is high in the evening from Europe
 SITE = (48.85, 2.35)
+
+
+class DemoError(RuntimeError):
+    """The demo cannot run here (its folder holds something it did not make)."""
+
+
+def _shown_path(path: str | os.PathLike[str]) -> str:
+    """``path`` relative to the current folder when it is inside it, else absolute; quoted
+    for a shell when it needs to be."""
+    full = os.path.abspath(path)
+    rel = os.path.relpath(full)
+    shown = rel if not rel.startswith(os.pardir) else full
+    if os.sep not in shown:
+        shown = os.path.join(os.curdir, shown)
+    return shlex.quote(shown)
+
+
+def command_name(argv0: str | None = None, executable: str | None = None) -> str:
+    """How to run ``starnode`` again from this shell, as the hints print it: ``starnode`` when
+    that name on PATH is this very program, else the path it was started by
+    (``.venv/bin/starnode``), else ``<python> -m starnode`` with this interpreter.
+
+    Parameters
+    ----------
+    argv0, executable : str, optional
+        ``sys.argv[0]`` and ``sys.executable`` (default: this process's).
+
+    Returns
+    -------
+    str
+        A command line prefix that runs as printed.
+    """
+    import sys
+
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    executable = sys.executable if executable is None else executable
+    if os.path.basename(argv0) == "starnode" and os.path.isfile(argv0):
+        on_path = shutil.which("starnode")
+        if on_path and os.path.realpath(on_path) == os.path.realpath(argv0):
+            return "starnode"
+        return _shown_path(argv0)
+    return f"{_shown_path(executable)} -m starnode"
+
+
+def _activate_hint(cmd: str) -> str:
+    """For a ``.venv/bin/starnode`` command: how to make plain ``starnode`` work."""
+    path = shlex.split(cmd)[0]
+    activate = os.path.join(os.path.dirname(path), "activate")
+    if cmd == "starnode" or not os.path.isfile(activate):
+        return ""
+    return (f"('starnode' alone is not on your PATH: run 'source {shlex.quote(activate)}' once "
+            "in this shell to type 'starnode ...')\n")
+
+
+def kept_frames_dir(root: Path) -> Path:
+    """Where ``--keep`` puts this run's frames: ``<root>-frames/<UTC time>/``, beside the demo's
+    folder, which a later demo empties; kept frames are never deleted by starnode."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    base = root.parent / f"{root.name}-frames"
+    out, n = base / stamp, 1
+    while out.exists():
+        n += 1
+        out = base / f"{stamp}-{n}"
+    return out
 
 
 def demo_config(data_dir: Path, watch: Path, workers: int) -> dict[str, Any]:
@@ -51,7 +117,8 @@ def demo_config(data_dir: Path, watch: Path, workers: int) -> dict[str, Any]:
         "shutdown_grace": 30.0,
         "frame_timeout": 45.0,
         "watch": {"path": str(watch), "mode": "auto", "recursive": True, "catch_up": True,
-                  "debounce_delay": 0.5, "poll_interval": 0.5, "max_wait": 10.0},
+                  "debounce_delay": 0.5, "poll_interval": 0.5, "max_wait": 10.0,
+                  "stall_timeout": 2.0},
         "photometry": {"sequence_file": str(DEMO_SEQUENCE_FILE), "offline": True},
         "aavso": {"observer_code": "DEMO", "mode": "outbox"},
     }
@@ -145,8 +212,8 @@ class _Telescope(threading.Thread):
 def _prepare(root: Path) -> None:
     if root.exists():
         if not (root / _MARKER).exists():
-            raise RuntimeError(f"{root} exists and was not made by 'starnode demo'; remove it "
-                               "or pass --data-dir")
+            raise DemoError(f"{root} exists and was not made by 'starnode demo'; remove it "
+                            "or pass --data-dir")
         shutil.rmtree(root)
     root.mkdir(parents=True)
     (root / _MARKER).write_text(_MARKER_TEXT)
@@ -169,6 +236,8 @@ def run_demo(*, frames: int = 12, keep: bool = False, data_dir: str | None = Non
     workers = workers or max(1, min(2, os.cpu_count() or 1))
     if data_dir:  # DIR is the data_dir itself, so 'starnode status --data-dir DIR' finds it
         root = Path(data_dir).expanduser().resolve()
+        if root.exists() and not root.is_dir():
+            raise DemoError(f"{root} is a file, not a folder; pass another --data-dir")
         if root.exists() and any(root.iterdir()):
             _prepare(root)  # only a folder a demo made is emptied
         else:
@@ -183,8 +252,10 @@ def run_demo(*, frames: int = 12, keep: bool = False, data_dir: str | None = Non
         from .logs import setup_logging
 
         setup_logging(log_level, data)
-    frames_root = root / "MyWorks" if keep else Path(tempfile.mkdtemp(prefix="starnode-demo-"))
-    myworks = frames_root if keep else frames_root / "MyWorks"
+    # kept frames go beside the demo's folder (which the next demo empties), one folder a run
+    frames_root = kept_frames_dir(root) if keep else Path(tempfile.mkdtemp(
+        prefix="starnode-demo-"))
+    myworks = frames_root / "MyWorks"
     sub_folder = myworks / f"{TARGET}_sub"
     myworks.mkdir(parents=True, exist_ok=True)
     cfg = Config(demo_config(data, myworks, workers), source="starnode demo")
@@ -216,7 +287,8 @@ def run_demo(*, frames: int = 12, keep: bool = False, data_dir: str | None = Non
     if not keep:
         shutil.rmtree(frames_root, ignore_errors=True)
     else:
-        out.write(f"synthetic frames kept in {myworks}\n")
+        out.write(f"synthetic frames kept in {myworks} (a later demo does not delete them; "
+                  "remove them yourself)\n")
     return status
 
 
@@ -263,6 +335,7 @@ def _truth_text(measured: list[Any], written: dict[str, dict[str, Any]]) -> str:
 def _reports_text(cfg: Any) -> tuple[str, bool]:
     """Each outbox file with the validator's verdict; (text, all valid and at least one)."""
     from .aavso import outbox_files, validate_file
+    from .aavso.validator import SYNTHETIC_RULE
 
     files = outbox_files(cfg)
     if not files:
@@ -277,6 +350,8 @@ def _reports_text(cfg: Any) -> tuple[str, bool]:
             ok = ok and report.ok
             verdict = "valid (" + report.summary() + ")" if report.ok else \
                 "REJECTED: " + "; ".join(str(e) for e in report.errors[:3])
+            if any(f.rule == SYNTHETIC_RULE for f in report):
+                verdict += "; SYNTHETIC DATA, never upload"
         text += f"AAVSO report: {o['path']}\n  {o.get('rows')} row(s), validator: {verdict}\n"
     return text, ok
 
@@ -311,13 +386,17 @@ def _summary(cfg: Any, written: dict[str, dict[str, Any]], elapsed: float, out: 
                   "(quality gate; 'starnode status' says why)\n")
     curve, curve_ok = _curve_text(cfg)
     out.write(curve)
+    cmd, where = command_name(), _shown_path(cfg.data_dir)
     out.write(f"ledger and logs: {cfg.data_dir} ({n_rows} frames; "
-              f"'starnode status --data-dir {cfg.data_dir}')\n")
+              f"'{cmd} status --data-dir {where}')\n")
     out.write("observer code DEMO, outbox mode: nothing was uploaded; never upload synthetic "
               "data.\n")
     from .morning.summary import night_summary, render_text
 
-    out.write("\n" + render_text(night_summary(cfg)) + "\nsee it as a page: starnode serve "
-              f"--data-dir {cfg.data_dir}  (then open http://127.0.0.1:8765/)\n")
+    out.write("\n" + render_text(night_summary(cfg)) + f"\nsee it as a page: {cmd} serve "
+              f"--data-dir {where}  (then open http://127.0.0.1:8765/)\n")
+    activate = _activate_hint(cmd)
+    if activate:
+        out.write(activate)
     out.flush()
     return 0 if reports_ok and curve_ok and counts["reported"] > 0 else 1

@@ -126,7 +126,18 @@ class StoreError(StarnodeError, RuntimeError):
 
 
 class CatalogError(StarnodeError, RuntimeError):
-    """A target or comparison sequence cannot be had (unknown star, network, bad file)."""
+    """A target or comparison sequence cannot be had (unknown star, network, bad file).
+
+    ``kind`` names the kind of failure in words that do not change from one frame to the next
+    (``offline``, ``HTTP 503``, ``connection failed (NewConnectionError)``), so a warning about
+    it can be said once an hour; None when not known.
+    """
+
+    kind: str | None = None
+
+    def __init__(self, *args: object, kind: str | None = None) -> None:
+        super().__init__(*args)
+        self.kind = kind
 
 
 class AstrometryError(StarnodeError, RuntimeError):

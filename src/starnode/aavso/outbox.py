@@ -131,9 +131,10 @@ def outbox_files(config: Any) -> list[dict[str, Any]]:
     -------
     list of dict
         ``path``, ``night``, ``target``, ``obscode``, ``dry_run``, ``rows``, ``open_bins``,
-        ``exists``, ``sha256`` and ``states``: the rows' upload states (``manual`` = for the
-        observer to upload, ``pending``, ``uploading``, ``sent``, ``uncertain``, ``none`` = dry
-        run) with their counts.
+        ``exists``, ``sha256``, ``synthetic`` (rows of synthetic frames: never to upload) and
+        ``states``: the rows' upload states (``manual`` = for the observer to upload,
+        ``pending``, ``uploading``, ``sent``, ``uncertain``, ``none`` = dry run) with their
+        counts.
     """
     cfg = resolve(config)
     outbox = outbox_dir(cfg)
@@ -147,11 +148,13 @@ def outbox_files(config: Any) -> list[dict[str, Any]]:
             entry = files[(r["space"], r["file"])] = {
                 "path": str(path), "night": r["night"], "target": r["starid"],
                 "obscode": r["obscode"], "dry_run": r["space"] == DRY, "rows": 0,
-                "open_bins": 0, "exists": path.exists(), "sha256": None, "states": {},
+                "open_bins": 0, "exists": path.exists(), "sha256": None, "synthetic": 0,
+                "states": {},
             }
             if entry["exists"]:
                 entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
         entry["rows"] += 1
         entry["open_bins"] += 0 if r["closed"] else 1
+        entry["synthetic"] += int(r["synthetic"] or 0)
         entry["states"][r["upload"]] = entry["states"].get(r["upload"], 0) + 1
     return list(files.values())

@@ -44,6 +44,7 @@ __all__ = [
     "FIELDS",
     "FIELD_LIMITS",
     "FILTER_CODES",
+    "SYNTHETIC_RULE",
     "WARNING",
     "Finding",
     "Report",
@@ -56,6 +57,8 @@ __all__ = [
 _FIRST_JD, _LAST_JD = JD_RANGE
 #: A ``|KEY=VALUE`` subfield of NOTES that is an error (CREFERR, KREFERR, FORMALERR, ...).
 _NOTE_ERR_RE = re.compile(r"(?:^|\|)\s*([A-Z]*ERR)=\s*([^|]*?)\s*(?=\||$)")
+#: The rule of the WARNING on a file of synthetic (demo) rows: legal, but never to upload.
+SYNTHETIC_RULE = "X09"
 
 
 
@@ -87,6 +90,7 @@ class _Checker:
         self.n_records = 0
         self.short_line = 0  # last record with too few fields (a split record?)
         self.seen: dict[tuple[str, str, str], int] = {}
+        self.synthetic = 0  # rows whose NOTES say SYNTHETIC DATA (made-up test frames)
 
     # -- reporting ---------------------------------------------------------------------------
     def error(self, line: int, rule: str, message: str) -> None:
@@ -121,6 +125,10 @@ class _Checker:
                     self.error(0, "H01", f"parameter #{key}= is missing")
         if self.n_records == 0:
             self.error(0, "F06", "the file holds no observation")
+        if self.synthetic:
+            self.warning(0, SYNTHETIC_RULE, f"SYNTHETIC DATA: {self.synthetic} row(s) come from "
+                         "made-up test frames (starnode demo), not observations: never upload "
+                         "this file to the AAVSO")
         report = Report(sorted(self.found, key=lambda f: (f.line, f.severity != ERROR, f.rule)))
         return report
 
@@ -320,6 +328,7 @@ class _Checker:
             self.warning(n, "D14", "CHART is 'na': give the VSP chart id (or the catalogue, "
                          "e.g. 'Gaia DR3', for own comparison stars)")
         notes = f["NOTES"]
+        self.synthetic += "SYNTHETIC DATA" in notes.upper()
         if len(notes) > NOTES_LIMIT:
             self.warning(n, "D15", f"NOTES has {len(notes)} characters (the spec allows "
                          "'several thousand')")

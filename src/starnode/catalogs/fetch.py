@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -28,14 +29,15 @@ from .types import snippet
 
 log = logging.getLogger("starnode.catalogs")
 
-__all__ = ["CLIENT", "CatalogClient", "Got", "HTTPStatusError", "cached"]
+__all__ = ["CLIENT", "CatalogClient", "Got", "HTTPStatusError", "cached", "failure_kind",
+           "warn_unavailable"]
 
 
 class HTTPStatusError(CatalogError):
     """A catalogue server answered with a 4xx status (not retried)."""
 
     def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
+        super().__init__(message, kind=f"HTTP {status}")
         self.status = status
 
 
@@ -94,12 +96,13 @@ class CatalogClient:
         """
         ph = cfg.photometry
         if ph.offline:
-            raise CatalogError(f"{what}: photometry.offline is set, not asking {url}")
+            raise CatalogError(f"{what}: photometry.offline is set, not asking {url}",
+                               kind="offline")
         quiet = self.quiet.why_quiet(url)
         if quiet is not None:
             raise CatalogError(f"{what}: {quiet}; not asking it again before "
                                f"photometry.http_quiet_minutes = {ph.http_quiet_minutes:g} "
-                               f"have passed")
+                               f"have passed", kind=self.quiet.reason(url) or "not answering")
         attempts = int(ph.http_retries)
         try:
             resp = self._session(cfg).request(method, url, params=params, data=data,
@@ -107,7 +110,8 @@ class CatalogClient:
         except (requests.ConnectionError, requests.Timeout) as exc:
             last = describe_failure(exc, float(ph.http_timeout))
         except requests.RequestException as exc:
-            raise CatalogError(f"{what}: cannot ask {url}: {exc}") from exc
+            raise CatalogError(f"{what}: cannot ask {url}: {exc}",
+                               kind=type(exc).__name__) from exc
         else:
             status = resp.status_code
             if status < 400:
@@ -117,7 +121,7 @@ class CatalogClient:
                     f"{what}: HTTP {status} from {resp.url}: {snippet(resp.text)!r}", status)
             last = f"HTTP {status}"
         self.quiet.failed(url, last, float(ph.http_quiet_minutes) * 60.0)
-        raise CatalogError(f"{what}: {last} from {url} after {attempts} attempt(s)")
+        raise CatalogError(f"{what}: {last} from {url} after {attempts} attempt(s)", kind=last)
 
     def reset(self) -> None:
         """Forget failed servers and the warnings already said (a fixed network; tests)."""
@@ -132,7 +136,7 @@ class CatalogClient:
             return json.loads(resp.text)
         except ValueError as exc:
             raise CatalogError(f"{what}: the answer from {resp.url} is not JSON "
-                               f"({exc}): {snippet(resp.text)!r}") from exc
+                               f"({exc}): {snippet(resp.text)!r}", kind="not JSON") from exc
 
 
 #: The catalogue clients' one HTTP layer (sessions and failed-server memory of this process).
@@ -161,22 +165,40 @@ def _from_cache(cache: CatalogCache, kind: str, key: str, what: str,
         return None
 
 
-#: A repeated catalogue WARNING (same kind, same problem) is said at most this often.
+#: A repeated catalogue WARNING (same source, same kind of problem) is said at most this often.
 WARN_EVERY_S = 3600.0
-_warned: dict[tuple[str, str], float] = {}
+_warned: dict[tuple[str, ...], float] = {}
 _warned_lock = threading.Lock()
+_NUMBERS = re.compile(r"\d+(?:\.\d+)?")
 
 
-def _warn_once(key: tuple[str, str], msg: str, *args: Any) -> None:
-    """WARNING the first time for ``key`` (catalogue kind, problem) in an hour, DEBUG after:
-    the message itself changes ("failed 12 s ago") so it cannot be the key."""
+def failure_kind(exc: BaseException) -> str:
+    """The kind of a catalogue failure, the same for every frame it hits: the error's
+    :attr:`~starnode.errors.CatalogError.kind`, else its message with the numbers taken out
+    (a message saying "failed 12 s ago" changes every second)."""
+    kind = getattr(exc, "kind", None)
+    return str(kind) if kind else _NUMBERS.sub("#", str(exc))
+
+
+def _warn_once(key: tuple[str, ...], msg: str, *args: Any) -> None:
+    """WARNING the first time for ``key`` (catalogue source, kind of problem) in an hour, DEBUG
+    after: the message itself changes ("failed 12 s ago") so it cannot be the key. The key
+    goes with the record (``dedupe``), so the node says it once an hour across its worker
+    processes too (:class:`starnode.node.pool`'s relay)."""
     now = time.monotonic()
     with _warned_lock:
         last = _warned.get(key)
         loud = last is None or now - last >= WARN_EVERY_S
         if loud:
             _warned[key] = now
-    log.log(logging.WARNING if loud else logging.DEBUG, msg, *args)
+    log.log(logging.WARNING if loud else logging.DEBUG, msg, *args,
+            extra={"dedupe": "catalogue:" + "|".join(key)})
+
+
+def warn_unavailable(source: str, exc: BaseException, msg: str, *args: Any) -> None:
+    """Say once an hour per ``source`` (``VSX``, ``VSP``, ``Gaia``) and kind of failure
+    (:func:`failure_kind`) that a catalogue could not be had and what is used instead."""
+    _warn_once((source, failure_kind(exc)), msg, *args)
 
 
 def _stale(hit: tuple[CatalogEntry, Any]) -> Got:
@@ -220,7 +242,7 @@ def cached(cfg: Config, kind: str, key: str, *, what: str,
     if ph.offline:
         if hit is None:
             raise CatalogError(f"{what} for {key}: photometry.offline is set and it is not "
-                               "cached")
+                               "cached", kind="offline, not cached")
         _warn_once((kind, "offline"), "offline: using the %s for %s cached %.1f days ago "
                    "(older than photometry.cache_days = %g)", what, key, hit[0].age_days,
                    ph.cache_days)
@@ -231,9 +253,9 @@ def cached(cfg: Config, kind: str, key: str, *, what: str,
     except CatalogError as exc:
         if hit is None:
             raise
-        _warn_once((kind, "stale"), "%s; using the %s for %s cached %.1f days ago instead "
-                   "(said once an hour; set photometry.offline: true when this node has no "
-                   "network)", exc, what, key, hit[0].age_days)
+        _warn_once((kind, "stale", failure_kind(exc)), "%s; using the %s for %s cached %.1f days "
+                   "ago instead (said once an hour; set photometry.offline: true when this node "
+                   "has no network)", exc, what, key, hit[0].age_days)
         return _stale(hit)
     cache.put(kind, key, url, raw)
     return Got(value, "network", url, time.time())

@@ -78,9 +78,10 @@ def _network(cfg: Config) -> Check:
                          f"({type(exc).__name__}) but catalogue answers are cached: if this "
                          "node has no network, set photometry.offline: true (no waiting on "
                          "the network per frame; new targets need photometry.sequence_file)")
-        return Check(Level.WARN, "catalogue", f"AAVSO VSP not reachable ({type(exc).__name__});"
-                     " cached sequences still work; set photometry.sequence_file or check the "
-                     "network")
+        return Check(Level.WARN, "catalogue", f"AAVSO VSP not reachable ({type(exc).__name__}):"
+                     " check the network; if this node has no network, set photometry.offline: "
+                     "true and photometry.sequence_file (a VSP chart saved as JSON) so frames "
+                     "do not wait on the network")
     finally:
         session.close()
     return Check(Level.OK, "catalogue", f"AAVSO VSP reachable ({ph.vsp_url}: HTTP "

@@ -17,6 +17,7 @@ from starnode.config import Config, resolve
 from starnode.errors import CatalogError
 from starnode.util.values import normalize_name
 
+from .fetch import warn_unavailable
 from .gaia import gaia_sequence
 from .sequences import load_sequence_file, local_sequences, sequence_matches
 from .types import Sequence, Target, finite, parse_vsx_mag, separation_deg
@@ -81,7 +82,7 @@ def resolve_target(config: Any, object_name: str | None, ra_deg: float | None,
         target = vsx_object(cfg, name)
     except CatalogError as exc:
         return _fallback_target(cfg, name, how, ra_deg if have_coords else None,
-                                dec_deg if have_coords else None, str(exc))
+                                dec_deg if have_coords else None, exc)
     if target is None:
         hint = ("set photometry.target to the AAVSO name" if how != "object" else
                 f"add photometry.target_aliases: {{{object_name!r}: <AAVSO name>}} or set "
@@ -122,12 +123,13 @@ def _sequence_file_target(cfg: Config, name: str) -> Target | None:
 
 
 def _fallback_target(cfg: Config, name: str, how: str, ra_deg: float | None,
-                     dec_deg: float | None, reason: str) -> Target:
+                     dec_deg: float | None, exc: CatalogError) -> Target:
+    reason = str(exc)
     for seq in local_sequences(cfg):
         if seq.star and normalize_name(seq.star) == normalize_name(name) and finite(
                 seq.star_ra_deg, seq.star_dec_deg):
-            log.warning("VSX not available (%s); %s taken from the chart in %s", reason,
-                        seq.star, seq.origin)
+            warn_unavailable("VSX", exc, "VSX not available (%s); %s taken from the chart "
+                             "in %s (said once an hour)", reason, seq.star, seq.origin)
             return Target(name=seq.star, ra_deg=float(seq.star_ra_deg),  # type: ignore[arg-type]
                           dec_deg=float(seq.star_dec_deg),  # type: ignore[arg-type]
                           auid=seq.star_auid, source="sequence")
@@ -135,8 +137,9 @@ def _fallback_target(cfg: Config, name: str, how: str, ra_deg: float | None,
         raise CatalogError(f"cannot identify {name!r}: VSX not available ({reason}) and the "
                            f"frame has no RA/DEC")
     source = "config" if how == "config" else "header"
-    log.warning("VSX not available (%s); using %r at the frame's RA %.4f Dec %.4f "
-                "(source %s, not checked against VSX)", reason, name, ra_deg, dec_deg, source)
+    warn_unavailable("VSX", exc, "VSX not available (%s); using %r at the frame's RA %.4f Dec "
+                     "%.4f (source %s, not checked against VSX; said once an hour)", reason,
+                     name, ra_deg, dec_deg, source)
     return Target(name=name, ra_deg=float(ra_deg), dec_deg=float(dec_deg), source=source)
 
 
@@ -204,8 +207,8 @@ def get_sequence(config: Any, target: Target, *, fov_arcmin: float, band: str = 
     except CatalogError as exc:
         for local in local_sequences(cfg):
             if sequence_matches(local, target):
-                log.warning("VSP not available (%s); using the bundled chart %s (%s)", exc,
-                            local.chart_id, local.origin)
+                warn_unavailable("VSP", exc, "VSP not available (%s); using the bundled chart "
+                                 "%s (%s; said once an hour)", exc, local.chart_id, local.origin)
                 return local
         raise
     if seq.usable(band):

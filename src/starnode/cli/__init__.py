@@ -15,11 +15,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .._version import __version__
 from ..config import Config
 from ..errors import ConfigError, StoreError
-from .args import night_arg
+from .args import config_int, night_arg, number_in, port_arg
 from .commands import (
     Progress,
     cmd_config,
@@ -40,9 +41,11 @@ from .commands import (
 
 log = logging.getLogger("starnode")
 
-__all__ = ["Progress", "build_parser", "load_config", "main"]
+__all__ = ["CommandParser", "Progress", "build_parser", "load_config", "main", "night_arg"]
 
 DEFAULT_CONFIG = "config.yaml"
+#: ``--workers``: the bounds of the ``workers`` key.
+WORKERS = config_int("", "workers")
 
 
 # ---------------------------------------------------------------------------- config
@@ -72,6 +75,17 @@ def _globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
                    help="console log level (default: log_level of the configuration)")
 
 
+class CommandParser(argparse.ArgumentParser):
+    """The parser of a command at any depth (``status``, ``hub serve``): it takes the global
+    options too, so they may stand after the command. Subcommands made with
+    ``add_subparsers()`` are of the parser's own class, so nested commands (the hub's, or any
+    added later) get them without asking."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _globals(self, top=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="starnode",
@@ -80,19 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
         "Start with 'starnode demo'.")
     p.add_argument("--version", action="version", version=f"starnode {__version__}")
     _globals(p, top=True)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                           parser_class=CommandParser)
 
     def add(name: str, help_: str, description: str | None = None) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=description or help_)
-        _globals(sp, top=False)
-        return sp
+        return sub.add_parser(name, help=help_, description=description or help_)
 
     sp = add("run", "watch the telescope folder and measure and report every new frame",
              "Watch watch.path (recursively by default), catch up with frames written while the "
              "node was down, measure every complete new frame and put it in the AAVSO outbox. "
              "Stops cleanly on SIGINT/SIGTERM; restart-safe (SQLite ledger in data_dir).")
     sp.add_argument("--watch", metavar="FOLDER", help="folder to watch (overrides watch.path)")
-    sp.add_argument("--workers", type=int, metavar="N", help="frames measured in parallel "
+    sp.add_argument("--workers", type=WORKERS, metavar="N", help="frames measured in parallel "
                     "(default: workers of the configuration)")
     sp.set_defaults(func=cmd_run)
 
@@ -106,13 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--retry-failed", action="store_true", help="reprocess failed frames")
     sp.add_argument("--retry-skipped", action="store_true", help="reprocess skipped frames "
                     "(e.g. after fixing the configuration)")
-    sp.add_argument("--workers", type=int, metavar="N", help="frames in parallel")
+    sp.add_argument("--workers", type=WORKERS, metavar="N", help="frames in parallel")
     sp.add_argument("--no-submit", action="store_true", help="measure only; no AAVSO report")
     sp.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_process)
 
     sp = add("status", "frames by state, recent frames, errors with reasons, the outbox")
-    sp.add_argument("--last", type=int, default=10, metavar="N", help="recent frames shown")
+    sp.add_argument("--last", type=number_in(int, 0), default=10, metavar="N",
+                    help="recent frames shown")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp.set_defaults(func=cmd_status)
 
@@ -146,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
              "another address it asks for a token (--token, $STARNODE_WEB_TOKEN, or a random "
              "one printed at start).")
     sp.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    sp.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    sp.add_argument("--port", type=port_arg, default=8765, help="port (default 8765; 1-65535)")
     sp.add_argument("--token", help="access token (required off loopback; default random)")
     sp.set_defaults(func=cmd_serve)
 
@@ -194,11 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
              "Write a synthetic night of Seestar subs of SS Cyg into a temporary MyWorks folder "
              "the way the telescope does, run the node on it (outbox only, observer code DEMO: "
              "nothing is ever uploaded), and print where the report and light curve are.")
-    sp.add_argument("--frames", type=int, default=12, metavar="N",
+    sp.add_argument("--frames", type=number_in(int, 1, 1000), default=12, metavar="N",
                     help="good frames in the night (default 12; 3 bad frames are added)")
-    sp.add_argument("--workers", type=int, default=None, metavar="N",
+    sp.add_argument("--workers", type=WORKERS, default=None, metavar="N",
                     help="frames in parallel (default: 2 when the machine has 2+ cores)")
-    sp.add_argument("--interval", type=float, default=0.3, metavar="S",
+    sp.add_argument("--interval", type=number_in(float, 0, 3600), default=0.3, metavar="S",
                     help="seconds between frames written by the 'telescope' (default 0.3)")
     sp.add_argument("--keep", action="store_true", help="keep the synthetic frames folder")
     sp.set_defaults(func=cmd_demo)
@@ -228,19 +242,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from ..logs import setup_logging
 
-    if args.command == "demo":
+    cfg: Config | None = None
+    if args.command == "demo":  # the demo makes its own configuration
         setup_logging(args.log_level or "INFO", None)
-        return int(args.func(args, None))
-    try:
-        cfg = load_config(args.config, args.data_dir)
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    level = args.log_level or cfg.log_level
-    file_log = args.command in ("run", "process")
-    setup_logging(level, cfg.data_dir if file_log else None)
-    if file_log:
-        log.debug("configuration: %s", cfg.source or "built-in defaults")
+    else:
+        try:
+            cfg = load_config(args.config, args.data_dir)
+        except ConfigError as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
+            return 2
+        level = args.log_level or cfg.log_level
+        file_log = args.command in ("run", "process")
+        try:
+            setup_logging(level, cfg.data_dir if file_log else None)
+        except OSError as exc:
+            return _os_error(exc)
+        if file_log:
+            log.debug("configuration: %s", cfg.source or "built-in defaults")
+    return _run(args, cfg)
+
+
+def _os_error(exc: OSError) -> int:
+    """A file or folder that is not what it must be (``data_dir`` is a file, a folder is not
+    writable): one line naming it, exit 1; the traceback only at DEBUG."""
+    log.debug("file system error", exc_info=exc)
+    where = f": {exc.filename}" if exc.filename else ""
+    print(f"starnode: {exc.strerror or exc}{where}", file=sys.stderr)
+    return 1
+
+
+def _run(args: argparse.Namespace, cfg: Config | None) -> int:
     try:
         return int(args.func(args, cfg))
     except ConfigError as exc:
@@ -256,6 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        return _os_error(exc)
 
 
 if __name__ == "__main__":

@@ -138,17 +138,22 @@ def cmd_process(args: argparse.Namespace, cfg: Config) -> int:
                             + 4 * bool(errors & 4))
 
 
-def _submissions(node: Node, ids: Sequence[int], since: float) -> tuple[dict[str, int], int]:
-    """(report file -> rows of these frames reported since ``since``, bits: 1 a submission
-    failed, 4 WebObs rejected one)."""
-    files: dict[str, int] = {}
+def _submissions(node: Node, ids: Sequence[int], since: float
+                 ) -> tuple[dict[str, tuple[int, int]], int]:
+    """(report file -> (rows of these frames reported since ``since``, how many of them are
+    of synthetic frames), bits: 1 a submission failed, 4 WebObs
+    rejected one)."""
+    files: dict[str, tuple[int, int]] = {}
     errors = 0
     for fid in ids:
         frame = node.ledger.get(fid)
         sub = (frame.submission if frame is not None else None) or {}
         path = sub.get("report_path") or sub.get("file")
         if frame is not None and frame.state == "reported" and path and frame.updated >= since:
-            files[str(path)] = files.get(str(path), 0) + len(sub.get("rows") or [None])
+            rows = sub.get("rows") or [None]
+            n, fake = files.get(str(path), (0, 0))
+            files[str(path)] = (n + len(rows), fake + sum("SYNTHETIC DATA" in str(r)
+                                                          for r in rows))
         if frame is not None and frame.state == "measured":
             # 1: a submission failed; 4: WebObs refused it (a login page: wrong credentials)
             errors |= {"error": 1, "rejected": 1 | 4}.get(str(sub.get("status")), 0)
@@ -170,7 +175,7 @@ def _excluded_hint(cfg: Config, paths: Sequence[str]) -> str:
 
 
 def _process_outcome(args: argparse.Namespace, cfg: Config, summary: dict[str, Any],
-                     queued: dict[str, int], problems: int) -> int:
+                     queued: dict[str, tuple[int, int]], problems: int) -> int:
     """Print what ``process`` did in words that match it; the exit status (docs/node.md)."""
     parts = [f"{summary.get(k, 0)} {k}" for k in ("measured", "reported", "skipped", "failed")]
     if summary.get("already"):
@@ -184,8 +189,9 @@ def _process_outcome(args: argparse.Namespace, cfg: Config, summary: dict[str, A
     if queued and cfg.aavso.mode != "webobs":
         where = "written (dry run, nothing to upload)" if cfg.aavso.mode == "dry_run" else \
             "queued for you to upload at https://www.aavso.org/webobs/file"
-        for path, n in queued.items():
-            print(f"{n} row(s) {where}: {path}", file=sys.stderr)
+        for path, (n, fake) in queued.items():
+            print(f"{n} row(s) " + ("written from SYNTHETIC frames (not observations: never "
+                                    "upload)" if fake else where) + f": {path}", file=sys.stderr)
     if problems & 4:  # WebObs answered with a login page or a refusal: not reported
         print("error: WebObs rejected the upload (a login or challenge page: check the "
               "credentials, docs/aavso.md); the rows stay pending", file=sys.stderr)
@@ -274,21 +280,48 @@ def cmd_summary(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+#: What the local page needs (the ``web`` extra).
+WEB_MODULES = ("fastapi", "uvicorn", "jinja2")
+
+
+def missing_modules(names: Sequence[str]) -> list[str]:
+    """The modules of ``names`` that cannot be imported (an extra not installed)."""
+    import importlib
+
+    missing = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
 def cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
-    try:
-        from ..morning.web import serve
-    except ImportError as exc:
-        print(f"error: the web page needs the 'web' extra ({exc.name} is missing): "
+    """``starnode serve``: exit 2 when the page's extra is missing or the address cannot be
+    listened on (the port is in use), with one line saying so and nothing else printed."""
+    from ..util.net import ListenError
+
+    missing = missing_modules(WEB_MODULES)
+    if missing:
+        print(f"error: the local page needs the 'web' extra ({', '.join(missing)} missing): "
               "pip install 'starnode[web]'", file=sys.stderr)
         return 2
-    serve(cfg, args.host, args.port, args.token,
-          on_start=lambda url: print(f"starnode page: {url}  (Ctrl+C stops)", flush=True))
+    from ..morning.web import serve
+
+    try:
+        serve(cfg, args.host, args.port, args.token,
+              on_start=lambda url: print(f"starnode page: {url}  (Ctrl+C stops)", flush=True))
+    except ListenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
 def cmd_validate(args: argparse.Namespace, cfg: Config) -> int:
     """``starnode validate``: exit 1 when any file is rejected or unreadable."""
     from ..aavso import validate_file
+    from ..aavso.validator import SYNTHETIC_RULE
 
     status = 0
     for name in args.files:
@@ -300,7 +333,9 @@ def cmd_validate(args: argparse.Namespace, cfg: Config) -> int:
             continue
         for f in report:
             print(f"{name}:{f}")
-        print(f"{name}: {'OK' if report.ok else 'REJECTED'} ({report.summary()})")
+        synthetic = any(f.rule == SYNTHETIC_RULE for f in report)
+        print(f"{name}: {'OK' if report.ok else 'REJECTED'} ({report.summary()})"
+              + (" - SYNTHETIC DATA, not observations: never upload" if synthetic else ""))
         status = max(status, 0 if report.ok else 1)
     return status
 
@@ -385,11 +420,15 @@ def cmd_stars(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_demo(args: argparse.Namespace, cfg: Config | None) -> int:
     """``starnode demo``."""
-    from ..demo import run_demo
+    from ..demo import DemoError, run_demo
 
-    return run_demo(frames=args.frames, keep=args.keep, data_dir=args.data_dir,
-                    workers=args.workers, interval=args.interval, out=sys.stdout,
-                    log_level=args.log_level or "INFO")
+    try:
+        return run_demo(frames=args.frames, keep=args.keep, data_dir=args.data_dir,
+                        workers=args.workers, interval=args.interval, out=sys.stdout,
+                        log_level=args.log_level or "INFO")
+    except DemoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def cmd_config(args: argparse.Namespace, cfg: Config) -> int:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ..errors import ConfigError
-from .schema import SCHEMA, Field
+from .schema import SCHEMA, Field, folder_problem
 
 if TYPE_CHECKING:
     from ..diagnostics import Check
@@ -170,6 +170,22 @@ class Section(Mapping[str, Any]):
         return f"Section({self._name!r}, {self._values!r})"
 
 
+def _cross_checks(sections: dict[str, Any]) -> None:
+    """The rules between keys (one key's bounds are in the schema)."""
+    quality = sections["quality"]
+    if quality.acceptable_snr > quality.good_snr:
+        raise ConfigError("quality.acceptable_snr: must not exceed quality.good_snr")
+    if quality.acceptable_max_error < quality.good_max_error:
+        raise ConfigError("quality.acceptable_max_error: must not be below "
+                          "quality.good_max_error")
+    tel, plan = sections["telescope"], sections["planning"]
+    if tel.min_altitude >= tel.max_altitude:
+        raise ConfigError(f"telescope.min_altitude ({tel.min_altitude:g}) must be below "
+                          f"telescope.max_altitude ({tel.max_altitude:g})")
+    if plan.min_slot_minutes > plan.slot_minutes:
+        raise ConfigError("planning.min_slot_minutes: must not exceed planning.slot_minutes")
+
+
 class Config(Mapping[str, Any]):
     """A validated configuration with every default filled in.
 
@@ -206,18 +222,11 @@ class Config(Mapping[str, Any]):
             sections[section] = Section(section, values)
         data_dir = sections["data_dir"]
         sections["data_dir"] = Path(data_dir) if data_dir else default_data_dir()
-        quality = sections["quality"]
-        if quality.acceptable_snr > quality.good_snr:
-            raise ConfigError("quality.acceptable_snr: must not exceed quality.good_snr")
-        if quality.acceptable_max_error < quality.good_max_error:
-            raise ConfigError("quality.acceptable_max_error: must not be below "
-                              "quality.good_max_error")
-        tel, plan = sections["telescope"], sections["planning"]
-        if tel.min_altitude >= tel.max_altitude:
-            raise ConfigError(f"telescope.min_altitude ({tel.min_altitude:g}) must be below "
-                              f"telescope.max_altitude ({tel.max_altitude:g})")
-        if plan.min_slot_minutes > plan.slot_minutes:
-            raise ConfigError("planning.min_slot_minutes: must not exceed planning.slot_minutes")
+        problem = None if data_dir else folder_problem(sections["data_dir"])
+        if problem:  # the default: $STARNODE_DATA_DIR, $XDG_DATA_HOME or ~/.local/share
+            raise ConfigError(f"data_dir (default {sections['data_dir']}, from "
+                              f"$STARNODE_DATA_DIR or $XDG_DATA_HOME): {problem}")
+        _cross_checks(sections)
         self._sections = sections
 
     # Mapping protocol, so a Config can stand where the seed passes a dict.

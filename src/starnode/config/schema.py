@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["NUM", "SCHEMA", "TARGET_KEYS", "Field", "secret_keys"]
+__all__ = ["NUM", "SCHEMA", "TARGET_KEYS", "Field", "folder_problem", "secret_keys"]
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,18 @@ def _database_url(value: Any) -> str | None:
     return None
 
 
+def folder_problem(value: Any) -> str | None:
+    """A folder, or a path that can become one: no part of it may be an existing file."""
+    path = Path(os.path.expanduser(os.path.expandvars(str(value))))
+    for part in (path, *path.parents):
+        try:
+            if part.exists() or part.is_symlink():
+                return None if part.is_dir() else f"{part} is a file, not a folder"
+        except OSError:  # not ours to look into: the store says so when it is used
+            return None
+    return None
+
+
 F = Field
 NUM = (int, float)
 
@@ -135,7 +149,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
     "": {
         "data_dir": F(str, None, "where the ledger, caches, outbox and logs live "
                       "(default: $STARNODE_DATA_DIR or ~/.local/share/starnode)", optional=True,
-                      path=True),
+                      path=True, check=folder_problem),
         "workers": F(int, 1, "frames measured in parallel (processes)", min=1, max=64),
         "log_level": F(str, "INFO", "console log level",
                        choices=("DEBUG", "INFO", "WARNING", "ERROR")),
@@ -168,6 +182,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
                         check=_str_list),
         "max_wait": F(NUM, 600.0, "seconds after which a file that never completes is "
                       "reported anyway, with a WARNING", min=1),
+        "stall_timeout": F(NUM, 30.0, "seconds an incomplete file may stay unchanged before "
+                           "it is taken for truncated (a torn copy) and measured, i.e. shown "
+                           "in 'starnode status' with its reason; it is looked at again if it "
+                           "changes later", min=1),
     },
     "limits": {
         "max_frame_bytes": F(int, 256 * 2**20, "largest frame read, in bytes: file size, and "

@@ -67,12 +67,14 @@ def lightcurve_points(frames: Sequence[Frame]) -> list[dict[str, Any]]:
     Returns
     -------
     list of dict
-        One point per frame with a usable magnitude and time (others are dropped):
+        One point per observation with a usable magnitude and time (others are dropped; a
+        frame copied twice is one observation):
         ``t``, ``mag``, ``err``, ``quality``, ``filter``, ``chart``, the check star's
         ``check_mag`` / ``check_cat`` / ``check_err`` / ``check_name``, the comparison range
         ``comp_min`` / ``comp_max``, ``reported`` and ``time_kind``.
     """
     out = []
+    seen: set[Any] = set()
     for f in frames:
         try:
             m = f.measurement
@@ -81,8 +83,14 @@ def lightcurve_points(frames: Sequence[Frame]) -> list[dict[str, Any]]:
                         f.path, exc)
             continue
         point = None if m is None else _point(m, f.state == "reported")
-        if point is not None:
-            out.append(point)
+        if point is None or m is None:
+            continue
+        # one point per observation: the same exposure copied twice is one measurement
+        key = (f.submission or {}).get("key") or (round(m.jd, 5), m.filter, f.target)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(point)
     return out
 
 

@@ -219,8 +219,9 @@ def outcome_of(future: cf.Future[Outcome], timeout: float) -> Outcome:
 
 class _Relay(logging.Handler):
     """Hands records from worker processes to the node's own loggers. A warning repeated
-    word for word (the same missing catalogue for every frame of a night) is shown once an
-    hour, at DEBUG in between, so the log stays one line per frame."""
+    word for word (the same missing catalogue for every frame of a night), or carrying the same
+    ``dedupe`` key from any worker, is shown once an hour, at DEBUG in between, so the log stays
+    one line per frame."""
 
     def __init__(self, every: float = 3600.0) -> None:
         super().__init__()
@@ -228,7 +229,9 @@ class _Relay(logging.Handler):
         self._seen: dict[str, float] = {}
 
     def _repeated(self, record: logging.LogRecord) -> bool:
-        key = f"{record.name}:{record.getMessage()}"
+        # a record may name what makes it a repeat (``dedupe``: a catalogue source and the kind
+        # of its failure), when its words change from frame to frame ("failed 12 s ago")
+        key = str(getattr(record, "dedupe", None) or f"{record.name}:{record.getMessage()}")
         now = time.monotonic()
         last = self._seen.get(key)
         if last is not None and now - last < self.every:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Config, resolve
+from ..config.schema import SCHEMA
 from ..errors import ConfigError, FrameRejected, FrameState, RejectCategory, StoreError
 from ..frame.admission import check as admit
 from ..frame.admission import max_frame_bytes, quoted
@@ -110,6 +111,12 @@ class Node:
                  submit: SubmitFn | bool = True,
                  progress: Callable[[Node], None] | None = None) -> None:
         self.config = resolve(config)
+        if workers is not None:  # checked like the 'workers' key: -1 would measure nothing
+            field = SCHEMA[""]["workers"]
+            if isinstance(workers, bool) or not isinstance(workers, int) or not (
+                    (field.min or 1) <= workers <= (field.max or workers)):
+                raise ConfigError(f"workers: must be a whole number from {field.min:g} to "
+                                  f"{field.max:g}, got {workers!r}")
         self.workers = int(workers or self.config.workers)
         self.progress = progress
         raw = dict(self.config.raw)
@@ -423,7 +430,8 @@ class Node:
             w.path, self.on_event, debounce_delay=float(w.debounce_delay), mode=w.mode,
             poll_interval=float(w.poll_interval), recursive=bool(w.recursive),
             catch_up=bool(w.catch_up), extensions=tuple(w.extensions),
-            max_wait=float(w.max_wait), on_irregular=lambda p: self.on_event({"path": p}))
+            max_wait=float(w.max_wait), on_irregular=lambda p: self.on_event({"path": p}),
+            stall_timeout=float(w.stall_timeout))
         self._watcher.start()
         self._root_id = self._root_identity()
         log.info("watching %s (%s, %s: %s%s)", quoted(w.path),

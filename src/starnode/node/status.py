@@ -57,17 +57,24 @@ def status_data(cfg: Config, last: int = 10) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``data_dir``, ``db``, ``counts``, ``targets``, ``recent``, ``recent_lines``,
-        ``problems``, ``outbox``, ``reports`` (report files needing attention),
+        ``data_dir``, ``db``, ``counts`` (frames by state), ``copies`` (state -> measured or
+        reported frames that repeat an observation already counted: the same exposure copied
+        again),
+        ``synthetic`` (measured frames that are made-up demo frames),
+        ``targets``, ``recent``, ``recent_lines``, ``problems``, ``outbox``, ``reports`` (report
+        files needing attention),
         ``not_reported``: plain JSON-able values.
     """
     with Ledger(cfg) as ledger:
         counts = ledger.counts()
+        copies = ledger.copies()
+        synthetic = ledger.synthetic()
         recent = ledger.frames(limit=last, newest_first=True)
         problems = ledger.problems()
         targets = ledger.targets()
         held = ledger.frames(states=["measured"])
     return {"data_dir": str(cfg.data_dir), "db": str(cfg.db_path), "counts": counts,
+            "copies": copies, "synthetic": synthetic,
             "targets": [{"target": t, "frames": n} for t, n in targets],
             "recent": [{"id": f.id, "path": f.path, "state": f.state, "reason": f.reason,
                         "category": f.category, "target": f.target, "magnitude": f.magnitude,
@@ -128,18 +135,29 @@ def _outbox_line(o: dict[str, Any], damaged: dict[str, str]) -> str:
     demo = str(o.get("obscode", "")).upper() == "DEMO"
     if o["path"] in damaged:
         return f"  {o['path']}  ({damaged[o['path']].upper()}: see above)"
-    states = "" if demo else ", ".join(f"{n} {_UPLOAD.get(s, s)}"
-                                       for s, n in (o.get("states") or {}).items())
+    synthetic = int(o.get("synthetic") or 0)
+    states = "" if demo or synthetic else ", ".join(
+        f"{n} {_UPLOAD.get(s, s)}" for s, n in (o.get("states") or {}).items())
+    mark = (f"  SYNTHETIC: {synthetic} row(s) from made-up demo frames, not observations: "
+            "never upload" if synthetic else "  DEMO DATA: never upload" if demo else "")
     return (f"  {o['path']}  ({o['rows']} row(s){'; ' + states if states else ''}"
-            f"{'; DRY RUN' if o.get('dry_run') else ''})"
-            + ("  DEMO DATA: never upload" if demo else ""))
+            f"{'; DRY RUN' if o.get('dry_run') else ''}){mark}")
 
 
 def status_lines(data: dict[str, Any]) -> list[str]:
     """The text of ``starnode status`` for :func:`status_data`'s answer."""
-    c = data["counts"]
+    c = dict(data["counts"])
+    copies: dict[str, int] = data.get("copies") or {}
+    for state, n in copies.items():  # observations: a frame copied twice is counted once
+        c[state] = c.get(state, 0) - n
+    extra = sum(copies.values())
     out = [f"data: {data['data_dir']}",
-           f"frames: {sum(c.values())} - " + ", ".join(f"{n} {s}" for s, n in c.items())]
+           f"frames: {sum(c.values()) + extra} - " + ", ".join(f"{n} {s}" for s, n in c.items())
+           + (f", {extra} copies of frames already measured (counted and reported once)"
+              if extra else "")]
+    if data.get("synthetic"):
+        out.append(f"SYNTHETIC: {data['synthetic']} measured frame(s) are made-up demo frames "
+                   "(SYNTHET = T), not observations: never upload their reports")
     if data["targets"]:
         out.append("targets: " + ", ".join(f"{t['target']} ({t['frames']})"
                                            for t in data["targets"]))

@@ -161,6 +161,24 @@ class LedgerReads:
             "ORDER BY n DESC, state").fetchall()
         return [dict(r) for r in rows]
 
+    def synthetic(self) -> int:
+        """Measured and reported frames whose measurement says ``synthetic`` (made-up frames,
+        ``SYNTHET = T``: the demo's), never observations."""
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM frames WHERE state IN ('measured', 'reported') AND "
+            "json_extract(result, '$.synthetic') = 1").fetchone()
+        return int(row[0] or 0)
+
+    def copies(self) -> dict[str, int]:
+        """Measured and reported frames that repeat an observation another frame in the same
+        state already holds (the same exposure copied twice: its measurement key,
+        ``submission.key``, is the same; the outbox has it once), by state."""
+        rows = self.conn.execute(
+            "SELECT state, COUNT(*) - COUNT(DISTINCT COALESCE(json_extract(submission, "
+            "'$.key'), 'frame:' || id)) n FROM frames WHERE state IN ('measured', 'reported') "
+            "GROUP BY state").fetchall()
+        return {str(r["state"]): int(r["n"]) for r in rows if r["n"]}
+
     def targets(self) -> list[tuple[str, int]]:
         """``(target, measured frames)`` of every measured target, most frames first."""
         rows = self.conn.execute(

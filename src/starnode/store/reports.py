@@ -267,8 +267,10 @@ class ReportRows:
                                      f"AND closed=0{where}", [_now(), space, *params]).rowcount)
 
     def outbox_rows(self) -> list[sqlite3.Row]:
-        """``space, file, night, starid, obscode, closed, upload`` of every row, by night."""
-        return self.conn.execute("SELECT space, file, night, starid, obscode, closed, upload "
+        """``space, file, night, starid, obscode, closed, upload`` of every row, by night, and
+        ``synthetic`` (1 when the row's NOTES say SYNTHETIC DATA: made-up demo frames)."""
+        return self.conn.execute("SELECT space, file, night, starid, obscode, closed, upload, "
+                                 "instr(line, 'SYNTHETIC DATA') > 0 AS synthetic "
                                  "FROM aavso_rows ORDER BY night, file").fetchall()
 
     # ------------------------------------------------------------------ uploads

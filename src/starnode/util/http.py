@@ -259,6 +259,12 @@ class QuietHosts:
                 return None
         return f"{host} failed {time.time() - down[2]:.0f} s ago ({down[1]})"
 
+    def reason(self, url: str) -> str | None:
+        """The kind of the last failure of the URL's host (``HTTP 503``), while it is quiet."""
+        with self._lock:
+            down = self._down.get(self.host(url))
+        return down[1] if down is not None else None
+
     def failed(self, url: str, why: str, quiet_s: float) -> None:
         """Record that the URL's host failed every attempt; quiet for ``quiet_s`` seconds."""
         if quiet_s <= 0:

@@ -8,7 +8,9 @@ sentence of it and closes the gaps a naive watchdog wrapper leaves (see ``docs/w
   never make a path pending). When the deadline passes, :meth:`ImageWatcher._fire` checks that
   size and mtime did not change since the last observation and that the file is a complete FITS
   file (:func:`~starnode.watcher.scan.incompleteness`). Otherwise it waits again. A file that
-  never completes is reported after ``max_wait`` seconds with a WARNING.
+  never completes is reported after ``max_wait`` seconds with a WARNING; one that stopped
+  changing while incomplete (a truncated file, a torn copy) after ``stall_timeout`` seconds,
+  and again if it changes later (a writer that paused that long).
 * **Network shares.** ``mode="auto"`` polls folders on network/remote filesystems
   (:func:`~starnode.watcher.mounts.choose_mode`), where inotify sees nothing.
 * **Bounded threads.** The debounce "timers" are a :class:`~starnode.watcher.Debouncer` served
@@ -76,6 +78,9 @@ class ImageWatcher(FileSystemEventHandler):
         Case-insensitive suffixes that count.
     max_wait : float
         Seconds after which a file that never completes is reported anyway, with a WARNING.
+    stall_timeout : float
+        Seconds an incomplete file may stay unchanged (size and mtime) before it is taken for
+        truncated and reported, with a WARNING (a later change reports it again).
     on_irregular : callable, optional
         Called with the path of a name with a FITS extension that is not a regular file (a
         FIFO, a device, a folder); such names are never opened, and without it ignored.
@@ -106,9 +111,10 @@ class ImageWatcher(FileSystemEventHandler):
         extensions: Iterable[str] = (".fits", ".fit"),
         max_wait: float = 600.0,
         on_irregular: Callable[[str], None] | None = None,
+        stall_timeout: float = 30.0,
     ) -> None:
         super().__init__()
-        check_options(callback, mode, debounce_delay, poll_interval, max_wait)
+        check_options(callback, mode, debounce_delay, poll_interval, max_wait, stall_timeout)
         self.watch_path = watch_path
         self.callback = callback
         self.debounce_delay = float(debounce_delay)
@@ -118,6 +124,7 @@ class ImageWatcher(FileSystemEventHandler):
         self.catch_up = bool(catch_up)
         self.extensions = extensions_tuple(extensions)
         self.max_wait = float(max_wait)
+        self.stall_timeout = float(stall_timeout)
         self.on_irregular = on_irregular
         self._guard: RootGuard | None = None
         #: the mode in use after start() ("events" or "poll") and why it was chosen
@@ -135,6 +142,9 @@ class ImageWatcher(FileSystemEventHandler):
         self._pending: dict[str, Pending] = {}
         # paths reported this session -> (size, mtime_ns); None = present at start, not reported
         self._reported: dict[str, tuple[int, int] | None] = {}
+        # paths reported incomplete after a stall -> their (size, mtime_ns) then: a change
+        # (the writer had only paused) makes them pending again
+        self._stalled: dict[str, tuple[int, int]] = {}
         self._queue = WorkQueue(self._fire, self._scan_dir)
         self._observer: Any = None
         self._scheduler: threading.Thread | None = None
@@ -395,12 +405,17 @@ class ImageWatcher(FileSystemEventHandler):
             now = time.monotonic()
             p = self._pending.get(path)
             if p is None:
-                p = self._pending[path] = Pending(first_seen=now)
+                p = self._pending[path] = Pending(first_seen=now, changed=now)
+            if sig != p.sig:
+                p.changed = now
             p.sig = sig
             self._arm(path, self.debounce_delay, now, p)
 
     def _touch(self, path: str) -> None:
         """A modification or close-write: reset the timer of a *pending* path, nothing else."""
+        if path in self._stalled:  # reported truncated, and now written to after all
+            self._resume_stalled(path)
+            return
         if path not in self._pending:  # cheap unlocked pre-check
             return
         sig = stat_sig(path)
@@ -408,8 +423,27 @@ class ImageWatcher(FileSystemEventHandler):
             p = self._pending.get(path)
             if p is None or not self._running:
                 return
+            now = time.monotonic()
+            if sig != p.sig:
+                p.changed = now
             p.sig = sig
-            self._arm(path, self.debounce_delay, time.monotonic(), p)
+            self._arm(path, self.debounce_delay, now, p)
+
+    def _resume_stalled(self, path: str) -> None:
+        """A file reported as truncated changed since: it is pending again (reported again
+        once complete), so a writer that only paused loses nothing."""
+        sig = stat_sig(path)
+        with self._lock:
+            if sig is None:  # gone: nothing to wait for
+                self._stalled.pop(path, None)
+                return
+            if self._stalled.get(path) == sig:
+                return
+            self._stalled.pop(path, None)
+            self._reported.pop(path, None)
+        log.info("ImageWatcher: %s changed after it was reported incomplete; waiting for it "
+                 "again", quoted(path))
+        self._schedule(path, sig)
 
     def _forget_pending(self, path: str) -> None:
         with self._lock:
@@ -462,16 +496,29 @@ class ImageWatcher(FileSystemEventHandler):
     def _complete_header(self, path: str, p: Pending,
                          sig: tuple[int, int]) -> dict[str, Any] | None:
         """The header to report, or None after re-arming a file that is not complete yet."""
-        overdue = time.monotonic() - p.first_seen >= self.max_wait - 1e-6
+        now = time.monotonic()
+        overdue = now - p.first_seen >= self.max_wait - 1e-6
         if sig != p.sig and not overdue:
             self._rearm(path, p, sig, "size/mtime still changing", self.debounce_delay)
             return None
         scan = fitsheader.scan(path)
         problem = "size/mtime still changing" if sig != p.sig else incompleteness(scan, sig[0])
-        if problem and not overdue:
-            self._rearm(path, p, sig, problem, max(self.debounce_delay, 0.1))
+        # unchanged for stall_timeout and still incomplete: truncated, not being written
+        stalled = bool(problem) and sig == p.sig and now - p.changed >= self.stall_timeout - 1e-6
+        if problem and not overdue and not stalled:
+            delay = max(self.debounce_delay, 0.1)
+            if sig == p.sig:  # no sooner than the stall is due, no later than needed
+                delay = min(delay, max(0.1, p.changed + self.stall_timeout - now))
+            self._rearm(path, p, sig, problem, delay)
             return None
-        if problem:
+        if problem and not overdue:
+            log.warning("ImageWatcher: %s is incomplete (%s) and has not changed for %.0f s "
+                        "(watch.stall_timeout): a truncated file or a torn copy; reporting it "
+                        "now (it is looked at again if it changes)", quoted(path), problem,
+                        now - p.changed)
+            with self._lock:
+                self._stalled[path] = sig
+        elif problem:
             log.warning("ImageWatcher: %s did not complete within max_wait=%g s (%s); "
                         "reporting it anyway", quoted(path), self.max_wait, problem)
         return scan.header if scan.complete else {}
@@ -504,6 +551,8 @@ class ImageWatcher(FileSystemEventHandler):
                 return
             if p.problem != problem:
                 log.debug("ImageWatcher: %s not complete yet: %s", quoted(path), problem)
+            if sig != p.sig:
+                p.changed = time.monotonic()
             p.sig, p.problem = sig, problem
             if path not in self.debouncer:
                 self._arm(path, delay, time.monotonic(), p)
@@ -551,3 +600,5 @@ class ImageWatcher(FileSystemEventHandler):
         found = self._scanner.poll()
         for path in found or ():
             self._discovered(path, initial=initial)
+        for path in list(self._stalled):  # poll mode sees no writes: look at these again
+            self._resume_stalled(path)

@@ -33,7 +33,7 @@ def extensions_tuple(extensions: Iterable[str]) -> tuple[str, ...]:
 
 
 def check_options(callback: Any, mode: str, debounce_delay: float, poll_interval: float,
-                  max_wait: float) -> None:
+                  max_wait: float, stall_timeout: float = 30.0) -> None:
     """Refuse options a watcher cannot work with.
 
     Raises
@@ -53,3 +53,5 @@ def check_options(callback: Any, mode: str, debounce_delay: float, poll_interval
         raise ValueError(f"poll_interval must be > 0, not {poll_interval!r}")
     if not max_wait > 0:
         raise ValueError(f"max_wait must be > 0, not {max_wait!r}")
+    if not stall_timeout > 0:
+        raise ValueError(f"stall_timeout must be > 0, not {stall_timeout!r}")

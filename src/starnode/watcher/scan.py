@@ -34,6 +34,7 @@ class Pending:
     first_seen: float
     sig: tuple[int, int] | None = None
     problem: str = ""
+    changed: float = 0.0  # when (monotonic) its size or mtime was last seen to change
 
 
 def stat_sig(path: str) -> tuple[int, int] | None:

@@ -18,13 +18,18 @@ __all__ = ["NightSummary", "Point", "TargetNight", "build_night"]
 
 @dataclass
 class Point:
-    """One measurement of a target (time, magnitude, error, quality, whether reported)."""
+    """One measurement of a target (time, magnitude, error, quality, whether reported).
+
+    ``jd`` is the JD (UTC) of mid-exposure, ``scale`` ``"UTC"``; only for a frame whose stored
+    measurement cannot be read is it the ledger's HJD, and ``scale`` says ``"HJD"``.
+    """
 
     jd: float
     magnitude: float
     uncertainty: float
     quality: str
     reported: bool
+    scale: str = "UTC"
 
 
 @dataclass
@@ -51,6 +56,8 @@ class TargetNight:
     not_yet: int = 0
     report_files: list[dict[str, Any]] = field(default_factory=list)
     synthetic: bool = False
+    copies: int = 0  # frames that are copies of an observation already counted (re-copied)
+    keys: set[str] = field(default_factory=set, repr=False)  # the observations counted
 
 
 @dataclass
@@ -125,15 +132,21 @@ def build_night(snap: Snapshot, night: str | None = None, target: str | None = N
 
 
 def _add(t: TargetNight, f: FrameRecord) -> None:
+    if f.state in ("measured", "reported") and f.key:
+        if f.key in t.keys:  # the same exposure again (a night copied twice): counted once
+            t.copies += 1
+            return
+        t.keys.add(f.key)
     t.frames += 1
     t.synthetic = t.synthetic or f.synthetic
-    if f.state in ("measured", "reported") and f.magnitude is not None and f.jd is not None:
+    when, scale = (f.jd, "UTC") if f.jd is not None else (f.hjd, "HJD")
+    if f.state in ("measured", "reported") and f.magnitude is not None and when is not None:
         t.measured += 1
         q = f.quality or "poor"
         t.quality[q] = t.quality.get(q, 0) + 1
         t.quality_reasons.setdefault(q, []).extend(f.quality_reasons)
-        t.points.append(Point(f.jd, f.magnitude, f.uncertainty or 0.0, q,
-                              f.state == "reported"))
+        t.points.append(Point(when, f.magnitude, f.uncertainty or 0.0, q,
+                              f.state == "reported", scale))
         if f.filter and f.filter not in t.filters:
             t.filters.append(f.filter)
         if f.check_deviation is not None:

@@ -95,6 +95,8 @@ def render_json(s: NightSummary) -> str:
         Indented JSON.
     """
     data = asdict(s)
+    for t in data["targets"]:
+        t.pop("keys", None)  # bookkeeping (the observations counted), not the night
     data["sections"] = [{"heading": h, "paragraphs": p} for h, p in sections(s)]
     data["text"] = render_text(s)
     return json.dumps(data, indent=2, default=str)

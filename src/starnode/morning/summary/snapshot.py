@@ -62,6 +62,8 @@ class FrameRecord(FrameFacts):
     submission_message: str | None = None
     night: str | None = None
     first_seen: float | None = None
+    hjd: float | None = None  # HJD of mid-exposure (the ledger's time column), when known
+    key: str | None = None  # the observation (the AAVSO measurement key): copies share it
 
 
 @dataclass
@@ -90,17 +92,20 @@ def _measured_fields(frame: Any, longitude: float | None) -> dict[str, Any]:
         log.warning("frame %s: unreadable measurement (%s); counted without it", frame.name, exc)
         m = None
     sub = frame.submission or {}
-    out: dict[str, Any] = {"jd": frame.jd, "magnitude": frame.magnitude,
+    # the ledger's time column holds the HJD (or the JD when there is none): never a clock time
+    out: dict[str, Any] = {"jd": None, "hjd": frame.jd, "magnitude": frame.magnitude,
                            "uncertainty": frame.uncertainty, "quality": frame.quality,
-                           "night": sub.get("night")}
+                           "night": sub.get("night"), "key": sub.get("key")}
     if m is None:
         return out
+    utc_jd = _finite(m.jd)
+    out.update(jd=utc_jd if utc_jd else None, hjd=_finite(m.hjd))
     check = m.check_star
     cmags = [v for v in (_finite(c.catalog_mag) for c in m.comps if c.used) if v is not None]
     night = m.night or out["night"]
-    if night is None and frame.jd is not None:
+    if night is None and out["jd"] is not None:
         lon = m.site_longitude if m.site_longitude is not None else longitude
-        night = night_of(float(frame.jd), lon)
+        night = night_of(float(out["jd"]), lon)
     out.update(quality_reasons=tuple(m.quality_reasons), filter=m.filter or None,
                check_label=(check.label or check.name) if check else None,
                check_deviation=_finite(check.deviation) if check else None,
@@ -198,8 +203,9 @@ def frame_night(f: FrameRecord, longitude: float | None) -> str | None:
     """
     if f.state in _MEASURED and f.night:
         return f.night
-    if f.state in _MEASURED and f.jd is not None:
-        return night_of(f.jd, longitude)
+    when = f.jd if f.jd is not None else f.hjd
+    if f.state in _MEASURED and when is not None:
+        return night_of(when, longitude)
     stamped = _stamp_night(f.name)
     if stamped:
         return stamped

@@ -135,20 +135,25 @@ def mags(delta: float) -> str:
     return f"{d:.2f} of a magnitude"
 
 
-def utc(jd: float) -> str:
-    """The clock time of a JD: ``21:36 UTC``.
+def utc(jd: float, scale: str = "UTC", *, date: bool = False) -> str:
+    """The clock time of a JD, labelled with its time scale: ``21:36 UTC``.
 
     Parameters
     ----------
     jd : float
-        Julian date (UTC).
+        Julian date in ``scale``.
+    scale : str
+        ``"UTC"`` for a JD (UTC); ``"HJD"`` for a heliocentric JD, which is labelled so (it
+        differs from the clock by up to 8 minutes).
+    date : bool
+        Also the date (``2025-09-14 21:36 UTC``).
 
     Returns
     -------
     str
     """
     t = utc_from_jd(jd)
-    return f"{t:%H:%M} UTC"
+    return (f"{t:%Y-%m-%d %H:%M}" if date else f"{t:%H:%M}") + f" {scale}"
 
 
 def _spoken_list(items: list[str]) -> str:
@@ -164,14 +169,15 @@ def _trend(t: TargetNight) -> list[str]:
     filt = f" in the {_spoken_list(t.filters)} filter" if t.filters else ""
     if len(pts) == 1:
         p = pts[0]
-        out.append(f"The one measurement, at {utc(p.jd)}, gave magnitude {p.magnitude:.2f}"
+        out.append(f"The one measurement, at {utc(p.jd, p.scale)}, gave magnitude {p.magnitude:.2f}"
                    f"{filt}, give or take {p.uncertainty:.2f}.")
         return out
     ms = [p.magnitude for p in pts]
     errs = [p.uncertainty for p in pts]
     typ = statistics.median(errs)
     bright, faint = min(ms), max(ms)
-    out.append(f"Between {utc(pts[0].jd)} and {utc(pts[-1].jd)} the star measured from "
+    out.append(f"Between {utc(pts[0].jd, pts[0].scale)} and {utc(pts[-1].jd, pts[-1].scale)} "
+               f"the star measured from "
                f"magnitude {faint:.2f} at its faintest to {bright:.2f} at its brightest{filt}. "
                f"A typical measurement is good to about {typ:.2f} of a magnitude.")
     k = max(1, len(pts) // 4)
@@ -274,11 +280,16 @@ def _report_words(s: NightSummary, t: TargetNight) -> list[str]:
                    f"{was(t.reported)} reported{who}{where}"
                    + (f", as {count(rows, 'row')}" if rows and rows != t.reported else "")
                    + ".")
-        if states:
+        synthetic = t.synthetic or any(o.get("synthetic") for o in t.report_files)
+        if synthetic:  # never "for you to upload"
+            out.append(f"Status: {count(rows or t.reported, 'row')} in the outbox, made from "
+                       "SYNTHETIC frames (demonstration data, not observations): never upload "
+                       "them.")
+        elif states:
             parts = [f"{count(n, 'row')} {UPLOAD_WORDS.get(st, st)}"
                      for st, n in states.most_common()]
             out.append("Status: " + _spoken_list(parts) + ".")
-        if "DEMO" in {c.upper() for c in codes} or t.synthetic:
+        if "DEMO" in {c.upper() for c in codes} and not synthetic:
             out.append("These are demonstration data: never upload them.")
     for why, n in sorted(t.held_back.items(), key=lambda kv: -kv[1]):
         out.append(f"{count(n, 'measurement').capitalize()} {was(n)} held back: {why}.")
@@ -356,6 +367,12 @@ def sections(s: NightSummary, *, legend: bool = True) -> list[tuple[str, list[st
                  + (f", {count(t.failed, 'frame')} failed" if t.failed else "")
                  + (f", {count(t.waiting, 'frame')} still waiting" if t.waiting else "")
                  + "."]
+        if t.copies:
+            one = t.copies == 1
+            paras.append(f"{count(t.copies, 'more frame').capitalize()} {was(t.copies)} "
+                         + ("a copy of a frame" if one else "copies of frames")
+                         + " already measured (the same exposure copied again); each "
+                         "observation is counted and reported once.")
         paras += _skip_words(t.skipped, t.skipped_other)
         if t.points:
             paras += _trend(t)

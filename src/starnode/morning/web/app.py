@@ -78,17 +78,28 @@ def serve(config: Config | Any, host: str = "127.0.0.1", port: int = 8765,
     token : str, optional
         The token; off loopback one is always required (:func:`~.auth.token_for`).
     on_start : callable, optional
-        Given the page's address (with the token) before serving.
+        Given the page's address (with the token) once the port is bound, before serving.
+
+    Raises
+    ------
+    starnode.util.net.ListenError
+        The address cannot be listened on (the port is in use...): nothing was printed.
     """
     import uvicorn
+
+    from ..util.net import bind_listen
 
     cfg = resolve(config)
     token = token_for(host, token)
     app = create_app(cfg, token=token)
+    sock = bind_listen(host, port)  # before the address is shown: a busy port is no success
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     log.info("serving %s at %s (read only%s)", cfg.data_dir, url,
              ", token required" if token else "")
     if on_start is not None:
         on_start(url)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    try:
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    finally:
+        sock.close()

@@ -17,7 +17,6 @@ from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from ...config import Config
-from ...frame.timesite import utc_from_jd
 from ..summary import (
     REASON_WORDS,
     NightSummary,
@@ -32,6 +31,7 @@ from ..summary import (
     render_text,
     sound_legend,
 )
+from ..summary.words import utc
 
 __all__ = ["router"]
 
@@ -61,11 +61,9 @@ def _night(cfg: Config, snap: Snapshot, night: str | None, target: str | None = 
                        acceptable_check=float(q.acceptable_max_check_deviation))
 
 
-def _utc(jd: float | None) -> str:
-    if jd is None:
-        return ""
-    t = utc_from_jd(jd)
-    return f"{t:%Y-%m-%d %H:%M} UTC"
+def _utc(jd: float | None, scale: str = "UTC") -> str:
+    """The time of a JD (UTC) as a date and clock time; an HJD is labelled HJD."""
+    return "" if jd is None else utc(jd, scale, date=True)
 
 
 def _why(category: str | None, reason: str | None) -> str:
@@ -136,7 +134,12 @@ def index(request: Request, night: str | None = None) -> Response:
     s = ctx["s"]
     outbox = [o for o in ctx["snap"].outbox if o.get("night") == s.night and o.get("exists")]
     counts: dict[str, int] = {}
+    seen: set[str] = set()
     for f in night_frames(ctx["snap"], s.night):
+        if f.key and f.state in ("measured", "reported"):
+            if f.key in seen:  # a copy of a frame already counted (a night copied twice)
+                continue
+            seen.add(f.key)
         counts[f.state] = counts.get(f.state, 0) + 1
     ctx.update(summary_html=render_html(s, level=3), outbox=outbox,
                counts=[(_STATE_WORDS.get(k, k), n) for k, n in counts.items()],
@@ -147,7 +150,8 @@ def index(request: Request, night: str | None = None) -> Response:
 def _frame_row(f: Any, known: dict[str, str]) -> dict[str, str]:
     refused = f.state in ("skipped", "failed")
     return {"name": f.name, "target": frame_target(f, known) or "unknown",
-            "state": _STATE_WORDS.get(f.state, f.state), "time": _utc(f.jd),
+            "state": _STATE_WORDS.get(f.state, f.state),
+            "time": _utc(f.jd) if f.jd is not None else _utc(f.hjd, "HJD"),
             "magnitude": "" if f.magnitude is None else f"{f.magnitude:.3f}",
             "quality": _QUALITY_MARK.get(f.quality or "", ""),
             "why": _why(f.category, f.reason) if refused else "",
@@ -204,7 +208,7 @@ def target(request: Request, name: str, night: str | None = None) -> Response:
            f"measurement(s) over {hours:.1f} hours, magnitude {pts[0].magnitude:.2f} at the "
            f"start and {pts[-1].magnitude:.2f} at the end (brighter is higher). The data are "
            "in the table below.")
-    rows = [{"time": _utc(p.jd), "magnitude": f"{p.magnitude:.3f}",
+    rows = [{"time": _utc(p.jd, p.scale), "magnitude": f"{p.magnitude:.3f}",
              "error": f"{p.uncertainty:.3f}",
              "quality": _QUALITY_MARK.get(p.quality, p.quality),
              "reported": "yes" if p.reported else "no"} for p in pts]
