@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starnode.lightcurve import lightcurve_points
-from starnode.summary import night_summary, render_text
+from starnode.morning.lightcurve import lightcurve_points
+from starnode.morning.summary import night_summary, render_text
 
 from morning_night import GOOD, make_night
 from starnode.cli import main
@@ -59,7 +59,7 @@ def test_summary_times_are_the_utc_of_mid_exposure(night: Config) -> None:
 
 def test_page_times_are_utc(night: Config) -> None:
     import uvicorn
-    from starnode.web import create_app
+    from starnode.morning.web import create_app
 
     with socket_server(create_app(night), uvicorn) as url:
         target = _get(url + "target/SS%20Cyg")
@@ -93,7 +93,7 @@ def test_a_night_copied_twice_is_counted_once(copied: Config) -> None:
     said = render_text(s, width=10_000)
     assert "copies of frames already measured" in said
     import uvicorn
-    from starnode.web import create_app
+    from starnode.morning.web import create_app
 
     with socket_server(create_app(copied), uvicorn) as url:
         page = _get(url)
