@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starnode.morning.lightcurve import lightcurve_points
-from starnode.morning.summary import night_summary, render_text
 
 from morning_night import GOOD, make_night
 from starnode.cli import main
 from starnode.config import Config
+from starnode.morning.lightcurve import lightcurve_points
+from starnode.morning.summary import night_summary, render_text
 from starnode.node.status import status_data, status_lines
 from starnode.store import Ledger
 
@@ -59,6 +59,7 @@ def test_summary_times_are_the_utc_of_mid_exposure(night: Config) -> None:
 
 def test_page_times_are_utc(night: Config) -> None:
     import uvicorn
+
     from starnode.morning.web import create_app
 
     with socket_server(create_app(night), uvicorn) as url:
@@ -93,6 +94,7 @@ def test_a_night_copied_twice_is_counted_once(copied: Config) -> None:
     said = render_text(s, width=10_000)
     assert "copies of frames already measured" in said
     import uvicorn
+
     from starnode.morning.web import create_app
 
     with socket_server(create_app(copied), uvicorn) as url:
