@@ -236,11 +236,13 @@ def test_tycho2_gaia_catalogue_and_database_for_a_small_cap(tmp_path):
     assert len(rec) == n and cat.read_bytes()[:4] == b"GDR3"
     n_gaia = len(gaia_bright_stars(ra_c, dec_c, 2.0)[0])
     assert n > n_gaia  # Tycho-2 is deeper than G < 10
-    assert np.sum(rec["mag"] >= 10.0) > n / 3
+    tyc = rec["id"] < 10**9  # Tycho-2 stars are numbered from 1, Gaia ids are > 4e9
+    # what Tycho-2 adds is mostly fainter than the bundled Gaia stars (the 08/09 index files
+    # hold a thinned-out Tycho-2: 78 stars in this cap, 71 of them at 10-11 mag)
+    assert tyc.sum() > 0 and np.sum(rec["mag"][tyc] >= 10.0) > tyc.sum() / 2
     # no duplicates: each Tycho-2 star alone within 1", none within 2" of a Gaia star
     from scipy.spatial import cKDTree
 
-    tyc = rec["id"] < 10**9  # Tycho-2 stars are numbered from 1, Gaia ids are > 4e9
     xyz = astrometry.tycho._xyz(rec["ra"], rec["dec"])
     assert not cKDTree(xyz[tyc]).query_pairs(np.radians(1.0 / 3600))
     d, _ = cKDTree(xyz[~tyc]).query(xyz[tyc])
