@@ -130,39 +130,3 @@ def pair_chi2(m1: np.ndarray, e1: np.ndarray, m2: np.ndarray, e2: np.ndarray
     zp = float(np.sum(w * d) / np.sum(w))
     return float(np.sum((d - zp) ** 2 * w) / (n - 1)), n
 
-
-def green_asymmetry(green: tuple[np.ndarray, np.ndarray], pos: np.ndarray, radius: float,
-                    sky: np.ndarray) -> np.ndarray:
-    """Per star, (G1 - G2) / (G1 + G2) of the two green CFA sites' aperture sums.
-
-    The two green sites see the same colour, so for a star sampled finely enough by the colour
-    filter array they hold the same light and the asymmetry is noise. A sharp core puts a
-    varying share of the light on one site, on the other, or on the red / blue sites between
-    them: the asymmetry's spread measures how strongly the CFA samples the frame's stars
-    (docs/photometry.md, "Why older-firmware alt-az subs scatter").
-
-    Parameters
-    ----------
-    green : (numpy.ndarray, numpy.ndarray)
-        The two green-site planes (``Frame.green``), plane pixel grid.
-    pos : numpy.ndarray
-        (n, 2) plane positions.
-    radius : float
-        Aperture radius (plane px).
-    sky : numpy.ndarray
-        Sky per plane pixel (the two sites' sum) of each star.
-
-    Returns
-    -------
-    numpy.ndarray
-        The asymmetry (NaN where a sum is not positive).
-    """
-    from photutils.aperture import CircularAperture, aperture_photometry
-
-    ap = CircularAperture(pos, radius)
-    area = math.pi * radius * radius
-    g1, g2 = (np.asarray(aperture_photometry(site, ap, method="exact")["aperture_sum"], float)
-              - 0.5 * area * sky for site in green)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        a = (g1 - g2) / (g1 + g2)
-    return np.where((g1 + g2) > 0, a, np.nan)
