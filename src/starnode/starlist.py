@@ -45,6 +45,8 @@ COLUMNS: dict[str, tuple[str | None, str]] = {
     "inst_err": ("mag", "its error, the frame's excess noise included"),
     "mag": ("mag", "calibrated on the frame's zero point (at the star's position)"),
     "mag_err": ("mag", "inst_err and the zero point's error in quadrature"),
+    "excess": ("mag", "the excess noise in inst_err (the frame's aperture term and the CFA "
+               "sampling error left after the correction; all of it when not recentred)"),
     "fwhm": ("pix", "the star's FWHM from its second moments (NaN when not detected)"),
     "saturated": (None, "a pixel at the saturation level"),
     "edge": (None, "too close to the edge for the annulus"),
@@ -52,11 +54,24 @@ COLUMNS: dict[str, tuple[str | None, str]] = {
     "comp": (None, "in the ensemble"),
     "check": (None, "the check star"),
     "target": (None, "the variable"),
+    "zero_point": ("mag", "the frame's zero point (at the frame centre for a radial model)"),
+    "zp_error": ("mag", "its error"),
+    "frame_excess": ("mag", "the frame's excess noise (as in the measurement record)"),
+    "airmass": (None, "the frame's airmass (the target's; scintillation of every star uses it)"),
+    "scintillation": ("mag", "the scintillation term in every star's error"),
+    "reference": (None, "what calibrates mag: vsp (a VSP sequence), gaia-dr3, or none"),
 }
+
+#: the columns that hold one value per frame (repeated on each of its rows, so that CSV, JSON
+#: and several frames in one ECSV keep each frame's own values)
+FRAME_COLUMNS = ("zero_point", "zp_error", "frame_excess", "airmass", "scintillation",
+                 "reference")
 
 
 _FORMATS = {"ra": ".6f", "dec": ".6f", "x": ".2f", "y": ".2f", "flux": ".1f", "flux_err": ".1f",
-            "inst_mag": ".4f", "inst_err": ".4f", "mag": ".4f", "mag_err": ".4f", "fwhm": ".2f"}
+            "inst_mag": ".4f", "inst_err": ".4f", "mag": ".4f", "mag_err": ".4f", "fwhm": ".2f",
+            "excess": ".4f", "zero_point": ".4f", "zp_error": ".4f", "frame_excess": ".4f",
+            "airmass": ".3f", "scintillation": ".4f"}
 
 
 def starlist_path(data_dir: Path, night: str | None, frame_path: Path) -> Path:
@@ -78,7 +93,7 @@ def _fwhm_of(det: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def build_starlist(frame: Frame, wcs: Any, config: Any, sm: StarMeasurement, fit: EnsembleFit,
-                   target_name: str) -> Table:
+                   target_name: str, reference: str = "vsp") -> Table:
     """Every catalogued (target first, comps) and detected star of the frame.
 
     Parameters
@@ -93,6 +108,8 @@ def build_starlist(frame: Frame, wcs: Any, config: Any, sm: StarMeasurement, fit
     fit : EnsembleFit
         The zero point (:meth:`EnsembleFit.zp_for`) and which comps are used / the check.
     target_name : str
+    reference : str
+        What the zero point comes from (the sequence's source: ``vsp``, ``gaia-dr3``).
 
     Returns
     -------
@@ -106,8 +123,11 @@ def build_starlist(frame: Frame, wcs: Any, config: Any, sm: StarMeasurement, fit
     if len(det.x) and n_cat:
         dist, _ = cKDTree(np.column_stack([sm.x, sm.y])).query(det.xy)
         far = dist > max(2.0, sm.fwhm)
+    # the frame's airmass (scintillation) and the frame's excess terms and CFA model: a handful
+    # of bright field stars must not estimate (or miss) them on their own
     field = (measure_stars(frame, det.xy[far], config, fwhm=sm.fwhm,
-                           neighbours=np.column_stack([sm.x, sm.y]), airmass=None)
+                           neighbours=np.column_stack([sm.x, sm.y]), airmass=sm.airmass,
+                           excess=sm.frame_terms())
              if far.any() else None)
     names = [target_name] + [row.comp.label for row in sorted(fit.rows, key=lambda r: r.i)]
     role = {row.i: row for row in fit.rows}
@@ -124,6 +144,8 @@ def build_starlist(frame: Frame, wcs: Any, config: Any, sm: StarMeasurement, fit
         cols["flux_err"].append(float(src.flux_err[j]))
         cols["inst_mag"].append(float(src.mag[j]))
         cols["inst_err"].append(float(src.mag_err[j]))
+        cols["excess"].append(float(src.star_excess[j]) if src.star_excess is not None
+                              else src.excess_mag)
         cols["mag"].append(float(src.mag[j]) + zp)
         cols["mag_err"].append(math.hypot(float(src.mag_err[j]), zp_err if comp or check
                                           or target else zp_err_field))
@@ -141,6 +163,9 @@ def build_starlist(frame: Frame, wcs: Any, config: Any, sm: StarMeasurement, fit
         for j in range(len(field.x)):
             add(field, j, "field", False, False, False)
     x, y = np.array(cols["x"]), np.array(cols["y"])
+    per_frame = frame_values(sm, fit, reference)
+    for k in FRAME_COLUMNS:
+        cols[k] = [per_frame[k]] * len(x)
     cols["fwhm"], blended = (list(a) for a in _fwhm_of(det, x, y))
     cols["blended"] = [bool(b) for b in blended]
     with warnings.catch_warnings():
@@ -153,13 +178,38 @@ def build_starlist(frame: Frame, wcs: Any, config: Any, sm: StarMeasurement, fit
         table[k].description = desc
         if k in _FORMATS:
             table[k].format = _FORMATS[k]
-    table.meta.update({"file": str(frame.path), "zero_point": round(fit.zp, 4),
-                       "zp_error": round(fit.zp_err, 4),
-                       "illumination": ("radial" if fit.radial is not None and fit.radial.keep
-                                        else "constant"),
-                       "excess_noise_mag": round(sm.excess_mag, 4), "fwhm_px": round(sm.fwhm, 3),
-                       "aperture_px": round(sm.radius, 3)})
+    table.meta.update(frame_meta(frame, sm, fit, reference))
     return table
+
+
+def frame_values(sm: StarMeasurement, fit: EnsembleFit | None, reference: str
+                 ) -> dict[str, Any]:
+    """The per-frame columns (:data:`FRAME_COLUMNS`)."""
+    return {"zero_point": round(fit.zp, 4) if fit is not None else math.nan,
+            "zp_error": round(fit.zp_err, 4) if fit is not None else math.nan,
+            "frame_excess": round(sm.excess_mag, 4),
+            "airmass": round(sm.airmass, 3) if sm.airmass is not None else math.nan,
+            "scintillation": round(1.0857 * sm.scintillation, 4), "reference": reference}
+
+
+def frame_meta(frame: Frame, sm: StarMeasurement, fit: EnsembleFit | None, reference: str
+               ) -> dict[str, Any]:
+    """The frame's values for the table's meta."""
+    cfa = sm.cfa
+    return {"file": str(frame.path),
+            "zero_point": round(fit.zp, 4) if fit is not None else None,
+            "zp_error": round(fit.zp_err, 4) if fit is not None else None,
+            "illumination": ("radial" if fit is not None and fit.radial is not None
+                             and fit.radial.keep else "constant"),
+            "excess_noise_mag": round(sm.excess_mag, 4),
+            "aperture_excess_mag": round(sm.aperture_excess_mag, 4),
+            "cfa_t1": round(cfa.t1, 4) if cfa is not None else None,
+            "cfa_sampling_mag": round(cfa.sampling_mag, 4) if cfa is not None else None,
+            "cfa_uncorrected_mag": round(cfa.uncorrected_mag, 4) if cfa is not None else None,
+            "airmass": round(sm.airmass, 3) if sm.airmass is not None else None,
+            "scintillation_mag": round(1.0857 * sm.scintillation, 4),
+            "reference": reference, "fwhm_px": round(sm.fwhm, 3),
+            "aperture_px": round(sm.radius, 3)}
 
 
 def write_starlist(table: Table, path: Path) -> Path:
@@ -255,6 +305,9 @@ def stars_command(files: list[str], config: Any, fmt: str, out: str | None) -> i
     if not tables:
         return status
     table = vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
+    if len(tables) > 1:  # one header for several frames: each frame's values, not the last's
+        table.meta.clear()
+        table.meta["frames"] = [dict(t.meta) for t in tables]
     buf = io.StringIO()
     if fmt == "json":
         rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in zip(
