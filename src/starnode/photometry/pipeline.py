@@ -133,7 +133,8 @@ def _usable_comps(frame: Frame, seq: Sequence) -> list[CompStar]:
     return comps
 
 
-def _solve(frame: Frame, cfg: Config, comps: list[CompStar], target: Target) -> Any:
+def _refs(frame: Frame, comps: list[CompStar], target: Target
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ra = np.array([c.ra_deg for c in comps] + [target.ra_deg])
     dec = np.array([c.dec_deg for c in comps] + [target.dec_deg])
     mags = []
@@ -141,9 +142,41 @@ def _solve(frame: Frame, cfg: Config, comps: list[CompStar], target: Target) -> 
         m = c.mag("V") or c.mag(frame.band)
         mags.append(m[0] if m else np.nan)
     mags.append(np.nan)
+    return ra, dec, np.array(mags)
+
+
+def solver_references(frame: Frame, config: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                          str | None]:
+    """The reference stars ``measure()`` gives the solver for this frame: the target and its
+    comparison sequence (cached, bundled or fetched as the configuration allows), so that
+    ``starnode solve`` solves exactly what the pipeline solves.
+
+    Parameters
+    ----------
+    frame : Frame
+    config : Any
+        Anything :func:`starnode.config.resolve` accepts.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray, numpy.ndarray, str or None)
+        RA, Dec, magnitude (empty when there is no sequence) and why there is none (None when
+        there is one).
+    """
+    cfg = resolve(config)
+    try:
+        target, seq = _target_and_sequence(frame, cfg)
+        comps = _usable_comps(frame, seq)
+    except FrameRejected as exc:
+        return np.empty(0), np.empty(0), np.empty(0), exc.reason
+    return (*_refs(frame, comps, target), None)
+
+
+def _solve(frame: Frame, cfg: Config, comps: list[CompStar], target: Target) -> Any:
+    ra, dec, mags = _refs(frame, comps, target)
     try:
         return astrometry.solve_frame(frame, cfg, ref_ra=ra, ref_dec=dec,
-                                      ref_mag=np.array(mags), hint=frame.header_wcs)
+                                      ref_mag=mags, hint=frame.header_wcs)
     except astrometry.AstrometryError as exc:  # starnode.errors' once the package is in
         raise FrameRejected(f"{frame.path.name}: no verified WCS: {exc}",
                             RejectCategory.ASTROMETRY) from exc
