@@ -72,3 +72,50 @@ def test_several_frames_keep_their_own_values(tmp_path: Path) -> None:
     csv = subprocess.run([*cmd, "--csv"], capture_output=True, text=True, check=True)
     head = csv.stdout.splitlines()[0].split(",")
     assert {"excess", "frame_excess", "airmass", "zero_point", "reference"} <= set(head)
+
+
+def test_a_frame_without_a_measurable_target_is_listed_from_its_chart(tmp_path: Path) -> None:
+    """The variable is outside the frame (``measure`` refuses it): the stars are listed anyway,
+    calibrated on the chart's comps (reference vsp), and the magnitudes hold."""
+    from scipy.spatial import cKDTree
+
+    from starnode.starlist import frame_starlist
+
+    hdul, truth = synthetic.make_sub(seed=901, extra_stars=300, pointing_offset_arcmin=(0.0, 45.0))
+    path = synthetic.write_frame(tmp_path / "Light_SS Cyg_10.0s_IRCUT_y.fit", hdul)
+    cfg = Config({**_config(tmp_path), "photometry": {
+        "sequence_file": str(synthetic.DEMO_SEQUENCE_FILE), "offline": True}})
+    with pytest.raises(Exception, match="outside the frame"):
+        measure(path, cfg)
+    t = frame_starlist(path, cfg)
+    assert "outside the frame" in t.meta["not_measured"]
+    assert set(t["reference"]) == {"vsp"} and not np.any(t["target"])
+    assert np.all(np.isfinite(t["inst_mag"][t["flux"] > 0]))
+    fs = [s for s in truth.stars if s.in_frame and not s.is_target]
+    dist, idx = cKDTree([[s.plane_x, s.plane_y] for s in fs]).query(
+        np.column_stack([t["x"], t["y"]]))
+    diffs = [row["mag"] - fs[i].v_mag for row, d, i in zip(t, dist, idx, strict=True)
+             if d < 1.0 and row["mag_err"] < 0.15 and not row["saturated"]]
+    assert len(diffs) >= 5 and abs(float(np.median(diffs))) < 0.05
+    assert t.meta["zp_stars"] >= 3
+
+
+def test_stars_offline_without_a_chart_real_older_firmware_pair(shared: Path,
+                                                                tmp_path: Path) -> None:
+    """NGC 7023 has no AAVSO chart and nothing is cached: every star is still listed, with
+    instrumental magnitudes, the frame's airmass and excess, and the reference named."""
+    folder = shared / "data" / "seestar-s50" / "S50_NGC7023_2024-07-30_altaz"
+    files = sorted(folder.glob("*.fit"))
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"data_dir": str(tmp_path / "d"), "photometry": {"offline": True}}))
+    r = subprocess.run([sys.executable, "-m", "starnode", "--config", str(cfg), "stars",
+                        *map(str, files), "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    for f in files:
+        mine = [x for x in rows if x["file"] == str(f)]
+        assert len(mine) > 100
+        assert {x["reference"] for x in mine} <= {"gaia-dr3-g", "none"}
+        assert sum(np.isfinite(x["inst_mag"]) for x in mine) > 100
+        assert all(abs(x["airmass"] - 1.378) < 0.01 for x in mine)
+        assert all(x["frame_excess"] >= 0 for x in mine)

@@ -172,13 +172,19 @@ def build_starlist(frame: Frame, wcs: Any, config: Any, sm: StarMeasurement, fit
         warnings.simplefilter("ignore")
         ra, dec = wcs.all_pix2world(x, y, 0) if len(x) else (np.array([]), np.array([]))
     cols["ra"], cols["dec"] = list(np.asarray(ra, float)), list(np.asarray(dec, float))
-    table = Table({k: np.asarray(v) if v else np.array([]) for k, v in cols.items()})
+    table = table_from_columns(cols)
+    table.meta.update(frame_meta(frame, sm, fit, reference))
+    return table
+
+
+def table_from_columns(cols: dict[str, Any]) -> Table:
+    """The starlist table of :data:`COLUMNS` (units, descriptions, formats) from sequences."""
+    table = Table({k: np.asarray(cols[k]) if len(cols[k]) else np.array([]) for k in COLUMNS})
     for k, (unit, desc) in COLUMNS.items():
         table[k].unit = unit
         table[k].description = desc
         if k in _FORMATS:
             table[k].format = _FORMATS[k]
-    table.meta.update(frame_meta(frame, sm, fit, reference))
     return table
 
 
@@ -236,8 +242,16 @@ def write_starlist(table: Table, path: Path) -> Path:
     return path
 
 
+#: why ``measure()`` may refuse a frame whose stars can still be listed
+_LISTABLE = ("catalog", "too_few_comps", "no_target", "low_snr", "saturated", "edge")
+
+
 def frame_starlist(path: str | os.PathLike[str], config: Any) -> Table:
-    """Measure one frame (as the pipeline does, writing its starlist) and return the list.
+    """Measure one frame (as the pipeline does, writing its starlist) and return the list;
+    when the variable cannot be measured (no chart offline, target outside, faint, saturated)
+    every star the solver can place is listed anyway
+    (:func:`starnode.photometry.fieldlist.field_starlist`: instrumental always, calibrated
+    from the best reference there is, named in ``reference``).
 
     Parameters
     ----------
@@ -256,12 +270,24 @@ def frame_starlist(path: str | os.PathLike[str], config: Any) -> Table:
         The frame cannot be measured (the reason says why).
     """
     from .config import resolve
+    from .errors import FrameRejected
     from .photometry import measure
 
     cfg = resolve(config)
     if not cfg.photometry.starlists:
         raise OSError("photometry.starlists is off in the configuration: no starlist is made")
-    m = measure(path, cfg)
+    try:
+        m = measure(path, cfg)
+    except FrameRejected as exc:
+        if str(exc.category) not in _LISTABLE:
+            raise
+        from .photometry.fieldlist import field_starlist
+
+        log.info("%s: %s; listing its stars without a measurement", Path(path).name,
+                 exc.reason)
+        table = field_starlist(path, cfg)
+        table.meta["not_measured"] = exc.reason
+        return table
     if m.starlist is None:
         raise OSError(f"{Path(path).name}: the starlist could not be written (see the log)")
     return Table.read(m.starlist, format="ascii.ecsv")

@@ -54,7 +54,7 @@ from .quality import grade_quality
 
 log = logging.getLogger("starnode.photometry")
 
-__all__ = ["last_rejection", "measure", "run_pipeline"]
+__all__ = ["frame_sequence", "last_rejection", "measure", "run_pipeline", "solver_references"]
 
 _tls = threading.local()
 _QUIET = (RejectCategory.NOT_LIGHT, RejectCategory.NO_TARGET)
@@ -163,13 +163,35 @@ def solver_references(frame: Frame, config: Any) -> tuple[np.ndarray, np.ndarray
         RA, Dec, magnitude (empty when there is no sequence) and why there is none (None when
         there is one).
     """
+    found, why = frame_sequence(frame, config)
+    if found is None:
+        return np.empty(0), np.empty(0), np.empty(0), why
+    target, _, comps = found
+    return (*_refs(frame, comps, target), None)
+
+
+def frame_sequence(frame: Frame, config: Any
+                   ) -> tuple[tuple[Target, Sequence, list[CompStar]] | None, str | None]:
+    """The frame's target, comparison sequence and usable comps, as ``measure()`` finds them
+    (cached VSP, the configured or bundled chart, online when allowed), or why there are none.
+
+    Parameters
+    ----------
+    frame : Frame
+    config : Any
+        Anything :func:`starnode.config.resolve` accepts.
+
+    Returns
+    -------
+    ((Target, Sequence, list of CompStar) or None, str or None)
+    """
     cfg = resolve(config)
     try:
         target, seq = _target_and_sequence(frame, cfg)
         comps = _usable_comps(frame, seq)
     except FrameRejected as exc:
-        return np.empty(0), np.empty(0), np.empty(0), exc.reason
-    return (*_refs(frame, comps, target), None)
+        return None, exc.reason
+    return (target, seq, comps), None
 
 
 def _solve(frame: Frame, cfg: Config, comps: list[CompStar], target: Target) -> Any:
