@@ -227,6 +227,28 @@ def _v5(conn: sqlite3.Connection) -> None:
                  "bin_end) WHERE closed=0")
 
 
+def _reserved(conn: sqlite3.Connection) -> None:
+    """Placeholder for a migration number assigned to another branch (issue 20 was given 9);
+    replaced by that branch's migration when the branches are merged. Changes nothing."""
+
+
+def _v9(conn: sqlite3.Connection) -> None:
+    """Each frame's fitted colour coefficient Tv_bv, per telescope and observing night, so that
+    the night's combined coefficient can transform frames whose own fit is too uncertain
+    (:mod:`starnode.store.colourterms`)."""
+    conn.execute("""CREATE TABLE IF NOT EXISTS colour_terms (
+    telescope   TEXT NOT NULL,   -- TELESCOP ('' when the header has none)
+    night       TEXT NOT NULL,   -- observing night (YYYY-MM-DD)
+    frame_sha1  TEXT NOT NULL,   -- the frame's content hash (a frame counts once)
+    tv_bv       REAL NOT NULL,   -- V - g = zp + Tv_bv (B-V), this frame's fit
+    tv_bv_err   REAL NOT NULL,   -- its error (chi2-inflated)
+    n_comps     INTEGER NOT NULL,
+    jd          REAL,
+    recorded_utc TEXT NOT NULL,
+    PRIMARY KEY (telescope, night, frame_sha1)
+)""")
+
+
 def _record_history(conn: sqlite3.Connection, applied: list[int]) -> None:
     """Note when, and by which starnode, each migration ran (once ``store_history`` exists)."""
     if not applied or applied[-1] < 2:
@@ -266,6 +288,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "hub_queue table (measurements waiting for the network hub)", _v4),
     Migration(5, "aavso_files table (report appends, killed-writer tails); frames by report "
                  "key", _v5),
+    # 6-8: placeholders for the migrations of other branches (replace at merge)
+    Migration(6, "reserved (another branch's migration)", _reserved),
+    Migration(7, "reserved (another branch's migration)", _reserved),
+    Migration(8, "reserved (another branch's migration)", _reserved),
+    Migration(9, "colour_terms table: each frame's Tv_bv per telescope and night", _v9),
 )
 
 #: The schema version this code writes and understands.
