@@ -109,9 +109,9 @@ def native_centroids(raw: np.ndarray, pos: np.ndarray, half: int = 3, iters: int
         (n, 2) plane positions (the start where a stamp leaves the mosaic or holds no light).
     """
     pos = np.asarray(pos, float).reshape(-1, 2)
-    data = np.asarray(raw, dtype=float)
+    data = np.asarray(raw)  # stamps are converted one at a time
     ny, nx = data.shape
-    sky = np.array([[float(np.median(data[r::4, c::4])) for c in (0, 1)] for r in (0, 1)])
+    sky = np.array([[float(np.median(data[r::8, c::8])) for c in (0, 1)] for r in (0, 1)])
     out = pos.copy()
     for k, (x, y) in enumerate(pos):
         bx, by = 2.0 * x + 0.5, 2.0 * y + 0.5
@@ -121,7 +121,8 @@ def native_centroids(raw: np.ndarray, pos: np.ndarray, half: int = 3, iters: int
                 break
             rows = np.arange(iy - half, iy + half + 1)[:, None]
             cols = np.arange(ix - half, ix + half + 1)[None, :]
-            d = data[iy - half:iy + half + 1, ix - half:ix + half + 1] - sky[rows % 2, cols % 2]
+            d = (data[iy - half:iy + half + 1, ix - half:ix + half + 1].astype(float)
+                 - sky[rows % 2, cols % 2])
             w = np.zeros_like(d)
             for r in (0, 1):
                 for c in (0, 1):
