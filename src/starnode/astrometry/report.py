@@ -82,7 +82,7 @@ def solve_file(path: str | Path, config: Any = None) -> dict[str, Any]:
     out: dict[str, Any] = {"file": str(path)}
     try:
         fr = load_frame(Path(path), cfg)
-        from starnode.photometry.pipeline import solver_references
+        from starnode.catalogs.field import solver_references
 
         ra, dec, mag, why = solver_references(fr, cfg)
         if why:

@@ -44,11 +44,11 @@ _MATCH_PX = 1.5
 
 def _solve(frame: Frame, cfg: Config) -> tuple[Any, tuple[Any, Any, list[Any]] | None]:
     from ..astrometry import solve_frame
-    from .pipeline import _refs, frame_sequence
+    from ..catalogs.field import frame_sequence, stars_for_solver
 
     found, _ = frame_sequence(frame, cfg)
     if found is not None:
-        ra, dec, mag = _refs(frame, found[2], found[0])
+        ra, dec, mag = stars_for_solver(frame, found[2], found[0])
     else:
         ra, dec, mag = np.empty(0), np.empty(0), np.empty(0)
     try:

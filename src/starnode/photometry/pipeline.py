@@ -33,6 +33,7 @@ import numpy as np
 
 from .. import astrometry
 from ..catalogs import CompStar, Sequence, Target, get_sequence, resolve_target
+from ..catalogs.field import fov_arcmin, stars_for_solver
 from ..config import Config, resolve
 from ..errors import CatalogError, ConfigError, FrameRejected, RejectCategory
 from ..frames import Frame, load_frame
@@ -54,7 +55,7 @@ from .quality import grade_quality
 
 log = logging.getLogger("starnode.photometry")
 
-__all__ = ["frame_sequence", "last_rejection", "measure", "run_pipeline", "solver_references"]
+__all__ = ["last_rejection", "measure", "run_pipeline"]
 
 _tls = threading.local()
 _QUIET = (RejectCategory.NOT_LIGHT, RejectCategory.NO_TARGET)
@@ -108,18 +109,12 @@ def _config(config: Any) -> Config:
         raise FrameRejected(f"configuration: {exc}", RejectCategory.CONFIG) from exc
 
 
-def _fov_arcmin(frame: Frame) -> float:
-    ny, nx = frame.plane.shape
-    pscale = frame.plane_scale_arcsec or 2.4 * frame.binning
-    return math.hypot(nx, ny) * pscale / 60.0
-
-
 def _target_and_sequence(frame: Frame, cfg: Config) -> tuple[Target, Sequence]:
     """The catalogue module applies ``photometry.target`` / ``target_aliases`` and
     ``photometry.sequence_file`` itself."""
     try:
         target = resolve_target(cfg, frame.object, frame.ra_deg, frame.dec_deg)
-        seq = get_sequence(cfg, target, fov_arcmin=_fov_arcmin(frame), band=frame.band)
+        seq = get_sequence(cfg, target, fov_arcmin=fov_arcmin(frame), band=frame.band)
     except CatalogError as exc:
         raise FrameRejected(f"{frame.path.name}: {exc}", RejectCategory.CATALOG) from exc
     return target, seq
@@ -133,69 +128,8 @@ def _usable_comps(frame: Frame, seq: Sequence) -> list[CompStar]:
     return comps
 
 
-def _refs(frame: Frame, comps: list[CompStar], target: Target
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ra = np.array([c.ra_deg for c in comps] + [target.ra_deg])
-    dec = np.array([c.dec_deg for c in comps] + [target.dec_deg])
-    mags = []
-    for c in comps:
-        m = c.mag("V") or c.mag(frame.band)
-        mags.append(m[0] if m else np.nan)
-    mags.append(np.nan)
-    return ra, dec, np.array(mags)
-
-
-def solver_references(frame: Frame, config: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                          str | None]:
-    """The reference stars ``measure()`` gives the solver for this frame: the target and its
-    comparison sequence (cached, bundled or fetched as the configuration allows), so that
-    ``starnode solve`` solves exactly what the pipeline solves.
-
-    Parameters
-    ----------
-    frame : Frame
-    config : Any
-        Anything :func:`starnode.config.resolve` accepts.
-
-    Returns
-    -------
-    (numpy.ndarray, numpy.ndarray, numpy.ndarray, str or None)
-        RA, Dec, magnitude (empty when there is no sequence) and why there is none (None when
-        there is one).
-    """
-    found, why = frame_sequence(frame, config)
-    if found is None:
-        return np.empty(0), np.empty(0), np.empty(0), why
-    target, _, comps = found
-    return (*_refs(frame, comps, target), None)
-
-
-def frame_sequence(frame: Frame, config: Any
-                   ) -> tuple[tuple[Target, Sequence, list[CompStar]] | None, str | None]:
-    """The frame's target, comparison sequence and usable comps, as ``measure()`` finds them
-    (cached VSP, the configured or bundled chart, online when allowed), or why there are none.
-
-    Parameters
-    ----------
-    frame : Frame
-    config : Any
-        Anything :func:`starnode.config.resolve` accepts.
-
-    Returns
-    -------
-    ((Target, Sequence, list of CompStar) or None, str or None)
-    """
-    cfg = resolve(config)
-    try:
-        target, seq = _target_and_sequence(frame, cfg)
-        comps = _usable_comps(frame, seq)
-    except FrameRejected as exc:
-        return None, exc.reason
-    return (target, seq, comps), None
-
-
 def _solve(frame: Frame, cfg: Config, comps: list[CompStar], target: Target) -> Any:
-    ra, dec, mags = _refs(frame, comps, target)
+    ra, dec, mags = stars_for_solver(frame, comps, target)
     try:
         return astrometry.solve_frame(frame, cfg, ref_ra=ra, ref_dec=dec,
                                       ref_mag=mags, hint=frame.header_wcs)
