@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from .caches import CatalogCache, CatalogEntry, SolutionCache, StoredSolution
 from .checkstars import CheckStarChoice, CheckStars
+from .colourterms import ColourTerms, NightCoefficient
 from .connection import connect, transaction
 from .database import DB_NAME, Store, db_path
 from .frame import Frame, file_identity, make_owner
@@ -37,9 +38,11 @@ __all__ = [
     "CatalogEntry",
     "CheckStarChoice",
     "CheckStars",
+    "ColourTerms",
     "Frame",
     "HubQueue",
     "Ledger",
+    "NightCoefficient",
     "ReportRows",
     "SolutionCache",
     "Store",
