@@ -113,7 +113,7 @@ def sharp_core(cfg: Config, n_subs: int, tmp: Path) -> list[float]:
             pointing_offset_arcmin=(6.0, 2.0), rotation_deg=30.0, dither_px=3.0,
             extra_stars=1500, prnu=0.01, field_seed=7, psf="moffat", moffat_beta=2.5,
             core_fraction=0.6, core_fwhm_px=1.1, zero_clip=False, pedestal_adu=450,
-            sky_adu=350, airmass=1.2, zeropoint=20.0)
+            sky_adu=350, airmass=1.2, zeropoint=21.0)
         path = synthetic.write_frame(tmp / f"core{k}.fit", hdul)
         frames.append(load_frame(path, cfg))
         placed.append({s.label: (s.plane_x, s.plane_y) for s in truth.stars if s.in_frame})

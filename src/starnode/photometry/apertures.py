@@ -392,7 +392,7 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Any = None, *,
                  and frame.raw is not None and cfg.photometry.cfa_correction else pos)
     if cfg.photometry.cfa_correction and excess is None:
         cfa = _cfa_model(frame, pos, phase_pos, inside & ~saturated & ~edge & recentred, r,
-                         sky, flux, err, scint)
+                         sky, flux, err, scint, float(fwhm))
     elif excess is not None and len(excess) > 3:
         cfa = excess[3]
     # per-star CFA sampling error (mag): what the correction leaves, or all of it when the
@@ -401,8 +401,10 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Any = None, *,
     if cfa is not None:
         site = GREEN_SITES.get(frame.bayer or "GRBG", ((0, 0), (1, 1)))[0]
         factor = np.where(recentred, cfa.factor(phase_pos, site), 1.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            snr_c = flux / np.sqrt(np.maximum(err**2 - (scint * flux) ** 2, 1e-30))
         flux, err = flux / factor, err / factor
-        samp = np.where(recentred, cfa.sampling_mag, cfa.uncorrected_mag)
+        samp = np.where(recentred, cfa.left_mag(snr_c), cfa.uncorrected_mag)
     with np.errstate(invalid="ignore", divide="ignore"):
         snr = flux / err
         mag = -2.5 * np.log10(flux / frame.exptime)
@@ -421,8 +423,8 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Any = None, *,
 
 
 def _cfa_model(frame: Frame, pos: np.ndarray, phase_pos: np.ndarray, usable: np.ndarray,
-               r: float, sky: _Sky, flux: np.ndarray, err: np.ndarray, scint: float
-               ) -> CfaModel | None:
+               r: float, sky: _Sky, flux: np.ndarray, err: np.ndarray, scint: float,
+               fwhm: float) -> CfaModel | None:
     """The frame's CFA sampling model (:mod:`.cfa`) from its recentred stars with SNR >= 20
     (a sub's two green sites; None for stacks and mono frames)."""
     if frame.green is None:
@@ -437,7 +439,10 @@ def _cfa_model(frame: Frame, pos: np.ndarray, phase_pos: np.ndarray, usable: np.
     # scintillation multiplies both sites alike: not in the asymmetry's noise
     var = np.clip(err[bright] ** 2 - (scint * f) ** 2, 0.0, None)
     site = GREEN_SITES.get(frame.bayer or "GRBG", ((0, 0), (1, 1)))[0]
-    return fit_cfa(asym, np.sqrt(var) / f, phase_pos[bright], site)
+    # the SNR that sets a centroid's precision: without scintillation
+    snr_c = f / np.sqrt(np.maximum(var, 1e-30))
+    return fit_cfa(asym, np.sqrt(var) / f, phase_pos[bright], site, snr=snr_c,
+                   fwhm_native=fwhm * frame.binning)
 
 
 def _excess(frame: Frame, pos: np.ndarray, inside: np.ndarray, r: float, fwhm: float,

@@ -45,6 +45,12 @@ _MAG = 2.5 / math.log(10.0)
 #: fewest bright stars for a frame's model
 MIN_STARS = 5
 
+#: largest centroid phase error accepted, in FWHM / SNR (native px): a centre-of-mass
+#: centroid's error is ~0.4-0.6 FWHM / SNR (0.45-0.57 measured on the synthetic sharp-core
+#: subs); asymmetry residuals beyond this (1.5 on the real older-firmware pair) come from
+#: irregular star shapes, not from the phase, and are not turned into flux error
+MAX_CENTROID_K = 1.0
+
 #: only stars this bright measure T1
 MIN_SNR = 20.0
 
@@ -171,6 +177,20 @@ class CfaModel:
     uncorrected_mag: float  # error of a star whose phase is unknown (mag)
     n: int  # stars it was fitted on
     resid_var: float = 0.0  # the asymmetry's variance about the fit beyond its noise
+    #: phase error of a centroid in native px = ``centroid_k`` x FWHM (native px) / SNR,
+    #: measured on the bright stars' asymmetry residuals (0: not measured)
+    centroid_k: float = 0.0
+    fwhm_native: float = 0.0
+
+    def left_mag(self, snr: np.ndarray) -> np.ndarray:
+        """Per star, the sampling error left after the correction (mag): the uncertainty of
+        KAPPA and the phase error of its centroid (which grows as 1 / SNR), never more than
+        the uncorrected error."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            delta = self.centroid_k * self.fwhm_native / np.asarray(snr, float)
+            phase = _MAG * KAPPA * self.t1 * self.t1 * math.pi * delta / math.sqrt(2.0)
+        out = np.hypot(self.sampling_mag, np.nan_to_num(phase, nan=0.0, posinf=0.0))
+        return np.minimum(out, max(self.uncorrected_mag, self.sampling_mag))
 
     def factor(self, pos: np.ndarray, site: tuple[int, int] = (0, 0)) -> np.ndarray:
         """What each green sum is divided by: 1 + KAPPA T1^2 cx cy."""
@@ -179,7 +199,8 @@ class CfaModel:
 
 
 def fit_cfa(asym: np.ndarray, asym_err: np.ndarray, pos: np.ndarray,
-            site: tuple[int, int] = (0, 0)) -> CfaModel | None:
+            site: tuple[int, int] = (0, 0), snr: np.ndarray | None = None,
+            fwhm_native: float = 0.0) -> CfaModel | None:
     """Fit T1 on the bright stars' asymmetry against their phases.
 
     Parameters
@@ -192,6 +213,11 @@ def fit_cfa(asym: np.ndarray, asym_err: np.ndarray, pos: np.ndarray,
         Their (centroid) plane positions.
     site : (int, int)
         The first green site.
+    snr : numpy.ndarray, optional
+        Their SNR; with ``fwhm_native``, the centroids' phase error is measured as
+        k x FWHM / SNR from the asymmetry's residuals (robust: a median).
+    fwhm_native : float
+        The frame's FWHM in native px.
 
     Returns
     -------
@@ -216,5 +242,16 @@ def fit_cfa(asym: np.ndarray, asym_err: np.ndarray, pos: np.ndarray,
     # is explained without it (docs/photometry.md)
     t2 = KAPPA * t1 * t1
     left = _MAG * KAPPA_ERR * t1 * t1 / 2.0
+    k = 0.0
+    if snr is not None and fwhm_native > 0 and t1 > 0:
+        # A - fit = T1 pi d (d: phase error, native px, per axis); d = k FWHM / SNR
+        r2 = (a - design @ np.array([t1x, t1y])) ** 2 - e * e
+        q = (t1 * math.pi * fwhm_native / np.asarray(snr, float)[ok]) ** 2
+        good = np.isfinite(r2) & np.isfinite(q) & (q > 0)
+        if good.sum() >= MIN_STARS:
+            # the median of a chi-square(1) variable is 0.455 of its mean
+            k = min(math.sqrt(max(float(np.median(r2[good] / q[good])) / 0.455, 0.0)),
+                    MAX_CENTROID_K)
     return CfaModel(t1=t1, sampling_mag=min(left, _MAG * t2 / 2.0), resid_var=resid,
-                    uncorrected_mag=_MAG * t2 / 2.0, n=n)
+                    uncorrected_mag=_MAG * t2 / 2.0, n=n, centroid_k=k,
+                    fwhm_native=fwhm_native)
