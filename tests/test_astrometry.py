@@ -270,7 +270,8 @@ def _tycho2_m94() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _real_subs(shared: Path) -> list[Path]:
-    files = sorted((shared / "data" / "seestar-s50").glob("*/*.fit"))
+    # the M 94 folders only (shared/ also holds other fields, e.g. the NGC 7023 pair)
+    files = sorted((shared / "data" / "seestar-s50").glob("*_M94_*/*.fit"))
     if len(files) < 6:
         pytest.skip(f"expected the 6 real M 94 subs, found {len(files)}")
     return files
