@@ -50,7 +50,7 @@ def test_real_seestar_subs_equal_astropy(shared: Path) -> None:
     for path in files:
         ours = read_header(path)
         assert_same(ours, astropy_dict(path))
-        assert ours["OBJECT"] == "M 94"
+        assert ours["OBJECT"] == path.name.split("_")[1]  # "M 94", "NGC 7023"
         assert expected_size(path) == os.path.getsize(path) == 4_152_960
         assert expected_size(ours) is not None and expected_size(ours) <= os.path.getsize(path)
 
