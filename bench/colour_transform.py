@@ -6,7 +6,9 @@ A red (B-V 1.6) and a blue (B-V 0.2) V 11 target, comps of
 ``synthetic.colour.write_colour_chart`` (B-V 0.2-1.6, 0.01 mag errors), the generator's
 ``colour_term`` (true Tv_bv = -colour_term). Each sub is measured with
 ``photometry.transform`` on; the TG value is the record's ``transformation.untransformed_mag``.
-Prints one line per frame and a Markdown summary row per target.
+Prints one line per frame (``scope`` ``night``: transformed with the night's combined
+coefficient, the frame's own being too uncertain) and a Markdown summary row per target, then
+the night's combined Tv_bv (all frames of both targets: one telescope, one night).
 """
 
 from __future__ import annotations
@@ -50,11 +52,18 @@ def run(seeds: int, exptime: float, colour_term: float) -> list[str]:
                 sys.stdout.write(f"B-V {bv} seed {seed}: TG {tg_i:+.3f}  "
                                  f"{'V ' + format(v[-1], '+.3f') if t.applied else 'not: '}"
                                  f"{'' if t.applied else t.reason}  Tv_bv {t.coefficient} "
-                                 f"+- {t.coefficient_err}\n")
+                                 f"+- {t.coefficient_err} ({t.scope})\n")
             out.append(f"| B-V {bv} | {np.mean(tg):+.3f} (rms {np.sqrt(np.mean(np.square(tg))):.3f}"
                        f", {seeds} frames) | {np.mean(v):+.3f} (rms "
                        f"{np.sqrt(np.mean(np.square(v))):.3f}, {applied} frames transformed) | "
                        f"{np.mean(tv):.3f} |")
+        from starnode.store.colourterms import ColourTerms
+
+        night = ColourTerms(cfg).night(m.telescope or "", m.night or "")
+        if night is not None:
+            out.append(f"night {m.night}, {m.telescope}: Tv_bv = {night.value:.4f} +- "
+                       f"{night.error:.4f} from {night.n_frames} frames (chi2/dof "
+                       f"{night.chi2:.2f}; true {-colour_term:+.3f})")
     return out
 
 

@@ -1,7 +1,7 @@
 """Are the reported errors honest between consecutive subs? Per-star chi2/dof of pairs.
 
-    .venv/bin/python bench/errors.py [--shared ../shared] [--subs N] [--skip-real]
-        [--vignetting-only]
+    .venv/bin/python bench/errors.py [--shared ../shared] [--subs N] [--skip-real] [--legacy]
+        [--before-after]
 
 For each pair of consecutive subs of the same field, every star measured in both (the
 pipeline's own ``measure_stars``: re-centring, FWHM, aperture, errors with the excess noise)
@@ -10,12 +10,20 @@ Honest errors: ~1 (issue 11 asks 0.8-1.25).
 
 - **real**: the five M 94 subs in ``shared/data/seestar-s50`` (field stars detected with sep,
   matched by registration);
+- **NGC 7023 real pair**: the two older-firmware alt-az subs (bench/errors_real.py has the
+  evidence tables);
 - **undersampled**: synthetic subs with FWHM 1.2, 1.4 and 1.6 green-plane px, random sub-pixel
   phases (``dither_px``), 1 % pixel-response non-uniformity, 120 field stars;
+- **sharp core** (older-firmware-like): synthetic subs whose stars put half their light in a
+  1.2 native-px core on a 1.5 px Moffat (measured FWHM ~1.5 green-plane px), a 450 ADU
+  pedestal, 1500 field stars, random phases;
 - **vignetting**: noise-free synthetic subs with 20 % corner vignetting measured by ``measure``
   (target error vs the truth with a constant zero point and with the illumination model).
 
-Use ``--legacy`` to measure with the 0.1.0 error model (no excess noise, no aperture floor).
+Each set prints chi2/dof per S/N bin (< 20, 20-50, > 50; the fainter sub's S/N), pooled over
+its pairs. ``--legacy``: the 0.1.0 error model (no excess noise, no aperture floor, no CFA
+correction); ``--before-after``: every set with the 0.2.0 model (no CFA correction) and with
+this version's.
 """
 
 from __future__ import annotations
@@ -37,30 +45,81 @@ from starnode.photometry import measure, measure_stars, times
 from starnode.photometry.detect import detect_stars, register
 from starnode.photometry.noise import pair_chi2
 
+BINS = ((0.0, 20.0), (20.0, 50.0), (50.0, np.inf))
 
-def _pairs(frames: list[Frame], positions: list[np.ndarray], cfg: Config) -> list[float]:
+
+def _bin_name(lo: float, hi: float) -> str:
+    return f"<{hi:.0f}" if lo == 0 else (f">{lo:.0f}" if hi == np.inf else f"{lo:.0f}-{hi:.0f}")
+
+
+def _pairs(frames: list[Frame], positions: list[np.ndarray], cfg: Config,
+           airmass: float | None = None, verbose: bool = False) -> list[float]:
+    """chi2/dof per pair (S/N > 10 in both, as before) and a table per S/N bin (S/N > 5)."""
     ms = []
     for fr, pos in zip(frames, positions, strict=True):
-        airmass = times(fr, fr.ra_deg, fr.dec_deg)[2]  # type: ignore[arg-type]
-        ms.append(measure_stars(fr, pos, cfg, airmass=airmass))
+        am = airmass if airmass is not None else times(
+            fr, fr.ra_deg, fr.dec_deg)[2]  # type: ignore[arg-type]
+        ms.append(measure_stars(fr, pos, cfg, airmass=am))
     out = []
+    z2: dict[tuple[float, float], list[float]] = {b: [] for b in BINS}
     for a, b in itertools.pairwise(ms):
         ok = ~(a.saturated | b.saturated | a.edge | b.edge) & (a.snr > 10) & (b.snr > 10)
         chi, n = pair_chi2(a.mag[ok], a.mag_err[ok], b.mag[ok], b.mag_err[ok])
         out.append(chi)
-        print(f"    pair: n={n:3d} chi2/dof={chi:.2f}  FWHM {a.fwhm:.2f} px, "
-              f"r {a.radius:.2f} px, excess {getattr(a, 'excess_mag', 0.0):.4f} mag")
+        if verbose:
+            print(f"    pair: n={n:3d} chi2/dof={chi:.2f}  FWHM {a.fwhm:.2f} px, "
+                  f"r {a.radius:.2f} px, excess {a.excess_mag:.4f} mag")
+        ok = (~(a.saturated | b.saturated | a.edge | b.edge) & (a.snr > 5) & (b.snr > 5)
+              & np.isfinite(a.mag) & np.isfinite(b.mag))
+        d, v = b.mag - a.mag, a.mag_err**2 + b.mag_err**2
+        d = d - float(np.sum((d / v)[ok]) / np.sum((1 / v)[ok]))
+        snr = np.minimum(a.snr, b.snr)
+        for lo, hi in BINS:
+            m = ok & (snr >= lo) & (snr < hi)
+            z2[(lo, hi)] += list((d**2 / v)[m])
+    n_all = sum(len(v) for v in z2.values())
+    all_chi = np.mean([x for v in z2.values() for x in v]) if n_all else float("nan")
+    line = f"    all n={n_all:4d} chi2 {all_chi:.2f}"
+    for lo, hi in BINS:
+        v = z2[(lo, hi)]
+        line += (f" | S/N {_bin_name(lo, hi)}: n={len(v):4d} chi2 {np.mean(v):.2f}" if v
+                 else f" | S/N {_bin_name(lo, hi)}: n=   0")
+    print(line)
     return out
 
 
-def real(shared: Path, cfg: Config) -> list[float]:
-    folder = shared / "data" / "seestar-s50" / "S50_1d3fe189_M94_2025-03-27"
+def real(shared: Path, cfg: Config, folder_name: str = "S50_1d3fe189_M94_2025-03-27",
+         all_detections: bool = False) -> list[float]:
+    folder = shared / "data" / "seestar-s50" / folder_name
     frames = [load_frame(p, cfg) for p in sorted(folder.glob("*.fit"))]
-    det = [detect_stars(fr) for fr in frames]
-    ref, ref_flux = det[0].xy[det[0].starlike], det[0].flux[det[0].starlike]
-    positions = [ref] + [register(ref, ref_flux, d.xy[d.starlike], d.flux[d.starlike])
-                         for d in det[1:]]
+    if all_detections:  # every unblended detection, as bench/errors_real.py
+        det = [detect_stars(fr, thresh=3.0, minarea=2) for fr in frames]
+        keep = [~d.blended for d in det]
+    else:
+        det = [detect_stars(fr) for fr in frames]
+        keep = [d.starlike for d in det]
+    ref, ref_flux = det[0].xy[keep[0]], det[0].flux[keep[0]]
+    positions = [ref] + [register(ref, ref_flux, d.xy[k], d.flux[k])
+                         for d, k in zip(det[1:], keep[1:], strict=True)]
     return _pairs(frames, positions, cfg)
+
+
+def sharp_core(cfg: Config, n_subs: int, tmp: Path) -> list[float]:
+    """Older-firmware-like subs: a sharp core on the CFA, pedestal, random phases."""
+    frames, placed = [], []
+    for k in range(n_subs):
+        hdul, truth = synthetic.make_sub(
+            seed=100 + k, fwhm_arcsec=1.5 * 2 * synthetic.S50_SCALE_ARCSEC,
+            pointing_offset_arcmin=(6.0, 2.0), rotation_deg=30.0, dither_px=3.0,
+            extra_stars=1500, prnu=0.01, field_seed=7, psf="moffat", moffat_beta=2.5,
+            core_fraction=0.6, core_fwhm_px=1.1, zero_clip=False, pedestal_adu=450,
+            sky_adu=350, airmass=1.2, zeropoint=21.0)
+        path = synthetic.write_frame(tmp / f"core{k}.fit", hdul)
+        frames.append(load_frame(path, cfg))
+        placed.append({s.label: (s.plane_x, s.plane_y) for s in truth.stars if s.in_frame})
+    common = sorted(set.intersection(*(set(p) for p in placed)))
+    positions = [np.array([p[label] for label in common]) for p in placed]
+    return _pairs(frames, positions, cfg, airmass=1.2)
 
 
 def undersampled(cfg: Config, n_subs: int, tmp: Path) -> list[float]:
@@ -79,7 +138,7 @@ def undersampled(cfg: Config, n_subs: int, tmp: Path) -> list[float]:
         common = sorted(set.intersection(*(set(p) for p in placed)))
         positions = [np.array([p[label] for label in common]) for p in placed]
         print(f"  FWHM {fwhm_px} px:")
-        out += _pairs(frames, positions, cfg)
+        out += _pairs(frames, positions, cfg, verbose=True)
     return out
 
 
@@ -105,6 +164,24 @@ def vignetting(cfg_map: dict[str, Any], tmp: Path, n: int = 6) -> list[float]:
     return errs
 
 
+def _run(cfg_map: dict[str, Any], args: argparse.Namespace, tmp: Path, label: str) -> None:
+    cfg = Config(cfg_map)
+    print(f"== {label}")
+    if not args.skip_real and args.shared.is_dir():
+        print("M 94 real subs (newer firmware, EQ; consecutive pairs):")
+        r = real(args.shared, cfg)
+        print(f"  mean chi2/dof {np.mean(r):.2f}")
+        if (args.shared / "data" / "seestar-s50" / "S50_NGC7023_2024-07-30_altaz").is_dir():
+            print("NGC 7023 real pair (older firmware, alt-az):")
+            real(args.shared, cfg, "S50_NGC7023_2024-07-30_altaz", all_detections=True)
+    print("sharp-core synthetic subs (older-firmware-like, consecutive pairs):")
+    sharp_core(cfg, args.subs, tmp)
+    if not args.before_after:
+        print("undersampled synthetic subs (consecutive pairs):")
+        u = undersampled(cfg, args.subs, tmp)
+        print(f"  mean chi2/dof {np.mean(u):.2f} (range {min(u):.2f}-{max(u):.2f})")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1].parent
@@ -112,29 +189,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--subs", type=int, default=6)
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--legacy", action="store_true", help="the 0.1.0 error model")
+    ap.add_argument("--before-after", action="store_true",
+                    help="the 0.2.0 model (no CFA correction), then this version's")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
-        cfg_map: dict[str, Any] = {"data_dir": str(tmp / "data")}
+        base: dict[str, Any] = {"data_dir": str(tmp / "data")}
+        if args.before_after:
+            _run({**base, "photometry": {"cfa_correction": False}}, args, tmp,
+                 "before: 0.2.0 model (no CFA correction)")
+            _run(base, args, tmp, "after: CFA correction, its uncertainty in every error")
+            return 0
         if args.legacy:
-            cfg_map["photometry"] = {"excess_noise": False, "aperture_min_px": 0.0,
-                                     "illumination": "constant"}
-        try:
-            cfg = Config(cfg_map)
-        except Exception as exc:  # a config without the new keys (0.1.0 code)
-            print(f"legacy keys not known ({exc}); default config")
-            cfg_map = {"data_dir": str(tmp / "data")}
-            cfg = Config(cfg_map)
-        if not args.skip_real and args.shared.is_dir():
-            print("M 94 real subs (consecutive pairs):")
-            r = real(args.shared, cfg)
-            print(f"  mean chi2/dof {np.mean(r):.2f}")
-        print("undersampled synthetic subs (consecutive pairs):")
-        u = undersampled(cfg, args.subs, tmp)
-        print(f"  mean chi2/dof {np.mean(u):.2f} (range {min(u):.2f}-{max(u):.2f})")
+            base["photometry"] = {"excess_noise": False, "aperture_min_px": 0.0,
+                                  "illumination": "constant", "cfa_correction": False}
+        _run(base, args, tmp, "legacy (0.1.0) model" if args.legacy else "this version")
         print("20 % corner vignetting, target error:")
-        v = vignetting(cfg_map, tmp)
+        v = vignetting(base, tmp)
         print(f"  max |error| {max(abs(x) for x in v):.4f} mag")
     return 0
 

@@ -140,7 +140,7 @@ def test_the_one_jd_unix_conversion_agrees_with_astropy(iso: str) -> None:
 def test_the_jd_unix_examples() -> None:
     import doctest
 
-    from starnode.frame import timesite
+    from starnode.util import jd
 
-    result = doctest.testmod(timesite)
+    result = doctest.testmod(jd)
     assert result.attempted >= 3 and result.failed == 0

@@ -177,7 +177,9 @@ class Transformation(_Record):
                                       default=None)
     colour_index_err: float | None = _doc("mag", "error of `colour_index`", default=None)
     n_comps: int | None = _doc("int", "comps in the Tv_bv fit", default=None)
-    scope: str | None = _doc("str", "`frame`: fitted on this frame alone", default=None)
+    scope: str | None = _doc("str", "`frame`: fitted on this frame alone; `night`: the "
+                             "night's combined Tv_bv (this telescope's frames so far), zero "
+                             "point refitted on this frame", default=None)
     untransformed_mag: float | None = _doc("mag", "the TG magnitude before", default=None)
     untransformed_err: float | None = _doc("mag", "its uncertainty", default=None)
     untransformed_filter: str | None = _doc("str", "its filter (TG)", default=None)
@@ -381,7 +383,7 @@ def _negative(value: Any) -> bool:
 
 @functools.cache
 def _night_of() -> Any:
-    from .observing import night_of  # lazily: astropy is not needed to read a record
+    from .util.jd import night_of
 
     return night_of
 

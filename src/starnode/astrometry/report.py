@@ -1,8 +1,10 @@
 """``starnode solve``: the verified solution of frames on disk, like ``solve-field`` but verified.
 
 Each file is loaded as the pipeline loads it (:func:`starnode.frame.load.load_frame`: the measured
-plane of a sub or a stack), solved with :func:`.solve.solve_frame` without a comparison sequence
-(bundled Gaia stars, the per-field Gaia cache, the blind solvers installed), and described: the
+plane of a sub or a stack), solved with :func:`.solve.solve_frame` with exactly the references
+and hint the pipeline gives it (the target and its comparison sequence when the catalogues -
+cached, bundled, or online when allowed - know the field; the bundled Gaia stars, the per-field
+Gaia cache and the blind solvers installed in any case), and described: the
 centre, scale, rotation, parity, method, matched stars, residual, time, and the WCS as FITS cards
 for the file's own (native sensor) pixels. The file is only read, never modified.
 """
@@ -80,11 +82,17 @@ def solve_file(path: str | Path, config: Any = None) -> dict[str, Any]:
     out: dict[str, Any] = {"file": str(path)}
     try:
         fr = load_frame(Path(path), cfg)
-        sol = solve_frame(fr, cfg, ref_ra=[], ref_dec=[])
+        from starnode.catalogs.field import solver_references
+
+        ra, dec, mag, why = solver_references(fr, cfg)
+        if why:
+            log.info("%s: solving without a comparison sequence: %s", Path(path).name, why)
+        sol = solve_frame(fr, cfg, ref_ra=ra, ref_dec=dec, ref_mag=mag, hint=fr.header_wcs)
     except (StarnodeError, OSError, ValueError) as exc:
         log.info("%s: not solved: %s", path, exc)
         return {**out, "ok": False, "error": str(exc)}
-    return {**out, "ok": True, **describe_solution(sol, fr.plane.shape, fr.binning)}
+    return {**out, "ok": True, **describe_solution(sol, fr.plane.shape, fr.binning),
+            "references": "sequence" if why is None else "none"}
 
 
 def format_solution(res: dict[str, Any]) -> str:

@@ -66,14 +66,21 @@ def _native(w: WCS, binning: int) -> WCS:
 
     The inverse of :func:`starnode.frame.wcs.binned_wcs` with the cell-centre convention.
     """
-    out = w.deepcopy()
     if binning == 1:
-        return out
+        return w.deepcopy()
     off = (binning - 1) / 2.0
-    out.sip = None
+    # a new WCS, never an edited copy: a WCS read back from cards (the solution cache) holds
+    # PC + CDELT, and setting CD on it leaves the PC matrix of the binned plane in its cards
+    out = WCS(naxis=2)
+    out.wcs.ctype = [str(c).replace("-SIP", "") for c in w.wcs.ctype]
+    out.wcs.cunit = list(w.wcs.cunit)
+    out.wcs.crval = list(w.wcs.crval)
     out.wcs.crpix = [(w.wcs.crpix[0] - 1.0) * binning + off + 1.0,
                      (w.wcs.crpix[1] - 1.0) * binning + off + 1.0]
     out.wcs.cd = w.pixel_scale_matrix / binning
+    out.wcs.lonpole, out.wcs.latpole = w.wcs.lonpole, w.wcs.latpole
+    if w.wcs.radesys:
+        out.wcs.radesys = w.wcs.radesys
     if w.pixel_shape is not None:
         out.pixel_shape = (w.pixel_shape[0] * binning, w.pixel_shape[1] * binning)
     out.wcs.set()

@@ -40,10 +40,89 @@ from .tetra import Blind
 
 log = logging.getLogger("starnode.astrometry")
 
-__all__ = ["PlaneFrame", "nominal_scale_arcsec", "solve_frame"]
+__all__ = ["PlaneFrame", "how_to_fix", "nominal_scale_arcsec", "refs_in_footprint",
+           "solve_frame"]
 
 #: Match radii (plane pixels) of the re-match/fit loop, widest first.
 RADII = (4.0, 3.0, 2.0)
+
+
+def refs_in_footprint(ra: np.ndarray, dec: np.ndarray, pointing: tuple[float, float],
+                      shape: Shape, plane_scale: float, wcs: WCS | None = None) -> int:
+    """Reference stars inside the frame's footprint (not the circle around it).
+
+    With a WCS guess (the header's or the caller's hint) the stars that fall on the plane;
+    without one (rotation unknown) the stars in the inscribed circle, scaled by the frame's
+    area over the circle's (a real EQ field held 5 bright stars in its footprint and 18 in
+    the circumscribed circle: counting the circle kept the sparse-field step from asking for
+    deeper stars).
+
+    Parameters
+    ----------
+    ra, dec : numpy.ndarray
+        Reference stars (deg).
+    pointing : (float, float)
+        The frame centre's RA, Dec (deg).
+    shape : (int, int)
+        The plane's shape.
+    plane_scale : float
+        Arcsec per plane pixel.
+    wcs : astropy.wcs.WCS, optional
+        A WCS guess for the plane.
+
+    Returns
+    -------
+    int
+    """
+    ny, nx = shape
+    ra, dec = np.asarray(ra, float), np.asarray(dec, float)
+    if len(ra) == 0:
+        return 0
+    if wcs is not None:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                x, y = wcs.all_world2pix(ra, dec, 0)
+            except Exception:  # a guess that cannot be inverted: use the circle
+                x = None
+        if x is not None:
+            return int(np.sum((x >= -0.5) & (x < nx - 0.5) & (y >= -0.5) & (y < ny - 0.5)))
+    xi, eta = gnomonic(ra, dec, *pointing)
+    r = np.hypot(np.nan_to_num(xi, nan=1e3), np.nan_to_num(eta, nan=1e3))
+    r_in = 0.5 * min(nx, ny) * plane_scale / 3600.0
+    area = nx * ny * (plane_scale / 3600.0) ** 2
+    return round(int(np.sum(r <= r_in)) * area / (math.pi * r_in * r_in))
+
+
+def how_to_fix(notes: list[str] | tuple[str, ...]) -> str:
+    """The command(s) that would let a refused frame be solved, from the attempts' notes.
+
+    Parameters
+    ----------
+    notes : list of str
+        The reasons the attempts failed.
+
+    Returns
+    -------
+    str
+        "to solve it: ..." or "" when nothing is known to help.
+    """
+    text = " ".join(notes)
+    fixes = []
+    if "no deeper Gaia stars" in text:
+        fixes.append("go online once (photometry.offline: false) so that the field's deeper "
+                     "Gaia stars are cached, then it solves offline")
+    if "no tetra3rs database" in text or "no blind solver installed" in text:
+        fixes.append("build the blind solver's database once: 'starnode solver-db' (needs "
+                     "pip install 'starnode[solve]' and Debian's astrometry.net + "
+                     "astrometry-data-tycho2-07-littleendian for sparse fields)")
+    if "no blind solver installed" in text or "solve-field" not in text:
+        fixes.append("install astrometry.net's solve-field: apt-get install astrometry.net "
+                     "astrometry-data-tycho2-08-littleendian "
+                     "astrometry-data-tycho2-09-littleendian")
+    return ("to solve it: " + "; or ".join(fixes)) if fixes else ""
 
 
 @dataclass(frozen=True)
@@ -159,6 +238,7 @@ class _Job:
     refs: Refs | None = None
     guesses: list[tuple[str, WCS]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    hint: WCS | None = None
 
     # ---------------------------------------------------------------- steps
 
@@ -179,6 +259,7 @@ class _Job:
         """Step 3: nominal scale, pointing, detected stars and reference stars."""
         f, ac = self.facts, self.cfg.astrometry
         self.native = self._nominal_scale()
+        self.hint = hint
         self.pointing = self._pointing(hint)
         self.stars = find_stars(f.plane)
         if len(self.stars) < min(ac.min_matches, 3):
@@ -345,9 +426,8 @@ class _Job:
         ac = self.cfg.astrometry
         if not ac.deep_gaia_g or ac.deep_gaia_g <= 10.0:
             return None
-        xi, eta = gnomonic(refs.ra, refs.dec, ra, dec)
-        n = int(np.sum(np.hypot(np.nan_to_num(xi, nan=1e3), np.nan_to_num(eta, nan=1e3))
-                       <= self.half_diag_deg))
+        n = refs_in_footprint(refs.ra, refs.dec, (ra, dec), self.facts.shape,
+                              self.plane_scale, self.hint or self.facts.header_wcs)
         if n >= 3 * ac.min_matches:
             return None
         from starnode.catalogs.gaiafield import gaia_field_stars
@@ -496,6 +576,7 @@ def solve_frame(frame: Any, config: Any, /, *, ref_ra: Any, ref_dec: Any, ref_ma
     sol = job.try_guesses(hint, use_memo) or job.try_asterisms() or job.try_blind()
     if sol is None:
         census = job.census()
+        fix = how_to_fix(job.notes)
         raise AstrometryError("no verified WCS: " + "; ".join(job.notes)
-                              + (f" ({census})" if census else ""))
+                              + (f" ({census})" if census else "") + (f". {fix}" if fix else ""))
     return sol

@@ -6,17 +6,28 @@ The starlist itself (its columns, how it is built and written) is
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from astropy.table import Table
 
+log = logging.getLogger("starnode.starlist")
+
 __all__ = ["frame_starlist", "stars_command"]
 
 
+#: why ``measure()`` may refuse a frame whose stars can still be listed
+_LISTABLE = ("catalog", "too_few_comps", "no_target", "low_snr", "saturated", "edge")
+
+
 def frame_starlist(path: str | os.PathLike[str], config: Any) -> Table:
-    """Measure one frame (as the pipeline does, writing its starlist) and return the list.
+    """Measure one frame (as the pipeline does, writing its starlist) and return the list;
+    when the variable cannot be measured (no chart offline, target outside, faint, saturated)
+    every star the solver can place is listed anyway
+    (:func:`starnode.photometry.fieldlist.field_starlist`: instrumental always, calibrated
+    from the best reference there is, named in ``reference``).
 
     Parameters
     ----------
@@ -35,12 +46,24 @@ def frame_starlist(path: str | os.PathLike[str], config: Any) -> Table:
         The frame cannot be measured (the reason says why).
     """
     from ..config import resolve
+    from ..errors import FrameRejected
     from ..photometry import measure
 
     cfg = resolve(config)
     if not cfg.photometry.starlists:
         raise OSError("photometry.starlists is off in the configuration: no starlist is made")
-    m = measure(path, cfg)
+    try:
+        m = measure(path, cfg)
+    except FrameRejected as exc:
+        if str(exc.category) not in _LISTABLE:
+            raise
+        from ..photometry.fieldlist import field_starlist
+
+        log.info("%s: %s; listing its stars without a measurement", Path(path).name,
+                 exc.reason)
+        table = field_starlist(path, cfg)
+        table.meta["not_measured"] = exc.reason
+        return table
     if m.starlist is None:
         raise OSError(f"{Path(path).name}: the starlist could not be written (see the log)")
     return Table.read(m.starlist, format="ascii.ecsv")
@@ -95,6 +118,9 @@ def stars_command(files: list[str], config: Any, fmt: str, out: str | None) -> i
     if not tables:
         return status
     table = vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
+    if len(tables) > 1:  # one header for several frames: each frame's values, not the last's
+        table.meta.clear()
+        table.meta["frames"] = [dict(t.meta) for t in tables]
     buf = io.StringIO()
     if fmt == "json":
         rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in zip(

@@ -325,6 +325,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
                              min=0),
         "excess_noise": F(bool, True, "add each frame's excess noise (measured on its own "
                           "stars) to every star's error"),
+        "cfa_correction": F(bool, True, "raw subs: correct each star's green flux for where "
+                            "its core falls on the colour filter array (fitted per frame on "
+                            "the green-site asymmetry of its bright stars; docs/photometry.md)"),
         "illumination": F(str, "auto", "zero point across the field: auto (radial when "
                           "significant), constant, radial", choices=("auto", "constant",
                                                                       "radial")),

@@ -31,6 +31,7 @@ from astropy.time import Time, TimeDelta
 from astropy.utils import iers
 
 from ..errors import FrameRejected, RejectCategory
+from ..util.jd import jd_from_unix, night_of, utc_from_jd
 from .header import card_float as _num
 from .header import card_text as _text
 
@@ -51,38 +52,12 @@ __all__ = [
     "young_scintillation",
 ]
 
-#: The Julian date of the Unix epoch, 1970-01-01 0h UTC.
-UNIX_EPOCH_JD = 2440587.5
 #: A DATE-OBS before this is a wrong clock, not an observation (no CMOS smart telescope then).
 EARLIEST_DATE_OBS = _dt.datetime(1990, 1, 1, tzinfo=_dt.UTC)
 #: A DATE-OBS must carry a time of day: ``2025-09-14`` alone would be taken as 00:00 UTC.
 _TIME_OF_DAY = re.compile(r"\d[T ]\d{1,2}:\d{2}")
 _GEOCENTRE = EarthLocation.from_geocentric(0.0, 0.0, 0.0, unit=u.m)
 _IERS_LOCK = threading.Lock()
-
-
-def jd_from_unix(seconds: float) -> float:
-    """The Julian date (UTC) of a Unix time: the one JD <-> Unix conversion.
-
-    Examples
-    --------
-    >>> jd_from_unix(0.0)
-    2440587.5
-    >>> jd_from_unix(86400.0 * 1.5)
-    2440589.0
-    """
-    return UNIX_EPOCH_JD + seconds / 86400.0
-
-
-def utc_from_jd(jd: float) -> _dt.datetime:
-    """The UTC date and time of a Julian date (the inverse of :func:`jd_from_unix`).
-
-    Examples
-    --------
-    >>> utc_from_jd(2440588.0).isoformat()
-    '1970-01-01T12:00:00+00:00'
-    """
-    return _dt.datetime.fromtimestamp((jd - UNIX_EPOCH_JD) * 86400.0, _dt.UTC)
 
 
 @contextlib.contextmanager
@@ -332,30 +307,3 @@ def times(mid: Time, site: EarthLocation | None, ra_deg: float, dec_deg: float) 
             alt = float(coord.transform_to(AltAz(obstime=t, location=site)).alt.deg)
             airmass = pickering_airmass(alt)
     return Times(float(t.utc.jd), hjd, airmass, alt)
-
-
-def night_of(jd: float, longitude_deg: float | None) -> str:
-    """The observing night of a UTC Julian date: ``YYYY-MM-DD`` of the evening it began.
-
-    Local mean solar time at the site (UTC + longitude/15 h) minus 12 h, so a night runs from
-    local noon to local noon and keeps the date of its evening. Without a longitude, UTC
-    (Greenwich) is used.
-
-    Parameters
-    ----------
-    jd : float
-        Julian date (UTC).
-    longitude_deg : float or None
-        East positive; any range (wrapped to -180..180); None or not finite: Greenwich.
-
-    Returns
-    -------
-    str
-        ISO date.
-    """
-    lon = float(longitude_deg or 0.0)
-    if not math.isfinite(lon):  # SITELONG = 'NaN': no site, so Greenwich
-        lon = 0.0
-    lon = (lon + 180.0) % 360.0 - 180.0
-    days = jd - UNIX_EPOCH_JD + lon / 360.0 - 0.5
-    return (_dt.date(1970, 1, 1) + _dt.timedelta(days=math.floor(days))).isoformat()

@@ -12,17 +12,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..util.jd import unix_from_jd
 from . import db
 from .allocation import iso
 from .store import HubStore
 
 __all__ = ["coverage", "coverage_png", "coverage_text", "node_nights"]
 
-_UNIX_EPOCH_JD = 2440587.5
 
 
 def _epoch(jd: float) -> float:
-    return (jd - _UNIX_EPOCH_JD) * 86400.0
+    return unix_from_jd(jd)
 
 
 def coverage(store: HubStore, night: str) -> dict[str, Any]:

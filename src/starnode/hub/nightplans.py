@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..frame.timesite import night_of
+from ..util.jd import jd_from_unix, unix_from_jd
 from . import db
 from .allocation import (
     KIND_PRIORITY,
@@ -61,7 +62,6 @@ __all__ = [
 ]
 
 KINDS = ("alert", "campaign", "request", "list")
-_UNIX_EPOCH_JD = 2440587.5
 
 
 def _epoch(text: str) -> float:
@@ -139,7 +139,7 @@ def _last_confirmed(conn: sa.Connection) -> dict[str, float]:
     """Per target, the UTC epoch of its last measurement the cross-check confirmed."""
     m = db.measurements
     q = sa.select(m.c.target, sa.func.max(m.c.jd)).where(m.c.flag == "ok").group_by(m.c.target)
-    return {t: (jd - _UNIX_EPOCH_JD) * 86400.0 for t, jd in conn.execute(q)}
+    return {t: unix_from_jd(jd) for t, jd in conn.execute(q)}
 
 
 def wishes(store: HubStore, night: str, now: float | None = None
@@ -476,7 +476,7 @@ def auto_plan(store: HubStore, now: float | None = None) -> list[dict[str, Any]]
     specs = node_specs(store, now)
     if not specs:
         return []
-    jd = now / 86400.0 + _UNIX_EPOCH_JD
+    jd = jd_from_unix(now)
     nights = sorted({night_of(jd, s.longitude) for s in specs})
     lead = float(store.cfg.hub.plan_lead_hours) * 3600.0
     out = []
@@ -754,7 +754,7 @@ def post_alert(store: HubStore, name: str, ra: float, dec: float, *, until: str 
     check_name(name)
     if not (0 <= ra < 360 and -90 <= dec <= 90):
         raise HubError(f"ra {ra} / dec {dec}: ra must be 0..360 and dec -90..90 degrees", 422)
-    jd = now / 86400.0 + _UNIX_EPOCH_JD
+    jd = jd_from_unix(now)
     until = until or (dt.date.fromisoformat(night_of(jd, 0.0)) + dt.timedelta(days=2)
                       ).isoformat()
     key = target_key(name)

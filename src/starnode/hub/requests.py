@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..frame.timesite import night_of
+from ..util.jd import jd_from_unix
 from . import db
 from .nightplans import add_wanted
 from .store import HubError, HubStore, Principal, target_key
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["add_request", "news"]
 
-_UNIX_EPOCH_JD = 2440587.5
 
 
 def _known_coords(conn: sa.Connection, key: str) -> tuple[float, float] | None:
@@ -67,7 +67,7 @@ def add_request(store: HubStore, who: Principal, req: StarRequest,
         raise HubError(f"this token belongs to member {who.observer_code}, not {member}: a "
                        "member asks only in their own name", 403)
     now = time.time() if now is None else now
-    today = night_of(now / 86400.0 + _UNIX_EPOCH_JD, 0.0)
+    today = night_of(jd_from_unix(now), 0.0)
     if req.until is not None and req.until < today:
         raise HubError(f"until {req.until} is in the past (today is {today})", 422)
     key = target_key(req.star)

@@ -18,8 +18,9 @@ from photutils.aperture import CircularAperture, aperture_photometry
 from photutils.centroids import centroid_com
 
 from ..config import Config, resolve
-from ..frame.load import Frame
+from ..frame.load import GREEN_SITES, Frame
 from ..frame.timesite import young_scintillation
+from .cfa import CfaModel, fit_cfa, green_asymmetry, native_centroids
 from .noise import aperture_excess
 from .sky import local_sky
 
@@ -56,6 +57,22 @@ class StarMeasurement:
     excess_mag: float = 0.0
     #: stars it was measured on
     excess_stars: int = 0
+    #: of which: the spread of the aperture corrections (mag, :func:`.noise.aperture_excess`)
+    aperture_excess_mag: float = 0.0
+    #: the frame's CFA sampling model (:mod:`.cfa`; None: not a sub, too few bright stars, or
+    #: off); its residual error is in ``excess_mag``
+    cfa: CfaModel | None = None
+    #: per star: the excess actually added to its error (mag): the aperture term and the CFA
+    #: sampling left after the correction (all of it for a star whose phase is unknown)
+    star_excess: np.ndarray | None = None
+    #: the relative scintillation noise used for every star (Young x factor, at ``airmass``)
+    scintillation: float = 0.0
+    #: the airmass the scintillation was computed at (None: unknown, 1 used)
+    airmass: float | None = None
+
+    def frame_terms(self) -> tuple[Any, ...]:
+        """The frame's error terms and CFA model, for ``measure_stars(excess=...)``."""
+        return (self.aperture_excess_mag, 0.0, self.excess_stars, self.cfa)
 
 
 def geometry(fwhm: float, cfg: Config) -> tuple[float, float, float]:
@@ -299,7 +316,8 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Any = None, *,
                   fwhm: float | None = None, recentre: bool = True,
                   neighbours: np.ndarray | None = None, max_shift: float | None = None,
                   fwhm_stars: np.ndarray | None = None,
-                  airmass: float | None = None) -> StarMeasurement:
+                  airmass: float | None = None,
+                  excess: tuple[Any, ...] | None = None) -> StarMeasurement:
     """Aperture photometry of the stars at plane positions ``xy``.
 
     Parameters
@@ -323,6 +341,10 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Any = None, *,
         Boolean mask of the stars that size the aperture.
     airmass : float, optional
         Sets the scintillation term (see :func:`scintillation`).
+    excess : tuple, optional
+        The frame's terms, from :meth:`StarMeasurement.frame_terms`: (aperture excess, unused,
+        stars, CFA model), used instead of estimating them from these stars, so that the field
+        stars of a starlist get the frame's terms and correction, not ones of their own.
 
     Returns
     -------
@@ -353,22 +375,74 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Any = None, *,
     raw_sum, area_w2 = _aperture_sums(frame, pos, inside, r, sky.clipped_value)
     area = math.pi * r * r
     flux = raw_sum - area * sky.mean
-    err = _flux_errors(frame, flux, sky, area, area_w2, scintillation(cfg, frame, airmass))
+    scint = scintillation(cfg, frame, airmass)
+    peaks = np.array([frame.peak_adu(x, y, r) if ok else 0.0
+                      for (x, y), ok in zip(pos, inside, strict=True)])
+    saturated = peaks >= frame.saturation_adu
+    err = _flux_errors(frame, flux, sky, area, area_w2, scint)
+    if excess is not None:
+        ap_ex, n_ex = excess[0], excess[2]
+    else:  # before the CFA correction: the core is in both apertures, its sampling cancels
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ap_ex, n_ex = _excess(frame, pos, inside, r, float(fwhm), sky, flux, err,
+                                  flux / err)
+    cfa = None
+    # the phase of every recentred star, from the full-resolution mosaic
+    phase_pos = (native_centroids(frame.raw, pos) if frame.green is not None
+                 and frame.raw is not None and cfg.photometry.cfa_correction else pos)
+    if cfg.photometry.cfa_correction and excess is None:
+        cfa = _cfa_model(frame, pos, phase_pos, inside & ~saturated & ~edge & recentred, r,
+                         sky, flux, err, scint, float(fwhm))
+    elif excess is not None and len(excess) > 3:
+        cfa = excess[3]
+    # per-star CFA sampling error (mag): what the correction leaves, or all of it when the
+    # star's phase is unknown (not recentred)
+    samp = np.zeros(len(pos))
+    if cfa is not None:
+        site = GREEN_SITES.get(frame.bayer or "GRBG", ((0, 0), (1, 1)))[0]
+        factor = np.where(recentred, cfa.factor(phase_pos, site), 1.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            snr_c = flux / np.sqrt(np.maximum(err**2 - (scint * flux) ** 2, 1e-30))
+        flux, err = flux / factor, err / factor
+        samp = np.where(recentred, cfa.left_mag(snr_c), cfa.uncorrected_mag)
     with np.errstate(invalid="ignore", divide="ignore"):
         snr = flux / err
         mag = -2.5 * np.log10(flux / frame.exptime)
         mag_err = 2.5 / math.log(10.0) / snr
     mag = np.where(flux > 0, mag, np.nan)
-    excess, n_ex = _excess(frame, pos, inside, r, float(fwhm), sky, flux, err, snr)
-    if cfg.photometry.excess_noise and excess > 0:
-        mag_err = np.hypot(mag_err, excess)
-    peaks = np.array([frame.peak_adu(x, y, r) if ok else 0.0
-                      for (x, y), ok in zip(pos, inside, strict=True)])
+    total = np.hypot(ap_ex, samp)
+    if cfg.photometry.excess_noise:
+        mag_err = np.hypot(mag_err, total)
     return StarMeasurement(x=pos[:, 0], y=pos[:, 1], recentred=recentred, flux=flux,
                            flux_err=err, sky=sky.mean, sky_sigma=sky.sigma, snr=snr, mag=mag,
-                           mag_err=mag_err, peak=peaks, saturated=peaks >= frame.saturation_adu,
+                           mag_err=mag_err, peak=peaks, saturated=saturated,
                            edge=edge, radius=r, r_in=r_in, r_out=r_out, fwhm=float(fwhm),
-                           excess_mag=excess, excess_stars=n_ex)
+                           excess_mag=float(math.hypot(ap_ex, cfa.sampling_mag if cfa else 0.0)),
+                           excess_stars=n_ex, aperture_excess_mag=float(ap_ex), cfa=cfa,
+                           star_excess=total, scintillation=scint, airmass=airmass)
+
+
+def _cfa_model(frame: Frame, pos: np.ndarray, phase_pos: np.ndarray, usable: np.ndarray,
+               r: float, sky: _Sky, flux: np.ndarray, err: np.ndarray, scint: float,
+               fwhm: float) -> CfaModel | None:
+    """The frame's CFA sampling model (:mod:`.cfa`) from its recentred stars with SNR >= 20
+    (a sub's two green sites; None for stacks and mono frames)."""
+    if frame.green is None:
+        return None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snr = flux / err
+    bright = usable & np.isfinite(snr) & (snr >= 20.0) & np.isfinite(sky.mean)
+    if int(bright.sum()) < 5:
+        return None
+    asym = green_asymmetry(frame.green, pos[bright], r, sky.mean[bright])
+    f = flux[bright]
+    # scintillation multiplies both sites alike: not in the asymmetry's noise
+    var = np.clip(err[bright] ** 2 - (scint * f) ** 2, 0.0, None)
+    site = GREEN_SITES.get(frame.bayer or "GRBG", ((0, 0), (1, 1)))[0]
+    # the SNR that sets a centroid's precision: without scintillation
+    snr_c = f / np.sqrt(np.maximum(var, 1e-30))
+    return fit_cfa(asym, np.sqrt(var) / f, phase_pos[bright], site, snr=snr_c,
+                   fwhm_native=fwhm * frame.binning)
 
 
 def _excess(frame: Frame, pos: np.ndarray, inside: np.ndarray, r: float, fwhm: float,

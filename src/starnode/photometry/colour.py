@@ -16,9 +16,12 @@ each frame can measure its own colour term (AAVSO DSLR Observing Manual, "transf
 3. the target's colour from its measured ``b - g``, then its V with the full propagated error
    (photon noise of g and b, both fits' covariances) (:func:`ColourSolution.apply`).
 
-The coefficient is fitted **per frame** (not persisted and combined over the night: the
-frames of a night are measured by independent, restartable workers, and a per-frame fit keeps
-every result reproducible from its own frame). The transformation is *applied* - the record
+The coefficient is fitted **per frame**, and every frame's fit is kept per telescope and
+observing night (:class:`starnode.store.colourterms.ColourTerms`, migration 7): when a frame's
+own Tv_bv is too uncertain but the night's combination so far (inverse-variance weighted mean,
+error inflated by the frames' chi-square) is good enough, the frame is transformed with the
+night's coefficient, its zero point refitted on its own comps (``scope`` ``night``). The
+transformation is *applied* - the record
 becomes ``V``, ``transformed`` True, AAVSO ``TRANS=YES`` with the coefficient in NOTES - only
 when the error of ``Tv_bv`` is at most ``photometry.transform_max_error``, at least
 :data:`MIN_COMPS` comps took part in both fits, the target and check star are measurable in
@@ -213,6 +216,29 @@ class ColourSolution:
 
     v_fit: LineFit  # x = catalogue B-V, y = V - g
     bv_fit: LineFit  # x = b - g, y = catalogue B-V
+    #: the V fit's points (x, y, sigma), for refitting its zero point with a fixed slope
+    v_points: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    #: ``frame`` (Tv_bv fitted on this frame) or ``night`` (the night's combined Tv_bv)
+    scope: str = "frame"
+
+    def with_slope(self, slope: float, slope_err: float) -> ColourSolution:
+        """The same frame with Tv_bv fixed (the night's): the zero point refitted on this
+        frame's comps (the V fit's points it kept), its error from their scatter
+        (chi2-inflated) and the slope's error at their mean colour."""
+        assert self.v_points is not None
+        x, y, sig = self.v_points
+        used = self.v_fit.used
+        x, y, sig = x[used], y[used], sig[used]
+        w = 1.0 / sig**2
+        a = float(np.sum(w * (y - slope * x)) / np.sum(w))
+        n = len(x)
+        chi2 = float(np.sum(w * (y - a - slope * x) ** 2)) / max(n - 1, 1)
+        xbar = float(np.sum(w * x) / np.sum(w))
+        var_mean = max(chi2, 1.0) / float(np.sum(w))
+        cov = np.array([[var_mean + xbar**2 * slope_err**2, -xbar * slope_err**2],
+                        [-xbar * slope_err**2, slope_err**2]])
+        fit = dataclasses.replace(self.v_fit, intercept=a, slope=slope, cov=cov, chi2=chi2)
+        return dataclasses.replace(self, v_fit=fit, scope="night")
 
     @property
     def tv_bv(self) -> float:
@@ -292,7 +318,7 @@ def solve(fit: EnsembleFit, sm: StarMeasurement, sb: StarMeasurement,
     bv_fit = fit_line(b - g, cb - cv, np.sqrt(ecb**2 + ecv**2 + eg**2 + eb**2), clip_sigma)
     if v_fit is None or bv_fit is None:
         return "the comps' colours do not allow a fit (too few, or all of one colour)"
-    return ColourSolution(v_fit, bv_fit)
+    return ColourSolution(v_fit, bv_fit, (cb - cv, cv - g, np.hypot(ecv, eg)))
 
 
 def _check(fit: EnsembleFit, sm: StarMeasurement, sb: StarMeasurement, sol: ColourSolution,
@@ -341,10 +367,34 @@ def _describe(sol: ColourSolution, bv: float | None, bv_err: float | None, *, ap
         coefficient_err=rounded(sol.v_fit.slope_err), zero_point=rounded(sol.v_fit.intercept),
         colour_coefficient=rounded(sol.bv_fit.slope),
         colour_coefficient_err=rounded(sol.bv_fit.slope_err), colour_index=rounded(bv),
-        colour_index_err=rounded(bv_err), n_comps=sol.v_fit.n, scope="frame",
+        colour_index_err=rounded(bv_err), n_comps=sol.v_fit.n, scope=sol.scope,
         untransformed_mag=m.magnitude if m else None,
         untransformed_err=m.uncertainty if m else None,
         untransformed_filter=m.filter if m else None)
+
+
+def _night_solution(m: Measurement, frame: Frame, cfg: Config, sol: ColourSolution
+                    ) -> ColourSolution:
+    """Keep this frame's Tv_bv for the night; the night's combined coefficient instead of the
+    frame's own when the frame's is too uncertain and the night's (with this frame) is not."""
+    from ..store.colourterms import ColourTerms
+
+    if not m.night:
+        return sol
+    terms = ColourTerms(cfg)
+    telescope = m.telescope or ""
+    terms.add(telescope, m.night, frame.sha1, sol.tv_bv, sol.v_fit.slope_err, sol.v_fit.n,
+              m.jd)
+    limit = cfg.photometry.transform_max_error
+    if sol.v_fit.slope_err <= limit:
+        return sol
+    night = terms.night(telescope, m.night)
+    if night is None or night.n_frames < 2 or not night.error <= limit:
+        return sol
+    log.info("%s: Tv_bv of the frame %.3f +/- %.3f; the night's %.3f +/- %.3f (%d frames)",
+             frame.path.name, sol.tv_bv, sol.v_fit.slope_err, night.value, night.error,
+             night.n_frames)
+    return sol.with_slope(night.value, night.error)
 
 
 def transform_measurement(m: Measurement, frame: Frame, cfg: Config, sm: StarMeasurement,
@@ -378,6 +428,7 @@ def transform_measurement(m: Measurement, frame: Frame, cfg: Config, sm: StarMea
     sol = solve(fit, sm, sb, cfg.photometry.comp_clip_sigma)
     if isinstance(sol, str):
         return _not_applied(m, sol)
+    sol = _night_solution(m, frame, cfg, sol)
     g, g_err = float(sm.mag[0]), float(sm.mag_err[0])
     v, v_err, bv, bv_err = sol.apply(g, g_err, float(sb.mag[0]), float(sb.mag_err[0]))
     why = _why_not(cfg, sol, sb, bv)
@@ -395,8 +446,10 @@ def transform_measurement(m: Measurement, frame: Frame, cfg: Config, sm: StarMea
     flag, reasons = grade_quality(cfg, m.snr or 0.0, err, m.comparison_stars, k, m.airmass,
                                   frame)
     tr = _describe(sol, bv, bv_err, applied=True, reason=None, m=m)
+    source = (f"{sol.v_fit.n} comps" if sol.scope == "frame"
+              else f"the night's frames (zero point from {sol.v_fit.n} comps)")
     note = (f"transformed to V: Tv_bv={sol.tv_bv:.3f}+/-{sol.v_fit.slope_err:.3f} from "
-            f"{sol.v_fit.n} comps, B-V={bv:.2f}")
+            f"{source}, B-V={bv:.2f}")
     log.info("%s: %s V = %.3f +/- %.3f (TG %.3f; %s)", frame.path.name, m.target_name, mag, err,
              m.magnitude, note)
     return m.replace(magnitude=round(mag, 4), uncertainty=round(err, 4), filter="V", band="V",

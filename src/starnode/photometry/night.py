@@ -93,7 +93,8 @@ def finish_measurement(m: Measurement, frame: Frame, cfg: Config, wcs: Any,
 
         try:
             path = starlist_path(cfg.data_dir, m.night, frame.path)
-            starlist = str(write_starlist(build_starlist(frame, wcs, cfg, sm, fit, target),
+            starlist = str(write_starlist(build_starlist(frame, wcs, cfg, sm, fit, target,
+                                                         m.sequence_source or "none"),
                                           path, min_free_mb=int(cfg.starlists.min_free_mb)))
         except (OSError, ValueError) as exc:
             log.warning("%s: starlist not written: %s", frame.path.name, exc)

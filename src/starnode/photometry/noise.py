@@ -129,3 +129,4 @@ def pair_chi2(m1: np.ndarray, e1: np.ndarray, m2: np.ndarray, e2: np.ndarray
     w = 1.0 / v
     zp = float(np.sum(w * d) / np.sum(w))
     return float(np.sum((d - zp) ** 2 * w) / (n - 1)), n
+

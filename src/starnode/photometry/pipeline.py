@@ -33,6 +33,7 @@ import numpy as np
 
 from .. import astrometry
 from ..catalogs import CompStar, Sequence, Target, get_sequence, resolve_target
+from ..catalogs.field import fov_arcmin, stars_for_solver
 from ..config import Config, resolve
 from ..errors import CatalogError, ConfigError, FrameRejected, RejectCategory
 from ..frame.load import Frame, load_frame
@@ -108,18 +109,12 @@ def _config(config: Any) -> Config:
         raise FrameRejected(f"configuration: {exc}", RejectCategory.CONFIG) from exc
 
 
-def _fov_arcmin(frame: Frame) -> float:
-    ny, nx = frame.plane.shape
-    pscale = frame.plane_scale_arcsec or 2.4 * frame.binning
-    return math.hypot(nx, ny) * pscale / 60.0
-
-
 def _target_and_sequence(frame: Frame, cfg: Config) -> tuple[Target, Sequence]:
     """The catalogue module applies ``photometry.target`` / ``target_aliases`` and
     ``photometry.sequence_file`` itself."""
     try:
         target = resolve_target(cfg, frame.object, frame.ra_deg, frame.dec_deg)
-        seq = get_sequence(cfg, target, fov_arcmin=_fov_arcmin(frame), band=frame.band)
+        seq = get_sequence(cfg, target, fov_arcmin=fov_arcmin(frame), band=frame.band)
     except CatalogError as exc:
         raise FrameRejected(f"{frame.path.name}: {exc}", RejectCategory.CATALOG) from exc
     return target, seq
@@ -134,16 +129,10 @@ def _usable_comps(frame: Frame, seq: Sequence) -> list[CompStar]:
 
 
 def _solve(frame: Frame, cfg: Config, comps: list[CompStar], target: Target) -> Any:
-    ra = np.array([c.ra_deg for c in comps] + [target.ra_deg])
-    dec = np.array([c.dec_deg for c in comps] + [target.dec_deg])
-    mags = []
-    for c in comps:
-        m = c.mag("V") or c.mag(frame.band)
-        mags.append(m[0] if m else np.nan)
-    mags.append(np.nan)
+    ra, dec, mags = stars_for_solver(frame, comps, target)
     try:
         return astrometry.solve_frame(frame, cfg, ref_ra=ra, ref_dec=dec,
-                                      ref_mag=np.array(mags), hint=frame.header_wcs)
+                                      ref_mag=mags, hint=frame.header_wcs)
     except astrometry.AstrometryError as exc:  # starnode.errors' once the package is in
         raise FrameRejected(f"{frame.path.name}: no verified WCS: {exc}",
                             RejectCategory.ASTROMETRY) from exc

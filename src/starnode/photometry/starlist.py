@@ -40,8 +40,8 @@ from .ensemble import EnsembleFit
 
 log = logging.getLogger("starnode.starlist")
 
-__all__ = ["COLUMNS", "StarlistSkipped", "build_starlist", "prune", "starlist_path",
-           "write_starlist"]
+__all__ = ["COLUMNS", "StarlistSkipped", "build_starlist", "frame_meta", "frame_values", "prune",
+           "starlist_path", "table_from_columns", "write_starlist"]
 
 
 class StarlistSkipped(OSError):
@@ -60,6 +60,8 @@ COLUMNS: dict[str, tuple[str | None, str]] = {
     "inst_err": ("mag", "its error, the frame's excess noise included"),
     "mag": ("mag", "calibrated on the frame's zero point (at the star's position)"),
     "mag_err": ("mag", "inst_err and the zero point's error in quadrature"),
+    "excess": ("mag", "the excess noise in inst_err (the frame's aperture term and the CFA "
+               "sampling error left after the correction; all of it when not recentred)"),
     "fwhm": ("pix", "the star's FWHM from its second moments (NaN when not detected)"),
     "saturated": (None, "a pixel at the saturation level"),
     "edge": (None, "too close to the edge for the annulus"),
@@ -67,11 +69,24 @@ COLUMNS: dict[str, tuple[str | None, str]] = {
     "comp": (None, "in the ensemble"),
     "check": (None, "the check star"),
     "target": (None, "the variable"),
+    "zero_point": ("mag", "the frame's zero point (at the frame centre for a radial model)"),
+    "zp_error": ("mag", "its error"),
+    "frame_excess": ("mag", "the frame's excess noise (as in the measurement record)"),
+    "airmass": (None, "the frame's airmass (the target's; scintillation of every star uses it)"),
+    "scintillation": ("mag", "the scintillation term in every star's error"),
+    "reference": (None, "what calibrates mag: vsp (a VSP sequence), gaia-dr3, or none"),
 }
+
+#: the columns that hold one value per frame (repeated on each of its rows, so that CSV, JSON
+#: and several frames in one ECSV keep each frame's own values)
+FRAME_COLUMNS = ("zero_point", "zp_error", "frame_excess", "airmass", "scintillation",
+                 "reference")
 
 
 _FORMATS = {"ra": ".6f", "dec": ".6f", "x": ".2f", "y": ".2f", "flux": ".1f", "flux_err": ".1f",
-            "inst_mag": ".4f", "inst_err": ".4f", "mag": ".4f", "mag_err": ".4f", "fwhm": ".2f"}
+            "inst_mag": ".4f", "inst_err": ".4f", "mag": ".4f", "mag_err": ".4f", "fwhm": ".2f",
+            "excess": ".4f", "zero_point": ".4f", "zp_error": ".4f", "frame_excess": ".4f",
+            "airmass": ".3f", "scintillation": ".4f"}
 
 
 def starlist_path(data_dir: Path, night: str | None, frame_path: Path) -> Path:
@@ -94,7 +109,7 @@ def _fwhm_of(det: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def build_starlist(frame: Frame, wcs: Any, config: Any, sm: StarMeasurement, fit: EnsembleFit,
-                   target_name: str) -> Table:
+                   target_name: str, reference: str = "vsp") -> Table:
     """Every catalogued (target first, comps) and detected star of the frame.
 
     Parameters
@@ -109,6 +124,8 @@ def build_starlist(frame: Frame, wcs: Any, config: Any, sm: StarMeasurement, fit
     fit : EnsembleFit
         The zero point (:meth:`EnsembleFit.zp_for`) and which comps are used / the check.
     target_name : str
+    reference : str
+        What the zero point comes from (the sequence's source: ``vsp``, ``gaia-dr3``).
 
     Returns
     -------
@@ -122,8 +139,11 @@ def build_starlist(frame: Frame, wcs: Any, config: Any, sm: StarMeasurement, fit
     if len(det.x) and n_cat:
         dist, _ = cKDTree(np.column_stack([sm.x, sm.y])).query(det.xy)
         far = dist > max(2.0, sm.fwhm)
+    # the frame's airmass (scintillation) and the frame's excess terms and CFA model: a handful
+    # of bright field stars must not estimate (or miss) them on their own
     field = (measure_stars(frame, det.xy[far], config, fwhm=sm.fwhm,
-                           neighbours=np.column_stack([sm.x, sm.y]), airmass=None)
+                           neighbours=np.column_stack([sm.x, sm.y]), airmass=sm.airmass,
+                           excess=sm.frame_terms())
              if far.any() else None)
     names = [target_name] + [row.comp.label for row in sorted(fit.rows, key=lambda r: r.i)]
     role = {row.i: row for row in fit.rows}
@@ -140,6 +160,8 @@ def build_starlist(frame: Frame, wcs: Any, config: Any, sm: StarMeasurement, fit
         cols["flux_err"].append(float(src.flux_err[j]))
         cols["inst_mag"].append(float(src.mag[j]))
         cols["inst_err"].append(float(src.mag_err[j]))
+        cols["excess"].append(float(src.star_excess[j]) if src.star_excess is not None
+                              else src.excess_mag)
         cols["mag"].append(float(src.mag[j]) + zp)
         cols["mag_err"].append(math.hypot(float(src.mag_err[j]), zp_err if comp or check
                                           or target else zp_err_field))
@@ -157,25 +179,59 @@ def build_starlist(frame: Frame, wcs: Any, config: Any, sm: StarMeasurement, fit
         for j in range(len(field.x)):
             add(field, j, "field", False, False, False)
     x, y = np.array(cols["x"]), np.array(cols["y"])
+    per_frame = frame_values(sm, fit, reference)
+    for k in FRAME_COLUMNS:
+        cols[k] = [per_frame[k]] * len(x)
     cols["fwhm"], blended = (list(a) for a in _fwhm_of(det, x, y))
     cols["blended"] = [bool(b) for b in blended]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ra, dec = wcs.all_pix2world(x, y, 0) if len(x) else (np.array([]), np.array([]))
     cols["ra"], cols["dec"] = list(np.asarray(ra, float)), list(np.asarray(dec, float))
-    table = Table({k: np.asarray(v) if v else np.array([]) for k, v in cols.items()})
+    table = table_from_columns(cols)
+    table.meta.update(frame_meta(frame, sm, fit, reference))
+    return table
+
+
+def table_from_columns(cols: dict[str, Any]) -> Table:
+    """The starlist table of :data:`COLUMNS` (units, descriptions, formats) from sequences."""
+    table = Table({k: np.asarray(cols[k]) if len(cols[k]) else np.array([]) for k in COLUMNS})
     for k, (unit, desc) in COLUMNS.items():
         table[k].unit = unit
         table[k].description = desc
         if k in _FORMATS:
             table[k].format = _FORMATS[k]
-    table.meta.update({"file": str(frame.path), "zero_point": round(fit.zp, 4),
-                       "zp_error": round(fit.zp_err, 4),
-                       "illumination": ("radial" if fit.radial is not None and fit.radial.keep
-                                        else "constant"),
-                       "excess_noise_mag": round(sm.excess_mag, 4), "fwhm_px": round(sm.fwhm, 3),
-                       "aperture_px": round(sm.radius, 3)})
     return table
+
+
+def frame_values(sm: StarMeasurement, fit: EnsembleFit | None, reference: str
+                 ) -> dict[str, Any]:
+    """The per-frame columns (:data:`FRAME_COLUMNS`)."""
+    return {"zero_point": round(fit.zp, 4) if fit is not None else math.nan,
+            "zp_error": round(fit.zp_err, 4) if fit is not None else math.nan,
+            "frame_excess": round(sm.excess_mag, 4),
+            "airmass": round(sm.airmass, 3) if sm.airmass is not None else math.nan,
+            "scintillation": round(1.0857 * sm.scintillation, 4), "reference": reference}
+
+
+def frame_meta(frame: Frame, sm: StarMeasurement, fit: EnsembleFit | None, reference: str
+               ) -> dict[str, Any]:
+    """The frame's values for the table's meta."""
+    cfa = sm.cfa
+    return {"file": str(frame.path),
+            "zero_point": round(fit.zp, 4) if fit is not None else None,
+            "zp_error": round(fit.zp_err, 4) if fit is not None else None,
+            "illumination": ("radial" if fit is not None and fit.radial is not None
+                             and fit.radial.keep else "constant"),
+            "excess_noise_mag": round(sm.excess_mag, 4),
+            "aperture_excess_mag": round(sm.aperture_excess_mag, 4),
+            "cfa_t1": round(cfa.t1, 4) if cfa is not None else None,
+            "cfa_sampling_mag": round(cfa.sampling_mag, 4) if cfa is not None else None,
+            "cfa_uncorrected_mag": round(cfa.uncorrected_mag, 4) if cfa is not None else None,
+            "airmass": round(sm.airmass, 3) if sm.airmass is not None else None,
+            "scintillation_mag": round(1.0857 * sm.scintillation, 4),
+            "reference": reference, "fwhm_px": round(sm.fwhm, 3),
+            "aperture_px": round(sm.radius, 3)}
 
 
 def _record_skip(root: Path, path: Path, reason: str) -> None:
@@ -277,113 +333,3 @@ def prune(data_dir: str | os.PathLike[str], keep_days: int,
         log.info("starlists: %d night(s) older than %d day(s) deleted (starlists.keep_days)",
                  n, keep_days)
     return n
-
-
-def frame_starlist(path: str | os.PathLike[str], config: Any) -> Table:
-    """Measure one frame (as the pipeline does, writing its starlist) and return the list.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The FITS frame.
-    config : Any
-        Anything :func:`starnode.config.resolve` accepts.
-
-    Returns
-    -------
-    astropy.table.Table
-
-    Raises
-    ------
-    starnode.errors.FrameRejected
-        The frame cannot be measured (the reason says why).
-    """
-    from .config import resolve
-    from .photometry import measure
-
-    cfg = resolve(config)
-    if not cfg.photometry.starlists:
-        raise OSError("photometry.starlists is off in the configuration: no starlist is made")
-    m = measure(path, cfg)
-    if m.starlist is None:
-        raise OSError(f"{Path(path).name}: the starlist could not be written (see the log)")
-    return Table.read(m.starlist, format="ascii.ecsv")
-
-
-def stars_command(files: list[str], config: Any, fmt: str, out: str | None) -> int:
-    """``starnode stars FILE...``: the starlists of frames, as ECSV, CSV or JSON.
-
-    Parameters
-    ----------
-    files : list of str
-    config : Any
-    fmt : str
-        ``ecsv``, ``csv`` or ``json``.
-    out : str or None
-        Output file (default: stdout).
-
-    Returns
-    -------
-    int
-        0, or 1 when a frame could not be measured (its reason on stderr).
-    """
-    import io
-    import json
-    import sys
-
-    from astropy.table import vstack
-
-    from .cli.paths import input_problem, output_problem, shown, write_output
-    from .errors import FrameRejected
-
-    if out:
-        problem = output_problem(out, files)
-        if problem:
-            sys.stderr.write(f"error: {problem}\n")
-            return 2
-    tables, status = [], 0
-    for f in files:
-        problem = input_problem(f)
-        if problem:
-            sys.stderr.write(f"{problem}\n")
-            status = 1
-            continue
-        try:
-            t = frame_starlist(f, config)
-        except (FrameRejected, OSError) as exc:
-            sys.stderr.write(f"{shown(f)}: {exc}\n")
-            status = 1
-            continue
-        t.add_column([shown(f)] * len(t), name="file", index=0)
-        tables.append(t)
-    if not tables:
-        return status
-    table = vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
-    buf = io.StringIO()
-    if fmt == "json":
-        rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in zip(
-            table.colnames, row, strict=True)} for row in table]
-        buf.write(json.dumps(rows, indent=1, allow_nan=True) + "\n")
-    else:
-        table.write(buf, format="ascii.ecsv" if fmt == "ecsv" else "ascii.csv")
-    if out:
-        problem = write_output(out, buf.getvalue())
-        if problem:
-            sys.stderr.write(f"error: {problem}\n")
-            return 1
-    else:
-        sys.stdout.write(buf.getvalue())
-    return status
-    table = vstack(tables, metadata_conflicts="silent") if len(tables) > 1 else tables[0]
-    buf = io.StringIO()
-    if fmt == "json":
-        rows = [{k: (v.item() if hasattr(v, "item") else v) for k, v in zip(
-            table.colnames, row, strict=True)} for row in table]
-        buf.write(json.dumps(rows, indent=1, allow_nan=True) + "\n")
-    else:
-        table.write(buf, format="ascii.ecsv" if fmt == "ecsv" else "ascii.csv")
-    if out:
-        Path(out).write_text(buf.getvalue(), encoding="utf-8")
-    else:
-        sys.stdout.write(buf.getvalue())
-    return status

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from .caches import CatalogCache, CatalogEntry, SolutionCache, StoredSolution
 from .checkstars import CheckStarChoice, CheckStars
+from .colourterms import ColourTerms, NightCoefficient
 from .connection import connect, transaction
 from .database import DB_NAME, Store, db_path
 from .frame import Frame, file_identity, make_owner
@@ -39,9 +40,11 @@ __all__ = [
     "CatalogEntry",
     "CheckStarChoice",
     "CheckStars",
+    "ColourTerms",
     "Frame",
     "HubQueue",
     "Ledger",
+    "NightCoefficient",
     "ObservingHistory",
     "ReportRows",
     "SolutionCache",

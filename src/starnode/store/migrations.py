@@ -238,6 +238,23 @@ def _v6(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS aavso_rows_file ON aavso_rows (space, file)")
 
 
+def _v7(conn: sqlite3.Connection) -> None:
+    """Each frame's fitted colour coefficient Tv_bv, per telescope and observing night, so that
+    the night's combined coefficient can transform frames whose own fit is too uncertain
+    (:mod:`starnode.store.colourterms`)."""
+    conn.execute("""CREATE TABLE IF NOT EXISTS colour_terms (
+    telescope   TEXT NOT NULL,   -- TELESCOP ('' when the header has none)
+    night       TEXT NOT NULL,   -- observing night (YYYY-MM-DD)
+    frame_sha1  TEXT NOT NULL,   -- the frame's content hash (a frame counts once)
+    tv_bv       REAL NOT NULL,   -- V - g = zp + Tv_bv (B-V), this frame's fit
+    tv_bv_err   REAL NOT NULL,   -- its error (chi2-inflated)
+    n_comps     INTEGER NOT NULL,
+    jd          REAL,
+    recorded_utc TEXT NOT NULL,
+    PRIMARY KEY (telescope, night, frame_sha1)
+)""")
+
+
 def _record_history(conn: sqlite3.Connection, applied: list[int]) -> None:
     """Note when, and by which starnode, each migration ran (once ``store_history`` exists)."""
     if not applied or applied[-1] < 2:
@@ -278,6 +295,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "aavso_files table (report appends, killed-writer tails); frames by report "
                  "key", _v5),
     Migration(6, "aavso_files: content checksum and mtime of each report; rows by file", _v6),
+    Migration(7, "colour_terms table: each frame's Tv_bv per telescope and night", _v7),
 )
 
 #: The schema version this code writes and understands.

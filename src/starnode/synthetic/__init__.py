@@ -46,7 +46,11 @@ centre moves by a seeded random offset of up to this many native px: random sub-
 for consecutive subs), ``vignetting`` (fraction of the light lost in the corners, radial
 quadratic fall-off, sky and stars alike: a raw, un-flat-fielded sub), ``prnu`` (relative rms of
 a fixed pixel-response pattern, one per ``sensor_seed``: flat-field errors), ``field_seed``
-(the ``extra_stars`` drawn from this seed around the target: the same field in every sub).
+(the ``extra_stars`` drawn from this seed around the target: the same field in every sub),
+``core_fraction`` (share of each star's light in a sharp Gaussian seeing core of
+``core_fwhm_px`` native px on top of the PSF: the older-firmware alt-az subs put ~30 % of a
+star's light in one native pixel, so the green sites' share of it depends on which CFA site the
+core falls on), ``jitter_px`` (per-star random image motion, native px rms, drawn per sub).
 
 Undersampled subs (FWHM 1.2-1.6 green-plane px, as the older firmware's alt-az subs) are
 ``fwhm_arcsec`` of 2.4-3.2 native px, i.e. ``fwhm_arcsec=1.4 * 2 * S50_SCALE_ARCSEC``.

@@ -116,9 +116,30 @@ def _stars(seq: Sequence, target_mag: float, target_bv: float, extra: int,
     return out
 
 
+@dataclass(frozen=True)
+class _Core:
+    """A sharp seeing core on top of the PSF (the older-firmware alt-az subs: ~30 % of a
+    star's light in one native pixel although the green-plane FWHM is 1.4 px), and the
+    per-star image motion between subs (anisoplanatic jitter)."""
+
+    fraction: float = 0.0
+    fwhm_px: float = 1.2  # native px
+    jitter_px: float = 0.0  # native px rms, per star and sub
+
+
+def _star_profile(dx: np.ndarray, dy: np.ndarray, fwhm: float, psf: str, beta: float,
+                  core: _Core) -> np.ndarray:
+    prof = _profile(dx, dy, fwhm, psf, beta)
+    if core.fraction <= 0:
+        return prof
+    return ((1.0 - core.fraction) * prof
+            + core.fraction * _profile(dx, dy, core.fwhm_px, "gaussian", beta))
+
+
 def _render(stars: list[_Star], wcs: WCS, ny: int, nx: int, fwhm_px: float, psf: str,
             beta: float, exptime: float, zeropoint: float, colour_term: float,
             cfa: np.ndarray | None, scint: float = 0.0, rng: np.random.Generator | None = None,
+            core: _Core | None = None,
             ) -> tuple[np.ndarray, list[tuple[_Star, float, float, float, np.ndarray]]]:
     """Noise-free electrons per native pixel for each channel.
 
@@ -128,6 +149,10 @@ def _render(stars: list[_Star], wcs: WCS, ny: int, nx: int, fwhm_px: float, psf:
     ra = np.array([s.ra for s in stars])
     dec = np.array([s.dec for s in stars])
     xs, ys = wcs.all_world2pix(ra, dec, 0)
+    core = core or _Core()
+    if core.jitter_px > 0 and rng is not None:  # where the light lands, not the catalogue
+        xs = xs + core.jitter_px * rng.standard_normal(len(xs))
+        ys = ys + core.jitter_px * rng.standard_normal(len(ys))
     image = np.zeros((ny, nx) if cfa is not None else (3, ny, nx), dtype=np.float64)
     half = math.ceil(max(4.0 * fwhm_px, 8.0) if psf == "gaussian" else 8.0 * fwhm_px)
     info = []
@@ -148,7 +173,7 @@ def _render(stars: list[_Star], wcs: WCS, ny: int, nx: int, fwhm_px: float, psf:
             info.append((s, float(x), float(y), e_tot[1], peaks))
             continue
         gy, gx = np.mgrid[y0:y1, x0:x1]
-        prof = _profile(gx - x, gy - y, fwhm_px, psf, beta)
+        prof = _star_profile(gx - x, gy - y, fwhm_px, psf, beta, core)
         if cfa is not None:
             chan = cfa[gy % 2, gx % 2]
             flux = np.choose(chan, e_tot)
@@ -251,7 +276,7 @@ def _common(seq: Sequence, seed: int, kw: dict[str, Any]) -> dict[str, Any]:
         "scale_arcsec": S50_SCALE_ARCSEC, "include_target": True, "pedestal_adu": None,
         "scintillation": 1.5, "aperture_mm": 50.0, "airmass": None,
         "dither_px": 0.0, "vignetting": 0.0, "prnu": 0.0, "sensor_seed": 0,
-        "field_seed": None,
+        "field_seed": None, "core_fraction": 0.0, "core_fwhm_px": 1.2, "jitter_px": 0.0,
     }
     unknown = set(kw) - set(o)
     if unknown:
@@ -343,7 +368,9 @@ def _scene(sequence: str | os.PathLike[str] | Sequence, target_mag: float, seed:
     fwhm_px = o["fwhm_arcsec"] / scale
     img, info = _render(stars, wcs, ny, nx, fwhm_px, o["psf"], o["moffat_beta"], o["exptime"],
                         o["zeropoint"], o["colour_term"], cfa,
-                        _scintillation(o, o["exptime"] * n_subs), o["rng"])
+                        _scintillation(o, o["exptime"] * n_subs), o["rng"],
+                        _Core(float(o["core_fraction"]), float(o["core_fwhm_px"]),
+                              float(o["jitter_px"])))
     img += o["sky_adu"] * o["gain"]
     img *= _response(o, ny, nx)
     return seq, o, wcs, cfa, img, info

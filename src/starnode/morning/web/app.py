@@ -87,7 +87,7 @@ def serve(config: Config | Any, host: str = "127.0.0.1", port: int = 8765,
     """
     import uvicorn
 
-    from ..util.net import bind_listen
+    from ...util.net import bind_listen
 
     cfg = resolve(config)
     token = token_for(host, token)

@@ -239,7 +239,7 @@ def _inside(path: Path, root: Path) -> bool:
 @router.get("/outbox/{night}/{filename}")
 def outbox_file(request: Request, night: str, filename: str) -> Response:
     """A report file of the outbox (only the files the outbox lists, never a free path)."""
-    from ..aavso.outbox import outbox_dir
+    from ...aavso.outbox import outbox_dir
 
     root = outbox_dir(_cfg(request)).resolve()
     for o in load_snapshot(_cfg(request)).outbox:
