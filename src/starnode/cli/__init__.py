@@ -220,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_parser_arguments(sp)
     sp.set_defaults(func=cmd_hub)
 
+    from .observe import add_parsers as add_observe
+
+    add_observe(add)
+
     sp = add("config", "show the effective configuration, or an example file")
     sp.add_argument("--example", action="store_true", help="print a commented example "
                     "configuration with every key (config.example.yaml)")
@@ -241,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     level = args.log_level or cfg.log_level
-    file_log = args.command in ("run", "process")
+    file_log = args.command in ("run", "process", "observe")
     setup_logging(level, cfg.data_dir if file_log else None)
     if file_log:
         log.debug("configuration: %s", cfg.source or "built-in defaults")

@@ -43,6 +43,26 @@ def _str_map(value: Any) -> str | None:
     return None
 
 
+def _host_port(value: Any) -> str | None:
+    host, sep, port = str(value).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return "must be HOST:PORT (e.g. 127.0.0.1:32323)"
+    return None
+
+
+def _horizon(value: Any) -> str | None:
+    if not isinstance(value, list):
+        return "must be a list of [azimuth, altitude] pairs"
+    for point in value:
+        if (not isinstance(point, (list, tuple)) or len(point) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                           for v in point)):
+            return f"{point!r}: each point must be [azimuth, altitude] in degrees"
+        if not 0 <= point[0] <= 360 or not 0 <= point[1] <= 90:
+            return f"{point!r}: azimuth must be 0-360 and altitude 0-90 degrees"
+    return None
+
+
 F = Field
 NUM = (int, float)
 
@@ -268,5 +288,29 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "rate_limit_per_minute": F(int, 600, "hub: requests one node may make per minute",
                                    min=1),
         "date_type": F(str, "HJD", "hub: #DATE of members' reports", choices=("HJD", "JD")),
+    },
+    # The telescope (docs/telescope.md): what drives the mount, and the limits nothing crosses.
+    "telescope": {
+        "driver": F(str, "none", "none: nothing moves (the default); alpaca: an ASCOM Alpaca "
+                    "telescope and camera (the Seestar's own server on port 32323)",
+                    choices=("none", "alpaca")),
+        "address": F(str, "127.0.0.1:32323", "HOST:PORT of the Alpaca server",
+                     check=_host_port),
+        "telescope_device": F(int, 0, "Alpaca device number of the telescope (mount)", min=0),
+        "camera_device": F(int, 0, "Alpaca device number of the camera", min=0),
+        "motion": F(bool, False, "nothing moves until this is true ('starnode observe "
+                    "--dry-run' shows what would be sent)"),
+        "sun_limit": F(NUM, -12.0, "degrees: no unpark, slew or exposure with the sun above "
+                       "this, and the night ends (park) when the sun rises through it; the same "
+                       "value for planning, gating and parking", min=-30, max=0),
+        "min_altitude": F(NUM, 30.0, "degrees: the altitude floor, held over a whole item",
+                          min=0, max=89),
+        "max_altitude": F(NUM, 80.0, "degrees: the ceiling (alt-az tracking fails near the "
+                          "zenith)", min=1, max=90),
+        "horizon": F(list, [], "[[azimuth, altitude], ...] in degrees where trees and houses "
+                     "are: the floor is the higher of min_altitude and this mask "
+                     "(interpolated in azimuth)", check=_horizon),
+        "model": F(str, "s50", "the telescope model (instrument numbers for planning and "
+                   "FITS headers)", choices=("s50", "s30", "s30pro")),
     },
 }

@@ -227,6 +227,36 @@ def _v5(conn: sqlite3.Connection) -> None:
                  "bin_end) WHERE closed=0")
 
 
+def _reserved(conn: sqlite3.Connection) -> None:
+    """Versions 6 and 7 belong to branches developed in parallel (the planner's caches and
+    another's); on this branch they change nothing. The lead replaces these placeholders with
+    the real migrations when the branches are merged."""
+
+
+def _v8(conn: sqlite3.Connection) -> None:
+    """The telescope's journal (every step of ``starnode observe``, so a restart resumes an
+    item or parks) and its current state (parked or not as the mount reported it, the alarm)."""
+    conn.execute("""CREATE TABLE IF NOT EXISTS telescope_journal (
+    id          INTEGER PRIMARY KEY,
+    t_utc       TEXT NOT NULL,       -- ISO 8601 UTC, by the runner's clock
+    night       TEXT,
+    plan_hash   TEXT,
+    item        INTEGER,             -- index in the plan, NULL for night-level steps
+    target      TEXT,
+    step        TEXT NOT NULL,       -- gate, unpark, slew, settle, verify, frame, done, skip,
+                                     -- park, parked, park_failed, refused, error, stop
+    detail      TEXT,
+    frames      INTEGER              -- frames of the item taken so far (step 'frame')
+)""")
+    conn.execute("CREATE INDEX IF NOT EXISTS telescope_journal_plan ON telescope_journal "
+                 "(plan_hash, item)")
+    conn.execute("""CREATE TABLE IF NOT EXISTS telescope_state (
+    key         TEXT PRIMARY KEY,    -- parked, alarm, activity, pid
+    value       TEXT,
+    updated     TEXT NOT NULL
+)""")
+
+
 def _record_history(conn: sqlite3.Connection, applied: list[int]) -> None:
     """Note when, and by which starnode, each migration ran (once ``store_history`` exists)."""
     if not applied or applied[-1] < 2:
@@ -266,6 +296,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "hub_queue table (measurements waiting for the network hub)", _v4),
     Migration(5, "aavso_files table (report appends, killed-writer tails); frames by report "
                  "key", _v5),
+    Migration(6, "reserved (another branch)", _reserved),
+    Migration(7, "reserved (another branch)", _reserved),
+    Migration(8, "telescope_journal and telescope_state (starnode observe)", _v8),
 )
 
 #: The schema version this code writes and understands.
