@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -136,9 +137,11 @@ class Driver:
         raise NotImplementedError
 
     def capture(self, seconds: float, *, timeout_s: float,
-                stop: threading.Event | None = None) -> Exposure | None:
+                stop: threading.Event | None = None,
+                tick: Callable[[], object] | None = None) -> Exposure | None:
         """One exposure: start, wait for ``ImageReady`` (at most ``seconds + timeout_s``),
-        download. None when stopped meanwhile.
+        download. None when stopped meanwhile. ``tick`` is called at every poll (the runner's
+        clock check: it raises to abandon the frame).
 
         Raises
         ------
@@ -152,6 +155,12 @@ class Driver:
             return None
         deadline = start + timedelta(seconds=seconds + timeout_s)
         while not self.image_ready():
+            if tick is not None:
+                try:
+                    tick()
+                except Exception:
+                    self.stop()
+                    raise
             if self.clock.now() >= deadline:
                 self.stop()
                 raise DriverError(f"the camera's image was not ready {timeout_s:.0f} s after "

@@ -48,8 +48,11 @@ class Faults:
     http500: set[str] = field(default_factory=set)  # method names, or "*"
     hang: set[str] = field(default_factory=set)  # method names answered after hang_s
     hang_s: float = 2.0
+    fail_next: dict[str, int] = field(default_factory=dict)  # method -> the next N get 500
     down: bool = False  # every request: connection closed without an answer
     drop_on_exposure: bool = False  # goes down right after a startexposure
+    drop_for_s: float | None = None  # ... and comes back after this many (clock) seconds
+    up_at: datetime | None = None
     imageready_never: bool = False
     jump_on_exposure_s: float = 0.0  # the clock jumps when an exposure starts (once)
     equatorial_system: int = 1  # 1 topocentric (JNow), 2 J2000, 0 other
@@ -167,7 +170,7 @@ class FakeAlpaca:
                 "connected": st.connected["camera"], "connecting": False,
                 "imageready": (not self.faults.imageready_never and st.exp_end is not None
                                and now >= st.exp_end),
-                "camerastate": 2 if st.exp_end is not None and now < st.exp_end else 0,
+                "camerastate": self._camera_state(now),
                 "cameraxsize": self._shape[1], "cameraysize": self._shape[0],
                 "sensortype": 2, "name": "starnode fake camera", "interfaceversion": 3,
                 "gain": 80, "bayeroffsetx": 0, "bayeroffsety": 0,
@@ -175,6 +178,15 @@ class FakeAlpaca:
             if method not in values:
                 raise KeyError(method)
             return values[method]
+
+    def _camera_state(self, now: datetime) -> int:
+        """ASCOM CameraState: 0 idle, 2 exposing, 3 reading (an image that never comes)."""
+        st = self.st
+        if st.exp_end is None:
+            return 0
+        if now < st.exp_end:
+            return 2
+        return 3 if self.faults.imageready_never else 0
 
     def _get_telescope(self, method: str, now: datetime) -> Any:
         st = self.st
@@ -240,7 +252,10 @@ class FakeAlpaca:
             st.exp_end = now + timedelta(seconds=st.exp_s)
             st.image = None
             if self.faults.drop_on_exposure:
+                self.faults.drop_on_exposure = False
                 self.faults.down = True
+                if self.faults.drop_for_s is not None:
+                    self.faults.up_at = now + timedelta(seconds=self.faults.drop_for_s)
             if self.faults.jump_on_exposure_s and hasattr(self.clock, "jump"):
                 self.clock.jump(self.faults.jump_on_exposure_s)
                 self.faults.jump_on_exposure_s = 0.0
@@ -291,13 +306,20 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _faulty(self, method: str) -> bool:
-        f = self.fake.faults
+        fake = self.fake
+        f = fake.faults
+        if f.down and f.up_at is not None and fake.clock.now() >= f.up_at:
+            f.down, f.up_at = False, None
         if f.down:
             self.close_connection = True
             self.connection.close()
             return True
         if method in f.hang or "*" in f.hang:
             time.sleep(f.hang_s)
+        if f.fail_next.get(method, 0) > 0:
+            f.fail_next[method] -= 1
+            self._send(500, b"injected failure", "text/plain")
+            return True
         if method in f.http500 or "*" in f.http500:
             self._send(500, b"injected failure", "text/plain")
             return True

@@ -118,6 +118,7 @@ class Runner:
         self.stop = stop or threading.Event()
         self.result = NightResult()
         self._moved = False  # an unpark or slew was sent: the night must end parked
+        self._frames_now = 0  # frames of the current item (journaled with each)
 
     # journal ---------------------------------------------------------------------
     def _j(self, step: str, detail: str = "", *, i: int | None = None,
@@ -205,6 +206,9 @@ class Runner:
                 return "stop requested"
             except _NightOver as exc:
                 return str(exc)
+            except Refusal as r:  # the clock, between items
+                self._j("refused", f"{r.code}: {r.reason}")
+                return f"refused: {r.reason}"
             except ConnectionLost as exc:
                 return f"connection lost: {exc}"
         return "end of the plan"
@@ -241,6 +245,7 @@ class Runner:
     def _check_night(self) -> None:
         if self.stop.is_set():
             raise _Stopped()
+        self.safety.check_clock()
         dawn = self.safety.dawn()
         if dawn is not None and self.clock.now() >= dawn:
             raise _NightOver("dawn")
@@ -270,6 +275,7 @@ class Runner:
 
     # one item --------------------------------------------------------------------------
     def _item(self, k: int, item: PlanItem, frames: int) -> None:
+        self._frames_now = 0
         self._check_night()
         exp = timedelta(seconds=item.exposure_s)
         if self.clock.now() + exp > item.end:
@@ -280,6 +286,9 @@ class Runner:
         if self.clock.now() + exp > item.end:
             self._skip(k, item, "its window has passed (never run late)")
             return
+        dusk = self.safety.dusk()
+        if dusk is not None and self.clock.now() < dusk < item.end:
+            self._wait_until(dusk + timedelta(seconds=1), k, item)  # the sun, not a skip
         try:
             track = self.safety.track(item.ra_deg, item.dec_deg, self.clock.now(), item.end)
             self._j("gate", "", i=k, item=item)
@@ -288,6 +297,10 @@ class Runner:
             self._capture(k, item, track, frames)
         except Refusal as r:
             if r.code == "dawn":
+                if self._frames_now:
+                    self._j("done", f"{self._frames_now} frames; ended at dawn", i=k, item=item,
+                            frames=self._frames_now)
+                    self.result.items_done.append(item.target)
                 raise _NightOver("dawn") from None
             if r.code in ("clock", "motion", "preflight", "site"):
                 raise _NightOver(f"refused: {r.reason}") from None
@@ -325,13 +338,14 @@ class Runner:
                 break
             self.safety.gate_frame(track, item.exposure_s)
             exp = self.driver.capture(item.exposure_s, timeout_s=self.o.image_timeout_s,
-                                      stop=self.stop)
+                                      stop=self.stop, tick=self.safety.check_clock)
             if exp is None:
                 raise _Stopped()
             path = write_light(self.folder, exp, target=item.target, ra_deg=item.ra_deg,
                                dec_deg=item.dec_deg, settings=self.settings,
                                plan_hash=self.plan.hash)
             frames += 1
+            self._frames_now = frames
             self.result.frames += 1
             self.result.paths.append(path)
             self._j("frame", path.name, i=k, item=item, frames=frames)

@@ -162,6 +162,10 @@ class SafetyManager:
             raise Refusal("sun", f"the sun is at {alt:.1f} deg, above the limit "
                           f"{self.s.sun_limit:g} deg: no {what}")
 
+    def dusk(self) -> datetime | None:
+        """The night's dusk event (None: no downward crossing, e.g. a polar night)."""
+        return self._ready()[1].dusk
+
     def dawn(self) -> datetime | None:
         """The night's dawn event (None: the sun does not rise through the limit)."""
         return self._ready()[1].dawn
@@ -219,7 +223,7 @@ class SafetyManager:
         self.check_motion_enabled()
         now = self.check_clock()
         end = now + timedelta(seconds=exposure_s)
+        self.check_before_dawn(end)
         self.check_sun(now, "exposure")
         self.check_sun(end, "exposure")
-        self.check_before_dawn(end)
         self.check_envelope(track, now, end)
