@@ -133,6 +133,12 @@ class AlpacaDriver(Driver):
 
         return self._call("state", read)
 
+    def is_slewing(self) -> bool:
+        return self._call("slewing", lambda: bool(self.tel.Slewing))
+
+    def is_parked(self) -> bool:
+        return self._call("atpark", lambda: bool(self.tel.AtPark))
+
     def unpark(self) -> None:
         self._log("telescope", "unpark")
         self._call("unpark", self.tel.Unpark)

@@ -113,6 +113,14 @@ class Driver:
     def state(self) -> MountState:
         raise NotImplementedError
 
+    def is_slewing(self) -> bool:
+        """``Slewing`` alone (polled while a slew runs)."""
+        return self.state().slewing
+
+    def is_parked(self) -> bool:
+        """``AtPark`` alone: the only evidence of a park."""
+        return self.state().parked
+
     def unpark(self) -> None:
         raise NotImplementedError
 

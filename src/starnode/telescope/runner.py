@@ -53,7 +53,7 @@ class RunnerOptions:
     park_timeout_s: float = 120.0
     park_attempts: int = 4
     park_backoff_s: float = 10.0
-    poll_s: float = 1.0
+    poll_s: float = 2.0
     wait_chunk_s: float = 60.0
     park_between_s: float = 1800.0  # park while waiting longer than this for the next item
     pointing_tolerance_deg: float = 0.15
@@ -185,7 +185,7 @@ class Runner:
 
     def _park_if_unparked(self, why: str) -> None:
         try:
-            parked = self.driver.state().parked
+            parked = self.driver.is_parked()
         except DriverError:
             parked = False
         if not parked:
@@ -264,7 +264,7 @@ class Runner:
 
     def _wait_slew(self, what: str) -> None:
         deadline = self.clock.now() + timedelta(seconds=self.o.slew_timeout_s)
-        while self.driver.state().slewing:
+        while self.driver.is_slewing():
             if self.clock.now() >= deadline:
                 self.driver.stop()
                 raise DriverError(f"the {what} did not end within {self.o.slew_timeout_s:.0f} "
@@ -317,7 +317,7 @@ class Runner:
         self.result.items_skipped.append((item.target, why))
 
     def _point(self, k: int, item: PlanItem, track: Track) -> None:
-        if self.driver.state().parked:
+        if self.driver.is_parked():
             self.safety.gate_unpark()
             self._moved = True
             self.driver.unpark()
@@ -390,16 +390,16 @@ class Runner:
 
 
 def _park_once(driver: Driver, clock: Clock, o: RunnerOptions) -> bool:
-    if driver.state().parked:
+    if driver.is_parked():
         return True
     driver.stop()
     driver.park()
     deadline = clock.now() + timedelta(seconds=o.park_timeout_s)
     while clock.now() < deadline:
-        if driver.state().parked:
+        if driver.is_parked():
             return True
         clock.sleep(o.poll_s)
-    return bool(driver.state().parked)
+    return driver.is_parked()
 
 
 def verified_park(driver: Driver, clock: Clock, journal: TelescopeJournal,

@@ -12,6 +12,7 @@ track is tabulated the same way per item. A time outside the tables is computed 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -90,22 +91,24 @@ def _local_noon(night: str, site: Site) -> datetime:
     return datetime(d.year, d.month, d.day, 12, tzinfo=UTC) - timedelta(hours=site.lon_deg / 15)
 
 
-def _refine(site: Site, a: datetime, b: datetime, limit: float, rising: bool) -> datetime:
-    """Bisection of the crossing between ``a`` and ``b`` to about a second."""
-    while (b - a).total_seconds() > 1.0:
-        m = a + (b - a) / 2
-        alt = float(sun_altaz(site, [m])[0][0])
-        if (alt > limit) == rising:
-            b = m
-        else:
-            a = m
+def _refine(site: Site, a: datetime, b: datetime, limit: float) -> datetime:
+    """The crossing between ``a`` and ``b`` (5 min apart) to about a second: one vectorised
+    call on a 10-second grid, then linear interpolation."""
+    grid = _grid(a, b, 10.0)
+    alt = sun_altaz(site, grid)[0]
+    for i in range(1, len(grid)):
+        if (alt[i - 1] - limit) * (alt[i] - limit) <= 0 and alt[i] != alt[i - 1]:
+            f = (limit - alt[i - 1]) / (alt[i] - alt[i - 1])
+            return grid[i - 1] + timedelta(seconds=10.0 * float(f))
     return b
 
 
+@functools.lru_cache(maxsize=16)
 def night_events(site: Site, night: str, limit_deg: float) -> NightEvents:
     """Dusk and dawn of the night that starts on the evening of ``night`` (YYYY-MM-DD), as
     crossings of ``limit_deg`` between local noon and the next local noon. Dawn is the first
-    *upward* crossing after dusk, so the evening is never mistaken for the morning."""
+    *upward* crossing after dusk, so the evening is never mistaken for the morning. (Cached per
+    process: the same site, night and limit give the same events.)"""
     noon = _local_noon(night, site)
     grid = _grid(noon, noon + timedelta(hours=24), 300.0)
     alt = sun_altaz(site, grid)[0]
@@ -113,9 +116,9 @@ def night_events(site: Site, night: str, limit_deg: float) -> NightEvents:
     dusk = dawn = None
     for i in range(1, len(grid)):
         if dusk is None and not below[0] and below[i] and not below[i - 1]:
-            dusk = _refine(site, grid[i - 1], grid[i], limit_deg, rising=False)
+            dusk = _refine(site, grid[i - 1], grid[i], limit_deg)
         elif below[i - 1] and not below[i] and (dusk is not None or below[0]):
-            dawn = _refine(site, grid[i - 1], grid[i], limit_deg, rising=True)
+            dawn = _refine(site, grid[i - 1], grid[i], limit_deg)
             break
     return NightEvents(night, limit_deg, dusk, dawn, bool(below[0]))
 
@@ -148,6 +151,15 @@ class Track:
         return [(t, *self.at(t)) for t in _grid(a, b, step_s) if t <= b] + [(b, *self.at(b))]
 
 
+@functools.lru_cache(maxsize=8)
+def _sun_table(site: Site, start: datetime, end: datetime
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ts = _grid(start, end, _STEP_S)
+    alt, _az, sun = sun_altaz(site, ts)
+    ra = np.degrees(np.unwrap(np.radians(np.asarray(sun.ra.deg))))
+    return _seconds(ts, start), alt, ra, np.asarray(sun.dec.deg)
+
+
 class NightSky:
     """The sun over one night, tabulated by the safety manager from the site and the clock.
 
@@ -162,11 +174,7 @@ class NightSky:
     def __init__(self, site: Site, start: datetime, end: datetime) -> None:
         self.site = site
         self.t0 = start
-        ts = _grid(start, end, _STEP_S)
-        self.s = _seconds(ts, start)
-        self.alt, _az, icrs = sun_altaz(site, ts)
-        self.ra = np.degrees(np.unwrap(np.radians(np.asarray(icrs.ra.deg))))
-        self.dec = np.asarray(icrs.dec.deg)
+        self.s, self.alt, self.ra, self.dec = _sun_table(site, start, end)
 
     def _inside(self, t: datetime) -> float | None:
         x = (t - self.t0).total_seconds()
