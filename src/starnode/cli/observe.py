@@ -23,7 +23,7 @@ from ..config import Config
 
 log = logging.getLogger("starnode")
 
-__all__ = ["add_parsers", "cmd_observe", "cmd_park", "observe_forever"]
+__all__ = ["add_parsers", "cmd_observe", "cmd_park", "observe_forever", "start_observer"]
 
 
 def add_parsers(add: Any) -> None:
@@ -310,3 +310,30 @@ def cmd_park(args: argparse.Namespace, cfg: Config) -> int:
         return 0
     print(f"NOT PARKED: {alarm}", file=sys.stderr)
     return 1
+
+
+def start_observer(cfg: Config) -> tuple[threading.Thread, threading.Event] | None:
+    """``starnode run`` with ``telescope.driver`` set: observe in a thread beside the node.
+    The caller sets the event when the node stops, then joins the thread (it parks first).
+    None when there is no telescope to drive (the reason is logged)."""
+    settings = _settings(cfg)
+    if settings.driver == "none":
+        return None
+    if not settings.motion:
+        log.warning("telescope: not moving: telescope.motion is false (nothing moves until "
+                    "you set it to true; 'starnode observe --dry-run' shows what would be sent)")
+        return None
+    stop = threading.Event()
+    args = argparse.Namespace(plan=None, night=None, once=False)
+
+    def run() -> None:
+        try:
+            observe_forever(cfg, args, stop)
+        except SystemExit as exc:  # no planner, bad plan: said, the node goes on
+            log.error("telescope: %s", exc)
+        except Exception:
+            log.exception("telescope: the observer stopped")
+
+    thread = threading.Thread(target=run, name="starnode-observe", daemon=False)
+    thread.start()
+    return thread, stop
