@@ -191,7 +191,7 @@ def test_settings_from_config() -> None:
 
 @pytest.mark.parametrize("bad", [{"driver": "seestar"}, {"horizon": [[400, 10]]},
                                  {"horizon": [[10]]}, {"address": "nohost"},
-                                 {"sun_limit": 5}])
+                                 {"sun_limit": 5}, {"min_altitude": 60, "max_altitude": 50}])
 def test_bad_telescope_config_is_refused(bad: dict) -> None:
     with pytest.raises(ConfigError):
         Config({"telescope": bad})

@@ -206,6 +206,9 @@ class Config(Mapping[str, Any]):
         if quality.acceptable_max_error < quality.good_max_error:
             raise ConfigError("quality.acceptable_max_error: must not be below "
                               "quality.good_max_error")
+        tel = sections["telescope"]
+        if tel.min_altitude >= tel.max_altitude:
+            raise ConfigError("telescope.min_altitude: must be below telescope.max_altitude")
         self._sections = sections
 
     # Mapping protocol, so a Config can stand where the seed passes a dict.
