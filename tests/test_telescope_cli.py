@@ -126,3 +126,22 @@ def test_status_shows_the_alarm(tmp_path: Path, capsys) -> None:
     assert main(["--config", str(cfg), "status", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["telescope"]["alarm"].startswith("PARK FAILED")
+
+
+def test_local_page_shows_the_telescope_read_only(tmp_path: Path) -> None:
+    """The page shows the state and the alarm; it offers no way to move the telescope."""
+    from fastapi.testclient import TestClient
+
+    from starnode.cli import load_config
+    from starnode.web import create_app
+
+    cfg_path = _write(tmp_path, "{driver: alpaca}")
+    (tmp_path / "data").mkdir()
+    with TelescopeJournal(tmp_path / "data" / "starnode.sqlite3") as j:
+        j.set_state(utc(4), parked="no", alarm="PARK FAILED after 4 attempts")
+    app = create_app(load_config(str(cfg_path)))
+    with TestClient(app) as http:
+        page = http.get("/").text
+        assert "Alarm:</strong> PARK FAILED" in page and "parked: no" in page
+        for path in ("/park", "/api/telescope/park", "/telescope/park"):
+            assert http.post(path).status_code in (404, 405)
