@@ -36,10 +36,11 @@ def test_site_zero_zero_refused() -> None:
 
 
 def test_implausible_clock_refused() -> None:
+    """A Raspberry Pi without a real-time clock boots in 1970: refused whatever the night."""
+    s = SafetyManager(settings(), SimClock(datetime(1970, 1, 1, tzinfo=UTC)))
     with pytest.raises(Refusal) as e:
-        SafetyManager(settings(), SimClock(datetime(1970, 1, 1, tzinfo=UTC))).preflight(
-            "2025-09-14")
-    assert e.value.code == "clock"
+        s.check_clock()
+    assert e.value.code == "clock" and "cannot be right" in e.value.reason
 
 
 def test_clock_outside_the_night_refused() -> None:

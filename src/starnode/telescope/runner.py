@@ -278,10 +278,7 @@ class Runner:
         self._frames_now = 0
         self._check_night()
         exp = timedelta(seconds=item.exposure_s)
-        if self.clock.now() + exp > item.end:
-            self._skip(k, item, "its window has passed (never run late)")
-            return
-        self._wait_until(item.start, k, item)
+        self._wait_until(item.start, k, item)  # returns at once when the start has passed
         self._check_night()
         if self.clock.now() + exp > item.end:
             self._skip(k, item, "its window has passed (never run late)")
