@@ -145,3 +145,20 @@ def test_local_page_shows_the_telescope_read_only(tmp_path: Path) -> None:
         assert "Alarm:</strong> PARK FAILED" in page and "parked: no" in page
         for path in ("/park", "/api/telescope/park", "/telescope/park"):
             assert http.post(path).status_code in (404, 405)
+
+
+def test_hub_heartbeat_carries_the_alarm(tmp_path: Path, monkeypatch) -> None:
+    from starnode.cli import load_config
+    from starnode.hub.client import Forwarder
+    from starnode.hub.wire import Heartbeat
+
+    cfg_path = _write(tmp_path, "{driver: alpaca}")
+    cfg_path.write_text(cfg_path.read_text() + "hub: {url: 'http://127.0.0.1:9', token: t}\n")
+    (tmp_path / "data").mkdir()
+    with TelescopeJournal(tmp_path / "data" / "starnode.sqlite3") as j:
+        j.set_state(utc(4), parked="no", alarm="PARK FAILED after 4 attempts")
+    fw = Forwarder(load_config(str(cfg_path)))
+    fw.node = "n1"
+    hb = fw.heartbeat()
+    assert hb["recent_errors"][0] == "TELESCOPE ALARM: PARK FAILED after 4 attempts"
+    Heartbeat.model_validate(hb)  # the hub accepts it as it is

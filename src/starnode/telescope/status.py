@@ -21,7 +21,7 @@ def telescope_status(cfg: Any, last: int = 8) -> dict[str, Any] | None:
     try:
         with TelescopeJournal(Store.open(cfg)) as j:
             state = j.state()
-            steps = j.steps(limit=last)
+            steps = j.steps(limit=last) if last else []
     except Exception as exc:  # a damaged database must not hide the rest of the status
         log.warning("cannot read the telescope journal: %s", exc)
         return None
