@@ -162,3 +162,24 @@ def test_hub_heartbeat_carries_the_alarm(tmp_path: Path, monkeypatch) -> None:
     hb = fw.heartbeat()
     assert hb["recent_errors"][0] == "TELESCOPE ALARM: PARK FAILED after 4 attempts"
     Heartbeat.model_validate(hb)  # the hub accepts it as it is
+
+
+def test_run_starts_the_observer_only_when_asked(tmp_path: Path) -> None:
+    """``starnode run``: no telescope thread with driver none or motion off; with both set a
+    thread that stops (parking) when the node stops."""
+    from starnode.cli import load_config
+    from starnode.cli.observe import start_observer
+
+    assert start_observer(load_config(str(_write(tmp_path, "{}")))) is None
+    assert start_observer(load_config(str(_write(tmp_path, "{driver: alpaca}")))) is None
+    with FakeAlpaca(SystemClock()) as fake:
+        cfg = load_config(str(_write(
+            tmp_path, f"{{driver: alpaca, motion: true, address: '{fake.address}'}}")))
+        started = start_observer(cfg)
+        assert started is not None
+        thread, stop = started
+        stop.set()
+        thread.join(60)
+        assert not thread.is_alive()
+        assert not [r for r in fake.received if r.method in ("unpark",
+                                                               "slewtocoordinatesasync")]
