@@ -28,6 +28,7 @@ __all__ = ["add_parsers", "cmd_observe", "cmd_park", "observe_forever", "start_o
 
 def add_parsers(add: Any) -> None:
     """Register ``observe`` and ``park`` (``add(name, help, description)`` from cli)."""
+    from . import night_arg
     sp = add("observe", "drive the telescope through tonight's plan (docs/telescope.md)",
              "Observe tonight's plan with the configured telescope: for each item gate (sun, "
              "altitude, distance from the sun) -> unpark -> slew -> settle -> capture until "
@@ -37,7 +38,8 @@ def add_parsers(add: Any) -> None:
              "error. Nothing moves unless telescope.motion is true.")
     sp.add_argument("--plan", metavar="FILE", help="a plan from 'starnode plan --format json' "
                     "(default: plan tonight now)")
-    sp.add_argument("--night", metavar="DATE", help="the night to plan (YYYY-MM-DD)")
+    sp.add_argument("--night", metavar="DATE", type=night_arg,
+                    help="the night to plan (YYYY-MM-DD, the evening's date)")
     sp.add_argument("--dry-run", action="store_true", help="print the exact command sequence "
                     "the night would send, on a simulated clock, and move nothing")
     sp.add_argument("--start", metavar="UTC", help="with --dry-run: the simulated clock's "
@@ -126,9 +128,15 @@ def _dry_run(args: argparse.Namespace, cfg: Config, settings: Any) -> int:
 
     start = datetime.now(UTC)
     if args.start:
-        start = datetime.fromisoformat(args.start.replace("Z", "+00:00"))
+        try:
+            start = datetime.fromisoformat(args.start.replace("Z", "+00:00"))
+        except ValueError:
+            print(f"error: --start {args.start!r}: expected ISO 8601 UTC, e.g. "
+                  "2025-09-14T17:00:00Z", file=sys.stderr)
+            return 2
         if start.tzinfo is None:
             start = start.replace(tzinfo=UTC)
+    logging.getLogger("starnode.store.migrations").setLevel(logging.WARNING)  # a scratch db
     clock = SimClock(start)
     plan = _load_plan(args, cfg, start)
     sim = dataclasses.replace(settings, motion=True)  # nothing real moves in a dry run
