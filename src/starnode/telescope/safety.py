@@ -100,7 +100,7 @@ class SafetyManager:
         self.check_clock()
         now = self.clock.now()
         start = _noon_before(night, site.lon_deg)
-        if not start - timedelta(hours=12) <= now <= start + timedelta(hours=36):
+        if not start - timedelta(hours=12) <= now <= start + timedelta(hours=24):
             raise Refusal("clock", f"the clock says {now:%Y-%m-%d %H:%M} UTC, which is not "
                           f"during the night of {night}: is the clock or the plan wrong?")
         try:
