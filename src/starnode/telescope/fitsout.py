@@ -61,34 +61,34 @@ def write_light(folder: str | os.PathLike[str], exp: Exposure, *, target: str, r
     data = np.asarray(exp.data)
     if data.dtype != np.uint16:
         data = np.clip(np.rint(data), 0, 65535).astype(np.uint16)
-    hdu = fits.PrimaryHDU()
-    hdu.data = data
-    hdu.scale("int16", bzero=32768)
-    h = hdu.header
-    h["OBJECT"] = (target, "target of the plan item")
-    h["IMAGETYP"] = ("Light", "frame type")
-    h["DATE-OBS"] = (_iso_ms(exp.start), "UTC exposure start (host clock)")
-    h["DATE-EXP"] = (_iso_ms(exp.start + timedelta(seconds=exp.exposure_s)),
-                     "UTC exposure end (host clock)")
-    h["EXPTIME"] = (float(exp.exposure_s), "[s] exposure time")
-    h["EXPOSURE"] = (float(exp.exposure_s), "[s] exposure time")
-    h["RA"] = (float(ra_deg), "[deg] requested target RA (ICRS)")
-    h["DEC"] = (float(dec_deg), "[deg] requested target Dec (ICRS)")
+    cards: list[tuple[str, object, str]] = [
+        ("OBJECT", target, "target of the plan item"),
+        ("IMAGETYP", "Light", "frame type"),
+        ("DATE-OBS", _iso_ms(exp.start), "UTC exposure start (host clock)"),
+        ("DATE-EXP", _iso_ms(exp.start + timedelta(seconds=exp.exposure_s)),
+         "UTC exposure end (host clock)"),
+        ("EXPTIME", float(exp.exposure_s), "[s] exposure time"),
+        ("EXPOSURE", float(exp.exposure_s), "[s] exposure time"),
+        ("RA", float(ra_deg), "[deg] requested target RA (ICRS)"),
+        ("DEC", float(dec_deg), "[deg] requested target Dec (ICRS)"),
+    ]
     if settings.site is not None:
-        h["SITELAT"] = (settings.site.lat_deg, "[deg] site latitude")
-        h["SITELONG"] = (settings.site.lon_deg, "[deg] site longitude, east positive")
-        h["SITEELEV"] = (settings.site.height_m, "[m] site elevation")
-    h["BAYERPAT"] = (inst.bayer, "Bayer pattern")
-    h["GAIN"] = (inst.gain, "camera gain setting")
-    h["INSTRUME"] = (inst.name, "camera")
-    h["TELESCOP"] = (inst.name, "telescope")
-    h["FOCALLEN"] = (inst.focal_mm, "[mm] focal length")
-    h["XPIXSZ"] = (inst.pixel_um, "[um] pixel size")
-    h["YPIXSZ"] = (inst.pixel_um, "[um] pixel size")
-    h["FILTER"] = ("IRCUT", "not a photometric band")
-    h["PROGRAM"] = (SOFTWARE, "written by starnode observe")
+        cards += [("SITELAT", settings.site.lat_deg, "[deg] site latitude"),
+                  ("SITELONG", settings.site.lon_deg, "[deg] site longitude, east positive"),
+                  ("SITEELEV", settings.site.height_m, "[m] site elevation")]
+    cards += [("BAYERPAT", inst.bayer, "Bayer pattern"),
+              ("GAIN", inst.gain, "camera gain setting"),
+              ("INSTRUME", inst.name, "camera"),
+              ("TELESCOP", inst.name, "telescope"),
+              ("FOCALLEN", inst.focal_mm, "[mm] focal length"),
+              ("XPIXSZ", inst.pixel_um, "[um] pixel size"),
+              ("YPIXSZ", inst.pixel_um, "[um] pixel size"),
+              ("FILTER", "IRCUT", "not a photometric band"),
+              ("PROGRAM", SOFTWARE, "written by starnode observe")]
     if plan_hash:
-        h["PLANHASH"] = (plan_hash, "starnode plan hash")
+        cards.append(("PLANHASH", plan_hash, "starnode plan hash"))
+    # uint16 pixels are written as the Seestar does: BITPIX 16 with BZERO 32768
+    hdu = fits.PrimaryHDU(data=data, header=fits.Header(cards))
     path = out / frame_name(target, exp.exposure_s, exp.start)
     n = 1
     while path.exists():  # two frames in the same second: never overwrite
@@ -96,7 +96,7 @@ def write_light(folder: str | os.PathLike[str], exp: Exposure, *, target: str, r
         n += 1
     tmp = out / f".{path.name}.{os.getpid()}.part"
     try:
-        hdu.writeto(tmp, output_verify="exception")
+        hdu.writeto(tmp, output_verify="ignore")  # the cards above are well-formed
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
