@@ -31,7 +31,7 @@ def _midnight(now: datetime) -> tuple[float, str]:
     return lon, (local - timedelta(hours=12)).date().isoformat()
 
 
-def test_sigterm_parks_a_running_observer(tmp_path: Path) -> None:
+def test_sigterm_parks_a_running_observer_and_a_restart_resumes(tmp_path: Path) -> None:
     from astropy.coordinates import EarthLocation
     from astropy.time import Time
 
@@ -43,7 +43,7 @@ def test_sigterm_parks_a_running_observer(tmp_path: Path) -> None:
     start = now + timedelta(seconds=3)
     plan = Plan(night, now - timedelta(hours=1), now + timedelta(hours=6),
                 (PlanItem("Meridian star", ra, 50.0, start, start + timedelta(minutes=20), 1.0,
-                          1000),))
+                          8),))
     (tmp_path / "plan.json").write_text(json.dumps(plan.to_dict()))
     with FakeAlpaca(SystemClock(), slew_s=1.0, park_s=1.0) as fake:
         cfg = tmp_path / "config.yaml"
@@ -70,7 +70,17 @@ def test_sigterm_parks_a_running_observer(tmp_path: Path) -> None:
         assert fake.st.parked
         methods = [r.method for r in fake.received if r.device == "telescope"]
         assert methods.index("park") > methods.index("slewtocoordinatesasync")
-    with TelescopeJournal(tmp_path / "data" / "starnode.sqlite3") as j:
-        steps = [s["step"] for s in j.steps()]
-        assert steps[-2:] == ["park", "parked"] and "stop requested" in j.steps()[-1]["detail"]
-        assert j.state()["parked"]["value"] == "yes"
+        with TelescopeJournal(tmp_path / "data" / "starnode.sqlite3") as j:
+            steps = [s["step"] for s in j.steps()]
+            assert steps[-2:] == ["park", "parked"]
+            assert "stop requested" in j.steps()[-1]["detail"]
+            assert j.state()["parked"]["value"] == "yes"
+        taken = len(list((tmp_path / "frames").rglob("Light_*.fit")))
+        assert 3 <= taken < 8
+        # the restart resumes the item with the frames it has: 8 in all, then parks
+        again = subprocess.run([sys.executable, "-m", "starnode", "--config", str(cfg),
+                                "observe", "--once", "--plan", str(tmp_path / "plan.json")],
+                               capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert len(list((tmp_path / "frames").rglob("Light_*.fit"))) == 8
+        assert "parked: True" in again.stdout and fake.st.parked
