@@ -6,7 +6,7 @@ safety manager and the runner take this object, never the raw configuration.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["INSTRUMENTS", "Instrument", "Site", "TelescopeSettings"]
@@ -57,7 +57,6 @@ class TelescopeSettings:
     site: Site | None = None
     watch_path: str | None = None
     data_dir: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def instrument(self) -> Instrument:
