@@ -229,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .repair import add_parser as add_repair
 
     add_repair(add)
+    from .observe import add_parsers as add_observe
+
+    add_observe(add)
 
     sp = add("config", "show the effective configuration, or an example file")
     sp.add_argument("--example", action="store_true", help="print a commented example "
@@ -252,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"configuration error: {exc}", file=sys.stderr)
             return 2
         level = args.log_level or cfg.log_level
-        file_log = args.command in ("run", "process")
+        file_log = args.command in ("run", "process", "observe")
         try:
             setup_logging(level, cfg.data_dir if file_log else None)
         except OSError as exc:

@@ -93,11 +93,18 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
         print(f"error: {problem}; 'starnode run' does not start without it", file=sys.stderr)
         return 2
     node = Node(_with_watch(cfg, args.watch), workers=args.workers)
+    from .observe import start_observer
+
+    observer = start_observer(cfg)  # telescope.driver set: drive it too (docs/telescope.md)
     try:
         counts = node.run()
     except NodeBusy as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if observer is not None:  # the node stopped (SIGTERM...): the telescope parks
+            observer[1].set()
+            observer[0].join()
     log.info("node stopped: %s", ", ".join(f"{v} {k}" for k, v in counts.items()
                                            if k != "seconds") or "no frames this run")
     return 0

@@ -466,6 +466,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "plan_max_heartbeat_age": F(NUM, 1800.0, "hub: a node silent for longer gets nothing "
                                     "in the allocation (seconds)", min=60),
     },
+    # The telescope (docs/telescope.md): what drives the mount, and the limits nothing crosses.
 }
 
 

@@ -592,6 +592,13 @@ class Forwarder:
             frames = self._frames_state()
             hb["recent_errors"] += frames.pop("recent_errors")
             hb.update(frames)
+        with contextlib.suppress(Exception):  # a failed park is the operator's first concern
+            from ..telescope.status import telescope_status
+
+            alarm = (telescope_status(self.cfg, last=0) or {}).get("alarm")
+            if alarm:
+                hb["recent_errors"] = [f"TELESCOPE ALARM: {alarm}"[:500],
+                                       *hb["recent_errors"]][:20]
         return _printable(hb)
 
     def _frames_state(self) -> dict[str, Any]:

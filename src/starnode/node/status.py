@@ -85,7 +85,14 @@ def status_data(cfg: Config, last: int = 10) -> dict[str, Any]:
             "reports": _report_checks(cfg),
             "not_reported": [{"path": f.path, "status": (f.submission or {}).get("status"),
                               "message": (f.submission or {}).get("message")} for f in held],
-            "hub": _hub_queue(cfg)}
+            "hub": _hub_queue(cfg), "telescope": _telescope(cfg)}
+
+
+def _telescope(cfg: Config) -> dict[str, Any] | None:
+    """The telescope's state and last steps (``starnode observe``), None when it never ran."""
+    from ..telescope.status import telescope_status
+
+    return telescope_status(cfg)
 
 
 def _hub_queue(cfg: Config) -> dict[str, Any] | None:
@@ -173,4 +180,6 @@ def status_lines(data: dict[str, Any]) -> list[str]:
         out += [_outbox_line(o, damaged) for o in data["outbox"]]
     else:
         out.append("outbox: empty")
-    return out + _hub_lines(data.get("hub"))
+    from ..telescope.status import telescope_lines
+
+    return out + _hub_lines(data.get("hub")) + telescope_lines(data.get("telescope"))

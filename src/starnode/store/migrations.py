@@ -255,6 +255,30 @@ def _v7(conn: sqlite3.Connection) -> None:
 )""")
 
 
+def _v8(conn: sqlite3.Connection) -> None:
+    """The telescope's journal (every step of ``starnode observe``, so a restart resumes an
+    item or parks) and its current state (parked or not as the mount reported it, the alarm)."""
+    conn.execute("""CREATE TABLE IF NOT EXISTS telescope_journal (
+    id          INTEGER PRIMARY KEY,
+    t_utc       TEXT NOT NULL,       -- ISO 8601 UTC, by the runner's clock
+    night       TEXT,
+    plan_hash   TEXT,
+    item        INTEGER,             -- index in the plan, NULL for night-level steps
+    target      TEXT,
+    step        TEXT NOT NULL,       -- gate, unpark, slew, settle, verify, frame, done, skip,
+                                     -- park, parked, park_failed, refused, error, stop
+    detail      TEXT,
+    frames      INTEGER              -- frames of the item taken so far (step 'frame')
+)""")
+    conn.execute("CREATE INDEX IF NOT EXISTS telescope_journal_plan ON telescope_journal "
+                 "(plan_hash, item)")
+    conn.execute("""CREATE TABLE IF NOT EXISTS telescope_state (
+    key         TEXT PRIMARY KEY,    -- parked, alarm, activity, pid
+    value       TEXT,
+    updated     TEXT NOT NULL
+)""")
+
+
 def _record_history(conn: sqlite3.Connection, applied: list[int]) -> None:
     """Note when, and by which starnode, each migration ran (once ``store_history`` exists)."""
     if not applied or applied[-1] < 2:
@@ -296,6 +320,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                  "key", _v5),
     Migration(6, "aavso_files: content checksum and mtime of each report; rows by file", _v6),
     Migration(7, "colour_terms table: each frame's Tv_bv per telescope and night", _v7),
+    Migration(8, "telescope_journal and telescope_state (starnode observe)", _v8),
 )
 
 #: The schema version this code writes and understands.

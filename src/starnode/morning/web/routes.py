@@ -141,7 +141,10 @@ def index(request: Request, night: str | None = None) -> Response:
                 continue
             seen.add(f.key)
         counts[f.state] = counts.get(f.state, 0) + 1
+    from ...telescope.status import telescope_status
+
     ctx.update(summary_html=render_html(s, level=3), outbox=outbox,
+               telescope=telescope_status(_cfg(request)),
                counts=[(_STATE_WORDS.get(k, k), n) for k, n in counts.items()],
                outbox_name=lambda o: Path(str(o["path"])).name)
     return _templates(request).TemplateResponse(request, "index.html", ctx)
