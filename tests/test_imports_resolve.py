@@ -29,7 +29,7 @@ def _exists(name: str) -> bool:
 
 
 def _targets(path: Path) -> list[tuple[int, str, list[str]]]:
-    mod, is_pkg = _module_name(path)
+    mod, is_pkg = _module_name(path) if SRC in path.parents else ("", False)
     package = mod if is_pkg else mod.rpartition(".")[0]
     out = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -46,9 +46,15 @@ def _targets(path: Path) -> list[tuple[int, str, list[str]]]:
     return out
 
 
+ROOT = SRC.parent
+
+
 def test_every_starnode_import_resolves() -> None:
+    """In the package, the tests and the benchmarks."""
     missing = []
-    for path in sorted((SRC / "starnode").rglob("*.py")):
+    files = [*(SRC / "starnode").rglob("*.py"), *(ROOT / "tests").glob("*.py"),
+             *(ROOT / "tests").glob("*/*.py"), *(ROOT / "bench").glob("*.py")]
+    for path in sorted(p for p in files if ".axe" not in p.parts):
         for line, name, names in _targets(path):
             if not name.startswith("starnode"):
                 continue
@@ -57,7 +63,7 @@ def test_every_starnode_import_resolves() -> None:
             # "from starnode.x import y": y may be a submodule or an attribute of x
             parent_ok = _exists(name.rpartition(".")[0]) and names == []
             if not parent_ok:
-                missing.append(f"{path.relative_to(SRC)}:{line} imports {name}")
+                missing.append(f"{path.relative_to(ROOT)}:{line} imports {name}")
     assert not missing, "imports of starnode modules that do not exist:\n" + "\n".join(missing)
 
 

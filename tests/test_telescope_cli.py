@@ -131,7 +131,7 @@ def test_status_shows_the_alarm(tmp_path: Path, capsys) -> None:
 def test_local_page_shows_the_telescope_read_only(tmp_path: Path) -> None:
     """The page shows the state and the alarm; it offers no way to move the telescope."""
     from fastapi.testclient import TestClient
-    from starnode.web import create_app
+    from starnode.morning.web import create_app
 
     from starnode.cli import load_config
 
@@ -148,7 +148,7 @@ def test_local_page_shows_the_telescope_read_only(tmp_path: Path) -> None:
 
 
 def test_hub_heartbeat_carries_the_alarm(tmp_path: Path, monkeypatch) -> None:
-    from starnode.hub.client import Forwarder
+    from starnode.node.forwarder import Forwarder
 
     from starnode.cli import load_config
     from starnode.hub.wire import Heartbeat
