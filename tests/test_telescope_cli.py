@@ -140,7 +140,8 @@ def test_local_page_shows_the_telescope_read_only(tmp_path: Path) -> None:
     with TelescopeJournal(tmp_path / "data" / "starnode.sqlite3") as j:
         j.set_state(utc(4), parked="no", alarm="PARK FAILED after 4 attempts")
     app = create_app(load_config(str(cfg_path)))
-    with TestClient(app) as http:
+    # the page answers only to loopback names without a token (DNS rebinding guard)
+    with TestClient(app, base_url="http://127.0.0.1") as http:
         page = http.get("/").text
         assert "Alarm:</strong> PARK FAILED" in page and "parked: no" in page
         for path in ("/park", "/api/telescope/park", "/telescope/park"):
