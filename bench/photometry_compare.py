@@ -70,8 +70,11 @@ def _summary(r: Any) -> dict[str, Any]:
                                   "quality_flag")}
 
 
-def worker(frames_dir: Path, repeats: int) -> int:
-    """Measure the frames in ``frames_dir`` with whatever ``starnode`` is on the path; JSON out."""
+def worker(frames_dir: Path, repeats: int, starlists: bool = True) -> int:
+    """Measure the frames in ``frames_dir`` with whatever ``starnode`` is on the path; JSON out.
+
+    ``starlists=False`` sets ``photometry.starlists: false`` (exit 3 for a version without
+    that key)."""
     import logging
 
     import starnode
@@ -82,8 +85,13 @@ def worker(frames_dir: Path, repeats: int) -> int:
     out: dict[str, Any] = {"starnode": str(Path(starnode.__file__).parent)}
     with tempfile.TemporaryDirectory() as tmp:
         seq = frames_dir / "sequence.json"
-        cfg = Config({"data_dir": str(Path(tmp) / "data"),
-                      "photometry": {"sequence_file": str(seq), "offline": True}})
+        phot: dict[str, Any] = {"sequence_file": str(seq), "offline": True}
+        if not starlists:
+            phot["starlists"] = False
+        try:
+            cfg = Config({"data_dir": str(Path(tmp) / "data"), "photometry": phot})
+        except Exception:  # 0.1.0 has no such key (its own ConfigError class)
+            return 3
         for kind in KINDS:
             path = frames_dir / f"{kind}.fit"
             r = measure(path, cfg)  # cold: solve, catalogue
@@ -123,11 +131,13 @@ def _write_frames(dest: Path) -> None:
                           synthetic.make_stack(seed=2, target_mag=11.5, stackcnt=20)[0])
 
 
-def _run(src: Path, frames: Path, repeats: int) -> dict[str, Any]:
+def _run(src: Path, frames: Path, repeats: int, starlists: bool = True) -> dict[str, Any] | None:
     env = {**os.environ, "PYTHONPATH": str(src)}
     p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", str(frames),
-                        "--repeats", str(repeats)], env=env, capture_output=True, text=True,
-                       check=False)
+                        "--repeats", str(repeats)] + ([] if starlists else ["--no-starlists"]),
+                       env=env, capture_output=True, text=True, check=False)
+    if p.returncode == 3:
+        return None
     if p.returncode != 0:
         raise RuntimeError(f"{src}: worker failed:\n{p.stderr[-2000:]}")
     return dict(json.loads(p.stdout.strip().splitlines()[-1]))
@@ -157,10 +167,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ref", action="append", default=None, metavar="LABEL=COMMIT",
                     help=f"a version to compare (default: {' '.join(DEFAULT_REFS)})")
     ap.add_argument("--no-tree", action="store_true", help="leave out this working tree")
+    ap.add_argument("--without-starlists", action="store_true",
+                    help="also run each version that has the key with photometry.starlists off "
+                         "(rows 'LABEL-sl'), to see what the starlists cost")
     ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--no-starlists", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker is not None:
-        return worker(args.worker, args.repeats)
+        return worker(args.worker, args.repeats, starlists=not args.no_starlists)
     with tempfile.TemporaryDirectory(prefix="starnode-compare-") as tmp:
         srcs: dict[str, Path] = {}
         for ref in args.ref or DEFAULT_REFS:
@@ -170,14 +184,20 @@ def main(argv: list[str] | None = None) -> int:
             srcs["tree"] = ROOT / "src"
         frames = Path(tmp) / "frames"
         _write_frames(frames)
-        runs: dict[str, list[dict[str, Any]]] = {label: [] for label in srcs}
+        variants = [(label, src, True) for label, src in srcs.items()]
+        if args.without_starlists:
+            variants += [(f"{label}-sl", src, False) for label, src in srcs.items()]
+        runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in variants}
         for i in range(args.rounds):
-            for label, src in srcs.items():
-                runs[label].append(_run(src, frames, args.repeats))
+            for label, src, starlists in variants:
+                r = _run(src, frames, args.repeats, starlists)
+                if r is not None:
+                    runs[label].append(r)
             print(f"round {i + 1}/{args.rounds} done", file=sys.stderr)
         print(f"median of {args.rounds} rounds x {args.repeats} warm measurements; "
-              "x floor = ratio to the floor measured alike in the same process")
-        print(_table(list(srcs), runs))
+              "x floor = ratio to the floor measured alike in the same process"
+              + ("; -sl: photometry.starlists off" if args.without_starlists else ""))
+        print(_table([label for label, r in runs.items() if r], runs))
     return 0
 
 
