@@ -299,7 +299,8 @@ def _layout(arr: np.ndarray, header: fits.Header, cfg: Config, name: str,
         lay = _mono_layout(arr, header, cfg.photometry.filter_map, name)
     else:
         raise FrameRejected(f"{name}: unsupported image shape {arr.shape}", "unreadable")
-    if not np.isfinite(lay.plane).all():
+    # an integer array makes a finite plane: the pass over it is only for float data
+    if not np.issubdtype(arr.dtype, np.integer) and not np.isfinite(lay.plane).all():
         lay.plane = np.nan_to_num(lay.plane, nan=0.0, posinf=0.0, neginf=0.0)
     return lay
 

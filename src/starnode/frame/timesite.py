@@ -25,6 +25,8 @@ import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
+import erfa
+import numpy as np
 from astropy import units as u
 from astropy.coordinates import AltAz, EarthLocation, SkyCoord
 from astropy.time import Time, TimeDelta
@@ -283,6 +285,12 @@ class Times(NamedTuple):
 def times(mid: Time, site: EarthLocation | None, ra_deg: float, dec_deg: float) -> Times:
     """JD and HJD of a mid-exposure time, airmass and altitude of the target.
 
+    ERFA directly (the routines astropy's own transformations call), with astropy's IERS
+    values (UT1-UTC, polar motion, the same offline policy): ~10x faster than going through
+    ``Time.light_travel_time`` and ``SkyCoord.transform_to(AltAz)``, and the same numbers
+    within 1e-9 (HJD within one float ulp, the altitude within ~1e-11 deg; tested against
+    astropy in tests/test_photometry_speed_equivalence.py).
+
     Parameters
     ----------
     mid : astropy.time.Time
@@ -297,13 +305,31 @@ def times(mid: Time, site: EarthLocation | None, ra_deg: float, dec_deg: float) 
     -------
     Times
     """
-    coord = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame="icrs")
+    from astropy.coordinates.builtin_frames.utils import get_polar_motion
+
+    t = mid.utc
+    u1, u2 = float(t.jd1), float(t.jd2)
+    ra, dec = math.radians(ra_deg), math.radians(dec_deg)
     with offline_iers():
-        t = Time(mid.utc, location=site if site is not None else _GEOCENTRE)
-        ltt = t.light_travel_time(coord, kind="heliocentric")
-        hjd = float((t.utc + ltt).jd)
+        tt1, tt2 = erfa.taitt(*erfa.utctai(u1, u2))
+        # the Sun-centred position of the observer (m), towards the target: light travel time
+        pos = erfa.epv00(tt1, tt2)[0][0] * erfa.DAU
+        if site is not None:
+            dut1 = float(t.delta_ut1_utc)
+            xp, yp = (float(v) for v in get_polar_motion(t))
+            c2t = erfa.c2t06a(tt1, tt2, *erfa.utcut1(u1, u2, dut1), xp, yp)
+            pos = pos + c2t.T @ np.array([site.x.to_value(u.m), site.y.to_value(u.m),
+                                          site.z.to_value(u.m)])
+        ltt_s = float(pos @ erfa.s2c(ra, dec)) / erfa.CMPS
         airmass = alt = None
         if site is not None:
-            alt = float(coord.transform_to(AltAz(obstime=t, location=site)).alt.deg)
+            lon, lat, height = site.to_geodetic("WGS84")
+            # observed place, no refraction (pressure 0), as AltAz() without pressure
+            zen = erfa.atco13(ra, dec, 0.0, 0.0, 0.0, 0.0, u1, u2, dut1, lon.to_value(u.rad),
+                              lat.to_value(u.rad), height.to_value(u.m), xp, yp,
+                              0.0, 0.0, 0.0, 0.0)[1]
+            alt = 90.0 - math.degrees(float(zen))
             airmass = pickering_airmass(alt)
-    return Times(float(t.utc.jd), hjd, airmass, alt)
+    jd = u1 + u2
+    return Times(float(jd), float(jd + ltt_s / 86400.0), airmass, alt)
+

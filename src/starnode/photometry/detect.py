@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..frame.load import Frame
+from ..util.memory import reuse_freed_memory
 
 __all__ = ["Detections", "detect_stars", "register"]
 
@@ -53,6 +54,7 @@ def detect_stars(frame: Frame, thresh: float = 3.0, minarea: int = 4) -> Detecti
     """
     import sep
 
+    reuse_freed_memory()  # sep's work buffers: reused, not page-faulted in for every frame
     data = np.ascontiguousarray(frame.plane, dtype=np.float32)
     bkg = sep.Background(data, bw=32, bh=32)
     back = bkg.back()

@@ -1,0 +1,140 @@
+"""The faster worker gives the results of the unmodified algorithm (issue 18, item 8).
+
+``observing.times`` now calls ERFA directly instead of astropy's ``light_travel_time`` and
+``transform_to(AltAz)``. The reference below is the 0.2.0 implementation, verbatim; the new one
+must agree with it within 1e-9 (days, degrees, airmass) on random sites, targets and dates
+(IERS-covered, past and beyond the tables), and ``measure()`` must give the same record and
+starlist with either. Timings are in bench/photometry_compare.py, not here.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.coordinates import AltAz, EarthLocation, SkyCoord
+from astropy.table import Table
+from astropy.time import Time
+from starnode.frame.timesite import (
+    _GEOCENTRE,
+    Times,
+    offline_iers,
+    pickering_airmass,
+    times,
+)
+
+from starnode import synthetic
+from starnode.config import Config
+from starnode.photometry import measure
+
+TOL = 1e-9
+
+
+def _times_reference(mid: Time, site: EarthLocation | None, ra_deg: float,
+                     dec_deg: float) -> Times:
+    """``observing.times`` as 0.2.0 computed it (astropy frames), the reference."""
+    coord = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame="icrs")
+    with offline_iers():
+        t = Time(mid.utc, location=site if site is not None else _GEOCENTRE)
+        ltt = t.light_travel_time(coord, kind="heliocentric")
+        hjd = float((t.utc + ltt).jd)
+        airmass = alt = None
+        if site is not None:
+            alt = float(coord.transform_to(AltAz(obstime=t, location=site)).alt.deg)
+            airmass = pickering_airmass(alt)
+    return Times(float(t.utc.jd), hjd, airmass, alt)
+
+
+def _assert_close(new: Times, ref: Times) -> None:
+    assert new.jd == ref.jd
+    assert abs(new.hjd - ref.hjd) <= TOL
+    if ref.altitude_deg is None:
+        assert new.altitude_deg is None and new.airmass is None
+        return
+    assert new.altitude_deg is not None
+    assert abs(new.altitude_deg - ref.altitude_deg) <= TOL
+    if ref.airmass is None:
+        assert new.airmass is None
+    else:
+        assert new.airmass is not None
+        assert abs(new.airmass - ref.airmass) <= TOL * max(1.0, ref.airmass)
+
+
+@pytest.mark.parametrize("jd_range", [(2459000.0, 2461000.0), (2451000.0, 2452000.0),
+                                      (2462500.0, 2463000.0)],
+                         ids=["iers-covered", "2000", "beyond-the-tables"])
+def test_times_agree_with_astropy(jd_range: tuple[float, float]) -> None:
+    rng = np.random.default_rng(int(jd_range[0]))
+    for i in range(12):
+        site = None if i % 4 == 0 else EarthLocation.from_geodetic(
+            lon=rng.uniform(-180, 180), lat=rng.uniform(-65, 75), height=rng.uniform(0, 3500))
+        mid = Time(rng.uniform(*jd_range), format="jd", scale="utc")
+        ra, dec = rng.uniform(0, 360), rng.uniform(-85, 88)
+        _assert_close(times(mid, site, ra, dec), _times_reference(mid, site, ra, dec))
+
+
+def test_times_of_a_target_below_the_horizon() -> None:
+    site = EarthLocation.from_geodetic(lon=0.0, lat=-60.0, height=10.0)  # SS Cyg never rises
+    mid = Time("2025-06-21T12:00:00", scale="utc")
+    new, ref = times(mid, site, 325.68, 43.59), _times_reference(mid, site, 325.68, 43.59)
+    assert ref.altitude_deg is not None and ref.altitude_deg < 0
+    _assert_close(new, ref)
+    assert new.airmass is None
+
+
+def _numbers(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_numbers(v, f"{key}."))
+        elif isinstance(v, (list, tuple)):
+            for i, item in enumerate(v):
+                out.update(_numbers(item if isinstance(item, dict) else {"": item},
+                                    f"{key}[{i}]."))
+        else:
+            out[key] = v
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= TOL * max(1.0, abs(a))
+    return bool(a == b)
+
+
+@pytest.mark.parametrize("kind", ["sub", "stack"])
+def test_measure_gives_the_reference_results(kind: str, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    hdul = (synthetic.make_sub(seed=1, target_mag=11.5)[0] if kind == "sub"
+            else synthetic.make_stack(seed=2, target_mag=11.5, stackcnt=20)[0])
+    path = synthetic.write_frame(tmp_path / f"{kind}.fit", hdul)
+    cfg = Config({"data_dir": str(tmp_path / "data"),
+                  "photometry": {"sequence_file": str(synthetic.DEMO_SEQUENCE_FILE),
+                                 "offline": True}})
+    measure(path, cfg)  # cold: both then find the same cached solution and check star
+    results = {}
+    for label in ("new", "reference"):
+        if label == "reference":
+            monkeypatch.setattr("starnode.photometry.pipeline.times", _times_reference)
+        m = measure(path, cfg)
+        assert m.starlist is not None
+        results[label] = (m.to_dict(), Table.read(m.starlist, format="ascii.ecsv"))
+    (new, new_list), (ref, ref_list) = results["new"], results["reference"]
+    flat_new, flat_ref = _numbers(new), _numbers(ref)
+    assert flat_new.keys() == flat_ref.keys()
+    different = {k: (flat_new[k], flat_ref[k]) for k in flat_ref
+                 if k != "starlist" and not _same(flat_new[k], flat_ref[k])}
+    assert different == {}
+    assert new["quality_flag"] == ref["quality_flag"]
+    assert new_list.colnames == ref_list.colnames and len(new_list) == len(ref_list)
+    for col in ref_list.colnames:
+        a, b = np.asarray(new_list[col]), np.asarray(ref_list[col])
+        if a.dtype.kind == "f":
+            np.testing.assert_allclose(a, b, rtol=TOL, atol=TOL, equal_nan=True, err_msg=col)
+        else:
+            assert a.tolist() == b.tolist(), col
