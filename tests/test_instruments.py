@@ -85,7 +85,7 @@ def test_profile_names() -> None:
         d = p.to_dict()
         assert d["model"] == p.model and d["field_deg"][0] > 0
         assert p.light_name("SS Cyg", 10.0, "IRCUT", "20250914-201000") == \
-            "Light_SS Cyg_10s_IRCUT_20250914-201000.fit"
+            "Light_SS Cyg_10.0s_IRCUT_20250914-201000.fit"
 
 
 def test_header_cards_are_read_back_as_the_model() -> None:
