@@ -217,7 +217,9 @@ S30PRO = replace(
     pixel_scale_arcsec=round(206.264806 * 2.9 / 160.0, 3),
     instrume=("seestar s30 pro", "s30 pro", "s30pro", "imx585"), instrume_card="imx585",
     notes=("2160 x 3840 (1080 x 1920 binned); scale from 2.9 um / 160 mm (unverified)",
-           "gain, read noise, Bayer pattern and sky carried over from the S50 (unverified)",
+           "gain, read noise, Bayer pattern and sky carried over from the S50 (unverified; "
+           "telescope.settings said RGGB, the IMX585's native pattern, before it read this "
+           "profile: check BAYERPAT on a real S30 Pro sub)",
            "zero point scaled from the S50 by aperture area"),
 )
 
