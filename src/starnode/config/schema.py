@@ -16,7 +16,8 @@ from ..instruments import profile
 
 __all__ = ["NUM", "SCHEMA", "TARGET_KEYS", "Field", "folder_problem", "secret_keys"]
 
-#: The camera defaults are the S50's (its profile holds the numbers and where they come from).
+#: The camera and altitude defaults are the S50's (its profile holds the numbers and where
+#: they come from).
 _S50 = profile("s50")
 
 
@@ -244,10 +245,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "motion": F(bool, False, "nothing moves until this is true"),
         "sun_limit": F(NUM, -12.0, "degrees: the sun at or below this is night; the same value "
                        "for planning, gating and parking at dawn", min=-30, max=0),
-        "min_altitude": F(NUM, 30.0, "degrees: lowest altitude observed, held over an item's "
-                          "whole window", min=0, max=89),
-        "max_altitude": F(NUM, 80.0, "degrees: highest altitude observed (alt-az tracking "
-                          "degenerates near the zenith)", min=1, max=90),
+        "min_altitude": F(NUM, _S50.min_altitude_deg, "degrees: lowest altitude observed, held "
+                          "over an item's whole window", min=0, max=89),
+        "max_altitude": F(NUM, _S50.max_altitude_deg, "degrees: highest altitude observed "
+                          "(alt-az tracking degenerates near the zenith)", min=1, max=90),
         "horizon": F(list, [], "[[azimuth, altitude], ...] where trees and houses are: the "
                      "floor is the higher of min_altitude and this mask (interpolated in "
                      "azimuth)", check=_horizon),

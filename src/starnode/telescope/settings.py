@@ -33,8 +33,8 @@ class TelescopeSettings:
     camera_device: int = 0
     motion: bool = False
     sun_limit: float = -12.0
-    min_altitude: float = 30.0
-    max_altitude: float = 80.0
+    min_altitude: float = profile("s50").min_altitude_deg
+    max_altitude: float = profile("s50").max_altitude_deg
     horizon: tuple[tuple[float, float], ...] = ()
     model: str = "s50"
     site: Site | None = None
