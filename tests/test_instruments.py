@@ -85,7 +85,7 @@ def test_profile_names() -> None:
         d = p.to_dict()
         assert d["model"] == p.model and d["field_deg"][0] > 0
         assert p.light_name("SS Cyg", 10.0, "IRCUT", "20250914-201000") == \
-            "Light_SS Cyg_10s_IRCUT_20250914-201000.fit"
+            "Light_SS Cyg_10.0s_IRCUT_20250914-201000.fit"
 
 
 def test_header_cards_are_read_back_as_the_model() -> None:
@@ -103,3 +103,58 @@ def test_header_cards_are_read_back_as_the_model() -> None:
         assert model_from_header(dict(h)) == model
         assert h["BAYERPAT"] == p.bayer_pattern and h["IMAGETYP"] == "Light"
         assert pixel_scale(h) == pytest.approx(p.computed_scale_arcsec, rel=1e-3)
+
+
+def test_the_synthetic_camera_is_the_s50_written_apart() -> None:
+    """The synthetic frames keep their own camera (the truth the pipeline is tested against,
+    synthetic/scene.py); here the two independent statements of the S50 are held together."""
+    from starnode import synthetic
+    from starnode.frame.wcs import pixel_scale
+
+    s50 = profile("s50")
+    hdul, truth = synthetic.make_sub(seed=1, noise=False)
+    h = hdul[0].header
+    assert hdul[0].data.shape == (s50.height_px, s50.width_px)
+    assert h["BAYERPAT"] == s50.bayer_pattern and h["GAIN"] == s50.gain_setting
+    assert model_from_header(h) == "s50"
+    assert pixel_scale(h) == pytest.approx(s50.computed_scale_arcsec, rel=1e-6)
+    assert truth.read_noise_e == s50.read_noise_e
+    assert truth.zeropoint == s50.zeropoint_e
+    assert s50.linearity_limit_adu < truth.full_scale <= s50.saturation_adu
+
+
+def test_file_names_are_the_seestars() -> None:
+    """Names as on real subs (../shared/data/seestar-s50), and the target read back."""
+    s50 = profile("s50")
+    name = s50.light_name("M 94", 10.0, s50.sub_filter, "20250326-212046")
+    assert name == "Light_M 94_10.0s_IRCUT_20250326-212046.fit"
+    assert s50.target_in_name(name) == "M 94"
+    assert s50.target_in_name("Stacked_30_SS Cyg_10.0s_IRCUT_20250914-213000.fit") == "SS Cyg"
+    assert s50.target_in_name("light_R CrB_60s_LP_20250914-191500.fit") == "R CrB"
+    assert s50.target_in_name("DSO_Stacked_30_SS Cyg_10.0s_x.fit") is None  # as before
+    assert s50.target_in_name("frame_0001.fit") is None
+
+
+@pytest.mark.parametrize("model", ["s50", "s30", "s30pro", "generic"])
+def test_the_telescope_writes_the_profiles_cards(model: str, tmp_path) -> None:
+    """`starnode observe` writes each model's sub the way the profile says, and the pipeline
+    reads the model, the pattern and the scale back."""
+    from datetime import UTC, datetime
+
+    from astropy.io import fits
+
+    from starnode.frame.wcs import pixel_scale
+    from starnode.telescope.driver import Exposure
+    from starnode.telescope.fitsout import write_light
+    from starnode.telescope.settings import TelescopeSettings
+
+    p = profile(model)
+    exp = Exposure(np.zeros((8, 6), dtype=np.uint16), datetime(2025, 9, 14, 19, 15, tzinfo=UTC),
+                   20.0)
+    path = write_light(tmp_path, exp, target="R CrB", ra_deg=240.0, dec_deg=28.0,
+                       settings=TelescopeSettings(model=model))
+    assert path.name == p.light_name("R CrB", 20.0, "IRCUT", "20250914-191500")
+    h = fits.getheader(path)
+    assert h["BAYERPAT"] == p.bayer_pattern and h["INSTRUME"] == p.name
+    assert pixel_scale(h) == pytest.approx(p.computed_scale_arcsec, rel=1e-6)
+    assert model_from_header(dict(h)) == (None if model == "generic" else model)

@@ -72,7 +72,7 @@ def test_frames_have_the_pipeline_headers(tmp_path: Path) -> None:
         res = n.runner(plan(item("R CrB", R_CRB, utc(19, 15), utc(19, 30), 60, 3))).run()
     assert res.frames == 3
     path = res.paths[0]
-    assert path.name.startswith("Light_R CrB_60s_IRCUT_20250914-1915")
+    assert path.name.startswith("Light_R CrB_60.0s_IRCUT_20250914-1915")  # as real subs
     assert path.parent.name == "R CrB_sub"
     h = fits.getheader(path)
     assert h["OBJECT"] == "R CrB" and h["IMAGETYP"] == "Light" and h["EXPTIME"] == 60

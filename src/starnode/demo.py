@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from .instruments import profile
+
 log = logging.getLogger(__name__)
 
 __all__ = ["DEMO_DIR", "DemoError", "command_name", "demo_config", "kept_frames_dir", "night_plan",
@@ -41,6 +43,9 @@ _MARKER_TEXT = "made by 'starnode demo'; deleted by the next demo run\n"
 TARGET = "SS Cyg"
 NIGHT_START = "2025-09-14T20:30:00"  # UTC; SS Cyg is high in the evening from Europe
 SITE = (48.85, 2.35)
+#: The demo's telescope: its sub names and its default (shortest non-expert) exposure.
+_S50 = profile("s50")
+_EXPTIME_S = _S50.exposures_s[0]
 
 
 class DemoError(RuntimeError):
@@ -152,9 +157,9 @@ def night_plan(frames: int) -> list[dict[str, Any]]:
     return plan
 
 
-def _file_name(date_obs: str, exptime: float = 10.0) -> str:
+def _file_name(date_obs: str, exptime: float = _EXPTIME_S) -> str:
     stamp = date_obs.replace("-", "").replace(":", "").replace("T", "-")
-    return f"Light_{TARGET}_{exptime:.1f}s_IRCUT_{stamp}.fit"
+    return _S50.light_name(TARGET, exptime, _S50.sub_filter, stamp)
 
 
 def _frame_bytes(item: dict[str, Any]) -> bytes:
@@ -165,7 +170,7 @@ def _frame_bytes(item: dict[str, Any]) -> bytes:
         rng = __import__("random").Random(7)
         return b"SIMPLE  =                    T / corrupt" + bytes(
             rng.randrange(256) for _ in range(5000))
-    opts: dict[str, Any] = {"date_obs": item["date_obs"], "site": SITE, "exptime": 10.0}
+    opts: dict[str, Any] = {"date_obs": item["date_obs"], "site": SITE, "exptime": _EXPTIME_S}
     if kind == "dark":
         opts["imagetyp"] = "Dark"
     if kind == "elsewhere":  # the mount slewed away: the target is not in the field

@@ -5,7 +5,10 @@ Collected by :mod:`starnode.doctor` through :func:`health`; a check never raises
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
+
+from starnode.instruments import profile
 
 from .blind import FINDER
 from .reference import gaia_bright_stars
@@ -17,8 +20,13 @@ if TYPE_CHECKING:
 
 __all__ = ["health"]
 
-#: The cone of a Seestar S50 field (half diagonal 0.73 deg + 0.1), as the solver asks it.
-_FIELD_RADIUS_DEG = 0.83
+
+def _field_radius_deg(cfg: Config) -> float:
+    """The cone of the telescope's field as the solver asks it: half the diagonal at the
+    nominal scale (FOCALLEN/XPIXSZ) + 0.1 deg (S50: 0.73 + 0.1)."""
+    inst = profile(cfg.telescope.model)
+    half_diag = 0.5 * math.hypot(inst.width_px, inst.height_px) * inst.computed_scale_arcsec
+    return round(half_diag / 3600.0 + 0.1, 2)
 
 
 def _deep_fields(cfg: Config) -> list[Check]:
@@ -32,6 +40,7 @@ def _deep_fields(cfg: Config) -> list[Check]:
     ac = cfg.astrometry
     if not cfg.db_path.exists() or ac.deep_gaia_g <= 10.0:
         return []
+    radius = _field_radius_deg(cfg)
     cache = CatalogCache(cfg.db_path)
     rich, cached, missing = 0, 0, []
     for key, _ in cache.keys("vsx"):
@@ -42,10 +51,10 @@ def _deep_fields(cfg: Config) -> list[Check]:
             t = None
         if t is None:
             continue
-        n = len(gaia_bright_stars(t.ra_deg, t.dec_deg, _FIELD_RADIUS_DEG - 0.1)[0])
+        n = len(gaia_bright_stars(t.ra_deg, t.dec_deg, radius - 0.1)[0])
         if n >= 3 * ac.min_matches:
             rich += 1
-        elif cached_field(cfg, t.ra_deg, t.dec_deg, _FIELD_RADIUS_DEG, ac.deep_gaia_g):
+        elif cached_field(cfg, t.ra_deg, t.dec_deg, radius, ac.deep_gaia_g):
             cached += 1
         else:
             missing.append(f"{t.name} ({n} G<10 stars)")

@@ -15,6 +15,7 @@ import numpy as np
 
 from starnode.config import resolve
 from starnode.errors import CatalogError
+from starnode.instruments import profile
 
 from .resolve import get_sequence, resolve_target
 from .types import CompStar, Sequence, Target
@@ -23,9 +24,11 @@ __all__ = ["fov_arcmin", "frame_sequence", "solver_references", "stars_for_solve
 
 
 def fov_arcmin(frame: Any) -> float:
-    """The diagonal of the frame's measured plane in arcmin (the sequence's field of view)."""
+    """The diagonal of the frame's measured plane in arcmin (the sequence's field of view); a
+    frame whose scale is unknown gets the scale of the model its header names."""
     ny, nx = frame.plane.shape
-    pscale = frame.plane_scale_arcsec or 2.4 * frame.binning
+    pscale = frame.plane_scale_arcsec or \
+        profile(header=frame.header).pixel_scale_arcsec * frame.binning
     return float(math.hypot(nx, ny) * pscale / 60.0)
 
 

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..instruments import profile
+
 __all__ = ["NUM", "SCHEMA", "TARGET_KEYS", "Field", "folder_problem", "secret_keys"]
+
+#: The camera and altitude defaults are the S50's (its profile holds the numbers and where
+#: they come from).
+_S50 = profile("s50")
 
 
 @dataclass(frozen=True)
@@ -172,7 +178,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
                            ),
         "recursive": F(bool, True, "watch subfolders too (Seestar MyWorks/<Target>_sub/)"),
         "catch_up": F(bool, True, "process frames already present at start"),
-        "include": F(list, ["Light_*"],
+        "include": F(list, [f"{_S50.file_prefix}*"],
                      "file-name patterns (fnmatch) of frames to process; [] = every FITS file. "
                      "Raw subs by default: a stack repeats its subs' photons, so measuring both "
                      "would report the same light twice; use ['*Stacked_*'] when you do not "
@@ -207,19 +213,20 @@ SCHEMA: dict[str, dict[str, Field]] = {
                          min=0),
     },
     "camera": {
-        "gain_e_per_adu": F(NUM, 0.065, "camera gain in electrons per ADU of the 16-bit "
-                            "file (the Seestar GAIN card is a setting, not e-/ADU; 0.065 = S50 "
-                            "at GAIN 80, photon transfer of real subs, docs/photometry.md)",
+        "gain_e_per_adu": F(NUM, _S50.gain_e_per_adu, "camera gain in electrons per ADU of "
+                            "the 16-bit file (the Seestar GAIN card is a setting, not e-/ADU; "
+                            "0.065 = S50 at GAIN 80, photon transfer of real subs, "
+                            "docs/photometry.md)",
                             min=0, min_exclusive=True),
-        "read_noise_e": F(NUM, 1.5, "read noise in electrons", min=0),
-        "saturation_adu": F(NUM, 60000.0, "a star whose peak reaches this many ADU is "
-                            "saturated / non-linear and never measured", min=1),
+        "read_noise_e": F(NUM, _S50.read_noise_e, "read noise in electrons", min=0),
+        "saturation_adu": F(NUM, _S50.linearity_limit_adu, "a star whose peak reaches this "
+                            "many ADU is saturated / non-linear and never measured", min=1),
         "bayer_pattern": F(str, None, "override BAYERPAT (RGGB, GRBG, GBRG, BGGR)", optional=True,
                            choices=("RGGB", "GRBG", "GBRG", "BGGR")),
         "pixel_scale_arcsec": F(NUM, None, "override the pixel scale (default: from FOCALLEN "
                                 "and XPIXSZ)", optional=True, min=0, min_exclusive=True),
-        "aperture_mm": F(NUM, 50.0, "telescope aperture in mm, for the scintillation noise "
-                         "(S50: 50, S30: 30)", min=0, min_exclusive=True),
+        "aperture_mm": F(NUM, _S50.aperture_mm, "telescope aperture in mm, for the "
+                         "scintillation noise (S50: 50, S30: 30)", min=0, min_exclusive=True),
     },
     "site": {
         "latitude": F(NUM, None, "degrees north (default: SITELAT)", optional=True,
@@ -238,10 +245,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "motion": F(bool, False, "nothing moves until this is true"),
         "sun_limit": F(NUM, -12.0, "degrees: the sun at or below this is night; the same value "
                        "for planning, gating and parking at dawn", min=-30, max=0),
-        "min_altitude": F(NUM, 30.0, "degrees: lowest altitude observed, held over an item's "
-                          "whole window", min=0, max=89),
-        "max_altitude": F(NUM, 80.0, "degrees: highest altitude observed (alt-az tracking "
-                          "degenerates near the zenith)", min=1, max=90),
+        "min_altitude": F(NUM, _S50.min_altitude_deg, "degrees: lowest altitude observed, held "
+                          "over an item's whole window", min=0, max=89),
+        "max_altitude": F(NUM, _S50.max_altitude_deg, "degrees: highest altitude observed "
+                          "(alt-az tracking degenerates near the zenith)", min=1, max=90),
         "horizon": F(list, [], "[[azimuth, altitude], ...] where trees and houses are: the "
                      "floor is the higher of min_altitude and this mask (interpolated in "
                      "azimuth)", check=_horizon),

@@ -4,10 +4,10 @@
 writes ``BAYERPAT`` into its RGB stacks too):
 
 - 2-D with a Bayer pattern (``BAYERPAT`` or ``camera.bayer_pattern``; a 2-D Seestar frame without
-  the card is taken as GRBG): a raw one-shot-colour **sub**. The measured plane is the sum of the
-  two green CFA sites of each 2x2 cell (binning 2; plane pixel (i, j) is centred on native pixel
-  (2i + 0.5, 2j + 0.5)); filter ``TG`` against V. The raw mosaic is kept for the saturation check
-  of every CFA site.
+  the card is given its model's pattern from :mod:`starnode.instruments`): a raw one-shot-colour
+  **sub**. The measured plane is the sum of the two green CFA sites of each 2x2 cell (binning 2;
+  plane pixel (i, j) is centred on native pixel (2i + 0.5, 2j + 0.5)); filter ``TG`` against V.
+  The raw mosaic is kept for the saturation check of every CFA site.
 - 3-D ``(3, ny, nx)``: a native **stack** in R, G, B order; the measured plane is the G plane
   (binning 1); filter ``TG``; time uncertain by half the stack's span.
 - 2-D without a Bayer pattern: a **mono** frame; its filter is ``photometry.filter_map[FILTER]``
@@ -39,6 +39,7 @@ from astropy.wcs import WCS
 
 from ..config import Config, resolve
 from ..errors import FrameRejected, RejectCategory
+from ..instruments import profile
 from .admission import check as admit
 from .admission import max_frame_bytes
 from .header import card_float as _num
@@ -253,10 +254,11 @@ def _stack_layout(arr: np.ndarray, stackcnt: int) -> _Layout:
                    sky_var_factor=STACK_SKY_VAR_FACTOR)
 
 
-def _sub_layout(arr: np.ndarray, bayer: str | None, name: str) -> _Layout:
-    if bayer is None:
-        bayer = "GRBG"
-        log.info("%s: 2-D Seestar frame without BAYERPAT, assuming GRBG", name)
+def _sub_layout(arr: np.ndarray, bayer: str | None, name: str, header: fits.Header) -> _Layout:
+    if bayer is None:  # the pattern of the model the header names (else the S50's)
+        inst = profile(header=header)
+        bayer = inst.bayer_pattern
+        log.info("%s: 2-D %s frame without BAYERPAT, assuming %s", name, inst.name, bayer)
     if bayer not in GREEN_SITES:
         raise FrameRejected(f"{name}: unsupported Bayer pattern {bayer!r}", "unreadable")
     if arr.shape[0] < 4 or arr.shape[1] < 4:
@@ -294,7 +296,7 @@ def _layout(arr: np.ndarray, header: fits.Header, cfg: Config, name: str,
         lay = _stack_layout(arr, stackcnt)
         lay.bayer = bayer  # the Seestar keeps BAYERPAT in its stacks
     elif arr.ndim == 2 and (bayer is not None or seestar):
-        lay = _sub_layout(arr, bayer, name)
+        lay = _sub_layout(arr, bayer, name, header)
     elif arr.ndim == 2:
         lay = _mono_layout(arr, header, cfg.photometry.filter_map, name)
     else:

@@ -9,6 +9,8 @@ import math
 import random
 from typing import Any
 
+from ..instruments import profile
+
 __all__ = ["ALERTS", "SITES", "candidate_targets", "register_network"]
 
 #: (name, latitude, longitude, height m): observatories and cities, 50 of them.
@@ -76,7 +78,8 @@ def heartbeat(name: str, lat: float, lon: float, height: float, i: int) -> dict[
             "site": {"latitude": lat, "longitude": lon, "height": height},
             "limits": {"sun_limit": -12.0, "min_altitude": 25.0 if i % 7 == 0 else 30.0,
                        "max_altitude": 80.0, "horizon": horizon},
-            "instrument": {"model": "Seestar S50", "bright_limit": 7.0, "faint_limit": 15.5}}
+            "instrument": {"model": profile("s50").name, "bright_limit": 7.0,
+                           "faint_limit": 15.5}}
 
 
 def register_network(store: Any, sites: tuple[tuple[str, float, float, float], ...] = SITES

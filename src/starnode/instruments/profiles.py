@@ -18,6 +18,7 @@ in 10 s, as observers report (``../shared/telescope`` section 3.3).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -60,6 +61,8 @@ class Instrument:
     frame_overhead_s: float = 2.0  # download and save between frames
     setup_s: float = 60.0  # slew, settle and pointing check at the start of an item
     file_prefix: str = "Light_"  # sub names: Light_<Target>_<exp>s_<filter>_YYYYMMDD-HHMMSS.fit
+    stack_prefix: str = "Stacked_"  # older firmware's stacks: Stacked_<N>_<Target>_<exp>s_...
+    sub_filter: str = "IRCUT"  # the FILTER card and name part of a sub (not a photometric band)
     instrume: tuple[str, ...] = ()  # INSTRUME / TELESCOP values that identify the model
     instrume_card: str = ""  # the INSTRUME the telescope itself writes
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -134,8 +137,18 @@ class Instrument:
         return tuple(sorted(opts))
 
     def light_name(self, target: str, exposure_s: float, filter_name: str, stamp: str) -> str:
-        """The Seestar's sub name: ``Light_<Target>_<exp>s_<filter>_YYYYMMDD-HHMMSS.fit``."""
-        return f"{self.file_prefix}{target}_{exposure_s:g}s_{filter_name}_{stamp}.fit"
+        """The Seestar's sub name: ``Light_<Target>_<exp>s_<filter>_YYYYMMDD-HHMMSS.fit``, the
+        exposure with one decimal as on real subs (``Light_M 94_10.0s_IRCUT_20250326-212046.fit``).
+        """
+        return f"{self.file_prefix}{target}_{exposure_s:.1f}s_{filter_name}_{stamp}.fit"
+
+    def target_in_name(self, name: str) -> str | None:
+        """The target a sub's or an older firmware's stack's file name carries
+        (``Light_<Target>_10.0s_...``, ``Stacked_<N>_<Target>_10.0s_...``), or None."""
+        m = re.match(rf"^(?:{re.escape(self.file_prefix.rstrip('_'))}|"
+                     rf"{re.escape(self.stack_prefix)}\d+)_(.+?)_\d+(?:\.\d+)?s_", name,
+                     re.IGNORECASE)
+        return m.group(1) if m else None
 
     def header_cards(self) -> dict[str, tuple[Any, str]]:
         """The model's fixed FITS cards, as the Seestar writes them on its subs (a driver that
@@ -204,7 +217,9 @@ S30PRO = replace(
     pixel_scale_arcsec=round(206.264806 * 2.9 / 160.0, 3),
     instrume=("seestar s30 pro", "s30 pro", "s30pro", "imx585"), instrume_card="imx585",
     notes=("2160 x 3840 (1080 x 1920 binned); scale from 2.9 um / 160 mm (unverified)",
-           "gain, read noise, Bayer pattern and sky carried over from the S50 (unverified)",
+           "gain, read noise, Bayer pattern and sky carried over from the S50 (unverified; "
+           "telescope.settings said RGGB, the IMX585's native pattern, before it read this "
+           "profile: check BAYERPAT on a real S30 Pro sub)",
            "zero point scaled from the S50 by aperture area"),
 )
 

@@ -20,6 +20,7 @@ from photutils.centroids import centroid_com
 from ..config import Config, resolve
 from ..frame.load import GREEN_SITES, Frame
 from ..frame.timesite import young_scintillation
+from ..instruments import profile
 from .cfa import CfaModel, fit_cfa, green_asymmetry, native_centroids
 from .noise import aperture_excess
 from .sky import local_sky
@@ -30,6 +31,13 @@ __all__ = ["StarMeasurement", "geometry", "measure_fwhm", "measure_stars", "scin
 
 #: variance of the robust sky estimate relative to a plain mean's (measured on simulated skies)
 _SKY_EST_VAR = 1.3
+
+
+def _first_green(frame: Frame) -> tuple[int, int]:
+    """(row, col) of a 2x2 cell's first green site: the frame's Bayer pattern, else the one of
+    the model its header names (:mod:`starnode.instruments`)."""
+    model = profile(header=frame.header).bayer_pattern or ""
+    return GREEN_SITES.get(frame.bayer or model, GREEN_SITES.get(model, ((0, 0), (1, 1))))[0]
 
 
 @dataclass
@@ -399,7 +407,7 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Any = None, *,
     # star's phase is unknown (not recentred)
     samp = np.zeros(len(pos))
     if cfa is not None:
-        site = GREEN_SITES.get(frame.bayer or "GRBG", ((0, 0), (1, 1)))[0]
+        site = _first_green(frame)
         factor = np.where(recentred, cfa.factor(phase_pos, site), 1.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             snr_c = flux / np.sqrt(np.maximum(err**2 - (scint * flux) ** 2, 1e-30))
@@ -438,7 +446,7 @@ def _cfa_model(frame: Frame, pos: np.ndarray, phase_pos: np.ndarray, usable: np.
     f = flux[bright]
     # scintillation multiplies both sites alike: not in the asymmetry's noise
     var = np.clip(err[bright] ** 2 - (scint * f) ** 2, 0.0, None)
-    site = GREEN_SITES.get(frame.bayer or "GRBG", ((0, 0), (1, 1)))[0]
+    site = _first_green(frame)
     # the SNR that sets a centroid's precision: without scintillation
     snr_c = f / np.sqrt(np.maximum(var, 1e-30))
     return fit_cfa(asym, np.sqrt(var) / f, phase_pos[bright], site, snr=snr_c,

@@ -82,7 +82,7 @@ def instrument_for(config: Any) -> Instrument:
                        pixel_scale_arcsec=float(cam.pixel_scale_arcsec
                                                 or inst.pixel_scale_arcsec),
                        zeropoint_e=inst.zeropoint_e + 5.0 * math.log10(
-                           float(cam.aperture_mm) / 50.0))
+                           float(cam.aperture_mm) / inst.aperture_mm))
     return inst
 
 

@@ -1,7 +1,8 @@
 """Frames captured through a driver, written the way the pipeline reads a Seestar sub.
 
 A ``Light_<Target>_<exp>s_IRCUT_YYYYMMDD-HHMMSS.fit`` in ``<watch folder>/<Target>_sub/`` (the
-Seestar's own layout), uint16 with BZERO 32768, and the cards the pipeline uses: OBJECT,
+Seestar's own layout; the name and the camera's cards come from the model's profile,
+:mod:`starnode.instruments`), uint16 with BZERO 32768, and the cards the pipeline uses: OBJECT,
 DATE-OBS (exposure *start* by the host's UTC clock, since the Seestar's Alpaca server lacks
 ``LastExposureStartTime``), DATE-EXP (end), EXPTIME/EXPOSURE, RA/DEC (the requested ICRS target,
 degrees), SITELAT/SITELONG/SITEELEV, BAYERPAT, GAIN, INSTRUME, FOCALLEN, XPIXSZ, IMAGETYP Light.
@@ -20,6 +21,7 @@ import numpy as np
 from astropy.io import fits
 
 from .._version import SOFTWARE
+from ..instruments import Instrument, profile
 from .driver import Exposure
 from .settings import TelescopeSettings
 
@@ -30,10 +32,13 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9 ._+-]", "_", name).strip() or "Unknown"
 
 
-def frame_name(target: str, exposure_s: float, start: datetime) -> str:
-    """The Seestar's sub name (its clock is the host's UTC here)."""
-    exp = f"{exposure_s:g}"
-    return f"Light_{_safe(target)}_{exp}s_IRCUT_{start.astimezone(UTC):%Y%m%d-%H%M%S}.fit"
+def frame_name(target: str, exposure_s: float, start: datetime,
+               inst: Instrument | None = None) -> str:
+    """The model's sub name (:meth:`~starnode.instruments.Instrument.light_name`; its clock is
+    the host's UTC here)."""
+    inst = inst or profile()
+    return inst.light_name(_safe(target), exposure_s, inst.sub_filter,
+                           f"{start.astimezone(UTC):%Y%m%d-%H%M%S}")
 
 
 def _iso_ms(t: datetime) -> str:
@@ -60,7 +65,7 @@ def write_light(folder: str | os.PathLike[str], exp: Exposure, *, target: str, r
     out.mkdir(parents=True, exist_ok=True)
     data = np.asarray(exp.data)
     if data.dtype != np.uint16:
-        data = np.clip(np.rint(data), 0, 65535).astype(np.uint16)
+        data = np.clip(np.rint(data), 0, np.iinfo(np.uint16).max).astype(np.uint16)
     cards: list[tuple[str, object, str]] = [
         ("OBJECT", target, "target of the plan item"),
         ("IMAGETYP", "Light", "frame type"),
@@ -76,23 +81,25 @@ def write_light(folder: str | os.PathLike[str], exp: Exposure, *, target: str, r
         cards += [("SITELAT", settings.site.lat_deg, "[deg] site latitude"),
                   ("SITELONG", settings.site.lon_deg, "[deg] site longitude, east positive"),
                   ("SITEELEV", settings.site.height_m, "[m] site elevation")]
-    cards += [("BAYERPAT", inst.bayer, "Bayer pattern"),
-              ("GAIN", inst.gain, "camera gain setting"),
+    if inst.bayer_pattern:
+        cards.append(("BAYERPAT", inst.bayer_pattern, "Bayer pattern"))
+    cards += [("GAIN", inst.gain_setting, "camera gain setting"),
               ("INSTRUME", inst.name, "camera"),
               ("TELESCOP", inst.name, "telescope"),
-              ("FOCALLEN", inst.focal_mm, "[mm] focal length"),
+              ("FOCALLEN", inst.focal_length_mm, "[mm] focal length"),
               ("XPIXSZ", inst.pixel_um, "[um] pixel size"),
               ("YPIXSZ", inst.pixel_um, "[um] pixel size"),
-              ("FILTER", "IRCUT", "not a photometric band"),
+              ("FILTER", inst.sub_filter, "not a photometric band"),
               ("PROGRAM", SOFTWARE, "written by starnode observe")]
     if plan_hash:
         cards.append(("PLANHASH", plan_hash, "starnode plan hash"))
     # uint16 pixels are written as the Seestar does: BITPIX 16 with BZERO 32768
     hdu = fits.PrimaryHDU(data=data, header=fits.Header(cards))
-    path = out / frame_name(target, exp.exposure_s, exp.start)
+    first = frame_name(target, exp.exposure_s, exp.start, inst)
+    path = out / first
     n = 1
     while path.exists():  # two frames in the same second: never overwrite
-        path = out / frame_name(target, exp.exposure_s, exp.start).replace(".fit", f"_{n}.fit")
+        path = out / first.replace(".fit", f"_{n}.fit")
         n += 1
     tmp = out / f".{path.name}.{os.getpid()}.part"
     try:

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["INSTRUMENTS", "Instrument", "Site", "TelescopeSettings"]
+from ..instruments import Instrument, profile
+
+__all__ = ["Site", "TelescopeSettings"]
 
 
 @dataclass(frozen=True)
@@ -22,25 +24,6 @@ class Site:
 
 
 @dataclass(frozen=True)
-class Instrument:
-    """The numbers a FITS header needs about a model (``telescope.model``)."""
-
-    name: str  # INSTRUME
-    bayer: str  # BAYERPAT
-    gain: int  # GAIN card: a setting, not e-/ADU
-    focal_mm: float
-    pixel_um: float
-
-
-#: ``telescope.model`` -> the camera's header facts (../shared/seestar/README.md).
-INSTRUMENTS: dict[str, Instrument] = {
-    "s50": Instrument("Seestar S50", "GRBG", 80, 250.0, 2.9),
-    "s30": Instrument("Seestar S30", "GRBG", 80, 150.0, 2.9),
-    "s30pro": Instrument("Seestar S30 Pro", "RGGB", 80, 160.0, 2.9),
-}
-
-
-@dataclass(frozen=True)
 class TelescopeSettings:
     """``telescope.*`` (docs/telescope.md) plus the configured site (None: not configured)."""
 
@@ -50,8 +33,8 @@ class TelescopeSettings:
     camera_device: int = 0
     motion: bool = False
     sun_limit: float = -12.0
-    min_altitude: float = 30.0
-    max_altitude: float = 80.0
+    min_altitude: float = profile("s50").min_altitude_deg
+    max_altitude: float = profile("s50").max_altitude_deg
     horizon: tuple[tuple[float, float], ...] = ()
     model: str = "s50"
     site: Site | None = None
@@ -60,7 +43,8 @@ class TelescopeSettings:
 
     @property
     def instrument(self) -> Instrument:
-        return INSTRUMENTS.get(self.model, INSTRUMENTS["s50"])
+        """The model's profile (:mod:`starnode.instruments`): the header cards a frame needs."""
+        return profile(self.model)
 
     @classmethod
     def from_config(cls, cfg: Any) -> TelescopeSettings:

@@ -34,6 +34,7 @@ from typing import Any
 
 from ...config import Config, resolve
 from ...frame.timesite import jd_from_unix, night_of
+from ...instruments import profile
 from ...store.frame import FrameFacts
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,6 @@ __all__ = ["FrameRecord", "Snapshot", "frame_night", "frame_target", "load_snaps
 
 _MEASURED = ("measured", "reported")
 _STAMP = re.compile(r"(\d{8})-(\d{6})")
-_SEESTAR = re.compile(r"^(?:Light|Stacked_\d+)_(.+?)_\d+(?:\.\d+)?s_", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -255,7 +255,7 @@ def frame_target(f: FrameRecord, known: dict[str, str]) -> str | None:
     """
     if f.target:
         return known.get(norm_name(f.target), f.target)
-    m = _SEESTAR.match(f.name)
-    if m:
-        return known.get(norm_name(m.group(1)), m.group(1).strip())
+    named = profile().target_in_name(f.name)
+    if named:
+        return known.get(norm_name(named), named.strip())
     return None
