@@ -19,6 +19,9 @@ from astropy import units as u
 from astropy.coordinates import AltAz, EarthLocation, SkyCoord
 from astropy.table import Table
 from astropy.time import Time
+
+from starnode import synthetic
+from starnode.config import Config
 from starnode.frame.timesite import (
     _GEOCENTRE,
     Times,
@@ -26,9 +29,6 @@ from starnode.frame.timesite import (
     pickering_airmass,
     times,
 )
-
-from starnode import synthetic
-from starnode.config import Config
 from starnode.photometry import measure
 
 TOL = 1e-9
