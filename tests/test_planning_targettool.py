@@ -140,7 +140,7 @@ def test_key_from_the_environment_and_a_refused_key(tmp_path: Path,
 
 def test_config_names_resolved_through_vsx_then_offline(tmp_path: Path) -> None:
     """A target given by name only: VSX (a loopback server) fills position and range; the
-    answer is cached, so the next plan works with photometry.offline."""
+    answer is cached, so the next plan works with catalogs.offline."""
     from starnode import catalogs
 
     catalogs.CLIENT.reset()

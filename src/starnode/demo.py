@@ -119,7 +119,7 @@ def demo_config(data_dir: Path, watch: Path, workers: int) -> dict[str, Any]:
         "watch": {"path": str(watch), "mode": "auto", "recursive": True, "catch_up": True,
                   "debounce_delay": 0.5, "poll_interval": 0.5, "max_wait": 10.0,
                   "stall_timeout": 2.0},
-        "photometry": {"sequence_file": str(DEMO_SEQUENCE_FILE), "offline": True},
+        "catalogs": {"sequence_file": str(DEMO_SEQUENCE_FILE), "offline": True},
         "aavso": {"observer_code": "DEMO", "mode": "outbox"},
     }
 

@@ -9,19 +9,19 @@ Public API (see ``docs/catalogs.md``)::
 
 What is asked where:
 
-- VSX ``api.object`` (``photometry.vsx_url``): the target's AAVSO name, AUID, type and range;
+- VSX ``api.object`` (``catalogs.vsx_url``): the target's AAVSO name, AUID, type and range;
   VSX ``api.list`` (cone search) when OBJECT is ``Unknown`` or absent (:mod:`.vsx`).
-- VSP ``chart`` (``photometry.vsp_url``): the comparison sequence of the field, with its chart
+- VSP ``chart`` (``catalogs.vsp_url``): the comparison sequence of the field, with its chart
   id (:mod:`.vsp`).
-- Gaia DR3 through the archive's TAP sync service (``photometry.gaia_tap_url``), only when VSP
-  has no sequence for the field (``photometry.gaia_fallback``); V from G and BP-RP (Riello et
+- Gaia DR3 through the archive's TAP sync service (``catalogs.gaia_tap_url``), only when VSP
+  has no sequence for the field (``catalogs.gaia_fallback``); V from G and BP-RP (Riello et
   al. 2021) (:mod:`.gaia`).
 
 Every request goes through :mod:`starnode.util.http` (timeouts, retries honouring
 Retry-After, User-Agent) in :mod:`.fetch`; every answer is cached in the node's SQLite database
 (``config.db_path``, table ``catalog_cache`` of :class:`starnode.store.CatalogCache`) for
-``photometry.cache_days``; a stale entry is used, with a WARNING, when the network fails, and
-``photometry.offline`` uses only the cache, ``photometry.sequence_file`` and the bundled
+``catalogs.cache_days``; a stale entry is used, with a WARNING, when the network fails, and
+``catalogs.offline`` uses only the cache, ``catalogs.sequence_file`` and the bundled
 charts in ``starnode/data`` (:mod:`.sequences`, the one reader of chart files).
 
 Layout: :mod:`.types` (records, parsing), :mod:`.fetch` (how answers are had), :mod:`.vsx`,

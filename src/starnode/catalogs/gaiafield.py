@@ -200,13 +200,13 @@ def gaia_field_stars(config: Any, ra: float, dec: float, radius_deg: float, *,
     """Gaia DR3 stars to ``g_limit`` within ``radius_deg``: the cache, else one TAP query.
 
     A cached cone that covers this one is used whatever its age (offline too); otherwise the
-    archive (``photometry.gaia_tap_url``) is asked for a cone ``0.25 deg`` wider, and the
+    archive (``catalogs.gaia_tap_url``) is asked for a cone ``0.25 deg`` wider, and the
     answer is kept in the catalogue cache.
 
     Parameters
     ----------
     config : Config or mapping
-        ``photometry.offline``, ``photometry.gaia_tap_url``, ``photometry.http_*``,
+        ``catalogs.offline``, ``catalogs.gaia_tap_url``, ``catalogs.http_*``,
         ``db_path``.
     ra, dec, radius_deg : float
         The field's cone (degrees).
@@ -229,11 +229,11 @@ def gaia_field_stars(config: Any, ra: float, dec: float, radius_deg: float, *,
         log.debug("Gaia field stars for %.3f %+.3f from the cache (%d stars)", ra, dec,
                   len(hit.ra))
         return hit
-    if cfg.photometry.offline:
+    if cfg.catalogs.offline:
         raise CatalogError(f"no Gaia stars to G {g_limit:g} cached for the field at RA "
-                           f"{ra:.3f} Dec {dec:+.3f}, and photometry.offline is set")
+                           f"{ra:.3f} Dec {dec:+.3f}, and catalogs.offline is set")
     cone = (round(ra % 360.0, 4), round(dec, 4), round(radius_deg + _MARGIN_DEG, 3))
-    url = cfg.photometry.gaia_tap_url
+    url = cfg.catalogs.gaia_tap_url
     resp = CLIENT.request(cfg, "POST", url, what="Gaia DR3 TAP (field stars)",
                           data={"REQUEST": "doQuery", "LANG": "ADQL", "FORMAT": "csv",
                                 "QUERY": _adql(*cone, g_limit)})

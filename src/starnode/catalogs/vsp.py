@@ -37,7 +37,7 @@ def vsp_sequence(config: Any, target: Target, *, fov_arcmin: float,
     (``ra=``/``dec=`` in degrees). ``fov_arcmin`` is rounded up to whole arcminutes.
     """
     cfg = resolve(config)
-    ph = cfg.photometry
+    ph = cfg.catalogs
     fov = float(math.ceil(fov_arcmin - 1e-9))
     mlim = round(float(ph.maglimit if maglimit is None else maglimit), 1)
     url = ph.vsp_url

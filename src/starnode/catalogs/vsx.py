@@ -101,7 +101,7 @@ def parse_vsx_list(data: Any, *, origin: str = "") -> list[Target]:
 def vsx_object(config: Any, name: str) -> Target | None:
     """Look ``name`` up in VSX (cache first). None when VSX knows no such star."""
     cfg = resolve(config)
-    url = cfg.photometry.vsx_url
+    url = cfg.catalogs.vsx_url
     params = {"view": "api.object", "ident": name, "format": "json"}
 
     def fetch() -> tuple[Any, str]:
@@ -119,7 +119,7 @@ def vsx_cone(config: Any, ra_deg: float, dec_deg: float, radius_deg: float) -> l
     series, whose header RA/DEC wander a little, share one cache entry.
     """
     cfg = resolve(config)
-    url = cfg.photometry.vsx_url
+    url = cfg.catalogs.vsx_url
     step = 0.05
     qra = round(ra_deg / step) * step % 360.0
     qdec = max(-90.0, min(90.0, round(dec_deg / step) * step))

@@ -116,7 +116,7 @@ def _fov_arcmin(frame: Frame) -> float:
 
 def _target_and_sequence(frame: Frame, cfg: Config) -> tuple[Target, Sequence]:
     """The catalogue module applies ``photometry.target`` / ``target_aliases`` and
-    ``photometry.sequence_file`` itself."""
+    ``catalogs.sequence_file`` itself."""
     try:
         target = resolve_target(cfg, frame.object, frame.ra_deg, frame.dec_deg)
         seq = get_sequence(cfg, target, fov_arcmin=_fov_arcmin(frame), band=frame.band)

@@ -115,8 +115,8 @@ class TargetToolAnswer:
 
 def _ask(config: Any, key: str, section: str) -> Any:
     tt = config.target_tool
-    session = make_session(attempts=int(config.photometry.http_retries),
-                           backoff=float(config.photometry.http_backoff),
+    session = make_session(attempts=int(config.catalogs.http_retries),
+                           backoff=float(config.catalogs.http_backoff),
                            timeout=float(tt.http_timeout))
     try:
         resp = session.get(tt.url, params={"obs_section": section},
@@ -144,7 +144,7 @@ def _section(config: Any, key: str, section: str, cache: CatalogCache
     hours = None if entry is None else (time.time() - entry.fetched_at) / 3600.0
     if entry is not None and hours is not None and hours <= float(config.target_tool.cache_hours):
         return parse_targets(entry.payload, section), "cache"
-    if not config.photometry.offline:
+    if not config.catalogs.offline:
         try:
             raw = _ask(config, key, section)
             found = parse_targets(raw, section)
