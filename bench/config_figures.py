@@ -2,7 +2,7 @@
 
 - ``resolve() calls``: calls of :func:`starnode.config.resolve` (under any local name).
 - ``Any config parameters``: function parameters named ``config``/``cfg`` (or ending in
-  ``_config``) annotated exactly ``Any``.
+  ``_config``) annotated ``Any`` or a union with ``Any``.
 - ``configuration reads``: attribute reads ``<x>.<section>.<key>`` and ``<x>.<top-level key>``
   naming a SCHEMA key (found in the source text).
 - ``mypy-checked reads``: reads mypy really checks. A copy of the source has every typed key
@@ -38,9 +38,11 @@ def _resolve_names(tree: ast.Module) -> set[str]:
 
 
 def _is_config_param(arg: ast.arg) -> bool:
+    """A config parameter typed ``Any`` or a union with ``Any`` (``Config | Any`` is Any)."""
     name = arg.arg
-    return (name in ("config", "cfg") or name.endswith("_config")) and \
-        arg.annotation is not None and ast.unparse(arg.annotation) == "Any"
+    if not (name in ("config", "cfg") or name.endswith("_config")) or arg.annotation is None:
+        return False
+    return "Any" in ast.unparse(arg.annotation).replace(" ", "").split("|")
 
 
 def _reads(tree: ast.Module) -> int:

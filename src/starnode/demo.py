@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from .config import Config
+
 log = logging.getLogger(__name__)
 
 __all__ = ["DEMO_DIR", "DemoError", "command_name", "demo_config", "kept_frames_dir", "night_plan",
@@ -332,7 +334,7 @@ def _truth_text(measured: list[Any], written: dict[str, dict[str, Any]]) -> str:
     return text
 
 
-def _reports_text(cfg: Any) -> tuple[str, bool]:
+def _reports_text(cfg: Config) -> tuple[str, bool]:
     """Each outbox file with the validator's verdict; (text, all valid and at least one)."""
     from .aavso import outbox_files, validate_file
     from .aavso.validator import SYNTHETIC_RULE
@@ -356,7 +358,7 @@ def _reports_text(cfg: Any) -> tuple[str, bool]:
     return text, ok
 
 
-def _curve_text(cfg: Any) -> tuple[str, bool]:
+def _curve_text(cfg: Config) -> tuple[str, bool]:
     from .morning.lightcurve import plot_lightcurve
 
     try:
@@ -366,7 +368,7 @@ def _curve_text(cfg: Any) -> tuple[str, bool]:
     return f"light curve: {png} ({n} points)\n", True
 
 
-def _summary(cfg: Any, written: dict[str, dict[str, Any]], elapsed: float, out: TextIO) -> int:
+def _summary(cfg: Config, written: dict[str, dict[str, Any]], elapsed: float, out: TextIO) -> int:
     """Write the night's summary; 0 when reports validate and a light curve was drawn."""
     from .store import Ledger
 

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from starnode.config import resolve
+from starnode.config import Config, resolve
 from starnode.errors import StarnodeError
 
 from .geometry import center_world
@@ -58,7 +58,7 @@ def describe_solution(sol: Solution, shape: tuple[int, int], binning: int) -> di
             "binning": int(binning), "wcs": cards}
 
 
-def solve_file(path: str | Path, config: Any = None) -> dict[str, Any]:
+def solve_file(path: str | Path, config: Config | None = None) -> dict[str, Any]:
     """Solve one file; never raises for a bad or unsolvable frame.
 
     Parameters

@@ -63,7 +63,7 @@ class _Facts:
         return int(self.plane.shape[0]), int(self.plane.shape[1])
 
 
-def nominal_scale_arcsec(header: Mapping[str, Any], config: Any = None) -> float | None:
+def nominal_scale_arcsec(header: Mapping[str, Any], config: Config | None = None) -> float | None:
     """Arcseconds per native sensor pixel, before any solve.
 
     Parameters
@@ -131,14 +131,14 @@ class PlaneFrame:
         return finite_float(self.header.get("DEC"))
 
 
-def _frame_facts(frame: Any, config: Any) -> tuple[_Facts, Config]:
+def _frame_facts(frame: Any, config: Config) -> tuple[_Facts, Config]:
     """The solver's view of a :class:`starnode.frame.load.Frame` or a :class:`PlaneFrame`."""
     if isinstance(frame, np.ndarray):
         raise TypeError("solve_frame takes a Frame or a PlaneFrame(plane, header, binning), "
                         "not a bare array (the 0.1.0 loose-argument form is gone)")
     facts = _Facts(np.asarray(frame.plane), frame.header, int(frame.binning), frame.sha1,
                    frame.header_wcs, frame.ra_deg, frame.dec_deg)
-    cfg = resolve(config)
+    cfg = config
     if facts.plane.ndim != 2 or min(facts.plane.shape) < 16:
         raise AstrometryError(f"need a 2-D image plane, got shape {facts.plane.shape}")
     return facts, cfg
@@ -456,7 +456,7 @@ class _Job:
         return None
 
 
-def solve_frame(frame: Any, config: Any, /, *, ref_ra: Any, ref_dec: Any, ref_mag: Any = None,
+def solve_frame(frame: Any, config: Config, /, *, ref_ra: Any, ref_dec: Any, ref_mag: Any = None,
                 hint: WCS | None = None, use_memo: bool = True) -> Solution:
     """Return a verified WCS for the frame's measured plane.
 

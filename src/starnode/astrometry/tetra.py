@@ -51,7 +51,7 @@ T3_PARAMS: dict[str, Any] = {"multiscale_step": 2.5, "lattice_field_oversampling
 Blind = tuple[WCS | None, str, Refs | None]
 
 
-def tetra3rs_database_path(config: Any = None) -> Path:
+def tetra3rs_database_path(config: Config | None = None) -> Path:
     """Where the tetra3rs database for Seestar fields is cached.
 
     Parameters
@@ -75,7 +75,7 @@ def tetra3rs_database_path(config: Any = None) -> Path:
         f"tetra3rs-{version}-fov{T3_FOV_RANGE[0]}-{T3_FOV_RANGE[1]}.bin")
 
 
-def build_tetra3rs_database(config: Any = None, *, catalog_path: str | None = None,
+def build_tetra3rs_database(config: Config | None = None, *, catalog_path: str | None = None,
                             gaia_only: bool = False, **params: Any) -> Path:
     """Generate the tetra3rs database and save it where :func:`solve_frame` looks for it.
 

@@ -31,9 +31,7 @@ Layout: :mod:`.types` (records, parsing), :mod:`.fetch` (how answers are had), :
 
 from __future__ import annotations
 
-from typing import Any
-
-from starnode.config import resolve as _resolve_config
+from starnode.config import Config
 from starnode.errors import CatalogError
 from starnode.store import CatalogCache
 from starnode.util.http import USER_AGENT
@@ -94,7 +92,7 @@ __all__ = [
 ]
 
 
-def clear_cache(config: Any, kind: str | None = None) -> int:
+def clear_cache(config: Config, kind: str | None = None) -> int:
     """Forget cached catalogue answers.
 
     Parameters
@@ -109,4 +107,4 @@ def clear_cache(config: Any, kind: str | None = None) -> int:
     int
         How many entries were removed.
     """
-    return CatalogCache(_resolve_config(config).db_path).clear(kind)
+    return CatalogCache(config.db_path).clear(kind)

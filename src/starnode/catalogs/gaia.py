@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from astropy.coordinates import angular_separation
 
-from starnode.config import resolve
+from starnode.config import Config
 from starnode.errors import CatalogError
 
 from .fetch import CLIENT, cached
@@ -220,14 +220,14 @@ def parse_gaia_csv(text: str, *, maglimit: float, origin: str = "") -> list[Comp
     return comps
 
 
-def gaia_sequence(config: Any, target: Target, *, fov_arcmin: float,
+def gaia_sequence(config: Config, target: Target, *, fov_arcmin: float,
                   maglimit: float | None = None) -> Sequence:
     """Gaia DR3 comps (V from G, BP-RP) around the target: source "gaia-dr3", no chart id.
 
     One ADQL query (``FORMAT=csv``) to ``catalogs.gaia_tap_url`` over a circle that covers a
     square field of ``fov_arcmin``; cached like the VSP charts.
     """
-    cfg = resolve(config)
+    cfg = config
     ph = cfg.catalogs
     fov = float(math.ceil(fov_arcmin - 1e-9))
     mlim = round(float(ph.maglimit if maglimit is None else maglimit), 1)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from starnode.config import Config, resolve
+from starnode.config import Config
 from starnode.errors import CatalogError
 from starnode.store import CatalogCache
 
@@ -157,7 +157,7 @@ def _float0(v: Any) -> float:
     return f if math.isfinite(f) else 0.0
 
 
-def cached_field(config: Any, ra: float, dec: float, radius_deg: float,
+def cached_field(config: Config, ra: float, dec: float, radius_deg: float,
                  g_limit: float) -> FieldStars | None:
     """The cached cone that covers this one (at least as deep), or None; never the network.
 
@@ -175,7 +175,7 @@ def cached_field(config: Any, ra: float, dec: float, radius_deg: float,
     FieldStars or None
         ``origin`` is ``cache``.
     """
-    cfg = resolve(config)
+    cfg = config
     if not cfg.db_path.exists():
         return None
     cache = CatalogCache(cfg.db_path)
@@ -195,7 +195,7 @@ def cached_field(config: Any, ra: float, dec: float, radius_deg: float,
     return None
 
 
-def gaia_field_stars(config: Any, ra: float, dec: float, radius_deg: float, *,
+def gaia_field_stars(config: Config, ra: float, dec: float, radius_deg: float, *,
                      g_limit: float = 14.0) -> FieldStars:
     """Gaia DR3 stars to ``g_limit`` within ``radius_deg``: the cache, else one TAP query.
 
@@ -223,7 +223,7 @@ def gaia_field_stars(config: Any, ra: float, dec: float, radius_deg: float, *,
     CatalogError
         Not cached, and offline or the query failed.
     """
-    cfg: Config = resolve(config)
+    cfg = config
     hit = cached_field(cfg, ra, dec, radius_deg, g_limit)
     if hit is not None:
         log.debug("Gaia field stars for %.3f %+.3f from the cache (%d stars)", ra, dec,

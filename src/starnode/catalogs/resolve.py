@@ -11,9 +11,8 @@ import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from starnode.config import Config, resolve
+from starnode.config import Config
 from starnode.errors import CatalogError
 from starnode.util.values import normalize_name
 
@@ -50,7 +49,7 @@ def _wanted_name(cfg: Config, object_name: str | None) -> tuple[str | None, str]
     return obj, "object"
 
 
-def resolve_target(config: Any, object_name: str | None, ra_deg: float | None,
+def resolve_target(config: Config, object_name: str | None, ra_deg: float | None,
                    dec_deg: float | None) -> Target:
     """The variable star a frame is for: its AAVSO name, AUID and coordinates.
 
@@ -63,7 +62,7 @@ def resolve_target(config: Any, object_name: str | None, ra_deg: float | None,
     ``catalogs.vsx_cone_arcmin``. Raises :class:`CatalogError` when VSX does not know the name
     or nothing identifies the star.
     """
-    cfg = resolve(config)
+    cfg = config
     have_coords = finite(ra_deg, dec_deg)
     name, how = _wanted_name(cfg, object_name)
     if name is None:
@@ -183,7 +182,7 @@ def _bright_enough(t: Target, maglimit: float) -> bool:
     return m.value <= maglimit
 
 
-def get_sequence(config: Any, target: Target, *, fov_arcmin: float, band: str = "V") -> Sequence:
+def get_sequence(config: Config, target: Target, *, fov_arcmin: float, band: str = "V") -> Sequence:
     """The comparison sequence for the target's field.
 
     Order: ``catalogs.sequence_file`` (used instead of VSP); the VSP chart (cache, network,
@@ -191,7 +190,7 @@ def get_sequence(config: Any, target: Target, *, fov_arcmin: float, band: str = 
     Gaia DR3 comps (``catalogs.gaia_fallback``, band V only) when VSP has no usable comps for
     the field. The comps of one sequence all come from one source. Raises :class:`CatalogError`.
     """
-    cfg = resolve(config)
+    cfg = config
     ph = cfg.catalogs
     if not (isinstance(fov_arcmin, (int, float)) and math.isfinite(fov_arcmin)
             and fov_arcmin > 0):

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from astropy.table import Table
+
+from ..config import Config
 
 __all__ = ["frame_starlist", "stars_command"]
 
 
-def frame_starlist(path: str | os.PathLike[str], config: Any) -> Table:
+def frame_starlist(path: str | os.PathLike[str], config: Config) -> Table:
     """Measure one frame (as the pipeline does, writing its starlist) and return the list.
 
     Parameters
@@ -34,10 +35,9 @@ def frame_starlist(path: str | os.PathLike[str], config: Any) -> Table:
     starnode.errors.FrameRejected
         The frame cannot be measured (the reason says why).
     """
-    from ..config import resolve
     from ..photometry import measure
 
-    cfg = resolve(config)
+    cfg = config
     if not cfg.photometry.starlists:
         raise OSError("photometry.starlists is off in the configuration: no starlist is made")
     m = measure(path, cfg)
@@ -46,7 +46,7 @@ def frame_starlist(path: str | os.PathLike[str], config: Any) -> Table:
     return Table.read(m.starlist, format="ascii.ecsv")
 
 
-def stars_command(files: list[str], config: Any, fmt: str, out: str | None) -> int:
+def stars_command(files: list[str], config: Config, fmt: str, out: str | None) -> int:
     """``starnode stars FILE...``: the starlists of frames, as ECSV, CSV or JSON.
 
     Parameters

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from photutils.aperture import CircularAperture, aperture_photometry
@@ -166,7 +165,7 @@ def measure_fwhm(frame: Frame, xy: np.ndarray, sky: np.ndarray, guess: float,
     return 2.0 * float(np.median(rs)), len(rs)
 
 
-def scintillation(config: Any, frame: Frame, airmass: float | None) -> float:
+def scintillation(config: Config, frame: Frame, airmass: float | None) -> float:
     """Relative (fractional) scintillation noise of one star's flux in this frame.
 
     Young (1967) times ``photometry.scintillation_factor``
@@ -186,7 +185,7 @@ def scintillation(config: Any, frame: Frame, airmass: float | None) -> float:
     -------
     float
     """
-    cfg = resolve(config)
+    cfg = config
     return young_scintillation(cfg.camera.aperture_mm, airmass,
                                frame.exptime * max(frame.stackcnt, 1), cfg.site.elevation,
                                cfg.photometry.scintillation_factor)
@@ -295,7 +294,7 @@ def _flux_errors(frame: Frame, flux: np.ndarray, sky: _Sky, area: float, area_w2
         return np.asarray(np.sqrt(var))
 
 
-def measure_stars(frame: Frame, xy: np.ndarray, config: Any = None, *,
+def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
                   fwhm: float | None = None, recentre: bool = True,
                   neighbours: np.ndarray | None = None, max_shift: float | None = None,
                   fwhm_stars: np.ndarray | None = None,

@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import astrometry
 from ..catalogs import CompStar, Sequence, Target, get_sequence, resolve_target
-from ..config import Config, resolve
+from ..config import Config, ConfigLike, resolve
 from ..errors import CatalogError, ConfigError, FrameRejected, RejectCategory
 from ..frame.load import Frame, load_frame
 from ..frame.timesite import Times, night_of, times
@@ -71,7 +71,7 @@ def last_rejection() -> FrameRejected | None:
     return getattr(_tls, "last", None)
 
 
-def run_pipeline(path: str | os.PathLike[str], config: Any = None) -> dict[str, Any] | None:
+def run_pipeline(path: str | os.PathLike[str], config: ConfigLike = None) -> dict[str, Any] | None:
     """Measure the variable in one frame, as a plain dict (the seed API).
 
     Parameters
@@ -101,7 +101,7 @@ def run_pipeline(path: str | os.PathLike[str], config: Any = None) -> dict[str, 
 # steps
 
 
-def _config(config: Any) -> Config:
+def _config(config: ConfigLike) -> Config:
     try:
         return resolve(config)
     except ConfigError as exc:
@@ -287,7 +287,7 @@ def _record(s: _Steps) -> Measurement:
     )
 
 
-def measure(path: str | os.PathLike[str], config: Any = None) -> Measurement:
+def measure(path: str | os.PathLike[str], config: ConfigLike = None) -> Measurement:
     """Measure the variable star in one frame.
 
     Parameters

@@ -33,6 +33,7 @@ import numpy as np
 from astropy.table import Table
 from scipy.spatial import cKDTree
 
+from ..config import Config
 from ..frame.load import Frame
 from .apertures import StarMeasurement, measure_stars
 from .detect import detect_stars
@@ -93,7 +94,7 @@ def _fwhm_of(det: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nda
     return fwhm, blended
 
 
-def build_starlist(frame: Frame, wcs: Any, config: Any, sm: StarMeasurement, fit: EnsembleFit,
+def build_starlist(frame: Frame, wcs: Any, config: Config, sm: StarMeasurement, fit: EnsembleFit,
                    target_name: str) -> Table:
     """Every catalogued (target first, comps) and detected star of the frame.
 
@@ -279,7 +280,7 @@ def prune(data_dir: str | os.PathLike[str], keep_days: int,
     return n
 
 
-def frame_starlist(path: str | os.PathLike[str], config: Any) -> Table:
+def frame_starlist(path: str | os.PathLike[str], config: Config) -> Table:
     """Measure one frame (as the pipeline does, writing its starlist) and return the list.
 
     Parameters
@@ -298,10 +299,9 @@ def frame_starlist(path: str | os.PathLike[str], config: Any) -> Table:
     starnode.errors.FrameRejected
         The frame cannot be measured (the reason says why).
     """
-    from .config import resolve
     from .photometry import measure
 
-    cfg = resolve(config)
+    cfg = config
     if not cfg.photometry.starlists:
         raise OSError("photometry.starlists is off in the configuration: no starlist is made")
     m = measure(path, cfg)
@@ -310,7 +310,7 @@ def frame_starlist(path: str | os.PathLike[str], config: Any) -> Table:
     return Table.read(m.starlist, format="ascii.ecsv")
 
 
-def stars_command(files: list[str], config: Any, fmt: str, out: str | None) -> int:
+def stars_command(files: list[str], config: Config, fmt: str, out: str | None) -> int:
     """``starnode stars FILE...``: the starlists of frames, as ECSV, CSV or JSON.
 
     Parameters

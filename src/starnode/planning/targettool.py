@@ -26,6 +26,7 @@ from starnode.errors import CatalogError
 from starnode.store import CatalogCache
 from starnode.util.http import make_session
 
+from ..config import Config
 from .candidates import Candidate
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ CACHE_KIND = "target-tool"
 SECTION_NAMES = {"ac": "Alerts & Campaigns", "all": "the general list"}
 
 
-def target_tool_key(config: Any) -> str | None:
+def target_tool_key(config: Config) -> str | None:
     """The configured key (``target_tool.key``, else ``$STARNODE_TARGET_TOOL_KEY``), or None."""
     key = (config.target_tool.key or os.environ.get(ENV_KEY) or "").strip()
     return key or None
@@ -113,7 +114,7 @@ class TargetToolAnswer:
     origins: dict[str, str]  # section -> "network" | "cache" | "cache (stale, N h)" | error text
 
 
-def _ask(config: Any, key: str, section: str) -> Any:
+def _ask(config: Config, key: str, section: str) -> Any:
     tt = config.target_tool
     session = make_session(attempts=int(config.catalogs.http_retries),
                            backoff=float(config.catalogs.http_backoff),
@@ -138,7 +139,7 @@ def _ask(config: Any, key: str, section: str) -> Any:
         raise CatalogError(f"Target Tool ({section}): the answer is not JSON") from None
 
 
-def _section(config: Any, key: str, section: str, cache: CatalogCache
+def _section(config: Config, key: str, section: str, cache: CatalogCache
              ) -> tuple[list[Candidate], str]:
     entry = cache.get(CACHE_KIND, section)
     hours = None if entry is None else (time.time() - entry.fetched_at) / 3600.0
@@ -161,7 +162,7 @@ def _section(config: Any, key: str, section: str, cache: CatalogCache
     return parse_targets(entry.payload, section), f"cache (stale, {hours:.0f} h)"
 
 
-def target_tool_candidates(config: Any) -> TargetToolAnswer:
+def target_tool_candidates(config: Config) -> TargetToolAnswer:
     """The Target Tool's candidates (``target_tool.sections``), from the cache when fresh, else
     the network, else an older cached answer. Nothing (and no request) without a key.
 
