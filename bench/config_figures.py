@@ -9,7 +9,7 @@
   renamed (``path`` -> ``path_renamed``) in the generated ``config/sections.py``; each read mypy
   then reports as a missing attribute is one it checks (0 when the sections answer ``Any``).
 
-Usage: ``python bench/config_figures.py [--no-mypy]`` from the repository root.
+Usage: ``python bench/config_figures.py [--no-mypy] [--verbose]`` from the repository root.
 """
 
 from __future__ import annotations
@@ -82,8 +82,9 @@ def static_counts(src: Path = SRC) -> dict[str, int]:
 _FIELD = re.compile(r"^(    )([a-z_][a-z0-9_]*)(: )", re.MULTILINE)
 
 
-def mypy_checked_reads() -> int:
-    """Reads of a configuration key that mypy checks (see the module docstring)."""
+def mypy_checked_reads(verbose: bool = False) -> int:
+    """Reads of a configuration key that mypy checks (see the module docstring); ``verbose``
+    prints how many per module."""
     sections = SRC / "config" / "sections.py"
     if not sections.is_file():
         return 0
@@ -102,14 +103,22 @@ def mypy_checked_reads() -> int:
                               "--python-version", "3.11", str(copy)],
                              capture_output=True, text=True, cwd=tmp, check=False).stdout
     pattern = re.compile(r'"(?:Config|TypedConfig|\w+Settings)" has no attribute "(\w+)"')
-    return sum(1 for line in out.splitlines()
-               if (m := pattern.search(line)) and not m.group(1).endswith("_renamed"))
+    hits = [line for line in out.splitlines()
+            if (m := pattern.search(line)) and not m.group(1).endswith("_renamed")]
+    if verbose:
+        per: dict[str, int] = {}
+        for line in hits:
+            module = line.split(":", 1)[0].split("starnode/", 1)[-1]
+            per[module] = per.get(module, 0) + 1
+        for module, n in sorted(per.items(), key=lambda kv: -kv[1]):
+            print(f"  {module:40s} {n}")
+    return len(hits)
 
 
 def main(argv: list[str]) -> int:
     figures: dict[str, int] = static_counts()
     if "--no-mypy" not in argv:
-        figures["mypy-checked reads"] = mypy_checked_reads()
+        figures["mypy-checked reads"] = mypy_checked_reads("--verbose" in argv)
     for name, value in figures.items():
         print(f"{name:28s} {value}")
     return 0
