@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from starnode.config import Config, resolve
+from starnode.config import Config
 from starnode.errors import StarnodeError
 
 from .geometry import center_world
@@ -58,14 +58,14 @@ def describe_solution(sol: Solution, shape: tuple[int, int], binning: int) -> di
             "binning": int(binning), "wcs": cards}
 
 
-def solve_file(path: str | Path, config: Config | None = None) -> dict[str, Any]:
+def solve_file(path: str | Path, config: Config) -> dict[str, Any]:
     """Solve one file; never raises for a bad or unsolvable frame.
 
     Parameters
     ----------
     path : path
         A FITS frame.
-    config : Config or mapping, optional
+    config : Config
         ``astrometry.*``, ``camera.*``, ``db_path`` (the solution cache is used as in the
         pipeline).
 
@@ -76,7 +76,7 @@ def solve_file(path: str | Path, config: Config | None = None) -> dict[str, Any]
     """
     from starnode.frame.load import load_frame
 
-    cfg = resolve(config)
+    cfg = config
     out: dict[str, Any] = {"file": str(path)}
     try:
         fr = load_frame(Path(path), cfg)

@@ -24,7 +24,7 @@ import numpy as np
 from astropy.time import Time
 from astropy.wcs import WCS
 
-from starnode.config import Config, resolve
+from starnode.config import Config
 from starnode.errors import AstrometryError, CatalogError
 from starnode.frame.detect import Stars, find_stars
 from starnode.frame.wcs import header_wcs, pixel_scale, wcs_scale_arcsec
@@ -63,14 +63,14 @@ class _Facts:
         return int(self.plane.shape[0]), int(self.plane.shape[1])
 
 
-def nominal_scale_arcsec(header: Mapping[str, Any], config: Config | None = None) -> float | None:
+def nominal_scale_arcsec(header: Mapping[str, Any], config: Config) -> float | None:
     """Arcseconds per native sensor pixel, before any solve.
 
     Parameters
     ----------
     header : Mapping
         FITS cards (FOCALLEN in mm, XPIXSZ in micron).
-    config : Config or mapping, optional
+    config : Config
         ``camera.pixel_scale_arcsec`` wins when set.
 
     Returns
@@ -78,7 +78,7 @@ def nominal_scale_arcsec(header: Mapping[str, Any], config: Config | None = None
     float or None
         None when neither tells (see :func:`starnode.frame.wcs.pixel_scale`).
     """
-    return pixel_scale(header, resolve(config).camera.pixel_scale_arcsec)
+    return pixel_scale(header, config.camera.pixel_scale_arcsec)
 
 
 def _epoch(header: Mapping[str, Any]) -> float:
@@ -464,7 +464,7 @@ def solve_frame(frame: Any, config: Config, /, *, ref_ra: Any, ref_dec: Any, ref
     ----------
     frame : starnode.frame.load.Frame or PlaneFrame
         The frame (its plane, header, binning, ``sha1`` as the cache key and header WCS).
-    config : Config or mapping
+    config : Config
         ``astrometry.*``, ``camera.pixel_scale_arcsec``, ``db_path`` for the cache.
     ref_ra, ref_dec : array-like
         The comparison sequence (degrees; may be empty); the bundled Gaia DR3 G < 10 stars are

@@ -97,7 +97,7 @@ def clear_cache(config: Config, kind: str | None = None) -> int:
 
     Parameters
     ----------
-    config : Config or mapping
+    config : Config
         Its ``db_path`` holds the cache.
     kind : str, optional
         Only this kind (``vsx``, ``vsx-cone``, ``vsp``, ``gaia``); default all.

@@ -163,7 +163,7 @@ def cached_field(config: Config, ra: float, dec: float, radius_deg: float,
 
     Parameters
     ----------
-    config : Config or mapping
+    config : Config
         Its ``db_path``.
     ra, dec, radius_deg : float
         The field's cone (degrees).
@@ -205,7 +205,7 @@ def gaia_field_stars(config: Config, ra: float, dec: float, radius_deg: float, *
 
     Parameters
     ----------
-    config : Config or mapping
+    config : Config
         ``catalogs.offline``, ``catalogs.gaia_tap_url``, ``catalogs.http_*``,
         ``db_path``.
     ra, dec, radius_deg : float

@@ -23,8 +23,8 @@ def frame_starlist(path: str | os.PathLike[str], config: Config) -> Table:
     ----------
     path : str or os.PathLike
         The FITS frame.
-    config : Any
-        Anything :func:`starnode.config.resolve` accepts.
+    config : Config
+        The resolved configuration.
 
     Returns
     -------
@@ -52,7 +52,7 @@ def stars_command(files: list[str], config: Config, fmt: str, out: str | None) -
     Parameters
     ----------
     files : list of str
-    config : Any
+    config : Config
     fmt : str
         ``ecsv``, ``csv`` or ``json``.
     out : str or None

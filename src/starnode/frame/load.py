@@ -310,8 +310,8 @@ def load_frame(path: str | os.PathLike[str], config: Config | None = None) -> Fr
     ----------
     path : str or os.PathLike
         The FITS file.
-    config : Any
-        Anything :func:`starnode.config.resolve` accepts.
+    config : Config, optional
+        The configuration (default: the built-in defaults).
 
     Returns
     -------

@@ -227,7 +227,7 @@ def sonify_night(config: Config, target: str, out: str | os.PathLike[str] | None
 
     Parameters
     ----------
-    config : Config or anything :func:`starnode.config.resolve` accepts
+    config : Config
         The data_dir.
     target : str
         The star.

@@ -144,7 +144,7 @@ def queue_summary(config: Config) -> dict[str, Any] | None:
 
     Parameters
     ----------
-    config : Config or anything :func:`starnode.config.resolve` accepts
+    config : Config
         The node's configuration.
 
     Returns

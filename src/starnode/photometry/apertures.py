@@ -174,8 +174,8 @@ def scintillation(config: Config, frame: Frame, airmass: float | None) -> float:
 
     Parameters
     ----------
-    config : Any
-        Anything :func:`starnode.config.resolve` accepts.
+    config : Config
+        The resolved configuration.
     frame : Frame
         The frame (exposure, STACKCNT).
     airmass : float or None
@@ -307,8 +307,8 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
         The loaded frame.
     xy : numpy.ndarray
         (n, 2) plane positions, 0-based.
-    config : Any
-        Anything :func:`starnode.config.resolve` accepts.
+    config : Config, optional
+        The configuration (default: the built-in defaults).
     fwhm : float, optional
         Plane px; None: measured from the stars flagged in ``fwhm_stars`` (default all).
     recentre : bool

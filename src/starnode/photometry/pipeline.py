@@ -78,7 +78,7 @@ def run_pipeline(path: str | os.PathLike[str], config: ConfigLike = None) -> dic
     ----------
     path : str or os.PathLike
         The FITS frame.
-    config : Any
+    config : Config, mapping, path or None
         Anything :func:`starnode.config.resolve` accepts.
 
     Returns
@@ -294,7 +294,7 @@ def measure(path: str | os.PathLike[str], config: ConfigLike = None) -> Measurem
     ----------
     path : str or os.PathLike
         The FITS frame.
-    config : Any
+    config : Config, mapping, path or None
         Anything :func:`starnode.config.resolve` accepts.
 
     Returns

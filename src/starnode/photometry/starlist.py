@@ -103,8 +103,8 @@ def build_starlist(frame: Frame, wcs: Any, config: Config, sm: StarMeasurement, 
     frame : Frame
     wcs : astropy.wcs.WCS
         The verified plane WCS.
-    config : Any
-        Anything :func:`starnode.config.resolve` accepts.
+    config : Config
+        The resolved configuration.
     sm : StarMeasurement
         The pipeline's photometry: target (0) then the in-frame comps.
     fit : EnsembleFit
@@ -287,8 +287,8 @@ def frame_starlist(path: str | os.PathLike[str], config: Config) -> Table:
     ----------
     path : str or os.PathLike
         The FITS frame.
-    config : Any
-        Anything :func:`starnode.config.resolve` accepts.
+    config : Config
+        The resolved configuration.
 
     Returns
     -------
@@ -316,7 +316,7 @@ def stars_command(files: list[str], config: Config, fmt: str, out: str | None) -
     Parameters
     ----------
     files : list of str
-    config : Any
+    config : Config
     fmt : str
         ``ecsv``, ``csv`` or ``json``.
     out : str or None

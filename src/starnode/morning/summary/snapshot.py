@@ -131,7 +131,7 @@ def load_snapshot(config: Config) -> Snapshot:
 
     Parameters
     ----------
-    config : Config or anything :func:`starnode.config.resolve` accepts
+    config : Config
         Names the data_dir (its database and outbox).
 
     Returns
