@@ -156,3 +156,30 @@ def test_a_misspelt_moved_key_suggests_its_new_place() -> None:
         Config({"photometry": {"vsp_ulr": "x"}})
     with pytest.raises(ConfigError, match=r"did you mean 'catalogs'"):
         Config({"catalog": {"offline": True}})
+
+
+def test_the_cli_reads_an_old_config_and_says_so_once(tmp_path: Path) -> None:
+    """A real ``starnode`` process: an old configuration works, one deprecation line on
+    stderr, the effective configuration shows the keys in ``catalogs``."""
+    import json
+    import subprocess
+    import sys
+
+    import yaml
+
+    p = tmp_path / "config.yaml"
+    p.write_text(f"data_dir: {tmp_path / 'data'}\nphotometry:\n  offline: true\n"
+                 "  maglimit: 13.5\n  aperture_fwhm: 1.8\n")
+    done = subprocess.run([sys.executable, "-m", "starnode", "--config", str(p), "config"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if "deprecated" in ln]
+    assert len(lines) == 1 and "photometry.offline -> catalogs.offline" in lines[0]
+    shown = yaml.safe_load(done.stdout)
+    assert shown["catalogs"]["offline"] is True and shown["catalogs"]["maglimit"] == 13.5
+    assert "offline" not in shown["photometry"] and shown["photometry"]["aperture_fwhm"] == 1.8
+    p.write_text(json.dumps({"photometry": {"offline": True}, "catalogs": {"offline": True}}))
+    done = subprocess.run([sys.executable, "-m", "starnode", "--config", str(p), "config"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0 and "both given" in done.stderr
+    assert "Traceback" not in done.stderr
