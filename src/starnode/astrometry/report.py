@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from starnode.config import Config
+from starnode.config import ConfigLike, resolve
 from starnode.errors import StarnodeError
 
 from .geometry import center_world
@@ -58,14 +58,14 @@ def describe_solution(sol: Solution, shape: tuple[int, int], binning: int) -> di
             "binning": int(binning), "wcs": cards}
 
 
-def solve_file(path: str | Path, config: Config) -> dict[str, Any]:
+def solve_file(path: str | Path, config: ConfigLike = None) -> dict[str, Any]:
     """Solve one file; never raises for a bad or unsolvable frame.
 
     Parameters
     ----------
     path : path
         A FITS frame.
-    config : Config
+    config : Config, mapping, path or None
         ``astrometry.*``, ``camera.*``, ``db_path`` (the solution cache is used as in the
         pipeline).
 
@@ -76,7 +76,7 @@ def solve_file(path: str | Path, config: Config) -> dict[str, Any]:
     """
     from starnode.frame.load import load_frame
 
-    cfg = config
+    cfg = resolve(config)
     out: dict[str, Any] = {"file": str(path)}
     try:
         fr = load_frame(Path(path), cfg)
