@@ -25,6 +25,7 @@ from starnode.aavso import (
     validate_text,
 )
 from starnode.aavso.spec import FIELDS
+from starnode.config import Config
 from starnode.frame.timesite import night_of
 from starnode.records import Measurement
 
@@ -150,7 +151,7 @@ def test_observer_code_required(tmp_path: Path) -> None:
         answer = submit(make_result(), cfg)
         assert answer["status"] == "error"
         assert "observer_code" in answer["message"]
-    assert not (tmp_path / "data" / "outbox").exists() or outbox_files(cfg) == []
+    assert not (tmp_path / "data" / "outbox").exists() or outbox_files(Config(cfg)) == []
 
 
 @pytest.mark.parametrize("name", [
@@ -160,13 +161,13 @@ def test_observer_code_required(tmp_path: Path) -> None:
 def test_injected_target_names_are_recorded_skips(tmp_path: Path, name: Any) -> None:
     cfg = make_config(tmp_path)
     assert submit(make_result(), cfg)["status"] == "queued"
-    path = Path(outbox_files(cfg)[0]["path"])
+    path = Path(outbox_files(Config(cfg))[0]["path"])
     before = path.read_bytes()
     answer = submit(at(1, target_name=name, object=name), cfg)
     assert answer["status"] == "skipped", answer
     assert "STARID" in answer["message"] or "target_name" in answer["message"]
     assert path.read_bytes() == before
-    assert len(outbox_files(cfg)) == 1
+    assert len(outbox_files(Config(cfg))) == 1
 
 
 def test_fits_text_is_sanitised(tmp_path: Path, shared: Path) -> None:
@@ -230,7 +231,7 @@ def test_quality_and_check_star_gates(tmp_path: Path) -> None:
     assert off["status"] == "skipped" and "max_check_deviation" in off["message"]
     none = submit(at(2, check_star=None), cfg)
     assert none["status"] == "skipped" and "check star" in none["message"]
-    assert outbox_files(cfg) == []
+    assert outbox_files(Config(cfg)) == []
     cfg_poor = make_config(tmp_path, submit_poor_quality=True, max_check_deviation=0.5)
     assert submit(at(0, quality_flag="poor"), cfg_poor)["status"] == "queued"
     assert submit(at(1, check_star=check), cfg_poor)["status"] == "queued"
@@ -267,7 +268,7 @@ def test_duplicates_across_processes(tmp_path: Path) -> None:
     assert statuses == ["duplicate", "queued"]
     # a restart: this process, new connections to the same SQLite file
     assert submit(make_result(), make_config(tmp_path))["status"] == "duplicate"
-    (entry,) = outbox_files(make_config(tmp_path))
+    (entry,) = outbox_files(Config(make_config(tmp_path)))
     assert entry["rows"] == 1 and len(data_lines(entry["path"])) == 1
 
 
@@ -280,7 +281,7 @@ def test_dry_run_marks_nothing(tmp_path: Path, shared: Path) -> None:
     real = submit(make_result(), make_config(tmp_path))
     assert real["status"] == "queued" and real["report_path"] != dry["report_path"]
     assert submit(make_result(), make_config(tmp_path))["status"] == "duplicate"
-    flags = sorted(e["dry_run"] for e in outbox_files(make_config(tmp_path)))
+    flags = sorted(e["dry_run"] for e in outbox_files(Config(make_config(tmp_path))))
     assert flags == [False, True]
 
 
@@ -311,20 +312,20 @@ def test_report_text_and_outbox_listing(tmp_path: Path, shared: Path) -> None:
     submit(at(0), cfg)
     submit(at(1, target_name="T CrB"), cfg)
     submit(at(1500), cfg)  # next night
-    files = outbox_files(cfg)
+    files = outbox_files(Config(cfg))
     assert [(f["night"], f["target"], f["rows"]) for f in files] == [
         ("2025-05-01", "SS Cyg", 1), ("2025-05-01", "T CrB", 1), ("2025-05-02", "SS Cyg", 1)]
     assert all(f["states"] == {"manual": 1} and f["exists"] for f in files)
-    whole = report_text(cfg)
+    whole = report_text(Config(cfg))
     assert len([ln for ln in whole.splitlines() if not ln.startswith("#")]) == 3
     assert validate_text(whole).ok
-    one = report_text(cfg, night="2025-05-01", target="ss  cyg")
+    one = report_text(Config(cfg), night="2025-05-01", target="ss  cyg")
     assert len([ln for ln in one.splitlines() if not ln.startswith("#")]) == 1
     out = tmp_path / "r.txt"
     out.write_text(one)
     assert shared_check(shared, out).returncode == 0
     with pytest.raises(AavsoError):
-        report_text(cfg, night="2020-01-01")
+        report_text(Config(cfg), night="2020-01-01")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,10 +360,10 @@ def test_binning_weighted_mean_and_honest_error(tmp_path: Path, shared: Path) ->
     nxt = submit(at(start * 1440 + 5.5), cfg)
     assert nxt["status"] == "queued"
     assert len(data_lines(nxt["report_path"])) == 2
-    states = outbox_files(cfg)[0]
+    states = outbox_files(Config(cfg))[0]
     assert states["rows"] == 2 and states["open_bins"] == 1
-    assert flush(cfg)["closed"] == 1
-    assert outbox_files(cfg)[0]["open_bins"] == 0
+    assert flush(Config(cfg))["closed"] == 1
+    assert outbox_files(Config(cfg))[0]["open_bins"] == 0
     assert "still open" not in Path(nxt["report_path"]).read_text()
     assert shared_check(shared, nxt["report_path"]).returncode == 0
 
@@ -381,7 +382,7 @@ def test_bins_survive_a_restart_and_keep_one_row(tmp_path: Path) -> None:
                                                             tmp=str(tmp_path), jd=jd)],
                          capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == "queued"
-    (entry,) = outbox_files(cfg)
+    (entry,) = outbox_files(Config(cfg))
     (row,) = data_lines(entry["path"])
     assert "|NBIN=4|" in row
 

@@ -17,7 +17,7 @@ import pytest
 from loopback import LoopbackServer, Request, Response
 from starnode.aavso import flush, outbox_files, resolve_uncertain, submit
 from starnode.aavso.webobs import CredentialsError, load_credentials
-from starnode.config import resolve
+from starnode.config import Config, resolve
 from test_aavso_submission import JD0, at, data_lines, make_config, make_result
 
 USER, PASSWORD = "observer", "s3cret-Pa55word"
@@ -89,9 +89,9 @@ def all_bytes(tmp_path: Path) -> bytes:
     return b"".join(p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file())
 
 
-def states(cfg: dict[str, Any]) -> dict[str, int]:
+def states(cfg: Config | dict[str, Any]) -> dict[str, int]:
     out: dict[str, int] = {}
-    for f in outbox_files(cfg):
+    for f in outbox_files(resolve(cfg)):
         for k, v in f["states"].items():
             out[k] = out.get(k, 0) + v
     return out
@@ -108,7 +108,7 @@ def test_success_then_duplicate_never_resent(tmp_path: Path, webobs: FakeWebObs,
     assert second["status"] == "accepted" and webobs.hits == 2
     assert len(webobs.accepted_rows) == 2 and len(set(webobs.accepted_rows)) == 2
     assert len(data_lines(first["report_path"])) == 2      # the night's file holds both
-    assert flush(cfg)["accepted"] == 0 and webobs.hits == 2
+    assert flush(Config(cfg))["accepted"] == 0 and webobs.hits == 2
     assert states(cfg) == {"sent": 2}
     responses = list((tmp_path / "data" / "outbox" / "audit" / "responses").iterdir())
     assert len(responses) == 2 and b"observations were uploaded" in responses[0].read_bytes()
@@ -129,7 +129,7 @@ def test_login_page_with_http_200_is_rejected(tmp_path: Path, webobs: FakeWebObs
     later = submit(at(1), cfg)
     assert later["status"] == "accepted" and later["accepted"] == 2
     assert webobs.hits == 2 and len(webobs.accepted_rows) == 2
-    assert flush(cfg)["accepted"] == 0 and webobs.hits == 2
+    assert flush(Config(cfg))["accepted"] == 0 and webobs.hits == 2
 
 
 def test_marker_without_confirmation_is_not_accepted(tmp_path: Path, webobs: FakeWebObs,
@@ -150,7 +150,7 @@ def test_http_500_is_retried(tmp_path: Path, webobs: FakeWebObs, creds: None) ->
     failed = submit(at(1), cfg)
     assert failed["status"] == "error" and "HTTP 500" in failed["message"]
     assert webobs.hits == 5 and states(cfg) == {"sent": 1, "pending": 1}
-    assert flush(cfg)["accepted"] == 1 and webobs.hits == 6
+    assert flush(Config(cfg))["accepted"] == 1 and webobs.hits == 6
     assert len(webobs.accepted_rows) == 2
 
 
@@ -163,10 +163,10 @@ def test_timeout_is_uncertain_and_never_resent_blindly(tmp_path: Path, webobs: F
     assert "may or may not" in answer["message"]
     assert webobs.hits == 1 and states(cfg) == {"uncertain": 1}
     time.sleep(1.2)  # let the stalled handler finish (it counts the rows it took)
-    flush(cfg)
+    flush(Config(cfg))
     assert webobs.hits == 1                                  # not sent twice
     # the observer looked at WebObs and found it: settle it
-    assert resolve_uncertain(cfg, sent=True) == 1
+    assert resolve_uncertain(Config(cfg), sent=True) == 1
     assert states(cfg) == {"sent": 1}
     assert submit(at(1), cfg)["status"] == "accepted" and webobs.hits == 2
 
@@ -195,7 +195,7 @@ def test_binned_rows_are_uploaded_only_when_closed(tmp_path: Path, webobs: FakeW
     assert webobs.hits == 1 and "|NBIN=3|" in webobs.accepted_rows[0]
     late = submit(at(start + 3.5), cfg)      # a late frame of the uploaded bin
     assert late["status"] == "skipped" and "already uploaded" in late["message"]
-    assert flush(cfg)["accepted"] == 1 and webobs.hits == 2
+    assert flush(Config(cfg))["accepted"] == 1 and webobs.hits == 2
     assert len(webobs.accepted_rows) == 2
 
 
@@ -215,7 +215,7 @@ def test_credentials_file_permissions(tmp_path: Path, webobs: FakeWebObs,
         load_credentials(resolve(cfg))
     secret.chmod(0o600)
     assert repr(load_credentials(resolve(cfg))).count(PASSWORD) == 0
-    assert flush(cfg)["accepted"] == 1 and webobs.hits == 1
+    assert flush(Config(cfg))["accepted"] == 1 and webobs.hits == 1
     missing = web_config(tmp_path, webobs)
     result = submit(at(1), missing)
     assert result["status"] == "error" and "STARNODE_AAVSO_PASSWORD" in result["message"]

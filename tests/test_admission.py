@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from starnode.config import Config
 from starnode.errors import FrameRejected, RejectCategory
 from starnode.frame import admission
 from starnode.frame.load import load_frame
@@ -101,11 +102,11 @@ def test_load_frame_refuses_before_reading(tmp_path: Path) -> None:
     link = tmp_path / "Light_zero.fit"
     link.symlink_to("/dev/zero")
     with pytest.raises(FrameRejected) as info:
-        load_frame(link, {"limits": {"max_frame_bytes": LIMIT}})
+        load_frame(link, Config({"limits": {"max_frame_bytes": LIMIT}}))
     assert info.value.category == RejectCategory.NOT_A_FILE
     big = _header_only(tmp_path / "Light_big.fit", NAXIS=2, NAXIS1=30000, NAXIS2=30000)
     with pytest.raises(FrameRejected) as info:
-        load_frame(big, {"limits": {"max_frame_bytes": LIMIT}})
+        load_frame(big, Config({"limits": {"max_frame_bytes": LIMIT}}))
     assert info.value.category == RejectCategory.TOO_LARGE
 
 

@@ -634,7 +634,7 @@ def test_doctor_suggests_offline_when_unreachable_and_cached(tmp_path, srv):
     sequence(ss_cyg_chart(), srv, online)
     lines = [c for c in health(make_cfg(tmp_path, None)) if c.topic == "catalogue"]
     assert lines[-1].level == Level.WARN
-    assert "photometry.offline: true" in lines[-1].message
+    assert "catalogs.offline: true" in lines[-1].message
 
 
 # --- issue 16, section 5: noise while the catalogues are offline ------------------------------
@@ -703,4 +703,4 @@ def test_doctor_suggests_offline_when_unreachable_and_nothing_cached(tmp_path):
     lines = [c for c in health(make_cfg(tmp_path, None)) if c.topic == "catalogue"]
     assert lines[-1].level == Level.WARN
     assert "not reachable" in lines[-1].message
-    assert "photometry.offline: true" in lines[-1].message
+    assert "catalogs.offline: true" in lines[-1].message

@@ -27,7 +27,7 @@ def _frame(tmp_path: Path) -> Path:
 
 def _run(tmp_path: Path, *args: str | bytes) -> subprocess.CompletedProcess[str]:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(json.dumps({"data_dir": str(tmp_path / "data"), "photometry": {
+    cfg.write_text(json.dumps({"data_dir": str(tmp_path / "data"), "catalogs": {
         "sequence_file": str(synthetic.DEMO_SEQUENCE_FILE), "offline": True}}))
     return subprocess.run([*STARNODE, "--config", str(cfg), "--log-level", "WARNING", *args],
                           capture_output=True,

@@ -16,12 +16,12 @@ def test_home_and_variables_expanded_in_every_path_key(tmp_path: Path,
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("SHARE", "/mnt/seestar")
     cfg = Config({"data_dir": "~/data", "watch": {"path": "~/MyWorks"},
-                  "photometry": {"sequence_file": "$SHARE/chart.json"},
+                  "catalogs": {"sequence_file": "$SHARE/chart.json"},
                   "aavso": {"credentials_file": "~/.aavso"},
                   "astrometry": {"astap_path": "${SHARE}/astap"}})
     assert cfg.data_dir == tmp_path / "data"
     assert cfg.watch.path == str(tmp_path / "MyWorks")
-    assert cfg.photometry.sequence_file == "/mnt/seestar/chart.json"
+    assert cfg.catalogs.sequence_file == "/mnt/seestar/chart.json"
     assert cfg.aavso.credentials_file == str(tmp_path / ".aavso")
     assert cfg.astrometry.astap_path == "/mnt/seestar/astap"
 

@@ -30,7 +30,7 @@ def test_night_plan_has_good_and_bad_frames_in_time_order() -> None:
 def test_demo_config_never_uploads(tmp_path: Path) -> None:
     cfg = Config(demo_config(tmp_path / "d", tmp_path / "w", 1))
     assert cfg.aavso.mode == "outbox" and cfg.aavso.observer_code == "DEMO"
-    assert cfg.photometry.offline
+    assert cfg.catalogs.offline
 
 
 def test_demo_night(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from starnode.config import Config
+
 pytest.importorskip("httpx", reason="the hub extra is not installed")
 
 from hub_helpers import (
@@ -49,7 +51,7 @@ def test_store_and_forward_exactly_once(tmp_path: Path, db_url: str,  # noqa: F8
                 "hub": {"url": f"http://127.0.0.1:{port}", "batch_size": 7,
                         "retry_backoff": 0.05, "max_backoff": 0.3, "heartbeat_interval": 1,
                         "http_timeout": 5}}
-    fwd = Forwarder(node_cfg).start()
+    fwd = Forwarder(Config(node_cfg)).start()
     try:
         first = _results(0, 30)
         for i, r in enumerate(first):
@@ -82,7 +84,7 @@ def test_store_and_forward_exactly_once(tmp_path: Path, db_url: str,  # noqa: F8
         assert q.counts() == {"sent": 42, "rejected": 1}
     finally:
         q.close()
-    summary = queue_summary(node_cfg)
+    summary = queue_summary(Config(node_cfg))
     assert summary is not None and summary["counts"]["rejected"] == 1
     assert "target_name" in summary["errors"][0]["last_error"]
     store.close()
@@ -92,4 +94,4 @@ def test_forwarder_refuses_to_start_without_a_token(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("STARNODE_HUB_TOKEN", raising=False)
     with pytest.raises(ValueError, match="STARNODE_HUB_TOKEN"):
-        Forwarder({"data_dir": str(tmp_path), "hub": {"url": "http://127.0.0.1:9"}})
+        Forwarder(Config({"data_dir": str(tmp_path), "hub": {"url": "http://127.0.0.1:9"}}))

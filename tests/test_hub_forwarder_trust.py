@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 import pytest
 
+from starnode.config import Config
+
 pytest.importorskip("httpx", reason="the hub extra is not installed")
 
 from hub_helpers import (
@@ -63,7 +65,7 @@ def test_a_poisoned_record_is_set_aside_and_the_rest_stored(
     items = [result(11.8, JD0 + i * 0.002, seed=i) for i in range(20)]
     items.insert(3, result(11.8, JD0 + 0.3, seed=99, telescope="Seestar\x00S50"))
     with serve(store, port):
-        fwd = Forwarder(cfg).start()
+        fwd = Forwarder(Config(cfg)).start()
         try:
             _enqueue(fwd, items)
             _wait(lambda: store.measurement_count() == 20, 20, "the 20 good records")
@@ -71,7 +73,7 @@ def test_a_poisoned_record_is_set_aside_and_the_rest_stored(
                   "the bad record set aside")
         finally:
             fwd.close(flush_timeout=0)
-    summary = queue_summary(cfg)
+    summary = queue_summary(Config(cfg))
     assert summary is not None
     assert summary["counts"] == {"sent": 20, "rejected": 1}
     assert any("telescope" in str(e["last_error"]) for e in summary["errors"])
@@ -132,7 +134,7 @@ def test_a_batch_refused_without_an_index_is_narrowed_down(
     cfg = _node_cfg(tmp_path, picky_hub, batch_size=16)
     items = [result(11.0 + 0.01 * i, JD0 + i * 0.002, seed=i) for i in range(30)]
     items[17] = result(13.0, JD0 + 0.9, seed=77)
-    fwd = Forwarder(cfg).start()
+    fwd = Forwarder(Config(cfg)).start()
     try:
         _enqueue(fwd, items)
         _wait(lambda: fwd.queue.counts() == {"sent": 29, "rejected": 1}, 20,
@@ -141,7 +143,7 @@ def test_a_batch_refused_without_an_index_is_narrowed_down(
         fwd.close(flush_timeout=0)
     assert len(_PickyHub.stored) == 29 and 13.0 not in _PickyHub.stored
     assert fwd.batch_size == 16  # back to full batches once found
-    summary = queue_summary(cfg)
+    summary = queue_summary(Config(cfg))
     assert summary is not None
     assert any("HTTP 400" in str(e["last_error"]) for e in summary["errors"])
 
@@ -159,7 +161,7 @@ def test_a_wrong_token_is_permanent_and_shown(tmp_path: Path,
     port = free_port()
     cfg = _node_cfg(tmp_path, port, max_backoff=60)
     with serve(store, port):
-        fwd = Forwarder(cfg).start()
+        fwd = Forwarder(Config(cfg)).start()
         try:
             _enqueue(fwd, [result(11.8, JD0, seed=1)])
             _wait(lambda: bool(fwd.errors), 10, "the refusal")
@@ -183,7 +185,7 @@ def test_a_hub_that_is_down_is_shown(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     monkeypatch.setenv("STARNODE_HUB_TOKEN", "snn_x")
     cfg = _node_cfg(tmp_path, free_port())
-    fwd = Forwarder(cfg).start()
+    fwd = Forwarder(Config(cfg)).start()
     try:
         _enqueue(fwd, [result(11.8, JD0, seed=1)])
         _wait(lambda: bool(fwd.errors), 10, "the failure")
@@ -204,7 +206,7 @@ def test_a_recovered_node_leaves_failing_and_resumes_promptly(
     monkeypatch.setenv("STARNODE_HUB_TOKEN", store.add_node("scope-a", "ABC"))
     port = free_port()
     cfg = _node_cfg(tmp_path, port, retry_backoff=30, max_backoff=300)
-    fwd = Forwarder(cfg).start()
+    fwd = Forwarder(Config(cfg)).start()
     try:
         _wait(lambda: bool(fwd.errors), 10, "the failure")  # the hub is down
         with serve(store, port):
@@ -238,7 +240,7 @@ def test_postgresql_down_503_retry_after_and_one_line(
     port = free_port()
     cfg = _node_cfg(tmp_path, port)
     with serve(store, port) as base:
-        fwd = Forwarder(cfg).start()
+        fwd = Forwarder(Config(cfg)).start()
         try:
             _wait(lambda: fwd.node == "scope-a", 10, "the node to connect")
             pg_cluster.pause()
@@ -274,7 +276,7 @@ def test_the_heartbeat_is_never_refused_for_a_detail(tmp_path: Path, db_url: str
     store = HubStore(hub_config(tmp_path, db_url))
     monkeypatch.setenv("STARNODE_HUB_TOKEN", store.add_node("scope-a", "ABC"))
     port = free_port()
-    fwd = Forwarder(_node_cfg(tmp_path, port))
+    fwd = Forwarder(Config(_node_cfg(tmp_path, port)))
     fwd.node = "scope-a"
     fwd.errors = ["frame x.fit: OBJECT='\x1b[2J\x00' is not a star", "y" * 2000]
     try:

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from starnode.config import Config
+
 httpx = pytest.importorskip("httpx", reason="the hub extra is not installed")
 sa = pytest.importorskip("sqlalchemy", reason="the hub extra is not installed")
 
@@ -53,10 +55,10 @@ def test_an_alert_reaches_both_nodes_and_their_answers_survive_a_dead_hub(
             token = hub.add_node(name, "HKA")
             monkeypatch.setenv("STARNODE_HUB_TOKEN", token)
             data[name] = tmp_path / name
-            nodes[name] = Forwarder({
+            nodes[name] = Forwarder(Config({
                 "data_dir": str(data[name]), "site": {"latitude": lat, "longitude": lon},
                 "hub": {"url": f"http://127.0.0.1:{port}", "heartbeat_interval": 1,
-                        "retry_backoff": 0.05, "max_backoff": 0.5, "http_timeout": 5}}).start()
+                        "retry_backoff": 0.05, "max_backoff": 0.5, "http_timeout": 5}})).start()
         night = dt.datetime.now(dt.UTC).date().isoformat()
         with serve(hub, port) as url:
             _wait(lambda: all((n["heartbeat"] or {}).get("site") for n in hub.nodes()), 30,

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from starnode.config import Config
+
 httpx = pytest.importorskip("httpx", reason="the hub extra is not installed")
 sa = pytest.importorskip("sqlalchemy", reason="the hub extra is not installed")
 
@@ -216,7 +218,7 @@ def test_the_node_keeps_its_assignment_acknowledges_it_and_survives_the_hub(
                 "hub": {"url": f"http://127.0.0.1:{port}", "heartbeat_interval": 1,
                         "retry_backoff": 0.05, "max_backoff": 0.3, "http_timeout": 5}}
     veto = {"on": False}
-    fwd = Forwarder(node_cfg, weather=lambda: (veto["on"], "rain" if veto["on"] else None))
+    fwd = Forwarder(Config(node_cfg), weather=lambda: (veto["on"], "rain" if veto["on"] else None))
     fwd.start()
     night = _tonight()
     try:

@@ -15,6 +15,7 @@ import yaml
 from loopback import LoopbackServer, Request, Response
 from planning_helpers import PARIS, SS_CYG, config
 from starnode.cli import main
+from starnode.config import Config
 from starnode.planning.planner import plan_night
 from starnode.planning.render import plan_json, plan_text
 from starnode.planning.targettool import ENV_KEY, parse_targets, target_tool_candidates
@@ -42,7 +43,7 @@ def _server() -> LoopbackServer:
 
 
 def _cfg(tmp_path: Path, url: str, *, key: str | None = KEY, offline: bool = False,
-         cache_hours: float = 12.0) -> object:
+         cache_hours: float = 12.0) -> Config:
     tt: dict[str, object] = {"url": url, "cache_hours": cache_hours}
     if key is not None:
         tt["key"] = key
@@ -140,7 +141,7 @@ def test_key_from_the_environment_and_a_refused_key(tmp_path: Path,
 
 def test_config_names_resolved_through_vsx_then_offline(tmp_path: Path) -> None:
     """A target given by name only: VSX (a loopback server) fills position and range; the
-    answer is cached, so the next plan works with photometry.offline."""
+    answer is cached, so the next plan works with catalogs.offline."""
     from starnode import catalogs
 
     catalogs.CLIENT.reset()

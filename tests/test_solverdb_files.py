@@ -13,6 +13,7 @@ import pytest
 
 from starnode.astrometry import tetra3rs_database_path
 from starnode.astrometry.solverdb import record
+from starnode.config import Config
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -29,7 +30,7 @@ def _dead_pid() -> int:
 
 
 def test_a_killed_build_leaves_no_temporary_file(tmp_path: Path) -> None:
-    db = tetra3rs_database_path({"data_dir": str(tmp_path / "data")})
+    db = tetra3rs_database_path(Config({"data_dir": str(tmp_path / "data")}))
     db.parent.mkdir(parents=True)
     dead = _dead_pid()
     stale = [db.with_name(f"{db.name}.{dead}.tmp"), db.with_name(f"tycho2-gaia10.{dead}.gdr3")]
@@ -43,7 +44,7 @@ def test_a_killed_build_leaves_no_temporary_file(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_doctor_fails_a_truncated_solver_database(tmp_path: Path) -> None:
-    db = tetra3rs_database_path({"data_dir": str(tmp_path / "data")})
+    db = tetra3rs_database_path(Config({"data_dir": str(tmp_path / "data")}))
     db.parent.mkdir(parents=True)
     db.write_bytes(b"\1" * 100_000)
     record(db)

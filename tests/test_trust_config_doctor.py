@@ -89,16 +89,16 @@ def test_doctor_checks_the_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     token = store.add_node("scope-a", "ABC")
     port = free_port()
     node = {"data_dir": str(tmp_path / "node"), "hub": {"url": f"http://127.0.0.1:{port}"}}
-    down = health(node)
+    down = health(Config(node))
     assert [c.level for c in down] == [Level.FAIL] and "not reachable" in down[0].message
     with serve(store, port):
         monkeypatch.setenv("STARNODE_HUB_TOKEN", token)
-        checks = {c.topic: c for c in health(node)}
+        checks = {c.topic: c for c in health(Config(node))}
         assert all(c.level == Level.OK for c in checks.values()), checks
         assert "scope-a" in checks["hub token"].message
         assert "schema" in " ".join(checks)
         monkeypatch.setenv("STARNODE_HUB_TOKEN", "snn_wrong")
-        checks = {c.topic: c for c in health(node)}
+        checks = {c.topic: c for c in health(Config(node))}
         assert checks["hub token"].level == Level.FAIL
         assert "refuses the token" in checks["hub token"].message
         cfg = tmp_path / "node.yaml"

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from .config import Config
 from .instruments import profile
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def demo_config(data_dir: Path, watch: Path, workers: int) -> dict[str, Any]:
         "watch": {"path": str(watch), "mode": "auto", "recursive": True, "catch_up": True,
                   "debounce_delay": 0.5, "poll_interval": 0.5, "max_wait": 10.0,
                   "stall_timeout": 2.0},
-        "photometry": {"sequence_file": str(DEMO_SEQUENCE_FILE), "offline": True},
+        "catalogs": {"sequence_file": str(DEMO_SEQUENCE_FILE), "offline": True},
         "aavso": {"observer_code": "DEMO", "mode": "outbox"},
     }
 
@@ -337,7 +338,7 @@ def _truth_text(measured: list[Any], written: dict[str, dict[str, Any]]) -> str:
     return text
 
 
-def _reports_text(cfg: Any) -> tuple[str, bool]:
+def _reports_text(cfg: Config) -> tuple[str, bool]:
     """Each outbox file with the validator's verdict; (text, all valid and at least one)."""
     from .aavso import outbox_files, validate_file
     from .aavso.validator import SYNTHETIC_RULE
@@ -361,7 +362,7 @@ def _reports_text(cfg: Any) -> tuple[str, bool]:
     return text, ok
 
 
-def _curve_text(cfg: Any) -> tuple[str, bool]:
+def _curve_text(cfg: Config) -> tuple[str, bool]:
     from .morning.lightcurve import plot_lightcurve
 
     try:
@@ -371,7 +372,7 @@ def _curve_text(cfg: Any) -> tuple[str, bool]:
     return f"light curve: {png} ({n} points)\n", True
 
 
-def _summary(cfg: Any, written: dict[str, dict[str, Any]], elapsed: float, out: TextIO) -> int:
+def _summary(cfg: Config, written: dict[str, dict[str, Any]], elapsed: float, out: TextIO) -> int:
     """Write the night's summary; 0 when reports validate and a light curve was drawn."""
     from .store import Ledger
 

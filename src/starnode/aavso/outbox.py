@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from starnode.config import Config, resolve
+from starnode.config import Config
 from starnode.store import ReportRows
 from starnode.store.reports import DRY, REAL
 from starnode.util.fsio import atomic_write, private_dir
@@ -39,7 +39,7 @@ def now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-def outbox_dir(config: Any) -> Path:
+def outbox_dir(config: Config) -> Path:
     """``data_dir/outbox``: report files, ``audit/`` records and kept WebObs answers.
 
     Parameters
@@ -50,7 +50,7 @@ def outbox_dir(config: Any) -> Path:
     -------
     Path
     """
-    return resolve(config).data_dir / "outbox"
+    return config.data_dir / "outbox"
 
 
 def relpath(space: str, night: str, starid: str, obscode: str) -> str:
@@ -120,7 +120,7 @@ def write_file(path: Path, text: str) -> str:
     return atomic_write(path, text.encode("ascii"), mode=FILE_MODE)
 
 
-def outbox_files(config: Any) -> list[dict[str, Any]]:
+def outbox_files(config: Config) -> list[dict[str, Any]]:
     """The report files, oldest night first.
 
     Parameters
@@ -136,7 +136,7 @@ def outbox_files(config: Any) -> list[dict[str, Any]]:
         ``pending``, ``uploading``, ``sent``, ``uncertain``, ``none`` = dry run) with their
         counts.
     """
-    cfg = resolve(config)
+    cfg = config
     outbox = outbox_dir(cfg)
     with ReportRows(cfg) as table:
         rows = table.outbox_rows()

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from starnode.config import Config, resolve
+from starnode.config import Config
 from starnode.errors import FieldError
 from starnode.records import Measurement
 from starnode.store import ReportRows
@@ -90,7 +90,7 @@ def _night(rel: str) -> str:
     return Path(rel).parent.name
 
 
-def check_reports(config: Any) -> list[ReportCheck]:
+def check_reports(config: Config) -> list[ReportCheck]:
     """Every report file compared with the index, read-only.
 
     Parameters
@@ -103,7 +103,7 @@ def check_reports(config: Any) -> list[ReportCheck]:
         One per file; ``state`` ``ok``, ``unindexed`` (rows the index does not know: adopted
         at the next start or by ``starnode repair``), or a damage kind with ``advice``.
     """
-    cfg = resolve(config)
+    cfg = config
     out = []
     with ReportRows(cfg) as table:
         for space, rel, path in _files(cfg, table):
@@ -311,7 +311,7 @@ def _one_file(cfg: Config, table: ReportRows, space: str, rel: str, path: Path,
         problems.append(damage.message())
 
 
-def reconcile(config: Any, *, repair: bool = False) -> dict[str, Any]:
+def reconcile(config: Config, *, repair: bool = False) -> dict[str, Any]:
     """Rebuild the index from the outbox, its audit and the frames (see the module doc).
 
     Parameters
@@ -327,7 +327,7 @@ def reconcile(config: Any, *, repair: bool = False) -> dict[str, Any]:
         ``done`` (lines: what was changed), ``problems`` (damaged files left as they are, with
         what to do), ``resubmit`` (frames put back to be submitted again).
     """
-    cfg = resolve(config)
+    cfg = config
     done: list[str] = []
     problems: list[str] = []
     with ReportRows(cfg) as table:

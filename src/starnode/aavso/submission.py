@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from starnode.config import OBSERVER_CODE_RULE, Config, is_observer_code, resolve
+from starnode.config import OBSERVER_CODE_RULE, Config, ConfigLike, is_observer_code, resolve
 from starnode.errors import AavsoError, ConfigError, FieldError, SubmitStatus
 from starnode.frame.timesite import night_of
 from starnode.records import Measurement
@@ -129,7 +129,7 @@ _NAMED: set[str] = set()
 # submit
 # ---------------------------------------------------------------------------------------------
 
-def submit(result: Measurement | Mapping[str, Any], config: Any) -> dict[str, Any]:
+def submit(result: Measurement | Mapping[str, Any], config: ConfigLike) -> dict[str, Any]:
     """Report one measurement (see the module docstring).
 
     Parameters
@@ -403,7 +403,7 @@ def _after_upload(table: ReportRows, job: _Job, answer: dict[str, Any]) -> dict[
 # flush, reports, uncertain uploads
 # ---------------------------------------------------------------------------------------------
 
-def flush(config: Any, night: str | None = None, target: str | None = None) -> dict[str, Any]:
+def flush(config: Config, night: str | None = None, target: str | None = None) -> dict[str, Any]:
     """Close open time bins and, in webobs mode, upload every closed row still pending.
 
     Call it at the end of a session or before ``starnode report``; rows whose earlier upload
@@ -422,7 +422,7 @@ def flush(config: Any, night: str | None = None, target: str | None = None) -> d
     dict
         ``status`` (``ok`` or ``error``), ``message``, ``closed``, ``accepted``, ``rejected``.
     """
-    cfg = resolve(config)
+    cfg = config
     space = _space(cfg)
     with ReportRows(cfg) as table:
         with table.transaction():
@@ -447,7 +447,7 @@ def flush(config: Any, night: str | None = None, target: str | None = None) -> d
             "closed": closed, "accepted": summary["accepted"], "rejected": summary["rejected"]}
 
 
-def report_text(config: Any, night: str | None = None, target: str | None = None) -> str:
+def report_text(config: Config, night: str | None = None, target: str | None = None) -> str:
     """One valid AAVSO Extended File Format text with every reported row that matches.
 
     Rows of the dry-run space when ``aavso.mode`` is dry_run. Read-only: rows of still-open
@@ -470,7 +470,7 @@ def report_text(config: Any, night: str | None = None, target: str | None = None
     AavsoError
         Nothing matches.
     """
-    cfg = resolve(config)
+    cfg = config
     with ReportRows(cfg) as table:
         rows = table.rows(_space(cfg), night, target)
     if not rows:
@@ -480,7 +480,7 @@ def report_text(config: Any, night: str | None = None, target: str | None = None
     return file_text(rows, file_comments(rows, night))
 
 
-def resolve_uncertain(config: Any, *, sent: bool, night: str | None = None,
+def resolve_uncertain(config: Config, *, sent: bool, night: str | None = None,
                       target: str | None = None) -> int:
     """Settle rows whose upload may or may not have reached WebObs.
 
@@ -500,7 +500,7 @@ def resolve_uncertain(config: Any, *, sent: bool, night: str | None = None,
     int
         Rows changed.
     """
-    cfg = resolve(config)
+    cfg = config
     with ReportRows(cfg) as table:
         changed = table.resolve_uncertain(sent=sent, night=night, target=target)
     log.info("AAVSO: %d uncertain row(s) marked %s", changed, "sent" if sent else "pending")

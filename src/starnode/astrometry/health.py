@@ -65,7 +65,7 @@ def _deep_fields(cfg: Config) -> list[Check]:
     if not missing:
         return [Check(Level.OK, "astrometry", msg)]
     return [Check(Level.WARN, "astrometry", msg + "; NOT cached: " + ", ".join(missing)
-                  + " - asked once when online (photometry.offline false); offline they "
+                  + " - asked once when online (catalogs.offline false); offline they "
                   "solve only with a blind solver (solve-field, tetra3rs)")]
 
 

@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from starnode.config import resolve
+from starnode.config import ConfigLike, resolve
 from starnode.errors import StarnodeError
 
 from .geometry import center_world
@@ -60,14 +60,14 @@ def describe_solution(sol: Solution, shape: tuple[int, int], binning: int) -> di
             "binning": int(binning), "wcs": cards}
 
 
-def solve_file(path: str | Path, config: Any = None) -> dict[str, Any]:
+def solve_file(path: str | Path, config: ConfigLike = None) -> dict[str, Any]:
     """Solve one file; never raises for a bad or unsolvable frame.
 
     Parameters
     ----------
     path : path
         A FITS frame.
-    config : Config or mapping, optional
+    config : Config, mapping, path or None
         ``astrometry.*``, ``camera.*``, ``db_path`` (the solution cache is used as in the
         pipeline).
 

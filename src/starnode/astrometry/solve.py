@@ -24,7 +24,7 @@ import numpy as np
 from astropy.time import Time
 from astropy.wcs import WCS
 
-from starnode.config import Config, resolve
+from starnode.config import Config
 from starnode.errors import AstrometryError, CatalogError
 from starnode.frame.detect import Stars, find_stars
 from starnode.frame.wcs import header_wcs, pixel_scale, wcs_scale_arcsec
@@ -112,7 +112,7 @@ def how_to_fix(notes: list[str] | tuple[str, ...]) -> str:
     text = " ".join(notes)
     fixes = []
     if "no deeper Gaia stars" in text:
-        fixes.append("go online once (photometry.offline: false) so that the field's deeper "
+        fixes.append("go online once (catalogs.offline: false) so that the field's deeper "
                      "Gaia stars are cached, then it solves offline")
     if "no tetra3rs database" in text or "no blind solver installed" in text:
         fixes.append("build the blind solver's database once: 'starnode solver-db' (needs "
@@ -142,14 +142,14 @@ class _Facts:
         return int(self.plane.shape[0]), int(self.plane.shape[1])
 
 
-def nominal_scale_arcsec(header: Mapping[str, Any], config: Any = None) -> float | None:
+def nominal_scale_arcsec(header: Mapping[str, Any], config: Config) -> float | None:
     """Arcseconds per native sensor pixel, before any solve.
 
     Parameters
     ----------
     header : Mapping
         FITS cards (FOCALLEN in mm, XPIXSZ in micron).
-    config : Config or mapping, optional
+    config : Config
         ``camera.pixel_scale_arcsec`` wins when set.
 
     Returns
@@ -157,7 +157,7 @@ def nominal_scale_arcsec(header: Mapping[str, Any], config: Any = None) -> float
     float or None
         None when neither tells (see :func:`starnode.frame.wcs.pixel_scale`).
     """
-    return pixel_scale(header, resolve(config).camera.pixel_scale_arcsec)
+    return pixel_scale(header, config.camera.pixel_scale_arcsec)
 
 
 def _epoch(header: Mapping[str, Any]) -> float:
@@ -210,14 +210,14 @@ class PlaneFrame:
         return finite_float(self.header.get("DEC"))
 
 
-def _frame_facts(frame: Any, config: Any) -> tuple[_Facts, Config]:
+def _frame_facts(frame: Any, config: Config) -> tuple[_Facts, Config]:
     """The solver's view of a :class:`starnode.frame.load.Frame` or a :class:`PlaneFrame`."""
     if isinstance(frame, np.ndarray):
         raise TypeError("solve_frame takes a Frame or a PlaneFrame(plane, header, binning), "
                         "not a bare array (the 0.1.0 loose-argument form is gone)")
     facts = _Facts(np.asarray(frame.plane), frame.header, int(frame.binning), frame.sha1,
                    frame.header_wcs, frame.ra_deg, frame.dec_deg)
-    cfg = resolve(config)
+    cfg = config
     if facts.plane.ndim != 2 or min(facts.plane.shape) < 16:
         raise AstrometryError(f"need a 2-D image plane, got shape {facts.plane.shape}")
     return facts, cfg
@@ -536,7 +536,7 @@ class _Job:
         return None
 
 
-def solve_frame(frame: Any, config: Any, /, *, ref_ra: Any, ref_dec: Any, ref_mag: Any = None,
+def solve_frame(frame: Any, config: Config, /, *, ref_ra: Any, ref_dec: Any, ref_mag: Any = None,
                 hint: WCS | None = None, use_memo: bool = True) -> Solution:
     """Return a verified WCS for the frame's measured plane.
 
@@ -544,7 +544,7 @@ def solve_frame(frame: Any, config: Any, /, *, ref_ra: Any, ref_dec: Any, ref_ma
     ----------
     frame : starnode.frame.load.Frame or PlaneFrame
         The frame (its plane, header, binning, ``sha1`` as the cache key and header WCS).
-    config : Config or mapping
+    config : Config
         ``astrometry.*``, ``camera.pixel_scale_arcsec``, ``db_path`` for the cache.
     ref_ra, ref_dec : array-like
         The comparison sequence (degrees; may be empty); the bundled Gaia DR3 G < 10 stars are

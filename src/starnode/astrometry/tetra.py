@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from astropy.wcs import WCS
 
-from starnode.config import Config, resolve
+from starnode.config import Config
 from starnode.frame.detect import Stars
 from starnode.util.proc import pid_alive
 
@@ -51,12 +51,12 @@ T3_PARAMS: dict[str, Any] = {"multiscale_step": 2.5, "lattice_field_oversampling
 Blind = tuple[WCS | None, str, Refs | None]
 
 
-def tetra3rs_database_path(config: Any = None) -> Path:
+def tetra3rs_database_path(config: Config) -> Path:
     """Where the tetra3rs database for Seestar fields is cached.
 
     Parameters
     ----------
-    config : Config or mapping, optional
+    config : Config
         Its ``data_dir``.
 
     Returns
@@ -64,7 +64,7 @@ def tetra3rs_database_path(config: Any = None) -> Path:
     pathlib.Path
         ``data_dir/astrometry/tetra3rs-<version>-fov0.6-1.5.bin`` (whatever its catalogue).
     """
-    cfg = resolve(config)
+    cfg = config
     try:
         import tetra3rs
 
@@ -75,13 +75,13 @@ def tetra3rs_database_path(config: Any = None) -> Path:
         f"tetra3rs-{version}-fov{T3_FOV_RANGE[0]}-{T3_FOV_RANGE[1]}.bin")
 
 
-def build_tetra3rs_database(config: Any = None, *, catalog_path: str | None = None,
+def build_tetra3rs_database(config: Config, *, catalog_path: str | None = None,
                             gaia_only: bool = False, **params: Any) -> Path:
     """Generate the tetra3rs database and save it where :func:`solve_frame` looks for it.
 
     Parameters
     ----------
-    config : Config or mapping, optional
+    config : Config
         Its ``data_dir``.
     catalog_path : str, optional
         A GDR3 binary (tests and experiments). Default: the Tycho-2 + Gaia G < 10 catalogue

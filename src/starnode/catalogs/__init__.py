@@ -9,19 +9,19 @@ Public API (see ``docs/catalogs.md``)::
 
 What is asked where:
 
-- VSX ``api.object`` (``photometry.vsx_url``): the target's AAVSO name, AUID, type and range;
+- VSX ``api.object`` (``catalogs.vsx_url``): the target's AAVSO name, AUID, type and range;
   VSX ``api.list`` (cone search) when OBJECT is ``Unknown`` or absent (:mod:`.vsx`).
-- VSP ``chart`` (``photometry.vsp_url``): the comparison sequence of the field, with its chart
+- VSP ``chart`` (``catalogs.vsp_url``): the comparison sequence of the field, with its chart
   id (:mod:`.vsp`).
-- Gaia DR3 through the archive's TAP sync service (``photometry.gaia_tap_url``), only when VSP
-  has no sequence for the field (``photometry.gaia_fallback``); V from G and BP-RP (Riello et
+- Gaia DR3 through the archive's TAP sync service (``catalogs.gaia_tap_url``), only when VSP
+  has no sequence for the field (``catalogs.gaia_fallback``); V from G and BP-RP (Riello et
   al. 2021) (:mod:`.gaia`).
 
 Every request goes through :mod:`starnode.util.http` (timeouts, retries honouring
 Retry-After, User-Agent) in :mod:`.fetch`; every answer is cached in the node's SQLite database
 (``config.db_path``, table ``catalog_cache`` of :class:`starnode.store.CatalogCache`) for
-``photometry.cache_days``; a stale entry is used, with a WARNING, when the network fails, and
-``photometry.offline`` uses only the cache, ``photometry.sequence_file`` and the bundled
+``catalogs.cache_days``; a stale entry is used, with a WARNING, when the network fails, and
+``catalogs.offline`` uses only the cache, ``catalogs.sequence_file`` and the bundled
 charts in ``starnode/data`` (:mod:`.sequences`, the one reader of chart files).
 
 Layout: :mod:`.types` (records, parsing), :mod:`.fetch` (how answers are had), :mod:`.vsx`,
@@ -31,9 +31,7 @@ Layout: :mod:`.types` (records, parsing), :mod:`.fetch` (how answers are had), :
 
 from __future__ import annotations
 
-from typing import Any
-
-from starnode.config import resolve as _resolve_config
+from starnode.config import Config
 from starnode.errors import CatalogError
 from starnode.store import CatalogCache
 from starnode.util.http import USER_AGENT
@@ -94,12 +92,12 @@ __all__ = [
 ]
 
 
-def clear_cache(config: Any, kind: str | None = None) -> int:
+def clear_cache(config: Config, kind: str | None = None) -> int:
     """Forget cached catalogue answers.
 
     Parameters
     ----------
-    config : Config or mapping
+    config : Config
         Its ``db_path`` holds the cache.
     kind : str, optional
         Only this kind (``vsx``, ``vsx-cone``, ``vsp``, ``gaia``); default all.
@@ -109,4 +107,4 @@ def clear_cache(config: Any, kind: str | None = None) -> int:
     int
         How many entries were removed.
     """
-    return CatalogCache(_resolve_config(config).db_path).clear(kind)
+    return CatalogCache(config.db_path).clear(kind)

@@ -3,7 +3,7 @@
 :class:`CatalogClient` owns the HTTP sessions (:func:`starnode.util.http.make_session`: timeout,
 retries with a capped Retry-After, User-Agent) and the memory of servers that failed
 (:class:`~starnode.util.http.QuietHosts`). :func:`cached` puts the cache in front of it: a fresh
-entry, else the network, else a stale entry with a WARNING; ``photometry.offline`` never makes a
+entry, else the network, else a stale entry with a WARNING; ``catalogs.offline`` never makes a
 request. The cache table belongs to :class:`starnode.store.CatalogCache`.
 """
 
@@ -50,7 +50,7 @@ class CatalogClient:
         self.quiet = QuietHosts()
 
     def _session(self, cfg: Config) -> requests.Session:
-        ph = cfg.photometry
+        ph = cfg.catalogs
         key = (int(ph.http_retries), float(ph.http_backoff), float(ph.http_timeout))
         with self._lock:
             s = self._sessions.get(key)
@@ -75,7 +75,7 @@ class CatalogClient:
         Parameters
         ----------
         cfg : Config
-            ``photometry.http_*`` and ``photometry.offline`` are used.
+            ``catalogs.http_*`` and ``catalogs.offline`` are used.
         method, url : str
             The request.
         what : str
@@ -94,14 +94,14 @@ class CatalogClient:
             Offline, the server is resting after a failure, every attempt failed, or a 4xx
             answer (:class:`HTTPStatusError`, not retried).
         """
-        ph = cfg.photometry
+        ph = cfg.catalogs
         if ph.offline:
-            raise CatalogError(f"{what}: photometry.offline is set, not asking {url}",
+            raise CatalogError(f"{what}: catalogs.offline is set, not asking {url}",
                                kind="offline")
         quiet = self.quiet.why_quiet(url)
         if quiet is not None:
             raise CatalogError(f"{what}: {quiet}; not asking it again before "
-                               f"photometry.http_quiet_minutes = {ph.http_quiet_minutes:g} "
+                               f"catalogs.http_quiet_minutes = {ph.http_quiet_minutes:g} "
                                f"have passed", kind=self.quiet.reason(url) or "not answering")
         attempts = int(ph.http_retries)
         try:
@@ -212,7 +212,7 @@ def cached(cfg: Config, kind: str, key: str, *, what: str,
     Parameters
     ----------
     cfg : Config
-        ``photometry.cache_days``, ``photometry.offline`` and ``db_path`` are used.
+        ``catalogs.cache_days``, ``catalogs.offline`` and ``db_path`` are used.
     kind, key : str
         The cache entry (``vsx``, ``vsx-cone``, ``vsp``, ``gaia``; the normalised request).
     what : str
@@ -233,7 +233,7 @@ def cached(cfg: Config, kind: str, key: str, *, what: str,
     CatalogError
         Nothing usable: not cached (or offline) and the network failed.
     """
-    ph = cfg.photometry
+    ph = cfg.catalogs
     cache = CatalogCache(cfg.db_path)
     hit = _from_cache(cache, kind, key, what, parse)
     if hit is not None and hit[0].age_days <= float(ph.cache_days):
@@ -241,10 +241,10 @@ def cached(cfg: Config, kind: str, key: str, *, what: str,
         return Got(hit[1], "cache", hit[0].url, hit[0].fetched_at)
     if ph.offline:
         if hit is None:
-            raise CatalogError(f"{what} for {key}: photometry.offline is set and it is not "
+            raise CatalogError(f"{what} for {key}: catalogs.offline is set and it is not "
                                "cached", kind="offline, not cached")
         _warn_once((kind, "offline"), "offline: using the %s for %s cached %.1f days ago "
-                   "(older than photometry.cache_days = %g)", what, key, hit[0].age_days,
+                   "(older than catalogs.cache_days = %g)", what, key, hit[0].age_days,
                    ph.cache_days)
         return _stale(hit)
     try:
@@ -254,7 +254,7 @@ def cached(cfg: Config, kind: str, key: str, *, what: str,
         if hit is None:
             raise
         _warn_once((kind, "stale", failure_kind(exc)), "%s; using the %s for %s cached %.1f days "
-                   "ago instead (said once an hour; set photometry.offline: true when this node "
+                   "ago instead (said once an hour; set catalogs.offline: true when this node "
                    "has no network)", exc, what, key, hit[0].age_days)
         return _stale(hit)
     cache.put(kind, key, url, raw)

@@ -1,6 +1,6 @@
 """Gaia DR3 comparison stars, when VSP has no sequence for the field.
 
-One ADQL query to the archive's TAP sync service (``photometry.gaia_tap_url``), cached like the
+One ADQL query to the archive's TAP sync service (``catalogs.gaia_tap_url``), cached like the
 VSP charts; V from G and BP-RP with the Riello et al. (2021) relation. Variables, likely
 binaries (RUWE), colours outside the relation's range and blended stars are left out.
 """
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from astropy.coordinates import angular_separation
 
-from starnode.config import resolve
+from starnode.config import Config
 from starnode.errors import CatalogError
 
 from .fetch import CLIENT, cached
@@ -220,15 +220,15 @@ def parse_gaia_csv(text: str, *, maglimit: float, origin: str = "") -> list[Comp
     return comps
 
 
-def gaia_sequence(config: Any, target: Target, *, fov_arcmin: float,
+def gaia_sequence(config: Config, target: Target, *, fov_arcmin: float,
                   maglimit: float | None = None) -> Sequence:
     """Gaia DR3 comps (V from G, BP-RP) around the target: source "gaia-dr3", no chart id.
 
-    One ADQL query (``FORMAT=csv``) to ``photometry.gaia_tap_url`` over a circle that covers a
+    One ADQL query (``FORMAT=csv``) to ``catalogs.gaia_tap_url`` over a circle that covers a
     square field of ``fov_arcmin``; cached like the VSP charts.
     """
-    cfg = resolve(config)
-    ph = cfg.photometry
+    cfg = config
+    ph = cfg.catalogs
     fov = float(math.ceil(fov_arcmin - 1e-9))
     mlim = round(float(ph.maglimit if maglimit is None else maglimit), 1)
     radius = fov / 60.0 / 2.0 * math.sqrt(2.0)

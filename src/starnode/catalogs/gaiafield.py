@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from starnode.config import Config, resolve
+from starnode.config import Config
 from starnode.errors import CatalogError
 from starnode.store import CatalogCache
 
@@ -157,13 +157,13 @@ def _float0(v: Any) -> float:
     return f if math.isfinite(f) else 0.0
 
 
-def cached_field(config: Any, ra: float, dec: float, radius_deg: float,
+def cached_field(config: Config, ra: float, dec: float, radius_deg: float,
                  g_limit: float) -> FieldStars | None:
     """The cached cone that covers this one (at least as deep), or None; never the network.
 
     Parameters
     ----------
-    config : Config or mapping
+    config : Config
         Its ``db_path``.
     ra, dec, radius_deg : float
         The field's cone (degrees).
@@ -175,7 +175,7 @@ def cached_field(config: Any, ra: float, dec: float, radius_deg: float,
     FieldStars or None
         ``origin`` is ``cache``.
     """
-    cfg = resolve(config)
+    cfg = config
     if not cfg.db_path.exists():
         return None
     cache = CatalogCache(cfg.db_path)
@@ -195,18 +195,18 @@ def cached_field(config: Any, ra: float, dec: float, radius_deg: float,
     return None
 
 
-def gaia_field_stars(config: Any, ra: float, dec: float, radius_deg: float, *,
+def gaia_field_stars(config: Config, ra: float, dec: float, radius_deg: float, *,
                      g_limit: float = 14.0) -> FieldStars:
     """Gaia DR3 stars to ``g_limit`` within ``radius_deg``: the cache, else one TAP query.
 
     A cached cone that covers this one is used whatever its age (offline too); otherwise the
-    archive (``photometry.gaia_tap_url``) is asked for a cone ``0.25 deg`` wider, and the
+    archive (``catalogs.gaia_tap_url``) is asked for a cone ``0.25 deg`` wider, and the
     answer is kept in the catalogue cache.
 
     Parameters
     ----------
-    config : Config or mapping
-        ``photometry.offline``, ``photometry.gaia_tap_url``, ``photometry.http_*``,
+    config : Config
+        ``catalogs.offline``, ``catalogs.gaia_tap_url``, ``catalogs.http_*``,
         ``db_path``.
     ra, dec, radius_deg : float
         The field's cone (degrees).
@@ -223,17 +223,17 @@ def gaia_field_stars(config: Any, ra: float, dec: float, radius_deg: float, *,
     CatalogError
         Not cached, and offline or the query failed.
     """
-    cfg: Config = resolve(config)
+    cfg = config
     hit = cached_field(cfg, ra, dec, radius_deg, g_limit)
     if hit is not None:
         log.debug("Gaia field stars for %.3f %+.3f from the cache (%d stars)", ra, dec,
                   len(hit.ra))
         return hit
-    if cfg.photometry.offline:
+    if cfg.catalogs.offline:
         raise CatalogError(f"no Gaia stars to G {g_limit:g} cached for the field at RA "
-                           f"{ra:.3f} Dec {dec:+.3f}, and photometry.offline is set")
+                           f"{ra:.3f} Dec {dec:+.3f}, and catalogs.offline is set")
     cone = (round(ra % 360.0, 4), round(dec, 4), round(radius_deg + _MARGIN_DEG, 3))
-    url = cfg.photometry.gaia_tap_url
+    url = cfg.catalogs.gaia_tap_url
     resp = CLIENT.request(cfg, "POST", url, what="Gaia DR3 TAP (field stars)",
                           data={"REQUEST": "doQuery", "LANG": "ADQL", "FORMAT": "csv",
                                 "QUERY": _adql(*cone, g_limit)})

@@ -25,13 +25,13 @@ __all__ = ["health"]
 def _sequence_file(cfg: Config) -> list[Check]:
     from starnode.diagnostics import Check, Level
 
-    path = cfg.photometry.sequence_file
+    path = cfg.catalogs.sequence_file
     if not path:
         return []
     try:
         seq = load_sequence_file(path)
     except CatalogError as exc:
-        return [Check(Level.FAIL, "catalogue", f"photometry.sequence_file {path}: {exc}")]
+        return [Check(Level.FAIL, "catalogue", f"catalogs.sequence_file {path}: {exc}")]
     return [Check(Level.OK, "catalogue", f"sequence_file {path}: chart {seq.chart_id}, "
                   f"{len(seq.comps)} comparison stars")]
 
@@ -49,8 +49,8 @@ def _cache(cfg: Config) -> list[Check]:
                       "needs the network or sequence_file)")]
     age = (time.time() - min(r[2] for r in rows)) / 86400.0
     return [Check(Level.OK, "catalogue cache", ", ".join(f"{n} {kind}" for kind, n, _ in rows)
-                  + f" answer(s); oldest {age:.0f} day(s) (photometry.cache_days "
-                  f"{cfg.photometry.cache_days:g})")]
+                  + f" answer(s); oldest {age:.0f} day(s) (catalogs.cache_days "
+                  f"{cfg.catalogs.cache_days:g})")]
 
 
 def _cached_answers(cfg: Config) -> int:
@@ -63,7 +63,7 @@ def _cached_answers(cfg: Config) -> int:
 def _network(cfg: Config) -> Check:
     from starnode.diagnostics import Check, Level
 
-    ph = cfg.photometry
+    ph = cfg.catalogs
     if ph.offline:
         level = Level.OK if ph.sequence_file else Level.WARN
         return Check(level, "catalogue", "offline: only the cache and sequence_file are used"
@@ -76,11 +76,11 @@ def _network(cfg: Config) -> Check:
         if _cached_answers(cfg):  # a node without network (a dark site): say so in config
             return Check(Level.WARN, "catalogue", f"AAVSO VSP not reachable "
                          f"({type(exc).__name__}) but catalogue answers are cached: if this "
-                         "node has no network, set photometry.offline: true (no waiting on "
-                         "the network per frame; new targets need photometry.sequence_file)")
+                         "node has no network, set catalogs.offline: true (no waiting on "
+                         "the network per frame; new targets need catalogs.sequence_file)")
         return Check(Level.WARN, "catalogue", f"AAVSO VSP not reachable ({type(exc).__name__}):"
-                     " check the network; if this node has no network, set photometry.offline: "
-                     "true and photometry.sequence_file (a VSP chart saved as JSON) so frames "
+                     " check the network; if this node has no network, set catalogs.offline: "
+                     "true and catalogs.sequence_file (a VSP chart saved as JSON) so frames "
                      "do not wait on the network")
     finally:
         session.close()

@@ -11,9 +11,8 @@ import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from starnode.config import Config, resolve
+from starnode.config import Config
 from starnode.errors import CatalogError
 from starnode.util.values import normalize_name
 
@@ -50,7 +49,7 @@ def _wanted_name(cfg: Config, object_name: str | None) -> tuple[str | None, str]
     return obj, "object"
 
 
-def resolve_target(config: Any, object_name: str | None, ra_deg: float | None,
+def resolve_target(config: Config, object_name: str | None, ra_deg: float | None,
                    dec_deg: float | None) -> Target:
     """The variable star a frame is for: its AAVSO name, AUID and coordinates.
 
@@ -59,18 +58,18 @@ def resolve_target(config: Any, object_name: str | None, ra_deg: float | None,
     RA/DEC. VSX is asked (through the cache); without an answer (offline, network down) the
     target comes from a matching bundled or ``sequence_file`` chart (source "sequence") or from
     the header (source "header"/"config", with a WARNING). OBJECT "Unknown" or absent: the star
-    of ``photometry.sequence_file`` when set, else the VSX variable nearest RA/DEC within
-    ``photometry.vsx_cone_arcmin``. Raises :class:`CatalogError` when VSX does not know the name
+    of ``catalogs.sequence_file`` when set, else the VSX variable nearest RA/DEC within
+    ``catalogs.vsx_cone_arcmin``. Raises :class:`CatalogError` when VSX does not know the name
     or nothing identifies the star.
     """
-    cfg = resolve(config)
+    cfg = config
     have_coords = finite(ra_deg, dec_deg)
     name, how = _wanted_name(cfg, object_name)
     if name is None:
         chart = _sequence_file_chart(cfg)
         if chart is not None and chart.star:
             name, how = chart.star, "sequence_file"
-            log.info("OBJECT is %r: taking the star of photometry.sequence_file, %s",
+            log.info("OBJECT is %r: taking the star of catalogs.sequence_file, %s",
                      object_name, name)
     if name is None:
         return _target_by_cone(cfg, object_name, ra_deg if have_coords else None,
@@ -100,19 +99,19 @@ def resolve_target(config: Any, object_name: str | None, ra_deg: float | None,
 
 
 def _sequence_file_chart(cfg: Config) -> Sequence | None:
-    path = cfg.photometry.sequence_file
+    path = cfg.catalogs.sequence_file
     if not path:
         return None
     p = Path(path).expanduser()
     try:
         return load_sequence_file(p)
     except (OSError, CatalogError) as exc:
-        log.debug("photometry.sequence_file %s not usable to name the target: %s", p, exc)
+        log.debug("catalogs.sequence_file %s not usable to name the target: %s", p, exc)
         return None
 
 
 def _sequence_file_target(cfg: Config, name: str) -> Target | None:
-    """The star of ``photometry.sequence_file`` when it is the one asked for (no request)."""
+    """The star of ``catalogs.sequence_file`` when it is the one asked for (no request)."""
     chart = _sequence_file_chart(cfg)
     if chart is None or not (chart.star and normalize_name(chart.star) == normalize_name(name)
             and finite(chart.star_ra_deg, chart.star_dec_deg)):
@@ -145,7 +144,7 @@ def _fallback_target(cfg: Config, name: str, how: str, ra_deg: float | None,
 
 def _target_by_cone(cfg: Config, object_name: str | None, ra_deg: float | None,
                     dec_deg: float | None) -> Target:
-    ph = cfg.photometry
+    ph = cfg.catalogs
     if ra_deg is None or dec_deg is None:
         raise CatalogError(f"OBJECT is {object_name!r} and the frame has no RA/DEC: set "
                            f"photometry.target to the star's AAVSO name")
@@ -183,16 +182,16 @@ def _bright_enough(t: Target, maglimit: float) -> bool:
     return m.value <= maglimit
 
 
-def get_sequence(config: Any, target: Target, *, fov_arcmin: float, band: str = "V") -> Sequence:
+def get_sequence(config: Config, target: Target, *, fov_arcmin: float, band: str = "V") -> Sequence:
     """The comparison sequence for the target's field.
 
-    Order: ``photometry.sequence_file`` (used instead of VSP); the VSP chart (cache, network,
+    Order: ``catalogs.sequence_file`` (used instead of VSP); the VSP chart (cache, network,
     stale cache; offline: cache only); a bundled chart of the same star when VSP cannot be had;
-    Gaia DR3 comps (``photometry.gaia_fallback``, band V only) when VSP has no usable comps for
+    Gaia DR3 comps (``catalogs.gaia_fallback``, band V only) when VSP has no usable comps for
     the field. The comps of one sequence all come from one source. Raises :class:`CatalogError`.
     """
-    cfg = resolve(config)
-    ph = cfg.photometry
+    cfg = config
+    ph = cfg.catalogs
     if not (isinstance(fov_arcmin, (int, float)) and math.isfinite(fov_arcmin)
             and fov_arcmin > 0):
         raise CatalogError(f"fov_arcmin must be a positive number, got {fov_arcmin!r}")
@@ -200,7 +199,7 @@ def get_sequence(config: Any, target: Target, *, fov_arcmin: float, band: str = 
         seq = load_sequence_file(ph.sequence_file)
         _warn_if_other_field(seq, target, fov_arcmin)
         if not seq.usable(band):
-            log.warning("photometry.sequence_file %s has no usable %s comps", seq.origin, band)
+            log.warning("catalogs.sequence_file %s has no usable %s comps", seq.origin, band)
         return seq
     try:
         seq = vsp_sequence(cfg, target, fov_arcmin=fov_arcmin)
@@ -217,7 +216,7 @@ def get_sequence(config: Any, target: Target, *, fov_arcmin: float, band: str = 
            else "VSP has no sequence")
     why += f" for {target.name} in a {math.ceil(fov_arcmin - 1e-9)}′ field"
     if not ph.gaia_fallback:
-        raise CatalogError(f"{why} (photometry.gaia_fallback is off)")
+        raise CatalogError(f"{why} (catalogs.gaia_fallback is off)")
     if band != "V":
         raise CatalogError(f"{why}; the Gaia DR3 fallback gives V only, not {band}")
     try:

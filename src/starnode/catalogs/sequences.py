@@ -1,4 +1,4 @@
-"""Comparison sequences from files: ``photometry.sequence_file``, the bundled charts, VSP JSON.
+"""Comparison sequences from files: ``catalogs.sequence_file``, the bundled charts, VSP JSON.
 
 This is the one place that reads a chart file. :class:`SequenceFiles` keeps each parsed file
 keyed by its resolved path, modification time and size, so the photometry of a night, the
@@ -169,7 +169,7 @@ SEQUENCE_FILES = SequenceFiles()
 
 
 def load_sequence_file(path: str | os.PathLike[str]) -> Sequence:
-    """Read a local VSP chart JSON file (``photometry.sequence_file``, a bundled chart).
+    """Read a local VSP chart JSON file (``catalogs.sequence_file``, a bundled chart).
 
     Parameters
     ----------
@@ -201,8 +201,8 @@ def bundled_paths() -> list[Path]:
 def local_sequences(cfg: Config) -> list[Sequence]:
     """The configured ``sequence_file`` (if readable) and the bundled charts."""
     paths = []
-    if cfg.photometry.sequence_file:
-        paths.append(Path(cfg.photometry.sequence_file).expanduser())
+    if cfg.catalogs.sequence_file:
+        paths.append(Path(cfg.catalogs.sequence_file).expanduser())
     paths.extend(bundled_paths())
     out = []
     for p in paths:

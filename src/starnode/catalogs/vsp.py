@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from starnode.config import resolve
+from starnode.config import Config
 from starnode.errors import CatalogError
 from starnode.util.values import normalize_name
 
@@ -29,15 +29,15 @@ def _vsp_parse(data: Any, origin: str) -> Sequence:
     return seq
 
 
-def vsp_sequence(config: Any, target: Target, *, fov_arcmin: float,
+def vsp_sequence(config: Config, target: Target, *, fov_arcmin: float,
                  maglimit: float | None = None) -> Sequence:
     """The VSP chart of the target's field (cache first); may have no comps (no sequence).
 
     Asks by name (``star=``) for a target AAVSO named (source vsx/sequence), else by position
     (``ra=``/``dec=`` in degrees). ``fov_arcmin`` is rounded up to whole arcminutes.
     """
-    cfg = resolve(config)
-    ph = cfg.photometry
+    cfg = config
+    ph = cfg.catalogs
     fov = float(math.ceil(fov_arcmin - 1e-9))
     mlim = round(float(ph.maglimit if maglimit is None else maglimit), 1)
     url = ph.vsp_url

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from starnode.config import resolve
+from starnode.config import Config
 from starnode.errors import CatalogError
 from starnode.util.values import normalize_name
 
@@ -98,10 +98,10 @@ def parse_vsx_list(data: Any, *, origin: str = "") -> list[Target]:
     return out
 
 
-def vsx_object(config: Any, name: str) -> Target | None:
+def vsx_object(config: Config, name: str) -> Target | None:
     """Look ``name`` up in VSX (cache first). None when VSX knows no such star."""
-    cfg = resolve(config)
-    url = cfg.photometry.vsx_url
+    cfg = config
+    url = cfg.catalogs.vsx_url
     params = {"view": "api.object", "ident": name, "format": "json"}
 
     def fetch() -> tuple[Any, str]:
@@ -112,14 +112,14 @@ def vsx_object(config: Any, name: str) -> Target | None:
     return got.value
 
 
-def vsx_cone(config: Any, ra_deg: float, dec_deg: float, radius_deg: float) -> list[Target]:
+def vsx_cone(config: Config, ra_deg: float, dec_deg: float, radius_deg: float) -> list[Target]:
     """VSX cone search (``api.list``), cached; targets sorted by distance from the centre.
 
     The query centre is snapped to a 0.05° grid (radius enlarged to match) so the frames of a
     series, whose header RA/DEC wander a little, share one cache entry.
     """
-    cfg = resolve(config)
-    url = cfg.photometry.vsx_url
+    cfg = config
+    url = cfg.catalogs.vsx_url
     step = 0.05
     qra = round(ra_deg / step) * step % 360.0
     qdec = max(-90.0, min(90.0, round(dec_deg / step) * step))

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 from astropy.table import Table
+
+from ..config import Config
 
 log = logging.getLogger("starnode.starlist")
 
@@ -22,7 +23,7 @@ __all__ = ["frame_starlist", "stars_command"]
 _LISTABLE = ("catalog", "too_few_comps", "no_target", "low_snr", "saturated", "edge")
 
 
-def frame_starlist(path: str | os.PathLike[str], config: Any) -> Table:
+def frame_starlist(path: str | os.PathLike[str], config: Config) -> Table:
     """Measure one frame (as the pipeline does, writing its starlist) and return the list;
     when the variable cannot be measured (no chart offline, target outside, faint, saturated)
     every star the solver can place is listed anyway
@@ -33,8 +34,8 @@ def frame_starlist(path: str | os.PathLike[str], config: Any) -> Table:
     ----------
     path : str or os.PathLike
         The FITS frame.
-    config : Any
-        Anything :func:`starnode.config.resolve` accepts.
+    config : Config
+        The resolved configuration.
 
     Returns
     -------
@@ -45,11 +46,10 @@ def frame_starlist(path: str | os.PathLike[str], config: Any) -> Table:
     starnode.errors.FrameRejected
         The frame cannot be measured (the reason says why).
     """
-    from ..config import resolve
     from ..errors import FrameRejected
     from ..photometry import measure
 
-    cfg = resolve(config)
+    cfg = config
     if not cfg.photometry.starlists:
         raise OSError("photometry.starlists is off in the configuration: no starlist is made")
     try:
@@ -69,13 +69,13 @@ def frame_starlist(path: str | os.PathLike[str], config: Any) -> Table:
     return Table.read(m.starlist, format="ascii.ecsv")
 
 
-def stars_command(files: list[str], config: Any, fmt: str, out: str | None) -> int:
+def stars_command(files: list[str], config: Config, fmt: str, out: str | None) -> int:
     """``starnode stars FILE...``: the starlists of frames, as ECSV, CSV or JSON.
 
     Parameters
     ----------
     files : list of str
-    config : Any
+    config : Config
     fmt : str
         ``ecsv``, ``csv`` or ``json``.
     out : str or None

@@ -13,6 +13,7 @@ with a did-you-mean; bad values are errors naming the key, e.g.
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -22,14 +23,17 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ..errors import ConfigError
-from .schema import SCHEMA, Field, folder_problem
+from . import sections as _sections
+from .generate import class_name
+from .schema import MOVED_KEYS, SCHEMA, Field, folder_problem
+from .sections import Section, TypedConfig
 
 if TYPE_CHECKING:
     from ..diagnostics import Check
 
-__all__ = ["OBSERVER_CODE_RULE", "SCHEMA", "Config", "ConfigError", "Field", "Section",
-           "default_data_dir", "health", "is_observer_code", "observer_code_problem", "redact_url",
-           "redacted", "resolve"]
+__all__ = ["MOVED_KEYS", "OBSERVER_CODE_RULE", "SCHEMA", "Config", "ConfigError", "ConfigLike",
+           "Field", "Section", "TypedConfig", "default_data_dir", "health", "is_observer_code",
+           "observer_code_problem", "redact_url", "redacted", "resolve"]
 
 
 def default_data_dir() -> Path:
@@ -47,8 +51,11 @@ def _dotted(section: str, key: str) -> str:
 
 
 def _unknown(name: str, known: list[str], where: str) -> ConfigError:
-    near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    hint = f" (did you mean '{_dotted(where, near[0])}'?)" if near else ""
+    moved = {key: new for (old, key), new in MOVED_KEYS.items() if old == where}
+    near = difflib.get_close_matches(name, known + list(moved), n=1, cutoff=0.6)
+    hint = ""
+    if near:
+        hint = f" (did you mean '{_dotted(moved.get(near[0], where), near[0])}'?)"
     choices = ", ".join(sorted(known))
     return ConfigError(f"unknown key '{_dotted(where, name)}'{hint}; known keys: {choices}")
 
@@ -141,33 +148,44 @@ def _refuse_duplicate_keys(node: yaml.Node | None, where: str = "") -> None:
         _refuse_duplicate_keys(value_node, name)
 
 
-class Section(Mapping[str, Any]):
-    """A read-only view of one validated section: ``cfg.camera.gain_e_per_adu`` or
-    ``cfg["camera"]["gain_e_per_adu"]``."""
+log = logging.getLogger(__name__)
 
-    __slots__ = ("_name", "_values")
+#: Type of every section, by name (the generated dataclasses of :mod:`.sections`).
+_SECTION_TYPES: dict[str, type[Section]] = {
+    name: getattr(_sections, class_name(name)) for name in SCHEMA if name}
+#: The moved keys already named in a deprecation line by this process.
+_warned_moved: set[str] = set()
 
-    def __init__(self, name: str, values: dict[str, Any]) -> None:
-        self._name = name
-        self._values = values
 
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self._values[key]
-        except KeyError:
-            raise AttributeError(f"no configuration key '{_dotted(self._name, key)}'") from None
-
-    def __getitem__(self, key: str) -> Any:
-        return self._values[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def __repr__(self) -> str:
-        return f"Section({self._name!r}, {self._values!r})"
+def _move_keys(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with the keys of :data:`MOVED_KEYS` given at their old place moved to the new
+    one, and one deprecation WARNING per process naming the new keys. Both places given is a
+    :class:`ConfigError`."""
+    moved: list[tuple[str, str, str]] = []
+    for (old, key), new in MOVED_KEYS.items():
+        given, there = raw.get(old), raw.get(new)
+        if not isinstance(given, Mapping) or key not in given:
+            continue
+        if isinstance(there, Mapping) and key in there:
+            raise ConfigError(f"{old}.{key} and {new}.{key} are both given: {old}.{key} is the "
+                              f"old name of {new}.{key}; keep {new}.{key} only")
+        if there is None or isinstance(there, Mapping):  # else: refused as not a mapping
+            moved.append((old, key, new))
+    if not moved:
+        return raw
+    raw = dict(raw)
+    for old, key, new in moved:
+        section = dict(raw[old])
+        raw[new] = {**(raw.get(new) or {}), key: section.pop(key)}
+        raw[old] = section
+    fresh = [f"{old}.{key} -> {new}.{key}" for old, key, new in moved
+             if f"{new}.{key}" not in _warned_moved]
+    if fresh:
+        _warned_moved.update(f"{new}.{key}" for _, key, new in moved)
+        log.warning("configuration: deprecated key(s) %s; the catalogue settings have their "
+                    "own 'catalogs:' section (the old keys are still read, for now)",
+                    ", ".join(fresh))
+    return raw
 
 
 def _cross_checks(sections: dict[str, Any]) -> None:
@@ -186,22 +204,25 @@ def _cross_checks(sections: dict[str, Any]) -> None:
         raise ConfigError("planning.min_slot_minutes: must not exceed planning.slot_minutes")
 
 
-class Config(Mapping[str, Any]):
+class Config(TypedConfig, Mapping[str, Any]):
     """A validated configuration with every default filled in.
 
-    Sections are attributes (``cfg.watch.path``); top-level keys too (``cfg.data_dir`` is always a
-    :class:`~pathlib.Path`). ``cfg.raw`` is the dict as given (for re-serialising to workers).
+    Sections are typed attributes (``cfg.watch`` is a :class:`~.sections.WatchSettings`,
+    ``cfg.watch.poll_interval`` a float), so mypy checks every read; top-level keys too
+    (``cfg.data_dir`` is always a :class:`~pathlib.Path`). ``cfg.raw`` is the dict as given,
+    with moved keys at their new place (for re-serialising to workers).
     """
 
     def __init__(self, raw: Mapping[str, Any] | None = None, *, source: str | None = None) -> None:
         raw = dict(raw or {})
-        self.raw: dict[str, Any] = raw
-        self.source = source
-        sections: dict[str, Any] = {}
         top_known = list(SCHEMA[""]) + [s for s in SCHEMA if s]
         for key in raw:
             if not isinstance(key, str) or key not in top_known:
                 raise _unknown(str(key), top_known, "")
+        raw = _move_keys(raw)
+        self.raw: dict[str, Any] = raw
+        self.source = source
+        sections: dict[str, Any] = {}
         for key, field in SCHEMA[""].items():
             sections[key] = _check("", key, field, raw.get(key, field.default))
         for section, fields in SCHEMA.items():
@@ -219,7 +240,7 @@ class Config(Mapping[str, Any]):
                 if isinstance(default, (list, dict)):
                     default = type(default)(default)
                 values[key] = _check(section, key, field, given.get(key, default))
-            sections[section] = Section(section, values)
+            sections[section] = _SECTION_TYPES[section](**values)
         data_dir = sections["data_dir"]
         sections["data_dir"] = Path(data_dir) if data_dir else default_data_dir()
         problem = None if data_dir else folder_problem(sections["data_dir"])
@@ -228,6 +249,8 @@ class Config(Mapping[str, Any]):
                               f"$STARNODE_DATA_DIR or $XDG_DATA_HOME): {problem}")
         _cross_checks(sections)
         self._sections = sections
+        for key, value in sections.items():
+            setattr(self, key, value)
 
     # Mapping protocol, so a Config can stand where the seed passes a dict.
     def __getitem__(self, key: str) -> Any:
@@ -238,14 +261,6 @@ class Config(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._sections)
-
-    def __getattr__(self, key: str) -> Any:
-        if key.startswith("_"):
-            raise AttributeError(key)
-        try:
-            return self._sections[key]
-        except KeyError:
-            raise AttributeError(f"no configuration section '{key}'") from None
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable for process pools
         return (Config, (self.raw,), {"source": self.source})
@@ -300,7 +315,11 @@ class Config(Mapping[str, Any]):
             raise ConfigError(f"{p}: {exc}") from None
 
 
-def resolve(config: Config | Mapping[str, Any] | str | os.PathLike[str] | None) -> Config:
+#: What the public entry points accept as a configuration (:func:`resolve` makes it a Config).
+ConfigLike = Config | Mapping[str, Any] | str | os.PathLike[str] | None
+
+
+def resolve(config: ConfigLike) -> Config:
     """Whatever the caller holds, as a :class:`Config`.
 
     Parameters
@@ -482,9 +501,9 @@ def health(config: Config) -> list[Check]:
     problem = observer_code_problem(code)
     if problem:
         out.append(Check(Level.FAIL, "observer code", problem))
-    elif code.upper() == "DEMO":
+    elif code is not None and code.upper() == "DEMO":
         out.append(Check(Level.WARN, "observer code", "aavso.observer_code is the demo code "
                          "DEMO; use your own AAVSO observer code for real data"))
     else:
-        out.append(Check(Level.OK, "observer code", code))
+        out.append(Check(Level.OK, "observer code", str(code)))
     return out

@@ -14,7 +14,8 @@ from typing import Any
 
 from ..instruments import profile
 
-__all__ = ["NUM", "SCHEMA", "TARGET_KEYS", "Field", "folder_problem", "secret_keys"]
+__all__ = ["MOVED_KEYS", "NUM", "SCHEMA", "TARGET_KEYS", "Field", "folder_problem",
+           "secret_keys"]
 
 #: The camera and altitude defaults are the S50's (its profile holds the numbers and where
 #: they come from).
@@ -290,9 +291,9 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "max_targets": F(int, 0, "at most this many targets in a night (0: as many as fit)",
                          min=0),
     },
-    "photometry": {
-        "target": F(str, None, "measure this star whatever OBJECT says", optional=True),
-        "target_aliases": F(dict, {}, "OBJECT value -> AAVSO star name", check=_str_map),
+    # The catalogues (VSX, VSP, Gaia, files, cache); until 0.2.0 these keys were under
+    # photometry: (still read, with a deprecation line: MOVED_KEYS).
+    "catalogs": {
         "sequence_file": F(str, None, "local AAVSO VSP chart JSON used instead of asking VSP",
                            optional=True, path=True),
         "vsp_url": F(str, "https://apps.aavso.org/vsp/api/chart/", "VSP chart API"),
@@ -312,6 +313,10 @@ SCHEMA: dict[str, dict[str, Field]] = {
                                 min=0),
         "vsx_cone_arcmin": F(NUM, 3.0, "radius of the VSX cone search around RA/DEC when OBJECT "
                              "is 'Unknown' or absent", min=0.1, max=60),
+    },
+    "photometry": {
+        "target": F(str, None, "measure this star whatever OBJECT says", optional=True),
+        "target_aliases": F(dict, {}, "OBJECT value -> AAVSO star name", check=_str_map),
         "filter_map": F(dict, {"V": "V", "B": "B", "R": "R", "I": "I", "": "CV", "L": "CV",
                                "CLEAR": "CV", "C": "CV", "NONE": "CV"},
                         "mono FILTER card -> AAVSO filter code", check=_str_map),
@@ -475,6 +480,12 @@ SCHEMA: dict[str, dict[str, Field]] = {
     },
     # The telescope (docs/telescope.md): what drives the mount, and the limits nothing crosses.
 }
+
+
+#: Keys that moved: ``(old section, key) -> new section`` (the key keeps its name). The old
+#: place is still read, with one deprecation line; giving both is refused.
+MOVED_KEYS: dict[tuple[str, str], str] = {
+    ("photometry", key): "catalogs" for key in SCHEMA["catalogs"]}
 
 
 def secret_keys() -> list[tuple[str, str]]:

@@ -22,6 +22,7 @@ import os
 import stat
 from typing import Any
 
+from ..config import Config
 from ..errors import FrameRejected, RejectCategory
 from .header import BLOCK, CARD, MAX_HEADER_BYTES, parse_header
 
@@ -74,13 +75,13 @@ def irregular(path: str | os.PathLike[str]) -> str | None:
     return f"not a regular file: {_kind(st.st_mode)}{via}"
 
 
-def max_frame_bytes(config: Any) -> int:
+def max_frame_bytes(config: Config | None) -> int:
     """``limits.max_frame_bytes`` of a configuration (the default without one).
 
     Parameters
     ----------
-    config : Config, mapping or None
-        Anything :func:`starnode.config.resolve` accepts; None gives the default.
+    config : Config or None
+        The configuration; None gives the default.
 
     Returns
     -------
@@ -88,11 +89,7 @@ def max_frame_bytes(config: Any) -> int:
     """
     if config is None:
         return DEFAULT_MAX_FRAME_BYTES
-    from ..config import resolve
-
-    limits = getattr(resolve(config), "limits", None)
-    value = getattr(limits, "max_frame_bytes", None)
-    return int(value) if value else DEFAULT_MAX_FRAME_BYTES
+    return config.limits.max_frame_bytes
 
 
 def _int(header: Any, key: str) -> int:

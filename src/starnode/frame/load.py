@@ -27,7 +27,6 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from astropy.coordinates import EarthLocation
@@ -307,15 +306,15 @@ def _layout(arr: np.ndarray, header: fits.Header, cfg: Config, name: str,
     return lay
 
 
-def load_frame(path: str | os.PathLike[str], config: Any = None) -> Frame:
+def load_frame(path: str | os.PathLike[str], config: Config | None = None) -> Frame:
     """Read a FITS frame and prepare its measured plane.
 
     Parameters
     ----------
     path : str or os.PathLike
         The FITS file.
-    config : Any
-        Anything :func:`starnode.config.resolve` accepts.
+    config : Config, optional
+        The configuration (default: the built-in defaults).
 
     Returns
     -------

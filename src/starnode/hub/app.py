@@ -42,6 +42,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
 from .._version import __version__
+from ..config import ConfigLike
 from . import db
 from .store import HubError, HubStore, Principal
 from .wire import (
@@ -545,7 +546,7 @@ async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
     return _validation(exc)
 
 
-def create_app(config: Any = None, store: HubStore | None = None) -> FastAPI:
+def create_app(config: ConfigLike = None, store: HubStore | None = None) -> FastAPI:
     """The hub's FastAPI application.
 
     Parameters

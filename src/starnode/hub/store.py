@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..config import OBSERVER_CODE_RULE, Config, ConfigError, is_observer_code, resolve
+from ..config import OBSERVER_CODE_RULE, Config, ConfigError, ConfigLike, is_observer_code, resolve
 from ..frame.timesite import night_of
 from . import db
 from .wire import Batch, Heartbeat
@@ -117,7 +117,7 @@ def database_url(cfg: Config) -> str:
 class HubStore:
     """The hub's data, over one SQLAlchemy engine (migrated on open)."""
 
-    def __init__(self, config: Any, *, migrate: bool = True) -> None:
+    def __init__(self, config: ConfigLike, *, migrate: bool = True) -> None:
         self.cfg = resolve(config)
         self.url = database_url(self.cfg)
         self.engine = db.engine_for(self.url)

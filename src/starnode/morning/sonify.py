@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from ..config import Config
+
 log = logging.getLogger(__name__)
 
 __all__ = ["SoundMapping", "render", "sonify_night", "write_wav"]
@@ -218,14 +220,14 @@ def write_wav(path: str | os.PathLike[str], samples: np.ndarray, rate: int = RAT
     return path
 
 
-def sonify_night(config: Any, target: str, out: str | os.PathLike[str] | None = None, *,
+def sonify_night(config: Config, target: str, out: str | os.PathLike[str] | None = None, *,
                  night: str | None = None, seconds_per_hour: float = 4.0
                  ) -> tuple[Path, SoundMapping]:
     """Write the sound of one star's night, read from the ledger.
 
     Parameters
     ----------
-    config : Config or anything :func:`starnode.config.resolve` accepts
+    config : Config
         The data_dir.
     target : str
         The star.
@@ -248,10 +250,9 @@ def sonify_night(config: Any, target: str, out: str | os.PathLike[str] | None = 
     LookupError
         No measurements of ``target`` (on ``night``) to hear.
     """
-    from ..config import resolve
     from .summary import night_summary
 
-    cfg = resolve(config)
+    cfg = config
     s = night_summary(cfg, night, target)
     if night is None and not any(t.points for t in s.targets):
         # the latest night may hold only skipped frames: take the latest with measurements

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from ..config import Config, resolve
+from ..config import Config
 from ..records import SCHEMA_VERSION, Measurement, consistency_problems
 from ..store import Ledger, Store
 from ..store.hub_queue import QUEUED, REJECTED, SENT, HubQueue
@@ -139,12 +139,12 @@ def queue_key(frame_sha256: str, jd: float) -> str:
     return f"{frame_sha256}|{float(jd):.6f}"
 
 
-def queue_summary(config: Any) -> dict[str, Any] | None:
+def queue_summary(config: Config) -> dict[str, Any] | None:
     """The hub queue for ``starnode status``.
 
     Parameters
     ----------
-    config : Config or anything :func:`starnode.config.resolve` accepts
+    config : Config
         The node's configuration.
 
     Returns
@@ -152,7 +152,7 @@ def queue_summary(config: Any) -> dict[str, Any] | None:
     dict or None
         ``url`` and :meth:`HubQueue.summary`'s keys; None when the node has no database yet.
     """
-    cfg = resolve(config)
+    cfg = config
     if not cfg.db_path.exists():
         return None
     with HubQueue(cfg) as q:
@@ -174,11 +174,11 @@ def _token(cfg: Config) -> str | None:
 class Forwarder:
     """Pushes the queue to the hub from a daemon thread; never blocks the node."""
 
-    def __init__(self, config: Any, *, watch_mode: Callable[[], str | None] | None = None,
+    def __init__(self, config: Config, *, watch_mode: Callable[[], str | None] | None = None,
                  weather: Callable[[], tuple[bool, str | None] | None] | None = None) -> None:
         import httpx
 
-        self.cfg = resolve(config)
+        self.cfg = config
         h = self.cfg.hub
         if not h.url:
             raise ValueError("hub.url is not set")

@@ -60,6 +60,7 @@ def _watch_mode(cfg: Config) -> list[Check]:
     from ..watcher import choose_mode, find_mount, is_remote, read_mounts
 
     w = cfg.watch
+    assert w.path is not None  # health() asks only when _watch_folder found none
     m = find_mount(os.path.realpath(w.path), read_mounts())
     fstype = m.fstype if m else None
     out = [Check(Level.OK, "watch.path", f"{w.path} on {fstype or '?'}"
@@ -79,6 +80,7 @@ def _watch_mode(cfg: Config) -> list[Check]:
 
 def _frames(cfg: Config) -> Check:
     w = cfg.watch
+    assert w.path is not None  # as in _watch_mode
     n = 0
     for i, path in enumerate(walk(Path(w.path), w.recursive)):
         if i > _WALK_LIMIT:

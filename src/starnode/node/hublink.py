@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import Config, resolve
+from ..config import Config
 
 if TYPE_CHECKING:
     from ..diagnostics import Check
@@ -178,7 +178,7 @@ def token_of(cfg: Config) -> str | None:
     return os.environ.get(TOKEN_ENV) or cfg.hub.token
 
 
-def health(config: Config | Any) -> list[Check]:
+def health(config: Config) -> list[Check]:
     """``starnode doctor``'s hub checks: reachable, token valid, schema version accepted.
 
     Parameters
@@ -192,7 +192,7 @@ def health(config: Config | Any) -> list[Check]:
     """
     from ..diagnostics import Check, Level
 
-    cfg = resolve(config)
+    cfg = config
     url = cfg.hub.url
     if not url:
         return []

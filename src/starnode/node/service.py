@@ -475,9 +475,10 @@ class Node:
     def _catch_up(self, st: _RunState) -> None:
         """At start, and once more after the debounce delay: frames that arrived while the
         node was down (files still growing are left to the watcher)."""
-        if not st.watching or st.scans >= 2 or time.monotonic() < st.next_scan:
+        path = self.config.watch.path
+        if not st.watching or path is None or st.scans >= 2 or time.monotonic() < st.next_scan:
             return
-        self.scan(self.config.watch.path)
+        self.scan(path)
         st.scans += 1
         st.next_scan = time.monotonic() + max(2 * float(self.config.watch.debounce_delay), 2.0)
 

@@ -191,7 +191,7 @@ def measure_fwhm(frame: Frame, xy: np.ndarray, sky: np.ndarray, guess: float,
     return 2.0 * float(np.median(rs)), len(rs)
 
 
-def scintillation(config: Any, frame: Frame, airmass: float | None) -> float:
+def scintillation(config: Config, frame: Frame, airmass: float | None) -> float:
     """Relative (fractional) scintillation noise of one star's flux in this frame.
 
     Young (1967) times ``photometry.scintillation_factor``
@@ -200,8 +200,8 @@ def scintillation(config: Any, frame: Frame, airmass: float | None) -> float:
 
     Parameters
     ----------
-    config : Any
-        Anything :func:`starnode.config.resolve` accepts.
+    config : Config
+        The resolved configuration.
     frame : Frame
         The frame (exposure, STACKCNT).
     airmass : float or None
@@ -211,7 +211,7 @@ def scintillation(config: Any, frame: Frame, airmass: float | None) -> float:
     -------
     float
     """
-    cfg = resolve(config)
+    cfg = config
     return young_scintillation(cfg.camera.aperture_mm, airmass,
                                frame.exptime * max(frame.stackcnt, 1), cfg.site.elevation,
                                cfg.photometry.scintillation_factor)
@@ -320,7 +320,7 @@ def _flux_errors(frame: Frame, flux: np.ndarray, sky: _Sky, area: float, area_w2
         return np.asarray(np.sqrt(var))
 
 
-def measure_stars(frame: Frame, xy: np.ndarray, config: Any = None, *,
+def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
                   fwhm: float | None = None, recentre: bool = True,
                   neighbours: np.ndarray | None = None, max_shift: float | None = None,
                   fwhm_stars: np.ndarray | None = None,
@@ -334,8 +334,8 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Any = None, *,
         The loaded frame.
     xy : numpy.ndarray
         (n, 2) plane positions, 0-based.
-    config : Any
-        Anything :func:`starnode.config.resolve` accepts.
+    config : Config, optional
+        The configuration (default: the built-in defaults).
     fwhm : float, optional
         Plane px; None: measured from the stars flagged in ``fwhm_stars`` (default all).
     recentre : bool

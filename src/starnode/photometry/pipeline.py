@@ -34,7 +34,7 @@ import numpy as np
 from .. import astrometry
 from ..catalogs import CompStar, Sequence, Target, get_sequence, resolve_target
 from ..catalogs.field import fov_arcmin, stars_for_solver
-from ..config import Config, resolve
+from ..config import Config, ConfigLike, resolve
 from ..errors import CatalogError, ConfigError, FrameRejected, RejectCategory
 from ..frame.load import Frame, load_frame
 from ..frame.timesite import Times, night_of, times
@@ -72,14 +72,14 @@ def last_rejection() -> FrameRejected | None:
     return getattr(_tls, "last", None)
 
 
-def run_pipeline(path: str | os.PathLike[str], config: Any = None) -> dict[str, Any] | None:
+def run_pipeline(path: str | os.PathLike[str], config: ConfigLike = None) -> dict[str, Any] | None:
     """Measure the variable in one frame, as a plain dict (the seed API).
 
     Parameters
     ----------
     path : str or os.PathLike
         The FITS frame.
-    config : Any
+    config : Config, mapping, path or None
         Anything :func:`starnode.config.resolve` accepts.
 
     Returns
@@ -102,7 +102,7 @@ def run_pipeline(path: str | os.PathLike[str], config: Any = None) -> dict[str, 
 # steps
 
 
-def _config(config: Any) -> Config:
+def _config(config: ConfigLike) -> Config:
     try:
         return resolve(config)
     except ConfigError as exc:
@@ -111,7 +111,7 @@ def _config(config: Any) -> Config:
 
 def _target_and_sequence(frame: Frame, cfg: Config) -> tuple[Target, Sequence]:
     """The catalogue module applies ``photometry.target`` / ``target_aliases`` and
-    ``photometry.sequence_file`` itself."""
+    ``catalogs.sequence_file`` itself."""
     try:
         target = resolve_target(cfg, frame.object, frame.ra_deg, frame.dec_deg)
         seq = get_sequence(cfg, target, fov_arcmin=fov_arcmin(frame), band=frame.band)
@@ -276,14 +276,14 @@ def _record(s: _Steps) -> Measurement:
     )
 
 
-def measure(path: str | os.PathLike[str], config: Any = None) -> Measurement:
+def measure(path: str | os.PathLike[str], config: ConfigLike = None) -> Measurement:
     """Measure the variable star in one frame.
 
     Parameters
     ----------
     path : str or os.PathLike
         The FITS frame.
-    config : Any
+    config : Config, mapping, path or None
         Anything :func:`starnode.config.resolve` accepts.
 
     Returns

@@ -33,6 +33,7 @@ import numpy as np
 from astropy.table import Table
 from scipy.spatial import cKDTree
 
+from ..config import Config
 from ..frame.load import Frame
 from .apertures import StarMeasurement, measure_stars
 from .detect import detect_stars
@@ -108,8 +109,8 @@ def _fwhm_of(det: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nda
     return fwhm, blended
 
 
-def build_starlist(frame: Frame, wcs: Any, config: Any, sm: StarMeasurement, fit: EnsembleFit,
-                   target_name: str, reference: str = "vsp") -> Table:
+def build_starlist(frame: Frame, wcs: Any, config: Config, sm: StarMeasurement,
+                   fit: EnsembleFit, target_name: str, reference: str = "vsp") -> Table:
     """Every catalogued (target first, comps) and detected star of the frame.
 
     Parameters
@@ -117,8 +118,8 @@ def build_starlist(frame: Frame, wcs: Any, config: Any, sm: StarMeasurement, fit
     frame : Frame
     wcs : astropy.wcs.WCS
         The verified plane WCS.
-    config : Any
-        Anything :func:`starnode.config.resolve` accepts.
+    config : Config
+        The resolved configuration.
     sm : StarMeasurement
         The pipeline's photometry: target (0) then the in-frame comps.
     fit : EnsembleFit

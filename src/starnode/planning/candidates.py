@@ -11,6 +11,8 @@ from typing import Any
 from starnode.errors import CatalogError
 from starnode.util.values import name_key
 
+from ..config import Config
+
 log = logging.getLogger(__name__)
 
 __all__ = ["Candidate", "config_candidates", "merge_candidates"]
@@ -50,7 +52,7 @@ def _range_from_vsx(max_mag: str | None, min_mag: str | None
     return brightest, faintest
 
 
-def _resolve(config: Any, entry: dict[str, Any]) -> Candidate:
+def _resolve(config: Config, entry: dict[str, Any]) -> Candidate:
     name = str(entry["name"]).strip()
     cand = Candidate(name=name, ra_deg=entry.get("ra"), dec_deg=entry.get("dec"),
                      brightest=entry.get("brightest"), faintest=entry.get("faintest"),
@@ -79,7 +81,7 @@ def _resolve(config: Any, entry: dict[str, Any]) -> Candidate:
         faintest=cand.faintest if cand.faintest is not None else faintest)
 
 
-def config_candidates(config: Any) -> list[Candidate]:
+def config_candidates(config: Config) -> list[Candidate]:
     """The ``targets:`` list, each completed through VSX (cache first; offline from the cache)."""
     out = []
     for entry in config.targets or []:

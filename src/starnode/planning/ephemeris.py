@@ -37,6 +37,8 @@ from astropy.utils import iers
 
 from starnode.errors import ConfigError
 
+from ..config import Config
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -111,7 +113,7 @@ class Site:
         return {"lat_deg": self.lat_deg, "lon_deg": self.lon_deg, "height_m": self.height_m}
 
 
-def site_from_config(config: Any) -> Site:
+def site_from_config(config: Config) -> Site:
     """The configured site; :class:`ConfigError` when latitude or longitude is missing (nothing
     is planned or moved for an unknown place)."""
     s = config.site

@@ -5,13 +5,13 @@ ceiling, one Moon rule)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import astropy.units as u
 import numpy as np
 from astropy.coordinates import SkyCoord, get_sun
 from astropy.time import Time
 
+from ..config import Config
 from .ephemeris import (
     Site,
     altaz,
@@ -34,7 +34,7 @@ def sun_separation_deg(when: datetime, ra_deg: float, dec_deg: float) -> float:
                                              frame=sun.frame)).deg)
 
 
-def _problems(config: Any, site: Site, times: Time, ra_deg: float, dec_deg: float
+def _problems(config: Config, site: Site, times: Time, ra_deg: float, dec_deg: float
               ) -> list[str | None]:
     tel, pl = config.telescope, config.planning
     alt, az = altaz(site, times, [ra_deg], [dec_deg])
@@ -67,7 +67,7 @@ def _problems(config: Any, site: Site, times: Time, ra_deg: float, dec_deg: floa
     return out
 
 
-def pointing_problem(config: Any, site: Site, when: datetime, ra_deg: float,
+def pointing_problem(config: Config, site: Site, when: datetime, ra_deg: float,
                      dec_deg: float) -> str | None:
     """Why pointing at ``(ra_deg, dec_deg)`` at ``when`` breaks a planning gate (sun,
     altitude floor, horizon mask, ceiling, Moon), in words; None when it does not."""
@@ -75,7 +75,7 @@ def pointing_problem(config: Any, site: Site, when: datetime, ra_deg: float,
         return _problems(config, site, Time([when]), ra_deg, dec_deg)[0]
 
 
-def window_problem(config: Any, site: Site, start: datetime, end: datetime, ra_deg: float,
+def window_problem(config: Config, site: Site, start: datetime, end: datetime, ra_deg: float,
                    dec_deg: float, step_s: float = 60.0) -> str | None:
     """The first gate broken anywhere in ``[start, end]`` (sampled every ``step_s``, both ends
     included), with its time; None when every gate holds over the whole window."""

@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..config import Config
 
 if TYPE_CHECKING:
     from starnode.diagnostics import Check
@@ -14,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["health"]
 
 
-def _target_tool(config: Any) -> list[Check]:
+def _target_tool(config: Config) -> list[Check]:
     from starnode.diagnostics import Check, Level
     from starnode.store import CatalogCache
 
@@ -33,7 +35,7 @@ def _target_tool(config: Any) -> list[Check]:
                   + ", ".join(ages))]
 
 
-def health(config: Any) -> list[Check]:
+def health(config: Config) -> list[Check]:
     """Planning checks for ``starnode doctor``."""
     from starnode.diagnostics import Check, Level
     from starnode.errors import ConfigError

@@ -23,7 +23,7 @@ import astropy.units as u
 import numpy as np
 from astropy.time import Time
 
-from starnode.config import resolve
+from starnode.config import Config, ConfigLike, resolve
 from starnode.instruments import Instrument, model_from_header, profile
 from starnode.store import ObservingHistory
 from starnode.util.values import normalize_name
@@ -64,10 +64,10 @@ def deg(value: float) -> str:
     return f"{'−' if value < 0 and text != '0' else ''}{text}°"
 
 
-def instrument_for(config: Any) -> Instrument:
+def instrument_for(config: Config) -> Instrument:
     """``telescope.model``, else the model the latest measured frame names, else the S50; the
     ``generic`` profile takes its camera numbers from the config's ``camera`` section."""
-    cfg = resolve(config)
+    cfg = config
     if cfg.telescope.model:
         inst = profile(cfg.telescope.model)
     else:
@@ -86,7 +86,7 @@ def instrument_for(config: Any) -> Instrument:
     return inst
 
 
-def horizon_floor(config: Any, az_deg: Any) -> np.ndarray:
+def horizon_floor(config: Config, az_deg: Any) -> np.ndarray:
     """The lowest altitude allowed at each azimuth: the higher of ``telescope.min_altitude``
     and the horizon mask (linearly interpolated, wrapping at 360°)."""
     tel = config.telescope
@@ -177,7 +177,7 @@ def _minute_floor(t: datetime) -> datetime:
 class _Night:
     """The grid of one night and the gates evaluated on it."""
 
-    def __init__(self, cfg: Any, site: Site, dark: DarkWindow, inst: Instrument,
+    def __init__(self, cfg: Config, site: Site, dark: DarkWindow, inst: Instrument,
                  start: datetime, end: datetime) -> None:
         self.cfg, self.site, self.dark, self.inst = cfg, site, dark, inst
         self.pl = cfg.planning
@@ -246,7 +246,7 @@ class _Night:
                         f"{self.moon.illumination[j] * 100:.0f}% illuminated)")
 
 
-def _gate_static(cfg: Any, inst: Instrument, cands: Sequence[Candidate], ref_jd: float,
+def _gate_static(cfg: Config, inst: Instrument, cands: Sequence[Candidate], ref_jd: float,
                  last: dict[str, float], snr_scale: float
                  ) -> tuple[list[_Live], list[Exclusion]]:
     """Gates that need no ephemeris: resolved, cadence, saturation and faintness."""
@@ -412,7 +412,7 @@ def _default_night(site: Site, limit: float, now: datetime) -> str:
     return night
 
 
-def _candidates(cfg: Any, candidates: Iterable[Candidate] | None) -> tuple[list[Candidate],
+def _candidates(cfg: Config, candidates: Iterable[Candidate] | None) -> tuple[list[Candidate],
                                                                            list[str]]:
     if candidates is not None:
         return merge_candidates([list(candidates)]), []
@@ -426,7 +426,7 @@ def _candidates(cfg: Any, candidates: Iterable[Candidate] | None) -> tuple[list[
     return merge_candidates([config_candidates(cfg), tt.candidates]), notes
 
 
-def plan_night(config: Any, night: str | None = None, *, now: datetime | None = None,
+def plan_night(config: ConfigLike, night: str | None = None, *, now: datetime | None = None,
                candidates: Iterable[Candidate] | None = None) -> Plan:
     """Tonight's plan for this site and telescope.
 
@@ -461,7 +461,7 @@ def plan_night(config: Any, night: str | None = None, *, now: datetime | None = 
         return _plan(cfg, site, night, now, candidates)
 
 
-def _plan(cfg: Any, site: Site, night: str | None, now: datetime,
+def _plan(cfg: Config, site: Site, night: str | None, now: datetime,
           candidates: Iterable[Candidate] | None) -> Plan:
     limit = float(cfg.telescope.sun_limit)
     night = night or _default_night(site, limit, now)

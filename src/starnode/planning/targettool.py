@@ -26,6 +26,7 @@ from starnode.errors import CatalogError
 from starnode.store import CatalogCache
 from starnode.util.http import make_session
 
+from ..config import Config
 from .candidates import Candidate
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ CACHE_KIND = "target-tool"
 SECTION_NAMES = {"ac": "Alerts & Campaigns", "all": "the general list"}
 
 
-def target_tool_key(config: Any) -> str | None:
+def target_tool_key(config: Config) -> str | None:
     """The configured key (``target_tool.key``, else ``$STARNODE_TARGET_TOOL_KEY``), or None."""
     key = (config.target_tool.key or os.environ.get(ENV_KEY) or "").strip()
     return key or None
@@ -113,10 +114,10 @@ class TargetToolAnswer:
     origins: dict[str, str]  # section -> "network" | "cache" | "cache (stale, N h)" | error text
 
 
-def _ask(config: Any, key: str, section: str) -> Any:
+def _ask(config: Config, key: str, section: str) -> Any:
     tt = config.target_tool
-    session = make_session(attempts=int(config.photometry.http_retries),
-                           backoff=float(config.photometry.http_backoff),
+    session = make_session(attempts=int(config.catalogs.http_retries),
+                           backoff=float(config.catalogs.http_backoff),
                            timeout=float(tt.http_timeout))
     try:
         resp = session.get(tt.url, params={"obs_section": section},
@@ -138,13 +139,13 @@ def _ask(config: Any, key: str, section: str) -> Any:
         raise CatalogError(f"Target Tool ({section}): the answer is not JSON") from None
 
 
-def _section(config: Any, key: str, section: str, cache: CatalogCache
+def _section(config: Config, key: str, section: str, cache: CatalogCache
              ) -> tuple[list[Candidate], str]:
     entry = cache.get(CACHE_KIND, section)
     hours = None if entry is None else (time.time() - entry.fetched_at) / 3600.0
     if entry is not None and hours is not None and hours <= float(config.target_tool.cache_hours):
         return parse_targets(entry.payload, section), "cache"
-    if not config.photometry.offline:
+    if not config.catalogs.offline:
         try:
             raw = _ask(config, key, section)
             found = parse_targets(raw, section)
@@ -161,7 +162,7 @@ def _section(config: Any, key: str, section: str, cache: CatalogCache
     return parse_targets(entry.payload, section), f"cache (stale, {hours:.0f} h)"
 
 
-def target_tool_candidates(config: Any) -> TargetToolAnswer:
+def target_tool_candidates(config: Config) -> TargetToolAnswer:
     """The Target Tool's candidates (``target_tool.sections``), from the cache when fresh, else
     the network, else an older cached answer. Nothing (and no request) without a key.
 

@@ -19,9 +19,7 @@ Layers (so each can change alone):
 
 from __future__ import annotations
 
-from typing import Any
-
-from ...config import Config, resolve
+from ...config import ConfigLike, resolve
 from .model import NightSummary, Point, TargetNight, build_night
 from .render import render_html, render_json, render_text
 from .snapshot import (
@@ -60,7 +58,7 @@ __all__ = [
 ]
 
 
-def night_summary(config: Config | Any, night: str | None = None,
+def night_summary(config: ConfigLike, night: str | None = None,
                   target: str | None = None) -> NightSummary:
     """Read the ledger of ``config`` and build the night's model (the command's entry).
 

@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ...config import Config, resolve
+from ...config import Config
 from ...frame.timesite import jd_from_unix, night_of
 from ...instruments import profile
 from ...store.frame import FrameFacts
@@ -126,12 +126,12 @@ def _record(frame: Any, longitude: float | None) -> FrameRecord:
                        **base)
 
 
-def load_snapshot(config: Config | Any) -> Snapshot:
+def load_snapshot(config: Config) -> Snapshot:
     """Read the ledger and the outbox of ``config``, read only.
 
     Parameters
     ----------
-    config : Config or anything :func:`starnode.config.resolve` accepts
+    config : Config
         Names the data_dir (its database and outbox).
 
     Returns
@@ -143,7 +143,7 @@ def load_snapshot(config: Config | Any) -> Snapshot:
     from ...aavso import outbox_files
     from ...store import Ledger
 
-    cfg = resolve(config)
+    cfg = config
     longitude = cfg.site.longitude
     if not cfg.db_path.exists():
         return Snapshot(str(cfg.data_dir), [], [], longitude)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -19,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ...config import Config, resolve
+from ...config import ConfigLike, resolve
 from .auth import install_guard, token_for
 from .routes import router
 
@@ -30,7 +29,7 @@ __all__ = ["create_app", "serve"]
 HERE = Path(__file__).parent
 
 
-def create_app(config: Config | Any, *, token: str | None = None) -> FastAPI:
+def create_app(config: ConfigLike, *, token: str | None = None) -> FastAPI:
     """The FastAPI application over a data_dir.
 
     Parameters
@@ -63,7 +62,7 @@ def create_app(config: Config | Any, *, token: str | None = None) -> FastAPI:
     return app
 
 
-def serve(config: Config | Any, host: str = "127.0.0.1", port: int = 8765,
+def serve(config: ConfigLike, host: str = "127.0.0.1", port: int = 8765,
           token: str | None = None, on_start: Callable[[str], None] | None = None) -> None:
     """Run the page with uvicorn until interrupted.
 
