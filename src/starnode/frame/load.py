@@ -117,6 +117,7 @@ class Frame:
     sha1: str
     synthetic: bool = False
     green: tuple[np.ndarray, np.ndarray] | None = None  # a sub's two green-site planes (raw)
+    sha256: str | None = None  # of the file content, when asked for (the hub's frame key)
 
     @property
     def plane_scale_arcsec(self) -> float | None:
@@ -304,7 +305,8 @@ def _layout(arr: np.ndarray, header: fits.Header, cfg: Config, name: str,
     return lay
 
 
-def load_frame(path: str | os.PathLike[str], config: Any = None) -> Frame:
+def load_frame(path: str | os.PathLike[str], config: Any = None, *,
+               sha256: bool = False) -> Frame:
     """Read a FITS frame and prepare its measured plane.
 
     Parameters
@@ -313,6 +315,9 @@ def load_frame(path: str | os.PathLike[str], config: Any = None) -> Frame:
         The FITS file.
     config : Any
         Anything :func:`starnode.config.resolve` accepts.
+    sha256 : bool
+        Also hash the content with SHA-256 (``Frame.sha256``), from the bytes already read:
+        the file is read once whoever needs its hash.
 
     Returns
     -------
@@ -327,6 +332,7 @@ def load_frame(path: str | os.PathLike[str], config: Any = None) -> Frame:
     p = Path(path).resolve()
     admit(path, max_frame_bytes(cfg))  # a FIFO, a device or a gigabyte bomb: never read
     raw_bytes, sha1 = _read(p)
+    digest = hashlib.sha256(raw_bytes).hexdigest() if sha256 else None
     clean_bytes, lossy = clean_cards(raw_bytes)
     header, data = _open(p, clean_bytes)
     del clean_bytes
@@ -360,5 +366,5 @@ def load_frame(path: str | os.PathLike[str], config: Any = None) -> Frame:
         imagetyp=imagetyp, ra_deg=_num(header, "RA", "OBJCTRA_DEG"),
         dec_deg=_num(header, "DEC", "OBJCTDEC_DEG"),
         pixel_scale_arcsec=pixel_scale(header, cam.pixel_scale_arcsec), sha1=sha1,
-        synthetic=bool(header.get("SYNTHET", False)), green=lay.green_planes,
+        synthetic=bool(header.get("SYNTHET", False)), green=lay.green_planes, sha256=digest,
     )
