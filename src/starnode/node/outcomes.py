@@ -154,7 +154,7 @@ class Outcomes:
             return False
         self.counts[counter] += 1
         if isinstance(outcome, MeasuredFrame):
-            self.submit(frame.id, outcome)
+            self.submit(frame.id, outcome, frame)
         final = self.ledger.get(frame.id)
         if final is not None:
             level = logging.WARNING if final.state == FrameState.FAILED else logging.INFO
@@ -176,21 +176,28 @@ class Outcomes:
                 answer = got
         return answer
 
-    def submit(self, fid: int, outcome: MeasuredFrame | None = None) -> None:
+    def submit(self, fid: int, outcome: MeasuredFrame | None = None,
+               frame: Frame | None = None) -> None:
         """Hand the measurement of row ``fid`` to the sinks and record the answer.
 
         Parameters
         ----------
         fid : int
             The ledger row.
-        outcome : MeasuredFrame, optional
-            The worker's outcome just written (its measurement and hash are used as they
-            are); None: the row's stored measurement (a submission again).
+        outcome, frame : MeasuredFrame and Frame, optional
+            The worker's outcome just written and the claimed row (the measurement and the
+            hash are used as they are, the row is not read back); None: the row's stored
+            measurement (a submission again).
         """
-        frame = self.ledger.get(fid)
-        if frame is None or frame.result is None or not self.sinks:
+        if not self.sinks:
             return
-        result = outcome.result if outcome is not None else frame.result
+        if outcome is None or frame is None:
+            outcome, frame = None, self.ledger.get(fid)
+            if frame is None or frame.result is None:
+                return
+            result = frame.result
+        else:
+            result = outcome.result
         # the record's one rebuilding in the node, with the values the ledger keeps (NaN: None)
         m = Measurement.from_dict(json_safe(result))
         info = FrameInfo(fid, frame.path, frame.size, frame.mtime_ns,
