@@ -270,6 +270,7 @@ def test_frames_follow_their_rows_when_a_later_batch_confirms_them(
         tmp_path: Path, webobs: FakeWebObs, creds: None) -> None:
     from starnode.errors import FrameState
     from starnode.node.outcomes import Outcomes
+    from starnode.node.pool import MeasuredFrame
     from starnode.store import Ledger
 
     cfg = resolve(web_config(tmp_path, webobs, http_retries=1))
@@ -284,7 +285,7 @@ def test_frames_follow_their_rows_when_a_later_batch_confirms_them(
             p.write_bytes(b"x")
             ledger.add(p)
             (frame,) = ledger.claim("owner", ids=[ledger.find(p)[0].id])
-            outcomes.record(frame, {"outcome": "measured", "result": at(i)})
+            outcomes.record(frame, MeasuredFrame(at(i)))
             ids.append(frame.id)
         assert states(cfg) == {"sent": 2}
         for fid in ids:                       # the first frame's row went with the second

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 from starnode.config import Config
 from starnode.errors import NodeBusy
 from starnode.node import Node
+from starnode.records import Measurement
 from starnode.store import Ledger
 from test_node_fakes import write_fake
 
@@ -44,8 +44,8 @@ class Submissions:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def __call__(self, result: Mapping[str, Any], config: Config) -> dict[str, Any]:
-        self.calls.append(result["file"])
+    def __call__(self, result: Measurement, config: Config) -> dict[str, Any]:
+        self.calls.append(str(result.file))
         return {"status": "ok", "message": "in the outbox", "rows": 1, "accepted": 1,
                 "rejected": 0, "report_path": "outbox/report.txt"}
 

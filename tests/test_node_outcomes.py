@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from starnode.config import Config, resolve
 from starnode.errors import FrameState, StoreError
 from starnode.node import Node
 from starnode.node.outcomes import Outcomes
+from starnode.node.pool import MeasuredFrame
+from starnode.records import Measurement
 from starnode.store import Ledger, make_owner
 from test_aavso_submission import at
 from test_node_fakes import write_fake
@@ -103,7 +105,7 @@ def test_a_result_commit_that_failed_is_retried_once_the_disk_has_room(tmp_path:
         frame = _claimed(ledger, frames, "a.fit")
         ledger.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         filler = _fill(disk)
-        outcomes.record(frame, {"outcome": "measured", "result": at(0)})   # must not raise
+        outcomes.record(frame, MeasuredFrame(at(0)))   # must not raise
         assert ledger.get(frame.id).state == FrameState.PROCESSING     # not written yet
         filler.unlink()
         outcomes.heal()
@@ -124,7 +126,7 @@ def test_a_failed_submit_is_resubmitted_while_running(tmp_path: Path) -> None:
         outcomes.resubmit_every = 0.0
         frame = _claimed(ledger, frames, "a.fit")
         with _read_only(outbox):
-            outcomes.record(frame, {"outcome": "measured", "result": at(0)})
+            outcomes.record(frame, MeasuredFrame(at(0)))
             got = ledger.get(frame.id)
             assert got.state == FrameState.MEASURED and got.submission["status"] == "error"
         outcomes.heal()                                   # no restart
@@ -160,7 +162,7 @@ class _Subs:
     def __init__(self) -> None:
         self.calls = 0
 
-    def __call__(self, result: Mapping[str, Any], config: Config) -> dict[str, Any]:
+    def __call__(self, result: Measurement, config: Config) -> dict[str, Any]:
         self.calls += 1
         return {"status": "queued", "message": "in the outbox"}
 

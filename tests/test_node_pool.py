@@ -15,7 +15,16 @@ from pathlib import Path
 import psutil
 import pytest
 
-from starnode.node.pool import WorkerPool, outcome_of, work
+from starnode.node.pool import (
+    FailedFrame,
+    MeasuredFrame,
+    SkippedFrame,
+    Task,
+    WorkerPool,
+    outcome_of,
+    work,
+)
+from test_node_fakes import measure as fake_measure
 from test_node_fakes import write_fake
 
 FAKE = "test_node_fakes:measure"
@@ -28,13 +37,15 @@ def _pool(workers: int = 2, timeout: float = 60.0) -> WorkerPool:
 
 def test_work_outcomes_in_process(tmp_path: Path) -> None:
     ok = work(FAKE, str(write_fake(tmp_path / "Light_a.fit", "mag=11.5")), RAW)
-    assert ok["outcome"] == "measured" and ok["result"]["magnitude"] == 11.5
+    assert isinstance(ok, MeasuredFrame) and ok.result["magnitude"] == 11.5
     rej = work(FAKE, str(write_fake(tmp_path / "Light_b.fit", "reject=not_light:a dark")), RAW)
-    assert rej["outcome"] == "skipped" and rej["category"] == "not_light"
-    assert rej["reason"] == "a dark"
+    assert isinstance(rej, SkippedFrame) and rej.category == "not_light"
+    assert rej.reason == "a dark"
     err = work(FAKE, str(write_fake(tmp_path / "Light_c.fit", "error")), RAW)
-    assert err["outcome"] == "failed" and err["error"].startswith("ValueError: something broke")
-    assert "test_node_fakes.py:" in err["error"]  # where it happened
+    assert isinstance(err, FailedFrame) and err.error.startswith("ValueError: something broke")
+    assert "test_node_fakes.py:" in err.error  # where it happened
+    # a function works as the stand-in as well as its name
+    assert work(fake_measure, Task(str(tmp_path / "Light_a.fit")), RAW).kind == "measured"
 
 
 def test_crash_fails_only_its_own_frame(tmp_path: Path) -> None:
@@ -45,11 +56,11 @@ def test_crash_fails_only_its_own_frame(tmp_path: Path) -> None:
         cf.wait([slow, crash], timeout=120)
         bad = outcome_of(crash, pool.timeout)
         good = outcome_of(slow, pool.timeout)
-        assert bad["outcome"] == "failed" and bad["expired"] and "SIGSEGV" in bad["error"]
-        assert good["outcome"] == "measured"  # the frame beside it was not touched
+        assert isinstance(bad, FailedFrame) and bad.expired and "SIGSEGV" in bad.error
+        assert good.kind == "measured"  # the frame beside it was not touched
         after = pool.submit(str(write_fake(tmp_path / "Light_after.fit", "mag=10.0")))
         cf.wait([after], timeout=120)
-        assert outcome_of(after, pool.timeout)["outcome"] == "measured"  # a fresh worker
+        assert outcome_of(after, pool.timeout).kind == "measured"  # a fresh worker
     finally:
         pool.close(wait=False)
 
@@ -61,9 +72,10 @@ def test_hang_times_out_alone(tmp_path: Path) -> None:
         ok = pool.submit(str(write_fake(tmp_path / "Light_ok.fit", "mag=11.0")))
         cf.wait([hung, ok], timeout=120)
         out = outcome_of(hung, pool.timeout)
-        assert out["crashed"] and "timed out after 8 s" in out["error"]
-        assert not out.get("expired")
-        assert outcome_of(ok, pool.timeout)["outcome"] == "measured"
+        assert isinstance(out, FailedFrame)
+        assert out.crashed and "timed out after 8 s" in out.error
+        assert not out.expired
+        assert outcome_of(ok, pool.timeout).kind == "measured"
     finally:
         pool.close(wait=False)
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,8 +15,8 @@ from typing import Any
 
 from ..instruments import profile
 
-__all__ = ["MOVED_KEYS", "NUM", "SCHEMA", "TARGET_KEYS", "Field", "folder_problem",
-           "secret_keys"]
+__all__ = ["MOVED_KEYS", "NUM", "SCHEMA", "SINK_NAMES", "TARGET_KEYS", "Field",
+           "folder_problem", "secret_keys"]
 
 #: The camera and altitude defaults are the S50's (its profile holds the numbers and where
 #: they come from).
@@ -71,6 +72,24 @@ def _horizon(value: Any) -> str | None:
             return f"entry {i + 1} must be [azimuth, altitude] in degrees"
         if not 0 <= point[0] <= 360 or not 0 <= point[1] <= 90:
             return f"entry {i + 1}: azimuth must be 0-360 and altitude 0-90"
+    return None
+
+
+#: The node's sinks (:mod:`starnode.node.sinks`): where each measurement goes.
+SINK_NAMES = ("aavso", "hub")
+
+
+def _sinks(value: Any) -> str | None:
+    """A list of sink names, each known (did-you-mean for a typo) and listed once."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return "must be a list of sink names (e.g. [aavso, hub])"
+    for name in value:
+        if name not in SINK_NAMES:
+            near = difflib.get_close_matches(name, SINK_NAMES, n=1, cutoff=0.6)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            return f"unknown sink '{name}'{hint}; known sinks: {', '.join(SINK_NAMES)}"
+    if len(set(value)) != len(value):
+        return "lists a sink twice"
     return None
 
 
@@ -212,6 +231,11 @@ SCHEMA: dict[str, dict[str, Field]] = {
                          "free space than this (MiB): the report always comes first; each "
                          "skipped starlist is recorded in data_dir/starlists/skipped.txt",
                          min=0),
+    },
+    "node": {
+        "sinks": F(list, ["aavso", "hub"], "where each measurement goes, in order: aavso (the "
+                   "AAVSO outbox: aavso.mode), hub (the network hub's queue, only while hub.url "
+                   "is set); [] = measure and keep the ledger only", check=_sinks),
     },
     "camera": {
         "gain_e_per_adu": F(NUM, _S50.gain_e_per_adu, "camera gain in electrons per ADU of "

@@ -20,6 +20,7 @@ __all__ = [
     "CatalogsSettings",
     "HubSettings",
     "LimitsSettings",
+    "NodeSettings",
     "PhotometrySettings",
     "PlanningSettings",
     "QualitySettings",
@@ -104,6 +105,15 @@ class StarlistsSettings(Section):
     #: report always comes first; each skipped starlist is recorded in
     #: data_dir/starlists/skipped.txt
     min_free_mb: int
+
+
+@dataclass(frozen=True)
+class NodeSettings(Section):
+    """``node:`` (see :data:`starnode.config.SCHEMA`)."""
+
+    #: where each measurement goes, in order: aavso (the AAVSO outbox: aavso.mode), hub (the
+    #: network hub's queue, only while hub.url is set); [] = measure and keep the ledger only
+    sinks: list[Any]
 
 
 @dataclass(frozen=True)
@@ -487,6 +497,7 @@ class TypedConfig:
     watch: WatchSettings
     limits: LimitsSettings
     starlists: StarlistsSettings
+    node: NodeSettings
     camera: CameraSettings
     site: SiteSettings
     telescope: TelescopeSettings

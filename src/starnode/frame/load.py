@@ -117,6 +117,7 @@ class Frame:
     sha1: str
     synthetic: bool = False
     green: tuple[np.ndarray, np.ndarray] | None = None  # a sub's two green-site planes (raw)
+    sha256: str | None = None  # of the file content, when asked for (the hub's frame key)
 
     @property
     def plane_scale_arcsec(self) -> float | None:
@@ -306,7 +307,8 @@ def _layout(arr: np.ndarray, header: fits.Header, cfg: Config, name: str,
     return lay
 
 
-def load_frame(path: str | os.PathLike[str], config: Config | None = None) -> Frame:
+def load_frame(path: str | os.PathLike[str], config: Config | None = None, *,
+               sha256: bool = False) -> Frame:
     """Read a FITS frame and prepare its measured plane.
 
     Parameters
@@ -315,6 +317,9 @@ def load_frame(path: str | os.PathLike[str], config: Config | None = None) -> Fr
         The FITS file.
     config : Config, optional
         The configuration (default: the built-in defaults).
+    sha256 : bool
+        Also hash the content with SHA-256 (``Frame.sha256``), from the bytes already read:
+        the file is read once whoever needs its hash.
 
     Returns
     -------
@@ -329,6 +334,7 @@ def load_frame(path: str | os.PathLike[str], config: Config | None = None) -> Fr
     p = Path(path).resolve()
     admit(path, max_frame_bytes(cfg))  # a FIFO, a device or a gigabyte bomb: never read
     raw_bytes, sha1 = _read(p)
+    digest = hashlib.sha256(raw_bytes).hexdigest() if sha256 else None
     clean_bytes, lossy = clean_cards(raw_bytes)
     header, data = _open(p, clean_bytes)
     del clean_bytes
@@ -362,5 +368,5 @@ def load_frame(path: str | os.PathLike[str], config: Config | None = None) -> Fr
         imagetyp=imagetyp, ra_deg=_num(header, "RA", "OBJCTRA_DEG"),
         dec_deg=_num(header, "DEC", "OBJCTDEC_DEG"),
         pixel_scale_arcsec=pixel_scale(header, cam.pixel_scale_arcsec), sha1=sha1,
-        synthetic=bool(header.get("SYNTHET", False)), green=lay.green_planes,
+        synthetic=bool(header.get("SYNTHET", False)), green=lay.green_planes, sha256=digest,
     )

@@ -122,6 +122,15 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def _content_key(path: str, identity: tuple[str, int, int] | None) -> str:
+    """The file's SHA-256; of its identity when it is gone."""
+    try:
+        return file_sha256(path)
+    except OSError:
+        ident = identity or (path, 0, 0)
+        return hashlib.sha256("|".join(map(str, ident)).encode()).hexdigest()
+
+
 def queue_key(frame_sha256: str, jd: float) -> str:
     """The node-side exactly-once key of a measurement (the hub adds the node).
 
@@ -221,17 +230,22 @@ class Forwarder:
         return self
 
     def enqueue(self, result: Measurement | Mapping[str, Any], *, frame_id: int | None = None,
-                identity: tuple[str, int, int] | None = None) -> bool:
+                identity: tuple[str, int, int] | None = None,
+                sha256: str | None = None) -> bool:
         """Queue a measurement (a local insert) and wake the thread. Never raises.
 
         Parameters
         ----------
         result : Measurement or Mapping
-            The measurement (its ``file`` is hashed for the exactly-once key).
+            The measurement.
         frame_id : int, optional
             Its ledger row.
         identity : (path, size, mtime_ns), optional
             The frame's identity, hashed instead when the file is gone.
+        sha256 : str, optional
+            The frame's content hash, as the worker computed it from the bytes it measured
+            (the exactly-once key). Without it (a measurement of an earlier run handed again)
+            the file is read and hashed here.
 
         Returns
         -------
@@ -241,11 +255,7 @@ class Forwarder:
         try:
             m = result if isinstance(result, Measurement) else Measurement.from_dict(result)
             path = str(m.file or "")
-            try:
-                sha = file_sha256(path)
-            except OSError:
-                ident = identity or (path, 0, 0)
-                sha = hashlib.sha256("|".join(map(str, ident)).encode()).hexdigest()
+            sha = sha256 or _content_key(path, identity)
             payload = wire_measurement(m, frame_sha256=sha)
             problems = consistency_problems(payload)
             if problems:  # the hub would refuse it: keep it on the node, say why

@@ -16,8 +16,12 @@ starting up would otherwise take its new parent for the node). Each worker has a
 (``RLIMIT_AS``, its share of ``limits.memory_mb``, the node's one budget): a frame that would
 take more fails alone, with a ``MemoryError``, instead of taking the machine.
 
-:func:`work` is what a worker runs: it never raises for a bad frame and returns a plain dict
-(the process boundary), see :func:`outcome_of` for the node's side.
+:func:`work` is what a worker runs: it never raises for a bad frame and returns an
+:data:`Outcome` (a small dataclass; the measurement in it is a plain dict, its one crossing of
+the process boundary), see :func:`outcome_of` for the node's side. The worker writes nothing of
+the node's: the night's check-star choices come in with the :class:`Task`, and the choice to
+keep and the starlist table go back in the outcome (the node keeps them,
+:mod:`starnode.node.keep`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import ctypes
+import dataclasses
 import faulthandler
 import importlib
 import json
@@ -39,8 +44,9 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pebble import ProcessExpired, ProcessPool
 
@@ -51,15 +57,72 @@ from ..util.proc import pid_alive
 
 log = logging.getLogger("starnode.node")
 
-__all__ = ["MEASURE", "Outcome", "WorkerPool", "outcome_of", "work"]
+__all__ = ["FailedFrame", "MeasureFn", "MeasuredFrame", "Outcome", "SkippedFrame", "Task",
+           "WorkerPool", "outcome_of", "work"]
 
-#: The measuring function the workers call (``module:function``), overridable for tests.
-MEASURE = "starnode.photometry:measure"
+#: A stand-in for the measuring (tests): ``fn(path, config)`` returns a
+#: :class:`~starnode.records.Measurement` (or its dict) and raises
+#: :class:`~starnode.errors.FrameRejected`; a module-level function, or its name
+#: ``"module:function"``, importable in a spawned worker. None: the pipeline
+#: (:func:`starnode.photometry.pipeline.measure_frame`, imported).
+MeasureFn = Callable[[str, Config], Any] | str
 
-#: What :func:`work` and :func:`outcome_of` return: ``{"outcome": "measured", "result"}``,
-#: ``{"outcome": "skipped", "reason", "category"}`` or ``{"outcome": "failed", "error",
-#: "crashed"}``, with ``seconds`` of worker time when known.
-Outcome = dict[str, Any]
+
+@dataclass(frozen=True)
+class Task:
+    """One frame for a worker: its path, the night's check-star choices it may need
+    (``(normalised target, night) -> label``) and whether to hash its content (a sink keys
+    on the SHA-256)."""
+
+    path: str
+    checks: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    sha256: bool = False
+
+
+@dataclass(frozen=True)
+class MeasuredFrame:
+    """Measured: ``result`` is :meth:`Measurement.to_dict` (the record's one crossing);
+    ``starlist`` the starlist table and ``check`` the night's check star to keep (a
+    :class:`~starnode.photometry.night.NightCheck`), both kept by the node; ``sha256`` the
+    content hash when the task asked for it."""
+
+    kind: ClassVar[str] = "measured"
+    result: dict[str, Any]
+    starlist: Any = None
+    check: Any = None
+    sha256: str | None = None
+    seconds: float | None = None
+    retried: bool = False
+
+
+@dataclass(frozen=True)
+class SkippedFrame:
+    """Not measured, on purpose: ``reason`` and its ``category`` (a
+    :class:`~starnode.errors.RejectCategory` value)."""
+
+    kind: ClassVar[str] = "skipped"
+    reason: str
+    category: str | None = None
+    seconds: float | None = None
+    retried: bool = False
+
+
+@dataclass(frozen=True)
+class FailedFrame:
+    """Failed: ``error``; ``crashed`` when the worker died or was stopped, ``expired`` when it
+    died by itself (a signal, the OOM killer); ``category`` when known (``timeout``)."""
+
+    kind: ClassVar[str] = "failed"
+    error: str
+    crashed: bool = False
+    expired: bool = False
+    category: str | None = None
+    seconds: float | None = None
+    retried: bool = False
+
+
+#: What :func:`work` and :func:`outcome_of` return.
+Outcome = MeasuredFrame | SkippedFrame | FailedFrame
 
 _BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -90,7 +153,7 @@ def _memory_ceiling(megabytes: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def _worker_init(queue: Any, level: int, parent_pid: int, measure: str,
+def _worker_init(queue: Any, level: int, parent_pid: int, measure: MeasureFn | None,
                  memory_mb: int = 0) -> None:
     """Start of a worker process (see the module docstring). The measuring module is imported
     here, before any frame, so its import time counts neither in a frame's latency nor in its
@@ -108,7 +171,17 @@ def _worker_init(queue: Any, level: int, parent_pid: int, measure: str,
 
     worker_logging(queue, level)
     with contextlib.suppress(Exception):
-        _load(measure)
+        if measure is None:
+            from ..photometry import pipeline  # noqa: F401
+        elif isinstance(measure, str):
+            _load(measure)
+
+
+def _load(spec: str) -> Callable[..., Any]:
+    """A stand-in named ``module:function``."""
+    module, _, name = spec.partition(":")
+    fn: Callable[..., Any] = getattr(importlib.import_module(module), name or "measure")
+    return fn
 
 
 def _orphan_guard(parent_pid: int, interval: float = 1.0) -> None:
@@ -117,12 +190,6 @@ def _orphan_guard(parent_pid: int, interval: float = 1.0) -> None:
         time.sleep(interval)
         if os.getppid() != parent_pid or not pid_alive(parent_pid):
             os._exit(0)
-
-
-def _load(spec: str) -> Callable[..., Any]:
-    module, _, name = spec.partition(":")
-    fn: Callable[..., Any] = getattr(importlib.import_module(module), name or "measure")
-    return fn
 
 
 def _config(raw: Mapping[str, Any]) -> Config:
@@ -140,40 +207,56 @@ def _failure(path: str, exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def work(measure: str, path: str, raw: Mapping[str, Any]) -> Outcome:
+def _measure(task: Task, cfg: Config) -> MeasuredFrame:
+    """The real measuring: load, references, the pure core (no file or database written)."""
+    from ..frame.load import load_frame
+    from ..photometry.pipeline import measure_frame, references
+
+    frame = load_frame(task.path, cfg, sha256=task.sha256)
+    checks = task.checks
+    done = measure_frame(frame, references(frame, cfg), cfg,
+                         kept=lambda target, night: checks.get((target, night)))
+    return MeasuredFrame(done.measurement.to_dict(), done.starlist, done.check, frame.sha256)
+
+
+def _stand_in(measure: MeasureFn, task: Task, cfg: Config) -> Outcome:
+    result = (_load(measure) if isinstance(measure, str) else measure)(task.path, cfg)
+    if hasattr(result, "to_dict"):
+        result = result.to_dict()
+    if not isinstance(result, Mapping):
+        return FailedFrame(f"the pipeline returned {type(result).__name__}, not a measurement")
+    return MeasuredFrame(dict(result))
+
+
+def work(measure: MeasureFn | None, task: Task | str, raw: Mapping[str, Any]) -> Outcome:
     """Measure one frame (runs in a pool worker).
 
     Parameters
     ----------
-    measure : str
-        ``module:function`` of the measuring function, called as ``fn(path, config)``; it
-        returns a :class:`~starnode.records.Measurement` (or a result mapping) and raises
-        :class:`~starnode.errors.FrameRejected` for a frame it must not measure.
-    path : str
-        The frame.
+    measure : callable or None
+        None: the pipeline (:func:`starnode.photometry.pipeline.measure_frame`); else a
+        stand-in (:data:`MeasureFn`).
+    task : Task or str
+        The frame (a path: no check-star choices known, no hash).
     raw : mapping
         The node's configuration as a plain dict.
 
     Returns
     -------
-    dict
-        An :data:`Outcome`; a bad frame never raises.
+    Outcome
+        A bad frame never raises.
     """
+    task = Task(task) if isinstance(task, str) else task
     t0 = time.perf_counter()
     try:
-        result = _load(measure)(path, _config(raw))
+        cfg = _config(raw)
+        out: Outcome = (_measure(task, cfg) if measure is None
+                        else _stand_in(measure, task, cfg))
     except FrameRejected as exc:
-        return {"outcome": "skipped", "reason": exc.reason, "category": str(exc.category),
-                "seconds": time.perf_counter() - t0}
+        return SkippedFrame(exc.reason, str(exc.category), time.perf_counter() - t0)
     except Exception as exc:
-        return {"outcome": "failed", "error": _failure(path, exc),
-                "seconds": time.perf_counter() - t0}
-    if hasattr(result, "to_dict"):
-        result = result.to_dict()
-    if not isinstance(result, Mapping):
-        return {"outcome": "failed", "error": f"the pipeline returned {type(result).__name__}, "
-                "not a measurement", "seconds": time.perf_counter() - t0}
-    return {"outcome": "measured", "result": dict(result), "seconds": time.perf_counter() - t0}
+        return FailedFrame(_failure(task.path, exc), seconds=time.perf_counter() - t0)
+    return dataclasses.replace(out, seconds=time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------------------- node side
@@ -200,21 +283,21 @@ def outcome_of(future: cf.Future[Outcome], timeout: float) -> Outcome:
 
     Returns
     -------
-    dict
-        An :data:`Outcome`; ``crashed`` is True when the worker died or was stopped,
-        ``expired`` when it died by itself (a signal, the OOM killer).
+    Outcome
+        A :class:`FailedFrame` when the worker died (``expired``) or was stopped
+        (``crashed``).
     """
     exc = future.exception()
     if exc is None:
         return future.result()
     if isinstance(exc, ProcessExpired):
         why = f"pid {exc.pid}: {_signal_name(exc.exitcode)}"
-        return {"outcome": "failed", "crashed": True, "expired": True,
-                "error": f"worker process crashed on this frame ({why})"}
+        return FailedFrame(f"worker process crashed on this frame ({why})", crashed=True,
+                           expired=True)
     if isinstance(exc, TimeoutError):
-        return {"outcome": "failed", "crashed": True, "category": RejectCategory.TIMEOUT,
-                "error": f"timed out after {timeout:g} s; worker stopped"}
-    return {"outcome": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        return FailedFrame(f"timed out after {timeout:g} s; worker stopped", crashed=True,
+                           category=RejectCategory.TIMEOUT)
+    return FailedFrame(f"{type(exc).__name__}: {exc}")
 
 
 class _Relay(logging.Handler):
@@ -251,14 +334,14 @@ class _Relay(logging.Handler):
 
 
 class WorkerPool:
-    """``workers`` processes measuring frames with ``measure``, each frame given ``timeout`` s.
+    """``workers`` processes measuring frames, each frame given ``timeout`` s.
 
     Parameters
     ----------
     workers : int
         Processes (the node's CPU budget).
-    measure : str
-        ``module:function`` importable in a fresh process.
+    measure : callable or None
+        None: the pipeline; else a stand-in (:data:`MeasureFn`, a module-level function).
     raw : mapping
         The configuration as a plain dict (sent with every task).
     timeout : float
@@ -269,8 +352,8 @@ class WorkerPool:
         Address-space ceiling of each worker in MiB (0: none).
     """
 
-    def __init__(self, workers: int, measure: str, raw: Mapping[str, Any], *, timeout: float,
-                 log_level: int, memory_mb: int = 0) -> None:
+    def __init__(self, workers: int, measure: MeasureFn | None, raw: Mapping[str, Any], *,
+                 timeout: float, log_level: int, memory_mb: int = 0) -> None:
         self.workers = workers
         self.measure = measure
         self.raw = dict(raw)
@@ -307,9 +390,9 @@ class WorkerPool:
             self._pool = self._start()
         return self._pool
 
-    def submit(self, path: str) -> cf.Future[Outcome]:
-        """Measure ``path`` in a worker; the future gives an :data:`Outcome` or raises."""
-        return self.start().schedule(work, args=(self.measure, path, self.raw),
+    def submit(self, task: Task | str) -> cf.Future[Outcome]:
+        """Measure a frame in a worker; the future gives an :data:`Outcome` or raises."""
+        return self.start().schedule(work, args=(self.measure, task, self.raw),
                                      timeout=self.timeout)
 
     def _halt(self) -> None:

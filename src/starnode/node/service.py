@@ -3,8 +3,8 @@
 :class:`Node` joins the pieces: :class:`~starnode.node.intake.Intake` records every frame the
 watcher, the catch-up scan or the command line offers; the :class:`~starnode.store.Ledger`
 queues them durably; a :class:`~starnode.node.pool.WorkerPool` measures them in separate
-processes; :func:`starnode.aavso.submit` puts each measurement in the outbox. One INFO line per
-frame.
+processes; the sinks (:mod:`~starnode.node.sinks`: the AAVSO outbox, the hub queue) take each
+measurement. One INFO line per frame.
 
 Guarantees (tested with SIGKILL in ``tests/test_node_e2e.py``):
 
@@ -41,10 +41,12 @@ from ..frame.admission import check as admit
 from ..frame.admission import max_frame_bytes, quoted
 from ..store import Frame, Ledger, make_owner
 from .intake import BAD_NAME_SOURCE, Intake
+from .keep import night_checks
 from .lock import DataDirLock
-from .outcomes import Outcomes, SubmitFn
-from .pool import MEASURE, Outcome, WorkerPool, outcome_of
+from .outcomes import Outcomes
+from .pool import FailedFrame, MeasureFn, Outcome, SkippedFrame, Task, WorkerPool, outcome_of
 from .share import identity, share_gone
+from .sinks import SubmitFn
 
 log = logging.getLogger("starnode.node")
 
@@ -97,17 +99,19 @@ class Node:
         The configuration (see :func:`starnode.config.resolve`).
     workers : int, optional
         Frames measured in parallel (default: ``workers`` of the configuration).
-    measure : str
-        ``module:function`` of the measuring function, importable in a fresh process.
+    measure : callable, optional
+        A stand-in for the pipeline (tests: a module-level ``fn(path, config)``, see
+        :data:`~starnode.node.pool.MeasureFn`); None (default): the pipeline.
     submit : callable or bool
-        Called in the node process as ``submit(result, config)``; True (default):
-        :func:`starnode.aavso.submit`; False: measure only.
+        The ``aavso`` sink: True (default): :func:`starnode.aavso.submit`; a function called
+        in the node process as ``submit(measurement, config)`` instead; False: none (the
+        other sinks of ``node.sinks`` still take each measurement).
     progress : callable, optional
         Called with the node after every finished frame.
     """
 
     def __init__(self, config: Config | Mapping[str, Any] | str | os.PathLike[str] | None,
-                 *, workers: int | None = None, measure: str = MEASURE,
+                 *, workers: int | None = None, measure: MeasureFn | None = None,
                  submit: SubmitFn | bool = True,
                  progress: Callable[[Node], None] | None = None) -> None:
         self.config = resolve(config)
@@ -133,7 +137,10 @@ class Node:
         self.pool = WorkerPool(self.workers, measure, raw,
                                timeout=float(self.config.frame_timeout), log_level=level,
                                memory_mb=worker_share(self.config, self.workers))
-        self.outcomes = Outcomes(self.config, self.ledger, self.owner, submit)
+        from .forwarder import attach  # the hub forwarder when hub.url is set (docs/hub.md)
+
+        self.hub = attach(self)
+        self.outcomes = Outcomes(self.config, self.ledger, self.owner, submit, hub=self.hub)
         self.counts = self.outcomes.counts
         self.latencies = self.outcomes.latencies  # file mtime -> reported, seconds
         self.frame_seconds = self.outcomes.frame_seconds  # worker time per frame
@@ -144,11 +151,8 @@ class Node:
         self._root_id: tuple[int, int] | None = None  # watch.path's (st_dev, st_ino) when up
         self._max_bytes = max_frame_bytes(self.config)
         self._next_prune = 0.0  # starlists.keep_days: when old starlists are deleted next
-        from .forwarder import attach  # the hub forwarder when hub.url is set (docs/hub.md)
-
-        self.hub = attach(self)
-        if self.hub is not None:
-            self.outcomes.forward = self.hub.enqueue
+        #: the worker hashes each frame's content (SHA-256) for the hub sink's key
+        self._hash = any(s.name == "hub" for s in self.outcomes.sinks)
 
     # ------------------------------------------------------------------ intake
     def wants(self, path: str) -> bool:
@@ -190,7 +194,8 @@ class Node:
         while frames := self._claim():
             for frame in frames:
                 if self._still_there(frame):
-                    self._inflight[self.pool.submit(frame.path)] = frame
+                    task = Task(frame.path, night_checks(self.ledger.store, frame.path), self._hash)
+                    self._inflight[self.pool.submit(task)] = frame
                     started += 1
         return started
 
@@ -199,7 +204,7 @@ class Node:
         self._paused_until = 0.0
 
     def _refuse(self, frame: Frame, category: str, reason: str) -> bool:
-        self._finish(frame, {"outcome": "skipped", "category": category, "reason": reason})
+        self._finish(frame, SkippedFrame(reason, category))
         return False
 
     def _still_there(self, frame: Frame) -> bool:
@@ -225,9 +230,9 @@ class Node:
         except FrameRejected as exc:
             return self._refuse(frame, str(exc.category), exc.reason)
         if st.st_size != frame.size or st.st_mtime_ns != frame.mtime_ns:
-            self._finish(frame, {"outcome": "skipped", "category": RejectCategory.REWRITTEN,
-                                 "reason": "file changed after it was recorded; the new version "
-                                 "is queued as new work"})
+            self._finish(frame, SkippedFrame("file changed after it was recorded; the new "
+                                             "version is queued as new work",
+                                             RejectCategory.REWRITTEN))
             if not self.stop_event.is_set():
                 self.offer(frame.path, source="rewritten")
             return False
@@ -275,7 +280,8 @@ class Node:
         for fut in done:
             frame = self._inflight.pop(fut)
             outcome = None if fut.cancelled() else outcome_of(fut, self.pool.timeout)
-            if outcome is None or (outcome.get("expired") and self.stop_event.is_set()):
+            if outcome is None or (isinstance(outcome, FailedFrame) and outcome.expired
+                                   and self.stop_event.is_set()):
                 self.ledger.requeue(frame.id, self.owner)  # stopped with the node
             else:
                 self._finish(frame, outcome)
@@ -283,8 +289,8 @@ class Node:
 
     # ------------------------------------------------------------------ outcomes
     def _finish(self, frame: Frame, outcome: Outcome) -> None:
-        if outcome.get("outcome") == "skipped" and \
-                outcome.get("category") == RejectCategory.UNREADABLE and self._share_down(frame):
+        if isinstance(outcome, SkippedFrame) and \
+                outcome.category == RejectCategory.UNREADABLE and self._share_down(frame):
             return  # an I/O error because the share dropped mid-read: not the frame's fault
         if self.outcomes.record(frame, outcome) and self.progress is not None:
             self.progress(self)
@@ -307,7 +313,7 @@ class Node:
         """At start: the report files checked against the index, the index rebuilt from them
         (:func:`starnode.aavso.recovery.reconcile`): rows the index lost are adopted, a deleted
         report rebuilt, damaged ones named; frames the index forgot are submitted again."""
-        if self.outcomes.submit_fn is not True:
+        if self.outcomes.submit_fn is not True or not self.outcomes.reports_to_aavso:
             return None
         from ..aavso.recovery import reconcile
 

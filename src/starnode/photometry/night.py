@@ -3,13 +3,22 @@ error and illumination models in the record.
 
 Why a step of its own: the check star is a property of the night, not of one frame (its K - C
 over a night is only useful when the star is the same on every row), so it is chosen once, at
-the night's first good frame, and read back from the node's database
-(:class:`~starnode.store.checkstars.CheckStars`) for every later frame, a restart included.
+the night's first good frame, and read back for every later frame, a restart included
+(:class:`~starnode.store.checkstars.CheckStars` in the node's database).
+
+The measuring itself does no I/O for either: it is given the night's choices (``kept``, a
+lookup ``(target key, night) -> label``), and returns the choice to keep (a
+:class:`NightCheck`) and the starlist as a table. :func:`keep_night` records both, in the
+process that owns the node's files (the node, after the worker returned; or
+:func:`~starnode.photometry.pipeline.measure` for the seed API).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..config import Config
@@ -22,10 +31,56 @@ from .ensemble import EnsembleFit, rounded
 
 log = logging.getLogger("starnode.photometry")
 
-__all__ = ["finish_measurement", "night_check_star"]
+__all__ = ["CheckLookup", "NightCheck", "finish_measurement", "keep_night", "night_check_star",
+           "no_checks", "stored_checks"]
+
+#: ``(normalised target, night) -> label`` of the check star already kept (None: none yet).
+CheckLookup = Callable[[str, str], "str | None"]
 
 
-def night_check_star(cfg: Config, target: str, night: str | None) -> str | None:
+@dataclass(frozen=True)
+class NightCheck:
+    """A check star to keep as the night's (chosen on this frame, the night's first good one).
+
+    ``target`` is the normalised name (:func:`starnode.util.values.name_key`).
+    """
+
+    target: str
+    night: str
+    label: str
+    auid: str | None
+    file: str | None
+
+
+def no_checks(_target: str, _night: str) -> str | None:
+    """A :data:`CheckLookup` that knows no choice (a night not seen yet)."""
+    return None
+
+
+def stored_checks(cfg: Config) -> CheckLookup:
+    """A :data:`CheckLookup` that reads the node's database (the seed API's ``measure``).
+
+    Parameters
+    ----------
+    cfg : Config
+
+    Returns
+    -------
+    callable
+    """
+    from ..store.checkstars import CheckStars
+
+    store = CheckStars(cfg)
+
+    def lookup(target: str, night: str) -> str | None:
+        kept = store.get(target, night)
+        return kept.label if kept else None
+
+    return lookup
+
+
+def night_check_star(cfg: Config, target: str, night: str | None,
+                     kept: CheckLookup = no_checks) -> str | None:
     """The label of the check star already chosen for ``target`` on ``night`` (None: none yet,
     or pinned by ``photometry.check_star``, which wins).
 
@@ -34,6 +89,8 @@ def night_check_star(cfg: Config, target: str, night: str | None) -> str | None:
     cfg : Config
     target : str
     night : str or None
+    kept : callable
+        The night's choices (:data:`CheckLookup`).
 
     Returns
     -------
@@ -41,10 +98,50 @@ def night_check_star(cfg: Config, target: str, night: str | None) -> str | None:
     """
     if cfg.photometry.check_star or not night:
         return None
-    from ..store.checkstars import CheckStars
+    return kept(name_key(target), night)
 
-    kept = CheckStars(cfg).get(name_key(target), night)
-    return kept.label if kept else None
+
+def keep_night(cfg: Config, check: NightCheck | None, starlist: Any, night: str | None,
+               frame_path: str | Path, *, store: Any = None) -> str | None:
+    """Record what a measurement chose for the night and write its starlist.
+
+    Parameters
+    ----------
+    cfg : Config
+    check : NightCheck or None
+        The check star to keep (:class:`~starnode.store.checkstars.CheckStars`: the first
+        choice of a night wins, a later one is ignored).
+    starlist : astropy.table.Table or None
+        The frame's starlist, written gzip-compressed under ``data_dir/starlists/<night>/``
+        (paused below ``starlists.min_free_mb``).
+    night : str or None
+        The measurement's observing night.
+    frame_path : str or Path
+        The frame.
+    store : Store, optional
+        The node's open database (default: the one of ``cfg``).
+
+    Returns
+    -------
+    str or None
+        The starlist's path (None: no starlist, or not written: logged).
+    """
+    if check is not None:
+        from ..store.checkstars import CheckStars
+
+        CheckStars(store if store is not None else cfg).choose(
+            check.target, check.night, check.label, check.auid, check.file)
+    if starlist is None:
+        return None
+    from .starlist import starlist_path, write_starlist
+
+    frame = Path(frame_path)
+    try:
+        path = starlist_path(cfg.data_dir, night, frame)
+        return str(write_starlist(starlist, path, min_free_mb=int(cfg.starlists.min_free_mb)))
+    except (OSError, ValueError) as exc:
+        log.warning("%s: starlist not written: %s", frame.name, exc)
+        return None
 
 
 def _illumination(fit: EnsembleFit) -> Illumination:
@@ -62,9 +159,9 @@ def _illumination(fit: EnsembleFit) -> Illumination:
 
 def finish_measurement(m: Measurement, frame: Frame, cfg: Config, wcs: Any,
                        sm: StarMeasurement, fit: EnsembleFit, target: str,
-                       night_choice: str | None) -> Measurement:
-    """Keep the night's check star (first good frame), write the starlist, and record the
-    excess noise, illumination model and check-star note.
+                       night_choice: str | None) -> tuple[Measurement, NightCheck | None, Any]:
+    """Record the excess noise, illumination model and check-star note; say which check star
+    to keep for the night (first good frame) and build the starlist (nothing is written).
 
     Parameters
     ----------
@@ -79,27 +176,25 @@ def finish_measurement(m: Measurement, frame: Frame, cfg: Config, wcs: Any,
 
     Returns
     -------
-    Measurement
+    (Measurement, NightCheck or None, astropy.table.Table or None)
+        The record, the check star to keep, the starlist (``photometry.starlists``).
     """
+    check = None
     if (fit.check is not None and night_choice is None and not cfg.photometry.check_star
             and m.night and m.quality_flag != QualityFlag.POOR):
-        from ..store.checkstars import CheckStars
-
         c = fit.check.comp
-        CheckStars(cfg).choose(name_key(target), m.night, c.label, c.auid, str(frame.path))
+        check = NightCheck(name_key(target), m.night, c.label, c.auid, str(frame.path))
     starlist = None
     if cfg.photometry.starlists:
-        from .starlist import build_starlist, starlist_path, write_starlist
+        from .starlist import build_starlist
 
         try:
-            path = starlist_path(cfg.data_dir, m.night, frame.path)
-            starlist = str(write_starlist(build_starlist(frame, wcs, cfg, sm, fit, target,
-                                                         m.sequence_source or "none"),
-                                          path, min_free_mb=int(cfg.starlists.min_free_mb)))
+            starlist = build_starlist(frame, wcs, cfg, sm, fit, target,
+                                      m.sequence_source or "none")
         except (OSError, ValueError) as exc:
-            log.warning("%s: starlist not written: %s", frame.path.name, exc)
+            log.warning("%s: starlist not built: %s", frame.path.name, exc)
     reasons = m.quality_reasons + ((fit.check_note,) if fit.check_note else ())
-    return m.replace(excess_noise_mag=round(sm.excess_mag, 4),
-                     excess_noise_stars=sm.excess_stars, illumination=_illumination(fit),
-                     check_star_note=fit.check_note, starlist=starlist,
-                     quality_reasons=reasons)
+    m = m.replace(excess_noise_mag=round(sm.excess_mag, 4),
+                  excess_noise_stars=sm.excess_stars, illumination=_illumination(fit),
+                  check_star_note=fit.check_note, quality_reasons=reasons)
+    return m, check, starlist

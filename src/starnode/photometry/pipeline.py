@@ -14,8 +14,15 @@ and replaceable on its own, and the order of the steps is the method:
 9. quality flag (:mod:`~starnode.photometry.quality`) and the record.
 10. opt-in: V from the colour planes (:mod:`~starnode.photometry.colour`).
 
-``run_pipeline`` is the seed API: the same, as a plain dict, and ``None`` (reason kept per
-thread) for a frame that cannot or must not be measured.
+The measuring core, :func:`measure_frame`, takes a loaded frame, its references
+(:func:`references`: the target and its comparison sequence) and the night's check-star
+choices, and returns a :class:`Measured`: the record, the frame's starlist as a table and the
+check star to keep for the night. It writes no file and no check star: the node does, in its
+own process (:func:`starnode.photometry.night.keep_night`). :func:`measure` is the whole
+thing for one path (load, references, core, keep): the seed API's and the command line's.
+
+``run_pipeline`` is the seed API: :func:`measure` as a plain dict, and ``None`` (reason kept
+per thread) for a frame that cannot or must not be measured.
 """
 
 from __future__ import annotations
@@ -50,12 +57,21 @@ from .ensemble import (
     fit_ensemble,
     rounded,
 )
-from .night import finish_measurement, night_check_star
+from .night import (
+    CheckLookup,
+    NightCheck,
+    finish_measurement,
+    keep_night,
+    night_check_star,
+    no_checks,
+    stored_checks,
+)
 from .quality import grade_quality
 
 log = logging.getLogger("starnode.photometry")
 
-__all__ = ["last_rejection", "measure", "run_pipeline"]
+__all__ = ["Measured", "References", "last_rejection", "measure", "measure_frame",
+           "references", "run_pipeline"]
 
 _tls = threading.local()
 _QUIET = (RejectCategory.NOT_LIGHT, RejectCategory.NO_TARGET)
@@ -109,15 +125,46 @@ def _config(config: ConfigLike) -> Config:
         raise FrameRejected(f"configuration: {exc}", RejectCategory.CONFIG) from exc
 
 
-def _target_and_sequence(frame: Frame, cfg: Config) -> tuple[Target, Sequence]:
-    """The catalogue module applies ``photometry.target`` / ``target_aliases`` and
-    ``catalogs.sequence_file`` itself."""
+@dataclass(frozen=True)
+class References:
+    """What a frame is measured against: the target and its comparison sequence (the comps
+    usable in the frame's band)."""
+
+    target: Target
+    sequence: Sequence
+    comps: list[CompStar]
+
+
+def references(frame: Frame, config: Config) -> References:
+    """The frame's target and comparison sequence (catalogue look-ups, cached in the store).
+
+    The catalogue module applies ``photometry.target`` / ``target_aliases`` and
+    ``catalogs.sequence_file`` itself.
+
+    Parameters
+    ----------
+    frame : Frame
+        The loaded frame.
+    config : Config, mapping, path or None
+        Anything :func:`starnode.config.resolve` accepts.
+
+    Returns
+    -------
+    References
+
+    Raises
+    ------
+    FrameRejected
+        No target or sequence (``catalog``), or no usable comparison star
+        (``too_few_comps``).
+    """
+    cfg = _config(config)
     try:
         target = resolve_target(cfg, frame.object, frame.ra_deg, frame.dec_deg)
         seq = get_sequence(cfg, target, fov_arcmin=fov_arcmin(frame), band=frame.band)
     except CatalogError as exc:
         raise FrameRejected(f"{frame.path.name}: {exc}", RejectCategory.CATALOG) from exc
-    return target, seq
+    return References(target, seq, _usable_comps(frame, seq))
 
 
 def _usable_comps(frame: Frame, seq: Sequence) -> list[CompStar]:
@@ -276,8 +323,75 @@ def _record(s: _Steps) -> Measurement:
     )
 
 
+@dataclass(frozen=True)
+class Measured:
+    """What measuring one frame gives: the record, and what the node keeps for it.
+
+    ``starlist`` is the frame's starlist table (None: ``photometry.starlists`` off, or it
+    could not be built), not yet written; ``check`` the check star to keep for the night
+    (None: one is kept already, pinned, or this frame is not good enough to choose).
+    """
+
+    measurement: Measurement
+    starlist: Any = None
+    check: NightCheck | None = None
+
+
+def measure_frame(frame: Frame, refs: References, config: Config, *,
+                  kept: CheckLookup = no_checks) -> Measured:
+    """Measure the variable star in a loaded frame (no file or database written).
+
+    Parameters
+    ----------
+    frame : Frame
+        :func:`starnode.frame.load.load_frame`'s.
+    refs : References
+        :func:`references` of the frame.
+    config : Config, mapping, path or None
+        Anything :func:`starnode.config.resolve` accepts.
+    kept : callable
+        The night's check-star choices, ``(normalised target, night) -> label or None``
+        (:data:`starnode.photometry.night.CheckLookup`).
+
+    Returns
+    -------
+    Measured
+
+    Raises
+    ------
+    FrameRejected
+        The frame cannot or must not be measured; ``category`` says why
+        (:class:`~starnode.errors.RejectCategory`).
+    """
+    cfg = _config(config)
+    target, seq, comps = refs.target, refs.sequence, refs.comps
+    sol = _solve(frame, cfg, comps, target)
+    placed = _place(frame, sol, target, comps)
+    t = times(frame.mid, frame.site, target.ra_deg, target.dec_deg)
+    sm = _photometry(frame, cfg, placed, t.airmass)
+    snr = _gate_target(frame, cfg, target, sm)
+    choice = night_check_star(cfg, target.name, _night(frame, cfg, t.jd), kept)
+    fit = fit_ensemble(cfg, comp_rows(comps, placed.idx, frame.band), sm, frame.path.name,
+                       shape=frame.plane.shape, night_choice=choice)
+    m = _record(_Steps(frame, cfg, target, seq, sol, t, sm, fit, snr))
+    m, check, starlist = finish_measurement(m, frame, cfg, sol.wcs, sm, fit, target.name,
+                                            choice)
+    if cfg.photometry.transform:  # V from the colour planes, when good enough
+        m = transform_measurement(m, frame, cfg, sm, fit)
+    log.info("%s: %s %s = %.3f +/- %.3f (%s, %d comps, SNR %.0f)", frame.path.name,
+             target.name, m.filter, m.magnitude, m.uncertainty, m.quality_flag,
+             m.comparison_stars, snr)
+    return Measured(m, starlist, check)
+
+
 def measure(path: str | os.PathLike[str], config: ConfigLike = None) -> Measurement:
-    """Measure the variable star in one frame.
+    """Measure the variable star in one frame, and keep what the night keeps.
+
+    Loads the frame, looks up its references, measures it (:func:`measure_frame`, with the
+    night's check star read from the node's database) and keeps the result
+    (:func:`starnode.photometry.night.keep_night`: the night's check star recorded, the
+    starlist written). The node does the same in two processes: the measuring in a worker,
+    the keeping in the node.
 
     Parameters
     ----------
@@ -298,21 +412,7 @@ def measure(path: str | os.PathLike[str], config: ConfigLike = None) -> Measurem
     """
     cfg = _config(config)
     frame = load_frame(path, cfg)
-    target, seq = _target_and_sequence(frame, cfg)
-    comps = _usable_comps(frame, seq)
-    sol = _solve(frame, cfg, comps, target)
-    placed = _place(frame, sol, target, comps)
-    t = times(frame.mid, frame.site, target.ra_deg, target.dec_deg)
-    sm = _photometry(frame, cfg, placed, t.airmass)
-    snr = _gate_target(frame, cfg, target, sm)
-    kept = night_check_star(cfg, target.name, _night(frame, cfg, t.jd))
-    fit = fit_ensemble(cfg, comp_rows(comps, placed.idx, frame.band), sm, frame.path.name,
-                       shape=frame.plane.shape, night_choice=kept)
-    m = _record(_Steps(frame, cfg, target, seq, sol, t, sm, fit, snr))
-    m = finish_measurement(m, frame, cfg, sol.wcs, sm, fit, target.name, kept)
-    if cfg.photometry.transform:  # V from the colour planes, when good enough
-        m = transform_measurement(m, frame, cfg, sm, fit)
-    log.info("%s: %s %s = %.3f +/- %.3f (%s, %d comps, SNR %.0f)", frame.path.name,
-             target.name, m.filter, m.magnitude, m.uncertainty, m.quality_flag,
-             m.comparison_stars, snr)
-    return m
+    done = measure_frame(frame, references(frame, cfg), cfg, kept=stored_checks(cfg))
+    m = done.measurement
+    starlist = keep_night(cfg, done.check, done.starlist, m.night, frame.path)
+    return m.replace(starlist=starlist) if starlist else m

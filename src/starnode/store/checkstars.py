@@ -73,6 +73,28 @@ class CheckStars:
             return None
         return None if row is None else CheckStarChoice(row["label"], row["auid"], row["file"])
 
+    def between(self, first: str, last: str) -> dict[tuple[str, str], str]:
+        """The labels chosen on the nights from ``first`` to ``last`` (YYYY-MM-DD, inclusive).
+
+        What the node hands a worker: the choices a frame of those nights may need.
+
+        Returns
+        -------
+        dict
+            ``(target, night) -> label``; empty when the database cannot be read (logged).
+        """
+        try:
+            conn = self.store.connect()
+            try:
+                rows = conn.execute("SELECT target, night, label FROM check_stars WHERE night "
+                                    "BETWEEN ? AND ?", (first, last)).fetchall()
+            finally:
+                conn.close()
+        except (sqlite3.Error, StoreError) as exc:
+            log.warning("check-star table in %s unreadable (%s)", self.store.path, exc)
+            return {}
+        return {(r["target"], r["night"]): r["label"] for r in rows}
+
     def choose(self, target: str, night: str, label: str, auid: str | None,
                file: str | None = None) -> CheckStarChoice:
         """Keep ``label`` as the night's check star unless one is kept already.
