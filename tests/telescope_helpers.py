@@ -14,8 +14,8 @@ from typing import Any
 from astropy import units as u
 from astropy.coordinates import TETE, AltAz, EarthLocation, SkyCoord, get_body
 from astropy.time import Time
-from starnode.planning.ephemeris import offline_iers
 
+from starnode.planning.ephemeris import offline_iers
 from starnode.planning.model import Plan, PlanItem
 from starnode.store.telescope import TelescopeJournal
 from starnode.telescope.alpaca import AlpacaDriver

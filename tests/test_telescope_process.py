@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from starnode.planning.ephemeris import offline_iers
 
+from starnode.planning.ephemeris import offline_iers
 from starnode.planning.model import Plan, PlanItem
 from starnode.store.telescope import TelescopeJournal
 from starnode.telescope.clock import SystemClock

@@ -108,6 +108,7 @@ def test_runner_against_alpaca_simulators(simulator, tmp_path: Path) -> None:
     now = clock.now()
     from astropy.coordinates import EarthLocation
     from astropy.time import Time
+
     from starnode.planning.ephemeris import offline_iers
 
     with offline_iers():
