@@ -303,6 +303,7 @@ class Runner:
             if not self.clock.sleep(min(self.o.wait_chunk_s, max(
                     1.0, (dawn - self.clock.now()).total_seconds())), self.stop):
                 raise _Stopped()
+        raise _NightOver("dawn")
 
     # the network and the weather, at safe boundaries -------------------------------------
     def _boundary(self) -> None:
