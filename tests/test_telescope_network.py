@@ -39,7 +39,11 @@ NODE = "kaz-s50"
 
 
 def _config(tmp_path: Path, **tel: Any) -> Any:
-    return resolve({
+    return resolve(_raw(tmp_path, **tel))
+
+
+def _raw(tmp_path: Path, **tel: Any) -> dict[str, Any]:
+    return ({
         "data_dir": str(tmp_path / "data"),
         "site": {"latitude": 52.0, "longitude": 5.0, "elevation": 10.0},
         "telescope": {"driver": "alpaca", "motion": True, **tel},
@@ -263,3 +267,34 @@ def test_weather_sources_fail_closed(tmp_path: Path) -> None:
         assert cond.veto()[0] and "rain" in str(cond.veto()[1])
     gone = AlpacaWeather(n.fake.address, 0, "safetymonitor", http_timeout_s=1.0)
     assert gone.veto()[0]  # the server is gone: a veto
+
+
+def test_starnode_plan_shows_the_plan_from_the_held_assignment(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    from datetime import UTC
+
+    cfg = _config(tmp_path)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**_raw(tmp_path), "telescope": {"driver": "none"},
+                                "hub": {"url": "http://127.0.0.1:9"}}))
+    night_ = "2027-01-10"
+    a0, a1 = datetime(2027, 1, 10, 20, tzinfo=UTC), datetime(2027, 1, 10, 23, tzinfo=UTC)
+    nodeplan.store_assignment(cfg.data_dir, NODE, _assignment(
+        [("Z Cam", Z_CAM, a0, a1)], h="held", night=night_,
+        expires=datetime(2027, 1, 11, 6, tzinfo=UTC)))
+
+    def plan_json() -> dict[str, Any]:
+        run = subprocess.run([sys.executable, "-m", "starnode", "--config", str(path), "plan",
+                              "--night", night_, "--format", "json"], capture_output=True,
+                             text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        return json.loads(run.stdout)
+
+    got = plan_json()
+    assert [it["target"] for it in got["items"]] == ["Z Cam"]
+    assert a0 <= datetime.fromisoformat(got["items"][0]["start"].replace("Z", "+00:00"))
+    assert "planned from the hub's assignment held" in got["notes"]
+    (Path(cfg.data_dir) / nodeplan.ASSIGNMENT_FILE).unlink()  # none: the node's own list
+    own = plan_json()
+    assert len(own["items"]) > 1 and not any("hub" in n for n in own["notes"])
