@@ -131,16 +131,16 @@ def test_status_shows_the_alarm(tmp_path: Path, capsys) -> None:
 def test_local_page_shows_the_telescope_read_only(tmp_path: Path) -> None:
     """The page shows the state and the alarm; it offers no way to move the telescope."""
     from fastapi.testclient import TestClient
-    from starnode.web import create_app
 
     from starnode.cli import load_config
+    from starnode.morning.web import create_app
 
     cfg_path = _write(tmp_path, "{driver: alpaca}")
     (tmp_path / "data").mkdir()
     with TelescopeJournal(tmp_path / "data" / "starnode.sqlite3") as j:
         j.set_state(utc(4), parked="no", alarm="PARK FAILED after 4 attempts")
     app = create_app(load_config(str(cfg_path)))
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://127.0.0.1") as http:  # loopback: no token
         page = http.get("/").text
         assert "Alarm:</strong> PARK FAILED" in page and "parked: no" in page
         for path in ("/park", "/api/telescope/park", "/telescope/park"):
@@ -148,10 +148,9 @@ def test_local_page_shows_the_telescope_read_only(tmp_path: Path) -> None:
 
 
 def test_hub_heartbeat_carries_the_alarm(tmp_path: Path, monkeypatch) -> None:
-    from starnode.hub.client import Forwarder
-
     from starnode.cli import load_config
     from starnode.hub.wire import Heartbeat
+    from starnode.node.forwarder import Forwarder
 
     cfg_path = _write(tmp_path, "{driver: alpaca}")
     cfg_path.write_text(cfg_path.read_text() + "hub: {url: 'http://127.0.0.1:9', token: t}\n")
