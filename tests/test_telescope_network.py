@@ -67,9 +67,11 @@ def _assignment(items: list[tuple[str, tuple[float, float], datetime, datetime]]
                       for n, p, a, b in items]}
 
 
-def _alert(aid: int, target: str, pos: tuple[float, float], end: datetime) -> dict[str, Any]:
+def _alert(aid: int, target: str, pos: tuple[float, float], end: datetime,
+           start: datetime | None = None) -> dict[str, Any]:
     return {"id": aid, "target": target, "ra_deg": pos[0], "dec_deg": pos[1],
-            "start": _iso(utc(12)), "end": _iso(end), "expires": _iso(end), "note": "test"}
+            "start": _iso(start or utc(12)), "end": _iso(end), "expires": _iso(end),
+            "note": "test"}
 
 
 def _camera(hook: Callable[[datetime], None]) -> Callable[..., np.ndarray]:
@@ -132,6 +134,19 @@ def test_alert_is_inserted_between_frames_observed_and_answered(tmp_path: Path) 
         assert nodeplan.pending_alerts(cfg.data_dir) == []
         # the hub sends it again (a replay): kept once, not answered or observed twice
         assert nodeplan.store_alerts(cfg.data_dir, [_alert(7, "SS Cyg", SS_CYG, utc(23))]) == 0
+
+
+def test_alert_whose_window_begins_later_waits_for_it(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    nodeplan.store_alerts(cfg.data_dir, [_alert(5, "SS Cyg", SS_CYG, utc(23), utc(20, 40))])
+    with night(tmp_path, start=utc(19, 50)) as n:
+        p = plan(item("Chi Cyg", CHI_CYG, utc(20, 0), utc(21, 0), 60.0))
+        res = n.runner(p, settings(), network=NodeNetwork(cfg)).run()
+        ss = _slews_to(n, SS_CYG)
+        assert len(ss) == 1 and utc(20, 40) <= ss[0].t < utc(20, 43), ss
+    outcome = _outcomes(cfg)["5"]["outcome"]
+    assert outcome["status"] == "scheduled" and outcome["at"] >= "2025-09-14T20:40:00Z"
+    assert res.items_done.count("SS Cyg") == 1
 
 
 def test_alert_below_the_horizon_is_refused_and_nothing_moves_for_it(tmp_path: Path) -> None:

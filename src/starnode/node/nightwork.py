@@ -161,7 +161,8 @@ class NodeNetwork:
             try:
                 end = a.get("end") or a.get("expires")
                 out.append(Alert(int(a["id"]), str(a["target"]), float(a["ra_deg"]),
-                                 float(a["dec_deg"]), _utc(end) if end else None))
+                                 float(a["dec_deg"]), _utc(end) if end else None,
+                                 start=_utc(a["start"]) if a.get("start") else None))
             except (KeyError, TypeError, ValueError) as exc:
                 log.error("hub: alert %r cannot be used: %s", a.get("id"), exc)
         return out

@@ -38,6 +38,7 @@ class Alert:
     dec_deg: float
     end: datetime | None  # the alert's window ends (None: the night)
     exposure_s: float = 10.0
+    start: datetime | None = None  # not before (the hub's window for this node starts)
 
 
 class NetworkLink(Protocol):

@@ -324,8 +324,9 @@ class Runner:
         if new is not None:
             self._apply(new)
         for alert in self.network.alerts():
-            if alert.id not in self._answered:
-                self._alert(alert)
+            if alert.id in self._answered or (alert.start is not None and alert.start > now):
+                continue  # answered, or its window has not begun: asked again later
+            self._alert(alert)
 
     def _applied_now(self, new: NewPlan) -> None:
         self._j("assignment", f"hub assignment {new.assignment} for {new.night}: plan "
