@@ -21,6 +21,7 @@ from starnode.node.nightwork import NodeNetwork, network_plan
 from starnode.telescope.weather import AlpacaWeather
 from telescope_helpers import (
     CHI_CYG,
+    R_AND,
     R_CRB,
     SS_CYG,
     U_GEM,
@@ -136,17 +137,24 @@ def test_alert_is_inserted_between_frames_observed_and_answered(tmp_path: Path) 
         assert nodeplan.store_alerts(cfg.data_dir, [_alert(7, "SS Cyg", SS_CYG, utc(23))]) == 0
 
 
-def test_alert_whose_window_begins_later_waits_for_it(tmp_path: Path) -> None:
+def test_alert_hidden_now_but_observable_later_tonight_waits_for_it(tmp_path: Path) -> None:
+    """R And is behind a house (the horizon mask) until about 21:50: the alert is neither
+    refused nor observed early; it is inserted once it clears the mask for the minimum
+    window."""
     cfg = _config(tmp_path)
-    nodeplan.store_alerts(cfg.data_dir, [_alert(5, "SS Cyg", SS_CYG, utc(23), utc(20, 40))])
+    st = settings(horizon=((60.0, 10.0), (80.0, 60.0), (100.0, 60.0), (120.0, 10.0)))
+    nodeplan.store_alerts(cfg.data_dir, [_alert(5, "R And", R_AND, utc(25))])
     with night(tmp_path, start=utc(19, 50)) as n:
-        p = plan(item("Chi Cyg", CHI_CYG, utc(20, 0), utc(21, 0), 60.0))
-        res = n.runner(p, settings(), network=NodeNetwork(cfg)).run()
-        ss = _slews_to(n, SS_CYG)
-        assert len(ss) == 1 and utc(20, 40) <= ss[0].t < utc(20, 43), ss
+        p = plan(item("Chi Cyg", CHI_CYG, utc(20, 0), utc(23, 0), 60.0))
+        res = n.runner(p, st, network=NodeNetwork(cfg)).run()
+        assert_safe_sequence(n, st)
+        ra = _slews_to(n, R_AND)
+        assert len(ra) == 1 and utc(21, 30) <= ra[0].t < utc(22, 30), ra
+        later = [s["detail"] for s in n.journal.steps() if s["step"] == "alert"]
+        assert "not now" in later[0] and "observable from" in later[0]
     outcome = _outcomes(cfg)["5"]["outcome"]
-    assert outcome["status"] == "scheduled" and outcome["at"] >= "2025-09-14T20:40:00Z"
-    assert res.items_done.count("SS Cyg") == 1
+    assert outcome["status"] == "scheduled" and outcome["at"] >= "2025-09-14T21:30:00Z"
+    assert res.items_done.count("R And") == 1
 
 
 def test_alert_below_the_horizon_is_refused_and_nothing_moves_for_it(tmp_path: Path) -> None:

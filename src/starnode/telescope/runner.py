@@ -159,6 +159,7 @@ class Runner:
         self.network, self.weather = network, weather
         self._applied = assignment  # the hub assignment the current plan was made from
         self._answered: set[int] = set()
+        self._deferred: dict[int, datetime] = {}  # alert id -> observable from
         self._current: tuple[int, PlanItem] | None = None  # the item being observed
 
     # journal ---------------------------------------------------------------------
@@ -324,8 +325,8 @@ class Runner:
         if new is not None:
             self._apply(new)
         for alert in self.network.alerts():
-            if alert.id in self._answered or (alert.start is not None and alert.start > now):
-                continue  # answered, or its window has not begun: asked again later
+            if alert.id in self._answered or now < self._deferred.get(alert.id, now):
+                continue  # answered, or not observable before a later time
             self._alert(alert)
 
     def _applied_now(self, new: NewPlan) -> None:
@@ -355,14 +356,22 @@ class Runner:
         """Insert the alert now if the gates allow, else refuse it with the reason; the
         answer is recorded after the journal has it."""
         assert self.network is not None
-        self._answered.add(alert.id)
         k = ALERT_ITEM + alert.id
         try:
             item = self._alert_item(alert)
         except Refusal as r:
+            later = None if r.code in ("alert", "dawn") else self._observable_from(alert)
+            if later is not None:  # not now, but later tonight: asked again then
+                if alert.id not in self._deferred:
+                    self._j("alert", f"alert {alert.id} {alert.target}: not now ({r.reason}); "
+                            f"observable from {later:%H:%M} UTC")
+                self._deferred[alert.id] = later
+                return
+            self._answered.add(alert.id)
             self._j("alert", f"alert {alert.id} {alert.target} refused: {r.reason}")
             self._answer(alert.id, refused=r.reason)
             return
+        self._answered.add(alert.id)
         now = self.clock.now()
         self._j("alert", f"alert {alert.id} {alert.target}: scheduled at {now:%H:%M:%S} UTC "
                 f"until {item.end:%H:%M:%S} UTC", i=k, item=item)
@@ -413,6 +422,28 @@ class Runner:
         frames = max(1, int((end - now).total_seconds() // (alert.exposure_s + 2.0)))
         return PlanItem(alert.target, alert.ra_deg, alert.dec_deg, now, end, alert.exposure_s,
                         frames, reason=f"hub alert {alert.id}")
+
+    def _observable_from(self, alert: Alert) -> datetime | None:
+        """The start of the first later stretch of ``min_alert_minutes`` in which the target
+        is inside the envelope with the sun down, before dawn and the alert's end (minute
+        by minute); None when there is none (the refusal is then final)."""
+        assert self.network is not None
+        now = self.clock.now()
+        until = self.safety.dawn() or now + timedelta(hours=12)
+        if alert.end is not None:
+            until = min(until, alert.end)
+        need = timedelta(minutes=float(self.network.min_alert_minutes))
+        if until - now < need:
+            return None
+        track = self.safety.track(alert.ra_deg, alert.dec_deg, now, until)
+        run: datetime | None = None
+        for t, alt, az in track.between(now, until, 60.0):
+            ok = (self.safety.floor(az) <= alt <= self.settings.max_altitude
+                  and self.safety.sun_alt(t) <= self.settings.sun_limit)
+            run = (run or t) if ok else None
+            if run is not None and t - run >= need:
+                return run if run > now + timedelta(minutes=1) else None
+        return None
 
     def _weather_wait(self, reason: str) -> None:
         """W1: a veto stops new items and parks; wait (parked) until it clears or dawn."""
