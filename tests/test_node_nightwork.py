@@ -6,6 +6,7 @@ runner applies the assignment acknowledges it only once the runner marked it app
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,15 +16,18 @@ import pytest
 
 pytest.importorskip("httpx", reason="the hub extra is not installed")
 
-from hub_helpers import db_url, free_port, hub_config, pg_cluster, serve  # noqa: F401
-from starnode.hub.nightplans import add_wanted, plan_night
-from starnode.hub.store import HubStore
-from starnode.hub.wire import Heartbeat
-from starnode.instruments import profile
-from starnode.node import assignment as nodeplan
-from starnode.node.forwarder import Forwarder, attach
-from starnode.telescope.clock import SystemClock
-from starnode.telescope.fake import FakeAlpaca
+sa = pytest.importorskip("sqlalchemy", reason="the hub extra is not installed")
+
+from hub_helpers import db_url, free_port, hub_config, pg_cluster, serve  # noqa: E402, F401
+from starnode.hub import db  # noqa: E402
+from starnode.hub.nightplans import add_wanted, plan_night  # noqa: E402
+from starnode.hub.store import HubStore  # noqa: E402
+from starnode.hub.wire import Heartbeat  # noqa: E402
+from starnode.instruments import profile  # noqa: E402
+from starnode.node import assignment as nodeplan  # noqa: E402
+from starnode.node.forwarder import Forwarder, attach  # noqa: E402
+from starnode.telescope.clock import SystemClock  # noqa: E402
+from starnode.telescope.fake import FakeAlpaca  # noqa: E402
 
 
 def _wait(pred: Any, timeout: float, what: str) -> None:
@@ -115,6 +119,20 @@ def test_a_telescope_node_acknowledges_only_what_its_runner_applied(
             assert nodeplan.mark_assignment_applied(data, held["night"], held["hash"])
             _wait(lambda: next(n for n in plan_night(hub, night)["nodes"]
                                if n["node"] == "paris")["ack"] == "applied", 20, "the ack")
+            _wait(lambda: nodeplan.unacked_assignment(data) is None, 10, "acked locally")
+            # a replayed acknowledgement (the node forgot it was sent, e.g. restored from a
+            # backup): the hub refuses it (409), the node takes that as final, nothing moves
+            path = data / nodeplan.ASSIGNMENT_FILE
+            kept = json.loads(path.read_text())
+            (data / "replay.json").write_text(json.dumps({**kept, "acked": False}))
+            (data / "replay.json").replace(path)  # atomically, as the node writes it
+            _wait(lambda: nodeplan.unacked_assignment(data) is None, 10, "the replay answered")
+            time.sleep(1.5)
+            with hub.engine.connect() as conn:
+                acks = conn.execute(sa.select(db.acks.c.subject, db.acks.c.status)).all()
+            assert len(acks) == 1 and acks[0].status == "applied"
+            assert acks[0].subject.startswith(f"assignment:{held['night']}:{held['hash']}")
+            assert nodeplan.current_assignment(data)["hash"] == held["hash"]
     finally:
         fwd.close(flush_timeout=0)
     hub.close()
