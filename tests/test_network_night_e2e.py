@@ -1,5 +1,6 @@
 """Issue 21 end to end: two nodes (two data folders, two fake Alpaca telescopes, real
-forwarders) and a real hub on loopback, on a simulated night (2025-09-14).
+forwarders) and a real hub on loopback (SQLite, and PostgreSQL when a server can start), on a
+simulated night (2025-09-14).
 
 The hub allocates the night and both nodes plan their assignments; mid-night an alert (SS Cyg)
 is posted for both; each runner inserts it at its next safe boundary and observes it (the fake
@@ -30,7 +31,7 @@ import pytest
 
 httpx = pytest.importorskip("httpx", reason="the hub extra is not installed")
 
-from hub_helpers import free_port, hub_config, serve  # noqa: E402
+from hub_helpers import db_url, free_port, hub_config, pg_cluster, serve  # noqa: E402, F401
 from starnode.config import resolve  # noqa: E402
 from starnode.hub import nightplans  # noqa: E402
 from starnode.hub.consensus import lightcurve  # noqa: E402
@@ -123,7 +124,7 @@ def _images(seed0: int) -> Any:
 
 
 def test_two_nodes_an_alert_a_dead_hub_and_each_members_rows_once(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     clocks: dict[str, Any] = {}
 
     def wall() -> dt.datetime:  # the simulated night, as far as the slower node has got
@@ -140,7 +141,7 @@ def test_two_nodes_an_alert_a_dead_hub_and_each_members_rows_once(
     monkeypatch.setattr(nightplans, "time", _HubTime)
     monkeypatch.setattr(nodeplan, "_now", lambda now=None: (now or wall()).astimezone(dt.UTC))
 
-    hub = HubStore(hub_config(tmp_path, f"sqlite:///{tmp_path / 'hub.sqlite3'}",
+    hub = HubStore(hub_config(tmp_path, db_url,
                               plan_interval=0, plan_min_window_minutes=30, min_nodes=2))
     admin = hub.add_admin("ops")
     for name, pos in WANTED.items():
