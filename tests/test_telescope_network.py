@@ -211,6 +211,12 @@ def test_new_assignment_is_applied_between_items_journaled_then_acknowledged_onc
         steps = n.journal.steps()
         applied = [s for s in steps if s["step"] == "assignment"]
         assert len(applied) == 2 and "second" in applied[1]["detail"]
+        # it arrived while Chi Cyg was being observed: applied between two of its frames
+        chi = [s for s in steps if s["target"] == "Chi Cyg" and s["step"] in ("frame", "done")]
+        assert chi[-1]["step"] == "done" and "a new assignment" in chi[-1]["detail"]
+        assert chi[-1]["t_utc"] < applied[1]["t_utc"] or chi[-1]["id"] < applied[1]["id"]
+        assert utc(20, 10) <= datetime.fromisoformat(applied[1]["t_utc"].replace(
+            "Z", "+00:00")) < utc(20, 13)
         # the Z Cam frames belong to the new plan, inside the hub's window
         z = [s for s in steps if s["step"] == "frame" and s["target"] == "Z Cam"]
         assert z and all(utc(21) <= datetime.fromisoformat(s["t_utc"].replace("Z", "+00:00"))

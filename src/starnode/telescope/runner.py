@@ -338,11 +338,13 @@ class Runner:
 
     def _apply(self, new: NewPlan) -> None:
         """Switch to the plan made from a new assignment (journaled, then acknowledged)."""
-        if self._frames_now and self._current is not None:
-            k, item = self._current
+        same = new.plan.hash == self.plan.hash
+        if not same and self._frames_now and self._current is not None:
+            k, item = self._current  # the frames taken count; the item ends here
             self._j("done", f"{self._frames_now} frames; a new assignment of the hub", i=k,
                     item=item, frames=self._frames_now)
-        same = new.plan.hash == self.plan.hash
+            self.result.items_done.append(item.target)
+            self._frames_now = 0
         self._applied_now(new)
         log.info("observe: hub assignment %s applied: %s", new.assignment,
                  "the plan is unchanged" if same else f"plan {new.plan.hash}")
