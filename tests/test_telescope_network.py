@@ -326,6 +326,12 @@ def test_starnode_plan_shows_the_plan_from_the_held_assignment(tmp_path: Path) -
     assert [it["target"] for it in got["items"]] == ["Z Cam"]
     assert a0 <= datetime.fromisoformat(got["items"][0]["start"].replace("Z", "+00:00"))
     assert "planned from the hub's assignment held" in got["notes"]
+    dry = subprocess.run([sys.executable, "-m", "starnode", "--config", str(path), "observe",
+                          "--dry-run", "--night", night_, "--start", "2027-01-10T17:00:00Z"],
+                         capture_output=True, text=True, timeout=120)
+    assert dry.returncode == 0, dry.stderr
+    assert "planned from the hub's assignment held" in dry.stdout
+    assert "(plan " in dry.stdout and "1 items" in dry.stdout, dry.stdout
     (Path(cfg.data_dir) / nodeplan.ASSIGNMENT_FILE).unlink()  # none: the node's own list
     own = plan_json()
     assert len(own["items"]) > 1 and not any("hub" in n for n in own["notes"])

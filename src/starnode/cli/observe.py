@@ -138,7 +138,14 @@ def _dry_run(args: argparse.Namespace, cfg: Config, settings: Any) -> int:
             start = start.replace(tzinfo=UTC)
     logging.getLogger("starnode.store.migrations").setLevel(logging.WARNING)  # a scratch db
     clock = SimClock(start)
-    plan = _load_plan(args, cfg, start)
+    if cfg.hub.url and not args.plan:  # what the hub's assignment would make of the night
+        from ..node.nightwork import network_plan
+
+        plan, held = network_plan(cfg, getattr(args, "night", None), now=start)
+        if held:
+            print(f"planned from the hub's assignment {held}")
+    else:
+        plan = _load_plan(args, cfg, start)
     sim = dataclasses.replace(settings, motion=True)  # nothing real moves in a dry run
     driver = SimDriver(settings.site, clock)
     print(f"DRY RUN: the night of {plan.night} (plan {plan.hash}, {len(plan.items)} items) on a "
