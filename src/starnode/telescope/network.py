@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..planning.model import Plan
 
@@ -72,7 +72,3 @@ class WeatherSource(Protocol):
     def veto(self) -> tuple[bool, str | None]:
         ...
 
-
-def describe(obj: Any) -> str:
-    """A short name of a link or source for the journal."""
-    return type(obj).__name__
