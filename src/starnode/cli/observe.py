@@ -138,7 +138,14 @@ def _dry_run(args: argparse.Namespace, cfg: Config, settings: Any) -> int:
             start = start.replace(tzinfo=UTC)
     logging.getLogger("starnode.store.migrations").setLevel(logging.WARNING)  # a scratch db
     clock = SimClock(start)
-    plan = _load_plan(args, cfg, start)
+    if cfg.hub.url and not args.plan:  # what the hub's assignment would make of the night
+        from ..node.nightwork import network_plan
+
+        plan, held = network_plan(cfg, getattr(args, "night", None), now=start)
+        if held:
+            print(f"planned from the hub's assignment {held}")
+    else:
+        plan = _load_plan(args, cfg, start)
     sim = dataclasses.replace(settings, motion=True)  # nothing real moves in a dry run
     driver = SimDriver(settings.site, clock)
     print(f"DRY RUN: the night of {plan.night} (plan {plan.hash}, {len(plan.items)} items) on a "
@@ -185,14 +192,32 @@ def _observe_night(cfg: Config, settings: Any, args: argparse.Namespace,
     from ..telescope.safety import SafetyManager
 
     clock = SystemClock()
-    plan = _load_plan(args, cfg, clock.now())
+    network, weather, assignment = None, None, None
+    if cfg.hub.url:  # the hub's assignment and alerts, from the forwarder's files
+        from ..node.nightwork import NodeNetwork, network_plan
+
+        network = NodeNetwork(cfg)
+        if not getattr(args, "plan", None):
+            try:
+                plan, assignment = network_plan(cfg, getattr(args, "night", None),
+                                                now=clock.now())
+            except ImportError:
+                plan = _load_plan(args, cfg, clock.now())
+        else:
+            plan = _load_plan(args, cfg, clock.now())
+    else:
+        plan = _load_plan(args, cfg, clock.now())
+    from ..telescope.weather import weather_from_config
+
+    weather = weather_from_config(cfg)
     folder = settings.watch_path or str(Path(cfg.data_dir) / "frames")
     log.info("observing the night of %s: plan %s, %d items", plan.night, plan.hash,
              len(plan.items))
     with TelescopeJournal(cfg) as journal:
         driver = _driver(settings, clock)
         runner = Runner(plan, driver, SafetyManager(settings, clock), journal, clock, settings,
-                        folder, verify=_verifier(cfg), stop=stop)
+                        folder, verify=_verifier(cfg), stop=stop, network=network,
+                        weather=weather, assignment=assignment)
         try:
             return runner.run()
         finally:

@@ -38,7 +38,17 @@ def cmd_plan(args: argparse.Namespace, cfg: Config) -> int:
     from ..planning.render import chart_png, chart_text, plan_html, plan_json, plan_text, write
 
     configure_offline()
-    plan = plan_night(cfg, args.night)
+    if cfg.hub.url:  # the hub's assignment for the night, when the node holds one
+        import dataclasses
+
+        from ..node.nightwork import network_plan
+
+        plan, held = network_plan(cfg, args.night)
+        if held:
+            plan = dataclasses.replace(plan, notes=(*plan.notes, f"planned from the hub's "
+                                                    f"assignment {held}"))
+    else:
+        plan = plan_night(cfg, args.night)
     tel = cfg.telescope
     png = b""
     if args.chart or args.format == "html":

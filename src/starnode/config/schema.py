@@ -280,6 +280,20 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "model": F(str, None, "s50, s30, s30pro or generic: the instrument profile (default: "
                    "from the frames' INSTRUME, else s50)", optional=True,
                    choices=("s50", "s30", "s30pro", "generic")),
+        "weather": F(str, "none", "none, or alpaca: an Alpaca weather device whose veto (unsafe, "
+                     "rain, cloud) stops new items, parks, and tells the hub",
+                     choices=("none", "alpaca")),
+        "weather_kind": F(str, "safetymonitor", "safetymonitor (IsSafe) or observingconditions "
+                          "(RainRate, CloudCover)",
+                          choices=("safetymonitor", "observingconditions")),
+        "weather_address": F(str, None, "HOST:PORT of the weather device's Alpaca server "
+                             "(default: telescope.address)", optional=True, check=_address),
+        "weather_device": F(int, 0, "Alpaca device number of the weather device", min=0),
+        "weather_max_cloud": F(NUM, 50.0, "observingconditions: a cloud cover above this "
+                               "(percent) is a veto", min=0, max=100),
+        "alert_min_minutes": F(NUM, 20.0, "a hub alert is inserted only when its target is "
+                               "observable for at least this long from now (minutes)", min=1,
+                               max=600),
     },
     "target_tool": {
         "key": F(str, "", "the AAVSO Target Tool API key (better: $STARNODE_TARGET_TOOL_KEY); "

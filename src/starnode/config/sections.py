@@ -175,6 +175,20 @@ class TelescopeSettings(Section):
     #: s50, s30, s30pro or generic: the instrument profile (default: from the frames' INSTRUME,
     #: else s50)
     model: Literal["s50", "s30", "s30pro", "generic"] | None
+    #: none, or alpaca: an Alpaca weather device whose veto (unsafe, rain, cloud) stops new items,
+    #: parks, and tells the hub
+    weather: Literal["none", "alpaca"]
+    #: safetymonitor (IsSafe) or observingconditions (RainRate, CloudCover)
+    weather_kind: Literal["safetymonitor", "observingconditions"]
+    #: HOST:PORT of the weather device's Alpaca server (default: telescope.address)
+    weather_address: str | None
+    #: Alpaca device number of the weather device
+    weather_device: int
+    #: observingconditions: a cloud cover above this (percent) is a veto
+    weather_max_cloud: float
+    #: a hub alert is inserted only when its target is observable for at least this long from now
+    #: (minutes)
+    alert_min_minutes: float
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,10 @@ from ..util.fsio import atomic_write
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ALERTS_FILE", "ASSIGNMENT_FILE", "Refused", "current_assignment", "mark_alert_sent",
-           "mark_assignment_acked", "pending_alerts", "record_alert_outcome", "store_alerts",
-           "store_assignment", "unsent_alert_outcomes"]
+__all__ = ["ALERTS_FILE", "ASSIGNMENT_FILE", "Refused", "assignment_applied",
+           "current_assignment", "mark_alert_sent", "mark_assignment_acked",
+           "mark_assignment_applied", "pending_alerts", "record_alert_outcome", "store_alerts",
+           "store_assignment", "unacked_assignment", "unsent_alert_outcomes"]
 
 ASSIGNMENT_FILE = "hub-assignment.json"
 ALERTS_FILE = "hub-alerts.json"
@@ -152,7 +153,7 @@ def store_assignment(data_dir: str | os.PathLike[str], node: str, assignment: di
                 (old.get("assignment") or {}).get("night") == assignment["night"]:
             return False
         _write(path, {"assignment": assignment, "received": _now(now).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"), "acked": False})
+            "%Y-%m-%dT%H:%M:%SZ"), "acked": False, "applied": False})
     log.info("hub: new assignment %s for the night of %s: %d target(s)", assignment["hash"],
              assignment["night"], len(assignment.get("items") or []))
     return True
@@ -177,10 +178,50 @@ def mark_assignment_acked(data_dir: str | os.PathLike[str], night: str, h: str) 
             _write(path, data)
 
 
-def unacked_assignment(data_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The kept assignment when its acknowledgement has not reached the hub yet."""
+def mark_assignment_applied(data_dir: str | os.PathLike[str], night: str, h: str) -> bool:
+    """The telescope runner has the assignment ``h`` in its journal (its plan is made from it):
+    only now may the forwarder acknowledge it as applied.
+
+    Parameters
+    ----------
+    data_dir : path-like
+        The node's data folder.
+    night, h : str
+        The assignment's night and hash.
+
+    Returns
+    -------
+    bool
+        True when it was marked now (False: already applied, or no longer the kept one).
+    """
+    path = Path(data_dir) / ASSIGNMENT_FILE
+    with _locked(Path(data_dir)):
+        data = _read(path) or {}
+        a = data.get("assignment") or {}
+        if a.get("hash") != h or a.get("night") != night or data.get("applied"):
+            return False
+        data["applied"] = True
+        _write(path, data)
+    log.info("hub: assignment %s for %s applied (in the telescope journal)", h, night)
+    return True
+
+
+def assignment_applied(data_dir: str | os.PathLike[str], h: str) -> bool:
+    """Whether the kept assignment is ``h`` and the runner has applied it."""
     data = _read(Path(data_dir) / ASSIGNMENT_FILE) or {}
-    return data.get("assignment") if data.get("assignment") and not data.get("acked") else None
+    return bool((data.get("assignment") or {}).get("hash") == h and data.get("applied"))
+
+
+def unacked_assignment(data_dir: str | os.PathLike[str], *, applied_only: bool = False
+                       ) -> dict[str, Any] | None:
+    """The kept assignment when its acknowledgement has not reached the hub yet; with
+    ``applied_only`` (a node whose telescope runner applies it), only once it is applied."""
+    data = _read(Path(data_dir) / ASSIGNMENT_FILE) or {}
+    if not data.get("assignment") or data.get("acked"):
+        return None
+    if applied_only and not data.get("applied"):
+        return None
+    return dict(data["assignment"])
 
 
 def current_assignment(data_dir: str | os.PathLike[str], now: dt.datetime | None = None

@@ -200,6 +200,12 @@ class Forwarder:
         self.batch_size = int(h.batch_size)
         self.watch_mode = watch_mode
         self.weather = weather
+        tel = self.cfg.get("telescope")
+        #: A telescope runner applies the assignment (and marks it so, after its journal has
+        #: it); without one the assignment is acknowledged once it is kept (``starnode plan``
+        #: reads it).
+        self.applies = bool(isinstance(tel, Mapping) and tel.get("driver", "none") != "none"
+                            and tel.get("motion"))
         self.node: str | None = None
         self.errors: list[str] = []
         self.pushed = 0
@@ -516,7 +522,7 @@ class Forwarder:
         data_dir = self.cfg.data_dir
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         todo: list[tuple[str, dict[str, Any], Callable[[str], None]]] = []
-        a = nodeplan.unacked_assignment(data_dir)
+        a = nodeplan.unacked_assignment(data_dir, applied_only=self.applies)
         if a is not None:
             night, h = str(a["night"]), str(a["hash"])
             todo.append(("/api/v1/assignments/ack",
@@ -562,17 +568,30 @@ class Forwarder:
                       if tel.get(k) is not None}
             limits["horizon"] = [list(map(float, p)) for p in tel.get("horizon") or []]
             out["limits"] = limits
-            inst = {k: tel[k] for k in ("bright_limit", "faint_limit") if tel.get(k) is not None}
-            if tel.get("model"):
-                inst["model"] = str(tel["model"])[:64]
-            if inst:
-                out["instrument"] = inst
+            out["instrument"] = self._instrument(tel)
         if self.weather is not None:
             with contextlib.suppress(Exception):
                 w = self.weather()
                 if w is not None:
                     out["weather"] = {"veto": bool(w[0]), "reason": (w[1] or None)}
         return out
+
+    def _instrument(self, tel: Mapping[str, Any]) -> dict[str, Any]:
+        """``model``, ``bright_limit`` and ``faint_limit`` from the instrument profile
+        (``telescope.model``, else the S50): the brightest magnitude that does not saturate
+        in the shortest allowed frame, the faintest reaching ``planning.min_snr`` in the
+        longest (alt-az)."""
+        from ..instruments import profile
+
+        inst = profile(tel.get("model") or None)
+        pl = self.cfg.get("planning")
+        expert = bool(pl.get("expert_exposures", True)) if isinstance(pl, Mapping) else True
+        min_snr = float(pl.get("min_snr", 10.0)) if isinstance(pl, Mapping) else 10.0
+        options = inst.allowed_exposures(altaz=True, expert=expert)
+        bright = round(float(inst.saturation_mag(min(options))), 2)
+        faint = round(float(inst.faint_limit(max(options), min_snr)), 2)
+        return {"model": str(tel.get("model") or inst.model)[:64],
+                "bright_limit": min(bright, faint), "faint_limit": max(bright, faint)}
 
     def heartbeat(self) -> dict[str, Any]:
         """What the operator sees of this node (``starnode hub nodes``).
@@ -672,7 +691,11 @@ def attach(node: Any) -> Forwarder | None:
     if not cfg.hub.url:
         return None
     try:
-        fwd = Forwarder(cfg, watch_mode=lambda: getattr(node._watcher, "active_mode", None))
+        from ..telescope.weather import weather_from_config
+
+        source = weather_from_config(cfg)
+        fwd = Forwarder(cfg, watch_mode=lambda: getattr(node._watcher, "active_mode", None),
+                        weather=source.veto if source is not None else None)
     except Exception as exc:
         log.error("hub: not forwarding to %s: %s", cfg.hub.url, exc)
         return None

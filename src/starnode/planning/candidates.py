@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from starnode.errors import CatalogError
@@ -15,7 +16,7 @@ from ..config import Config
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Candidate", "config_candidates", "merge_candidates"]
+__all__ = ["Candidate", "config_candidates", "merge_candidates", "target_candidate"]
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,11 @@ class Candidate:
     alert: bool = False  # AAVSO Alert / campaign: observed first
     priority: bool = False  # Target Tool priority flag
     cadence_days: float | None = None  # None: planning.cadence_days
-    source: str = "config"  # config | target-tool:ac | target-tool:all | caller
+    source: str = "config"  # config | target-tool:ac | target-tool:all | hub | caller
     problem: str | None = None
+    #: The hub's wish: observe it within this UTC window when the gates allow (a wish: when
+    #: no slot fits inside it, the rest of the night is used).
+    window: tuple[datetime, datetime] | None = None
 
 
 def _range_from_vsx(max_mag: str | None, min_mag: str | None
@@ -81,6 +85,12 @@ def _resolve(config: Config, entry: dict[str, Any]) -> Candidate:
         faintest=cand.faintest if cand.faintest is not None else faintest)
 
 
+def target_candidate(config: Config, entry: dict[str, Any]) -> Candidate:
+    """One ``targets:``-style entry (``name``, optional ``ra``, ``dec``, ``brightest``,
+    ``faintest``, ``cadence_days``) completed through VSX (cache first)."""
+    return _resolve(config, dict(entry))
+
+
 def config_candidates(config: Config) -> list[Candidate]:
     """The ``targets:`` list, each completed through VSX (cache first; offline from the cache)."""
     out = []
@@ -111,6 +121,7 @@ def merge_candidates(groups: Iterable[Iterable[Candidate]]) -> list[Candidate]:
                 brightest=old.brightest if old.brightest is not None else c.brightest,
                 faintest=old.faintest if old.faintest is not None else c.faintest,
                 alert=old.alert or c.alert, priority=old.priority or c.priority,
+                window=old.window or c.window,
                 cadence_days=min(cad) if cad else None,
                 problem=old.problem if c.problem else None)
     return list(merged.values())

@@ -377,13 +377,22 @@ def _pack(night: _Night, live: list[_Live], alt: np.ndarray, az: np.ndarray
             out.append(Exclusion(name, f"planning.max_targets ({pl.max_targets}) reached with "
                                  "higher-priority targets", "packing"))
             continue
-        slot = _best_slot(seg_ok[i] & free, seg_alt[i], k, kmin)
+        slot = None
+        if lv.cand.window is not None:  # the hub's wish first
+            w0, w1 = lv.cand.window
+            inside = np.array([w0 <= a and b <= w1 for a, b in zip(
+                night.dts[:-1], night.dts[1:], strict=True)], dtype=bool)
+            slot = _best_slot(seg_ok[i] & free & inside, seg_alt[i], k, kmin)
+        if slot is None:
+            slot = _best_slot(seg_ok[i] & free, seg_alt[i], k, kmin)
         if slot is None:
             out.append(Exclusion(name, "no free time while it is well placed: the night is "
                                  "full with higher-priority targets", "packing"))
             continue
         a, b = slot
         why = ["AAVSO alert or campaign"] if lv.cand.alert else []
+        if lv.cand.source == "hub":
+            why.append("asked for by the hub")
         why.append(lv.debt_text)
         item = PlanItem(target=name, ra_deg=float(lv.cand.ra_deg or 0.0),
                         dec_deg=float(lv.cand.dec_deg or 0.0), start=night.dts[a],

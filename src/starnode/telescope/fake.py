@@ -8,7 +8,8 @@ parks and exposures take simulated time and a whole night runs in seconds.
 Faults (attributes of :class:`Faults`, changed at any moment by a test): a slew that never ends,
 ``AtPark`` stuck false, HTTP 500 on chosen methods, answers that hang (client timeouts), the
 server going down (connection refused/reset: "dropped mid-exposure" with ``drop_on_exposure``),
-``ImageReady`` never true, and a clock jump when an exposure starts.
+``ImageReady`` never true, a clock jump when an exposure starts, and the weather (a
+SafetyMonitor whose ``IsSafe`` turns false, ObservingConditions with rain or cloud).
 
 Every PUT the fake receives is recorded in :attr:`FakeAlpaca.received` with the simulated time,
 so a test asserts what the *mount* was told, not what the client meant to say.
@@ -56,6 +57,9 @@ class Faults:
     imageready_never: bool = False
     jump_on_exposure_s: float = 0.0  # the clock jumps when an exposure starts (once)
     equatorial_system: int = 1  # 1 topocentric (JNow), 2 J2000, 0 other
+    unsafe: bool = False  # the SafetyMonitor's IsSafe is false
+    rain_rate: float = 0.0  # ObservingConditions: mm/h
+    cloud_cover: float = 0.0  # ObservingConditions: percent
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,8 @@ class Received:
 
 class _State:
     def __init__(self) -> None:
-        self.connected = {"telescope": False, "camera": False}
+        self.connected = {"telescope": False, "camera": False, "safetymonitor": False,
+                          "observingconditions": False}
         self.parked = True
         self.tracking = False
         self.ra_h = 0.0
@@ -166,6 +171,8 @@ class FakeAlpaca:
             st = self.st
             if device == "telescope":
                 return self._get_telescope(method, now)
+            if device in ("safetymonitor", "observingconditions"):
+                return self._get_weather(device, method)
             values: dict[str, Any] = {
                 "connected": st.connected["camera"], "connecting": False,
                 "imageready": (not self.faults.imageready_never and st.exp_end is not None
@@ -178,6 +185,18 @@ class FakeAlpaca:
             if method not in values:
                 raise KeyError(method)
             return values[method]
+
+    def _get_weather(self, device: str, method: str) -> Any:
+        f = self.faults
+        values: dict[str, Any] = {"connected": self.st.connected[device], "connecting": False,
+                                  "name": f"starnode fake {device}", "interfaceversion": 2}
+        if device == "safetymonitor":
+            values["issafe"] = not f.unsafe
+        else:
+            values.update(rainrate=f.rain_rate, cloudcover=f.cloud_cover)
+        if method not in values:
+            raise KeyError(method)
+        return values[method]
 
     def _camera_state(self, now: datetime) -> int:
         """ASCOM CameraState: 0 idle, 2 exposing, 3 reading (an image that never comes)."""
@@ -213,6 +232,8 @@ class FakeAlpaca:
                 return 0, ""
             if device == "telescope":
                 return self._put_telescope(method, p, now)
+            if device != "camera":
+                return 0x400, f"{method} not implemented"
             return self._put_camera(method, p, now)
 
     def _put_telescope(self, method: str, p: dict[str, str], now: datetime) -> tuple[int, str]:
@@ -300,8 +321,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self) -> tuple[str, str] | None:
         parts = urlparse(self.path).path.strip("/").split("/")
-        if len(parts) == 5 and parts[0] == "api" and parts[2] in ("telescope",
-                                                                  "camera"):
+        if len(parts) == 5 and parts[0] == "api" and parts[2] in (
+                "telescope", "camera", "safetymonitor", "observingconditions"):
             return parts[2], parts[4].lower()
         return None
 
@@ -332,7 +353,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.close()
                 return
             devs = [{"DeviceName": "fake", "DeviceType": t, "DeviceNumber": 0,
-                     "UniqueID": f"fake-{t}"} for t in ("Telescope", "Camera")]
+                     "UniqueID": f"fake-{t}"} for t in ("Telescope", "Camera", "SafetyMonitor",
+                                                        "ObservingConditions")]
             value: Any = [1] if path.endswith("apiversions") else devs
             self._send(200, _value(value))
             return

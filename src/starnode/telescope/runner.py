@@ -29,6 +29,7 @@ from ..store.telescope import ItemProgress, TelescopeJournal
 from .clock import Clock
 from .driver import ConnectionLost, Driver, DriverError
 from .fitsout import write_light
+from .network import Alert, NetworkLink, NewPlan, WeatherSource
 from .safety import Refusal, SafetyManager
 from .settings import TelescopeSettings
 from .sky import Track
@@ -57,6 +58,11 @@ class RunnerOptions:
     wait_chunk_s: float = 60.0
     park_between_s: float = 1800.0  # park while waiting longer than this for the next item
     pointing_tolerance_deg: float = 0.15
+    weather_every_s: float = 120.0  # how often a vetoed night asks the weather again
+
+
+#: Journal item numbers of inserted alerts: ``ALERT_ITEM + alert id`` (plan items count from 0).
+ALERT_ITEM = 100000
 
 
 @dataclass
@@ -71,6 +77,9 @@ class NightResult:
     alarm: str | None = None
     ended: str = ""
     paths: list[Path] = field(default_factory=list)
+    assignments: list[str] = field(default_factory=list)  # hub assignments applied
+    alerts: list[tuple[int, str]] = field(default_factory=list)  # (id, scheduled at / refused)
+    weather: list[str] = field(default_factory=list)  # vetoes met
 
 
 class _Stopped(Exception):
@@ -79,6 +88,26 @@ class _Stopped(Exception):
 
 class _NightOver(Exception):
     """Dawn (or a clock step) ends the night."""
+
+
+class _Replan(Exception):
+    """A new assignment of the hub was applied: go on with :attr:`Runner.plan`."""
+
+
+class _Insert(Exception):
+    """An alert is inserted at a safe boundary: observe ``item`` now, then go on."""
+
+    def __init__(self, k: int, item: PlanItem) -> None:
+        super().__init__(item.target)
+        self.k, self.item = k, item
+
+
+class _Veto(Exception):
+    """The weather source vetoes: no new item, park, wait until it clears."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Runner:
@@ -104,13 +133,21 @@ class Runner:
         Pointing verification; None skips it.
     stop : threading.Event, optional
         Set it (SIGTERM) to park and end.
+    network : NetworkLink, optional
+        The hub's assignment and alerts, asked at every safe boundary.
+    weather : WeatherSource, optional
+        A veto stops new items and parks until it clears.
+    assignment : str, optional
+        The hash of the hub assignment ``plan`` was made from (marked applied once the
+        journal has it).
     """
 
     def __init__(self, plan: Plan, driver: Driver, safety: SafetyManager,
                  journal: TelescopeJournal, clock: Clock, settings: TelescopeSettings,
                  folder: str | Path, *, verify: Verifier | None = None,
-                 options: RunnerOptions | None = None, stop: threading.Event | None = None
-                 ) -> None:
+                 options: RunnerOptions | None = None, stop: threading.Event | None = None,
+                 network: NetworkLink | None = None, weather: WeatherSource | None = None,
+                 assignment: str | None = None) -> None:
         self.plan, self.driver, self.safety, self.journal = plan, driver, safety, journal
         self.clock, self.settings, self.folder = clock, settings, Path(folder)
         self.verify = verify
@@ -119,6 +156,11 @@ class Runner:
         self.result = NightResult()
         self._moved = False  # an unpark or slew was sent: the night must end parked
         self._frames_now = 0  # frames of the current item (journaled with each)
+        self.network, self.weather = network, weather
+        self._applied = assignment  # the hub assignment the current plan was made from
+        self._answered: set[int] = set()
+        self._deferred: dict[int, datetime] = {}  # alert id -> observable from
+        self._current: tuple[int, PlanItem] | None = None  # the item being observed
 
     # journal ---------------------------------------------------------------------
     def _j(self, step: str, detail: str = "", *, i: int | None = None,
@@ -167,6 +209,8 @@ class Runner:
         self._j("night", f"dusk {events.dusk and f'{events.dusk:%H:%M:%S}'} dawn "
                 f"{events.dawn and f'{events.dawn:%H:%M:%S}'} UTC, sun limit "
                 f"{self.settings.sun_limit:g}")
+        if self._applied and self.network is not None:
+            self._applied_now(NewPlan(self.plan, self._applied, self.plan.night))
         self.result.ended = self._items()
         self.park(self.result.ended)
 
@@ -192,16 +236,18 @@ class Runner:
             self.park(why)
 
     def _items(self) -> str:
-        """Run the items in time order; returns why the night ended."""
-        progress = self.journal.progress(self.plan.hash)
-        order = sorted(range(len(self.plan.items)), key=lambda k: self.plan.items[k].start)
-        for k in order:
-            item = self.plan.items[k]
-            prog = progress.get(k, ItemProgress(0, False, ""))
-            if prog.finished:
-                continue
+        """Run the items in time order (the plan may be replaced at a safe boundary by a new
+        assignment of the hub); with a network or a weather source, wait for alerts until
+        dawn once the plan is done. Returns why the night ended."""
+        while True:
             try:
-                self._item_with_reconnect(k, item, prog.frames)
+                self._plan_items()
+                if self.network is None and self.weather is None:
+                    return "end of the plan"
+                self._idle_until_dawn()
+                return "end of the plan"
+            except _Replan:
+                continue
             except _Stopped:
                 return "stop requested"
             except _NightOver as exc:
@@ -211,7 +257,220 @@ class Runner:
                 return f"refused: {r.reason}"
             except ConnectionLost as exc:
                 return f"connection lost: {exc}"
-        return "end of the plan"
+
+    def _plan_items(self) -> None:
+        order = sorted(range(len(self.plan.items)), key=lambda k: self.plan.items[k].start)
+        for k in order:
+            item = self.plan.items[k]
+            while True:
+                prog = self.journal.progress(self.plan.hash).get(k, ItemProgress(0, False, ""))
+                if prog.finished:
+                    break
+                try:
+                    self._item_with_reconnect(k, item, prog.frames)
+                    break
+                except (_Insert, _Veto) as event:  # then the item goes on (if still open)
+                    self._interlude(event)
+
+    def _interlude(self, event: _Insert | _Veto | None) -> None:
+        """An inserted alert, or a weather veto, at a safe boundary."""
+        while event is not None:
+            try:
+                if isinstance(event, _Veto):
+                    self._weather_wait(event.reason)
+                else:
+                    frames = self.journal.progress(self.plan.hash).get(
+                        event.k, ItemProgress(0, False, "")).frames
+                    self._item_with_reconnect(event.k, event.item, frames)
+                event = None
+            except (_Insert, _Veto) as nxt:
+                event = nxt
+
+    def _idle_until_dawn(self) -> None:
+        """The plan is done: parked, wait for alerts or a new assignment until dawn."""
+        dawn = self.safety.dawn()
+        if dawn is None:
+            return
+        if self._moved:
+            self._park_if_unparked("end of the plan; waiting for alerts until dawn")
+        self._j("wait", f"for alerts or a new assignment until dawn ({dawn:%H:%M:%S} UTC)")
+        while self.clock.now() < dawn:
+            self._check_night()
+            try:
+                self._boundary()
+            except (_Insert, _Veto) as event:
+                self._interlude(event)
+                continue
+            if not self.clock.sleep(min(self.o.wait_chunk_s, max(
+                    1.0, (dawn - self.clock.now()).total_seconds())), self.stop):
+                raise _Stopped()
+        raise _NightOver("dawn")
+
+    # the network and the weather, at safe boundaries -------------------------------------
+    def _boundary(self) -> None:
+        """A safe boundary (between items, between frames, while waiting; never during an
+        exposure): a weather veto, a new assignment of the hub, an alert."""
+        if self.weather is not None:
+            veto, why = self.weather.veto()
+            if veto:
+                raise _Veto(why or "the weather source says unsafe")
+        if self.network is None:
+            return
+        now = self.clock.now()
+        try:
+            new = self.network.new_plan(now, self.plan.night, self._applied)
+        except Exception as exc:  # the hub's wishes never stop the night
+            log.error("observe: the hub's assignment cannot be planned: %s", exc)
+            new = None
+        if new is not None:
+            self._apply(new)
+        for alert in self.network.alerts():
+            if alert.id in self._answered or now < self._deferred.get(alert.id, now):
+                continue  # answered, or not observable before a later time
+            self._alert(alert)
+
+    def _applied_now(self, new: NewPlan) -> None:
+        self._j("assignment", f"hub assignment {new.assignment} for {new.night}: plan "
+                f"{new.plan.hash}, {len(new.plan.items)} items")
+        self._applied = new.assignment
+        self.network.applied(new.night, new.assignment)  # type: ignore[union-attr]
+        self.result.assignments.append(new.assignment)
+
+    def _apply(self, new: NewPlan) -> None:
+        """Switch to the plan made from a new assignment (journaled, then acknowledged)."""
+        same = new.plan.hash == self.plan.hash
+        if not same and self._frames_now and self._current is not None:
+            k, item = self._current  # the frames taken count; the item ends here
+            self._j("done", f"{self._frames_now} frames; a new assignment of the hub", i=k,
+                    item=item, frames=self._frames_now)
+            self.result.items_done.append(item.target)
+            self._frames_now = 0
+        self._applied_now(new)
+        log.info("observe: hub assignment %s applied: %s", new.assignment,
+                 "the plan is unchanged" if same else f"plan {new.plan.hash}")
+        if same:
+            return
+        self.plan = new.plan
+        self._j("plan", f"{len(new.plan.items)} items from hub assignment {new.assignment}")
+        raise _Replan()
+
+    def _alert(self, alert: Alert) -> None:
+        """Insert the alert now if the gates allow, else refuse it with the reason; the
+        answer is recorded after the journal has it."""
+        assert self.network is not None
+        k = ALERT_ITEM + alert.id
+        try:
+            item = self._alert_item(alert)
+        except Refusal as r:
+            later = None if r.code in ("alert", "dawn") else self._observable_from(alert)
+            if later is not None:  # not now, but later tonight: asked again then
+                if alert.id not in self._deferred:
+                    self._j("alert", f"alert {alert.id} {alert.target}: not now ({r.reason}); "
+                            f"observable from {later:%H:%M} UTC")
+                self._deferred[alert.id] = later
+                return
+            self._answered.add(alert.id)
+            self._j("alert", f"alert {alert.id} {alert.target} refused: {r.reason}")
+            self._answer(alert.id, refused=r.reason)
+            return
+        self._answered.add(alert.id)
+        now = self.clock.now()
+        self._j("alert", f"alert {alert.id} {alert.target}: scheduled at {now:%H:%M:%S} UTC "
+                f"until {item.end:%H:%M:%S} UTC", i=k, item=item)
+        self._answer(alert.id, scheduled_at=now)
+        raise _Insert(k, item)
+
+    def _answer(self, alert_id: int, *, scheduled_at: datetime | None = None,
+                refused: str | None = None) -> None:
+        assert self.network is not None
+        self.result.alerts.append((alert_id, f"scheduled at {scheduled_at:%Y-%m-%dT%H:%M:%SZ}"
+                                   if scheduled_at else f"refused: {refused}"))
+        try:
+            self.network.answer(alert_id, scheduled_at=scheduled_at, refused=refused)
+        except Exception as exc:  # the journal has it; the answer is lost, not the night
+            log.error("observe: the answer to alert %d was not recorded: %s", alert_id, exc)
+
+    def _alert_item(self, alert: Alert) -> PlanItem:
+        """The alert as an item from now, if observable for the minimum window.
+
+        Raises
+        ------
+        Refusal
+            With the reason (the sun, dawn, below the floor or horizon, above the ceiling, too
+            close to the sun, its window ends too soon).
+        """
+        assert self.network is not None
+        now = self.safety.check_clock()
+        minutes = float(self.network.min_alert_minutes)
+        min_end = now + timedelta(minutes=minutes)
+        end = now + timedelta(minutes=float(self.network.alert_slot_minutes))
+        if alert.end is not None:
+            if alert.end < min_end:
+                raise Refusal("alert", f"its window ends at {alert.end:%H:%M} UTC, less than "
+                              f"{minutes:g} minutes from now")
+            end = min(end, alert.end)
+        dawn = self.safety.dawn()
+        if dawn is not None:
+            if min_end > dawn:
+                raise Refusal("dawn", f"dawn ({dawn:%H:%M} UTC) is less than {minutes:g} "
+                              "minutes away")
+            end = min(end, dawn)
+        track = self.safety.track(alert.ra_deg, alert.dec_deg, now, max(end, min_end))
+        self.safety.check_observable(track, now, min_end)
+        for t, alt, az in track.between(min_end, end):  # cut where it leaves the envelope
+            if not self.safety.floor(az) <= alt <= self.settings.max_altitude:
+                end = t
+                break
+        frames = max(1, int((end - now).total_seconds() // (alert.exposure_s + 2.0)))
+        return PlanItem(alert.target, alert.ra_deg, alert.dec_deg, now, end, alert.exposure_s,
+                        frames, reason=f"hub alert {alert.id}")
+
+    def _observable_from(self, alert: Alert) -> datetime | None:
+        """The start of the first later stretch of ``min_alert_minutes`` in which the target
+        is inside the envelope with the sun down, before dawn and the alert's end (minute
+        by minute); None when there is none (the refusal is then final)."""
+        assert self.network is not None
+        now = self.clock.now()
+        until = self.safety.dawn() or now + timedelta(hours=12)
+        if alert.end is not None:
+            until = min(until, alert.end)
+        need = timedelta(minutes=float(self.network.min_alert_minutes))
+        if until - now < need:
+            return None
+        track = self.safety.track(alert.ra_deg, alert.dec_deg, now, until)
+        run: datetime | None = None
+        for t, alt, az in track.between(now, until, 60.0):
+            ok = (self.safety.floor(az) <= alt <= self.settings.max_altitude
+                  and self.safety.sun_alt(t) <= self.settings.sun_limit)
+            run = (run or t) if ok else None
+            if run is not None and t - run >= need:
+                return run if run > now + timedelta(minutes=1) else None
+        return None
+
+    def _weather_wait(self, reason: str) -> None:
+        """W1: a veto stops new items and parks; wait (parked) until it clears or dawn."""
+        log.warning("observe: weather veto: %s; parking", reason)
+        self._j("weather", f"veto: {reason}: no new items; parking")
+        self.result.weather.append(reason)
+        if self.network is not None:
+            for alert in self.network.alerts():
+                if alert.id not in self._answered:
+                    self._answered.add(alert.id)
+                    self._j("alert", f"alert {alert.id} {alert.target} refused: weather "
+                            f"veto: {reason}")
+                    self._answer(alert.id, refused=f"weather veto: {reason}")
+        self._park_if_unparked(f"weather veto: {reason}")
+        assert self.weather is not None
+        while True:
+            self._check_night()
+            if not self.clock.sleep(self.o.weather_every_s, self.stop):
+                raise _Stopped()
+            veto, why = self.weather.veto()
+            if not veto:
+                self._j("weather", "clear again: resuming")
+                log.info("observe: the weather veto is lifted; resuming")
+                return
+            reason = why or reason
 
     def _item_with_reconnect(self, k: int, item: PlanItem, frames: int) -> None:
         while True:
@@ -259,6 +518,7 @@ class Runner:
             self._park_if_unparked("a long wait for the next item")
         while (left := (t - self.clock.now()).total_seconds()) > 0:
             self._check_night()
+            self._boundary()
             if not self.clock.sleep(min(left, self.o.wait_chunk_s), self.stop):
                 raise _Stopped()
 
@@ -276,7 +536,9 @@ class Runner:
     # one item --------------------------------------------------------------------------
     def _item(self, k: int, item: PlanItem, frames: int) -> None:
         self._frames_now = 0
+        self._current = (k, item)
         self._check_night()
+        self._boundary()
         exp = timedelta(seconds=item.exposure_s)
         self._wait_until(item.start, k, item)  # returns at once when the start has passed
         self._check_night()
@@ -331,6 +593,7 @@ class Runner:
         verified = self.verify is None
         while frames < item.frames:
             self._check_night()
+            self._boundary()  # between frames: never mid-exposure
             if self.clock.now() + timedelta(seconds=item.exposure_s) > item.end:
                 break
             self.safety.gate_frame(track, item.exposure_s)
@@ -351,6 +614,7 @@ class Runner:
                 self._verify(k, item, track, path)
         self._j("done", f"{frames} frames", i=k, item=item, frames=frames)
         self.result.items_done.append(item.target)
+        self._frames_now = 0
 
     def _verify(self, k: int, item: PlanItem, track: Track, path: Path) -> None:
         assert self.verify is not None

@@ -218,6 +218,26 @@ class SafetyManager:
                           f"{SUN_AVOID_DEG:g} deg): no slew")
         self.check_envelope(track, now, max(now, end))
 
+    def check_observable(self, track: Track, start: datetime, end: datetime) -> None:
+        """Whether the target can be observed from ``start`` to ``end`` (an alert's minimum
+        window), moving nothing: the sun down at both ends and before dawn, the target away
+        from the sun and inside the envelope throughout.
+
+        Raises
+        ------
+        Refusal
+            The first gate that fails, in words.
+        """
+        self.check_before_dawn(end)
+        self.check_sun(start, "observation")
+        self.check_sun(end, "observation")
+        sky, _ = self._ready()
+        sep = sky.sun_separation(start, track.ra, track.dec)
+        if sep < SUN_AVOID_DEG:
+            raise Refusal("sun", f"the target is {sep:.0f} deg from the sun (the limit is "
+                          f"{SUN_AVOID_DEG:g} deg)")
+        self.check_envelope(track, start, end)
+
     def gate_frame(self, track: Track, exposure_s: float) -> None:
         """Before each frame: sun down at its start and end, before dawn, in the envelope."""
         self.check_motion_enabled()
