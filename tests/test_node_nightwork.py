@@ -104,7 +104,7 @@ def test_a_telescope_node_acknowledges_only_what_its_runner_applied(
     port = free_port()
     cfg = _cfg(tmp_path, port, driver="alpaca", motion=True)
     data = Path(cfg["data_dir"])
-    fwd = Forwarder(cfg).start()
+    fwd = Forwarder(_resolve(cfg)).start()
     try:
         with serve(hub, port):
             _wait(lambda: (hub.nodes()[0]["heartbeat"] or {}).get("site"), 20, "the site")
