@@ -20,11 +20,6 @@ from .store import HubStore
 __all__ = ["coverage", "coverage_png", "coverage_text", "node_nights"]
 
 
-
-def _epoch(jd: float) -> float:
-    return unix_from_jd(jd)
-
-
 def coverage(store: HubStore, night: str) -> dict[str, Any]:
     """Per target: the nodes asked to observe it, and the nodes that did (first and last
     measurement, count).
@@ -61,8 +56,8 @@ def coverage(store: HubStore, night: str) -> dict[str, Any]:
                               "kind": a.kind})
     for o in observed:
         t = targets.setdefault(o[0], {"target": o[0], "assigned": [], "observed": []})
-        t["observed"].append({"node": o[1], "first": iso(_epoch(o[2])),
-                              "last": iso(_epoch(o[3])), "measurements": int(o[4])})
+        t["observed"].append({"node": o[1], "first": iso(unix_from_jd(o[2])),
+                              "last": iso(unix_from_jd(o[3])), "measurements": int(o[4])})
     return {"night": night, "targets": [targets[k] for k in sorted(targets)]}
 
 
