@@ -100,10 +100,38 @@ def _overflow_capable() -> str | None:
     return None
 
 
+def _stall_this_process_while(write: list[str], seconds: float = 2.0) -> None:
+    """Run ``write`` (a command) in another process while no other thread of this one runs.
+
+    A stalled reader is how events are lost on a busy machine: the kernel queues events until
+    the program reads them, and drops the rest past ``max_queued_events``. watchdog 7 reads the
+    inotify descriptor in a thread of its own that drains bursts quickly, so a burst alone does
+    not reliably overflow. Here the main thread keeps the GIL (a long switch interval and a
+    busy loop with no system call), so watchdog's reader cannot run while the other process
+    writes: the kernel's queue overflows for certain.
+    """
+    import subprocess
+
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(30.0)
+    try:
+        proc = subprocess.Popen(write)
+        while True:
+            deadline = time.perf_counter() + seconds
+            while time.perf_counter() < deadline:  # no system call: the GIL is never released
+                pass
+            if proc.poll() is not None:
+                break
+    finally:
+        sys.setswitchinterval(old_interval)
+    assert proc.wait() == 0
+
+
 def test_real_inotify_queue_overflow_triggers_a_rescan(
         tmp_path: Path, make_watcher: Any, caplog: pytest.LogCaptureFixture) -> None:
-    """A tiny kernel queue (max_queued_events=16, read at inotify_init) overflows under a
-    burst: the lost events are recovered by a rescan, each file reported exactly once."""
+    """A tiny kernel queue (max_queued_events=16, read when the inotify instance is created)
+    overflows while the reader is stalled: the lost events are recovered by a rescan, each
+    file reported exactly once."""
     reason = _overflow_capable()
     if reason:
         pytest.skip(reason)
@@ -115,14 +143,18 @@ def test_real_inotify_queue_overflow_triggers_a_rescan(
         try:
             knob.write_text("16")
             make_watcher(tmp_path, c)
-            # the emitter thread creates its inotify instance (reading the knob) when it starts:
-            # a first file reported proves it exists before the knob is put back
+            # the observer creates its inotify instance (reading the knob) when it schedules the
+            # folder: a first file reported proves it exists before the knob is put back
             (tmp_path / "probe.fits").write_bytes(data)
             c.wait_for(1, timeout=TIMEOUT)
         finally:
             knob.write_text(old)
-        for i in range(300):
-            (tmp_path / f"o{i:03d}.fits").write_bytes(data)
+        writer = ("import shutil, sys\n"
+                  "for i in range(300):\n"
+                  "    shutil.copyfile(sys.argv[1], f'{sys.argv[2]}/o{i:03d}.fits')\n")
+        staging = tmp_path.parent / (tmp_path.name + "-payload.fits")  # outside the folder
+        staging.write_bytes(data)
+        _stall_this_process_while([sys.executable, "-c", writer, str(staging), str(tmp_path)])
         events = c.wait_for(301, timeout=TIMEOUT * 2)
         events = c.quiet(3 * DEBOUNCE)
     msgs = [r.getMessage() for r in caplog.records]
