@@ -53,8 +53,10 @@ def _bin_name(lo: float, hi: float) -> str:
 
 
 def _pairs(frames: list[Frame], positions: list[np.ndarray], cfg: Config,
-           airmass: float | None = None, verbose: bool = False) -> list[float]:
-    """chi2/dof per pair (S/N > 10 in both, as before) and a table per S/N bin (S/N > 5)."""
+           airmass: float | None = None, verbose: bool = False,
+           isolated: np.ndarray | None = None) -> list[float]:
+    """chi2/dof per pair (S/N > 10 in both, as before) and a table per S/N bin (S/N > 5);
+    with ``isolated``, a second table of the stars it marks."""
     ms = []
     for fr, pos in zip(frames, positions, strict=True):
         am = airmass if airmass is not None else times(
@@ -62,6 +64,7 @@ def _pairs(frames: list[Frame], positions: list[np.ndarray], cfg: Config,
         ms.append(measure_stars(fr, pos, cfg, airmass=am))
     out = []
     z2: dict[tuple[float, float], list[float]] = {b: [] for b in BINS}
+    z2i: dict[tuple[float, float], list[float]] = {b: [] for b in BINS}
     for a, b in itertools.pairwise(ms):
         ok = ~(a.saturated | b.saturated | a.edge | b.edge) & (a.snr > 10) & (b.snr > 10)
         chi, n = pair_chi2(a.mag[ok], a.mag_err[ok], b.mag[ok], b.mag_err[ok])
@@ -77,15 +80,24 @@ def _pairs(frames: list[Frame], positions: list[np.ndarray], cfg: Config,
         for lo, hi in BINS:
             m = ok & (snr >= lo) & (snr < hi)
             z2[(lo, hi)] += list((d**2 / v)[m])
+            if isolated is not None:
+                z2i[(lo, hi)] += list((d**2 / v)[m & isolated])
+    _print_bins(z2, "all")
+    if isolated is not None:
+        _print_bins(z2i, "isolated")
+    return out
+
+
+def _print_bins(z2: dict[tuple[float, float], list[float]], label: str) -> None:
     n_all = sum(len(v) for v in z2.values())
     all_chi = np.mean([x for v in z2.values() for x in v]) if n_all else float("nan")
-    line = f"    all n={n_all:4d} chi2 {all_chi:.2f}"
+    line = f"    {label} n={n_all:4d} chi2 {all_chi:.2f}"
     for lo, hi in BINS:
         v = z2[(lo, hi)]
         line += (f" | S/N {_bin_name(lo, hi)}: n={len(v):4d} chi2 {np.mean(v):.2f}" if v
                  else f" | S/N {_bin_name(lo, hi)}: n=   0")
     print(line)
-    return out
+
 
 
 def real(shared: Path, cfg: Config, folder_name: str = "S50_1d3fe189_M94_2025-03-27",
@@ -106,7 +118,7 @@ def real(shared: Path, cfg: Config, folder_name: str = "S50_1d3fe189_M94_2025-03
 
 def sharp_core(cfg: Config, n_subs: int, tmp: Path) -> list[float]:
     """Older-firmware-like subs: a sharp core on the CFA, pedestal, random phases."""
-    frames, placed = [], []
+    frames, placed, truths = [], [], []
     for k in range(n_subs):
         hdul, truth = synthetic.make_sub(
             seed=100 + k, fwhm_arcsec=1.5 * 2 * synthetic.S50_SCALE_ARCSEC,
@@ -116,10 +128,12 @@ def sharp_core(cfg: Config, n_subs: int, tmp: Path) -> list[float]:
             sky_adu=350, airmass=1.2, zeropoint=21.0)
         path = synthetic.write_frame(tmp / f"core{k}.fit", hdul)
         frames.append(load_frame(path, cfg))
+        truths.append(truth)
         placed.append({s.label: (s.plane_x, s.plane_y) for s in truth.stars if s.in_frame})
     common = sorted(set.intersection(*(set(p) for p in placed)))
     positions = [np.array([p[label] for label in common]) for p in placed]
-    return _pairs(frames, positions, cfg, airmass=1.2)
+    return _pairs(frames, positions, cfg, airmass=1.2,
+                  isolated=truths[0].isolated(common))
 
 
 def undersampled(cfg: Config, n_subs: int, tmp: Path) -> list[float]:

@@ -18,15 +18,26 @@ from starnode import synthetic
 from starnode.config import Config
 from starnode.frame.load import Frame, load_frame
 from starnode.photometry import measure_stars, times
-from starnode.photometry.cfa import KAPPA, fit_cfa, green_asymmetry, native_centroids, phases
+from starnode.photometry.cfa import (
+    KAPPA,
+    KAPPA_ERR,
+    fit_cfa,
+    fit_t2,
+    green_asymmetry,
+    native_centroids,
+    phases,
+    site_sums,
+)
 from starnode.photometry.detect import detect_stars, register
 
 BINS = ((0.0, 20.0), (20.0, 50.0), (50.0, math.inf))
 
 
 def _chi2_bins(frames: list[Frame], positions: list[np.ndarray], cfg: Config,
-               airmass: list[float | None]) -> dict[tuple[float, float], tuple[float, int]]:
-    """chi2/dof = mean z^2 per S/N bin, pooled over consecutive pairs."""
+               airmass: list[float | None], keep: np.ndarray | None = None
+               ) -> dict[tuple[float, float], tuple[float, int]]:
+    """chi2/dof = mean z^2 per S/N bin, pooled over consecutive pairs (of the stars ``keep``
+    marks)."""
     ms = [measure_stars(fr, pos, cfg, airmass=am)
           for fr, pos, am in zip(frames, positions, airmass, strict=True)]
     z2: dict[tuple[float, float], list[float]] = {b: [] for b in BINS}
@@ -36,6 +47,8 @@ def _chi2_bins(frames: list[Frame], positions: list[np.ndarray], cfg: Config,
         d, v = b.mag - a.mag, a.mag_err**2 + b.mag_err**2
         d = d - float(np.sum((d / v)[ok]) / np.sum((1 / v)[ok]))
         snr = np.minimum(a.snr, b.snr)
+        if keep is not None:
+            ok &= keep
         for lo, hi in BINS:
             m = ok & (snr >= lo) & (snr < hi)
             z2[(lo, hi)] += list((d**2 / v)[m])
@@ -74,20 +87,76 @@ def test_fit_recovers_the_transfer_and_needs_enough_stars() -> None:
     assert np.all(left <= m2.uncorrected_mag + 1e-12)
 
 
-def _sharp_subs(tmp: Path, cfg: Config, core: float, n: int = 4) -> tuple[list[Frame],
-                                                                          list[np.ndarray]]:
+def _four_sites(rng: np.random.Generator, n: int, t1: float, t2: float,
+                colour_sd: float = 0.08) -> tuple[np.ndarray, np.ndarray]:
+    """Site sums (0,0), (0,1), (1,0), (1,1) of a GRBG-like cell for stars at random phases
+    (transfer T1 at (pi, 0), T2 at (pi, pi)), with star colours scattering the red and blue
+    sites in opposite directions and 1 % photon noise."""
+    pos = rng.uniform(10, 500, (n, 2))
+    cx, cy = phases(pos)
+    colour = rng.normal(0.0, colour_sd, n)
+    light = rng.uniform(1e4, 1e5, n)
+    g1 = light * (1 + t1 * cx + t1 * cy + t2 * cx * cy)
+    g2 = light * (1 - t1 * cx - t1 * cy + t2 * cx * cy)
+    red = light * np.exp(colour) * (1 - t1 * cx + t1 * cy - t2 * cx * cy)
+    blue = light * np.exp(-0.7 * colour) * (1 + t1 * cx - t1 * cy - t2 * cx * cy)
+    sums = np.column_stack([g1, red, blue, g2]) * (1 + rng.normal(0, 0.01, (n, 4)))
+    return sums, pos
+
+
+def test_t2_is_measured_on_the_red_and_blue_sites() -> None:
+    """The green sum's modulation T2 is recovered from the red and blue sites whatever KAPPA
+    the PSF has (1.6 and 3.5 here), with an honest error; too few stars give none."""
+    rng = np.random.default_rng(3)
+    for t1, t2 in ((0.27, 0.12), (0.16, 0.09), (0.0, 0.0)):
+        pulls = []
+        for _ in range(20):
+            sums, pos = _four_sites(rng, 200, t1, t2)
+            got, err, n = fit_t2(sums, pos, t1)
+            assert n == 200 and 0 < err < 0.02
+            pulls.append((got - t2) / err)
+        # unbiased, and its error is its scatter (20 trials)
+        assert abs(np.mean(pulls)) < 0.8 and 0.5 < np.std(pulls) < 1.6, (t1, t2, pulls)
+    sums, pos = _four_sites(rng, 10, 0.27, 0.12)
+    assert all(math.isnan(v) for v in fit_t2(sums, pos, 0.27)[:2])
+
+
+def test_the_frame_measurement_and_the_prior_are_combined() -> None:
+    """With site sums, T2 is the weighted mean of the prior KAPPA T1^2 and the frame's own
+    measurement, and its error (the error left in every corrected star) shrinks; the
+    correction uses it."""
+    rng = np.random.default_rng(4)
+    t1, t2 = 0.27, 0.12  # KAPPA 1.65: the prior (2.0) is off by 0.026
+    sums, pos = _four_sites(rng, 300, t1, t2)
+    cx, cy = phases(pos)
+    asym = t1 * (cx + cy)
+    prior = fit_cfa(asym, np.full(300, 0.01), pos)
+    both = fit_cfa(asym, np.full(300, 0.01), pos, sums=sums)
+    assert prior is not None and both is not None
+    assert prior.modulation == pytest.approx(KAPPA * prior.t1**2)
+    assert prior.t2_err == pytest.approx(KAPPA_ERR * prior.t1**2)
+    assert both.t2_stars == 300 and abs(both.t2_measured - t2) < 3 * both.t2_measured_err
+    assert abs(both.modulation - t2) < 0.4 * abs(prior.modulation - t2)
+    assert both.sampling_mag < 0.5 * prior.sampling_mag
+    assert np.allclose(both.factor(pos), 1 + both.modulation * cx * cy)
+
+
+def _sharp_subs(tmp: Path, cfg: Config, core: float, n: int = 4,
+                extra: int = 600) -> tuple[list[Frame], list[np.ndarray], np.ndarray]:
+    """Sharp-core subs, the common stars' positions in each, and which of them are isolated."""
     frames, placed = [], []
     for k in range(n):
         hdul, truth = synthetic.make_sub(
             seed=100 + k, fwhm_arcsec=1.5 * 2 * synthetic.S50_SCALE_ARCSEC,
             pointing_offset_arcmin=(6.0, 2.0), rotation_deg=30.0, dither_px=3.0,
-            extra_stars=600, prnu=0.01, field_seed=7, psf="moffat", moffat_beta=2.5,
+            extra_stars=extra, prnu=0.01, field_seed=7, psf="moffat", moffat_beta=2.5,
             core_fraction=core, core_fwhm_px=1.1, zero_clip=False, pedestal_adu=450,
-            sky_adu=350, airmass=1.2, zeropoint=20.0)
+            sky_adu=350, airmass=1.2, zeropoint=21.0)
         frames.append(load_frame(synthetic.write_frame(tmp / f"c{core}_{k}.fit", hdul), cfg))
         placed.append({s.label: (s.plane_x, s.plane_y) for s in truth.stars if s.in_frame})
     common = sorted(set.intersection(*(set(p) for p in placed)))
-    return frames, [np.array([p[c] for c in common]) for p in placed]
+    return (frames, [np.array([p[c] for c in common]) for p in placed],
+            truth.isolated(common))
 
 
 def test_asymmetry_and_native_centroids_see_the_core(tmp_path: Path) -> None:
@@ -111,16 +180,51 @@ def test_asymmetry_and_native_centroids_see_the_core(tmp_path: Path) -> None:
             assert np.median(np.hypot(*(found - pos).T)) < 0.1
 
 
+def test_site_sums_measure_the_modulation_of_a_rendered_sub(tmp_path: Path) -> None:
+    """On a noise-free rendered sub, the four site sums measure T2 > 0.05 with a sharp core
+    and about 0 without, and the sites add up to the whole star."""
+    cfg = Config({"data_dir": str(tmp_path / "d")})
+    got = {}
+    for core in (0.6, 0.0):
+        hdul, truth = synthetic.make_sub(seed=5, fwhm_arcsec=1.5 * 2 * 2.374, noise=False,
+                                         psf="moffat", moffat_beta=2.5, core_fraction=core,
+                                         core_fwhm_px=1.1, extra_stars=600, field_seed=7)
+        fr = load_frame(synthetic.write_frame(tmp_path / f"s{core}.fit", hdul), cfg)
+        stars = [s for s in truth.stars if s.in_frame and not s.saturated
+                 and 20 < s.plane_x < 520 and 20 < s.plane_y < 940 and s.flux_adu > 5e3]
+        pos = np.array([(s.plane_x, s.plane_y) for s in stars])
+        sky = np.full(len(pos), 2.0 * truth.sky_adu)
+        sums = site_sums(fr.raw, pos, 3.0, sky)  # type: ignore[arg-type]
+        asym = green_asymmetry(fr.green, pos, 3.0, sky)  # type: ignore[arg-type]
+        model = fit_cfa(asym, np.full(len(pos), 0.005), pos, sums=sums)
+        assert model is not None
+        got[core] = model
+        # the two green sites hold the measured plane's light (the plane is their sum)
+        from photutils.aperture import CircularAperture, aperture_photometry
+
+        plane = (np.asarray(aperture_photometry(fr.plane, CircularAperture(pos, 3.0),
+                                                method="exact")["aperture_sum"], float)
+                 - math.pi * 9.0 * sky)
+        assert np.median((sums[:, 0] + sums[:, 3]) / plane) == pytest.approx(1.0, abs=0.02)
+    assert got[0.6].t2_measured > 0.05 and got[0.6].t2_stars >= 15
+    assert abs(got[0.0].t2_measured) < 0.02
+
+
 @pytest.mark.slow
 def test_sharp_core_synthetic_pairs_chi2_per_snr_bin(tmp_path: Path) -> None:
     """Issue 20: the generator reproduces the excess (chi2/dof >= 2 for S/N 20-50 without the
-    correction) and the corrected errors hold (0.8-1.25 in each populated bin)."""
-    frames, pos = _sharp_subs(tmp_path, Config({"data_dir": str(tmp_path / "d")}), 0.6)
+    correction) and the corrected errors of the blend-free stars hold (0.8-1.25 in each bin
+    with 30 or more star-pairs, S/N > 50 included: with the prior KAPPA +- 0.5 instead of the
+    frame's own T2 that bin was 0.56)."""
+    frames, pos, alone = _sharp_subs(tmp_path, Config({"data_dir": str(tmp_path / "d")}), 0.6,
+                                     n=5, extra=1500)
     am: list[float | None] = [1.2] * len(frames)
     before = _chi2_bins(frames, pos, Config({"data_dir": str(tmp_path / "d"),
-                                             "photometry": {"cfa_correction": False}}), am)
-    after = _chi2_bins(frames, pos, Config({"data_dir": str(tmp_path / "d")}), am)
+                                             "photometry": {"cfa_correction": False}}), am,
+                        alone)
+    after = _chi2_bins(frames, pos, Config({"data_dir": str(tmp_path / "d")}), am, alone)
     assert before[(20.0, 50.0)][1] >= 50 and before[(20.0, 50.0)][0] >= 2.0, before
+    assert after[(50.0, math.inf)][1] >= 30, after
     for k, (chi, n) in after.items():
         if n >= 30:
             assert 0.8 <= chi <= 1.25, (k, after)

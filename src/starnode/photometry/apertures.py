@@ -21,7 +21,7 @@ from ..config import Config, resolve
 from ..frame.load import GREEN_SITES, Frame
 from ..frame.timesite import young_scintillation
 from ..instruments import profile
-from .cfa import CfaModel, fit_cfa, green_asymmetry, native_centroids
+from .cfa import CfaModel, fit_cfa, green_asymmetry, native_centroids, site_sums
 from .noise import aperture_excess
 from .sky import local_sky
 
@@ -449,8 +449,10 @@ def _cfa_model(frame: Frame, pos: np.ndarray, phase_pos: np.ndarray, usable: np.
     site = _first_green(frame)
     # the SNR that sets a centroid's precision: without scintillation
     snr_c = f / np.sqrt(np.maximum(var, 1e-30))
+    sums = (site_sums(frame.raw, pos[bright], r, sky.mean[bright])
+            if frame.raw is not None else None)
     return fit_cfa(asym, np.sqrt(var) / f, phase_pos[bright], site, snr=snr_c,
-                   fwhm_native=fwhm * frame.binning)
+                   fwhm_native=fwhm * frame.binning, sums=sums)
 
 
 def _excess(frame: Frame, pos: np.ndarray, inside: np.ndarray, r: float, fwhm: float,

@@ -11,13 +11,19 @@ cx = cos(pi (X - c0)), cy = cos(pi (Y - r0)) for the first green site at (r0, c0
 - green sum      G = L/2 (1 + T2 cx cy)
 - green asymmetry A = (G1 - G2) / (G1 + G2) ~ T1 (cx + cy)
 
-where T1, T2 are the PSF's transfer at the CFA's frequencies (pi, 0) and (pi, pi). Each frame
-measures T1 from its bright stars' asymmetry against their centroids' phase; T2 = ``KAPPA`` x
-T1^2 (measured on synthetic subs with a sharp core, and on the real pair: see
-bench/errors_real.py); every recentred star's flux is divided by (1 + T2 cx cy). What the phase
-does not explain (the asymmetry's residual beyond its noise) is the sampling error that stays,
-carried in every star's error; stars that were not recentred (their phase unknown) are not
-corrected and carry the full sampling error, T2 / 2 (uniform phases).
+- red and blue   ln R + ln B - 2 ln G = c + ln((1 - T2 cx cy)^2 - T1^2 (cx - cy)^2)
+                                          - 2 ln(1 + T2 cx cy)
+
+where T1, T2 are the PSF's transfer at the CFA's frequencies (pi, 0) and (pi, pi), and c a
+colour term (the red and blue sites move in opposite directions with a star's colour, so c
+scatters little between stars). Each frame measures T1 from its bright stars' asymmetry
+against their centroids' phase, and T2 from their red and blue sites (:func:`fit_t2`); the
+measured T2 is combined with the prior ``KAPPA`` x T1^2 +- ``KAPPA_ERR`` x T1^2 (weighted by
+their variances: a crowded synthetic sub measures T2 to +-0.005, a real sub with 44 stars to
++-0.02-0.03, about as well as the prior). Every recentred star's flux is divided by
+(1 + T2 cx cy); the uncertainty of T2 is the sampling error that stays, carried in every
+star's error with its centroid's phase error; stars that were not recentred (their phase
+unknown) are not corrected and carry the full sampling error, T2 / 2 (uniform phases).
 """
 
 from __future__ import annotations
@@ -27,8 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["KAPPA", "KAPPA_ERR", "CfaModel", "fit_cfa", "green_asymmetry", "native_centroids",
-           "phases"]
+__all__ = ["KAPPA", "KAPPA_ERR", "CfaModel", "fit_cfa", "fit_t2", "green_asymmetry",
+           "native_centroids", "phases", "site_sums"]
 
 #: T2 / T1^2 (the green sum's modulation over the square of the asymmetry's), see the module:
 #: 1 for a Gaussian PSF; 1.75-2.4 for noise-free synthetic subs with a sharp core (core share
@@ -36,8 +42,11 @@ __all__ = ["KAPPA", "KAPPA_ERR", "CfaModel", "fit_cfa", "green_asymmetry", "nati
 #: between the two real older-firmware subs (bench/errors_real.py)
 KAPPA = 2.0
 
-#: its uncertainty, carried in every corrected star's error
+#: its uncertainty: the prior's, combined with the frame's own measurement of T2
 KAPPA_ERR = 0.5
+
+#: fewest stars for a frame's own T2 (the red / blue fit)
+MIN_T2_STARS = 15
 
 #: 2.5 / ln 10: relative flux error -> mag
 _MAG = 2.5 / math.log(10.0)
@@ -49,7 +58,7 @@ MIN_STARS = 5
 #: centroid's error is ~0.4-0.6 FWHM / SNR (0.45-0.57 measured on the synthetic sharp-core
 #: subs); asymmetry residuals beyond this (1.5 on the real older-firmware pair) come from
 #: irregular star shapes, not from the phase, and are not turned into flux error
-MAX_CENTROID_K = 1.0
+MAX_CENTROID_K = 0.6
 
 #: only stars this bright measure T1
 MIN_SNR = 20.0
@@ -173,7 +182,7 @@ class CfaModel:
     """A frame's CFA sampling model."""
 
     t1: float  # asymmetry per unit cx + cy (the geometric mean of t1x and t1y)
-    sampling_mag: float  # error left in a corrected star (mag)
+    sampling_mag: float  # error left in a corrected star by the uncertainty of T2 (mag)
     uncorrected_mag: float  # error of a star whose phase is unknown (mag)
     n: int  # stars it was fitted on
     resid_var: float = 0.0  # the asymmetry's variance about the fit beyond its noise
@@ -181,6 +190,18 @@ class CfaModel:
     #: measured on the bright stars' asymmetry residuals (0: not measured)
     centroid_k: float = 0.0
     fwhm_native: float = 0.0
+    #: the green sum's modulation (NaN: the prior KAPPA T1^2) and its uncertainty
+    t2: float = math.nan
+    t2_err: float = math.nan
+    #: the frame's own T2 from its red and blue sites, its error and star count (NaN, 0: none)
+    t2_measured: float = math.nan
+    t2_measured_err: float = math.nan
+    t2_stars: int = 0
+
+    @property
+    def modulation(self) -> float:
+        """T2: the frame's combined estimate (the prior KAPPA T1^2 when none was made)."""
+        return self.t2 if math.isfinite(self.t2) else KAPPA * self.t1 * self.t1
 
     def left_mag(self, snr: np.ndarray) -> np.ndarray:
         """Per star, the sampling error left after the correction (mag): the uncertainty of
@@ -188,20 +209,20 @@ class CfaModel:
         the uncorrected error."""
         with np.errstate(invalid="ignore", divide="ignore"):
             delta = self.centroid_k * self.fwhm_native / np.asarray(snr, float)
-            phase = _MAG * KAPPA * self.t1 * self.t1 * math.pi * delta / math.sqrt(2.0)
+            phase = _MAG * self.modulation * math.pi * delta / math.sqrt(2.0)
         out = np.hypot(self.sampling_mag, np.nan_to_num(phase, nan=0.0, posinf=0.0))
         return np.minimum(out, max(self.uncorrected_mag, self.sampling_mag))
 
     def factor(self, pos: np.ndarray, site: tuple[int, int] = (0, 0)) -> np.ndarray:
-        """What each green sum is divided by: 1 + KAPPA T1^2 cx cy."""
+        """What each green sum is divided by: 1 + T2 cx cy."""
         cx, cy = phases(pos, site)
-        return np.asarray(1.0 + KAPPA * self.t1 * self.t1 * cx * cy)
+        return np.asarray(1.0 + self.modulation * cx * cy)
 
 
 def fit_cfa(asym: np.ndarray, asym_err: np.ndarray, pos: np.ndarray,
             site: tuple[int, int] = (0, 0), snr: np.ndarray | None = None,
-            fwhm_native: float = 0.0) -> CfaModel | None:
-    """Fit T1 on the bright stars' asymmetry against their phases.
+            fwhm_native: float = 0.0, sums: np.ndarray | None = None) -> CfaModel | None:
+    """Fit T1 on the bright stars' asymmetry against their phases, and T2.
 
     Parameters
     ----------
@@ -218,6 +239,9 @@ def fit_cfa(asym: np.ndarray, asym_err: np.ndarray, pos: np.ndarray,
         k x FWHM / SNR from the asymmetry's residuals (robust: a median).
     fwhm_native : float
         The frame's FWHM in native px.
+    sums : numpy.ndarray, optional
+        (n, 4) :func:`site_sums` of the same stars: T2 is then also measured on the frame's
+        red and blue sites (:func:`fit_t2`) and combined with the prior KAPPA T1^2.
 
     Returns
     -------
@@ -236,12 +260,19 @@ def fit_cfa(asym: np.ndarray, asym_err: np.ndarray, pos: np.ndarray,
     t1 = math.sqrt(max(float(t1x * t1y), 0.0))
     noise = float(np.mean(e * e))
     resid = max(float(np.mean((a - design @ np.array([t1x, t1y])) ** 2)) - noise, 0.0)
-    # phases uniform: the rms of T2 cx cy is T2 / 2, all of it for an uncorrected star; a
-    # corrected one keeps the error of KAPPA. The asymmetry's scatter about the fit (``resid``,
-    # kept in the model) is not added: on the real pair the scatter left after the correction
-    # is explained without it (docs/photometry.md)
-    t2 = KAPPA * t1 * t1
-    left = _MAG * KAPPA_ERR * t1 * t1 / 2.0
+    # T2: the prior KAPPA T1^2 +- KAPPA_ERR T1^2, and the frame's own measurement (red and
+    # blue sites) when there is one, weighted by their variances. Phases uniform: the rms of
+    # T2 cx cy is T2 / 2, all of it for an uncorrected star; a corrected one keeps the error
+    # of T2. The asymmetry's scatter about the fit (``resid``, kept in the model) is not
+    # added: on the real pair the scatter left after the correction is explained without it
+    # (docs/photometry.md)
+    prior, prior_err = KAPPA * t1 * t1, KAPPA_ERR * t1 * t1
+    t2, t2_err = prior, prior_err
+    meas = (math.nan, math.nan, 0)
+    if sums is not None:
+        meas = fit_t2(np.asarray(sums, float)[ok], np.asarray(pos, float).reshape(-1, 2)[ok],
+                      t1, site)
+        t2, t2_err = _combine(prior, prior_err, meas[0], meas[1])
     k = 0.0
     if snr is not None and fwhm_native > 0 and t1 > 0:
         # A - fit = T1 pi d (d: phase error, native px, per axis); d = k FWHM / SNR
@@ -252,6 +283,118 @@ def fit_cfa(asym: np.ndarray, asym_err: np.ndarray, pos: np.ndarray,
             # the median of a chi-square(1) variable is 0.455 of its mean
             k = min(math.sqrt(max(float(np.median(r2[good] / q[good])) / 0.455, 0.0)),
                     MAX_CENTROID_K)
-    return CfaModel(t1=t1, sampling_mag=min(left, _MAG * t2 / 2.0), resid_var=resid,
-                    uncorrected_mag=_MAG * t2 / 2.0, n=n, centroid_k=k,
-                    fwhm_native=fwhm_native)
+    whole = _MAG * abs(t2) / 2.0
+    return CfaModel(t1=t1, sampling_mag=min(_MAG * t2_err / 2.0, whole), resid_var=resid,
+                    uncorrected_mag=whole, n=n, centroid_k=k, fwhm_native=fwhm_native,
+                    t2=t2, t2_err=t2_err, t2_measured=meas[0], t2_measured_err=meas[1],
+                    t2_stars=meas[2])
+
+
+def _combine(prior: float, prior_err: float, value: float, err: float) -> tuple[float, float]:
+    """The inverse-variance weighted mean of the prior and a measurement, and its error (the
+    prior alone when the measurement is missing or the prior exact)."""
+    if not (math.isfinite(value) and math.isfinite(err) and err > 0):
+        return prior, prior_err
+    if not prior_err > 0:
+        return prior, prior_err
+    w1, w2 = 1.0 / prior_err**2, 1.0 / err**2
+    return (w1 * prior + w2 * value) / (w1 + w2), 1.0 / math.sqrt(w1 + w2)
+
+
+def site_sums(raw: np.ndarray, pos: np.ndarray, radius: float, sky: np.ndarray
+              ) -> np.ndarray:
+    """Per star, the aperture sums of the four CFA site classes, sky removed.
+
+    Parameters
+    ----------
+    raw : numpy.ndarray
+        The raw mosaic (native px).
+    pos : numpy.ndarray
+        (n, 2) green-plane positions (native (2 x + 0.5, 2 y + 0.5)).
+    radius : float
+        Aperture radius (plane px: one site class's pixel pitch).
+    sky : numpy.ndarray
+        The local sky per plane pixel of the green sum (two sites), per star; each site's is
+        scaled from it by the ratio of the site class's median to the green sites' mean.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, 4): the sums of sites (0, 0), (0, 1), (1, 0), (1, 1) of the 2x2 cell.
+    """
+    from photutils.aperture import CircularAperture, aperture_photometry
+
+    pos = np.asarray(pos, float).reshape(-1, 2)
+    out = np.zeros((len(pos), 4))
+    if len(pos) == 0:
+        return out
+    data = np.asarray(raw)
+    med = {(r, c): float(np.median(data[r::8, c::8])) for r in (0, 1) for c in (0, 1)}
+    green = 0.5 * (med[(0, 0)] + med[(1, 1)]) if med[(0, 0)] + med[(1, 1)] > 0 else 1.0
+    area = math.pi * radius * radius
+    for i, (r, c) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        # site (r, c)'s pixel (i, j) sits at native (2 j + c, 2 i + r)
+        p = np.column_stack([pos[:, 0] + (0.5 - c) / 2.0, pos[:, 1] + (0.5 - r) / 2.0])
+        s = aperture_photometry(data[r::2, c::2], CircularAperture(p, radius),
+                                method="exact")["aperture_sum"]
+        local = 0.5 * np.asarray(sky, float) * med[(r, c)] / green
+        out[:, i] = np.asarray(s, float) - area * local
+    return out
+
+
+def fit_t2(sums: np.ndarray, pos: np.ndarray, t1: float, site: tuple[int, int] = (0, 0)
+           ) -> tuple[float, float, int]:
+    """The green sum's modulation T2, measured on the red and blue sites (see the module).
+
+    ln R + ln B - 2 ln G = c + ln((1 - T2 p)^2 - T1^2 q^2) - 2 ln(1 + T2 p), p = cx cy,
+    q = cx - cy, fitted robustly (soft L1) for c and T2 over the stars; its error from the
+    fit's Jacobian and the residuals' robust scatter (stars' colours, photon noise).
+
+    Parameters
+    ----------
+    sums : numpy.ndarray
+        (n, 4) :func:`site_sums`.
+    pos : numpy.ndarray
+        (n, 2) the stars' (centroid) plane positions.
+    t1 : float
+        The frame's T1 (:func:`fit_cfa`).
+    site : (int, int)
+        (row, col) of the first green site.
+
+    Returns
+    -------
+    (float, float, int)
+        T2, its error, the stars used; (NaN, NaN, n) with fewer than :data:`MIN_T2_STARS`.
+    """
+    from scipy.optimize import least_squares
+
+    sums = np.asarray(sums, float).reshape(-1, 4)
+    r0, c0 = site
+    index = {(0, 0): 0, (0, 1): 1, (1, 0): 2, (1, 1): 3}
+    g = sums[:, index[(r0, c0)]] + sums[:, index[(1 - r0, 1 - c0)]]
+    red, blue = sums[:, index[(r0, 1 - c0)]], sums[:, index[(1 - r0, c0)]]
+    cx, cy = phases(pos, site)
+    ok = (g > 0) & (red > 0) & (blue > 0) & np.isfinite(cx) & np.isfinite(cy)
+    n = int(ok.sum())
+    if n < MIN_T2_STARS:
+        return math.nan, math.nan, n
+    y = np.log(red[ok]) + np.log(blue[ok]) - 2.0 * np.log(g[ok])
+    p, q = (cx * cy)[ok], (cx - cy)[ok]
+
+    def resid(params: np.ndarray) -> np.ndarray:
+        c, t2 = params
+        inner = np.clip((1.0 - t2 * p) ** 2 - (t1 * q) ** 2, 1e-6, None)
+        return np.asarray(c + np.log(inner) - 2.0 * np.log(np.clip(1.0 + t2 * p, 1e-6, None))
+                          - y)
+
+    c0_ = float(np.median(y))
+    scale = max(float(np.median(np.abs(y - c0_))) / 0.6745, 1e-3)
+    fit = least_squares(resid, [c0_, KAPPA * t1 * t1], loss="soft_l1", f_scale=scale,
+                        bounds=([-np.inf, -0.5], [np.inf, 0.5]))
+    sigma = float(np.median(np.abs(fit.fun))) / 0.6745
+    try:
+        cov = np.linalg.inv(fit.jac.T @ fit.jac) * sigma * sigma
+    except np.linalg.LinAlgError:
+        return math.nan, math.nan, n
+    err = math.sqrt(cov[1, 1]) if cov[1, 1] > 0 else math.nan
+    return float(fit.x[1]), err, n

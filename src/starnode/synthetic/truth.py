@@ -78,6 +78,44 @@ class Truth:
                 return s
         raise KeyError(key)
 
+    def isolated(self, labels: list[str], radius_px: float = 5.0, dmag: float = 2.5
+                 ) -> np.ndarray:
+        """Which of these stars has no rendered neighbour within ``radius_px`` (measured-plane
+        px: an aperture and its reach) brighter than ``dmag`` fainter than itself.
+
+        The blend-free stars: what the real benches keep (sep's merge flag) and what the
+        ensemble's clipping keeps among the comps. A neighbour inside the aperture adds light
+        whose CFA sampling and centroid pull change between subs, which no per-star error
+        model can know.
+
+        Parameters
+        ----------
+        labels : list of str
+            Star labels (every one rendered in the frame).
+        radius_px : float
+            Neighbourhood radius.
+        dmag : float
+            Neighbours fainter than the star by more than this are ignored.
+
+        Returns
+        -------
+        numpy.ndarray
+            Boolean, one per label.
+        """
+        from scipy.spatial import cKDTree
+
+        stars = [s for s in self.stars if s.in_frame]
+        xy = np.array([(s.plane_x, s.plane_y) for s in stars]).reshape(-1, 2)
+        mag = np.array([s.v_mag for s in stars])
+        index = {s.label: i for i, s in enumerate(stars)}
+        tree = cKDTree(xy)
+        out = np.ones(len(labels), dtype=bool)
+        for k, label in enumerate(labels):
+            i = index[label]
+            out[k] = not any(j != i and mag[j] < mag[i] + dmag
+                             for j in tree.query_ball_point(xy[i], radius_px))
+        return out
+
 
 def tan_wcs(ra0: float, dec0: float, ny: int, nx: int, scale_arcsec: float, rot_deg: float,
             mirrored: bool) -> WCS:
