@@ -289,7 +289,7 @@ def times(mid: Time, site: EarthLocation | None, ra_deg: float, dec_deg: float) 
     values (UT1-UTC, polar motion, the same offline policy): ~10x faster than going through
     ``Time.light_travel_time`` and ``SkyCoord.transform_to(AltAz)``, and the same numbers
     within 1e-9 (HJD within one float ulp, the altitude within ~1e-11 deg; tested against
-    astropy in tests/test_photometry_speed_equivalence.py).
+    astropy in tests/photometry/test_photometry_speed_equivalence.py).
 
     Parameters
     ----------
