@@ -26,7 +26,7 @@ from pathlib import Path
 from starnode.aavso import submit, validate_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_aavso_submission import at, make_config  # the tests' measurement
+from aavso_helpers import at, make_config  # the tests' measurement
 
 
 def main() -> int:

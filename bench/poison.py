@@ -1,4 +1,4 @@
-"""Benchmark: the poison run of ``tests/test_chaos.py`` (a real ``starnode run`` whose share
+"""Benchmark: the poison run of ``tests/system/test_chaos.py`` (a real ``starnode run`` whose share
 receives a name that is not UTF-8, a FIFO, a folder named ``x.fit``, a symlink to /dev/zero, a
 sparse frame announcing 20000 x 20000 pixels, then good synthetic subs): peak RSS of the node
 and its workers (sampled every 0.2 s), seconds from SIGTERM to exit, what happened to each file.
@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "system"))
 
 from test_chaos import run_poison
 

@@ -169,6 +169,21 @@ class FrameRejected(StarnodeError):
         A sentence for the log and ``starnode status``.
     category : RejectCategory or str
         The kind of reason (a :class:`RejectCategory` value).
+
+    Examples
+    --------
+    >>> err = FrameRejected("the target is outside the frame", "no_target")
+    >>> err.category is RejectCategory.NO_TARGET, str(err)
+    (True, 'the target is outside the frame')
+
+    A category this version does not know is kept as given (a newer worker's), and the
+    exception survives the trip back from a worker process:
+
+    >>> import pickle
+    >>> FrameRejected("the Sun is up", "sunrise").category
+    'sunrise'
+    >>> pickle.loads(pickle.dumps(err)).category
+    <RejectCategory.NO_TARGET: 'no_target'>
     """
 
     def __init__(self, reason: str, category: RejectCategory | str) -> None:

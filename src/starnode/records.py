@@ -424,6 +424,15 @@ def consistency_problems(record: Measurement | Mapping[str, Any]) -> list[str]:
     -------
     list of str
         One line per broken rule (empty: consistent).
+
+    Examples
+    --------
+    >>> consistency_problems({"jd": 2460797.5, "hjd": 2460797.503, "uncertainty": 0.02})
+    []
+    >>> for line in consistency_problems({"jd": 2460797.5, "hjd": 2460799.5, "uncertainty": -0.01}):
+    ...     print(line)
+    hjd 2460799.5 is +2.0000 d from the jd 2460797.5 (at most 0.02 d apart)
+    uncertainty -0.01 is negative
     """
     d = record.to_dict() if isinstance(record, Measurement) else record
     out: list[str] = []

@@ -62,6 +62,16 @@ def measurement_key(obscode: str, target: str, band: str, jd: float) -> str:
     Returns
     -------
     str
+
+    Examples
+    --------
+    >>> measurement_key("zza", "ss  cyg", "tg", 2460797.512341)
+    'ZZA|SS CYG|TG|2460797.51234'
+
+    The same frame measured again (a JD differing in its last digits) has the same key:
+
+    >>> measurement_key("ZZA", "SS Cyg", "TG", 2460797.512341 + 1e-7)
+    'ZZA|SS CYG|TG|2460797.51234'
     """
     return f"{obscode.upper()}|{_name_key(target)}|{band.upper()}|{jd:.{KEY_DECIMALS}f}"
 
@@ -86,6 +96,17 @@ def bin_of(obscode: str, target: str, band: str, jd: float,
     -------
     tuple of (str, float, float)
         ``(row key, start JD, end JD)``.
+
+    Examples
+    --------
+    00:17:46 UTC falls in the 10-minute bin from 00:10 to 00:20 UTC:
+
+    >>> from starnode.util.jd import utc_from_jd
+    >>> key, start, end = bin_of("ZZA", "SS Cyg", "TG", 2460797.512345, 10)
+    >>> key
+    'ZZA|SS CYG|TG|bin10m|354354841'
+    >>> utc_from_jd(start).strftime("%H:%M:%S"), utc_from_jd(end).strftime("%H:%M:%S")
+    ('00:10:00', '00:20:00')
     """
     width = bin_minutes / 1440.0
     index = math.floor(jd / width + 1e-9)
@@ -241,7 +262,14 @@ def format_row(members: Sequence[ReportEntry], date_type: str) -> str:
 
 
 def header_lines(obscode: str, date_type: str, software: str) -> list[str]:
-    """The parameter lines of a report."""
+    """The parameter lines of a report.
+
+    Examples
+    --------
+    >>> header_lines("ZZA", "HJD", "starnode 0.2.0")  # doctest: +NORMALIZE_WHITESPACE
+    ['#TYPE=EXTENDED', '#OBSCODE=ZZA', '#SOFTWARE=starnode 0.2.0', '#DELIM=,', '#DATE=HJD',
+     '#OBSTYPE=CCD']
+    """
     return [
         "#TYPE=EXTENDED",
         f"#OBSCODE={obscode}",

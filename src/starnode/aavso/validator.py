@@ -3,8 +3,16 @@
 Every report starnode writes is checked with :func:`validate_text` before it replaces the previous
 version of the file; ``starnode validate FILE`` uses :func:`validate_file`.
 
-    >>> report = validate_file("2025-03-27_SS_Cyg_ZZA.txt")
+    >>> head = "".join(line + "\\n" for line in ("#TYPE=EXTENDED", "#OBSCODE=ZZA",
+    ...     "#SOFTWARE=starnode", "#DELIM=,", "#DATE=JD", "#OBSTYPE=CCD"))
+    >>> row = ("SS Cyg,2460797.51234,11.234,0.021,V,NO,STD,ENSEMBLE,na,000-BCP-221,11.420,"
+    ...        "1.234,na,X41941HP,na")
+    >>> report = validate_text(head + row + "\\n")
+    >>> report.ok, report.summary()
+    (True, '0 error(s), 0 warning(s)')
+    >>> report = validate_text(head + row.replace("11.234", "-") + "\\n")
     >>> report.ok, [str(f) for f in report.errors]
+    (False, ["7: ERROR D03: MAGNITUDE='-' is not a number (a '<' prefix is allowed)"])
 
 A :class:`Report` is a ``list`` of :class:`Finding` (``line``, ``severity`` "ERROR" or "WARNING",
 ``rule``, ``message``); ``line`` is 1-based, 0 for findings about the whole file. ERROR means

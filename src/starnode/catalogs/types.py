@@ -151,13 +151,30 @@ def parse_ra(value: str | float) -> float:
     ------
     ValueError
         Unreadable, or outside 0..360.
+
+    Examples
+    --------
+    SS Cyg, 21h 42m 42.8s = 21.71189 h = 325.67833 deg, however it is written:
+
+    >>> round(parse_ra("21:42:42.80"), 5), round(parse_ra("21 42 42.8"), 5), parse_ra(325.67833)
+    (325.67833, 325.67833, 325.67833)
     """
     return _parse_angle(value, u.hourangle, 0.0, 360.0, "RA")
 
 
 def parse_dec(value: str | float) -> float:
     """Declination in degrees from ``"±dd:mm:ss.s"``, ``"±dd mm ss"`` or degrees (else as
-    :func:`parse_ra`; outside -90..90 is refused)."""
+    :func:`parse_ra`; outside -90..90 is refused).
+
+    Examples
+    --------
+    >>> round(parse_dec("+43:35:09.9"), 6), parse_dec("-05 30 00")
+    (43.586083, -5.5)
+    >>> parse_dec("91:00:00")
+    Traceback (most recent call last):
+    ...
+    ValueError: Dec out of range: '91:00:00'
+    """
     return _parse_angle(value, u.deg, -90.0, 90.0, "Dec")
 
 
@@ -198,6 +215,15 @@ def parse_vsx_mag(text: str | None) -> VsxMag | None:
     -------
     VsxMag or None
         None when empty or not a magnitude.
+
+    Examples
+    --------
+    >>> parse_vsx_mag("8.2 V")
+    VsxMag(value=8.2, band='V', amplitude=False, fainter_than=False)
+    >>> parse_vsx_mag("(0.20) V").amplitude, parse_vsx_mag("<15.5 V").fainter_than
+    (True, True)
+    >>> parse_vsx_mag("n/a") is None
+    True
     """
     if not text or not str(text).strip():
         return None

@@ -211,6 +211,25 @@ class Config(TypedConfig, Mapping[str, Any]):
     ``cfg.watch.poll_interval`` a float), so mypy checks every read; top-level keys too
     (``cfg.data_dir`` is always a :class:`~pathlib.Path`). ``cfg.raw`` is the dict as given,
     with moved keys at their new place (for re-serialising to workers).
+
+    Examples
+    --------
+    >>> cfg = Config({"aavso": {"observer_code": "ZZA"}})
+    >>> cfg.aavso.observer_code, cfg.aavso.bin_minutes, cfg.watch.poll_interval
+    ('ZZA', 0.0, 2.0)
+
+    A mistyped key is refused with the nearest known one:
+
+    >>> try:
+    ...     Config({"aavso": {"observr_code": "ZZA"}})
+    ... except ConfigError as exc:
+    ...     print(exc)
+    unknown key 'aavso.observr_code' (did you mean 'aavso.observer_code'?); known keys:
+    bin_minutes, credentials_file, date_type, ...
+    >>> Config({"aavso": {"bin_minutes": -1}})
+    Traceback (most recent call last):
+    ...
+    starnode.errors.ConfigError: aavso.bin_minutes: must be >= 0, got -1.0
     """
 
     def __init__(self, raw: Mapping[str, Any] | None = None, *, source: str | None = None) -> None:
@@ -465,6 +484,14 @@ def observer_code_problem(code: str | None) -> str | None:
     -------
     str or None
         The problem (names the key), or None for a well-formed code.
+
+    Examples
+    --------
+    >>> observer_code_problem("ZZA") is None
+    True
+    >>> print(observer_code_problem("my code"))
+    aavso.observer_code 'my code' is not an AAVSO observer code (1 to 6 letters and digits,
+    no blanks, e.g. FPIA): put the code the AAVSO gave you
     """
     if not code:
         return ("aavso.observer_code is not set: frames are measured but no report can be "

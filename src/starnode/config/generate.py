@@ -2,7 +2,7 @@
 
 The schema stays the one place a key is declared (type, default, range, description, secret);
 the frozen dataclasses mypy checks every read against are generated from it, and
-``tests/test_config_typed.py`` fails when the file and the schema differ. After adding or
+``tests/config/test_config_typed.py`` fails when the file and the schema differ. After adding or
 changing a key::
 
     python -m starnode.config.generate src/starnode/config/sections.py
@@ -21,7 +21,7 @@ __all__ = ["annotation", "class_name", "sections_source"]
 _HEADER = '''"""The typed sections of the configuration, generated from ``config/schema.py``.
 
 Do not edit: run ``python -m starnode.config.generate src/starnode/config/sections.py`` after
-changing the schema (``tests/test_config_typed.py`` fails while the two differ). Values are
+changing the schema (``tests/config/test_config_typed.py`` fails while the two differ). Values are
 validated (and defaults filled in) by :class:`starnode.config.Config`; these classes only give
 each key its type, so mypy checks every read such as ``cfg.watch.poll_interval``.
 """

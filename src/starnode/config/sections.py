@@ -1,7 +1,7 @@
 """The typed sections of the configuration, generated from ``config/schema.py``.
 
 Do not edit: run ``python -m starnode.config.generate src/starnode/config/sections.py`` after
-changing the schema (``tests/test_config_typed.py`` fails while the two differ). Values are
+changing the schema (``tests/config/test_config_typed.py`` fails while the two differ). Values are
 validated (and defaults filled in) by :class:`starnode.config.Config`; these classes only give
 each key its type, so mypy checks every read such as ``cfg.watch.poll_interval``.
 """

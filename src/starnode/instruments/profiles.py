@@ -130,7 +130,13 @@ class Instrument:
         return lo
 
     def allowed_exposures(self, *, altaz: bool = True, expert: bool = True) -> tuple[float, ...]:
-        """Exposure choices, shortest first (alt-az: capped by field rotation)."""
+        """Exposure choices, shortest first (alt-az: capped by field rotation).
+
+        Examples
+        --------
+        >>> S50.allowed_exposures(), S50.allowed_exposures(expert=False)
+        ((2.0, 5.0, 10.0, 20.0), (10.0, 20.0))
+        """
         opts = set(self.exposures_s) | (set(self.expert_exposures_s) if expert else set())
         if altaz:
             opts = {e for e in opts if e <= self.max_altaz_exposure_s}
@@ -139,12 +145,27 @@ class Instrument:
     def light_name(self, target: str, exposure_s: float, filter_name: str, stamp: str) -> str:
         """The Seestar's sub name: ``Light_<Target>_<exp>s_<filter>_YYYYMMDD-HHMMSS.fit``, the
         exposure with one decimal as on real subs (``Light_M 94_10.0s_IRCUT_20250326-212046.fit``).
+
+        Examples
+        --------
+        >>> S50.light_name("SS Cyg", 10, "IRCUT", "20250501-001741")
+        'Light_SS Cyg_10.0s_IRCUT_20250501-001741.fit'
         """
         return f"{self.file_prefix}{target}_{exposure_s:.1f}s_{filter_name}_{stamp}.fit"
 
     def target_in_name(self, name: str) -> str | None:
         """The target a sub's or an older firmware's stack's file name carries
-        (``Light_<Target>_10.0s_...``, ``Stacked_<N>_<Target>_10.0s_...``), or None."""
+        (``Light_<Target>_10.0s_...``, ``Stacked_<N>_<Target>_10.0s_...``), or None.
+
+        Examples
+        --------
+        >>> S50.target_in_name("Light_SS Cyg_10.0s_IRCUT_20250501-001741.fit")
+        'SS Cyg'
+        >>> S50.target_in_name("Stacked_30_M 94_10.0s_IRCUT_20250326-212046.fit")
+        'M 94'
+        >>> S50.target_in_name("notes.txt") is None
+        True
+        """
         m = re.match(rf"^(?:{re.escape(self.file_prefix.rstrip('_'))}|"
                      rf"{re.escape(self.stack_prefix)}\d+)_(.+?)_\d+(?:\.\d+)?s_", name,
                      re.IGNORECASE)
@@ -238,7 +259,17 @@ MODELS: tuple[str, ...] = tuple(PROFILES)
 
 def model_from_header(header: Mapping[str, Any] | None) -> str | None:
     """The model a frame's INSTRUME / TELESCOP cards name (``Seestar S50``, ``S30 Pro_<serial>``,
-    ``imx585``), or None when they name none."""
+    ``imx585``), or None when they name none.
+
+    Examples
+    --------
+    >>> model_from_header({"INSTRUME": "Seestar S50"})
+    's50'
+    >>> model_from_header({"TELESCOP": "S30 Pro_1234"})  # longest name first: not the S30
+    's30pro'
+    >>> model_from_header({"INSTRUME": "QHY268M"}) is None
+    True
+    """
     if not header:
         return None
     text = " ".join(str(header.get(k) or "") for k in ("INSTRUME", "TELESCOP")).lower()
@@ -260,6 +291,18 @@ def profile(model: str | None = None, *, header: Mapping[str, Any] | None = None
     ------
     KeyError
         An unknown model name (the message lists the known ones).
+
+    Examples
+    --------
+    >>> s50 = profile("Seestar S50")
+    >>> s50.name, s50.aperture_mm, s50.focal_length_mm, s50.pixel_scale_arcsec
+    ('Seestar S50', 50.0, 250.0, 2.374)
+    >>> profile("S30 Pro").name, profile(header={"INSTRUME": "Seestar S30"}).model, profile().model
+    ('Seestar S30 Pro', 's30', 's50')
+    >>> profile("S70")
+    Traceback (most recent call last):
+    ...
+    KeyError: "unknown telescope model 'S70'; known: s50, s30, s30pro, generic"
     """
     if model:
         key = model.lower().replace(" ", "").replace("_", "").replace("seestar", "")

@@ -6,7 +6,7 @@ queues them durably; a :class:`~starnode.node.pool.WorkerPool` measures them in 
 processes; the sinks (:mod:`~starnode.node.sinks`: the AAVSO outbox, the hub queue) take each
 measurement. One INFO line per frame.
 
-Guarantees (tested with SIGKILL in ``tests/test_node_e2e.py``):
+Guarantees (tested with SIGKILL in ``tests/node/test_node_e2e.py``):
 
 - every frame seen is in the ledger before any work is done on it; a restart requeues frames a
   killed node had in hand and catches up with frames written while it was down;

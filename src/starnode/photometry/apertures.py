@@ -1,9 +1,9 @@
 """Aperture photometry of stars at given plane positions: centring, FWHM, flux and its error.
 
 Why separate from the pipeline: the same code measures the target, the comparison and check
-stars, and (in tests/test_photometry_real.py and the benchmarks) arbitrary field stars, so the
-error model is checked on real data exactly as the pipeline uses it. Method: docs/photometry.md,
-Methods 3-7.
+stars, and (in tests/photometry/test_photometry_real.py and the benchmarks) arbitrary field
+stars, so the error model is checked on real data exactly as the pipeline uses it. Method:
+docs/photometry.md, Methods 3-7.
 """
 
 from __future__ import annotations

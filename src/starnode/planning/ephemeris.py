@@ -134,7 +134,16 @@ def _utc(t: datetime) -> datetime:
 
 
 def night_window(night: str, lon_deg: float) -> tuple[datetime, datetime]:
-    """Local mean noon of the evening ``night`` to the next local mean noon (UTC)."""
+    """Local mean noon of the evening ``night`` to the next local mean noon (UTC).
+
+    Examples
+    --------
+    Paris (2.35 deg E): local mean noon is 9 min 24 s before 12:00 UTC.
+
+    >>> start, end = night_window("2025-09-14", 2.35)
+    >>> start.isoformat(), end.isoformat()
+    ('2025-09-14T11:50:36+00:00', '2025-09-15T11:50:36+00:00')
+    """
     d = date.fromisoformat(night)
     noon = datetime(d.year, d.month, d.day, 12, tzinfo=UTC) - timedelta(hours=lon_deg / 15.0)
     return noon, noon + timedelta(days=1)
@@ -142,7 +151,15 @@ def night_window(night: str, lon_deg: float) -> tuple[datetime, datetime]:
 
 def night_of(when: datetime, lon_deg: float) -> str:
     """The night (evening date) that ``when`` belongs to: local mean time before noon belongs to
-    the previous evening."""
+    the previous evening.
+
+    Examples
+    --------
+    >>> night_of(datetime(2025, 9, 15, 3, 0, tzinfo=UTC), 2.35)
+    '2025-09-14'
+    >>> night_of(datetime(2025, 9, 15, 13, 0, tzinfo=UTC), 2.35)
+    '2025-09-15'
+    """
     local = _utc(when) + timedelta(hours=lon_deg / 15.0)
     if local.hour < 12:
         local -= timedelta(days=1)
@@ -351,7 +368,15 @@ def altaz_pairs(site: Site, times: Time, ra_deg: Any, dec_deg: Any
 
 
 def separation_deg(alt1: Any, az1: Any, alt2: Any, az2: Any) -> np.ndarray:
-    """Angular distance (degrees) between alt/az positions (broadcasting)."""
+    """Angular distance (degrees) between alt/az positions (broadcasting).
+
+    Examples
+    --------
+    >>> print(separation_deg(30.0, 0.0, 30.0, 180.0).round(6))
+    120.0
+    >>> separation_deg([0.0, 90.0], [0.0, 0.0], 0.0, 90.0)
+    array([90., 90.])
+    """
     a1, z1, a2, z2 = (np.radians(np.asarray(x, dtype=float)) for x in (alt1, az1, alt2, az2))
     c = np.sin(a1) * np.sin(a2) + np.cos(a1) * np.cos(a2) * np.cos(z1 - z2)
     return np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))

@@ -32,7 +32,7 @@ DEMO_SEQUENCE_FILE: Path = Path(__file__).resolve().parent.parent / "data" / "ss
 # frames are the truth the pipeline is tested against, and the pipeline takes its camera numbers
 # from the profile (through the config defaults). Read from the same place, a wrong profile would
 # make the synthetic frames agree with it and the tests could not see it; kept apart, a change to
-# either breaks the tests (and tests/test_instruments.py checks that the two agree).
+# either breaks the tests (and tests/instruments/test_instruments.py checks that the two agree).
 
 #: Seestar S50 pixel scale, arcsec per native sensor pixel (2.9 um at 250 mm).
 S50_SCALE_ARCSEC = 2.374

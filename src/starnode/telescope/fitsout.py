@@ -35,7 +35,15 @@ def _safe(name: str) -> str:
 def frame_name(target: str, exposure_s: float, start: datetime,
                inst: Instrument | None = None) -> str:
     """The model's sub name (:meth:`~starnode.instruments.Instrument.light_name`; its clock is
-    the host's UTC here)."""
+    the host's UTC here).
+
+    Examples
+    --------
+    >>> from datetime import timedelta, timezone
+    >>> start = datetime(2025, 5, 2, 1, 17, 41, tzinfo=timezone(timedelta(hours=2)))
+    >>> frame_name("SS Cyg", 10, start)  # 01:17:41 at UTC+2: 23:17:41 UTC the day before
+    'Light_SS Cyg_10.0s_IRCUT_20250501-231741.fit'
+    """
     inst = inst or profile()
     return inst.light_name(_safe(target), exposure_s, inst.sub_filter,
                            f"{start.astimezone(UTC):%Y%m%d-%H%M%S}")

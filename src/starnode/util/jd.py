@@ -57,6 +57,23 @@ def night_of(jd: float, longitude_deg: float | None) -> str:
     -------
     str
         ISO date.
+
+    Examples
+    --------
+    00:17 UTC on 2 May is 00:57 local mean time at 10 deg E: still the night of 1 May.
+
+    >>> night_of(2460797.512345, 10.0)
+    '2025-05-01'
+
+    19:12 UTC on 1 May is 11:12 local time at 120 deg W, before noon: the night before.
+
+    >>> night_of(2460797.3, -120.0)
+    '2025-04-30'
+
+    No site (or ``SITELONG = 'NaN'``): Greenwich.
+
+    >>> night_of(2460797.3, None), night_of(2460797.3, float("nan"))
+    ('2025-05-01', '2025-05-01')
     """
     lon = float(longitude_deg or 0.0)
     if not math.isfinite(lon):  # SITELONG = 'NaN': no site, so Greenwich
