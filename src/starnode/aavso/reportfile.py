@@ -241,33 +241,53 @@ def assess(prior: Sequence[Any], state: Any, path: Path,
     """
     disk = disk if disk is not None else read_disk(path)
     if not disk.exists:
-        if not prior:
-            return disk, None, []
-        complete = state is not None and state["rows"] is not None and \
-            int(state["rows"]) <= len(prior)
-        return disk, Damage("deleted", path, f"{len(prior)} row(s) in the index",
-                            missing=[r["line"] for r in prior], complete=complete), []
-    if state is not None and state["sha256"] and \
-            hashlib.sha256(disk.raw).hexdigest() == state["sha256"]:
+        return disk, _deleted(prior, state, path), []
+    if _as_committed(state, disk):
         return disk, None, []
     index = {r["line"] for r in prior}
     on_disk = set(disk.lines)
     missing = [r["line"] for r in prior if r["line"] not in on_disk]
     unknown = [d for d in disk.rows if d["line"] not in index]
+    damage = _changed(path, disk, prior, missing, unknown)
+    if damage is not None:
+        return disk, damage, []
+    return disk, None, unknown
+
+
+def _deleted(prior: Sequence[Any], state: Any, path: Path) -> Damage | None:
+    """The file is gone: damage when the index has rows of it (``complete`` when the index
+    holds every row the file had)."""
+    if not prior:
+        return None
+    complete = state is not None and state["rows"] is not None and \
+        int(state["rows"]) <= len(prior)
+    return Damage("deleted", path, f"{len(prior)} row(s) in the index",
+                  missing=[r["line"] for r in prior], complete=complete)
+
+
+def _as_committed(state: Any, disk: Disk) -> bool:
+    """The file's checksum is the one last committed."""
+    return bool(state is not None and state["sha256"]
+                and hashlib.sha256(disk.raw).hexdigest() == state["sha256"])
+
+
+def _changed(path: Path, disk: Disk, prior: Sequence[Any], missing: list[str],
+             unknown: list[dict[str, Any]]) -> Damage | None:
+    """Invalid, altered or truncated; None when the file only has rows the index lacks."""
     bad = [d["line"] for d in unknown if not _row_ok(d)]
     if bad or not validate_text(disk.text).ok:
         report = validate_text(disk.text)
         detail = "; ".join(str(f) for f in report.errors[:3]) or \
             f"{len(bad)} line(s) that are not valid rows"
-        return disk, Damage("invalid", path, detail, missing, [d["line"] for d in unknown]), []
+        return Damage("invalid", path, detail, missing, [d["line"] for d in unknown])
     if missing and unknown:
-        return disk, Damage("altered", path, f"{len(unknown)} row(s) differ from the "
-                            f"index, e.g. {unknown[0]['line'][:60]!r}", missing,
-                            [d["line"] for d in unknown]), []
+        return Damage("altered", path, f"{len(unknown)} row(s) differ from the "
+                      f"index, e.g. {unknown[0]['line'][:60]!r}", missing,
+                      [d["line"] for d in unknown])
     if missing:
-        return disk, Damage("truncated", path, f"{len(missing)} of {len(prior)} row(s) "
-                            "missing", missing), []
-    return disk, None, unknown
+        return Damage("truncated", path, f"{len(missing)} of {len(prior)} row(s) "
+                      "missing", missing)
+    return None
 
 
 def _upload_state(space: str) -> str:
@@ -454,10 +474,33 @@ def write_night(table: ReportRows, space: str, rel: str, path: Path, night: str 
     if new_row is not None:
         changed.setdefault(str(new_row["row_key"]), None)
     state = table.file_state(space, rel)
-    if new_row is not None and not present and _matches(state, _stat(path)) and \
-            _appendable(state, new_row):
+    if new_row is not None and _can_append(state, path, new_row, present):
         return _append(table, space, rel, path, state, new_row)
     rows = list(table.file_rows(space, rel))
+    disk, unknown = _sound_disk(rows, changed, state, path)
+    new_lines = {r["line"] for r in rows if r["row_key"] in changed}
+    adopt(table, space, rel, night, [d for d in unknown if d["line"] not in new_lines])
+    replaced = {old: key for key, old in changed.items() if old}
+    if new_row is not None and new_row["line"] in disk.lines and not replaced:
+        return _already_written(table, space, rel, path, disk, new_row)
+    return _rewrite(table, space, rel, path, night, disk, replaced)
+
+
+def _can_append(state: Any, path: Path, new_row: Mapping[str, Any], present: bool) -> bool:
+    """The new row may simply be appended: not in the file yet, the file as committed."""
+    return not present and _matches(state, _stat(path)) and _appendable(state, new_row)
+
+
+def _sound_disk(rows: list[Any], changed: Mapping[str, str | None], state: Any,
+                path: Path) -> tuple[Disk, list[dict[str, Any]]]:
+    """The file compared with the index as it was before this transaction's changes; a
+    torn tail cut. Returns the file and its rows the index does not know.
+
+    Raises
+    ------
+    DamagedReport
+        The file is damaged (a deleted file the index holds completely is rebuilt instead).
+    """
     prior: list[Any] = [r for r in rows if r["row_key"] not in changed]
     prior += [{"line": old} for old in changed.values() if old]
     disk, damage, unknown = assess(prior, state, path)
@@ -467,21 +510,21 @@ def write_night(table: ReportRows, space: str, rel: str, path: Path, night: str 
         log.warning("%s; rebuilding it from the index", damage.message())
     elif disk.exists:
         _cut_torn(path, disk)
-    new_lines = {r["line"] for r in rows if r["row_key"] in changed}
-    adopt(table, space, rel, night, [d for d in unknown if d["line"] not in new_lines])
-    replaced = {old: key for key, old in changed.items() if old}
-    if new_row is not None and new_row["line"] in disk.lines and not replaced:
-        # a writer killed before its COMMIT wrote this very line: it is there once already
-        st = path.stat()
-        sha = hashlib.sha256(disk.raw).hexdigest()
-        last = disk.rows[-1]
-        comments = [ln[2:] for ln in disk.text.splitlines() if ln.startswith("# ")]
-        _commit_state(table, space, rel, path, sha, rows=len(disk.rows), last_jd=last["jd"],
-                      last_key=new_row["row_key"], obscode=last["obscode"],
-                      date_type=last["date_type"], comments=json.dumps(comments))
-        log.info("%s: the row was already in the file (written before a stop); kept once", path)
-        return Written("adopt", len(disk.rows), st.st_size, sha, validate_text(disk.text))
-    return _rewrite(table, space, rel, path, night, disk, replaced)
+    return disk, unknown
+
+
+def _already_written(table: ReportRows, space: str, rel: str, path: Path, disk: Disk,
+                     new_row: Mapping[str, Any]) -> Written:
+    """A writer killed before its COMMIT wrote this very line: it is there once already."""
+    st = path.stat()
+    sha = hashlib.sha256(disk.raw).hexdigest()
+    last = disk.rows[-1]
+    comments = [ln[2:] for ln in disk.text.splitlines() if ln.startswith("# ")]
+    _commit_state(table, space, rel, path, sha, rows=len(disk.rows), last_jd=last["jd"],
+                  last_key=new_row["row_key"], obscode=last["obscode"],
+                  date_type=last["date_type"], comments=json.dumps(comments))
+    log.info("%s: the row was already in the file (written before a stop); kept once", path)
+    return Written("adopt", len(disk.rows), st.st_size, sha, validate_text(disk.text))
 
 
 # ----------------------------------------------------------------------------- the audit

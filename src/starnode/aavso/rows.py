@@ -196,12 +196,8 @@ def _transform_notes(members: Sequence[ReportEntry]) -> list[str]:
     return out
 
 
-def format_row(members: Sequence[ReportEntry], date_type: str) -> str:
-    """One data line for a measurement or a bin (members share :meth:`Measurement.signature`)."""
-    first = members[0]
-    c = combine(members)
-    date = c.hjd if date_type == "HJD" else c.jd
-    err = max(c.err, 0.0005)
+def _plain_notes(first: ReportEntry) -> list[str]:
+    """The words of NOTES before the '|': plane, transform, comps, synthetic."""
     notes = []
     if first.band in ("TG", "TB", "TR"):
         notes.append(f"Bayer {first.band[1]} plane untransformed")
@@ -212,30 +208,46 @@ def format_row(members: Sequence[ReportEntry], date_type: str) -> str:
         notes.append(first.comps_note)
     if first.synthetic:
         notes.append("SYNTHETIC DATA - not an observation")
-    sub = []
-    if c.vmagins is not None:
-        sub.append(f"VMAGINS={c.vmagins:.3f}")
-    if first.cmag is not None:
-        sub.append(f"CMAGINS={c.cmag:.3f}")
-    if c.kmagins is not None:
-        sub.append(f"KMAGINS={c.kmagins:.3f}")
-    if first.krefmag is not None:
-        sub.append(f"KREFMAG={first.krefmag:.3f}")
-    if first.kreferr is not None:
-        sub.append(f"KREFERR={first.kreferr:.3f}")
+    return notes
+
+
+def _optional_notes(members: Sequence[ReportEntry], c: Combined) -> list[str]:
+    """The ``KEY=value`` magnitudes present, in their order (CMAGINS when the row names its
+    comp's magnitude)."""
+    first = members[0]
+    rules = (("VMAGINS", c.vmagins, c.vmagins), ("CMAGINS", first.cmag, c.cmag),
+             ("KMAGINS", c.kmagins, c.kmagins), ("KREFMAG", first.krefmag, first.krefmag),
+             ("KREFERR", first.kreferr, first.kreferr))
+    return [f"{key}={value:.3f}" for key, present, value in rules if present is not None]
+
+
+def _bin_notes(members: Sequence[ReportEntry], c: Combined) -> list[str]:
+    """The notes naming the frame, or the bin's size, span, errors and frames."""
+    if c.n <= 1:
+        return [f"FRAME={members[0].frame}"]
+    return [f"NBIN={c.n}", f"BINSPAN={c.span_min:.1f}min", f"FORMALERR={c.formal_err:.4f}",
+            f"SCATTERERR={c.scatter_err:.4f}",
+            f"FRAMES={members[0].frame}..{members[-1].frame}"]
+
+
+def _key_notes(members: Sequence[ReportEntry], c: Combined) -> list[str]:
+    """The ``KEY=value`` notes after the '|'."""
+    sub = _optional_notes(members, c)
     sub += _transform_notes(members)
     sub.append(f"NCOMP={min(m.ncomp for m in members)}")
-    if c.n > 1:
-        sub.append(f"NBIN={c.n}")
-        sub.append(f"BINSPAN={c.span_min:.1f}min")
-        sub.append(f"FORMALERR={c.formal_err:.4f}")
-        sub.append(f"SCATTERERR={c.scatter_err:.4f}")
-        sub.append(f"FRAMES={members[0].frame}..{members[-1].frame}")
-    else:
-        sub.append(f"FRAME={first.frame}")
+    sub += _bin_notes(members, c)
     quals = sorted({m.quality for m in members})
     sub.append(f"QUALITY={'/'.join(quals)}")
-    note_text = "; ".join(notes) + "|" + "|".join(sub)
+    return sub
+
+
+def format_row(members: Sequence[ReportEntry], date_type: str) -> str:
+    """One data line for a measurement or a bin (members share :meth:`Measurement.signature`)."""
+    first = members[0]
+    c = combine(members)
+    date = c.hjd if date_type == "HJD" else c.jd
+    err = max(c.err, 0.0005)
+    note_text = "; ".join(_plain_notes(first)) + "|" + "|".join(_key_notes(members, c))
     if len(note_text) > NOTES_LIMIT:
         raise FieldError(f"NOTES would have {len(note_text)} characters (limit {NOTES_LIMIT})")
     fields = [

@@ -109,11 +109,23 @@ class _Checker:
 
     # -- whole file --------------------------------------------------------------------------
     def run(self, raw: bytes) -> Report:
-        if self.name is not None:
-            ext = os.path.splitext(self.name)[1].lower()
-            if ext not in spec.EXTENSIONS:
-                self.error(0, "F01", f"extension {ext or '(none)'!r}: WebObs takes only "
-                           ".txt, .csv and .tsv files")
+        self.extension()
+        for number, chunk in enumerate(self.split_lines(raw), start=1):
+            self.line(number, chunk[:-1] if chunk.endswith(b"\r") else chunk)
+        self.whole_file()
+        report = Report(sorted(self.found, key=lambda f: (f.line, f.severity != ERROR, f.rule)))
+        return report
+
+    def extension(self) -> None:
+        if self.name is None:
+            return
+        ext = os.path.splitext(self.name)[1].lower()
+        if ext not in spec.EXTENSIONS:
+            self.error(0, "F01", f"extension {ext or '(none)'!r}: WebObs takes only "
+                       ".txt, .csv and .tsv files")
+
+    def split_lines(self, raw: bytes) -> list[bytes]:
+        """The file's lines (a byte-order mark dropped, bare CRs read as LFs; CRLF kept)."""
         if raw[:3] == b"\xef\xbb\xbf":
             self.error(1, "F02", "UTF-8 byte-order mark at the start: '#TYPE' is not in column 1")
             raw = raw[3:]
@@ -125,8 +137,10 @@ class _Checker:
             lines.pop()
         if any(chunk.endswith(b"\r") for chunk in lines):
             self.warning(0, "F02", "CRLF line endings (LF is safest)")
-        for number, chunk in enumerate(lines, start=1):
-            self.line(number, chunk[:-1] if chunk.endswith(b"\r") else chunk)
+        return lines
+
+    def whole_file(self) -> None:
+        """What only the end of the file can tell: parameters, records, synthetic rows."""
         if not self.in_data:
             for key in spec.REQUIRED_PARAMS:
                 if key not in self.params:
@@ -137,8 +151,6 @@ class _Checker:
             self.warning(0, SYNTHETIC_RULE, f"SYNTHETIC DATA: {self.synthetic} row(s) come from "
                          "made-up test frames (starnode demo), not observations: never upload "
                          "this file to the AAVSO")
-        report = Report(sorted(self.found, key=lambda f: (f.line, f.severity != ERROR, f.rule)))
-        return report
 
     # -- one line ----------------------------------------------------------------------------
     def line(self, n: int, chunk: bytes) -> None:
@@ -255,13 +267,7 @@ class _Checker:
     # -- an observation ----------------------------------------------------------------------
     def record(self, n: int, text: str) -> None:
         if not self.in_data:
-            self.in_data = True
-            for key in spec.REQUIRED_PARAMS:
-                if key not in self.params:
-                    self.error(n, "H01", f"parameter #{key}= missing before the first "
-                               "observation")
-            if "OBSTYPE" not in self.params:
-                self.warning(n, "H01", "#OBSTYPE is missing (WebObs assumes CCD)")
+            self.first_record(n)
         self.n_records += 1
         if self.delim is None:
             if self.n_records == 1:
@@ -282,6 +288,22 @@ class _Checker:
             self.wrong_field_count(n, parts)
             return
         self.short_line = 0
+        if self.empty_fields(n, parts):
+            return
+        self.fields(n, {name: value.strip() for name, value in zip(FIELDS, parts, strict=True)})
+
+    def first_record(self, n: int) -> None:
+        """The header ends at the first observation: its required parameters must be known."""
+        self.in_data = True
+        for key in spec.REQUIRED_PARAMS:
+            if key not in self.params:
+                self.error(n, "H01", f"parameter #{key}= missing before the first "
+                           "observation")
+        if "OBSTYPE" not in self.params:
+            self.warning(n, "H01", "#OBSTYPE is missing (WebObs assumes CCD)")
+
+    def empty_fields(self, n: int, parts: list[str]) -> bool:
+        """Report empty fields (an error: True) and fields with spaces around them."""
         empty = False
         for name, value in zip(FIELDS, parts, strict=True):
             if not value.strip():
@@ -289,9 +311,7 @@ class _Checker:
                 empty = True
             elif value != value.strip():
                 self.warning(n, "D95", f"{name} has leading/trailing spaces: {value!r}")
-        if empty:
-            return
-        self.fields(n, {name: value.strip() for name, value in zip(FIELDS, parts, strict=True)})
+        return empty
 
     def wrong_field_count(self, n: int, parts: list[str]) -> None:
         count = len(parts)
@@ -428,21 +448,34 @@ class _Checker:
         kmag = self.optional_number(n, "KMAG", f["KMAG"])
         no_comp, no_check = cname == "NA", kname == "NA"
         if cname == "ENSEMBLE":
-            if f["CMAG"].lower() != "na":
-                self.error(n, "D08", "CNAME=ENSEMBLE needs CMAG=na")
-            if no_check or kmag is None:
-                self.error(n, "D09", "an ENSEMBLE row must report its check star (KNAME and a "
-                           "numeric KMAG)")
+            self.ensemble_comp(n, f, no_check, kmag)
         else:
-            if mtype == "DIF" and no_comp:
-                self.error(n, "D10", "MTYPE=DIF needs the comparison star in CNAME")
-            if not no_comp and cmag is None:
-                self.warning(n, "D10", f"CNAME={f['CNAME']!r} without CMAG: report the comp's "
-                             "instrumental magnitude")
-            if no_comp and mtype == "STD":
-                self.warning(n, "D10", "CNAME is 'na': name the comparison star or use ENSEMBLE")
-            if not no_comp and no_check:
-                self.warning(n, "D09", "no check star (KNAME=na): the AAVSO judges errors by K-C")
+            self.named_comp(n, f, mtype, no_comp, no_check, cmag)
+        self.check_star(n, f, cname, kname, cmag, kmag)
+
+    def ensemble_comp(self, n: int, f: dict[str, str], no_check: bool,
+                      kmag: float | None) -> None:
+        if f["CMAG"].lower() != "na":
+            self.error(n, "D08", "CNAME=ENSEMBLE needs CMAG=na")
+        if no_check or kmag is None:
+            self.error(n, "D09", "an ENSEMBLE row must report its check star (KNAME and a "
+                       "numeric KMAG)")
+
+    def named_comp(self, n: int, f: dict[str, str], mtype: str, no_comp: bool, no_check: bool,
+                   cmag: float | None) -> None:
+        if mtype == "DIF" and no_comp:
+            self.error(n, "D10", "MTYPE=DIF needs the comparison star in CNAME")
+        if not no_comp and cmag is None:
+            self.warning(n, "D10", f"CNAME={f['CNAME']!r} without CMAG: report the comp's "
+                         "instrumental magnitude")
+        if no_comp and mtype == "STD":
+            self.warning(n, "D10", "CNAME is 'na': name the comparison star or use ENSEMBLE")
+        if not no_comp and no_check:
+            self.warning(n, "D09", "no check star (KNAME=na): the AAVSO judges errors by K-C")
+
+    def check_star(self, n: int, f: dict[str, str], cname: str, kname: str,
+                   cmag: float | None, kmag: float | None) -> None:
+        no_comp, no_check = cname == "NA", kname == "NA"
         if kname == "ENSEMBLE":
             self.error(n, "D09", "KNAME cannot be ENSEMBLE")
         elif not no_check and kmag is None:

@@ -114,10 +114,38 @@ def crosscheck(store: HubStore, night: str) -> dict[str, Any]:
     for r in rows:
         groups[(r.target, r.band)].append(r)
 
-    updates: list[dict[str, Any]] = []
-    curve: list[dict[str, Any]] = []
-    residuals: dict[tuple[int, str, str], list[tuple[float, float]]] = defaultdict(list)
+    check = _Windows(h, night)
     for (target, band), members in groups.items():
+        check.group(target, band, members, width)
+    offsets = _offsets(h, night, check.residuals, time.time())
+    held = _store_results(store, night, check.updates, check.curve, offsets, names)
+    updates, curve = check.updates, check.curve
+    summary = {
+        "night": night, "measurements": len(rows), "targets": len(groups),
+        "windows": len(curve),
+        "outliers": sum(1 for u in updates if u["b_flag"] == "outlier"),
+        "unchecked": sum(1 for u in updates if u["b_flag"] == "unchecked"),
+        "offsets": [{**o_, "node": names.get(o_["node_id"])} for o_ in offsets],
+        "held": held, "seconds": time.perf_counter() - t0}
+    log.info("cross-check of %s: %d measurement(s), %d window(s), %d outlier(s), %d "
+             "unchecked, held: %s (%.2f s)", night, len(rows), len(curve), summary["outliers"],
+             summary["unchecked"], ", ".join(held) or "none", summary["seconds"])
+    return summary
+
+
+class _Windows:
+    """The flags of one night's points, its consensus curve and each node's residuals."""
+
+    def __init__(self, h: Any, night: str) -> None:
+        self.h = h
+        self.night = night
+        self.updates: list[dict[str, Any]] = []
+        self.curve: list[dict[str, Any]] = []
+        self.residuals: dict[tuple[int, str, str], list[tuple[float, float]]] = \
+            defaultdict(list)
+
+    def group(self, target: str, band: str, members: list[Any], width: float) -> None:
+        """One target and band: its points by time window."""
         ids = np.array([r.id for r in members], dtype=np.int64)
         node = np.array([r.node_id for r in members], dtype=np.int64)
         jd = np.array([r.jd for r in members])
@@ -128,35 +156,50 @@ def crosscheck(store: HubStore, night: str) -> dict[str, Any]:
         bounds = np.flatnonzero(np.diff(win[order])) + 1
         for idx in np.split(order, bounds):
             k_nodes = len(np.unique(node[idx]))
-            if k_nodes < int(h.min_nodes):
-                why = (f"only {k_nodes} node(s) in this {h.window_minutes:g}-min window; "
-                       f"{h.min_nodes} needed for a consensus")
-                updates += [{"b_id": int(i), "b_flag": "unchecked", "b_reason": why,
-                             "b_cons": None, "b_res": None} for i in ids[idx]]
+            if k_nodes < int(self.h.min_nodes):
+                self._unchecked(ids[idx], k_nodes)
                 continue
-            nodes, means, nerrs = _node_means(mag[idx], err[idx], node[idx])
-            weights = 1.0 / (nerrs ** 2 + FLOOR ** 2)
-            cons = weighted_median(means, weights)
-            mad = float(np.median(np.abs(means - cons)))
-            cons_err = max(1.2533 / math.sqrt(float(np.sum(weights))),
-                           1.4826 * mad / math.sqrt(len(nodes)))
-            curve.append({"night": night, "target": target, "band": band,
-                          "win": int(win[idx[0]]), "jd": float(np.mean(jd[idx])),
-                          "magnitude": cons, "error": cons_err, "n_nodes": len(nodes),
-                          "n_points": len(idx)})
-            for i in idx:
-                res = float(mag[i] - cons)
-                sigma = math.sqrt(float(err[i]) ** 2 + cons_err ** 2)
-                limit = max(float(h.outlier_sigma) * sigma, float(h.outlier_min_mag))
-                bad = abs(res) > limit
-                reason = (f"{res:+.3f} mag from the network consensus {cons:.3f} ± "
-                          f"{cons_err:.3f} ({len(nodes)} nodes); limit {limit:.3f} = max("
-                          f"{h.outlier_sigma:g}σ, {h.outlier_min_mag:g} mag)")
-                updates.append({"b_id": int(ids[i]), "b_flag": "outlier" if bad else "ok",
-                                "b_reason": reason, "b_cons": cons, "b_res": res})
-                residuals[(int(node[i]), target, band)].append((res, sigma))
+            self._window(target, band, idx, ids, node, jd, mag, err, win)
 
-    now = time.time()
+    def _unchecked(self, ids: np.ndarray, k_nodes: int) -> None:
+        h = self.h
+        why = (f"only {k_nodes} node(s) in this {h.window_minutes:g}-min window; "
+               f"{h.min_nodes} needed for a consensus")
+        self.updates += [{"b_id": int(i), "b_flag": "unchecked", "b_reason": why,
+                          "b_cons": None, "b_res": None} for i in ids]
+
+    def _window(self, target: str, band: str, idx: np.ndarray, ids: np.ndarray,
+                node: np.ndarray, jd: np.ndarray, mag: np.ndarray, err: np.ndarray,
+                win: np.ndarray) -> None:
+        """A window with enough nodes: the consensus point and each point's flag."""
+        h = self.h
+        nodes, means, nerrs = _node_means(mag[idx], err[idx], node[idx])
+        weights = 1.0 / (nerrs ** 2 + FLOOR ** 2)
+        cons = weighted_median(means, weights)
+        mad = float(np.median(np.abs(means - cons)))
+        cons_err = max(1.2533 / math.sqrt(float(np.sum(weights))),
+                       1.4826 * mad / math.sqrt(len(nodes)))
+        self.curve.append({"night": self.night, "target": target, "band": band,
+                           "win": int(win[idx[0]]), "jd": float(np.mean(jd[idx])),
+                           "magnitude": cons, "error": cons_err, "n_nodes": len(nodes),
+                           "n_points": len(idx)})
+        for i in idx:
+            res = float(mag[i] - cons)
+            sigma = math.sqrt(float(err[i]) ** 2 + cons_err ** 2)
+            limit = max(float(h.outlier_sigma) * sigma, float(h.outlier_min_mag))
+            bad = abs(res) > limit
+            reason = (f"{res:+.3f} mag from the network consensus {cons:.3f} ± "
+                      f"{cons_err:.3f} ({len(nodes)} nodes); limit {limit:.3f} = max("
+                      f"{h.outlier_sigma:g}σ, {h.outlier_min_mag:g} mag)")
+            self.updates.append({"b_id": int(ids[i]), "b_flag": "outlier" if bad else "ok",
+                                 "b_reason": reason, "b_cons": cons, "b_res": res})
+            self.residuals[(int(node[i]), target, band)].append((res, sigma))
+
+
+def _offsets(h: Any, night: str,
+             residuals: dict[tuple[int, str, str], list[tuple[float, float]]],
+             now: float) -> list[dict[str, Any]]:
+    """Each node's weighted mean residual per target and band, and whether it is significant."""
     offsets = []
     for (nid, target, band), pairs in residuals.items():
         res_arr = np.array([p[0] for p in pairs])
@@ -170,7 +213,13 @@ def crosscheck(store: HubStore, night: str) -> dict[str, Any]:
         offsets.append({"node_id": nid, "night": night, "target": target, "band": band,
                         "mag_offset": off, "error": off_err, "n": len(res_arr),
                         "significant": sig, "computed": now})
+    return offsets
 
+
+def _store_results(store: HubStore, night: str, updates: list[dict[str, Any]],
+                   curve: list[dict[str, Any]], offsets: list[dict[str, Any]],
+                   names: dict[Any, Any]) -> list[str]:
+    """Store the flags, the curve and the offsets; hold the nodes newly offset (returned)."""
     held: list[str] = []
     o = db.offsets
     with store.engine.begin() as conn:
@@ -186,24 +235,20 @@ def crosscheck(store: HubStore, night: str) -> dict[str, Any]:
             conn.execute(o.insert(), offsets)
         for rec in offsets:
             if rec["significant"] and (rec["node_id"], rec["target"], rec["band"]) not in before:
-                reason = (f"night {night}, {rec['target']} {rec['band']}: offset "
-                          f"{rec['mag_offset']:+.3f} ± {rec['error']:.3f} mag from the "
-                          f"network consensus over {rec['n']} point(s)")
-                conn.execute(db.nodes.update().where(db.nodes.c.id == rec["node_id"])
-                             .values(held=True, hold_reason=reason))
-                held.append(names.get(rec["node_id"], str(rec["node_id"])))
-                log.warning("node %s held for review: %s", held[-1], reason)
-    summary = {
-        "night": night, "measurements": len(rows), "targets": len(groups),
-        "windows": len(curve),
-        "outliers": sum(1 for u in updates if u["b_flag"] == "outlier"),
-        "unchecked": sum(1 for u in updates if u["b_flag"] == "unchecked"),
-        "offsets": [{**o_, "node": names.get(o_["node_id"])} for o_ in offsets],
-        "held": held, "seconds": time.perf_counter() - t0}
-    log.info("cross-check of %s: %d measurement(s), %d window(s), %d outlier(s), %d "
-             "unchecked, held: %s (%.2f s)", night, len(rows), len(curve), summary["outliers"],
-             summary["unchecked"], ", ".join(held) or "none", summary["seconds"])
-    return summary
+                held.append(_hold(conn, night, rec, names))
+    return held
+
+
+def _hold(conn: Any, night: str, rec: dict[str, Any], names: dict[Any, Any]) -> str:
+    """Hold a node for review over its offset; returns its name."""
+    reason = (f"night {night}, {rec['target']} {rec['band']}: offset "
+              f"{rec['mag_offset']:+.3f} ± {rec['error']:.3f} mag from the "
+              f"network consensus over {rec['n']} point(s)")
+    conn.execute(db.nodes.update().where(db.nodes.c.id == rec["node_id"])
+                 .values(held=True, hold_reason=reason))
+    name: str = names.get(rec["node_id"], str(rec["node_id"]))
+    log.warning("node %s held for review: %s", name, reason)
+    return name
 
 
 def lightcurve(store: HubStore, target: str, night: str | None = None,
@@ -274,14 +319,7 @@ def lightcurve_png(data: dict[str, Any]) -> bytes:
     for p in data["measurements"]:
         by_node[p["node"]].append(p)
     for name, pts in sorted(by_node.items()):
-        ok = [p for p in pts if p["flag"] != "outlier"]
-        bad = [p for p in pts if p["flag"] == "outlier"]
-        if ok:
-            ax.errorbar([p["jd"] for p in ok], [p["magnitude"] for p in ok],
-                        [p["uncertainty"] for p in ok], fmt="o", ms=3, alpha=0.5, label=name)
-        if bad:
-            ax.plot([p["jd"] for p in bad], [p["magnitude"] for p in bad], "x", color="red",
-                    label=f"{name} (flagged)")
+        _plot_node(ax, name, pts)
     cons = data["consensus"]
     if cons:
         ax.errorbar([p["jd"] for p in cons], [p["magnitude"] for p in cons],
@@ -296,3 +334,15 @@ def lightcurve_png(data: dict[str, Any]) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
+
+
+def _plot_node(ax: Any, name: str, pts: list[dict[str, Any]]) -> None:
+    """One node's points: error bars, its flagged ones as red crosses."""
+    ok = [p for p in pts if p["flag"] != "outlier"]
+    bad = [p for p in pts if p["flag"] == "outlier"]
+    if ok:
+        ax.errorbar([p["jd"] for p in ok], [p["magnitude"] for p in ok],
+                    [p["uncertainty"] for p in ok], fmt="o", ms=3, alpha=0.5, label=name)
+    if bad:
+        ax.plot([p["jd"] for p in bad], [p["magnitude"] for p in bad], "x", color="red",
+                label=f"{name} (flagged)")

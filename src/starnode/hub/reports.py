@@ -97,6 +97,44 @@ def member_report(store: HubStore, obscode: str, night: str, *,
     date_type = str(cfg.hub.date_type)
     if check:
         crosscheck(store, night)
+    held, points = _member_points(store, code, night)
+    rows: list[dict[str, Any]] = []
+    left_out: list[str] = []
+    excluded: list[int] = []
+    now = time.time()
+    for p in points:
+        frame = str(p.payload.get("file", "?"))
+        row, why = _report_row(cfg, p, held, code, night, date_type, now)
+        if row is not None:
+            rows.append(row)
+        if why is not None:
+            excluded.append(p.id)
+            left_out.append(f"{frame} (JD {p.jd:.5f}): {why}")
+    lines = _store_rows(store, code, night, rows, excluded)
+    if not lines:
+        raise HubError(f"observer {code} has no reportable point on night {night} "
+                       f"({len(left_out)} left out: {'; '.join(left_out[:5])})", 404)
+    text = _report_text(code, night, date_type, lines, left_out)
+    findings = validate_text(text, f"{night}_{code}.txt")
+    if not findings.ok:
+        raise HubError(f"the report of {code} for {night} does not validate: "
+                       f"{findings.summary()}", 500)
+    path = reports_dir(store) / code / f"{night}_{code}.txt"
+    atomic_write(path, text.encode("ascii"))
+    log.info("report of %s for %s: %d row(s), %d left out -> %s", code, night, len(lines),
+             len(left_out), path)
+    return {"path": str(path), "text": text, "rows": len(lines), "left_out": left_out,
+            "findings": [f.as_dict() for f in findings]}
+
+
+def _member_points(store: HubStore, code: str, night: str) -> tuple[dict[int, str], list[Any]]:
+    """The member's held nodes (id -> why) and the points of its nodes on the night, by time.
+
+    Raises
+    ------
+    HubError
+        404: no node belongs to the observer code.
+    """
     m, n = db.measurements, db.nodes
     with store.engine.connect() as conn:
         members = conn.execute(sa.select(n.c.id, n.c.name, n.c.held, n.c.hold_reason)
@@ -109,28 +147,32 @@ def member_report(store: HubStore, obscode: str, night: str, *,
             sa.select(m.c.id, m.c.node_id, m.c.payload, m.c.flag, m.c.flag_reason, m.c.jd)
             .where(m.c.node_id.in_([r.id for r in members]), m.c.night == night)
             .order_by(m.c.jd)).all()
-    rows: list[dict[str, Any]] = []
-    left_out: list[str] = []
-    excluded: list[int] = []
-    now = time.time()
-    for p in points:
-        frame = str(p.payload.get("file", "?"))
-        why = _not_reportable(p, held)
-        if why is None:
-            try:
-                meas = measurement_from_result(p.payload, date_type)
-                why = gate(meas, submit_poor_quality=bool(cfg.aavso.submit_poor_quality),
-                           max_check_deviation=float(cfg.aavso.max_check_deviation))
-                if why is None:
-                    rows.append({"obscode": code, "measurement_id": p.id, "night": night,
-                                 "mkey": measurement_key(code, meas.starid, meas.band, meas.jd),
-                                 "jd": meas.jd, "line": format_row([meas], date_type),
-                                 "created": now})
-            except FieldError as exc:
-                why = str(exc)
+    return held, list(points)
+
+
+def _report_row(cfg: Any, p: Any, held: dict[int, str], code: str, night: str,
+                date_type: str, now: float) -> tuple[dict[str, Any] | None, str | None]:
+    """One point's report row, or why it is left out."""
+    why = _not_reportable(p, held)
+    if why is not None:
+        return None, why
+    try:
+        meas = measurement_from_result(p.payload, date_type)
+        why = gate(meas, submit_poor_quality=bool(cfg.aavso.submit_poor_quality),
+                   max_check_deviation=float(cfg.aavso.max_check_deviation))
         if why is not None:
-            excluded.append(p.id)
-            left_out.append(f"{frame} (JD {p.jd:.5f}): {why}")
+            return None, why
+        return {"obscode": code, "measurement_id": p.id, "night": night,
+                "mkey": measurement_key(code, meas.starid, meas.band, meas.jd),
+                "jd": meas.jd, "line": format_row([meas], date_type), "created": now}, None
+    except FieldError as exc:
+        return None, str(exc)
+
+
+def _store_rows(store: HubStore, code: str, night: str, rows: list[dict[str, Any]],
+                excluded: list[int]) -> list[str]:
+    """Withdraw the rows of points left out, store the new ones once; returns the night's
+    lines of the member, by time."""
     r = db.report_rows
     with store.engine.begin() as conn:
         if excluded:
@@ -138,26 +180,17 @@ def member_report(store: HubStore, obscode: str, night: str, *,
                                           r.c.measurement_id.in_(excluded)))
         if rows:
             conn.execute(db.insert_ignore(store.engine, r, ["obscode", "mkey"]), rows)
-        lines = [x.line for x in conn.execute(
+        return [x.line for x in conn.execute(
             sa.select(r.c.line).where(r.c.obscode == code, r.c.night == night)
             .order_by(r.c.jd, r.c.mkey))]
-    if not lines:
-        raise HubError(f"observer {code} has no reportable point on night {night} "
-                       f"({len(left_out)} left out: {'; '.join(left_out[:5])})", 404)
+
+
+def _report_text(code: str, night: str, date_type: str, lines: list[str],
+                 left_out: list[str]) -> str:
     text_lines = header_lines(code, date_type, SOFTWARE)
     text_lines.append(f"# starnode hub report: observing night of {night}, observer {code}")
     if any("SYNTHETIC DATA" in x for x in lines):
         text_lines.append("# SYNTHETIC DATA - never upload this file to the AAVSO")
     text_lines += [f"# left out: {x}" for x in left_out]
     text_lines.append(_COLUMNS)
-    text = "\n".join(text_lines + lines) + "\n"
-    findings = validate_text(text, f"{night}_{code}.txt")
-    if not findings.ok:
-        raise HubError(f"the report of {code} for {night} does not validate: "
-                       f"{findings.summary()}", 500)
-    path = reports_dir(store) / code / f"{night}_{code}.txt"
-    atomic_write(path, text.encode("ascii"))
-    log.info("report of %s for %s: %d row(s), %d left out -> %s", code, night, len(lines),
-             len(left_out), path)
-    return {"path": str(path), "text": text, "rows": len(lines), "left_out": left_out,
-            "findings": [f.as_dict() for f in findings]}
+    return "\n".join(text_lines + lines) + "\n"

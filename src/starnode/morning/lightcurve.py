@@ -33,25 +33,37 @@ _QUALITY_STYLE = {"good": ("#1f77b4", "o", "good"),
 _num = finite_float
 
 
+def _check_fields(k: Any) -> dict[str, Any]:
+    """The check star's fields of a plot point (all empty without a check star)."""
+    if not k:
+        return {"check_mag": None, "check_cat": None, "check_err": 0.0, "check_name": None}
+    return {"check_mag": _num(k.mag), "check_cat": _num(k.catalog_mag),
+            "check_err": _num(k.error) or 0.0, "check_name": k.label or k.name}
+
+
+def _comp_range(m: Measurement) -> tuple[float | None, float | None]:
+    """The catalogue magnitude range of the comparison stars used (None, None without)."""
+    comp_mags = [c for c in (_num(c.catalog_mag) for c in m.comps
+                             if isinstance(c, CompResult) and c.used is not False)
+                 if c is not None]
+    if not comp_mags:
+        return None, None
+    return min(comp_mags), max(comp_mags)
+
+
 def _point(m: Measurement, reported: bool) -> dict[str, Any] | None:
     """One plot point from a measurement (None without a usable magnitude and time)."""
     t = _num(m.hjd) or _num(m.jd)
     mag = _num(m.magnitude)
     if t is None or mag is None:
         return None
-    k = m.check_star
-    comp_mags = [c for c in (_num(c.catalog_mag) for c in m.comps
-                             if isinstance(c, CompResult) and c.used is not False)
-                 if c is not None]
+    comp_min, comp_max = _comp_range(m)
     return {
         "t": t, "mag": mag, "err": _num(m.uncertainty) or 0.0,
         "quality": str(m.quality_flag or "poor"), "filter": m.filter or None,
         "chart": m.chart_id,
-        "check_mag": _num(k.mag) if k else None, "check_cat": _num(k.catalog_mag) if k else None,
-        "check_err": (_num(k.error) if k else None) or 0.0,
-        "check_name": (k.label or k.name) if k else None,
-        "comp_min": min(comp_mags) if comp_mags else None,
-        "comp_max": max(comp_mags) if comp_mags else None,
+        **_check_fields(m.check_star),
+        "comp_min": comp_min, "comp_max": comp_max,
         "reported": reported, "time_kind": "HJD" if m.hjd else "JD",
     }
 
@@ -151,11 +163,49 @@ def _draw(points: list[dict[str, Any]], name: str, out: Path) -> None:
     grid = fig.add_gridspec(2 if has_check else 1, 1, height_ratios=[3, 1] if has_check else [1],
                             hspace=0.08)
     ax = fig.add_subplot(grid[0])
+    _draw_magnitudes(ax, points, name, t0)
+    day = utc_from_jd(t0)
+    xlabel = f"hours since {kind} {t0:.1f} ({day:%Y-%m-%d} 0h UTC)"
+    if has_check:
+        ax.tick_params(labelbottom=False)
+        axk = fig.add_subplot(grid[1], sharex=ax)
+        _draw_check(axk, [p for p in points if p["check_mag"] is not None], t0)
+        axk.set_xlabel(xlabel)
+    else:
+        ax.set_xlabel(xlabel)
+    fig.savefig(out, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _draw_comp_band(ax: Any, points: list[dict[str, Any]]) -> None:
+    """The shaded magnitude range of the comparison sequence (nothing without one)."""
     lo = [p["comp_min"] for p in points if p["comp_min"] is not None]
     hi = [p["comp_max"] for p in points if p["comp_max"] is not None]
     if lo and hi:
         ax.axhspan(min(lo), max(hi), color="#4caf50", alpha=0.10, lw=0,
                    label=f"comparison stars {min(lo):.2f}-{max(hi):.2f}")
+
+
+def _magnitude_limits(points: list[dict[str, Any]]) -> tuple[float, float]:
+    """The y limits of the magnitude panel, bright up: at least ~1 mag shown, the data fill it."""
+    mags = [p["mag"] for p in points]
+    errs = [p["err"] for p in points]
+    lo_m = min(m - e for m, e in zip(mags, errs, strict=True))
+    hi_m = max(m + e for m, e in zip(mags, errs, strict=True))
+    pad = max(0.15, 0.5 - (hi_m - lo_m) / 2)
+    return hi_m + pad, lo_m - pad
+
+
+def _magnitude_title(points: list[dict[str, Any]], name: str) -> str:
+    charts = sorted({str(p["chart"]) for p in points if p["chart"]})
+    reported = sum(p["reported"] for p in points)
+    return (f"{name}: {len(points)} measurement(s), {reported} in AAVSO reports"
+            + (f"  ·  chart {', '.join(charts)}" if charts else ""))
+
+
+def _draw_magnitudes(ax: Any, points: list[dict[str, Any]], name: str, t0: float) -> None:
+    """The main panel: the comparison band, the points by quality flag, limits and labels."""
+    _draw_comp_band(ax, points)
     for quality, (colour, marker, label) in _QUALITY_STYLE.items():
         sel = [p for p in points if p["quality"] == quality]
         if not sel:
@@ -163,43 +213,34 @@ def _draw(points: list[dict[str, Any]], name: str, out: Path) -> None:
         ax.errorbar([(p["t"] - t0) * 24 for p in sel], [p["mag"] for p in sel],
                     yerr=[p["err"] for p in sel], fmt=marker, color=colour, ms=5, capsize=2,
                     elinewidth=1, label=f"{name} ({label}, {len(sel)})")
-    mags = [p["mag"] for p in points]
-    errs = [p["err"] for p in points]
-    lo_m = min(m - e for m, e in zip(mags, errs, strict=True))
-    hi_m = max(m + e for m, e in zip(mags, errs, strict=True))
-    pad = max(0.15, 0.5 - (hi_m - lo_m) / 2)  # at least ~1 mag shown, the data fill it
-    ax.set_ylim(hi_m + pad, lo_m - pad)  # bright up
+    ax.set_ylim(*_magnitude_limits(points))  # bright up
     filt = sorted({str(p["filter"]) for p in points if p["filter"]})
-    charts = sorted({str(p["chart"]) for p in points if p["chart"]})
     ax.set_ylabel(f"magnitude ({', '.join(filt) or '?'})")
-    reported = sum(p["reported"] for p in points)
-    ax.set_title(f"{name}: {len(points)} measurement(s), {reported} in AAVSO reports"
-                 + (f"  ·  chart {', '.join(charts)}" if charts else ""), fontsize=11)
+    ax.set_title(_magnitude_title(points, name), fontsize=11)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8, framealpha=0.85)
-    day = utc_from_jd(t0)
-    xlabel = f"hours since {kind} {t0:.1f} ({day:%Y-%m-%d} 0h UTC)"
-    if has_check:
-        ax.tick_params(labelbottom=False)
-        axk = fig.add_subplot(grid[1], sharex=ax)
-        sel = [p for p in points if p["check_mag"] is not None]
-        dev = [p["check_mag"] - (p["check_cat"] if p["check_cat"] is not None else 0.0)
-               for p in sel]
-        axk.errorbar([(p["t"] - t0) * 24 for p in sel], dev, yerr=[p["check_err"] for p in sel],
-                     fmt="d", color="#6a1b9a", ms=4, capsize=2, elinewidth=1)
-        axk.axhline(0.0, color="k", lw=0.8)
-        labels = sorted({str(p["check_name"]) for p in sel if p["check_name"]})
-        cat = next((p["check_cat"] for p in sel if p["check_cat"] is not None), None)
-        axk.set_ylabel("check − catalogue\n(mag)", fontsize=9)
-        axk.invert_yaxis()
-        axk.grid(alpha=0.3)
-        if labels:
-            axk.text(0.01, 0.92, ("check stars " if len(labels) > 1 else "check star ")
-                     + ", ".join(labels)
-                     + (f" (V {cat:.3f})" if cat is not None and len(labels) == 1 else ""),
-                     transform=axk.transAxes, fontsize=8, va="top")
-        axk.set_xlabel(xlabel)
-    else:
-        ax.set_xlabel(xlabel)
-    fig.savefig(out, bbox_inches="tight")
-    plt.close(fig)
+
+
+def _check_caption(sel: list[dict[str, Any]]) -> str | None:
+    """The check panel's caption: the check star(s) and, for one, its catalogue V."""
+    labels = sorted({str(p["check_name"]) for p in sel if p["check_name"]})
+    if not labels:
+        return None
+    cat = next((p["check_cat"] for p in sel if p["check_cat"] is not None), None)
+    return (("check stars " if len(labels) > 1 else "check star ") + ", ".join(labels)
+            + (f" (V {cat:.3f})" if cat is not None and len(labels) == 1 else ""))
+
+
+def _draw_check(axk: Any, sel: list[dict[str, Any]], t0: float) -> None:
+    """The second panel: the check star's measured minus catalogue magnitude."""
+    dev = [p["check_mag"] - (p["check_cat"] if p["check_cat"] is not None else 0.0)
+           for p in sel]
+    axk.errorbar([(p["t"] - t0) * 24 for p in sel], dev, yerr=[p["check_err"] for p in sel],
+                 fmt="d", color="#6a1b9a", ms=4, capsize=2, elinewidth=1)
+    axk.axhline(0.0, color="k", lw=0.8)
+    axk.set_ylabel("check − catalogue\n(mag)", fontsize=9)
+    axk.invert_yaxis()
+    axk.grid(alpha=0.3)
+    caption = _check_caption(sel)
+    if caption is not None:
+        axk.text(0.01, 0.92, caption, transform=axk.transAxes, fontsize=8, va="top")

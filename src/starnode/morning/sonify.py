@@ -30,14 +30,17 @@ import logging
 import math
 import os
 import wave
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..config import Config
+
+if TYPE_CHECKING:
+    from .summary.model import NightSummary, TargetNight
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +124,7 @@ def render(times_jd: Sequence[float], mags: Sequence[float], quality: Sequence[s
     """
     t = np.asarray(times_jd, dtype=float)
     m = np.asarray(mags, dtype=float)
-    if t.size == 0 or t.size != m.size or len(quality) != t.size:
-        raise ValueError("need as many times, magnitudes and quality flags, at least one")
-    if seconds_per_hour <= 0:
-        raise ValueError("seconds_per_hour must be positive")
+    _check_inputs(t, m, quality, seconds_per_hour)
     order = np.argsort(t)
     t, m = t[order], m[order]
     q = [str(quality[i]) for i in order]
@@ -141,22 +141,52 @@ def render(times_jd: Sequence[float], mags: Sequence[float], quality: Sequence[s
     def hz(mag: np.ndarray | float) -> np.ndarray:
         return CENTRE_HZ * 2.0 ** ((centre - np.asarray(mag, dtype=float)) * spm / 12.0)
 
-    # the star: a gliding sine, phase-continuous, silent across long gaps
+    if t.size > 1:
+        _add_tone(out, clock, t, pos, m, hz, rate)
+    _add_ticks(out, pos, m, q, hz, rate)
+    inside = None
+    if comp_range is not None:  # a low hum while the star is within the comparisons' range
+        inside = _add_hum(out, clock, pos, m, comp_range, rate)
+    peak = float(np.abs(out).max())
+    if peak > 0.99:
+        out *= 0.99 / peak
+    mapping = SoundMapping(seconds_per_hour, n / rate, rate, int(t.size),
+                           sum(1 for x in q if x == "poor"), centre, spm,
+                           float(hz(m.max())), float(hz(m.min())),
+                           (float(min(comp_range)), float(max(comp_range))) if comp_range
+                           else None, inside)
+    return out, mapping
+
+
+def _check_inputs(t: np.ndarray, m: np.ndarray, quality: Sequence[str],
+                  seconds_per_hour: float) -> None:
+    if t.size == 0 or t.size != m.size or len(quality) != t.size:
+        raise ValueError("need as many times, magnitudes and quality flags, at least one")
+    if seconds_per_hour <= 0:
+        raise ValueError("seconds_per_hour must be positive")
+
+
+def _add_tone(out: np.ndarray, clock: np.ndarray, t: np.ndarray, pos: np.ndarray,
+              m: np.ndarray, hz: Callable[[np.ndarray], np.ndarray], rate: int) -> None:
+    """The star: a gliding sine, phase-continuous, silent across long gaps."""
     i0 = int(pos[0] * rate)
     i1 = int(pos[-1] * rate) + 1
-    if t.size > 1:
-        seg = clock[i0:i1]
-        f = hz(np.interp(seg, pos, m))
-        phase = 2 * np.pi * np.cumsum(f) / rate
-        env = np.ones_like(seg)
-        for g in np.flatnonzero(np.diff(t) > GAP_DAYS):  # silence across long gaps
-            env[(seg > pos[g] + 0.05) & (seg < pos[g + 1] - 0.05)] = 0.0
-        fade = min(len(seg) // 2, int(0.02 * rate))
-        if fade:
-            env[:fade] *= np.linspace(0, 1, fade)
-            env[-fade:] *= np.linspace(1, 0, fade)
-        out[i0:i1] += AMP_TONE * env * np.sin(phase)
-    # a tick per measurement: ping for good/acceptable, buzz for poor
+    seg = clock[i0:i1]
+    f = hz(np.interp(seg, pos, m))
+    phase = 2 * np.pi * np.cumsum(f) / rate
+    env = np.ones_like(seg)
+    for g in np.flatnonzero(np.diff(t) > GAP_DAYS):  # silence across long gaps
+        env[(seg > pos[g] + 0.05) & (seg < pos[g + 1] - 0.05)] = 0.0
+    fade = min(len(seg) // 2, int(0.02 * rate))
+    if fade:
+        env[:fade] *= np.linspace(0, 1, fade)
+        env[-fade:] *= np.linspace(1, 0, fade)
+    out[i0:i1] += AMP_TONE * env * np.sin(phase)
+
+
+def _add_ticks(out: np.ndarray, pos: np.ndarray, m: np.ndarray, q: list[str],
+               hz: Callable[[float], np.ndarray], rate: int) -> None:
+    """A tick per measurement: ping for good/acceptable, buzz for poor."""
     nt = int(TICK_S * rate)
     tt = np.arange(nt) / rate
     decay = np.exp(-tt / (TICK_S / 4.0))
@@ -168,28 +198,24 @@ def render(times_jd: Sequence[float], mags: Sequence[float], quality: Sequence[s
             wave_ = np.sin(2 * np.pi * 2 * f0 * tt)
         a = int(p_s * rate)
         out[a:a + nt] += AMP_TICK * decay[: len(out[a:a + nt])] * wave_[: len(out[a:a + nt])]
-    inside = None
-    if comp_range is not None:  # a low hum while the star is within the comparisons' range
-        lo, hi = min(comp_range), max(comp_range)
-        star = np.interp(clock, pos, m)
-        gate = ((star >= lo) & (star <= hi)).astype(float)
-        k = max(1, int(0.05 * rate))  # 50 ms ramps, no clicks
-        gate = np.convolve(gate, np.ones(k) / k, mode="same")
-        fade = min(n // 2, int(0.2 * rate))
-        gate[:fade] *= np.linspace(0, 1, fade)
-        gate[-fade:] *= np.linspace(1, 0, fade)
-        out += AMP_COMP * gate * (np.sin(2 * np.pi * HUM_HZ * clock)
-                                  + 0.5 * np.sin(2 * np.pi * 1.5 * HUM_HZ * clock))
-        inside = float(np.mean((m >= lo) & (m <= hi)))
-    peak = float(np.abs(out).max())
-    if peak > 0.99:
-        out *= 0.99 / peak
-    mapping = SoundMapping(seconds_per_hour, n / rate, rate, int(t.size),
-                           sum(1 for x in q if x == "poor"), centre, spm,
-                           float(hz(m.max())), float(hz(m.min())),
-                           (float(min(comp_range)), float(max(comp_range))) if comp_range
-                           else None, inside)
-    return out, mapping
+
+
+def _add_hum(out: np.ndarray, clock: np.ndarray, pos: np.ndarray, m: np.ndarray,
+             comp_range: tuple[float, float], rate: int) -> float:
+    """A low hum while the star is within the comparisons' range; returns the fraction of
+    measurements inside it."""
+    n = len(out)
+    lo, hi = min(comp_range), max(comp_range)
+    star = np.interp(clock, pos, m)
+    gate = ((star >= lo) & (star <= hi)).astype(float)
+    k = max(1, int(0.05 * rate))  # 50 ms ramps, no clicks
+    gate = np.convolve(gate, np.ones(k) / k, mode="same")
+    fade = min(n // 2, int(0.2 * rate))
+    gate[:fade] *= np.linspace(0, 1, fade)
+    gate[-fade:] *= np.linspace(1, 0, fade)
+    out += AMP_COMP * gate * (np.sin(2 * np.pi * HUM_HZ * clock)
+                              + 0.5 * np.sin(2 * np.pi * 1.5 * HUM_HZ * clock))
+    return float(np.mean((m >= lo) & (m <= hi)))
 
 
 def write_wav(path: str | os.PathLike[str], samples: np.ndarray, rate: int = RATE) -> Path:
@@ -250,23 +276,14 @@ def sonify_night(config: Config, target: str, out: str | os.PathLike[str] | None
     LookupError
         No measurements of ``target`` (on ``night``) to hear.
     """
-    from .summary import night_summary
-
     cfg = config
-    s = night_summary(cfg, night, target)
-    if night is None and not any(t.points for t in s.targets):
-        # the latest night may hold only skipped frames: take the latest with measurements
-        for n in reversed(s.nights):
-            s = night_summary(cfg, n, target)
-            if any(t.points for t in s.targets):
-                break
+    s = _night_with_points(cfg, night, target)
     star = next((t for t in s.targets if t.points), None)
     if star is None:
         raise LookupError(f"no measurements of {target!r}"
                           + (f" on the night of {night}" if night else "") + " to sonify")
     pts = star.points
-    comp = (star.comp_min, star.comp_max) if star.comp_min is not None and \
-        star.comp_max is not None else None
+    comp = _comp_range(star)
     samples, mapping = render([p.jd for p in pts], [p.magnitude for p in pts],
                               [p.quality for p in pts], comp_range=comp,
                               seconds_per_hour=seconds_per_hour)
@@ -277,3 +294,23 @@ def sonify_night(config: Config, target: str, out: str | os.PathLike[str] | None
     log.info("sound of %s, night of %s: %d point(s), %.1f s -> %s", star.name, s.night,
              mapping.points, mapping.duration_s, path)
     return path, mapping
+
+
+def _night_with_points(cfg: Config, night: str | None, target: str) -> NightSummary:
+    """The star's night; without ``night`` the latest one with measurements (the latest
+    night may hold only skipped frames)."""
+    from .summary import night_summary
+
+    s = night_summary(cfg, night, target)
+    if night is None and not any(t.points for t in s.targets):
+        for n in reversed(s.nights):
+            s = night_summary(cfg, n, target)
+            if any(t.points for t in s.targets):
+                break
+    return s
+
+
+def _comp_range(star: TargetNight) -> tuple[float, float] | None:
+    if star.comp_min is None or star.comp_max is None:
+        return None
+    return star.comp_min, star.comp_max

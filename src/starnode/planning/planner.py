@@ -360,9 +360,7 @@ def _pack(night: _Night, live: list[_Live], alt: np.ndarray, az: np.ndarray
     free = np.ones(seg_ok.shape[1], dtype=bool)
     k = max(1, round(float(pl.slot_minutes) / float(pl.step_minutes)))
     kmin = max(1, math.ceil(float(pl.min_slot_minutes) / float(pl.step_minutes) - 1e-9))
-    top = np.where(alt_ok, alt, -90.0).max(axis=1) if alt.shape[1] else np.zeros(len(live))
-    scores = [(ALERT_BONUS if lv.cand.alert else 0.0) + 10.0 * lv.debt
-              + 9.0 * max(0.0, float(top[i])) / 90.0 for i, lv in enumerate(live)]
+    scores = _scores(live, alt, alt_ok)
     order = sorted(range(len(live)), key=lambda i: (-scores[i], live[i].cand.name))
     items: list[PlanItem] = []
     out: list[Exclusion] = []
@@ -377,29 +375,54 @@ def _pack(night: _Night, live: list[_Live], alt: np.ndarray, az: np.ndarray
             out.append(Exclusion(name, f"planning.max_targets ({pl.max_targets}) reached with "
                                  "higher-priority targets", "packing"))
             continue
-        slot = None
-        if lv.cand.window is not None:  # the hub's wish first
-            w0, w1 = lv.cand.window
-            inside = np.array([w0 <= a and b <= w1 for a, b in zip(
-                night.dts[:-1], night.dts[1:], strict=True)], dtype=bool)
-            slot = _best_slot(seg_ok[i] & free & inside, seg_alt[i], k, kmin)
-        if slot is None:
-            slot = _best_slot(seg_ok[i] & free, seg_alt[i], k, kmin)
+        slot = _slot(night, lv, seg_ok[i] & free, seg_alt[i], k, kmin)
         if slot is None:
             out.append(Exclusion(name, "no free time while it is well placed: the night is "
                                  "full with higher-priority targets", "packing"))
             continue
         a, b = slot
-        why = ["AAVSO alert or campaign"] if lv.cand.alert else []
-        if lv.cand.source == "hub":
-            why.append("asked for by the hub")
-        why.append(lv.debt_text)
-        item = PlanItem(target=name, ra_deg=float(lv.cand.ra_deg or 0.0),
-                        dec_deg=float(lv.cand.dec_deg or 0.0), start=night.dts[a],
-                        end=night.dts[b], exposure_s=lv.exposure_s, frames=1,
-                        score=round(scores[i], 3), reason="; ".join(why))
         free[a:b] = False
-        items.append(_frames(night.inst, item, night.dts[a], night.dts[b]))
+        items.append(_frames(night.inst, _item(night, lv, a, b, scores[i]), night.dts[a],
+                             night.dts[b]))
+    return _verified(night, items, out)
+
+
+def _scores(live: list[_Live], alt: np.ndarray, alt_ok: np.ndarray) -> list[float]:
+    """Each target's priority: alert bonus, cadence debt, best altitude within the limits."""
+    top = np.where(alt_ok, alt, -90.0).max(axis=1) if alt.shape[1] else np.zeros(len(live))
+    return [(ALERT_BONUS if lv.cand.alert else 0.0) + 10.0 * lv.debt
+            + 9.0 * max(0.0, float(top[i])) / 90.0 for i, lv in enumerate(live)]
+
+
+def _slot(night: _Night, lv: _Live, usable: np.ndarray, seg_alt: np.ndarray, k: int,
+          kmin: int) -> tuple[int, int] | None:
+    """The best free slot: inside the hub's wished window first, else anywhere."""
+    if lv.cand.window is not None:
+        w0, w1 = lv.cand.window
+        inside = np.array([w0 <= a and b <= w1 for a, b in zip(
+            night.dts[:-1], night.dts[1:], strict=True)], dtype=bool)
+        slot = _best_slot(usable & inside, seg_alt, k, kmin)
+        if slot is not None:
+            return slot
+    return _best_slot(usable, seg_alt, k, kmin)
+
+
+def _item(night: _Night, lv: _Live, a: int, b: int, score: float) -> PlanItem:
+    """The plan item of a target in segments ``a..b``, with why it was chosen."""
+    why = ["AAVSO alert or campaign"] if lv.cand.alert else []
+    if lv.cand.source == "hub":
+        why.append("asked for by the hub")
+    why.append(lv.debt_text)
+    return PlanItem(target=lv.cand.name, ra_deg=float(lv.cand.ra_deg or 0.0),
+                    dec_deg=float(lv.cand.dec_deg or 0.0), start=night.dts[a],
+                    end=night.dts[b], exposure_s=lv.exposure_s, frames=1,
+                    score=round(score, 3), reason="; ".join(why))
+
+
+def _verified(night: _Night, items: list[PlanItem], out: list[Exclusion]
+              ) -> tuple[list[PlanItem], list[Exclusion]]:
+    """The items whose window survives the altitude limits and horizon mask, by start time;
+    the others join the exclusions."""
     verified = []
     for item, checked in zip(items, _verify_all(night, items), strict=True):
         if checked is None:

@@ -79,31 +79,53 @@ def parse_targets(data: Any, section: str) -> list[Candidate]:
         rows = data if isinstance(data, list) else None
     if not isinstance(rows, list):
         raise CatalogError("the Target Tool answer has no list of targets")
-    out = []
     alert_section = section == "ac"
-    for row in rows:
-        if not isinstance(row, Mapping):
-            continue
-        name = str(row.get("star_name") or row.get("name") or "").strip()
-        ra, dec = _float(row, "ra", "ra_deg", "RA"), _float(row, "dec", "dec_deg", "DEC")
-        if not name or ra is None or dec is None or not (0 <= ra < 360 and -90 <= dec <= 90):
-            log.debug("Target Tool row skipped (no name or position): %r", dict(row))
-            continue
-        sections = row.get("obs_section") or []
-        if isinstance(sections, str):
-            sections = [sections]
-        in_ac = alert_section or any("alert" in str(s).lower() or "campaign" in str(s).lower()
-                                     for s in sections)
-        brightest = _float(row, "max_mag", "maxmag", "brightest")
-        faintest = _float(row, "min_mag", "minmag", "faintest")
-        if brightest is not None and faintest is not None and brightest > faintest:
-            brightest, faintest = faintest, brightest
-        out.append(Candidate(
-            name=name, ra_deg=ra, dec_deg=dec, brightest=brightest, faintest=faintest,
-            alert=in_ac, priority=_truthy(row.get("priority")),
-            cadence_days=_float(row, "obs_cadence", "cadence", "cadence_days"),
-            source=f"target-tool:{section}"))
-    return out
+    found = (_candidate(row, section, alert_section) for row in rows
+             if isinstance(row, Mapping))
+    return [c for c in found if c is not None]
+
+
+def _position(row: Mapping[str, Any]) -> tuple[str, float, float] | None:
+    """The row's name, RA and Dec (degrees); None without a name or a valid position."""
+    name = str(row.get("star_name") or row.get("name") or "").strip()
+    ra, dec = _float(row, "ra", "ra_deg", "RA"), _float(row, "dec", "dec_deg", "DEC")
+    if not name or ra is None or dec is None or not (0 <= ra < 360 and -90 <= dec <= 90):
+        return None
+    return name, ra, dec
+
+
+def _in_alert(row: Mapping[str, Any], alert_section: bool) -> bool:
+    """Asked for by an alert or a campaign (the whole section, or the row's sections)."""
+    sections = row.get("obs_section") or []
+    if isinstance(sections, str):
+        sections = [sections]
+    return alert_section or any("alert" in str(s).lower() or "campaign" in str(s).lower()
+                                for s in sections)
+
+
+def _mag_range(row: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """(brightest, faintest), in that order whatever the row says."""
+    brightest = _float(row, "max_mag", "maxmag", "brightest")
+    faintest = _float(row, "min_mag", "minmag", "faintest")
+    if brightest is not None and faintest is not None and brightest > faintest:
+        brightest, faintest = faintest, brightest
+    return brightest, faintest
+
+
+def _candidate(row: Mapping[str, Any], section: str, alert_section: bool) -> Candidate | None:
+    """One Target Tool row; None (logged) without a name or position."""
+    where = _position(row)
+    if where is None:
+        log.debug("Target Tool row skipped (no name or position): %r", dict(row))
+        return None
+    name, ra, dec = where
+    in_ac = _in_alert(row, alert_section)
+    brightest, faintest = _mag_range(row)
+    return Candidate(
+        name=name, ra_deg=ra, dec_deg=dec, brightest=brightest, faintest=faintest,
+        alert=in_ac, priority=_truthy(row.get("priority")),
+        cadence_days=_float(row, "obs_cadence", "cadence", "cadence_days"),
+        source=f"target-tool:{section}")
 
 
 @dataclass(frozen=True)

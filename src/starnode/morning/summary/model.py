@@ -95,13 +95,25 @@ def build_night(snap: Snapshot, night: str | None = None, target: str | None = N
     NightSummary
         ``night`` is None when the ledger has no frames.
     """
-    known = {norm_name(f.target): f.target for f in snap.frames if f.target}
     per_night = [(frame_night(f, snap.longitude), f) for f in snap.frames]
     nights = sorted({n for n, _ in per_night if n})
     if night is None and nights:
         night = nights[-1]
     chosen = [f for n, f in per_night if n == night]
+    known = {norm_name(f.target): f.target for f in snap.frames if f.target}
     want = norm_name(target) if target else None
+    targets, other, other_n = _per_target(chosen, known, want)
+    codes = _attach_reports(targets, snap.outbox, night)
+    out = sorted(targets.values(), key=lambda x: (-x.frames, x.name))
+    for t in out:
+        t.points.sort(key=lambda p: p.jd)
+    return NightSummary(night, nights, snap.data_dir, out, dict(other), other_n,
+                        sorted(c for c in codes if c), good_check, acceptable_check)
+
+
+def _per_target(chosen: list[FrameRecord], known: dict[str, str], want: str | None
+                ) -> tuple[dict[str, TargetNight], Counter[str], int]:
+    """The night's frames by star; frames tied to no star are counted (skip reasons too)."""
     targets: dict[str, TargetNight] = {}
     other: Counter[str] = Counter()
     other_n = 0
@@ -116,64 +128,100 @@ def build_night(snap: Snapshot, night: str | None = None, target: str | None = N
             continue
         t = targets.setdefault(norm_name(name), TargetNight(name=name))
         _add(t, f)
+    return targets, other, other_n
+
+
+def _attach_reports(targets: dict[str, TargetNight], outbox: list[dict[str, Any]],
+                    night: str | None) -> set[str]:
+    """Give each star its report files of the night; returns their observer codes."""
     codes: set[str] = set()
-    for o in snap.outbox:
+    for o in outbox:
         if o.get("night") != night:
             continue
         tn = targets.get(norm_name(str(o.get("target") or "")))
         if tn is not None:
             tn.report_files.append(o)
             codes.add(str(o.get("obscode") or ""))
-    out = sorted(targets.values(), key=lambda x: (-x.frames, x.name))
-    for t in out:
-        t.points.sort(key=lambda p: p.jd)
-    return NightSummary(night, nights, snap.data_dir, out, dict(other), other_n,
-                        sorted(c for c in codes if c), good_check, acceptable_check)
+    return codes
+
+
+_MEASURED_STATES = ("measured", "reported")
+
+
+def _is_copy(t: TargetNight, f: FrameRecord) -> bool:
+    """The same exposure again (a night copied twice): counted once, the copy noted."""
+    if f.state not in _MEASURED_STATES or not f.key:
+        return False
+    if f.key in t.keys:
+        t.copies += 1
+        return True
+    t.keys.add(f.key)
+    return False
 
 
 def _add(t: TargetNight, f: FrameRecord) -> None:
-    if f.state in ("measured", "reported") and f.key:
-        if f.key in t.keys:  # the same exposure again (a night copied twice): counted once
-            t.copies += 1
-            return
-        t.keys.add(f.key)
+    if _is_copy(t, f):
+        return
     t.frames += 1
     t.synthetic = t.synthetic or f.synthetic
     when, scale = (f.jd, "UTC") if f.jd is not None else (f.hjd, "HJD")
-    if f.state in ("measured", "reported") and f.magnitude is not None and when is not None:
-        t.measured += 1
-        q = f.quality or "poor"
-        t.quality[q] = t.quality.get(q, 0) + 1
-        t.quality_reasons.setdefault(q, []).extend(f.quality_reasons)
-        t.points.append(Point(when, f.magnitude, f.uncertainty or 0.0, q,
-                              f.state == "reported", scale))
-        if f.filter and f.filter not in t.filters:
-            t.filters.append(f.filter)
-        if f.check_deviation is not None:
-            t.check_deviations.append(f.check_deviation)
-            if f.check_label and f.check_label not in t.check_labels:
-                t.check_labels.append(f.check_label)
-        if f.comp_min is not None:
-            t.comp_min = f.comp_min if t.comp_min is None else min(t.comp_min, f.comp_min)
-        if f.comp_max is not None:
-            t.comp_max = f.comp_max if t.comp_max is None else max(t.comp_max, f.comp_max)
-        status = (f.submission_status or "").lower()
-        if f.state == "reported":
-            t.reported += 1
-        elif status in ("skipped", "rejected"):
-            why = _held_reason(f.submission_message or status)
-            t.held_back[why] = t.held_back.get(why, 0) + 1
-        else:
-            t.not_yet += 1
+    if f.state in _MEASURED_STATES and f.magnitude is not None and when is not None:
+        _add_measured(t, f, f.magnitude, when, scale)
     elif f.state == "skipped":
-        if f.category:
-            t.skipped[f.category] = t.skipped.get(f.category, 0) + 1
-        else:
-            t.skipped_other.append(f.reason or "no reason recorded")
+        _add_skipped(t, f)
     elif f.state == "failed":
         t.failed += 1
     else:
         t.waiting += 1
+
+
+def _add_skipped(t: TargetNight, f: FrameRecord) -> None:
+    if f.category:
+        t.skipped[f.category] = t.skipped.get(f.category, 0) + 1
+    else:
+        t.skipped_other.append(f.reason or "no reason recorded")
+
+
+def _add_measured(t: TargetNight, f: FrameRecord, magnitude: float, when: float,
+                  scale: str) -> None:
+    t.measured += 1
+    q = f.quality or "poor"
+    t.quality[q] = t.quality.get(q, 0) + 1
+    t.quality_reasons.setdefault(q, []).extend(f.quality_reasons)
+    t.points.append(Point(when, magnitude, f.uncertainty or 0.0, q,
+                          f.state == "reported", scale))
+    if f.filter and f.filter not in t.filters:
+        t.filters.append(f.filter)
+    _add_check(t, f)
+    _add_comp_range(t, f)
+    _add_report_state(t, f)
+
+
+def _add_check(t: TargetNight, f: FrameRecord) -> None:
+    if f.check_deviation is None:
+        return
+    t.check_deviations.append(f.check_deviation)
+    if f.check_label and f.check_label not in t.check_labels:
+        t.check_labels.append(f.check_label)
+
+
+def _add_comp_range(t: TargetNight, f: FrameRecord) -> None:
+    if f.comp_min is not None:
+        t.comp_min = f.comp_min if t.comp_min is None else min(t.comp_min, f.comp_min)
+    if f.comp_max is not None:
+        t.comp_max = f.comp_max if t.comp_max is None else max(t.comp_max, f.comp_max)
+
+
+def _add_report_state(t: TargetNight, f: FrameRecord) -> None:
+    """Reported, held back (and why) or not reported yet."""
+    status = (f.submission_status or "").lower()
+    if f.state == "reported":
+        t.reported += 1
+    elif status in ("skipped", "rejected"):
+        why = _held_reason(f.submission_message or status)
+        t.held_back[why] = t.held_back.get(why, 0) + 1
+    else:
+        t.not_yet += 1
 
 
 def _held_reason(message: str) -> str:

@@ -100,18 +100,30 @@ def _measured_fields(frame: Any, longitude: float | None) -> dict[str, Any]:
         return out
     utc_jd = _finite(m.jd)
     out.update(jd=utc_jd if utc_jd else None, hjd=_finite(m.hjd))
-    check = m.check_star
-    cmags = [v for v in (_finite(c.catalog_mag) for c in m.comps if c.used) if v is not None]
     night = m.night or out["night"]
     if night is None and out["jd"] is not None:
         lon = m.site_longitude if m.site_longitude is not None else longitude
         night = night_of(float(out["jd"]), lon)
     out.update(quality_reasons=tuple(m.quality_reasons), filter=m.filter or None,
-               check_label=(check.label or check.name) if check else None,
-               check_deviation=_finite(check.deviation) if check else None,
-               comp_min=min(cmags) if cmags else None, comp_max=max(cmags) if cmags else None,
+               **_check_fields(m.check_star), **_comp_range(m.comps),
                synthetic=bool(m.synthetic), night=night)
     return out
+
+
+def _check_fields(check: Any) -> dict[str, Any]:
+    """The check star's label and deviation (None without a check star)."""
+    if not check:
+        return {"check_label": None, "check_deviation": None}
+    return {"check_label": check.label or check.name,
+            "check_deviation": _finite(check.deviation)}
+
+
+def _comp_range(comps: Any) -> dict[str, Any]:
+    """The catalogue magnitude range of the comparison stars used."""
+    cmags = [v for v in (_finite(c.catalog_mag) for c in comps if c.used) if v is not None]
+    if not cmags:
+        return {"comp_min": None, "comp_max": None}
+    return {"comp_min": min(cmags), "comp_max": max(cmags)}
 
 
 def _record(frame: Any, longitude: float | None) -> FrameRecord:

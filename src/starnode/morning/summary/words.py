@@ -260,37 +260,57 @@ def _check_words(s: NightSummary, t: TargetNight) -> str | None:
             "those measurements are doubtful.")
 
 
+def _report_files_tally(t: TargetNight) -> tuple[int, list[str], Counter[str]]:
+    """The rows, the file names and the upload states of the star's report files."""
+    states: Counter[str] = Counter()
+    rows = 0
+    files = []
+    for o in t.report_files:
+        rows += int(o.get("rows") or 0)
+        files.append(Path(str(o.get("path"))).name)
+        for state, n in (o.get("states") or {}).items():
+            states[state] += n
+    return rows, files, states
+
+
+def _reported_words(t: TargetNight) -> list[str]:
+    """What was reported, where, under which code, and the state of its upload."""
+    out: list[str] = []
+    rows, files, states = _report_files_tally(t)
+    where = f" in the report file {_spoken_list(files)}" if files else ""
+    codes = sorted({str(o.get('obscode')) for o in t.report_files if o.get("obscode")})
+    who = f" under observer code {_spoken_list(codes)}" if codes else ""
+    out.append(f"{count(t.reported, 'measurement', 'measurements').capitalize()} "
+               f"{was(t.reported)} reported{who}{where}"
+               + (f", as {count(rows, 'row')}" if rows and rows != t.reported else "")
+               + ".")
+    synthetic = t.synthetic or any(o.get("synthetic") for o in t.report_files)
+    out += _upload_status(t, rows, states, synthetic)
+    if "DEMO" in {c.upper() for c in codes} and not synthetic:
+        out.append("These are demonstration data: never upload them.")
+    return out
+
+
+def _upload_status(t: TargetNight, rows: int, states: Counter[str], synthetic: bool
+                   ) -> list[str]:
+    """The "Status:" line: synthetic rows are never "for you to upload"."""
+    if synthetic:
+        return [f"Status: {count(rows or t.reported, 'row')} in the outbox, made from "
+                "SYNTHETIC frames (demonstration data, not observations): never upload "
+                "them."]
+    if states:
+        parts = [f"{count(n, 'row')} {UPLOAD_WORDS.get(st, st)}"
+                 for st, n in states.most_common()]
+        return ["Status: " + _spoken_list(parts) + "."]
+    return []
+
+
 def _report_words(s: NightSummary, t: TargetNight) -> list[str]:
     out: list[str] = []
     if not t.measured:
         return out
     if t.reported:
-        states: Counter[str] = Counter()
-        rows = 0
-        files = []
-        for o in t.report_files:
-            rows += int(o.get("rows") or 0)
-            files.append(Path(str(o.get("path"))).name)
-            for state, n in (o.get("states") or {}).items():
-                states[state] += n
-        where = f" in the report file {_spoken_list(files)}" if files else ""
-        codes = sorted({str(o.get('obscode')) for o in t.report_files if o.get("obscode")})
-        who = f" under observer code {_spoken_list(codes)}" if codes else ""
-        out.append(f"{count(t.reported, 'measurement', 'measurements').capitalize()} "
-                   f"{was(t.reported)} reported{who}{where}"
-                   + (f", as {count(rows, 'row')}" if rows and rows != t.reported else "")
-                   + ".")
-        synthetic = t.synthetic or any(o.get("synthetic") for o in t.report_files)
-        if synthetic:  # never "for you to upload"
-            out.append(f"Status: {count(rows or t.reported, 'row')} in the outbox, made from "
-                       "SYNTHETIC frames (demonstration data, not observations): never upload "
-                       "them.")
-        elif states:
-            parts = [f"{count(n, 'row')} {UPLOAD_WORDS.get(st, st)}"
-                     for st, n in states.most_common()]
-            out.append("Status: " + _spoken_list(parts) + ".")
-        if "DEMO" in {c.upper() for c in codes} and not synthetic:
-            out.append("These are demonstration data: never upload them.")
+        out += _reported_words(t)
     for why, n in sorted(t.held_back.items(), key=lambda kv: -kv[1]):
         out.append(f"{count(n, 'measurement').capitalize()} {was(n)} held back: {why}.")
     if t.not_yet:
@@ -347,40 +367,12 @@ def sections(s: NightSummary, *, legend: bool = True) -> list[tuple[str, list[st
     list of (str, list of str)
         ``(heading, paragraphs)`` in reading order.
     """
-    out: list[tuple[str, list[str]]] = []
     if s.night is None:
         return [("No observations yet", [
             "The ledger has no frames yet. Once the telescope has written frames and the "
             "node has measured them, the night will be described here."])]
-    total = sum(t.frames for t in s.targets) + s.other_frames
-    measured = sum(t.measured for t in s.targets)
-    stars = _spoken_list([t.name for t in s.targets if t.measured])
-    intro = (f"The night of {_long_date(s.night)}. The telescope took {count(total, 'frame')} "
-             f"and {count(measured, 'frame')} {was(measured)} measured"
-             + (f", of {stars}." if stars else "."))
-    out.append(("Overview", [intro]))
-    for t in s.targets:
-        paras = [f"{count(t.frames, 'frame').capitalize()} of {t.name} {was(t.frames)} taken: "
-                 f"{count(t.measured, 'frame')} measured"
-                 + (f", {count(sum(t.skipped.values()) + len(t.skipped_other), 'frame')} "
-                    "skipped" if t.skipped or t.skipped_other else "")
-                 + (f", {count(t.failed, 'frame')} failed" if t.failed else "")
-                 + (f", {count(t.waiting, 'frame')} still waiting" if t.waiting else "")
-                 + "."]
-        if t.copies:
-            one = t.copies == 1
-            paras.append(f"{count(t.copies, 'more frame').capitalize()} {was(t.copies)} "
-                         + ("a copy of a frame" if one else "copies of frames")
-                         + " already measured (the same exposure copied again); each "
-                         "observation is counted and reported once.")
-        paras += _skip_words(t.skipped, t.skipped_other)
-        if t.points:
-            paras += _trend(t)
-        for extra in (_quality_words(t), _check_words(s, t)):
-            if extra:
-                paras.append(extra)
-        paras += _report_words(s, t)
-        out.append((t.name, paras))
+    out: list[tuple[str, list[str]]] = [("Overview", [_overview(s, s.night)])]
+    out += [(t.name, _target_paragraphs(s, t)) for t in s.targets]
     if s.other_frames:
         paras = [f"{count(s.other_frames, 'frame').capitalize()} could not be tied to a star."]
         paras += _skip_words(s.other_skipped)
@@ -392,6 +384,49 @@ def sections(s: NightSummary, *, legend: bool = True) -> list[tuple[str, list[st
                                      + _spoken_list([_long_date(n) for n in s.nights
                                                      if n != s.night][-5:]) + "."]))
     return out
+
+
+def _overview(s: NightSummary, night: str) -> str:
+    total = sum(t.frames for t in s.targets) + s.other_frames
+    measured = sum(t.measured for t in s.targets)
+    stars = _spoken_list([t.name for t in s.targets if t.measured])
+    return (f"The night of {_long_date(night)}. The telescope took {count(total, 'frame')} "
+            f"and {count(measured, 'frame')} {was(measured)} measured"
+            + (f", of {stars}." if stars else "."))
+
+
+def _frames_words(t: TargetNight) -> str:
+    """How many frames of the star were taken, measured, skipped, failed and waiting."""
+    return (f"{count(t.frames, 'frame').capitalize()} of {t.name} {was(t.frames)} taken: "
+            f"{count(t.measured, 'frame')} measured"
+            + (f", {count(sum(t.skipped.values()) + len(t.skipped_other), 'frame')} "
+               "skipped" if t.skipped or t.skipped_other else "")
+            + (f", {count(t.failed, 'frame')} failed" if t.failed else "")
+            + (f", {count(t.waiting, 'frame')} still waiting" if t.waiting else "")
+            + ".")
+
+
+def _copies_words(copies: int) -> str:
+    one = copies == 1
+    return (f"{count(copies, 'more frame').capitalize()} {was(copies)} "
+            + ("a copy of a frame" if one else "copies of frames")
+            + " already measured (the same exposure copied again); each "
+            "observation is counted and reported once.")
+
+
+def _target_paragraphs(s: NightSummary, t: TargetNight) -> list[str]:
+    """One star's section: frames, copies, skips, trend, quality, check star, reports."""
+    paras = [_frames_words(t)]
+    if t.copies:
+        paras.append(_copies_words(t.copies))
+    paras += _skip_words(t.skipped, t.skipped_other)
+    if t.points:
+        paras += _trend(t)
+    for extra in (_quality_words(t), _check_words(s, t)):
+        if extra:
+            paras.append(extra)
+    paras += _report_words(s, t)
+    return paras
 
 
 def _long_date(night: str) -> str:
