@@ -19,7 +19,7 @@ from starnode.aavso.entries import ReportEntry
 from starnode.aavso.rows import format_row
 from starnode.errors import FieldError
 
-PINNED = Path(__file__).parent / "data" / "report_rows_pinned.json"
+PINNED = Path(__file__).parent.parent / "data" / "report_rows_pinned.json"
 
 BASE = ReportEntry(starid="T CrB", band="TG", jd=2460797.51234, hjd=2460797.51301, mag=10.2154,
                    err=0.0121, airmass=1.1234, cname="ENSEMBLE", cmag=None,

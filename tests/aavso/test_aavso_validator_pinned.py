@@ -16,7 +16,7 @@ from typing import Any
 
 from starnode.aavso.validator import validate_bytes
 
-PINNED = Path(__file__).parent / "data" / "validator_findings_pinned.json"
+PINNED = Path(__file__).parent.parent / "data" / "validator_findings_pinned.json"
 
 HEADER = "#TYPE=EXTENDED\n#OBSCODE=ZZA\n#SOFTWARE=test 1\n#DELIM=,\n#DATE=JD\n#OBSTYPE=CCD\n"
 FIELDS = ["T CrB", "2460797.51234", "10.215", "0.012", "TG", "NO", "STD", "ENSEMBLE", "na",

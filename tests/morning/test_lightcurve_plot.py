@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from starnode.morning import lightcurve
 from starnode.records import CheckStar, CompResult, Measurement
 
-RESULT = Path(__file__).parent / "data" / "result-0.1.0.json"
+RESULT = Path(__file__).parent.parent / "data" / "result-0.1.0.json"
 T = 2460933.40  # 2025-09-14 21:36 UTC
 
 

@@ -18,7 +18,7 @@ import pytest
 from starnode.morning.summary import FrameRecord, Snapshot, build_night, render_text
 from starnode.morning.summary.words import sections
 
-PINNED = Path(__file__).parent / "data" / "summary_words_pinned.json"
+PINNED = Path(__file__).parent.parent / "data" / "summary_words_pinned.json"
 
 JD0 = 2460933.40  # 2025-09-14 21:36 UTC
 
