@@ -12,13 +12,14 @@ import json
 import logging
 import sqlite3
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from starnode.errors import StoreError
 
-from .database import Store
+from .database import store_at
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class CatalogCache:
     """
 
     def __init__(self, store: Any) -> None:
-        self.store = store if isinstance(store, Store) else Store(_path_of(store))
+        self.store = store_at(store)
 
     def get(self, kind: str, key: str) -> CatalogEntry | None:
         """The cached answer for ``(kind, key)``.
@@ -78,12 +79,9 @@ class CatalogCache:
             (both logged at WARNING).
         """
         try:
-            conn = self.store.connect()
-            try:
+            with closing(self.store.connect()) as conn:
                 row = conn.execute("SELECT payload, fetched_at, url FROM catalog_cache "
                                    "WHERE kind = ? AND key = ?", (kind, key)).fetchone()
-            finally:
-                conn.close()
         except (sqlite3.Error, StoreError) as exc:
             log.warning("catalogue cache %s unreadable (%s); going without it", self.store.path,
                         exc)
@@ -109,13 +107,10 @@ class CatalogCache:
             The answer (JSON-serialisable).
         """
         try:
-            conn = self.store.connect()
-            try:
+            with closing(self.store.connect()) as conn:
                 conn.execute("INSERT OR REPLACE INTO catalog_cache (kind, key, fetched_at, url, "
                              "payload) VALUES (?, ?, ?, ?, ?)",
                              (kind, key, time.time(), url, json.dumps(payload)))
-            finally:
-                conn.close()
         except (sqlite3.Error, StoreError) as exc:
             log.warning("catalogue cache %s not writable (%s); answer not kept", self.store.path,
                         exc)
@@ -138,15 +133,12 @@ class CatalogCache:
         StoreError
             The database cannot be used.
         """
-        conn = self.store.connect()
-        try:
+        with closing(self.store.connect()) as conn:
             if kind is None:
                 cur = conn.execute("DELETE FROM catalog_cache")
             else:
                 cur = conn.execute("DELETE FROM catalog_cache WHERE kind = ?", (kind,))
             return int(cur.rowcount)
-        finally:
-            conn.close()
 
     def keys(self, kind: str) -> list[tuple[str, float]]:
         """The keys cached for one ``kind`` (for lookups by coverage, e.g. sky cones).
@@ -163,12 +155,9 @@ class CatalogCache:
             (logged at WARNING).
         """
         try:
-            conn = self.store.connect()
-            try:
+            with closing(self.store.connect()) as conn:
                 rows = conn.execute("SELECT key, fetched_at FROM catalog_cache WHERE kind = ? "
                                     "ORDER BY fetched_at DESC", (kind,)).fetchall()
-            finally:
-                conn.close()
         except (sqlite3.Error, StoreError) as exc:
             log.warning("catalogue cache %s unreadable (%s); going without it", self.store.path,
                         exc)
@@ -188,12 +177,9 @@ class CatalogCache:
         StoreError
             The database cannot be used.
         """
-        conn = self.store.connect()
-        try:
+        with closing(self.store.connect()) as conn:
             rows = conn.execute("SELECT kind, COUNT(*), MIN(fetched_at) FROM catalog_cache "
                                 "GROUP BY kind ORDER BY kind").fetchall()
-        finally:
-            conn.close()
         return [(str(r[0]), int(r[1]), float(r[2])) for r in rows]
 
 
@@ -241,7 +227,7 @@ class SolutionCache:
     """
 
     def __init__(self, store: Any) -> None:
-        self.store = store if isinstance(store, Store) else Store(_path_of(store))
+        self.store = store_at(store)
 
     def get(self, key: str) -> StoredSolution | None:
         """The stored solution for ``key``; None when absent or unreadable (logged).
@@ -257,12 +243,9 @@ class SolutionCache:
             The row.
         """
         try:
-            conn = self.store.connect()
-            try:
+            with closing(self.store.connect()) as conn:
                 row = conn.execute("SELECT * FROM astrometry_solutions WHERE cache_key = ?",
                                    (key,)).fetchone()
-            finally:
-                conn.close()
         except (sqlite3.Error, StoreError) as exc:
             log.warning("astrometry cache unreadable (%s): solving again", exc)
             return None
@@ -285,8 +268,7 @@ class SolutionCache:
         """
         created = sol.created_utc or datetime.now(UTC).isoformat(timespec="seconds")
         try:
-            conn = self.store.connect()
-            try:
+            with closing(self.store.connect()) as conn:
                 conn.execute(
                     "INSERT OR REPLACE INTO astrometry_solutions (cache_key, wcs_header, "
                     "n_matched, rms_px, scale_arcsec, mirrored, method, n_detected, "
@@ -294,14 +276,7 @@ class SolutionCache:
                     (sol.cache_key, sol.wcs_header, int(sol.n_matched), float(sol.rms_px),
                      float(sol.scale_arcsec), int(bool(sol.mirrored)), sol.method,
                      int(sol.n_detected), int(sol.n_reference), created))
-            finally:
-                conn.close()
         except (sqlite3.Error, StoreError) as exc:
             log.warning("could not store the astrometric solution in %s: %s", self.store.path,
                         exc)
 
-
-def _path_of(where: Any) -> Any:
-    from .database import db_path
-
-    return db_path(where)

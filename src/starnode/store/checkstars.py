@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from starnode.errors import StoreError
 
-from .database import Store, db_path
+from .database import store_at
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class CheckStars:
     """
 
     def __init__(self, store: Any) -> None:
-        self.store = store if isinstance(store, Store) else Store(db_path(store))
+        self.store = store_at(store)
 
     def get(self, target: str, night: str) -> CheckStarChoice | None:
         """The chosen check star of ``target`` on ``night``.
@@ -62,12 +63,9 @@ class CheckStars:
             None when none was chosen yet or the database cannot be read (logged).
         """
         try:
-            conn = self.store.connect()
-            try:
+            with closing(self.store.connect()) as conn:
                 row = conn.execute("SELECT label, auid, file FROM check_stars WHERE target = ? "
                                    "AND night = ?", (target, night)).fetchone()
-            finally:
-                conn.close()
         except (sqlite3.Error, StoreError) as exc:
             log.warning("check-star table in %s unreadable (%s)", self.store.path, exc)
             return None
@@ -84,12 +82,9 @@ class CheckStars:
             ``(target, night) -> label``; empty when the database cannot be read (logged).
         """
         try:
-            conn = self.store.connect()
-            try:
+            with closing(self.store.connect()) as conn:
                 rows = conn.execute("SELECT target, night, label FROM check_stars WHERE night "
                                     "BETWEEN ? AND ?", (first, last)).fetchall()
-            finally:
-                conn.close()
         except (sqlite3.Error, StoreError) as exc:
             log.warning("check-star table in %s unreadable (%s)", self.store.path, exc)
             return {}
@@ -119,13 +114,10 @@ class CheckStars:
         """
         now = datetime.now(UTC).isoformat(timespec="seconds")
         try:
-            conn = self.store.connect()
-            try:
+            with closing(self.store.connect()) as conn:
                 conn.execute("INSERT OR IGNORE INTO check_stars (target, night, label, auid, "
                              "chosen_utc, file) VALUES (?, ?, ?, ?, ?, ?)",
                              (target, night, label, auid, now, file))
-            finally:
-                conn.close()
         except (sqlite3.Error, StoreError) as exc:
             log.warning("check-star choice not kept in %s (%s)", self.store.path, exc)
             return CheckStarChoice(label, auid, file)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import math
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from starnode.errors import StoreError
 
-from .database import Store, db_path
+from .database import store_at
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class ColourTerms:
     """
 
     def __init__(self, store: Any) -> None:
-        self.store = store if isinstance(store, Store) else Store(db_path(store))
+        self.store = store_at(store)
 
     def add(self, telescope: str, night: str, frame_sha1: str, tv_bv: float, tv_bv_err: float,
             n_comps: int, jd: float | None = None) -> bool:
@@ -86,15 +87,12 @@ class ColourTerms:
         """
         now = datetime.now(UTC).isoformat(timespec="seconds")
         try:
-            conn = self.store.connect()
-            try:
+            with closing(self.store.connect()) as conn:
                 conn.execute("INSERT OR REPLACE INTO colour_terms (telescope, night, frame_sha1, "
                              "tv_bv, tv_bv_err, n_comps, jd, recorded_utc) "
                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                              (telescope, night, frame_sha1, float(tv_bv), float(tv_bv_err),
                               int(n_comps), jd, now))
-            finally:
-                conn.close()
         except (sqlite3.Error, StoreError) as exc:
             log.warning("colour term not kept in %s (%s)", self.store.path, exc)
             return False
@@ -103,12 +101,9 @@ class ColourTerms:
     def night(self, telescope: str, night: str) -> NightCoefficient | None:
         """The night's combined coefficient so far (None: no frame yet, or unreadable)."""
         try:
-            conn = self.store.connect()
-            try:
+            with closing(self.store.connect()) as conn:
                 rows = conn.execute("SELECT tv_bv, tv_bv_err FROM colour_terms WHERE "
                                     "telescope = ? AND night = ?", (telescope, night)).fetchall()
-            finally:
-                conn.close()
         except (sqlite3.Error, StoreError) as exc:
             log.warning("colour-term table in %s unreadable (%s)", self.store.path, exc)
             return None

@@ -15,7 +15,7 @@ import sqlite3
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from starnode.errors import StoreError
 
@@ -25,7 +25,8 @@ from .migrations import migrate
 if TYPE_CHECKING:
     from starnode.config import Config
 
-__all__ = ["DB_NAME", "Store", "check_integrity", "damaged_message", "db_path"]
+__all__ = ["DB_NAME", "Store", "StoreSession", "check_integrity", "damaged_message", "db_path",
+           "store_at"]
 
 #: The database's file name inside ``data_dir`` (``Config.db_path``).
 DB_NAME = "starnode.sqlite3"
@@ -247,3 +248,53 @@ class Store:
     def version(self) -> int:
         """The file's schema version (``PRAGMA user_version``)."""
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def store_at(where: Config | Mapping[str, Any] | str | os.PathLike[str] | Store | None) -> Store:
+    """The store meant by ``where``, not opened yet (its first connection migrates it).
+
+    Parameters
+    ----------
+    where : Config, mapping, str, os.PathLike, Store or None
+        See :func:`db_path`; a :class:`Store` is returned as it is.
+
+    Returns
+    -------
+    Store
+        For a table class that opens short-lived connections (and must not fail on creation).
+    """
+    return where if isinstance(where, Store) else Store(db_path(where))
+
+
+class StoreSession:
+    """One connection of its own to the database, for a table class (thread-safe through
+    :attr:`_lock`, which its methods hold).
+
+    Parameters
+    ----------
+    store : Store or anything :meth:`Store.open` accepts
+        The node's database (a config, a data folder, the file, or an open store).
+
+    Raises
+    ------
+    StoreError
+        The database cannot be opened or is newer than this code.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self._own = not isinstance(store, Store)
+        self.store = Store.open(store)
+        self.conn = self.store.connect()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the connection (and the store, when this object opened it)."""
+        self.conn.close()
+        if self._own:
+            self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
