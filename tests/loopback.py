@@ -114,6 +114,12 @@ class LoopbackServer:
         self.routes[(method.upper(), path)] = r
         return r
 
+    def reset(self) -> LoopbackServer:
+        """Forget the routes and the requests seen (a module-scoped server between tests)."""
+        self.routes.clear()
+        self.requests.clear()
+        return self
+
     def start(self) -> LoopbackServer:
         self._thread.start()
         return self
