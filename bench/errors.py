@@ -43,7 +43,7 @@ from starnode.config import Config
 from starnode.frame.load import Frame, load_frame
 from starnode.photometry import measure, measure_stars, times
 from starnode.photometry.detect import detect_stars, register
-from starnode.photometry.noise import pair_chi2
+from starnode.photometry.noise import pair_chi2, pair_z2_by_snr
 
 BINS = ((0.0, 20.0), (20.0, 50.0), (50.0, np.inf))
 
@@ -71,12 +71,9 @@ def _pairs(frames: list[Frame], positions: list[np.ndarray], cfg: Config,
                   f"r {a.radius:.2f} px, excess {a.excess_mag:.4f} mag")
         ok = (~(a.saturated | b.saturated | a.edge | b.edge) & (a.snr > 5) & (b.snr > 5)
               & np.isfinite(a.mag) & np.isfinite(b.mag))
-        d, v = b.mag - a.mag, a.mag_err**2 + b.mag_err**2
-        d = d - float(np.sum((d / v)[ok]) / np.sum((1 / v)[ok]))
-        snr = np.minimum(a.snr, b.snr)
-        for lo, hi in BINS:
-            m = ok & (snr >= lo) & (snr < hi)
-            z2[(lo, hi)] += list((d**2 / v)[m])
+        for k, z in pair_z2_by_snr(a.mag, a.mag_err, b.mag, b.mag_err,
+                                   np.minimum(a.snr, b.snr), ok, BINS).items():
+            z2[k] += z
     n_all = sum(len(v) for v in z2.values())
     all_chi = np.mean([x for v in z2.values() for x in v]) if n_all else float("nan")
     line = f"    all n={n_all:4d} chi2 {all_chi:.2f}"

@@ -20,6 +20,7 @@ from starnode.frame.load import Frame, load_frame
 from starnode.photometry import measure_stars, times
 from starnode.photometry.cfa import KAPPA, fit_cfa, green_asymmetry, native_centroids, phases
 from starnode.photometry.detect import detect_stars, register
+from starnode.photometry.noise import pair_z2_by_snr
 
 BINS = ((0.0, 20.0), (20.0, 50.0), (50.0, math.inf))
 
@@ -33,12 +34,9 @@ def _chi2_bins(frames: list[Frame], positions: list[np.ndarray], cfg: Config,
     for a, b in itertools.pairwise(ms):
         ok = (~(a.saturated | b.saturated | a.edge | b.edge) & (a.snr > 5) & (b.snr > 5)
               & np.isfinite(a.mag) & np.isfinite(b.mag))
-        d, v = b.mag - a.mag, a.mag_err**2 + b.mag_err**2
-        d = d - float(np.sum((d / v)[ok]) / np.sum((1 / v)[ok]))
-        snr = np.minimum(a.snr, b.snr)
-        for lo, hi in BINS:
-            m = ok & (snr >= lo) & (snr < hi)
-            z2[(lo, hi)] += list((d**2 / v)[m])
+        for k, z in pair_z2_by_snr(a.mag, a.mag_err, b.mag, b.mag_err,
+                                   np.minimum(a.snr, b.snr), ok, BINS).items():
+            z2[k] += z
     return {k: (float(np.mean(v)) if v else math.nan, len(v)) for k, v in z2.items()}
 
 
