@@ -23,7 +23,7 @@ from starnode.config import Config
 from starnode.errors import CatalogError
 
 from .fetch import CLIENT, cached
-from .types import CompStar, Sequence, Target, at, finite, snippet
+from .types import CompStar, Sequence, Target, at, field_request, finite, snippet
 
 log = logging.getLogger("starnode.catalogs")
 
@@ -229,8 +229,7 @@ def gaia_sequence(config: Config, target: Target, *, fov_arcmin: float,
     """
     cfg = config
     ph = cfg.catalogs
-    fov = float(math.ceil(fov_arcmin - 1e-9))
-    mlim = round(float(ph.maglimit if maglimit is None else maglimit), 1)
+    fov, mlim = field_request(fov_arcmin, maglimit, ph.maglimit)
     radius = fov / 60.0 / 2.0 * math.sqrt(2.0)
     # V - G is >= -0.03 over the valid colour range, so no star with V <= mlim has G >= mlim+0.1.
     adql = _gaia_adql(target.ra_deg, target.dec_deg, radius, mlim + 0.1)

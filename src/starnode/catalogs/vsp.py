@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,7 +12,7 @@ from starnode.util.values import normalize_name
 
 from .fetch import CLIENT, cached
 from .sequences import parse_vsp_chart
-from .types import Sequence, Target, at, snippet
+from .types import Sequence, Target, at, field_request, snippet
 
 __all__ = ["vsp_sequence"]
 
@@ -38,8 +37,7 @@ def vsp_sequence(config: Config, target: Target, *, fov_arcmin: float,
     """
     cfg = config
     ph = cfg.catalogs
-    fov = float(math.ceil(fov_arcmin - 1e-9))
-    mlim = round(float(ph.maglimit if maglimit is None else maglimit), 1)
+    fov, mlim = field_request(fov_arcmin, maglimit, ph.maglimit)
     url = ph.vsp_url
     params: dict[str, Any] = {"fov": f"{fov:g}", "maglimit": f"{mlim:g}", "format": "json"}
     if target.source in ("vsx", "sequence"):
