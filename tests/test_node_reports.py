@@ -48,16 +48,23 @@ def _write_subs(folder: Path, start: str, n: int, cadence_s: float, mag: float, 
     return mids
 
 
+def _config_file(tmp_path: Path, aavso: str) -> Path:
+    """``tmp_path/config.yaml``: data in ``tmp_path/data``, the demo sequence offline, and the
+    ``aavso`` section's lines (``key: value``, one a line)."""
+    cfg_file = tmp_path / "config.yaml"
+    cfg_file.write_text(
+        f"data_dir: {tmp_path / 'data'}\n"
+        f"photometry:\n  sequence_file: {DEMO_SEQUENCE_FILE}\n  offline: true\n"
+        "aavso:\n" + "".join(f"  {line}\n" for line in aavso.splitlines()))
+    return cfg_file
+
+
 def test_process_with_time_bins(tmp_path: Path) -> None:
     subs = tmp_path / "MyWorks" / "SS Cyg_sub"
     # two bins of 5 minutes: 4 subs 60 s apart from 21:00:30, then 3 subs from 21:05:30
     mids = _write_subs(subs, "2025-09-14T21:00:30", 4, 60.0, 11.2)
     mids += _write_subs(subs, "2025-09-14T21:05:30", 3, 60.0, 11.2)
-    cfg_file = tmp_path / "config.yaml"
-    cfg_file.write_text(
-        f"data_dir: {tmp_path / 'data'}\n"
-        f"photometry:\n  sequence_file: {DEMO_SEQUENCE_FILE}\n  offline: true\n"
-        "aavso:\n  observer_code: DEMO\n  bin_minutes: 5\n")
+    cfg_file = _config_file(tmp_path, "observer_code: DEMO\nbin_minutes: 5")
     assert main(["--config", str(cfg_file), "process", "--quiet", str(tmp_path / "MyWorks")]) == 0
 
     cfg = Config.load(cfg_file)
@@ -99,12 +106,8 @@ def test_process_in_webobs_mode_uploads_each_row_once(tmp_path: Path, synthetic:
     fake = FakeWebObs()
     with LoopbackServer() as srv:
         srv.route("POST", "/webobs/file", handler=fake)
-        cfg_file = tmp_path / "config.yaml"
-        cfg_file.write_text(
-            f"data_dir: {tmp_path / 'data'}\n"
-            f"photometry:\n  sequence_file: {DEMO_SEQUENCE_FILE}\n  offline: true\n"
-            "aavso:\n  observer_code: XYZ\n  mode: webobs\n  retry_backoff: 0\n"
-            f"  webobs_url: {srv.url('/webobs/file')}\n")
+        cfg_file = _config_file(tmp_path, "observer_code: XYZ\nmode: webobs\nretry_backoff: 0\n"
+                                f"webobs_url: {srv.url('/webobs/file')}")
         args = ["--config", str(cfg_file), "process", "--quiet", str(tmp_path / "MyWorks")]
         assert main(args) == 0
         if synthetic:
