@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -25,8 +26,8 @@ from .migrations import migrate
 if TYPE_CHECKING:
     from starnode.config import Config
 
-__all__ = ["DB_NAME", "Store", "StoreSession", "check_integrity", "damaged_message", "db_path",
-           "store_at"]
+__all__ = ["DB_NAME", "Store", "StoreSession", "StoreTable", "check_integrity", "damaged_message",
+           "db_path", "store_at"]
 
 #: The database's file name inside ``data_dir`` (``Config.db_path``).
 DB_NAME = "starnode.sqlite3"
@@ -251,19 +252,44 @@ class Store:
 
 
 def store_at(where: Config | Mapping[str, Any] | str | os.PathLike[str] | Store | None) -> Store:
-    """The store meant by ``where``, not opened yet (its first connection migrates it).
+    """The store meant by ``where`` (as :func:`db_path` reads it; a :class:`Store` as it is),
+    not opened yet: its first connection migrates it, so a table class that opens short-lived
+    connections never fails on creation."""
+    return where if isinstance(where, Store) else Store(db_path(where))
+
+
+class StoreTable:
+    """A table class on short-lived connections (:attr:`store` opened on first use).
 
     Parameters
     ----------
-    where : Config, mapping, str, os.PathLike, Store or None
-        See :func:`db_path`; a :class:`Store` is returned as it is.
-
-    Returns
-    -------
-    Store
-        For a table class that opens short-lived connections (and must not fail on creation).
+    store : Store or anything :meth:`Store.open` accepts
+        The database (a config, a data folder, the file, or an open store).
     """
-    return where if isinstance(where, Store) else Store(db_path(where))
+
+    def __init__(self, store: Any) -> None:
+        self.store = store_at(store)
+
+    def _read(self, sql: str, args: Sequence[Any], unreadable: str) -> list[sqlite3.Row] | None:
+        """The rows of one query; None when the database cannot be read, logged at WARNING by
+        the table's module as ``unreadable % (file, error)``."""
+        try:
+            with contextlib.closing(self.store.connect()) as conn:
+                return list(conn.execute(sql, args).fetchall())
+        except (sqlite3.Error, StoreError) as exc:
+            logging.getLogger(type(self).__module__).warning(unreadable, self.store.path, exc)
+            return None
+
+    def _write(self, sql: str, args: Sequence[Any], unwritable: str) -> bool:
+        """Run one statement; False when the database cannot be written, logged at WARNING by
+        the table's module as ``unwritable % (file, error)``."""
+        try:
+            with contextlib.closing(self.store.connect()) as conn:
+                conn.execute(sql, args)
+        except (sqlite3.Error, StoreError) as exc:
+            logging.getLogger(type(self).__module__).warning(unwritable, self.store.path, exc)
+            return False
+        return True
 
 
 class StoreSession:

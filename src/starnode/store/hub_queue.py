@@ -28,19 +28,7 @@ QUEUED, SENT, REJECTED = "queued", "sent", "rejected"
 
 
 class HubQueue(StoreSession):
-    """Table ``hub_queue`` through one connection (thread-safe: calls are serialised).
-
-    Parameters
-    ----------
-    store : Store or anything :meth:`Store.open` accepts
-        The node's database (a config, a data folder, the file, or an open store).
-
-    Raises
-    ------
-    StoreError
-        The database cannot be opened or is newer than this code.
-    """
-
+    """Table ``hub_queue`` through one connection (thread-safe: calls are serialised)."""
 
     def enqueue(self, key: str, payload: Mapping[str, Any], frame_id: int | None = None) -> bool:
         """Queue one wire record under its exactly-once ``key``.

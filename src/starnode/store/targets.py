@@ -12,24 +12,15 @@ from typing import Any
 from starnode.errors import StoreError
 from starnode.util.values import normalize_name
 
-from .database import store_at
+from .database import StoreTable
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ObservingHistory"]
 
 
-class ObservingHistory:
-    """The measured frames seen as an observing history.
-
-    Parameters
-    ----------
-    store : Store or anything :meth:`Store.open` accepts
-        The database.
-    """
-
-    def __init__(self, store: Any) -> None:
-        self.store = store_at(store)
+class ObservingHistory(StoreTable):
+    """The measured frames seen as an observing history."""
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         try:

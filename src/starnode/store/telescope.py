@@ -38,14 +38,7 @@ def _iso(t: datetime) -> str:
 
 
 class TelescopeJournal(StoreSession):
-    """Tables ``telescope_journal`` and ``telescope_state`` through one connection.
-
-    Parameters
-    ----------
-    store : Store or anything :meth:`Store.open` accepts
-        The node's database.
-    """
-
+    """Tables ``telescope_journal`` and ``telescope_state`` through one connection."""
 
     def record(self, t: datetime, step: str, detail: str = "", *, night: str | None = None,
                plan_hash: str | None = None, item: int | None = None,
