@@ -103,26 +103,20 @@ def real(shared: Path, cfg: Config, folder_name: str = "S50_1d3fe189_M94_2025-03
 
 def sharp_core(cfg: Config, n_subs: int, tmp: Path) -> list[float]:
     """Older-firmware-like subs: a sharp core on the CFA, pedestal, random phases."""
-    frames, placed = [], []
+    frames, truths = [], []
     for k in range(n_subs):
-        hdul, truth = synthetic.make_sub(
-            seed=100 + k, fwhm_arcsec=1.5 * 2 * synthetic.S50_SCALE_ARCSEC,
-            pointing_offset_arcmin=(6.0, 2.0), rotation_deg=30.0, dither_px=3.0,
-            extra_stars=1500, prnu=0.01, field_seed=7, psf="moffat", moffat_beta=2.5,
-            core_fraction=0.6, core_fwhm_px=1.1, zero_clip=False, pedestal_adu=450,
-            sky_adu=350, airmass=1.2, zeropoint=21.0)
+        hdul, truth = synthetic.make_sub(seed=100 + k, **synthetic.SHARP_CORE_SUB,
+                                         extra_stars=1500, core_fraction=0.6, zeropoint=21.0)
         path = synthetic.write_frame(tmp / f"core{k}.fit", hdul)
         frames.append(load_frame(path, cfg))
-        placed.append({s.label: (s.plane_x, s.plane_y) for s in truth.stars if s.in_frame})
-    common = sorted(set.intersection(*(set(p) for p in placed)))
-    positions = [np.array([p[label] for label in common]) for p in placed]
-    return _pairs(frames, positions, cfg, airmass=1.2)
+        truths.append(truth)
+    return _pairs(frames, synthetic.common_positions(truths), cfg, airmass=1.2)
 
 
 def undersampled(cfg: Config, n_subs: int, tmp: Path) -> list[float]:
     out = []
     for fwhm_px in (1.2, 1.4, 1.6):
-        frames, placed = [], []
+        frames, truths = [], []
         for k in range(n_subs):
             hdul, truth = synthetic.make_sub(
                 seed=100 + k, fwhm_arcsec=fwhm_px * 2 * synthetic.S50_SCALE_ARCSEC,
@@ -130,12 +124,9 @@ def undersampled(cfg: Config, n_subs: int, tmp: Path) -> list[float]:
                 extra_stars=120, prnu=0.01, field_seed=7, psf="moffat", moffat_beta=2.5)
             path = synthetic.write_frame(tmp / f"u{fwhm_px}_{k}.fit", hdul)
             frames.append(load_frame(path, cfg))
-            placed.append({s.label: (s.plane_x, s.plane_y) for s in truth.stars
-                           if s.in_frame})
-        common = sorted(set.intersection(*(set(p) for p in placed)))
-        positions = [np.array([p[label] for label in common]) for p in placed]
+            truths.append(truth)
         print(f"  FWHM {fwhm_px} px:")
-        out += _pairs(frames, positions, cfg, verbose=True)
+        out += _pairs(frames, synthetic.common_positions(truths), cfg, verbose=True)
     return out
 
 

@@ -74,18 +74,13 @@ def test_fit_recovers_the_transfer_and_needs_enough_stars() -> None:
 
 def _sharp_subs(tmp: Path, cfg: Config, core: float, n: int = 4) -> tuple[list[Frame],
                                                                           list[np.ndarray]]:
-    frames, placed = [], []
+    frames, truths = [], []
     for k in range(n):
-        hdul, truth = synthetic.make_sub(
-            seed=100 + k, fwhm_arcsec=1.5 * 2 * synthetic.S50_SCALE_ARCSEC,
-            pointing_offset_arcmin=(6.0, 2.0), rotation_deg=30.0, dither_px=3.0,
-            extra_stars=600, prnu=0.01, field_seed=7, psf="moffat", moffat_beta=2.5,
-            core_fraction=core, core_fwhm_px=1.1, zero_clip=False, pedestal_adu=450,
-            sky_adu=350, airmass=1.2, zeropoint=20.0)
+        hdul, truth = synthetic.make_sub(seed=100 + k, **synthetic.SHARP_CORE_SUB,
+                                         extra_stars=600, core_fraction=core, zeropoint=20.0)
         frames.append(load_frame(synthetic.write_frame(tmp / f"c{core}_{k}.fit", hdul), cfg))
-        placed.append({s.label: (s.plane_x, s.plane_y) for s in truth.stars if s.in_frame})
-    common = sorted(set.intersection(*(set(p) for p in placed)))
-    return frames, [np.array([p[c] for c in common]) for p in placed]
+        truths.append(truth)
+    return frames, synthetic.common_positions(truths)
 
 
 def test_asymmetry_and_native_centroids_see_the_core(tmp_path: Path) -> None:
