@@ -35,8 +35,7 @@ def vsp_sequence(config: Config, target: Target, *, fov_arcmin: float,
     Asks by name (``star=``) for a target AAVSO named (source vsx/sequence), else by position
     (``ra=``/``dec=`` in degrees). ``fov_arcmin`` is rounded up to whole arcminutes.
     """
-    cfg = config
-    ph = cfg.catalogs
+    ph = config.catalogs
     fov, mlim = field_request(fov_arcmin, maglimit, ph.maglimit)
     url = ph.vsp_url
     params: dict[str, Any] = {"fov": f"{fov:g}", "maglimit": f"{mlim:g}", "format": "json"}
@@ -49,9 +48,9 @@ def vsp_sequence(config: Config, target: Target, *, fov_arcmin: float,
         key = f"ra={target.ra_deg:.3f}|dec={target.dec_deg:.3f}|fov={fov:g}|maglimit={mlim:g}"
 
     def fetch() -> tuple[Any, str]:
-        return CLIENT.get_json(cfg, url, params, what="VSP"), url
+        return CLIENT.get_json(config, url, params, what="VSP"), url
 
-    got = cached(cfg, "vsp", key, what="VSP chart", fetch=fetch,
+    got = cached(config, "vsp", key, what="VSP chart", fetch=fetch,
                   parse=lambda d: _vsp_parse(d, url))
     seq: Sequence = got.value
     extra = dict(seq.extra)
