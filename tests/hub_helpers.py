@@ -65,6 +65,19 @@ def auth(token: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
+def hub_store(tmp_path: Path, url: str, **hub: Any) -> Iterator[Any]:
+    """A :class:`~starnode.hub.store.HubStore` on ``url`` with these ``hub`` settings, closed
+    after use (the hub tests' fixture)."""
+    from starnode.hub.store import HubStore
+
+    store = HubStore(hub_config(tmp_path, url, **hub))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
 def serve(store: Any, port: int | None = None) -> Iterator[str]:
     """The hub app over ``store``, served by uvicorn on a loopback port; yields its base URL."""
     from starnode.hub.app import create_app

@@ -19,6 +19,7 @@ from hub_helpers import (  # noqa: E402
     auth,
     db_url,  # noqa: F401
     hub_config,
+    hub_store,
     pg_cluster,  # noqa: F401
     result,
     serve,
@@ -31,9 +32,8 @@ from starnode.records import SCHEMA_VERSION, Measurement  # noqa: E402
 
 @pytest.fixture
 def hub(tmp_path: Path, db_url: str) -> Any:  # noqa: F811
-    store = HubStore(hub_config(tmp_path, db_url, rate_limit_per_minute=1000, max_body_kb=64))
-    yield store
-    store.close()
+    with hub_store(tmp_path, db_url, rate_limit_per_minute=1000, max_body_kb=64) as store:
+        yield store
 
 
 def _batch(node: str, items: list[dict[str, Any]],

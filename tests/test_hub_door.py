@@ -18,7 +18,7 @@ from hub_helpers import (  # noqa: E402
     NIGHT,
     auth,
     db_url,  # noqa: F401
-    hub_config,
+    hub_store,
     pg_cluster,  # noqa: F401
     result,
     serve,
@@ -30,10 +30,8 @@ from starnode.records import SCHEMA_VERSION  # noqa: E402
 
 @pytest.fixture
 def hub(tmp_path: Path, db_url: str) -> Any:  # noqa: F811
-    store = HubStore(hub_config(tmp_path, db_url, rate_limit_per_minute=10000,
-                                max_body_kb=4096))
-    yield store
-    store.close()
+    with hub_store(tmp_path, db_url, rate_limit_per_minute=10000, max_body_kb=4096) as store:
+        yield store
 
 
 def _good(seed: int = 1) -> dict[str, Any]:

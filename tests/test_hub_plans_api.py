@@ -18,7 +18,7 @@ from starnode.config import Config
 httpx = pytest.importorskip("httpx", reason="the hub extra is not installed")
 sa = pytest.importorskip("sqlalchemy", reason="the hub extra is not installed")
 
-from hub_helpers import add_ring, auth, db_url, free_port, hub_config, pg_cluster, serve  # noqa: E402, F401
+from hub_helpers import add_ring, auth, db_url, free_port, hub_store, pg_cluster, serve  # noqa: E402, F401
 from starnode.hub import db  # noqa: E402
 from starnode.hub.nightplans import plan_night  # noqa: E402
 from starnode.hub.store import HubStore  # noqa: E402
@@ -48,10 +48,8 @@ def _tonight() -> str:
 
 @pytest.fixture
 def hub(tmp_path: Path, db_url: str) -> Any:  # noqa: F811
-    store = HubStore(hub_config(tmp_path, db_url, plan_interval=0,
-                                plan_min_window_minutes=30))
-    yield store
-    store.close()
+    with hub_store(tmp_path, db_url, plan_interval=0, plan_min_window_minutes=30) as store:
+        yield store
 
 
 def test_heartbeat_carries_the_assignment_and_acks_are_checked(hub: HubStore) -> None:

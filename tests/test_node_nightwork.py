@@ -19,7 +19,7 @@ pytest.importorskip("httpx", reason="the hub extra is not installed")
 
 sa = pytest.importorskip("sqlalchemy", reason="the hub extra is not installed")
 
-from hub_helpers import add_ring, db_url, free_port, hub_config, pg_cluster, serve  # noqa: E402, F401
+from hub_helpers import add_ring, db_url, free_port, hub_store, pg_cluster, serve  # noqa: E402, F401
 from starnode.hub import db  # noqa: E402
 from starnode.hub.nightplans import plan_night  # noqa: E402
 from starnode.hub.store import HubStore  # noqa: E402
@@ -43,11 +43,10 @@ def _cfg(tmp_path: Path, port: int, **telescope: Any) -> dict[str, Any]:
 def hub(tmp_path: Path, db_url: str,  # noqa: F811
         monkeypatch: pytest.MonkeyPatch) -> Iterator[HubStore]:
     """A hub with the ring of targets and the node paris (its token in the environment)."""
-    store = HubStore(hub_config(tmp_path, db_url, plan_interval=0, plan_min_window_minutes=30))
-    monkeypatch.setenv("STARNODE_HUB_TOKEN", store.add_node("paris", "HKA"))
-    add_ring(store)
-    yield store
-    store.close()
+    with hub_store(tmp_path, db_url, plan_interval=0, plan_min_window_minutes=30) as store:
+        monkeypatch.setenv("STARNODE_HUB_TOKEN", store.add_node("paris", "HKA"))
+        add_ring(store)
+        yield store
 
 
 def test_heartbeat_carries_the_weather_veto_and_the_instrument_limits(
