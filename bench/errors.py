@@ -43,7 +43,7 @@ from starnode.config import Config
 from starnode.frame.load import Frame, load_frame
 from starnode.photometry import measure, measure_stars, times
 from starnode.photometry.detect import detect_stars, register
-from starnode.photometry.noise import pair_chi2
+from starnode.photometry.noise import pair_chi2, pair_z2_by_snr
 
 BINS = ((0.0, 20.0), (20.0, 50.0), (50.0, np.inf))
 
@@ -74,14 +74,13 @@ def _pairs(frames: list[Frame], positions: list[np.ndarray], cfg: Config,
                   f"r {a.radius:.2f} px, excess {a.excess_mag:.4f} mag")
         ok = (~(a.saturated | b.saturated | a.edge | b.edge) & (a.snr > 5) & (b.snr > 5)
               & np.isfinite(a.mag) & np.isfinite(b.mag))
-        d, v = b.mag - a.mag, a.mag_err**2 + b.mag_err**2
-        d = d - float(np.sum((d / v)[ok]) / np.sum((1 / v)[ok]))
         snr = np.minimum(a.snr, b.snr)
-        for lo, hi in BINS:
-            m = ok & (snr >= lo) & (snr < hi)
-            z2[(lo, hi)] += list((d**2 / v)[m])
-            if isolated is not None:
-                z2i[(lo, hi)] += list((d**2 / v)[m & isolated])
+        for k, z in pair_z2_by_snr(a.mag, a.mag_err, b.mag, b.mag_err, snr, ok, BINS).items():
+            z2[k] += z
+        if isolated is not None:
+            for k, z in pair_z2_by_snr(a.mag, a.mag_err, b.mag, b.mag_err, snr, ok, BINS,
+                                       keep=isolated).items():
+                z2i[k] += z
     _print_bins(z2, "all")
     if isolated is not None:
         _print_bins(z2i, "isolated")
@@ -118,28 +117,21 @@ def real(shared: Path, cfg: Config, folder_name: str = "S50_1d3fe189_M94_2025-03
 
 def sharp_core(cfg: Config, n_subs: int, tmp: Path) -> list[float]:
     """Older-firmware-like subs: a sharp core on the CFA, pedestal, random phases."""
-    frames, placed, truths = [], [], []
+    frames, truths = [], []
     for k in range(n_subs):
-        hdul, truth = synthetic.make_sub(
-            seed=100 + k, fwhm_arcsec=1.5 * 2 * synthetic.S50_SCALE_ARCSEC,
-            pointing_offset_arcmin=(6.0, 2.0), rotation_deg=30.0, dither_px=3.0,
-            extra_stars=1500, prnu=0.01, field_seed=7, psf="moffat", moffat_beta=2.5,
-            core_fraction=0.6, core_fwhm_px=1.1, zero_clip=False, pedestal_adu=450,
-            sky_adu=350, airmass=1.2, zeropoint=21.0)
+        hdul, truth = synthetic.make_sub(seed=100 + k, **synthetic.SHARP_CORE_SUB,
+                                         extra_stars=1500, core_fraction=0.6, zeropoint=21.0)
         path = synthetic.write_frame(tmp / f"core{k}.fit", hdul)
         frames.append(load_frame(path, cfg))
         truths.append(truth)
-        placed.append({s.label: (s.plane_x, s.plane_y) for s in truth.stars if s.in_frame})
-    common = sorted(set.intersection(*(set(p) for p in placed)))
-    positions = [np.array([p[label] for label in common]) for p in placed]
-    return _pairs(frames, positions, cfg, airmass=1.2,
-                  isolated=truths[0].isolated(common))
+    return _pairs(frames, synthetic.common_positions(truths), cfg, airmass=1.2,
+                  isolated=truths[0].isolated(synthetic.common_labels(truths)))
 
 
 def undersampled(cfg: Config, n_subs: int, tmp: Path) -> list[float]:
     out = []
     for fwhm_px in (1.2, 1.4, 1.6):
-        frames, placed = [], []
+        frames, truths = [], []
         for k in range(n_subs):
             hdul, truth = synthetic.make_sub(
                 seed=100 + k, fwhm_arcsec=fwhm_px * 2 * synthetic.S50_SCALE_ARCSEC,
@@ -147,12 +139,9 @@ def undersampled(cfg: Config, n_subs: int, tmp: Path) -> list[float]:
                 extra_stars=120, prnu=0.01, field_seed=7, psf="moffat", moffat_beta=2.5)
             path = synthetic.write_frame(tmp / f"u{fwhm_px}_{k}.fit", hdul)
             frames.append(load_frame(path, cfg))
-            placed.append({s.label: (s.plane_x, s.plane_y) for s in truth.stars
-                           if s.in_frame})
-        common = sorted(set.intersection(*(set(p) for p in placed)))
-        positions = [np.array([p[label] for label in common]) for p in placed]
+            truths.append(truth)
         print(f"  FWHM {fwhm_px} px:")
-        out += _pairs(frames, positions, cfg, verbose=True)
+        out += _pairs(frames, synthetic.common_positions(truths), cfg, verbose=True)
     return out
 
 

@@ -31,7 +31,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,7 @@ from starnode.hub.store import HubStore
 from starnode.node.forwarder import wire_measurement
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from loopback import free_port
 from pgcluster import PgCluster  # the tests' throw-away PostgreSQL
 
 JD0 = 2460933.35
@@ -91,12 +91,6 @@ def _batches(nodes: int, per_node: int, batch: int, night: int) -> list[list[byt
                                 "measurements": items[i:i + batch]}).encode()
                     for i in range(0, per_node, batch)])
     return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Sampler(threading.Thread):
@@ -236,7 +230,7 @@ def main() -> int:
     size = sum(len(b) for node in nights[0] for b in node) / (args.nodes * args.per_node)
     with PgCluster(fsync=args.fsync) as pg:
         url = pg.create_database("bench")
-        port = _free_port()
+        port = free_port()
         cfg = tmp / "hub.yaml"
         cfg.write_text(json.dumps({"data_dir": str(tmp / "hub"), "log_level": "WARNING",
                                    "hub": {"database_url": url, "workers": args.workers,

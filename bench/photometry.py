@@ -22,20 +22,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-from astropy.io import fits
-
+from photometry_compare import floor_pass
 from starnode import synthetic
 from starnode.config import Config
 from starnode.photometry import measure
-
-
-def _floor(path: Path, kind: str) -> float:
-    with fits.open(path, memmap=False) as h:
-        data = h[0].data
-        plane = (data[0::2, 0::2].astype(np.float32) + data[1::2, 1::2]) if kind == "sub" \
-            else data[1].astype(np.float32)
-    return float(plane.sum())
 
 
 def _time(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -68,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             r = measure(path, cfg)
             cold = time.perf_counter() - t
             warm, warm_min = _time(lambda p=path: measure(p, cfg), args.repeats)
-            floor, _ = _time(lambda p=path, k=kind: _floor(p, k), args.repeats)
+            floor, _ = _time(lambda p=path, k=kind: floor_pass(p, k), args.repeats)
             print(f"{kind:<8}{cold * 1e3:>10.0f}{warm * 1e3:>10.1f}{warm_min * 1e3:>8.1f}"
                   f"{floor * 1e3:>10.1f}{warm / floor:>8.1f}   {r.magnitude:.3f} +/- "
                   f"{r.uncertainty:.3f} ({r.comparison_stars} comps, "

@@ -8,9 +8,6 @@ Test modules import the fixtures: ``from hub_helpers import db_url, pg_cluster  
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +18,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the hub extra is not installed (pip install -e '.[hub]')")
 pytest.importorskip("sqlalchemy", reason="the hub extra is not installed")
 
+from loopback import AppServer, free_port  # noqa: F401 (free_port: the hub tests' import)
 from pgcluster import PgCluster, PgUnavailable
 
 JD0 = 2460933.40  # 2025-09-14 21:36 UTC, the night of 2025-09-14 at longitude 2.35 E
@@ -48,39 +46,44 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return cluster.create_database(f"t_{uuid.uuid4().hex[:12]}")
 
 
+def add_ring(store: Any) -> None:
+    """24 targets around the sky at dec +50: some are up on any night at latitude 45-50 N."""
+    from starnode.hub.nightplans import add_wanted
+
+    for k in range(24):
+        add_wanted(store, f"RING {k:02d}", ra=15.0 * k, dec=50.0)
+
+
 def hub_config(tmp_path: Path, url: str, **hub: Any) -> dict[str, Any]:
     return {"data_dir": str(tmp_path / "hubdata"),
             "hub": {"database_url": url, **hub}}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def auth(token: str) -> dict[str, str]:
+    """The HTTP headers that present ``token`` to the hub."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+@contextlib.contextmanager
+def hub_store(tmp_path: Path, url: str, **hub: Any) -> Iterator[Any]:
+    """A :class:`~starnode.hub.store.HubStore` on ``url`` with these ``hub`` settings, closed
+    after use (the hub tests' fixture)."""
+    from starnode.hub.store import HubStore
+
+    store = HubStore(hub_config(tmp_path, url, **hub))
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 @contextlib.contextmanager
 def serve(store: Any, port: int | None = None) -> Iterator[str]:
     """The hub app over ``store``, served by uvicorn on a loopback port; yields its base URL."""
-    import uvicorn
-
     from starnode.hub.app import create_app
 
-    port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(store=store), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    end = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > end or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with AppServer(create_app(store=store), port) as server:
+        yield server.url()
 
 
 def result(mag: float = 11.8, jd: float = JD0, *, seed: int = 0, err: float = 0.02,

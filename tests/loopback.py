@@ -16,7 +16,9 @@ timeout. Unknown paths answer 404.
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -114,6 +116,12 @@ class LoopbackServer:
         self.routes[(method.upper(), path)] = r
         return r
 
+    def reset(self) -> LoopbackServer:
+        """Forget the routes and the requests seen (a module-scoped server between tests)."""
+        self.routes.clear()
+        self.requests.clear()
+        return self
+
     def start(self) -> LoopbackServer:
         self._thread.start()
         return self
@@ -127,3 +135,39 @@ class LoopbackServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class AppServer:
+    """An ASGI app (the hub, the morning page) served by a real uvicorn in a thread, on a
+    loopback port (a free one unless given)."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        import uvicorn
+
+        self.port = port or free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                   log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def __enter__(self) -> AppServer:
+        self.thread.start()
+        end = time.monotonic() + 20  # a bounded wait for the socket, not a timing assertion
+        while not self.server.started:
+            if time.monotonic() > end or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)

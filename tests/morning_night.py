@@ -7,8 +7,12 @@ the summary, the sound and the page all meet a held-back point."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from loopback import AppServer
 from starnode.cli import main
 from starnode.config import Config
 from starnode.synthetic import DEMO_SEQUENCE_FILE, make_sub
@@ -49,3 +53,19 @@ def make_night(tmp: Path) -> Config:
     status = main(["process", str(tmp / "MyWorks"), "--config", str(cfg), "--quiet"])
     assert status == 0, f"starnode process exited {status}"
     return Config.load(str(cfg))
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """A module's measured night (skips without the web extra, which its pages need)."""
+    pytest.importorskip("fastapi", reason="the web extra (fastapi) is not installed")
+    return make_night(tmp_path_factory.mktemp("web"))
+
+
+@pytest.fixture(scope="module")
+def server(night: Config) -> Iterator[AppServer]:
+    """The morning page over :func:`night`, on a real uvicorn."""
+    from starnode.morning.web import create_app
+
+    with AppServer(create_app(night)) as s:
+        yield s

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from loopback import free_port
+
 log = logging.getLogger(__name__)
 
 __all__ = ["PgCluster", "PgUnavailable", "find_bin_dir"]
@@ -49,12 +51,6 @@ def find_bin_dir() -> Path | None:
     return Path(found).parent if found and shutil.which("postgres") else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PgCluster:
     """``with PgCluster() as pg: url = pg.create_database("x")``."""
 
@@ -69,7 +65,7 @@ class PgCluster:
                                 "/usr/lib/postgresql/*/bin/initdb)")
         self.tmp = Path(tempfile.mkdtemp(prefix="starnode-pg-", dir=base))
         self.data = self.tmp / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.prefix: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
         if os.geteuid() == 0:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from astropy.time import Time, TimeDelta
 
-from starnode.synthetic import make_sub
+from starnode.synthetic import DEMO_SEQUENCE_FILE, make_sub
 
 SITE = (48.85, 2.35)
 def _write_subs(folder: Path, start: str, n: int, cadence_s: float, mag: float, *,
@@ -27,3 +27,14 @@ def _write_subs(folder: Path, start: str, n: int, cadence_s: float, mag: float, 
         hdul.writeto(folder / name)
         mids.append(truth.mid_time)
     return mids
+
+
+def config_file(tmp_path: Path, aavso: str) -> Path:
+    """``tmp_path/config.yaml``: data in ``tmp_path/data``, the demo sequence offline, and the
+    ``aavso`` section's lines (``key: value``, one a line)."""
+    cfg_file = tmp_path / "config.yaml"
+    cfg_file.write_text(
+        f"data_dir: {tmp_path / 'data'}\n"
+        f"photometry:\n  sequence_file: {DEMO_SEQUENCE_FILE}\n  offline: true\n"
+        "aavso:\n" + "".join(f"  {line}\n" for line in aavso.splitlines()))
+    return cfg_file

@@ -48,6 +48,14 @@ def web_config(tmp_path: Path, fake: Any, **extra: Any) -> dict[str, Any]:
     return make_config(tmp_path, **settings)
 
 
+def login_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str,
+                 password: str) -> dict[str, Any]:
+    """A webobs-mode config posting to ``url``, logging in as USER with ``password``."""
+    monkeypatch.setenv("STARNODE_AAVSO_USERNAME", USER)
+    monkeypatch.setenv("STARNODE_AAVSO_PASSWORD", password)
+    return make_config(tmp_path, mode="webobs", webobs_url=url, retry_backoff=0.0)
+
+
 def all_bytes(tmp_path: Path) -> bytes:
     return b"".join(p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file())
 
@@ -280,10 +288,7 @@ def test_a_password_outside_latin1_works(tmp_path: Path, server: LoopbackServer,
         return 200, {"Content-Type": "text/html"}, b"<p>1 observations were uploaded.</p>"
 
     server.route("POST", "/webobs/utf8", handler=handler)
-    monkeypatch.setenv("STARNODE_AAVSO_USERNAME", USER)
-    monkeypatch.setenv("STARNODE_AAVSO_PASSWORD", password)
-    cfg = make_config(tmp_path, mode="webobs", webobs_url=server.url("/webobs/utf8"),
-                      retry_backoff=0.0)
+    cfg = login_config(tmp_path, monkeypatch, server.url("/webobs/utf8"), password)
     answer = submit(at(0), cfg)
     assert answer["status"] == "accepted", answer
     assert states(cfg) == {"sent": 1} and len(seen) == 1
@@ -325,11 +330,8 @@ def test_secret_echoed_in_every_encoding_is_redacted_and_files_are_owner_only(
 
     server.route("POST", "/webobs/echo", handler=post)
     server.route("GET", "/webobs/done", handler=done)
-    monkeypatch.setenv("STARNODE_AAVSO_USERNAME", USER)
-    monkeypatch.setenv("STARNODE_AAVSO_PASSWORD", ECHO_PASSWORD)
     os.umask(0o022)
-    cfg = make_config(tmp_path, mode="webobs", webobs_url=server.url("/webobs/echo"),
-                      retry_backoff=0.0)
+    cfg = login_config(tmp_path, monkeypatch, server.url("/webobs/echo"), ECHO_PASSWORD)
     answer = submit(at(0), cfg)
     assert answer["status"] == "accepted", answer
     data = tmp_path / "data"
@@ -373,10 +375,7 @@ def test_secret_in_further_encodings_is_redacted(tmp_path: Path, server: Loopbac
         return 200, {"Content-Type": "text/html"}, body
 
     server.route("POST", "/webobs/echo2", handler=post)
-    monkeypatch.setenv("STARNODE_AAVSO_USERNAME", USER)
-    monkeypatch.setenv("STARNODE_AAVSO_PASSWORD", ECHO_PASSWORD)
-    cfg = make_config(tmp_path, mode="webobs", webobs_url=server.url("/webobs/echo2"),
-                      retry_backoff=0.0)
+    cfg = login_config(tmp_path, monkeypatch, server.url("/webobs/echo2"), ECHO_PASSWORD)
     answer = submit(at(0), cfg)
     assert answer["status"] == "accepted", answer
     everything = all_bytes(tmp_path)

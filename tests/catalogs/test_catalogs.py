@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from catalog_helpers import vsp_chart
 from loopback import LoopbackServer, Request, Response
 from starnode import catalogs
 from starnode.catalogs import (
@@ -45,12 +46,10 @@ XZ_CYG = Target(name="XZ Cyg", ra_deg=293.12212, dec_deg=56.38819, source="vsx")
 def ss_cyg_chart() -> dict[str, Any]:
     """The bundled chart, re-wrapped as the VSP API answers it (README: chartid, star, ...)."""
     saved = json.loads(BUNDLED.read_text(encoding="utf-8"))
-    return {"chartid": saved["chart"]["chart_id"],
-            "image_uri": f"https://apps.aavso.org/vsp/chart/{saved['chart']['chart_id']}.png",
-            "star": saved["target"]["star"], "fov": 60.0, "maglimit": 15.0, "title": "",
-            "comment": "", "resolution": 150, "dss": False, "special": None,
-            "photometry": saved["comparison_stars"], "auid": saved["target"]["auid"],
-            "ra": saved["target"]["ra_hms"], "dec": saved["target"]["dec_dms"]}
+    return {**vsp_chart(saved["comparison_stars"], saved["target"]["star"],
+                        saved["chart"]["chart_id"]),
+            "auid": saved["target"]["auid"], "ra": saved["target"]["ra_hms"],
+            "dec": saved["target"]["dec_dms"]}
 
 
 #: What VSX answers for SS Cyg, in the api.object shape (every value a string, degrees).
@@ -69,9 +68,7 @@ def _server():
 
 @pytest.fixture
 def srv(_server):
-    _server.routes.clear()
-    _server.requests.clear()
-    yield _server
+    yield _server.reset()
     _server.routes.clear()
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from catalog_helpers import vsp_chart
 from loopback import LoopbackServer
 from starnode.catalogs import (
     CatalogError,
@@ -41,13 +42,6 @@ def comparison_list(data: Any) -> list[dict[str, Any]]:
     return data if isinstance(data, list) else data["comparison_stars"]
 
 
-def as_chart(entries: list[dict[str, Any]], star: str, chart_id: str) -> dict[str, Any]:
-    """A VSP API answer around a bare comparison list (shared/data/vsp/README.md)."""
-    return {"chartid": chart_id, "image_uri": f"https://apps.aavso.org/vsp/chart/{chart_id}.png",
-            "star": star, "fov": 60.0, "maglimit": 15.0, "title": "", "comment": "",
-            "resolution": 150, "dss": False, "special": None, "photometry": entries}
-
-
 @pytest.fixture(scope="module")
 def srv():
     with LoopbackServer() as s:
@@ -56,9 +50,7 @@ def srv():
 
 @pytest.fixture
 def server(srv):
-    srv.routes.clear()
-    srv.requests.clear()
-    return srv
+    return srv.reset()
 
 
 def cfg_for(tmp_path: Path, srv: LoopbackServer, **ph: Any) -> Config:
@@ -90,7 +82,7 @@ def test_comment_rule_on_every_real_comment(shared):
 
 @pytest.mark.parametrize("name,count", sorted(SEQUENCES.items()))
 def test_real_sequences_parse(shared, name, count):
-    seq = parse_vsp_chart(as_chart(comparison_list(load(shared, "vsp", name)), "X", "X1"))
+    seq = parse_vsp_chart(vsp_chart(comparison_list(load(shared, "vsp", name)), "X", "X1"))
     assert len(seq.comps) == count
     assert all(0 <= c.ra_deg < 360 and -90 <= c.dec_deg <= 90 for c in seq.comps)
     assert all(set(c.mags) <= {"V", "B", "U", "R", "I", "J", "H", "K", "SG", "SR", "SI"}
@@ -182,7 +174,7 @@ def test_recorded_m42_chart_by_position(shared, server, tmp_path):
 
 def test_rewrapped_rr_lyr_through_the_server(shared, server, tmp_path):
     entries = comparison_list(load(shared, "vsp", "rr_lyr.json"))
-    server.route("GET", VSP, json_body=as_chart(entries, "RR Lyr", "X00000RR"))
+    server.route("GET", VSP, json_body=vsp_chart(entries, "RR Lyr", "X00000RR"))
     target = Target(name="RR Lyr", ra_deg=291.36606, dec_deg=42.78436, source="vsx")
     seq = get_sequence(cfg_for(tmp_path, server), target, fov_arcmin=60)
     assert seq.chart_id == "X00000RR" and len(seq.comps) == 70

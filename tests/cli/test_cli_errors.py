@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from loopback import free_port
 from starnode.cli import build_parser, main
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -94,12 +95,6 @@ def test_data_dir_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "$STARNODE_DATA_DIR" in line and "is a file, not a folder" in line
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_serve_on_a_busy_port_says_so_and_prints_no_address(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as busy:
@@ -116,7 +111,7 @@ def test_serve_on_a_busy_port_says_so_and_prints_no_address(
 
 def test_serve_binds_then_serves(tmp_path: Path) -> None:
     """The address is printed once bound, and the page answers there (a real process)."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "starnode", "serve", "--port", str(port),
                              "--data-dir", str(tmp_path)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=ENV)

@@ -16,8 +16,10 @@ sa = pytest.importorskip("sqlalchemy", reason="the hub extra is not installed")
 
 from hub_helpers import (  # noqa: E402
     JD0,
+    auth,
     db_url,  # noqa: F401
     hub_config,
+    hub_store,
     pg_cluster,  # noqa: F401
     result,
     serve,
@@ -30,9 +32,8 @@ from starnode.records import SCHEMA_VERSION, Measurement  # noqa: E402
 
 @pytest.fixture
 def hub(tmp_path: Path, db_url: str) -> Any:  # noqa: F811
-    store = HubStore(hub_config(tmp_path, db_url, rate_limit_per_minute=1000, max_body_kb=64))
-    yield store
-    store.close()
+    with hub_store(tmp_path, db_url, rate_limit_per_minute=1000, max_body_kb=64) as store:
+        yield store
 
 
 def _batch(node: str, items: list[dict[str, Any]],
@@ -40,14 +41,10 @@ def _batch(node: str, items: list[dict[str, Any]],
     return {"schema_version": version, "node": node, "measurements": items}
 
 
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def test_push_is_stored_exactly_once(hub: HubStore) -> None:
     token = hub.add_node("scope-a", "abc")
     items = [wire(result(11.8 + 0.01 * i, JD0 + i * 0.001, seed=i), seed=i) for i in range(5)]
-    with serve(hub) as url, httpx.Client(base_url=url, headers=_auth(token)) as http:
+    with serve(hub) as url, httpx.Client(base_url=url, headers=auth(token)) as http:
         me = http.get("/api/v1/whoami").json()
         assert me["node"] == "scope-a" and me["observer_code"] == "ABC"
         r = http.post("/api/v1/measurements", json=_batch("scope-a", items[:3]))
@@ -81,22 +78,22 @@ def test_bad_input_is_refused_and_nothing_stored(hub: HubStore, tmp_path: Path) 
     big = _batch("scope-a", [wire(result(seed=i), seed=i) for i in range(100)])
     cases: list[tuple[str, dict[str, str], Any, int, str]] = [
         ("no token", {}, _batch("scope-a", [good]), 401, "Authorization"),
-        ("unknown token", _auth("snn_nope"), _batch("scope-a", [good]), 401, "unknown"),
-        ("another node's id", _auth(other), _batch("scope-a", [good]), 403, "scope-b"),
-        ("magnitude out of range", _auth(token), bad(magnitude=99.0), 422, "magnitude"),
-        ("JD out of range", _auth(token), bad(jd=60933.4), 422, "jd"),
-        ("negative error", _auth(token), bad(uncertainty=-0.1), 422, "uncertainty"),
-        ("comma in a name", _auth(token), bad(target_name="SS Cyg,V,1"), 422, "target_name"),
-        ("newline in a name", _auth(token), bad(chart_id="X1\n2460000.5,1"), 422, "chart_id"),
-        ("comma in a comp", _auth(token),
+        ("unknown token", auth("snn_nope"), _batch("scope-a", [good]), 401, "unknown"),
+        ("another node's id", auth(other), _batch("scope-a", [good]), 403, "scope-b"),
+        ("magnitude out of range", auth(token), bad(magnitude=99.0), 422, "magnitude"),
+        ("JD out of range", auth(token), bad(jd=60933.4), 422, "jd"),
+        ("negative error", auth(token), bad(uncertainty=-0.1), 422, "uncertainty"),
+        ("comma in a name", auth(token), bad(target_name="SS Cyg,V,1"), 422, "target_name"),
+        ("newline in a name", auth(token), bad(chart_id="X1\n2460000.5,1"), 422, "chart_id"),
+        ("comma in a comp", auth(token),
          bad(comps=[{"label": "1,2", "used": True}]), 422, "comps"),
-        ("not a filter", _auth(token), bad(filter="ZZ"), 422, "filter"),
-        ("bad hash", _auth(token), bad(frame_sha256="xyz"), 422, "frame_sha256"),
-        ("unknown schema", _auth(token), _batch("scope-a", [good], version=99), 422,
+        ("not a filter", auth(token), bad(filter="ZZ"), 422, "filter"),
+        ("bad hash", auth(token), bad(frame_sha256="xyz"), 422, "frame_sha256"),
+        ("unknown schema", auth(token), _batch("scope-a", [good], version=99), 422,
          "schema_version"),
-        ("record schema", _auth(token), bad(schema_version=7), 422, "schema_version"),
-        ("over the size limit", _auth(token), big, 413, "limit"),
-        ("not JSON", _auth(token), b"{nope", 400, "JSON"),
+        ("record schema", auth(token), bad(schema_version=7), 422, "schema_version"),
+        ("over the size limit", auth(token), big, 413, "limit"),
+        ("not JSON", auth(token), b"{nope", 400, "JSON"),
     ]
     with serve(hub) as url, httpx.Client(base_url=url) as http:
         for name, headers, body, status, word in cases:
@@ -108,11 +105,11 @@ def test_bad_input_is_refused_and_nothing_stored(hub: HubStore, tmp_path: Path) 
             assert r.status_code == status, (name, r.status_code, r.text[:300])
             assert word in r.text, (name, r.text[:300])
         # a node token cannot use the admin API
-        assert http.get("/api/v1/nodes", headers=_auth(token)).status_code == 403
+        assert http.get("/api/v1/nodes", headers=auth(token)).status_code == 403
         admin = hub.add_admin("ops")
-        assert http.get("/api/v1/nodes", headers=_auth(admin)).status_code == 200
+        assert http.get("/api/v1/nodes", headers=auth(admin)).status_code == 200
         # the 422 names which record was refused, so the node keeps that one aside
-        r = http.post("/api/v1/measurements", json=bad(magnitude=99.0), headers=_auth(token))
+        r = http.post("/api/v1/measurements", json=bad(magnitude=99.0), headers=auth(token))
         assert list(r.json()["rejected"]) == ["1"]
     assert hub.measurement_count() == 0
 
@@ -122,13 +119,13 @@ def test_rate_limit_per_node(tmp_path: Path, db_url: str) -> None:  # noqa: F811
     a, b = store.add_node("a", "AAA"), store.add_node("b", "BBB")
     try:
         with serve(store) as url, httpx.Client(base_url=url) as http:
-            codes = [http.get("/api/v1/whoami", headers=_auth(a)).status_code
+            codes = [http.get("/api/v1/whoami", headers=auth(a)).status_code
                      for _ in range(4)]
             assert codes == [200, 200, 200, 429]
-            r = http.get("/api/v1/whoami", headers=_auth(a))
+            r = http.get("/api/v1/whoami", headers=auth(a))
             assert r.status_code == 429 and r.headers["retry-after"]
             # another node has its own budget
-            assert http.get("/api/v1/whoami", headers=_auth(b)).status_code == 200
+            assert http.get("/api/v1/whoami", headers=auth(b)).status_code == 200
     finally:
         store.close()
 
@@ -140,7 +137,7 @@ def test_heartbeat_and_node_list(hub: HubStore, caplog: pytest.LogCaptureFixture
     hb = {"schema_version": 1, "node": "scope-a", "version": "0.1.0", "watch_mode": "poll",
           "last_frame": "Light_x.fit", "queue_length": 4, "free_disk_gb": 12.5,
           "recent_errors": ["frame y.fit failed: MemoryError"]}
-    with serve(hub) as url, httpx.Client(base_url=url, headers=_auth(token)) as http:
+    with serve(hub) as url, httpx.Client(base_url=url, headers=auth(token)) as http:
         assert http.post("/api/v1/heartbeat", json=hb).status_code == 200
         r = http.post("/api/v1/heartbeat", json={**hb, "node": "scope-b"})
         assert r.status_code == 403
@@ -194,7 +191,7 @@ def test_wire_record_is_the_typed_measurement(hub: HubStore) -> None:
     old = {k: v for k, v in wire(result(11.9, JD0 + 0.01, seed=2), seed=2).items()
            if k not in ("night", "site_longitude", "site_latitude", "site_height")}
     old["schema_version"] = 1
-    with serve(hub) as url, httpx.Client(base_url=url, headers=_auth(token)) as http:
+    with serve(hub) as url, httpx.Client(base_url=url, headers=auth(token)) as http:
         assert http.get("/api/v1/health").json()["schema_version"] == SCHEMA_VERSION
         r = http.post("/api/v1/measurements", json=_batch("scope-a", [rec]))
         assert r.status_code == 200 and r.json()["stored"] == 1, r.text

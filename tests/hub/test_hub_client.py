@@ -26,15 +26,7 @@ from hub_helpers import (
 from starnode.hub.store import HubStore
 from starnode.node.forwarder import Forwarder, queue_summary
 from starnode.store.hub_queue import HubQueue
-
-
-def _wait(pred: Any, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+from waiting import wait_for
 
 
 def _results(start: int, n: int) -> list[dict[str, Any]]:
@@ -62,19 +54,19 @@ def test_store_and_forward_exactly_once(tmp_path: Path, db_url: str,  # noqa: F8
         assert fwd.queue.counts() == {"queued": 31}
         assert fwd.errors and "unreachable" in fwd.errors[-1]
         with serve(store, port):
-            _wait(lambda: store.measurement_count() == 30, 30, "the queue to drain")
-            _wait(lambda: fwd.queue.counts().get("rejected") == 1, 10, "the rejection")
+            wait_for(lambda: store.measurement_count() == 30, 30, "the queue to drain")
+            wait_for(lambda: fwd.queue.counts().get("rejected") == 1, 10, "the rejection")
         # the hub goes away again; the node keeps measuring meanwhile
         more = _results(30, 12)
         for i, r in enumerate(more):
             fwd.enqueue(r, identity=(r["file"], 2000 + i, 0))
         time.sleep(0.3)
         with serve(store, port):
-            _wait(lambda: store.measurement_count() == 42, 30, "the second drain")
+            wait_for(lambda: store.measurement_count() == 42, 30, "the second drain")
             # queueing the same frames again adds nothing anywhere
             for i, r in enumerate(first):
                 assert not fwd.enqueue(r, identity=(r["file"], 1000 + i, 0))
-            _wait(lambda: store.nodes()[0]["heartbeat"].get("node") == "scope-a", 10,
+            wait_for(lambda: store.nodes()[0]["heartbeat"].get("node") == "scope-a", 10,
                   "a heartbeat")
     finally:
         fwd.close(flush_timeout=0)

@@ -16,8 +16,9 @@ pytest.importorskip("sqlalchemy", reason="the hub extra is not installed")
 from hub_helpers import (  # noqa: E402
     JD0,
     NIGHT,
+    auth,
     db_url,  # noqa: F401
-    hub_config,
+    hub_store,
     pg_cluster,  # noqa: F401
     result,
     serve,
@@ -29,14 +30,8 @@ from starnode.records import SCHEMA_VERSION  # noqa: E402
 
 @pytest.fixture
 def hub(tmp_path: Path, db_url: str) -> Any:  # noqa: F811
-    store = HubStore(hub_config(tmp_path, db_url, rate_limit_per_minute=10000,
-                                max_body_kb=4096))
-    yield store
-    store.close()
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+    with hub_store(tmp_path, db_url, rate_limit_per_minute=10000, max_body_kb=4096) as store:
+        yield store
 
 
 def _good(seed: int = 1) -> dict[str, Any]:
@@ -95,7 +90,7 @@ def test_bad_records_get_a_4xx_naming_the_record(hub: HubStore) -> None:
     batch, so the node sets that one aside); the good one beside it is not stored either
     (all or nothing), and the database never answers 500."""
     token = hub.add_node("scope-a", "ABC")
-    with serve(hub) as url, httpx.Client(base_url=url, headers=_auth(token),
+    with serve(hub) as url, httpx.Client(base_url=url, headers=auth(token),
                                          timeout=30) as http:
         for what, changes, word in BAD_RECORDS:
             r = http.post("/api/v1/measurements", json=_batch(_good(), _with(**changes)))
@@ -134,7 +129,7 @@ def test_bad_heartbeats_get_a_4xx(hub: HubStore) -> None:
         ("a long frames key", _heartbeat(frames={"x" * 5000: 1})),
         ("NUL in an error", _heartbeat(recent_errors=["bad\x00"])),
     ]
-    with serve(hub) as url, httpx.Client(base_url=url, headers=_auth(token)) as http:
+    with serve(hub) as url, httpx.Client(base_url=url, headers=auth(token)) as http:
         for what, body in raw_cases:
             r = http.post("/api/v1/heartbeat", content=body.encode(),
                           headers={"content-type": "application/json"})
@@ -151,7 +146,7 @@ def test_bad_heartbeats_get_a_4xx(hub: HubStore) -> None:
 def test_url_inputs_get_a_4xx(hub: HubStore) -> None:
     """F1: a NUL in a light-curve target or band, or in a report's observer code."""
     token = hub.add_node("scope-a", "ABC")
-    with serve(hub) as url, httpx.Client(base_url=url, headers=_auth(token)) as http:
+    with serve(hub) as url, httpx.Client(base_url=url, headers=auth(token)) as http:
         assert http.post("/api/v1/measurements", json=_batch(_good())).status_code == 200
         for path, params in [("/api/v1/targets/SS%00Cyg/lightcurve", {}),
                              ("/api/v1/targets/SS%20Cyg/lightcurve", {"band": "V\x00"}),
@@ -168,7 +163,7 @@ def test_no_api_map_and_report_reads_do_not_crosscheck(hub: HubStore) -> None:
     """F15: /docs, /redoc and /openapi.json are closed. F9: a node's GET of its report does
     not run the network-wide cross-check (the verdicts stay as the last cross-check left)."""
     token = hub.add_node("scope-a", "ABC")
-    with serve(hub) as url, httpx.Client(base_url=url, headers=_auth(token)) as http:
+    with serve(hub) as url, httpx.Client(base_url=url, headers=auth(token)) as http:
         for path in ("/docs", "/redoc", "/openapi.json"):
             assert http.get(path).status_code == 404, path
         assert http.post("/api/v1/measurements",

@@ -25,6 +25,7 @@ from hub_helpers import free_port  # noqa: E402
 from pgcluster import PgCluster, PgUnavailable  # noqa: E402
 from starnode.aavso.validator import validate_file  # noqa: E402
 from starnode.synthetic import DEMO_SEQUENCE_FILE, make_sub, write_frame  # noqa: E402
+from waiting import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -85,12 +86,7 @@ def _start_hub(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 def _wait(pred: Any, timeout: float, what: str, log: Path) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}\n{log.read_text()[-3000:]}")
+    wait_for(pred, timeout, what, interval=0.1, detail=lambda: log.read_text()[-3000:])
 
 
 @pytest.fixture

@@ -31,15 +31,7 @@ from hub_helpers import (
 )
 from starnode.hub.store import HubStore
 from starnode.node.forwarder import Forwarder, queue_summary
-
-
-def _wait(pred: Any, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+from waiting import wait_for
 
 
 def _node_cfg(tmp_path: Path, port: int, **hub: Any) -> dict[str, Any]:
@@ -68,8 +60,8 @@ def test_a_poisoned_record_is_set_aside_and_the_rest_stored(
         fwd = Forwarder(Config(cfg)).start()
         try:
             _enqueue(fwd, items)
-            _wait(lambda: store.measurement_count() == 20, 20, "the 20 good records")
-            _wait(lambda: fwd.queue.counts() == {"sent": 20, "rejected": 1}, 10,
+            wait_for(lambda: store.measurement_count() == 20, 20, "the 20 good records")
+            wait_for(lambda: fwd.queue.counts() == {"sent": 20, "rejected": 1}, 10,
                   "the bad record set aside")
         finally:
             fwd.close(flush_timeout=0)
@@ -137,7 +129,7 @@ def test_a_batch_refused_without_an_index_is_narrowed_down(
     fwd = Forwarder(Config(cfg)).start()
     try:
         _enqueue(fwd, items)
-        _wait(lambda: fwd.queue.counts() == {"sent": 29, "rejected": 1}, 20,
+        wait_for(lambda: fwd.queue.counts() == {"sent": 29, "rejected": 1}, 20,
               "the queue to drain around the bad record")
     finally:
         fwd.close(flush_timeout=0)
@@ -164,7 +156,7 @@ def test_a_wrong_token_is_permanent_and_shown(tmp_path: Path,
         fwd = Forwarder(Config(cfg)).start()
         try:
             _enqueue(fwd, [result(11.8, JD0, seed=1)])
-            _wait(lambda: bool(fwd.errors), 10, "the refusal")
+            wait_for(lambda: bool(fwd.errors), 10, "the refusal")
             time.sleep(1.0)
             assert len(fwd.errors) == 1  # not retried as if temporary
         finally:
@@ -188,7 +180,7 @@ def test_a_hub_that_is_down_is_shown(tmp_path: Path, monkeypatch: pytest.MonkeyP
     fwd = Forwarder(Config(cfg)).start()
     try:
         _enqueue(fwd, [result(11.8, JD0, seed=1)])
-        _wait(lambda: bool(fwd.errors), 10, "the failure")
+        wait_for(lambda: bool(fwd.errors), 10, "the failure")
     finally:
         fwd.close(flush_timeout=0)
     data = status_data(Config(cfg))
@@ -208,14 +200,14 @@ def test_a_recovered_node_leaves_failing_and_resumes_promptly(
     cfg = _node_cfg(tmp_path, port, retry_backoff=30, max_backoff=300)
     fwd = Forwarder(Config(cfg)).start()
     try:
-        _wait(lambda: bool(fwd.errors), 10, "the failure")  # the hub is down
+        wait_for(lambda: bool(fwd.errors), 10, "the failure")  # the hub is down
         with serve(store, port):
             t0 = time.monotonic()
-            _wait(lambda: store.nodes()[0]["state"] == "ok", 15, "the node to be ok")
+            wait_for(lambda: store.nodes()[0]["state"] == "ok", 15, "the node to be ok")
             assert time.monotonic() - t0 < 10  # not when the 30-s backoff ends
             assert store.nodes()[0]["heartbeat"]["recent_errors"] == []
             _enqueue(fwd, [result(11.8, JD0, seed=1)])
-            _wait(lambda: store.measurement_count() == 1, 15, "the push")
+            wait_for(lambda: store.measurement_count() == 1, 15, "the push")
     finally:
         fwd.close(flush_timeout=0)
     store.close()
@@ -242,7 +234,7 @@ def test_postgresql_down_503_retry_after_and_one_line(
     with serve(store, port) as base:
         fwd = Forwarder(Config(cfg)).start()
         try:
-            _wait(lambda: fwd.node == "scope-a", 10, "the node to connect")
+            wait_for(lambda: fwd.node == "scope-a", 10, "the node to connect")
             pg_cluster.pause()
             try:
                 r = httpx.post(f"{base}/api/v1/measurements", json={
@@ -254,7 +246,7 @@ def test_postgresql_down_503_retry_after_and_one_line(
                 assert r.status_code == 503 and r.headers["retry-after"]
                 store._auth_cache.clear()
                 _enqueue(fwd, [result(11.8, JD0, seed=1)])
-                _wait(lambda: any("503" in e for e in fwd.errors), 30, "a 503")
+                wait_for(lambda: any("503" in e for e in fwd.errors), 30, "a 503")
                 assert fwd._told  # Retry-After honoured
                 capsys.readouterr()
                 assert main(["--config", str(hub_yaml), "hub", "nodes"]) == 2
@@ -263,7 +255,7 @@ def test_postgresql_down_503_retry_after_and_one_line(
                 assert "Traceback" not in err
             finally:
                 pg_cluster.resume()
-            _wait(lambda: store.measurement_count() == 1, 30, "the push after the return")
+            wait_for(lambda: store.measurement_count() == 1, 30, "the push after the return")
         finally:
             fwd.close(flush_timeout=0)
     store.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,33 +19,24 @@ from starnode.config import Config
 httpx = pytest.importorskip("httpx", reason="the hub extra is not installed")
 sa = pytest.importorskip("sqlalchemy", reason="the hub extra is not installed")
 
-from hub_helpers import db_url, free_port, hub_config, pg_cluster, serve  # noqa: E402, F401
+from hub_helpers import add_ring, db_url, free_port, hub_config, pg_cluster, serve  # noqa: E402, F401
 from starnode.hub import db  # noqa: E402
-from starnode.hub.nightplans import add_wanted, plan_night  # noqa: E402
+from starnode.hub.nightplans import plan_night  # noqa: E402
 from starnode.hub.store import HubStore  # noqa: E402
 from starnode.node import assignment as nodeplan  # noqa: E402
 from starnode.node.forwarder import Forwarder  # noqa: E402
+from waiting import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 SITES = {"paris": (48.85, 2.35), "rome": (41.90, 12.50)}
 
 
-def _wait(pred: Any, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_an_alert_reaches_both_nodes_and_their_answers_survive_a_dead_hub(
         tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     hub = HubStore(hub_config(tmp_path, db_url, plan_interval=0, plan_min_window_minutes=30))
     admin = hub.add_admin("ops")
-    for k in range(24):
-        add_wanted(hub, f"RING {k:02d}", ra=15.0 * k, dec=50.0)
+    add_ring(hub)
     port = free_port()
     nodes: dict[str, Forwarder] = {}
     data: dict[str, Path] = {}
@@ -61,10 +51,10 @@ def test_an_alert_reaches_both_nodes_and_their_answers_survive_a_dead_hub(
                         "retry_backoff": 0.05, "max_backoff": 0.5, "http_timeout": 5}})).start()
         night = dt.datetime.now(dt.UTC).date().isoformat()
         with serve(hub, port) as url:
-            _wait(lambda: all((n["heartbeat"] or {}).get("site") for n in hub.nodes()), 30,
+            wait_for(lambda: all((n["heartbeat"] or {}).get("site") for n in hub.nodes()), 30,
                   "both sites")
             plan_night(hub, night, force=True)
-            _wait(lambda: all(n["ack"] == "applied" for n in plan_night(hub, night)["nodes"]),
+            wait_for(lambda: all(n["ack"] == "applied" for n in plan_night(hub, night)["nodes"]),
                   30, "both acknowledgements")
             # an alert mid-night, for both: a star that stays between 30 and 80 degrees
             r = httpx.post(f"{url}/api/v1/alerts", json={
@@ -72,7 +62,7 @@ def test_an_alert_reaches_both_nodes_and_their_answers_survive_a_dead_hub(
                 "nodes": list(SITES)}, headers={"Authorization": f"Bearer {admin}"})
             assert r.status_code == 200, r.text
             aid = r.json()["id"]
-            _wait(lambda: all(nodeplan.pending_alerts(d) for d in data.values()), 30,
+            wait_for(lambda: all(nodeplan.pending_alerts(d) for d in data.values()), 30,
                   "the alert on both nodes")
         # the hub is gone; the nodes keep their assignments and act on the alert
         for d in data.values():
@@ -84,7 +74,7 @@ def test_an_alert_reaches_both_nodes_and_their_answers_survive_a_dead_hub(
         time.sleep(1.5)  # the forwarders try, fail, and keep the answers
         assert all(nodeplan.unsent_alert_outcomes(d) for d in data.values())
         with serve(hub, port):
-            _wait(lambda: not any(nodeplan.unsent_alert_outcomes(d) for d in data.values()),
+            wait_for(lambda: not any(nodeplan.unsent_alert_outcomes(d) for d in data.values()),
                   30, "the answers after the hub's return")
             time.sleep(1.5)  # more heartbeats: nothing is answered twice
     finally:

@@ -18,19 +18,16 @@ from starnode.config import Config
 httpx = pytest.importorskip("httpx", reason="the hub extra is not installed")
 sa = pytest.importorskip("sqlalchemy", reason="the hub extra is not installed")
 
-from hub_helpers import db_url, free_port, hub_config, pg_cluster, serve  # noqa: E402, F401
+from hub_helpers import add_ring, auth, db_url, free_port, hub_store, pg_cluster, serve  # noqa: E402, F401
 from starnode.hub import db  # noqa: E402
-from starnode.hub.nightplans import add_wanted, plan_night  # noqa: E402
+from starnode.hub.nightplans import plan_night  # noqa: E402
 from starnode.hub.store import HubStore  # noqa: E402
 from starnode.node import assignment as nodeplan  # noqa: E402
 from starnode.node.forwarder import Forwarder, current_assignment  # noqa: E402
+from waiting import wait_for  # noqa: E402
 
 SITE_A = {"latitude": 50.0, "longitude": 0.0, "height": 100.0}
 SITE_B = {"latitude": 45.0, "longitude": 10.0, "height": 300.0}
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _hb(node: str, site: dict[str, float] | None = None, **extra: Any) -> dict[str, Any]:
@@ -49,66 +46,58 @@ def _tonight() -> str:
     return dt.datetime.now(dt.UTC).date().isoformat()
 
 
-def _ring(store: HubStore) -> None:
-    """24 targets around the sky at dec +50: some are up on any night at latitude 45-50 N."""
-    for k in range(24):
-        add_wanted(store, f"RING {k:02d}", ra=15.0 * k, dec=50.0)
-
-
 @pytest.fixture
 def hub(tmp_path: Path, db_url: str) -> Any:  # noqa: F811
-    store = HubStore(hub_config(tmp_path, db_url, plan_interval=0,
-                                plan_min_window_minutes=30))
-    yield store
-    store.close()
+    with hub_store(tmp_path, db_url, plan_interval=0, plan_min_window_minutes=30) as store:
+        yield store
 
 
 def test_heartbeat_carries_the_assignment_and_acks_are_checked(hub: HubStore) -> None:
     ta, tb = hub.add_node("scope-a", "AAA"), hub.add_node("scope-b", "BBB")
     admin = hub.add_admin("ops")
-    _ring(hub)
+    add_ring(hub)
     night = _tonight()
     with serve(hub) as url, httpx.Client(base_url=url) as http:
         assert http.post("/api/v1/heartbeat", json=_hb("scope-a", SITE_A),
-                         headers=_auth(ta)).json()["assignment"] is None
-        http.post("/api/v1/heartbeat", json=_hb("scope-b", SITE_B), headers=_auth(tb))
-        r = http.post(f"/api/v1/plan?night={night}", headers=_auth(admin))
+                         headers=auth(ta)).json()["assignment"] is None
+        http.post("/api/v1/heartbeat", json=_hb("scope-b", SITE_B), headers=auth(tb))
+        r = http.post(f"/api/v1/plan?night={night}", headers=auth(admin))
         assert r.status_code == 200, r.text
-        assert http.post(f"/api/v1/plan?night={night}", headers=_auth(ta)).status_code == 403
+        assert http.post(f"/api/v1/plan?night={night}", headers=auth(ta)).status_code == 403
         answer = http.post("/api/v1/heartbeat", json=_hb("scope-a", SITE_A),
-                           headers=_auth(ta)).json()
+                           headers=auth(ta)).json()
         a = answer["assignment"]
         assert a["node"] == "scope-a" and a["night"] == night and len(a["hash"]) == 16
         assert a["items"] and all(i["start"].endswith("Z") and i["end"].endswith("Z")
                                   for i in a["items"])
         assert a["expires"].endswith("Z") and answer["now"].endswith("Z")
         b_hash = http.post("/api/v1/heartbeat", json=_hb("scope-b", SITE_B),
-                           headers=_auth(tb)).json()["assignment"]["hash"]
+                           headers=auth(tb)).json()["assignment"]["hash"]
         ack = {"node": "scope-a", "night": night, "hash": a["hash"], "status": "applied",
                "at": answer["now"]}
         # another node answering for scope-a: 403
-        r = http.post("/api/v1/assignments/ack", json=ack, headers=_auth(tb))
+        r = http.post("/api/v1/assignments/ack", json=ack, headers=auth(tb))
         assert r.status_code == 403 and "answers only for itself" in r.json()["detail"]
         # scope-b acknowledging scope-a's assignment as its own: 409, not its hash
         r = http.post("/api/v1/assignments/ack", json={**ack, "node": "scope-b"},
-                      headers=_auth(tb))
+                      headers=auth(tb))
         assert r.status_code == 409 and "not this node's current assignment" in r.text
         # a local time without its offset: 422
         r = http.post("/api/v1/assignments/ack", json={**ack, "at": "2025-09-14T21:00:00"},
-                      headers=_auth(ta))
+                      headers=auth(ta))
         assert r.status_code == 422 and "UTC offset" in r.text
-        r = http.post("/api/v1/assignments/ack", json=ack, headers=_auth(ta))
+        r = http.post("/api/v1/assignments/ack", json=ack, headers=auth(ta))
         assert r.status_code == 200, r.text
-        r = http.post("/api/v1/assignments/ack", json=ack, headers=_auth(ta))
+        r = http.post("/api/v1/assignments/ack", json=ack, headers=auth(ta))
         assert r.status_code == 409 and "replayed" in r.json()["detail"]
         # an expired plan: the night of 2025-09-14 is long over
         hub_plan = plan_night(hub, "2025-09-14", force=True)
         old = next(n for n in hub_plan["nodes"] if n["node"] == "scope-a")
         r = http.post("/api/v1/assignments/ack", json={**ack, "night": "2025-09-14",
-                                                       "hash": old["hash"]}, headers=_auth(ta))
+                                                       "hash": old["hash"]}, headers=auth(ta))
         assert r.status_code == 410 and "expired" in r.json()["detail"]
         r = http.post("/api/v1/assignments/ack", json={**ack, "night": "2024-01-01"},
-                      headers=_auth(ta))
+                      headers=auth(ta))
         assert r.status_code == 404
     with hub.engine.connect() as conn:
         rows = {r.node_id: r for r in conn.execute(sa.select(db.assignments).where(
@@ -126,52 +115,52 @@ def test_alerts_are_delivered_answered_once_and_refused_below_the_horizon(hub: H
     admin = hub.add_admin("ops")
     with serve(hub) as url, httpx.Client(base_url=url) as http:
         for name, tok, site in (("scope-a", ta, SITE_A), ("scope-b", tb, SITE_B)):
-            http.post("/api/v1/heartbeat", json=_hb(name, site), headers=_auth(tok))
+            http.post("/api/v1/heartbeat", json=_hb(name, site), headers=auth(tok))
         # a star at dec -85 never rises at 50 N: refused, nothing stored
         r = http.post("/api/v1/alerts", json={"target": "BQ Oct", "ra": 230.0, "dec": -85.0,
-                                              "nodes": ["scope-a"]}, headers=_auth(admin))
+                                              "nodes": ["scope-a"]}, headers=auth(admin))
         assert r.status_code == 422 and "cannot observe it tonight" in r.json()["detail"]
         assert "below the floor or horizon" in r.json()["detail"]
         assert http.post("/api/v1/alerts", json={"target": "X", "ra": 1, "dec": 2},
-                         headers=_auth(ta)).status_code == 403
+                         headers=auth(ta)).status_code == 403
         for bad, needle in (({"target": "SS Cyg, V", "ra": 1, "dec": 2}, "no comma"),
                             ({"target": "SS Cyg", "ra": 400, "dec": 2}, "ra must be"),
                             ({"target": "SS Cyg"}, "needs target, ra and dec"),
                             ({"target": "SS Cyg", "ra": 1, "dec": 2, "nodes": ["nope"]},
                              "unknown")):
-            r = http.post("/api/v1/alerts", json=bad, headers=_auth(admin))
+            r = http.post("/api/v1/alerts", json=bad, headers=auth(admin))
             assert 400 <= r.status_code < 500 and needle in r.json()["detail"], r.text
-        r = http.post("/api/v1/alerts", content=b"{not json", headers=_auth(admin))
+        r = http.post("/api/v1/alerts", content=b"{not json", headers=auth(admin))
         assert r.status_code == 400
         with hub.engine.connect() as conn:
             assert conn.execute(sa.select(sa.func.count()).select_from(db.alerts)).scalar() == 0
         # a circumpolar star at dec +85 is up all night at 50 N (below the 80 deg ceiling)
         r = http.post("/api/v1/alerts", json={"target": "V Cep", "ra": 60.0, "dec": 85.0,
                                               "note": "AAVSO Alert Notice 999",
-                                              "nodes": ["scope-a"]}, headers=_auth(admin))
+                                              "nodes": ["scope-a"]}, headers=auth(admin))
         assert r.status_code == 200, r.text
         aid = r.json()["id"]
         answer = http.post("/api/v1/heartbeat", json=_hb("scope-a", SITE_A),
-                           headers=_auth(ta)).json()
+                           headers=auth(ta)).json()
         assert [x["id"] for x in answer["alerts"]] == [aid]
         assert answer["alerts"][0]["target"] == "V Cep"
         got_b = http.post("/api/v1/heartbeat", json=_hb("scope-b", SITE_B),
-                          headers=_auth(tb)).json()
+                          headers=auth(tb)).json()
         assert got_b["alerts"] == []
         ok = {"node": "scope-a", "status": "scheduled", "at": answer["now"]}
         r = http.post(f"/api/v1/alerts/{aid}/ack", json={**ok, "node": "scope-b"},
-                      headers=_auth(tb))
+                      headers=auth(tb))
         assert r.status_code == 404 and "was not sent to node scope-b" in r.text
         r = http.post(f"/api/v1/alerts/{aid}/ack", json={**ok, "status": "refused"},
-                      headers=_auth(ta))
+                      headers=auth(ta))
         assert r.status_code == 422 and "reason" in r.text
-        r = http.post(f"/api/v1/alerts/{aid}/ack", json=ok, headers=_auth(ta))
+        r = http.post(f"/api/v1/alerts/{aid}/ack", json=ok, headers=auth(ta))
         assert r.status_code == 200, r.text
-        r = http.post(f"/api/v1/alerts/{aid}/ack", json=ok, headers=_auth(ta))
+        r = http.post(f"/api/v1/alerts/{aid}/ack", json=ok, headers=auth(ta))
         assert r.status_code == 409 and "replayed" in r.text
         # answered: no longer in the heartbeat answer
         assert http.post("/api/v1/heartbeat", json=_hb("scope-a", SITE_A),
-                         headers=_auth(ta)).json()["alerts"] == []
+                         headers=auth(ta)).json()["alerts"] == []
 
 
 @pytest.mark.parametrize("bad, needle", [
@@ -187,7 +176,7 @@ def test_alerts_are_delivered_answered_once_and_refused_below_the_horizon(hub: H
 def test_bad_planning_fields_in_a_heartbeat_are_refused(hub: HubStore, bad: dict[str, Any],
                                                         needle: str) -> None:
     token = hub.add_node("scope-a", "AAA")
-    with serve(hub) as url, httpx.Client(base_url=url, headers=_auth(token)) as http:
+    with serve(hub) as url, httpx.Client(base_url=url, headers=auth(token)) as http:
         r = http.post("/api/v1/heartbeat", json=_hb("scope-a", **bad))
         assert r.status_code == 422 and needle in r.text, r.text
         # an old node without any of them still works
@@ -197,19 +186,10 @@ def test_bad_planning_fields_in_a_heartbeat_are_refused(hub: HubStore, bad: dict
                             ).scalar() == 0
 
 
-def _wait(pred: Any, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_the_node_keeps_its_assignment_acknowledges_it_and_survives_the_hub(
         tmp_path: Path, hub: HubStore, monkeypatch: pytest.MonkeyPatch) -> None:
     token = hub.add_node("scope-a", "AAA")
-    _ring(hub)
+    add_ring(hub)
     port = free_port()
     monkeypatch.setenv("STARNODE_HUB_TOKEN", token)
     data = tmp_path / "node"
@@ -223,24 +203,24 @@ def test_the_node_keeps_its_assignment_acknowledges_it_and_survives_the_hub(
     night = _tonight()
     try:
         with serve(hub, port):
-            _wait(lambda: (hub.nodes()[0]["heartbeat"] or {}).get("site") is not None, 20,
+            wait_for(lambda: (hub.nodes()[0]["heartbeat"] or {}).get("site") is not None, 20,
                   "the site in a heartbeat")
             hb = hub.nodes()[0]["heartbeat"]
             assert hb["site"] == {"latitude": 50.0, "longitude": 0.0, "height": 100.0}
             assert hb["weather"] == {"veto": False, "reason": None}
             plan = plan_night(hub, night, force=True)
             want = next(n for n in plan["nodes"] if n["node"] == "scope-a")
-            _wait(lambda: (current_assignment(data) or {}).get("hash") == want["hash"], 20,
+            wait_for(lambda: (current_assignment(data) or {}).get("hash") == want["hash"], 20,
                   "the assignment on the node")
-            _wait(lambda: plan_night(hub, night)["nodes"][0]["ack"] == "applied", 20,
+            wait_for(lambda: plan_night(hub, night)["nodes"][0]["ack"] == "applied", 20,
                   "the acknowledgement")
             kept = current_assignment(data)
             assert kept is not None and len(kept["items"]) == want["items"]
             # the node's weather veto reaches the allocation: nothing tonight, and why
             veto["on"] = True
-            _wait(lambda: plan_night(hub, night)["nodes"][0]["note"] is not None, 20,
+            wait_for(lambda: plan_night(hub, night)["nodes"][0]["note"] is not None, 20,
                   "the veto")
-            _wait(lambda: (current_assignment(data) or {}).get("note", "") is not None
+            wait_for(lambda: (current_assignment(data) or {}).get("note", "") is not None
                   and "weather veto (rain)" in ((current_assignment(data) or {}).get("note")
                                                 or ""), 20, "the empty assignment")
             assert current_assignment(data)["items"] == []  # type: ignore[index]
@@ -292,7 +272,7 @@ def test_tomorrows_assignment_waits_until_tonights_expires(hub: HubStore) -> Non
     who = hub.authenticate(token)
     hub.heartbeat(who, Heartbeat.model_validate(_hb("honolulu", {
         "latitude": 21.31, "longitude": -157.86, "height": 5.0})))
-    _ring(hub)
+    add_ring(hub)
     before = dt.datetime(2025, 9, 14, 0, 0, tzinfo=dt.UTC).timestamp()
     plan_night(hub, "2025-09-14", now=before)
     # night 2025-09-15 allocated early (for the nodes of the western Pacific's dusk), while

@@ -14,7 +14,7 @@ import pytest
 httpx = pytest.importorskip("httpx", reason="the hub extra is not installed")
 sa = pytest.importorskip("sqlalchemy", reason="the hub extra is not installed")
 
-from hub_helpers import db_url, hub_config, pg_cluster, result, serve, wire  # noqa: E402, F401
+from hub_helpers import db_url, hub_config, hub_store, pg_cluster, result, serve, wire  # noqa: E402, F401
 from starnode.cli import main  # noqa: E402
 from starnode.hub import db  # noqa: E402
 from starnode.hub.nightplans import add_wanted, auto_plan, load_plan  # noqa: E402
@@ -30,9 +30,8 @@ MORNING_AFTER = dt.datetime(2025, 9, 15, 9, 0, tzinfo=dt.UTC).timestamp()
 
 @pytest.fixture
 def hub(tmp_path: Path, db_url: str) -> Any:  # noqa: F811
-    store = HubStore(hub_config(tmp_path, db_url, plan_interval=0))
-    yield store
-    store.close()
+    with hub_store(tmp_path, db_url, plan_interval=0) as store:
+        yield store
 
 
 def _push(store: HubStore, token: str, node: str, n: int, seed0: int) -> None:

@@ -5,15 +5,12 @@ by ``starnode process``, then the same frames copied to another folder and proce
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from loopback import AppServer
 from morning_night import GOOD, make_night
 from starnode.cli import main
 from starnode.config import Config
@@ -58,13 +55,11 @@ def test_summary_times_are_the_utc_of_mid_exposure(night: Config) -> None:
 
 
 def test_page_times_are_utc(night: Config) -> None:
-    import uvicorn
-
     from starnode.morning.web import create_app
 
-    with socket_server(create_app(night), uvicorn) as url:
-        target = _get(url + "target/SS%20Cyg")
-        frames = _get(url + "frames")
+    with AppServer(create_app(night)) as server:
+        target = _get(server.url("/target/SS%20Cyg"))
+        frames = _get(server.url("/frames"))
     for date_obs, _mag in GOOD:
         stamp = f"{date_obs[:10]} {_clock(date_obs)} UTC"
         assert stamp in target and stamp in frames, stamp
@@ -93,37 +88,11 @@ def test_a_night_copied_twice_is_counted_once(copied: Config) -> None:
     assert t.reported == rows and t.measured == len(GOOD) and t.copies == len(GOOD)
     said = render_text(s, width=10_000)
     assert "copies of frames already measured" in said
-    import uvicorn
-
     from starnode.morning.web import create_app
 
-    with socket_server(create_app(copied), uvicorn) as url:
-        page = _get(url)
+    with AppServer(create_app(copied)) as server:
+        page = _get(server.url("/"))
     assert f"<strong>{rows}</strong> measured and reported</li>" in page  # the page's status
-
-
-class socket_server:
-    """uvicorn serving an app in a thread on a free loopback port; yields its base URL."""
-
-    def __init__(self, app: Any, uvicorn: Any) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                   log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        for _ in range(200):  # a bounded wait for the socket, not a timing assertion
-            if self.server.started:
-                return f"http://127.0.0.1:{self.port}/"
-            time.sleep(0.05)
-        raise RuntimeError("uvicorn did not start")
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 def _get(url: str) -> str:

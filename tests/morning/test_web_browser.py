@@ -9,40 +9,25 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from browser_helpers import (
     ARTIFACTS,
-    Server,
     _axe,
     _full_screenshot,
     _zoom,
 )
 from browser_helpers import browser as browser
-from morning_night import make_night
+from loopback import AppServer
+from morning_night import night, server  # noqa: F401
 from starnode.config import Config
 
 pytestmark = pytest.mark.slow
 
 PAGES = {"tonight": "/", "frames": "/frames", "target": "/target/SS%20Cyg",
          "not-found": "/target/Nobody"}
-
-
-@pytest.fixture(scope="module")
-def night(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    pytest.importorskip("fastapi", reason="the web extra (fastapi) is not installed")
-    return make_night(tmp_path_factory.mktemp("web"))
-
-
-@pytest.fixture(scope="module")
-def server(night: Config) -> Iterator[Server]:
-    from starnode.morning.web import create_app
-
-    with Server(create_app(night)) as s:
-        yield s
 
 
 def _get(url: str, headers: dict[str, str] | None = None, method: str = "GET"
@@ -56,7 +41,7 @@ def _get(url: str, headers: dict[str, str] | None = None, method: str = "GET"
 
 
 # ----------------------------------------------------------------------------- over HTTP
-def test_pages_files_and_read_only(server: Server, night: Config) -> None:
+def test_pages_files_and_read_only(server: AppServer, night: Config) -> None:  # noqa: F811
     for path in ("/", "/frames", "/target/SS%20Cyg", "/summary.txt"):
         status, body, _ = _get(server.url(path))
         assert status == 200, path
@@ -78,12 +63,12 @@ def test_pages_files_and_read_only(server: Server, night: Config) -> None:
     assert b"Six frames of SS Cyg were taken" in text
 
 
-def test_a_token_is_needed_when_one_is_set(night: Config) -> None:
+def test_a_token_is_needed_when_one_is_set(night: Config) -> None:  # noqa: F811
     from starnode.morning.web import create_app, is_loopback
 
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1")
-    with Server(create_app(night, token="s3cret")) as s:
+    with AppServer(create_app(night, token="s3cret")) as s:
         assert _get(s.url("/"))[0] == 401
         assert _get(s.url("/?token=wrong"))[0] == 401
         status, _, headers = _get(s.url("/?token=s3cret"))
@@ -93,7 +78,7 @@ def test_a_token_is_needed_when_one_is_set(night: Config) -> None:
 
 
 @pytest.mark.parametrize("name", list(PAGES))
-def test_axe_finds_no_wcag22_aa_violation(browser: Any, server: Server, name: str) -> None:
+def test_axe_finds_no_wcag22_aa_violation(browser: Any, server: AppServer, name: str) -> None:  # noqa: F811
     report = []
     for label, setup in (("", lambda: _zoom(browser, 1.0)),
                          ("-zoom200", lambda: _zoom(browser, 2.0)),
@@ -122,7 +107,7 @@ FOCUSABLE = ("a[href], button, select, input, textarea, audio[controls], "
 
 
 @pytest.mark.parametrize("name", ["tonight", "frames", "target"])
-def test_keyboard_reaches_every_control_with_a_visible_focus(browser: Any, server: Server,
+def test_keyboard_reaches_every_control_with_a_visible_focus(browser: Any, server: AppServer,  # noqa: F811
                                                             name: str) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
@@ -161,7 +146,7 @@ def test_keyboard_reaches_every_control_with_a_visible_focus(browser: Any, serve
     assert browser.switch_to.active_element.get_attribute("id") == "main"
 
 
-def test_quality_is_written_not_coloured(browser: Any, server: Server) -> None:
+def test_quality_is_written_not_coloured(browser: Any, server: AppServer) -> None:  # noqa: F811
     browser.get(server.url("/target/SS%20Cyg"))
     cells = browser.execute_script(
         "return Array.from(document.querySelectorAll('tbody tr td:nth-of-type(3)'))"

@@ -6,29 +6,12 @@ from __future__ import annotations
 
 import http.client
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from morning_night import make_night
+from loopback import AppServer
+from morning_night import night, server  # noqa: F401
 from starnode.config import Config
-
-
-@pytest.fixture(scope="module")
-def night(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    pytest.importorskip("fastapi", reason="the web extra (fastapi) is not installed")
-    return make_night(tmp_path_factory.mktemp("websec"))
-
-
-@pytest.fixture(scope="module")
-def server(night: Config) -> Iterator[Any]:
-    from browser_helpers import Server
-    from starnode.morning.web import create_app
-
-    with Server(create_app(night)) as s:
-        yield s
 
 
 def _req(port: int, path: str, host: str | None = None, method: str = "GET",
@@ -46,7 +29,7 @@ def _req(port: int, path: str, host: str | None = None, method: str = "GET",
         conn.close()
 
 
-def test_only_loopback_names_without_a_token(server: Any, night: Config) -> None:
+def test_only_loopback_names_without_a_token(server: Any, night: Config) -> None:  # noqa: F811
     """F7: a page without a token answers only to loopback names (DNS rebinding)."""
     port = server.port
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", f"[::1]:{port}"):
@@ -55,16 +38,14 @@ def test_only_loopback_names_without_a_token(server: Any, night: Config) -> None
         status, body, _ = _req(port, "/summary.txt", host)
         assert status == 421, (host, status)
         assert b"DNS rebinding" in body
-    from browser_helpers import Server
     from starnode.morning.web import create_app
-
-    with Server(create_app(night, token="s3cret")) as s:  # a token: any name, with it
+    with AppServer(create_app(night, token="s3cret")) as s:  # a token: any name, with it
         assert _req(s.port, "/summary.txt", "hub.lan", headers={
             "Authorization": "Bearer s3cret"})[0] == 200
         assert _req(s.port, "/summary.txt", "hub.lan")[0] == 401
 
 
-def test_head_where_get_is(server: Any) -> None:
+def test_head_where_get_is(server: Any) -> None:  # noqa: F811
     """F15: HEAD answers as GET does, without a body (was 405)."""
     for path in ("/", "/summary.txt", "/target/SS%20Cyg/lightcurve.png", "/static/style.css"):
         get = _req(server.port, path)
@@ -75,7 +56,7 @@ def test_head_where_get_is(server: Any) -> None:
         assert head[2]["content-type"] == get[2]["content-type"]
 
 
-def test_a_star_name_with_a_slash_can_be_opened(server: Any) -> None:
+def test_a_star_name_with_a_slash_can_be_opened(server: Any) -> None:  # noqa: F811
     """F15: /target/NAME with a '/' in NAME reaches the page (here: nothing measured of it,
     said by name), and the PNG and sound routes still work."""
     status, body, _ = _req(server.port, "/target/V1500%2FCyg")
@@ -86,7 +67,7 @@ def test_a_star_name_with_a_slash_can_be_opened(server: Any) -> None:
     assert _req(server.port, "/target/SS%20Cyg/lightcurve.png")[1][:4] == b"\x89PNG"
 
 
-def test_no_symlink_out_of_the_outbox(server: Any, night: Config, tmp_path: Path) -> None:
+def test_no_symlink_out_of_the_outbox(server: Any, night: Config, tmp_path: Path) -> None:  # noqa: F811
     """F6: a report file replaced by a symbolic link to a file outside the outbox is not
     served (it was: /etc/passwd)."""
     listed = next(night.data_dir.glob("outbox/**/2025-09-14_SS_Cyg_DEMO.txt"))

@@ -17,6 +17,7 @@ from starnode.errors import NodeBusy
 from starnode.node import Node
 from starnode.records import Measurement
 from starnode.store import Ledger
+from waiting import poll_until
 
 FAKE = "node_fakes:measure"
 
@@ -129,12 +130,7 @@ def _state(cfg: Config, path: Path) -> str | None:
 
 
 def _poll(pred: Any, timeout: float = 60.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
+    return poll_until(pred, timeout, interval=0.1)
 
 
 def test_run_catches_up_watches_and_never_blocks(tmp_path: Path) -> None:

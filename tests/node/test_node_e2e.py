@@ -20,6 +20,7 @@ import pytest
 
 from starnode.demo import write_slowly
 from starnode.synthetic import DEMO_SEQUENCE_FILE, make_sub
+from waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -67,15 +68,9 @@ def _counts(db: Path) -> dict[str, int]:
 
 def _wait(pred: Any, timeout: float, what: str, proc: subprocess.Popen[bytes] | None = None,
           log: Path | None = None) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        if proc is not None and proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    tail = log.read_text()[-3000:] if log and log.exists() else ""
-    raise AssertionError(f"timed out waiting for {what}\n{tail}")
+    wait_for(pred, timeout, what, interval=0.2,
+             stop=None if proc is None else lambda: proc.poll() is not None,
+             detail=lambda: log.read_text()[-3000:] if log and log.exists() else "")
 
 
 def _alive(p: psutil.Process) -> bool:

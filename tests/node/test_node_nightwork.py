@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,9 +19,9 @@ pytest.importorskip("httpx", reason="the hub extra is not installed")
 
 sa = pytest.importorskip("sqlalchemy", reason="the hub extra is not installed")
 
-from hub_helpers import db_url, free_port, hub_config, pg_cluster, serve  # noqa: E402, F401
+from hub_helpers import add_ring, db_url, free_port, hub_store, pg_cluster, serve  # noqa: E402, F401
 from starnode.hub import db  # noqa: E402
-from starnode.hub.nightplans import add_wanted, plan_night  # noqa: E402
+from starnode.hub.nightplans import plan_night  # noqa: E402
 from starnode.hub.store import HubStore  # noqa: E402
 from starnode.hub.wire import Heartbeat  # noqa: E402
 from starnode.instruments import profile  # noqa: E402
@@ -28,15 +29,7 @@ from starnode.node import assignment as nodeplan  # noqa: E402
 from starnode.node.forwarder import Forwarder, attach  # noqa: E402
 from starnode.telescope.clock import SystemClock  # noqa: E402
 from starnode.telescope.fake import FakeAlpaca  # noqa: E402
-
-
-def _wait(pred: Any, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+from waiting import wait_for  # noqa: E402
 
 
 def _cfg(tmp_path: Path, port: int, **telescope: Any) -> dict[str, Any]:
@@ -46,12 +39,18 @@ def _cfg(tmp_path: Path, port: int, **telescope: Any) -> dict[str, Any]:
                     "retry_backoff": 0.05, "max_backoff": 0.5, "http_timeout": 5}}
 
 
+@pytest.fixture
+def hub(tmp_path: Path, db_url: str,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[HubStore]:
+    """A hub with the ring of targets and the node paris (its token in the environment)."""
+    with hub_store(tmp_path, db_url, plan_interval=0, plan_min_window_minutes=30) as store:
+        monkeypatch.setenv("STARNODE_HUB_TOKEN", store.add_node("paris", "HKA"))
+        add_ring(store)
+        yield store
+
+
 def test_heartbeat_carries_the_weather_veto_and_the_instrument_limits(
-        tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    hub = HubStore(hub_config(tmp_path, db_url, plan_interval=0, plan_min_window_minutes=30))
-    monkeypatch.setenv("STARNODE_HUB_TOKEN", hub.add_node("paris", "HKA"))
-    for k in range(24):
-        add_wanted(hub, f"RING {k:02d}", ra=15.0 * k, dec=50.0)
+        tmp_path: Path, hub: HubStore) -> None:
     port = free_port()
     with FakeAlpaca(SystemClock()) as fake:
         cfg = _cfg(tmp_path, port, model="s30", weather="alpaca",
@@ -72,21 +71,20 @@ def test_heartbeat_carries_the_weather_veto_and_the_instrument_limits(
                 min(s30.allowed_exposures(altaz=True, expert=True))), abs=0.01)
             assert inst["bright_limit"] < inst["faint_limit"]
             with serve(hub, port):
-                _wait(lambda: ((hub.nodes()[0]["heartbeat"] or {}).get("weather") or {})
+                wait_for(lambda: ((hub.nodes()[0]["heartbeat"] or {}).get("weather") or {})
                       .get("veto") is True, 20, "the veto at the hub")
                 night = dt.datetime.now(dt.UTC).date().isoformat()
                 res = plan_night(hub, night, force=True)
                 node = next(n for n in res["nodes"] if n["node"] == "paris")
                 assert node["items"] == 0 and "weather veto" in str(node["note"]), node
                 fake.faults.unsafe = False  # the sky clears: the next heartbeat says so
-                _wait(lambda: ((hub.nodes()[0]["heartbeat"] or {}).get("weather") or {})
+                wait_for(lambda: ((hub.nodes()[0]["heartbeat"] or {}).get("weather") or {})
                       .get("veto") is False, 20, "the veto lifted")
                 res = plan_night(hub, night)
                 node = next(n for n in res["nodes"] if n["node"] == "paris")
                 assert node["items"] > 0, node
         finally:
             fwd.close(flush_timeout=0)
-    hub.close()
 
 
 def _resolve(cfg: dict[str, Any]) -> Any:
@@ -96,37 +94,33 @@ def _resolve(cfg: dict[str, Any]) -> Any:
 
 
 def test_a_telescope_node_acknowledges_only_what_its_runner_applied(
-        tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    hub = HubStore(hub_config(tmp_path, db_url, plan_interval=0, plan_min_window_minutes=30))
-    monkeypatch.setenv("STARNODE_HUB_TOKEN", hub.add_node("paris", "HKA"))
-    for k in range(24):
-        add_wanted(hub, f"RING {k:02d}", ra=15.0 * k, dec=50.0)
+        tmp_path: Path, hub: HubStore) -> None:
     port = free_port()
     cfg = _cfg(tmp_path, port, driver="alpaca", motion=True)
     data = Path(cfg["data_dir"])
     fwd = Forwarder(_resolve(cfg)).start()
     try:
         with serve(hub, port):
-            _wait(lambda: (hub.nodes()[0]["heartbeat"] or {}).get("site"), 20, "the site")
+            wait_for(lambda: (hub.nodes()[0]["heartbeat"] or {}).get("site"), 20, "the site")
             night = dt.datetime.now(dt.UTC).date().isoformat()
             plan_night(hub, night, force=True)
-            _wait(lambda: nodeplan.current_assignment(data) is not None, 20, "the assignment")
+            wait_for(lambda: nodeplan.current_assignment(data) is not None, 20, "the assignment")
             held = nodeplan.current_assignment(data)
             assert held is not None
             time.sleep(2.5)  # heartbeats go by: kept, not yet in a journal, not acknowledged
             mine = next(n for n in plan_night(hub, night)["nodes"] if n["node"] == "paris")
             assert mine["ack"] != "applied", mine
             assert nodeplan.mark_assignment_applied(data, held["night"], held["hash"])
-            _wait(lambda: next(n for n in plan_night(hub, night)["nodes"]
+            wait_for(lambda: next(n for n in plan_night(hub, night)["nodes"]
                                if n["node"] == "paris")["ack"] == "applied", 20, "the ack")
-            _wait(lambda: nodeplan.unacked_assignment(data) is None, 10, "acked locally")
+            wait_for(lambda: nodeplan.unacked_assignment(data) is None, 10, "acked locally")
             # a replayed acknowledgement (the node forgot it was sent, e.g. restored from a
             # backup): the hub refuses it (409), the node takes that as final, nothing moves
             path = data / nodeplan.ASSIGNMENT_FILE
             kept = json.loads(path.read_text())
             (data / "replay.json").write_text(json.dumps({**kept, "acked": False}))
             (data / "replay.json").replace(path)  # atomically, as the node writes it
-            _wait(lambda: nodeplan.unacked_assignment(data) is None, 10, "the replay answered")
+            wait_for(lambda: nodeplan.unacked_assignment(data) is None, 10, "the replay answered")
             time.sleep(1.5)
             with hub.engine.connect() as conn:
                 acks = conn.execute(sa.select(db.acks.c.subject, db.acks.c.status)).all()
@@ -135,4 +129,3 @@ def test_a_telescope_node_acknowledges_only_what_its_runner_applied(
             assert nodeplan.current_assignment(data)["hash"] == held["hash"]
     finally:
         fwd.close(flush_timeout=0)
-    hub.close()

@@ -22,10 +22,11 @@ from starnode.catalogs import load_sequence_file
 from starnode.cli import main
 from starnode.config import Config
 from starnode.synthetic import DEMO_SEQUENCE_FILE
-from subs_helpers import SITE, _write_subs
+from subs_helpers import SITE, _write_subs, config_file
 from webobs_fake import PASSWORD, USER, FakeWebObs
 
 pytestmark = pytest.mark.slow
+
 
 
 
@@ -34,11 +35,7 @@ def test_process_with_time_bins(tmp_path: Path) -> None:
     # two bins of 5 minutes: 4 subs 60 s apart from 21:00:30, then 3 subs from 21:05:30
     mids = _write_subs(subs, "2025-09-14T21:00:30", 4, 60.0, 11.2)
     mids += _write_subs(subs, "2025-09-14T21:05:30", 3, 60.0, 11.2)
-    cfg_file = tmp_path / "config.yaml"
-    cfg_file.write_text(
-        f"data_dir: {tmp_path / 'data'}\n"
-        f"photometry:\n  sequence_file: {DEMO_SEQUENCE_FILE}\n  offline: true\n"
-        "aavso:\n  observer_code: DEMO\n  bin_minutes: 5\n")
+    cfg_file = config_file(tmp_path, "observer_code: DEMO\nbin_minutes: 5")
     assert main(["--config", str(cfg_file), "process", "--quiet", str(tmp_path / "MyWorks")]) == 0
 
     cfg = Config.load(cfg_file)
@@ -80,12 +77,8 @@ def test_process_in_webobs_mode_uploads_each_row_once(tmp_path: Path, synthetic:
     fake = FakeWebObs()
     with LoopbackServer() as srv:
         srv.route("POST", "/webobs/file", handler=fake)
-        cfg_file = tmp_path / "config.yaml"
-        cfg_file.write_text(
-            f"data_dir: {tmp_path / 'data'}\n"
-            f"photometry:\n  sequence_file: {DEMO_SEQUENCE_FILE}\n  offline: true\n"
-            "aavso:\n  observer_code: XYZ\n  mode: webobs\n  retry_backoff: 0\n"
-            f"  webobs_url: {srv.url('/webobs/file')}\n")
+        cfg_file = config_file(tmp_path, "observer_code: XYZ\nmode: webobs\nretry_backoff: 0\n"
+                                f"webobs_url: {srv.url('/webobs/file')}")
         args = ["--config", str(cfg_file), "process", "--quiet", str(tmp_path / "MyWorks")]
         assert main(args) == 0
         if synthetic:

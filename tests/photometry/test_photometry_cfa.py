@@ -29,6 +29,7 @@ from starnode.photometry.cfa import (
     site_sums,
 )
 from starnode.photometry.detect import detect_stars, register
+from starnode.photometry.noise import pair_z2_by_snr
 
 BINS = ((0.0, 20.0), (20.0, 50.0), (50.0, math.inf))
 
@@ -44,14 +45,9 @@ def _chi2_bins(frames: list[Frame], positions: list[np.ndarray], cfg: Config,
     for a, b in itertools.pairwise(ms):
         ok = (~(a.saturated | b.saturated | a.edge | b.edge) & (a.snr > 5) & (b.snr > 5)
               & np.isfinite(a.mag) & np.isfinite(b.mag))
-        d, v = b.mag - a.mag, a.mag_err**2 + b.mag_err**2
-        d = d - float(np.sum((d / v)[ok]) / np.sum((1 / v)[ok]))
-        snr = np.minimum(a.snr, b.snr)
-        if keep is not None:
-            ok &= keep
-        for lo, hi in BINS:
-            m = ok & (snr >= lo) & (snr < hi)
-            z2[(lo, hi)] += list((d**2 / v)[m])
+        for k, z in pair_z2_by_snr(a.mag, a.mag_err, b.mag, b.mag_err,
+                                   np.minimum(a.snr, b.snr), ok, BINS, keep=keep).items():
+            z2[k] += z
     return {k: (float(np.mean(v)) if v else math.nan, len(v)) for k, v in z2.items()}
 
 
@@ -144,19 +140,14 @@ def test_the_frame_measurement_and_the_prior_are_combined() -> None:
 def _sharp_subs(tmp: Path, cfg: Config, core: float, n: int = 4,
                 extra: int = 600) -> tuple[list[Frame], list[np.ndarray], np.ndarray]:
     """Sharp-core subs, the common stars' positions in each, and which of them are isolated."""
-    frames, placed = [], []
+    frames, truths = [], []
     for k in range(n):
-        hdul, truth = synthetic.make_sub(
-            seed=100 + k, fwhm_arcsec=1.5 * 2 * synthetic.S50_SCALE_ARCSEC,
-            pointing_offset_arcmin=(6.0, 2.0), rotation_deg=30.0, dither_px=3.0,
-            extra_stars=extra, prnu=0.01, field_seed=7, psf="moffat", moffat_beta=2.5,
-            core_fraction=core, core_fwhm_px=1.1, zero_clip=False, pedestal_adu=450,
-            sky_adu=350, airmass=1.2, zeropoint=21.0)
+        hdul, truth = synthetic.make_sub(seed=100 + k, **synthetic.SHARP_CORE_SUB,
+                                         extra_stars=extra, core_fraction=core, zeropoint=21.0)
         frames.append(load_frame(synthetic.write_frame(tmp / f"c{core}_{k}.fit", hdul), cfg))
-        placed.append({s.label: (s.plane_x, s.plane_y) for s in truth.stars if s.in_frame})
-    common = sorted(set.intersection(*(set(p) for p in placed)))
-    return (frames, [np.array([p[c] for c in common]) for p in placed],
-            truth.isolated(common))
+        truths.append(truth)
+    return (frames, synthetic.common_positions(truths),
+            truths[0].isolated(synthetic.common_labels(truths)))
 
 
 def test_asymmetry_and_native_centroids_see_the_core(tmp_path: Path) -> None:

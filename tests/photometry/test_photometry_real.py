@@ -132,7 +132,7 @@ def test_undersampled_synthetic_pairs_chi2_per_star(tmp_path: Path) -> None:
     cfg = Config({"data_dir": str(tmp_path / "data")})
     chi: list[float] = []
     for fwhm_px in (1.2, 1.4, 1.6):
-        frames, placed = [], []
+        frames, truths = [], []
         for k in range(3):
             hdul, truth = synthetic.make_sub(
                 seed=100 + k, fwhm_arcsec=fwhm_px * 2 * synthetic.S50_SCALE_ARCSEC,
@@ -140,7 +140,6 @@ def test_undersampled_synthetic_pairs_chi2_per_star(tmp_path: Path) -> None:
                 extra_stars=120, prnu=0.01, field_seed=7, psf="moffat", moffat_beta=2.5)
             frames.append(load_frame(synthetic.write_frame(tmp_path / f"{fwhm_px}_{k}.fit",
                                                            hdul), cfg))
-            placed.append({s.label: (s.plane_x, s.plane_y) for s in truth.stars if s.in_frame})
-        common = sorted(set.intersection(*(set(p) for p in placed)))
-        chi += _pairs_chi2(frames, [np.array([p[c] for c in common]) for p in placed], cfg)
+            truths.append(truth)
+        chi += _pairs_chi2(frames, synthetic.common_positions(truths), cfg)
     assert 0.8 <= float(np.mean(chi)) <= 1.25, chi

@@ -54,6 +54,7 @@ from telescope_helpers import (  # noqa: E402
     night,
     utc,
 )
+from waiting import wait_for  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -61,15 +62,6 @@ NIGHT = "2025-09-14"
 NODES = {"delft": ("HKA", 52.0, 5.0), "paris": ("XYZ", 48.85, 2.35)}
 ALERT_AT = utc(20, 33)  # mid-night, inside one 15-minute cross-check window
 WANTED = {"Chi Cyg": CHI_CYG, "RU Peg": RU_PEG, "Z Cam": Z_CAM, "R And": R_AND}
-
-
-def _wait(pred: Any, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _node_config(tmp_path: Path, name: str, port: int, fake: str) -> dict[str, Any]:
@@ -162,11 +154,11 @@ def test_two_nodes_an_alert_a_dead_hub_and_each_members_rows_once(
             fwds[n] = Forwarder(cfgs[n]).start()
         try:
             with serve(hub, port) as url:
-                _wait(lambda: all((x["heartbeat"] or {}).get("site") for x in hub.nodes()),
+                wait_for(lambda: all((x["heartbeat"] or {}).get("site") for x in hub.nodes()),
                       30, "both sites")
                 alloc = plan_night(hub, NIGHT, force=True)
                 assert {x["node"] for x in alloc["assignments"]} == set(NODES), alloc
-                _wait(lambda: all(nodeplan.current_assignment(c.data_dir) for c in
+                wait_for(lambda: all(nodeplan.current_assignment(c.data_dir) for c in
                                   cfgs.values()), 30, "both assignments")
                 plans = {}
                 for n, cfg in cfgs.items():
@@ -186,7 +178,7 @@ def test_two_nodes_an_alert_a_dead_hub_and_each_members_rows_once(
                 for t in threads:
                     t.start()
                 # the runners applied their assignments; the hub hears it
-                _wait(lambda: all(x["ack"] == "applied" for x in plan_night(hub, NIGHT)[
+                wait_for(lambda: all(x["ack"] == "applied" for x in plan_night(hub, NIGHT)[
                     "nodes"] if x["node"] in NODES), 30, "both assignments applied")
                 for e in reached.values():
                     assert e.wait(120), "a runner did not reach mid-night"
@@ -196,7 +188,7 @@ def test_two_nodes_an_alert_a_dead_hub_and_each_members_rows_once(
                     headers={"Authorization": f"Bearer {admin}"})
                 assert r.status_code == 200, r.text
                 aid = r.json()["id"]
-                _wait(lambda: all(nodeplan.pending_alerts(c.data_dir) for c in cfgs.values()),
+                wait_for(lambda: all(nodeplan.pending_alerts(c.data_dir) for c in cfgs.values()),
                       30, "the alert on both nodes")
             # the hub is gone mid-night: the nodes go on with their plans and the alert
             go.set()
@@ -211,7 +203,7 @@ def test_two_nodes_an_alert_a_dead_hub_and_each_members_rows_once(
                 assert_safe_sequence(tel[n], TelescopeSettings.from_config(cfgs[n]))
             assert all(nodeplan.unsent_alert_outcomes(c.data_dir) for c in cfgs.values())
             with serve(hub, port):  # it returns: the answers arrive, once
-                _wait(lambda: not any(nodeplan.unsent_alert_outcomes(c.data_dir)
+                wait_for(lambda: not any(nodeplan.unsent_alert_outcomes(c.data_dir)
                                       for c in cfgs.values()), 30, "the answers")
                 env = {**os.environ}
                 for n, cfg in cfgs.items():  # the nodes measure and forward

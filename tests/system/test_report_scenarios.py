@@ -392,8 +392,7 @@ def test_process_exits_non_zero_when_webobs_rejected_the_login(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from loopback import LoopbackServer
     from starnode.cli import main
-    from starnode.synthetic import DEMO_SEQUENCE_FILE
-    from subs_helpers import _write_subs
+    from subs_helpers import _write_subs, config_file
     from webobs_fake import USER, FakeWebObs
 
     monkeypatch.setenv("STARNODE_AAVSO_USERNAME", USER)
@@ -402,12 +401,8 @@ def test_process_exits_non_zero_when_webobs_rejected_the_login(
     fake = FakeWebObs()
     with LoopbackServer() as srv:
         srv.route("POST", "/webobs/file", handler=fake)
-        cfg_file = tmp_path / "config.yaml"
-        cfg_file.write_text(
-            f"data_dir: {tmp_path / 'data'}\n"
-            f"photometry:\n  sequence_file: {DEMO_SEQUENCE_FILE}\n  offline: true\n"
-            "aavso:\n  observer_code: XYZ\n  mode: webobs\n  retry_backoff: 0\n"
-            f"  webobs_url: {srv.url('/webobs/file')}\n")
+        cfg_file = config_file(tmp_path, "observer_code: XYZ\nmode: webobs\nretry_backoff: 0\n"
+                                f"webobs_url: {srv.url('/webobs/file')}")
         code = main(["--config", str(cfg_file), "process", "--quiet",
                      str(tmp_path / "MyWorks")])
     assert fake.hits >= 1 and fake.accepted_rows == []

@@ -11,7 +11,6 @@ simulator's. Skipped, with the reason, where the simulator cannot start.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 import requests
 import yaml
 
+from loopback import free_port
 from starnode.planning.model import Plan, PlanItem
 from starnode.store.telescope import TelescopeJournal
 from starnode.telescope.alpaca import AlpacaDriver, _TimeoutSession
@@ -44,12 +44,6 @@ import uvicorn
 uvicorn.run("alpaca_simulators.main:app", host="127.0.0.1", port=int(sys.argv[2]),
             log_level="warning", timeout_keep_alive=300)
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _midnight_site(now: datetime) -> tuple[Site, str]:
@@ -75,7 +69,7 @@ def simulator(tmp_path: Path):
                slew_rate=30.0)
     (tmp_path / "template.yaml").write_text(template.read_text())
     (tmp_path / "starnode.yaml").write_text(yaml.safe_dump(cfg))
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", _LAUNCH, str(tmp_path), str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env={**os.environ, "NO_PROXY": "127.0.0.1"})

@@ -32,8 +32,7 @@ def srv():
 
 @pytest.fixture(autouse=True)
 def _clean(srv):
-    srv.routes.clear()
-    srv.requests.clear()
+    srv.reset()
 
 
 def test_retry_after_values():

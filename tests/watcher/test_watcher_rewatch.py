@@ -16,6 +16,7 @@ import numpy as np
 from astropy.io import fits
 
 from starnode.watcher import ImageWatcher
+from waiting import poll_until
 
 
 def _frame(path: Path) -> Path:
@@ -24,12 +25,7 @@ def _frame(path: Path) -> Path:
 
 
 def _until(pred: Any, timeout: float = 30.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return bool(pred())
+    return poll_until(pred, timeout) or bool(pred())
 
 
 def test_events_mode_watches_a_deleted_and_recreated_folder_again(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from starnode.config import Config
 from starnode.errors import CatalogError
 
 from .fetch import CLIENT, cached
-from .types import CompStar, Sequence, Target, at, finite, snippet
+from .types import CompStar, Sequence, Target, at, field_request, finite, snippet
 
 log = logging.getLogger("starnode.catalogs")
 
@@ -227,10 +227,8 @@ def gaia_sequence(config: Config, target: Target, *, fov_arcmin: float,
     One ADQL query (``FORMAT=csv``) to ``catalogs.gaia_tap_url`` over a circle that covers a
     square field of ``fov_arcmin``; cached like the VSP charts.
     """
-    cfg = config
-    ph = cfg.catalogs
-    fov = float(math.ceil(fov_arcmin - 1e-9))
-    mlim = round(float(ph.maglimit if maglimit is None else maglimit), 1)
+    ph = config.catalogs
+    fov, mlim = field_request(fov_arcmin, maglimit, ph.maglimit)
     radius = fov / 60.0 / 2.0 * math.sqrt(2.0)
     # V - G is >= -0.03 over the valid colour range, so no star with V <= mlim has G >= mlim+0.1.
     adql = _gaia_adql(target.ra_deg, target.dec_deg, radius, mlim + 0.1)
@@ -238,12 +236,12 @@ def gaia_sequence(config: Config, target: Target, *, fov_arcmin: float,
     key = (f"ra={target.ra_deg:.4f}|dec={target.dec_deg:.4f}|fov={fov:g}|maglimit={mlim:g}")
 
     def fetch() -> tuple[Any, str]:
-        resp = CLIENT.request(cfg, "POST", url, what="Gaia DR3 TAP",
+        resp = CLIENT.request(config, "POST", url, what="Gaia DR3 TAP",
                         data={"REQUEST": "doQuery", "LANG": "ADQL", "FORMAT": "csv",
                               "QUERY": adql})
         return resp.text, url
 
-    got = cached(cfg, "gaia", key, what="Gaia DR3 comps", fetch=fetch,
+    got = cached(config, "gaia", key, what="Gaia DR3 comps", fetch=fetch,
                   parse=lambda text: parse_gaia_csv(str(text), maglimit=mlim, origin=url))
     log.log(logging.WARNING if got.origin == "network" else logging.INFO,
             "no VSP sequence for %s: %d Gaia DR3 comps (V from G and BP-RP, lower quality)",

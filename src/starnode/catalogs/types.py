@@ -317,3 +317,25 @@ def snippet(text: str, limit: int = 200) -> str:
     """The first ``limit`` characters of ``text`` on one line, for error messages."""
     one = " ".join(text.split())
     return one[:limit] + ("…" if len(one) > limit else "")
+
+
+def field_request(fov_arcmin: float, maglimit: float | None, default_maglimit: float
+                  ) -> tuple[float, float]:
+    """The field and limit a catalogue request asks for (and is cached under).
+
+    Parameters
+    ----------
+    fov_arcmin : float
+        The field of view wanted.
+    maglimit : float or None
+        The faintest magnitude wanted; None means ``default_maglimit``.
+    default_maglimit : float
+        ``catalogs.maglimit``.
+
+    Returns
+    -------
+    (float, float)
+        The field rounded up to whole arcminutes, and the limit rounded to 0.1 mag.
+    """
+    fov = float(math.ceil(fov_arcmin - 1e-9))
+    return fov, round(float(default_maglimit if maglimit is None else maglimit), 1)

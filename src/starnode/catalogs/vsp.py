@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,7 +12,7 @@ from starnode.util.values import normalize_name
 
 from .fetch import CLIENT, cached
 from .sequences import parse_vsp_chart
-from .types import Sequence, Target, at, snippet
+from .types import Sequence, Target, at, field_request, snippet
 
 __all__ = ["vsp_sequence"]
 
@@ -36,10 +35,8 @@ def vsp_sequence(config: Config, target: Target, *, fov_arcmin: float,
     Asks by name (``star=``) for a target AAVSO named (source vsx/sequence), else by position
     (``ra=``/``dec=`` in degrees). ``fov_arcmin`` is rounded up to whole arcminutes.
     """
-    cfg = config
-    ph = cfg.catalogs
-    fov = float(math.ceil(fov_arcmin - 1e-9))
-    mlim = round(float(ph.maglimit if maglimit is None else maglimit), 1)
+    ph = config.catalogs
+    fov, mlim = field_request(fov_arcmin, maglimit, ph.maglimit)
     url = ph.vsp_url
     params: dict[str, Any] = {"fov": f"{fov:g}", "maglimit": f"{mlim:g}", "format": "json"}
     if target.source in ("vsx", "sequence"):
@@ -51,9 +48,9 @@ def vsp_sequence(config: Config, target: Target, *, fov_arcmin: float,
         key = f"ra={target.ra_deg:.3f}|dec={target.dec_deg:.3f}|fov={fov:g}|maglimit={mlim:g}"
 
     def fetch() -> tuple[Any, str]:
-        return CLIENT.get_json(cfg, url, params, what="VSP"), url
+        return CLIENT.get_json(config, url, params, what="VSP"), url
 
-    got = cached(cfg, "vsp", key, what="VSP chart", fetch=fetch,
+    got = cached(config, "vsp", key, what="VSP chart", fetch=fetch,
                   parse=lambda d: _vsp_parse(d, url))
     seq: Sequence = got.value
     extra = dict(seq.extra)

@@ -309,6 +309,13 @@ def _door(request: Request) -> _Door:
     return door
 
 
+def _admin_store(request: Request) -> HubStore:
+    """The hub's store, once the request carries an admin token (403 otherwise)."""
+    door = _door(request)
+    door.admin(request)
+    return door.store
+
+
 router = APIRouter(prefix="/api/v1")
 
 
@@ -421,9 +428,7 @@ def get_plan(request: Request, night: str) -> dict[str, Any]:
     """The stored allocation of a night (admin)."""
     from .nightplans import load_plan
 
-    door = _door(request)
-    door.admin(request)
-    return load_plan(door.store, _night(night))
+    return load_plan(_admin_store(request), _night(night))
 
 
 @router.post("/plan")
@@ -431,9 +436,7 @@ def make_plan(request: Request, night: str) -> dict[str, Any]:
     """Allocate a night now (admin)."""
     from .nightplans import plan_night
 
-    door = _door(request)
-    door.admin(request)
-    return plan_night(door.store, _night(night), force=True)
+    return plan_night(_admin_store(request), _night(night), force=True)
 
 
 @router.post("/requests")
@@ -463,9 +466,7 @@ def request_news(request: Request, member: str) -> dict[str, Any]:
 @router.get("/nodes")
 def list_nodes(request: Request) -> dict[str, Any]:
     """Every node's state (admin)."""
-    door = _door(request)
-    door.admin(request)
-    return {"nodes": door.store.nodes()}
+    return {"nodes": _admin_store(request).nodes()}
 
 
 @router.post("/crosscheck")
@@ -473,9 +474,7 @@ def run_crosscheck(request: Request, night: str) -> dict[str, Any]:
     """Cross-validate a night (admin)."""
     from .consensus import crosscheck
 
-    door = _door(request)
-    door.admin(request)
-    return crosscheck(door.store, _night(night))
+    return crosscheck(_admin_store(request), _night(night))
 
 
 @router.get("/targets/{target}/lightcurve")

@@ -50,6 +50,7 @@ __all__ = [
     "ack_assignment",
     "add_wanted",
     "auto_plan",
+    "check_coords",
     "check_name",
     "current_assignment",
     "heartbeat_answer",
@@ -214,6 +215,14 @@ def check_name(name: str) -> None:
                        "comma, '|' or '#'", 422)
 
 
+def check_coords(ra: float | None, dec: float | None) -> None:
+    """Both ICRS coordinates in range, or neither (422 otherwise)."""
+    if (ra is None) != (dec is None):
+        raise HubError("give both ra and dec, or neither", 422)
+    if ra is not None and dec is not None and not (0 <= ra < 360 and -90 <= dec <= 90):
+        raise HubError(f"ra {ra} / dec {dec}: ra must be 0..360 and dec -90..90 degrees", 422)
+
+
 def add_wanted(store: HubStore, name: str, *, kind: str = "list", ra: float | None = None,
                dec: float | None = None, member: str = "", until: str | None = None,
                brightest: float | None = None, faintest: float | None = None,
@@ -253,10 +262,7 @@ def add_wanted(store: HubStore, name: str, *, kind: str = "list", ra: float | No
     """
     if kind not in KINDS:
         raise HubError(f"kind {kind!r}: one of {', '.join(KINDS)}", 422)
-    if (ra is None) != (dec is None):
-        raise HubError("give both ra and dec, or neither", 422)
-    if ra is not None and dec is not None and not (0 <= ra < 360 and -90 <= dec <= 90):
-        raise HubError(f"ra {ra} / dec {dec}: ra must be 0..360 and dec -90..90 degrees", 422)
+    check_coords(ra, dec)
     check_name(name)
     row = {"target": target_key(name), "name": name.strip(), "kind": kind,
            "member": member.upper(), "ra": ra, "dec": dec, "brightest": brightest,
@@ -587,12 +593,21 @@ def heartbeat_answer(store: HubStore, who: Principal, now: float | None = None
             "alerts": pending_alerts(store, who, now)}
 
 
-def _node_only(who: Principal, node: str) -> None:
+def _node_only(who: Principal, node: str) -> int:
+    """The node's row id, once ``who`` is that node's token (a node answers only for itself)."""
     if who.role != "node" or who.node_id is None:
         raise HubError("only a node token may acknowledge", 403)
     if node != who.node:
         raise HubError(f"this token belongs to node {who.node!r}, not {node!r}: a node answers "
                        "only for itself", 403)
+    return who.node_id
+
+
+def _record_ack(conn: sa.Connection, node_id: int, subject: str, ack: AssignmentAck | AlertAck,
+                now: float) -> None:
+    """Keep the node's answer to ``subject`` (the row :func:`_replayed` looks for)."""
+    conn.execute(db.acks.insert().values(node_id=node_id, subject=subject, status=ack.status,
+                                         reason=ack.reason, at=_epoch(ack.at), received=now))
 
 
 def _replayed(conn: sa.Connection, node_id: int, subject: str) -> None:
@@ -630,12 +645,11 @@ def ack_assignment(store: HubStore, who: Principal, ack: AssignmentAck,
         403 another node's, 404 no assignment for that night, 409 replayed or not the
         current assignment (replaced since), 410 expired.
     """
-    _node_only(who, ack.node)
-    assert who.node_id is not None
+    node_id = _node_only(who, ack.node)
     now = time.time() if now is None else now
     a = db.assignments
     with store.engine.begin() as conn:
-        row = conn.execute(sa.select(a).where((a.c.node_id == who.node_id)
+        row = conn.execute(sa.select(a).where((a.c.node_id == node_id)
                                               & (a.c.night == ack.night))).mappings().first()
         if row is None:
             raise HubError(f"node {who.node} has no assignment for the night of {ack.night}",
@@ -643,7 +657,7 @@ def ack_assignment(store: HubStore, who: Principal, ack: AssignmentAck,
         # the same content may be issued again later (a veto lifted and set again): each
         # issue is answered once
         subject = f"assignment:{ack.night}:{ack.hash}@{row['created']:.3f}"
-        _replayed(conn, who.node_id, subject)
+        _replayed(conn, node_id, subject)
         if row["hash"] != ack.hash:
             raise HubError(f"assignment {ack.hash} is not this node's current assignment for "
                            f"{ack.night} ({row['hash']}): it was replaced or belongs to another "
@@ -651,10 +665,8 @@ def ack_assignment(store: HubStore, who: Principal, ack: AssignmentAck,
         if row["expires"] <= now:
             raise HubError(f"the assignment for {ack.night} expired at {iso(row['expires'])}; "
                            "nothing changed", 410)
-        conn.execute(db.acks.insert().values(node_id=who.node_id, subject=subject,
-                                             status=ack.status, reason=ack.reason,
-                                             at=_epoch(ack.at), received=now))
-        conn.execute(a.update().where((a.c.node_id == who.node_id) & (a.c.night == ack.night))
+        _record_ack(conn, node_id, subject, ack, now)
+        conn.execute(a.update().where((a.c.node_id == node_id) & (a.c.night == ack.night))
                      .values(ack_hash=ack.hash, ack_status=ack.status, ack_reason=ack.reason,
                              ack_at=_epoch(ack.at)))
     log.info("node %s %s its assignment %s for %s%s", who.node, ack.status, ack.hash,
@@ -689,28 +701,25 @@ def ack_alert(store: HubStore, who: Principal, alert_id: int, ack: AlertAck,
     HubError
         403 another node's, 404 an alert not sent to this node, 409 replayed, 410 expired.
     """
-    _node_only(who, ack.node)
-    assert who.node_id is not None
+    node_id = _node_only(who, ack.node)
     now = time.time() if now is None else now
     al, d = db.alerts, db.alert_deliveries
     subject = f"alert:{alert_id}"
     with store.engine.begin() as conn:
         row = conn.execute(sa.select(d.c.status, al.c.expires, al.c.name)
                            .select_from(d.join(al, al.c.id == d.c.alert_id))
-                           .where((d.c.alert_id == alert_id) & (d.c.node_id == who.node_id))
+                           .where((d.c.alert_id == alert_id) & (d.c.node_id == node_id))
                            ).first()
         if row is None:
             raise HubError(f"alert {alert_id} was not sent to node {who.node}; nothing changed",
                            404)
-        _replayed(conn, who.node_id, subject)
+        _replayed(conn, node_id, subject)
         if row.expires <= now:
             raise HubError(f"alert {alert_id} ({row.name}) expired at {iso(row.expires)}; "
                            "nothing changed", 410)
-        conn.execute(db.acks.insert().values(node_id=who.node_id, subject=subject,
-                                             status=ack.status, reason=ack.reason,
-                                             at=_epoch(ack.at), received=now))
+        _record_ack(conn, node_id, subject, ack, now)
         conn.execute(d.update().where((d.c.alert_id == alert_id)
-                                      & (d.c.node_id == who.node_id))
+                                      & (d.c.node_id == node_id))
                      .values(status=ack.status, at=_epoch(ack.at), reason=ack.reason))
     log.info("node %s %s alert %d (%s)%s", who.node, ack.status, alert_id, row.name,
              f": {ack.reason}" if ack.reason else "")
@@ -752,8 +761,7 @@ def post_alert(store: HubStore, name: str, ra: float, dec: float, *, until: str 
     """
     now = time.time() if now is None else now
     check_name(name)
-    if not (0 <= ra < 360 and -90 <= dec <= 90):
-        raise HubError(f"ra {ra} / dec {dec}: ra must be 0..360 and dec -90..90 degrees", 422)
+    check_coords(ra, dec)
     jd = jd_from_unix(now)
     until = until or (dt.date.fromisoformat(night_of(jd, 0.0)) + dt.timedelta(days=2)
                       ).isoformat()

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from ..frame.timesite import night_of
 from ..util.jd import jd_from_unix
 from . import db
-from .nightplans import add_wanted
+from .nightplans import add_wanted, check_coords
 from .store import HubError, HubStore, Principal, target_key
 from .wire import StarRequest
 
@@ -72,8 +72,7 @@ def add_request(store: HubStore, who: Principal, req: StarRequest,
         raise HubError(f"until {req.until} is in the past (today is {today})", 422)
     key = target_key(req.star)
     ra, dec = req.ra, req.dec
-    if (ra is None) != (dec is None):
-        raise HubError("give both ra and dec, or neither", 422)
+    check_coords(ra, dec)
     if ra is None:
         with store.engine.connect() as conn:
             known = _known_coords(conn, key)

@@ -25,10 +25,11 @@ weights, the zero point and the target):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["aperture_excess", "excess_variance", "pair_chi2"]
+__all__ = ["aperture_excess", "excess_variance", "pair_chi2", "pair_z2_by_snr"]
 
 #: fewest stars for a spread (fewer: no estimate, 0)
 MIN_STARS = 5
@@ -130,3 +131,35 @@ def pair_chi2(m1: np.ndarray, e1: np.ndarray, m2: np.ndarray, e2: np.ndarray
     zp = float(np.sum(w * d) / np.sum(w))
     return float(np.sum((d - zp) ** 2 * w) / (n - 1)), n
 
+
+def pair_z2_by_snr(m1: np.ndarray, e1: np.ndarray, m2: np.ndarray, e2: np.ndarray,
+                   snr: np.ndarray, ok: np.ndarray, bins: Iterable[tuple[float, float]],
+                   keep: np.ndarray | None = None) -> dict[tuple[float, float], list[float]]:
+    """Each star's squared normalised difference between two subs, per S/N bin.
+
+    Parameters
+    ----------
+    m1, e1, m2, e2 : numpy.ndarray
+        Instrumental magnitudes and errors of the same stars in two subs.
+    snr : numpy.ndarray
+        Each star's S/N (the fainter sub's, say).
+    ok : numpy.ndarray of bool
+        The stars to use (finite magnitudes, unsaturated, ...).
+    bins : iterable of (float, float)
+        S/N bins ``[lo, hi)``.
+    keep : numpy.ndarray of bool, optional
+        The stars whose z^2 is returned (default: all the ``ok`` ones); the zero-point change
+        is always taken over all the ``ok`` stars.
+
+    Returns
+    -------
+    dict
+        ``(lo, hi) -> [z^2, ...]``: z = (d - <d>) / sqrt(e1^2 + e2^2), d = m2 - m1 about its
+        weighted mean over the ``ok`` stars (the zero-point change). The mean of z^2 over a
+        bin is its chi2/dof; pooled over pairs, lists concatenate.
+    """
+    d, v = m2 - m1, e1**2 + e2**2
+    d = d - float(np.sum((d / v)[ok]) / np.sum((1 / v)[ok]))
+    z2 = d**2 / v
+    sel = ok if keep is None else ok & keep
+    return {(lo, hi): list(z2[sel & (snr >= lo) & (snr < hi)]) for lo, hi in bins}

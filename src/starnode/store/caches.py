@@ -12,17 +12,20 @@ import json
 import logging
 import sqlite3
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from starnode.errors import StoreError
 
-from .database import Store
+from .database import StoreTable
 
 log = logging.getLogger(__name__)
 
 __all__ = ["CatalogCache", "CatalogEntry", "SolutionCache", "StoredSolution"]
+
+_UNREADABLE = "catalogue cache %s unreadable (%s); going without it"
 
 
 @dataclass(frozen=True)
@@ -49,17 +52,8 @@ class CatalogEntry:
         return max(0.0, (time.time() - self.fetched_at) / 86400.0)
 
 
-class CatalogCache:
-    """Table ``catalog_cache``: VSX, VSX cone, VSP and Gaia answers by ``(kind, key)``.
-
-    Parameters
-    ----------
-    store : Store or anything :meth:`Store.open` accepts
-        The database (a config, a data folder, the file, or an open store).
-    """
-
-    def __init__(self, store: Any) -> None:
-        self.store = store if isinstance(store, Store) else Store(_path_of(store))
+class CatalogCache(StoreTable):
+    """Table ``catalog_cache``: VSX, VSX cone, VSP and Gaia answers by ``(kind, key)``."""
 
     def get(self, kind: str, key: str) -> CatalogEntry | None:
         """The cached answer for ``(kind, key)``.
@@ -77,19 +71,11 @@ class CatalogCache:
             None when absent, when the entry is corrupt, or when the database cannot be read
             (both logged at WARNING).
         """
-        try:
-            conn = self.store.connect()
-            try:
-                row = conn.execute("SELECT payload, fetched_at, url FROM catalog_cache "
-                                   "WHERE kind = ? AND key = ?", (kind, key)).fetchone()
-            finally:
-                conn.close()
-        except (sqlite3.Error, StoreError) as exc:
-            log.warning("catalogue cache %s unreadable (%s); going without it", self.store.path,
-                        exc)
+        rows = self._read("SELECT payload, fetched_at, url FROM catalog_cache WHERE kind = ? AND "
+                          "key = ?", (kind, key), _UNREADABLE)
+        if not rows:
             return None
-        if row is None:
-            return None
+        row = rows[0]
         try:
             return CatalogEntry(json.loads(row["payload"]), float(row["fetched_at"]), row["url"])
         except ValueError:
@@ -108,17 +94,9 @@ class CatalogCache:
         payload : Any
             The answer (JSON-serialisable).
         """
-        try:
-            conn = self.store.connect()
-            try:
-                conn.execute("INSERT OR REPLACE INTO catalog_cache (kind, key, fetched_at, url, "
-                             "payload) VALUES (?, ?, ?, ?, ?)",
-                             (kind, key, time.time(), url, json.dumps(payload)))
-            finally:
-                conn.close()
-        except (sqlite3.Error, StoreError) as exc:
-            log.warning("catalogue cache %s not writable (%s); answer not kept", self.store.path,
-                        exc)
+        self._write("INSERT OR REPLACE INTO catalog_cache (kind, key, fetched_at, url, payload) "
+                    "VALUES (?, ?, ?, ?, ?)", (kind, key, time.time(), url, json.dumps(payload)),
+                    "catalogue cache %s not writable (%s); answer not kept")
 
     def clear(self, kind: str | None = None) -> int:
         """Forget cached answers (all, or one ``kind``).
@@ -138,15 +116,12 @@ class CatalogCache:
         StoreError
             The database cannot be used.
         """
-        conn = self.store.connect()
-        try:
+        with closing(self.store.connect()) as conn:
             if kind is None:
                 cur = conn.execute("DELETE FROM catalog_cache")
             else:
                 cur = conn.execute("DELETE FROM catalog_cache WHERE kind = ?", (kind,))
             return int(cur.rowcount)
-        finally:
-            conn.close()
 
     def keys(self, kind: str) -> list[tuple[str, float]]:
         """The keys cached for one ``kind`` (for lookups by coverage, e.g. sky cones).
@@ -162,18 +137,9 @@ class CatalogCache:
             ``(key, fetched_at)``, newest first; empty when the database cannot be read
             (logged at WARNING).
         """
-        try:
-            conn = self.store.connect()
-            try:
-                rows = conn.execute("SELECT key, fetched_at FROM catalog_cache WHERE kind = ? "
-                                    "ORDER BY fetched_at DESC", (kind,)).fetchall()
-            finally:
-                conn.close()
-        except (sqlite3.Error, StoreError) as exc:
-            log.warning("catalogue cache %s unreadable (%s); going without it", self.store.path,
-                        exc)
-            return []
-        return [(str(r[0]), float(r[1])) for r in rows]
+        rows = self._read("SELECT key, fetched_at FROM catalog_cache WHERE kind = ? "
+                          "ORDER BY fetched_at DESC", (kind,), _UNREADABLE)
+        return [(str(r[0]), float(r[1])) for r in rows or []]
 
     def summary(self) -> list[tuple[str, int, float]]:
         """What the cache holds, for ``starnode doctor``.
@@ -188,12 +154,9 @@ class CatalogCache:
         StoreError
             The database cannot be used.
         """
-        conn = self.store.connect()
-        try:
+        with closing(self.store.connect()) as conn:
             rows = conn.execute("SELECT kind, COUNT(*), MIN(fetched_at) FROM catalog_cache "
                                 "GROUP BY kind ORDER BY kind").fetchall()
-        finally:
-            conn.close()
         return [(str(r[0]), int(r[1]), float(r[2])) for r in rows]
 
 
@@ -231,17 +194,8 @@ class StoredSolution:
     created_utc: str = ""
 
 
-class SolutionCache:
-    """Table ``astrometry_solutions``: verified WCS solutions by cache key.
-
-    Parameters
-    ----------
-    store : Store or anything :meth:`Store.open` accepts
-        The database.
-    """
-
-    def __init__(self, store: Any) -> None:
-        self.store = store if isinstance(store, Store) else Store(_path_of(store))
+class SolutionCache(StoreTable):
+    """Table ``astrometry_solutions``: verified WCS solutions by cache key."""
 
     def get(self, key: str) -> StoredSolution | None:
         """The stored solution for ``key``; None when absent or unreadable (logged).
@@ -257,12 +211,9 @@ class SolutionCache:
             The row.
         """
         try:
-            conn = self.store.connect()
-            try:
+            with closing(self.store.connect()) as conn:
                 row = conn.execute("SELECT * FROM astrometry_solutions WHERE cache_key = ?",
                                    (key,)).fetchone()
-            finally:
-                conn.close()
         except (sqlite3.Error, StoreError) as exc:
             log.warning("astrometry cache unreadable (%s): solving again", exc)
             return None
@@ -284,24 +235,11 @@ class SolutionCache:
             The solution; an empty ``created_utc`` is set to now.
         """
         created = sol.created_utc or datetime.now(UTC).isoformat(timespec="seconds")
-        try:
-            conn = self.store.connect()
-            try:
-                conn.execute(
-                    "INSERT OR REPLACE INTO astrometry_solutions (cache_key, wcs_header, "
+        self._write("INSERT OR REPLACE INTO astrometry_solutions (cache_key, wcs_header, "
                     "n_matched, rms_px, scale_arcsec, mirrored, method, n_detected, "
                     "n_reference, created_utc) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (sol.cache_key, sol.wcs_header, int(sol.n_matched), float(sol.rms_px),
                      float(sol.scale_arcsec), int(bool(sol.mirrored)), sol.method,
-                     int(sol.n_detected), int(sol.n_reference), created))
-            finally:
-                conn.close()
-        except (sqlite3.Error, StoreError) as exc:
-            log.warning("could not store the astrometric solution in %s: %s", self.store.path,
-                        exc)
+                     int(sol.n_detected), int(sol.n_reference), created),
+                    "could not store the astrometric solution in %s: %s")
 
-
-def _path_of(where: Any) -> Any:
-    from .database import db_path
-
-    return db_path(where)

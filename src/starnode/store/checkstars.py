@@ -11,14 +11,10 @@ to choosing per frame, as before.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from starnode.errors import StoreError
-
-from .database import Store, db_path
+from .database import StoreTable
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +30,8 @@ class CheckStarChoice:
     file: str | None
 
 
-class CheckStars:
-    """The per-night check-star choices.
-
-    Parameters
-    ----------
-    store : Store or anything :meth:`Store.open` accepts
-        The database (a config, a data folder, the file, or an open store).
-    """
-
-    def __init__(self, store: Any) -> None:
-        self.store = store if isinstance(store, Store) else Store(db_path(store))
+class CheckStars(StoreTable):
+    """The per-night check-star choices."""
 
     def get(self, target: str, night: str) -> CheckStarChoice | None:
         """The chosen check star of ``target`` on ``night``.
@@ -61,17 +48,10 @@ class CheckStars:
         CheckStarChoice or None
             None when none was chosen yet or the database cannot be read (logged).
         """
-        try:
-            conn = self.store.connect()
-            try:
-                row = conn.execute("SELECT label, auid, file FROM check_stars WHERE target = ? "
-                                   "AND night = ?", (target, night)).fetchone()
-            finally:
-                conn.close()
-        except (sqlite3.Error, StoreError) as exc:
-            log.warning("check-star table in %s unreadable (%s)", self.store.path, exc)
-            return None
-        return None if row is None else CheckStarChoice(row["label"], row["auid"], row["file"])
+        rows = self._read("SELECT label, auid, file FROM check_stars WHERE target = ? AND "
+                          "night = ?", (target, night), "check-star table in %s unreadable (%s)")
+        return CheckStarChoice(rows[0]["label"], rows[0]["auid"], rows[0]["file"]) if rows \
+            else None
 
     def between(self, first: str, last: str) -> dict[tuple[str, str], str]:
         """The labels chosen on the nights from ``first`` to ``last`` (YYYY-MM-DD, inclusive).
@@ -83,17 +63,9 @@ class CheckStars:
         dict
             ``(target, night) -> label``; empty when the database cannot be read (logged).
         """
-        try:
-            conn = self.store.connect()
-            try:
-                rows = conn.execute("SELECT target, night, label FROM check_stars WHERE night "
-                                    "BETWEEN ? AND ?", (first, last)).fetchall()
-            finally:
-                conn.close()
-        except (sqlite3.Error, StoreError) as exc:
-            log.warning("check-star table in %s unreadable (%s)", self.store.path, exc)
-            return {}
-        return {(r["target"], r["night"]): r["label"] for r in rows}
+        rows = self._read("SELECT target, night, label FROM check_stars WHERE night BETWEEN ? "
+                          "AND ?", (first, last), "check-star table in %s unreadable (%s)")
+        return {(r["target"], r["night"]): r["label"] for r in rows or []}
 
     def choose(self, target: str, night: str, label: str, auid: str | None,
                file: str | None = None) -> CheckStarChoice:
@@ -118,15 +90,9 @@ class CheckStars:
             The night's choice (the proposed one, or the one already kept).
         """
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        try:
-            conn = self.store.connect()
-            try:
-                conn.execute("INSERT OR IGNORE INTO check_stars (target, night, label, auid, "
-                             "chosen_utc, file) VALUES (?, ?, ?, ?, ?, ?)",
-                             (target, night, label, auid, now, file))
-            finally:
-                conn.close()
-        except (sqlite3.Error, StoreError) as exc:
-            log.warning("check-star choice not kept in %s (%s)", self.store.path, exc)
+        if not self._write("INSERT OR IGNORE INTO check_stars (target, night, label, auid, "
+                           "chosen_utc, file) VALUES (?, ?, ?, ?, ?, ?)",
+                           (target, night, label, auid, now, file),
+                           "check-star choice not kept in %s (%s)"):
             return CheckStarChoice(label, auid, file)
         return self.get(target, night) or CheckStarChoice(label, auid, file)

@@ -13,14 +13,10 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from starnode.errors import StoreError
-
-from .database import Store, db_path
+from .database import StoreTable
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +59,8 @@ def combine(values: list[float], errors: list[float]) -> NightCoefficient | None
     return NightCoefficient(mean, math.sqrt(1.0 / sw) * math.sqrt(max(chi2, 1.0)), n, chi2)
 
 
-class ColourTerms:
-    """The per-frame colour coefficients of each telescope and night.
-
-    Parameters
-    ----------
-    store : Store or anything :meth:`Store.open` accepts
-        The database (a config, a data folder, the file, or an open store).
-    """
-
-    def __init__(self, store: Any) -> None:
-        self.store = store if isinstance(store, Store) else Store(db_path(store))
+class ColourTerms(StoreTable):
+    """The per-frame colour coefficients of each telescope and night."""
 
     def add(self, telescope: str, night: str, frame_sha1: str, tv_bv: float, tv_bv_err: float,
             n_comps: int, jd: float | None = None) -> bool:
@@ -85,31 +72,17 @@ class ColourTerms:
             False when the database could not be written (logged).
         """
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        try:
-            conn = self.store.connect()
-            try:
-                conn.execute("INSERT OR REPLACE INTO colour_terms (telescope, night, frame_sha1, "
-                             "tv_bv, tv_bv_err, n_comps, jd, recorded_utc) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             (telescope, night, frame_sha1, float(tv_bv), float(tv_bv_err),
-                              int(n_comps), jd, now))
-            finally:
-                conn.close()
-        except (sqlite3.Error, StoreError) as exc:
-            log.warning("colour term not kept in %s (%s)", self.store.path, exc)
-            return False
-        return True
+        return self._write("INSERT OR REPLACE INTO colour_terms (telescope, night, frame_sha1, "
+                           "tv_bv, tv_bv_err, n_comps, jd, recorded_utc) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (telescope, night, frame_sha1, float(tv_bv), float(tv_bv_err),
+                            int(n_comps), jd, now), "colour term not kept in %s (%s)")
 
     def night(self, telescope: str, night: str) -> NightCoefficient | None:
         """The night's combined coefficient so far (None: no frame yet, or unreadable)."""
-        try:
-            conn = self.store.connect()
-            try:
-                rows = conn.execute("SELECT tv_bv, tv_bv_err FROM colour_terms WHERE "
-                                    "telescope = ? AND night = ?", (telescope, night)).fetchall()
-            finally:
-                conn.close()
-        except (sqlite3.Error, StoreError) as exc:
-            log.warning("colour-term table in %s unreadable (%s)", self.store.path, exc)
+        rows = self._read("SELECT tv_bv, tv_bv_err FROM colour_terms WHERE telescope = ? AND "
+                          "night = ?", (telescope, night),
+                          "colour-term table in %s unreadable (%s)")
+        if rows is None:
             return None
         return combine([r["tv_bv"] for r in rows], [r["tv_bv_err"] for r in rows])

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from starnode.errors import StoreError
 
@@ -25,7 +26,8 @@ from .migrations import migrate
 if TYPE_CHECKING:
     from starnode.config import Config
 
-__all__ = ["DB_NAME", "Store", "check_integrity", "damaged_message", "db_path"]
+__all__ = ["DB_NAME", "Store", "StoreSession", "StoreTable", "check_integrity", "damaged_message",
+           "db_path", "store_at"]
 
 #: The database's file name inside ``data_dir`` (``Config.db_path``).
 DB_NAME = "starnode.sqlite3"
@@ -247,3 +249,78 @@ class Store:
     def version(self) -> int:
         """The file's schema version (``PRAGMA user_version``)."""
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def store_at(where: Config | Mapping[str, Any] | str | os.PathLike[str] | Store | None) -> Store:
+    """The store meant by ``where`` (as :func:`db_path` reads it; a :class:`Store` as it is),
+    not opened yet: its first connection migrates it, so a table class that opens short-lived
+    connections never fails on creation."""
+    return where if isinstance(where, Store) else Store(db_path(where))
+
+
+class StoreTable:
+    """A table class on short-lived connections (:attr:`store` opened on first use).
+
+    Parameters
+    ----------
+    store : Store or anything :meth:`Store.open` accepts
+        The database (a config, a data folder, the file, or an open store).
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store_at(store)
+
+    def _read(self, sql: str, args: Sequence[Any], unreadable: str) -> list[sqlite3.Row] | None:
+        """The rows of one query; None when the database cannot be read, logged at WARNING by
+        the table's module as ``unreadable % (file, error)``."""
+        try:
+            with contextlib.closing(self.store.connect()) as conn:
+                return list(conn.execute(sql, args).fetchall())
+        except (sqlite3.Error, StoreError) as exc:
+            logging.getLogger(type(self).__module__).warning(unreadable, self.store.path, exc)
+            return None
+
+    def _write(self, sql: str, args: Sequence[Any], unwritable: str) -> bool:
+        """Run one statement; False when the database cannot be written, logged at WARNING by
+        the table's module as ``unwritable % (file, error)``."""
+        try:
+            with contextlib.closing(self.store.connect()) as conn:
+                conn.execute(sql, args)
+        except (sqlite3.Error, StoreError) as exc:
+            logging.getLogger(type(self).__module__).warning(unwritable, self.store.path, exc)
+            return False
+        return True
+
+
+class StoreSession:
+    """One connection of its own to the database, for a table class (thread-safe through
+    :attr:`_lock`, which its methods hold).
+
+    Parameters
+    ----------
+    store : Store or anything :meth:`Store.open` accepts
+        The node's database (a config, a data folder, the file, or an open store).
+
+    Raises
+    ------
+    StoreError
+        The database cannot be opened or is newer than this code.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self._own = not isinstance(store, Store)
+        self.store = Store.open(store)
+        self.conn = self.store.connect()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the connection (and the store, when this object opened it)."""
+        self.conn.close()
+        if self._own:
+            self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -14,13 +14,12 @@ code that reads or writes it.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from .connection import transaction
-from .database import Store
+from .database import StoreSession
 
 __all__ = ["QUEUED", "REJECTED", "SENT", "HubQueue"]
 
@@ -28,37 +27,8 @@ __all__ = ["QUEUED", "REJECTED", "SENT", "HubQueue"]
 QUEUED, SENT, REJECTED = "queued", "sent", "rejected"
 
 
-class HubQueue:
-    """Table ``hub_queue`` through one connection (thread-safe: calls are serialised).
-
-    Parameters
-    ----------
-    store : Store or anything :meth:`Store.open` accepts
-        The node's database (a config, a data folder, the file, or an open store).
-
-    Raises
-    ------
-    StoreError
-        The database cannot be opened or is newer than this code.
-    """
-
-    def __init__(self, store: Any) -> None:
-        self._own = not isinstance(store, Store)
-        self.store = Store.open(store)
-        self.conn = self.store.connect()
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        """Close the connection (and the store, when this queue opened it)."""
-        self.conn.close()
-        if self._own:
-            self.store.close()
-
-    def __enter__(self) -> HubQueue:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+class HubQueue(StoreSession):
+    """Table ``hub_queue`` through one connection (thread-safe: calls are serialised)."""
 
     def enqueue(self, key: str, payload: Mapping[str, Any], frame_id: int | None = None) -> bool:
         """Queue one wire record under its exactly-once ``key``.

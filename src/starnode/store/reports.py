@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .connection import transaction
-from .database import Store, db_path
+from .database import store_at
 
 __all__ = ["DRY", "LOCKED", "REAL", "ReportRows"]
 
@@ -70,7 +70,7 @@ class ReportRows:
     """
 
     def __init__(self, store: Any) -> None:
-        self.store = store if isinstance(store, Store) else Store(db_path(store))
+        self.store = store_at(store)
         self.conn = self.store.connect()
 
     def close(self) -> None:

@@ -6,38 +6,26 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from contextlib import closing
 from typing import Any
 
 from starnode.errors import StoreError
 from starnode.util.values import normalize_name
 
-from .caches import _path_of
-from .database import Store
+from .database import StoreTable
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ObservingHistory"]
 
 
-class ObservingHistory:
-    """The measured frames seen as an observing history.
-
-    Parameters
-    ----------
-    store : Store or anything :meth:`Store.open` accepts
-        The database.
-    """
-
-    def __init__(self, store: Any) -> None:
-        self.store = store if isinstance(store, Store) else Store(_path_of(store))
+class ObservingHistory(StoreTable):
+    """The measured frames seen as an observing history."""
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         try:
-            conn = self.store.connect()
-            try:
+            with closing(self.store.connect()) as conn:
                 return list(conn.execute(sql, args).fetchall())
-            finally:
-                conn.close()
         except (sqlite3.Error, StoreError) as exc:
             log.warning("observing history unreadable (%s): planning without it", exc)
             return []

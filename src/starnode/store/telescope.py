@@ -11,13 +11,12 @@ progress` to resume an item (frames already taken count) or skip it, never to re
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from .connection import transaction
-from .database import Store
+from .database import StoreSession
 
 __all__ = ["ItemProgress", "TelescopeJournal"]
 
@@ -38,31 +37,8 @@ def _iso(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class TelescopeJournal:
-    """Tables ``telescope_journal`` and ``telescope_state`` through one connection.
-
-    Parameters
-    ----------
-    store : Store or anything :meth:`Store.open` accepts
-        The node's database.
-    """
-
-    def __init__(self, store: Any) -> None:
-        self._own = not isinstance(store, Store)
-        self.store = Store.open(store)
-        self.conn = self.store.connect()
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self.conn.close()
-        if self._own:
-            self.store.close()
-
-    def __enter__(self) -> TelescopeJournal:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+class TelescopeJournal(StoreSession):
+    """Tables ``telescope_journal`` and ``telescope_state`` through one connection."""
 
     def record(self, t: datetime, step: str, detail: str = "", *, night: str | None = None,
                plan_hash: str | None = None, item: int | None = None,

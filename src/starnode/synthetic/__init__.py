@@ -68,16 +68,19 @@ of a process ~1 s more: astropy initialisation for the airmass).
 
 from __future__ import annotations
 
-from .frames import make_mono, make_stack, make_sub, write_frame
+from .frames import SHARP_CORE_SUB, make_mono, make_stack, make_sub, write_frame
 from .scene import DEMO_SEQUENCE_FILE, S50_GAIN_E_PER_ADU, S50_SCALE_ARCSEC
-from .truth import TrueStar, Truth, plane_tan_wcs, tan_wcs
+from .truth import TrueStar, Truth, common_labels, common_positions, plane_tan_wcs, tan_wcs
 
 __all__ = [
     "DEMO_SEQUENCE_FILE",
     "S50_GAIN_E_PER_ADU",
     "S50_SCALE_ARCSEC",
+    "SHARP_CORE_SUB",
     "TrueStar",
     "Truth",
+    "common_labels",
+    "common_positions",
     "make_mono",
     "make_stack",
     "make_sub",

@@ -19,6 +19,7 @@ from astropy.time import Time, TimeDelta
 from ..catalogs import Sequence
 from .scene import (
     DEMO_SEQUENCE_FILE,
+    S50_SCALE_ARCSEC,
     _header,
     _noisy,
     _offset,
@@ -28,7 +29,16 @@ from .scene import (
 )
 from .truth import Truth, _true_stars, _truth, plane_tan_wcs, tan_wcs
 
-__all__ = ["make_mono", "make_stack", "make_sub", "write_frame"]
+__all__ = ["SHARP_CORE_SUB", "make_mono", "make_stack", "make_sub", "write_frame"]
+
+#: :func:`make_sub` options of an older-firmware-like sub (issue 20): Moffat stars of 1.5
+#: green-plane px with a sharp 1.1 native-px core (give ``core_fraction``), 1 % pixel-response
+#: non-uniformity, a 450 ADU pedestal, random sub-pixel phases, at airmass 1.2.
+SHARP_CORE_SUB: dict[str, Any] = {
+    "fwhm_arcsec": 1.5 * 2 * S50_SCALE_ARCSEC, "pointing_offset_arcmin": (6.0, 2.0),
+    "rotation_deg": 30.0, "dither_px": 3.0, "prnu": 0.01, "field_seed": 7, "psf": "moffat",
+    "moffat_beta": 2.5, "core_fwhm_px": 1.1, "zero_clip": False, "pedestal_adu": 450,
+    "sky_adu": 350, "airmass": 1.2}
 
 
 def make_sub(sequence: str | os.PathLike[str] | Sequence = DEMO_SEQUENCE_FILE, *,

@@ -9,6 +9,7 @@ reader's :func:`starnode.frame.wcs.binned_wcs`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ from astropy.wcs import WCS
 
 from ..catalogs import Sequence
 
-__all__ = ["TrueStar", "Truth", "plane_tan_wcs", "tan_wcs"]
+__all__ = ["TrueStar", "Truth", "common_labels", "common_positions", "plane_tan_wcs", "tan_wcs"]
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,42 @@ class Truth:
             out[k] = not any(j != i and mag[j] < mag[i] + dmag
                              for j in tree.query_ball_point(xy[i], radius_px))
         return out
+
+
+def common_labels(truths: Iterable[Truth]) -> list[str]:
+    """The labels of the stars rendered in every one of several frames, sorted.
+
+    Parameters
+    ----------
+    truths : iterable of Truth
+        The frames' truths.
+
+    Returns
+    -------
+    list of str
+    """
+    sets = [{s.label for s in t.stars if s.in_frame} for t in truths]
+    return sorted(set.intersection(*sets)) if sets else []
+
+
+def common_positions(truths: Iterable[Truth]) -> list[np.ndarray]:
+    """Where the stars rendered in every one of several frames are, frame by frame.
+
+    Parameters
+    ----------
+    truths : iterable of Truth
+        The frames' truths.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Per frame, the (n, 2) measured-plane positions (x, y) of the stars in all the frames,
+        in the same order (by label) in each.
+    """
+    truths = list(truths)
+    common = common_labels(truths)
+    placed = [{s.label: (s.plane_x, s.plane_y) for s in t.stars if s.in_frame} for t in truths]
+    return [np.array([p[label] for label in common]) for p in placed]
 
 
 def tan_wcs(ra0: float, dec0: float, ny: int, nx: int, scale_arcsec: float, rot_deg: float,

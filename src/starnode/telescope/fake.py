@@ -326,6 +326,14 @@ class _Handler(BaseHTTPRequestHandler):
             return parts[2], parts[4].lower()
         return None
 
+    def _routed(self) -> tuple[str, str] | None:
+        """The request's (device, method); None once answered (404, or an injected fault)."""
+        route = self._route()
+        if route is None:
+            self._send(404, b"not found", "text/plain")
+            return None
+        return None if self._faulty(route[1]) else route
+
     def _faulty(self, method: str) -> bool:
         fake = self.fake
         f = fake.faults
@@ -358,13 +366,10 @@ class _Handler(BaseHTTPRequestHandler):
             value: Any = [1] if path.endswith("apiversions") else devs
             self._send(200, _value(value))
             return
-        route = self._route()
+        route = self._routed()
         if route is None:
-            self._send(404, b"not found", "text/plain")
             return
         device, method = route
-        if self._faulty(method):
-            return
         if device == "camera" and method == "imagearray":
             body = self.fake.image_bytes()
             if body is None:
@@ -378,15 +383,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, _error(0x400, f"{method} not implemented"))
 
     def do_PUT(self) -> None:
-        route = self._route()
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n).decode() if n else ""
+        route = self._routed()
         if route is None:
-            self._send(404, b"not found", "text/plain")
             return
         device, method = route
-        if self._faulty(method):
-            return
         params = {k: v[0] for k, v in parse_qs(body).items()}
         err, msg = self.fake.put(device, method, params)
         self._send(200, _error(err, msg))

@@ -211,11 +211,7 @@ class SafetyManager:
         self.check_motion_enabled()
         now = self.check_clock()
         self.check_sun(now, "slew")
-        sky, _ = self._ready()
-        sep = sky.sun_separation(now, track.ra, track.dec)
-        if sep < SUN_AVOID_DEG:
-            raise Refusal("sun", f"the target is {sep:.0f} deg from the sun (the limit is "
-                          f"{SUN_AVOID_DEG:g} deg): no slew")
+        self._away_from_sun(track, now, ": no slew")
         self.check_envelope(track, now, max(now, end))
 
     def check_observable(self, track: Track, start: datetime, end: datetime) -> None:
@@ -231,12 +227,17 @@ class SafetyManager:
         self.check_before_dawn(end)
         self.check_sun(start, "observation")
         self.check_sun(end, "observation")
+        self._away_from_sun(track, start)
+        self.check_envelope(track, start, end)
+
+    def _away_from_sun(self, track: Track, t: datetime, then: str = "") -> None:
+        """Refuse a target closer than ``SUN_AVOID_DEG`` to the sun at ``t`` (``then``: what
+        the refusal adds, such as ": no slew")."""
         sky, _ = self._ready()
-        sep = sky.sun_separation(start, track.ra, track.dec)
+        sep = sky.sun_separation(t, track.ra, track.dec)
         if sep < SUN_AVOID_DEG:
             raise Refusal("sun", f"the target is {sep:.0f} deg from the sun (the limit is "
-                          f"{SUN_AVOID_DEG:g} deg)")
-        self.check_envelope(track, start, end)
+                          f"{SUN_AVOID_DEG:g} deg){then}")
 
     def gate_frame(self, track: Track, exposure_s: float) -> None:
         """Before each frame: sun down at its start and end, before dawn, in the envelope."""
