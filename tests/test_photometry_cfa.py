@@ -16,10 +16,11 @@ import pytest
 
 from starnode import synthetic
 from starnode.config import Config
+from starnode.frame.detect import field_stars
 from starnode.frame.load import Frame, load_frame
 from starnode.photometry import measure_stars, times
 from starnode.photometry.cfa import KAPPA, fit_cfa, green_asymmetry, native_centroids, phases
-from starnode.photometry.detect import detect_stars, register
+from starnode.photometry.register import register
 
 BINS = ((0.0, 20.0), (20.0, 50.0), (50.0, math.inf))
 
@@ -134,7 +135,7 @@ def ngc7023(shared: Path) -> tuple[list[Frame], list[np.ndarray], list[float | N
         pytest.skip(f"expected the two NGC 7023 subs in {folder}")
     cfg = Config({"data_dir": "/nonexistent"})
     frames = [load_frame(p, cfg) for p in files]
-    det = [detect_stars(fr, thresh=3.0, minarea=2) for fr in frames]
+    det = [field_stars(fr.plane, min_area=2) for fr in frames]
     keep = ~det[0].blended
     ref = det[0].xy[keep]
     with warnings.catch_warnings():
