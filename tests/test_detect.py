@@ -96,3 +96,58 @@ def test_sep_buffers_start_from_its_defaults_and_grow_only_when_full() -> None:
     assert len(whole) == 1 and sep.get_extract_pixstack() > 300_000
     field_stars(_plane())
     assert sep.get_extract_pixstack() == 300_000 and sep.get_sub_object_limit() == 1024
+
+
+def test_an_extraction_is_made_once_and_shared() -> None:
+    """Selections with the same extraction settings share one extraction of the plane; the
+    shared one gives the same stars as a fresh one."""
+    plane = _plane()
+    memo: dict = {}
+    ast = find_stars(plane, memo=memo)
+    every = find_stars(plane, memo=memo, max_stars=None, point_sources=False,
+                       brightest_first=False, windowed=False)
+    assert len(memo) == 1
+    listed = field_stars(plane, memo=memo)
+    listed_again = field_stars(plane, memo=memo)
+    assert len(memo) == 2  # the starlists' settings: one more, then reused
+    assert len(every) == len(STARS) + 1 and len(ast) == len(STARS)
+    fresh_every = find_stars(plane, max_stars=None, point_sources=False, brightest_first=False,
+                             windowed=False)
+    for shared, fresh in ((ast, find_stars(plane)), (every, fresh_every),
+                          (listed, field_stars(plane)), (listed_again, listed)):
+        np.testing.assert_array_equal(shared.xy, fresh.xy)
+        np.testing.assert_array_equal(shared.flux, fresh.flux)
+        np.testing.assert_array_equal(shared.fwhm, fresh.fwhm)
+        np.testing.assert_array_equal(shared.starlike, fresh.starlike)
+        np.testing.assert_array_equal(shared.blended, fresh.blended)
+    other = _plane(seed=2, trail=False)  # another plane never gets this one's stars
+    assert len(field_stars(other, memo=memo)) == len(STARS) and len(memo) == 3
+
+
+@pytest.mark.slow
+def test_a_frames_extraction_is_kept_with_the_frame(tmp_path) -> None:
+    """The solver's extraction stays with the frame: a later detection with the same settings
+    reuses it and finds what a fresh one finds."""
+    from starnode import synthetic
+    from starnode.astrometry import solve_frame
+    from starnode.catalogs import load_sequence_file
+    from starnode.config import Config
+    from starnode.frame.load import load_frame
+
+    cfg = Config({"data_dir": str(tmp_path / "data"), "photometry": {"offline": True},
+                  "astrometry": {"blind": False, "cache": False}})
+    path = synthetic.write_frame(tmp_path / "sub.fit",
+                                 synthetic.make_sub(seed=3, target_mag=11.5)[0])
+    frame = load_frame(path, cfg)
+    comps = load_sequence_file(synthetic.DEMO_SEQUENCE_FILE).comps
+    solve_frame(frame, cfg, ref_ra=np.array([c.ra_deg for c in comps]),
+                ref_dec=np.array([c.dec_deg for c in comps]), use_memo=False)
+    assert len(frame.extractions) == 1
+    shared = find_stars(frame.plane, memo=frame.extractions, max_stars=None, windowed=False)
+    assert len(frame.extractions) == 1
+    fresh = find_stars(load_frame(path, cfg).plane, max_stars=None, windowed=False)
+    assert len(shared) > 20
+    np.testing.assert_array_equal(shared.xy, fresh.xy)
+    np.testing.assert_array_equal(shared.fwhm, fresh.fwhm)
+    field_stars(frame.plane, memo=frame.extractions)  # other settings: its own extraction
+    assert len(frame.extractions) == 2

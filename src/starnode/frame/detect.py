@@ -2,12 +2,19 @@
 
 Two callers, one code path; they differ only in the parameters of :func:`find_stars`:
 
-- the astrometry (the default): the brightest point sources, brightest first, with windowed
-  centroids (``sep.winpos``). Extended blobs (galaxy cores, satellite trails) and elongated
-  sources are dropped: they are useless, even harmful, as astrometric anchors.
-- the starlists and the noise checks (:func:`field_stars`): every source, in sep's order, each
-  with its FWHM, whether sep merged it with a neighbour (``blended``) and whether it looks like a
-  star (``starlike``: round, compact, on a smooth background, unflagged).
+- the astrometry (the default): background mesh of an eighth of the shorter side within
+  16-64 px, 3 sigma, 3 connected pixels; the brightest point sources, brightest first, with
+  windowed centroids (``sep.winpos``). Extended blobs (galaxy cores, satellite trails) and
+  elongated sources are dropped: they are useless, even harmful, as astrometric anchors.
+- the starlists and the noise checks (:func:`field_stars`): 32 px mesh, 3 sigma, 4 connected
+  pixels; every source, in sep's order, each with its FWHM, whether sep merged it with a
+  neighbour (``blended``) and whether it looks like a star (``starlike``: round, compact, on a
+  smooth background, unflagged).
+
+A frame keeps its extractions (``memo``: :attr:`starnode.frame.load.Frame.extractions`): an
+extraction is made once per plane and settings, and every selection reuses it. (The solver and
+the starlist share one only when their extraction settings agree; docs/performance.md says
+what aligning them would change.)
 
 Positions are 0-based pixel coordinates of the plane. The detector owns sep's process-wide
 buffer sizes: each extraction starts from sep's defaults (a larger pixel stack costs time in
@@ -26,7 +33,7 @@ from ..util.memory import reuse_freed_memory
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Stars", "field_stars", "find_stars"]
+__all__ = ["Extractions", "Stars", "field_stars", "find_stars"]
 
 #: sep's active-pixel stack and deblending sub-object limit: its defaults first, then larger
 #: ones (half the plane, then twice it) when an extraction reports a buffer full (capacity
@@ -66,8 +73,6 @@ def _empty(rms: float) -> Stars:
 
 def _prepared(plane: np.ndarray) -> np.ndarray:
     """float32, C-contiguous, non-finite pixels replaced by the median."""
-    if plane.ndim != 2:
-        raise ValueError(f"find_stars needs a 2-D plane, got shape {plane.shape}")
     data = np.ascontiguousarray(plane, dtype=np.float32)
     if np.isfinite(np.sum(data, dtype=np.float64)):  # one cheap pass for the usual case
         return data
@@ -97,7 +102,7 @@ def _extract(sub: np.ndarray, threshold_sigma: float, rms: float, min_area: int)
 
 
 def _point_sources(objs: np.ndarray) -> np.ndarray:
-    """Drop elongated sources and very extended ones (galaxy cores, big halos)."""
+    """Which objects to keep: not elongated, not very extended (galaxy cores, big halos)."""
     a = np.asarray(objs["a"], dtype=float)
     b = np.asarray(objs["b"], dtype=float)
     npix = np.asarray(objs["npix"], dtype=float)
@@ -105,7 +110,7 @@ def _point_sources(objs: np.ndarray) -> np.ndarray:
     if ok.sum() >= 5:
         med = float(np.median(npix[ok]))
         ok &= npix < max(60.0 * med, 400.0)
-    return objs[ok]
+    return np.asarray(ok, dtype=bool)
 
 
 def _windowed(sub: np.ndarray, x: np.ndarray, y: np.ndarray, fwhm: float
@@ -121,10 +126,65 @@ def _windowed(sub: np.ndarray, x: np.ndarray, y: np.ndarray, fwhm: float
         return x, y
 
 
+@dataclass(frozen=True)
+class _Extraction:
+    """One extraction of a plane: sep's objects and what the selections need of it."""
+
+    plane: np.ndarray
+    sub: np.ndarray  # the plane, background removed
+    objs: np.ndarray  # sep's objects, sep's order (empty: none, a flat plane, sep failed)
+    back_at: np.ndarray  # the background at each object's pixel
+    rms: float
+    globalback: float
+
+
+#: a frame's extractions, made once and shared by the detector's users (the solver, the
+#: starlist): ``(id(plane), threshold, min area, mesh) -> extraction`` (:attr:`Frame.extractions`)
+Extractions = dict[tuple[int, float, int, int], _Extraction]
+
+
+def _mesh(shape: tuple[int, ...], mesh_px: int | None) -> int:
+    """The background mesh: given, or an eighth of the shorter side within 16-64 px."""
+    return int(mesh_px) if mesh_px else int(max(16, min(64, min(shape) // 8)))
+
+
+def _extraction(plane: np.ndarray, threshold_sigma: float, min_area: int, mesh: int,
+                memo: Extractions | None) -> _Extraction:
+    key = (id(plane), float(threshold_sigma), int(min_area), mesh)
+    hit = memo.get(key) if memo is not None else None
+    if hit is not None and hit.plane is plane:
+        return hit
+    reuse_freed_memory()  # sep's work buffers: reused, not page-faulted in for every frame
+    data = _prepared(plane)
+    bkg = sep.Background(data, bw=mesh, bh=mesh, fw=3, fh=3)
+    back = bkg.back()
+    sub = data - back
+    rms = float(bkg.globalrms)
+    objs: np.ndarray = np.empty(0)
+    if not np.isfinite(rms) or rms <= 0:
+        log.debug("flat frame (background rms %s): no stars", rms)
+    else:
+        try:
+            objs = _extract(sub, threshold_sigma, rms, min_area)
+        except Exception as exc:  # sep raises plain Exceptions
+            log.warning("star detection failed: %s", exc)
+    ny, nx = data.shape
+    back_at = (back[np.clip(objs["y"].astype(int), 0, ny - 1),
+                    np.clip(objs["x"].astype(int), 0, nx - 1)] if len(objs) else np.empty(0))
+    out = _Extraction(plane, sub, objs, back_at, rms, float(bkg.globalback))
+    if memo is not None:
+        memo[key] = out
+    return out
+
+
 def find_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, max_stars: int | None = 300,
                min_area: int = 3, mesh_px: int | None = None, point_sources: bool = True,
-               brightest_first: bool = True, windowed: bool = True) -> Stars:
+               brightest_first: bool = True, windowed: bool = True,
+               memo: Extractions | None = None) -> Stars:
     """Detect sources in ``plane``; by default the astrometry's: point sources, brightest first.
+
+    An extraction (background, threshold, min area, mesh) is made once per plane and
+    settings when the caller passes the frame's ``memo``; the rest selects from it.
 
     Parameters
     ----------
@@ -144,6 +204,9 @@ def find_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, max_stars: in
         Order by sep's flux, brightest first (False: sep's order).
     windowed : bool
         Windowed centroids (``sep.winpos``) instead of the isophotal barycentres.
+    memo : dict, optional
+        The frame's extractions (:attr:`starnode.frame.load.Frame.extractions`): an extraction
+        of this plane with the same threshold, min area and mesh is reused, a new one kept.
 
     Returns
     -------
@@ -155,51 +218,39 @@ def find_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, max_stars: in
     ValueError
         ``plane`` is not 2-D.
     """
-    reuse_freed_memory()  # sep's work buffers: reused, not page-faulted in for every frame
-    data = _prepared(plane)
-    ny, nx = data.shape
-    box = mesh_px if mesh_px else int(max(16, min(64, min(ny, nx) // 8)))
-    bkg = sep.Background(data, bw=box, bh=box, fw=3, fh=3)
-    back = bkg.back()
-    sub = data - back
-    rms = float(bkg.globalrms)
-    if not np.isfinite(rms) or rms <= 0:
-        log.debug("flat frame (background rms %s): no stars", rms)
-        return _empty(rms)
-    try:
-        objs = _extract(sub, threshold_sigma, rms, min_area)
-    except Exception as exc:  # sep raises plain Exceptions
-        log.warning("star detection failed: %s", exc)
-        return _empty(rms)
+    if plane.ndim != 2:
+        raise ValueError(f"find_stars needs a 2-D plane, got shape {plane.shape}")
+    ex = _extraction(plane, threshold_sigma, min_area, _mesh(plane.shape, mesh_px), memo)
+    objs, back_at = ex.objs, ex.back_at
     if point_sources and len(objs):
-        objs = _point_sources(objs)
+        keep = _point_sources(objs)
+        objs, back_at = objs[keep], back_at[keep]
     if len(objs) == 0:
-        return _empty(rms)
-    if brightest_first:
-        objs = objs[np.argsort(-objs["flux"])]
-    objs = objs[:max_stars]
+        return _empty(ex.rms)
+    order = np.argsort(-objs["flux"]) if brightest_first else np.arange(len(objs))
+    order = order[:max_stars]
+    objs, back_at = objs[order], back_at[order]
     fwhm = 2.3548 * np.sqrt((objs["a"] ** 2 + objs["b"] ** 2) / 2.0)
     x = np.asarray(objs["x"], dtype=float)
     y = np.asarray(objs["y"], dtype=float)
     if windowed:
-        x, y = _windowed(sub, x, y, float(np.median(fwhm)))
-    bx = back[np.clip(objs["y"].astype(int), 0, ny - 1), np.clip(objs["x"].astype(int), 0, nx - 1)]
+        x, y = _windowed(ex.sub, x, y, float(np.median(fwhm)))
     with np.errstate(invalid="ignore", divide="ignore"):
         round_ = objs["b"] / objs["a"] > 0.6
-    starlike = (round_ & (objs["a"] < 4.0) & (bx < bkg.globalback + 3 * bkg.globalrms)
+    starlike = (round_ & (objs["a"] < 4.0) & (back_at < ex.globalback + 3 * ex.rms)
                 & (objs["flag"] == 0))
     return Stars(x=x, y=y, flux=np.asarray(objs["flux"], dtype=float),
-                 fwhm_px=float(np.median(fwhm)), background_rms=rms,
+                 fwhm_px=float(np.median(fwhm)), background_rms=ex.rms,
                  fwhm=np.asarray(fwhm, dtype=float),
                  blended=np.asarray((objs["flag"] & sep.OBJ_MERGED) != 0, dtype=bool),
                  starlike=np.asarray(starlike, dtype=bool))
 
 
-def field_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, min_area: int = 4
-                ) -> Stars:
+def field_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, min_area: int = 4,
+                memo: Extractions | None = None) -> Stars:
     """Every source of the plane, in sep's order: what the starlists and the noise checks
-    list (:func:`find_stars` with a 32 px background mesh, no selection, no reordering,
-    isophotal barycentres).
+    list (:func:`find_stars` with a 32 px background mesh and 4 px min area, no selection,
+    no reordering, isophotal barycentres).
 
     Parameters
     ----------
@@ -209,6 +260,8 @@ def field_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, min_area: in
         Detection threshold in units of the global background rms.
     min_area : int
         Fewest connected pixels.
+    memo : dict, optional
+        The frame's extractions: one with the same settings is reused.
 
     Returns
     -------
@@ -217,4 +270,4 @@ def field_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, min_area: in
     """
     return find_stars(plane, threshold_sigma=threshold_sigma, min_area=min_area, mesh_px=32,
                       max_stars=None, point_sources=False, brightest_first=False,
-                      windowed=False)
+                      windowed=False, memo=memo)

@@ -138,7 +138,7 @@ def build_starlist(frame: Frame, wcs: Any, config: Config, sm: StarMeasurement,
         :data:`COLUMNS`, one row per star; ``meta`` holds the frame's file, zero point and
         illumination model.
     """
-    det = field_stars(frame.plane)
+    det = field_stars(frame.plane, memo=frame.extractions)
     n_cat = len(sm.x)
     far = np.ones(len(det.x), dtype=bool)
     if len(det.x) and n_cat:
