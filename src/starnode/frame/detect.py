@@ -74,7 +74,7 @@ def _empty(rms: float) -> Stars:
 def _prepared(plane: np.ndarray) -> np.ndarray:
     """float32, C-contiguous, non-finite pixels replaced by the median."""
     data = np.ascontiguousarray(plane, dtype=np.float32)
-    if np.isfinite(np.sum(data, dtype=np.float64)):  # one cheap pass for the usual case
+    if np.isfinite(data.sum()):  # one cheap pass for the usual case (finite sum: all finite)
         return data
     mask = ~np.isfinite(data)
     if mask.any():
