@@ -40,10 +40,11 @@ import numpy as np
 
 from starnode import synthetic
 from starnode.config import Config
+from starnode.frame.detect import field_stars
 from starnode.frame.load import Frame, load_frame
 from starnode.photometry import measure, measure_stars, times
-from starnode.photometry.detect import detect_stars, register
 from starnode.photometry.noise import pair_chi2, pair_z2_by_snr
+from starnode.photometry.register import register
 
 BINS = ((0.0, 20.0), (20.0, 50.0), (50.0, np.inf))
 
@@ -104,10 +105,10 @@ def real(shared: Path, cfg: Config, folder_name: str = "S50_1d3fe189_M94_2025-03
     folder = shared / "data" / "seestar-s50" / folder_name
     frames = [load_frame(p, cfg) for p in sorted(folder.glob("*.fit"))]
     if all_detections:  # every unblended detection, as bench/errors_real.py
-        det = [detect_stars(fr, thresh=3.0, minarea=2) for fr in frames]
+        det = [field_stars(fr.plane, min_area=2) for fr in frames]
         keep = [~d.blended for d in det]
     else:
-        det = [detect_stars(fr) for fr in frames]
+        det = [field_stars(fr.plane) for fr in frames]
         keep = [d.starlike for d in det]
     ref, ref_flux = det[0].xy[keep[0]], det[0].flux[keep[0]]
     positions = [ref] + [register(ref, ref_flux, d.xy[k], d.flux[k])

@@ -28,11 +28,12 @@ import numpy as np
 from photutils.aperture import CircularAperture, aperture_photometry
 
 from starnode.config import Config
+from starnode.frame.detect import field_stars
 from starnode.frame.load import Frame, load_frame
 from starnode.photometry import cfa as cfa_mod
 from starnode.photometry import measure_stars, times
 from starnode.photometry.apertures import StarMeasurement
-from starnode.photometry.detect import detect_stars, register
+from starnode.photometry.register import register
 
 PAIR = "S50_NGC7023_2024-07-30_altaz"
 BINS = ((0.0, 20.0), (20.0, 50.0), (50.0, np.inf))
@@ -59,7 +60,7 @@ def _load(shared: Path) -> tuple[list[Frame], np.ndarray, np.ndarray, list[float
         raise SystemExit(f"{folder}: expected the two NGC 7023 subs")
     cfg = Config({"data_dir": "/nonexistent"})
     frames = [load_frame(p, cfg) for p in files]
-    det = [detect_stars(fr, thresh=3.0, minarea=2) for fr in frames]
+    det = [field_stars(fr.plane, min_area=2) for fr in frames]
     sel = ~det[0].blended
     ref = det[0].xy[sel]
     pos2 = register(ref, det[0].flux[sel], det[1].xy, det[1].flux)

@@ -16,6 +16,7 @@ import pytest
 
 from starnode import synthetic
 from starnode.config import Config
+from starnode.frame.detect import field_stars
 from starnode.frame.load import Frame, load_frame
 from starnode.photometry import measure_stars, times
 from starnode.photometry.cfa import (
@@ -28,8 +29,8 @@ from starnode.photometry.cfa import (
     phases,
     site_sums,
 )
-from starnode.photometry.detect import detect_stars, register
 from starnode.photometry.noise import pair_z2_by_snr
+from starnode.photometry.register import register
 
 BINS = ((0.0, 20.0), (20.0, 50.0), (50.0, math.inf))
 
@@ -229,7 +230,7 @@ def ngc7023(shared: Path) -> tuple[list[Frame], list[np.ndarray], list[float | N
         pytest.skip(f"expected the two NGC 7023 subs in {folder}")
     cfg = Config({"data_dir": "/nonexistent"})
     frames = [load_frame(p, cfg) for p in files]
-    det = [detect_stars(fr, thresh=3.0, minarea=2) for fr in frames]
+    det = [field_stars(fr.plane, min_area=2) for fr in frames]
     keep = ~det[0].blended
     ref = det[0].xy[keep]
     with warnings.catch_warnings():

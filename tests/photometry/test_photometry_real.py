@@ -15,23 +15,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import sep
 
 from starnode.config import Config
+from starnode.frame.detect import field_stars
 from starnode.frame.load import Frame, load_frame
 from starnode.photometry import measure_stars, times
-from starnode.photometry.detect import register
+from starnode.photometry.register import register
 
 
 def _detect(fr: Frame) -> tuple[np.ndarray, np.ndarray]:
-    data = np.ascontiguousarray(fr.plane)
-    bkg = sep.Background(data, bw=32, bh=32)
-    back = bkg.back()
-    objs = sep.extract(data - back, 3.0, err=bkg.globalrms, minarea=4)
-    bx = back[objs["y"].astype(int), objs["x"].astype(int)]
-    ok = ((objs["flag"] == 0) & (objs["b"] / objs["a"] > 0.6) & (objs["a"] < 4.0)
-          & (bx < bkg.globalback + 3 * bkg.globalrms))  # stars, not the galaxy
-    return np.column_stack([objs["x"][ok], objs["y"][ok]]), objs["flux"][ok]
+    det = field_stars(fr.plane)  # the starlists' detector; stars, not the galaxy
+    return det.xy[det.starlike], det.flux[det.starlike]
 
 
 def test_m94_field_stars_are_consistent_across_five_subs(m94_subs: list[Path],
@@ -112,11 +106,9 @@ def _pairs_chi2(frames: list[Frame], positions: list[np.ndarray], cfg: Config) -
 
 def test_m94_consecutive_pairs_chi2_per_star(m94_subs: list[Path], tmp_path: Path) -> None:
     """Issue 11: per-star chi2/dof between consecutive real subs within 0.8-1.25."""
-    from starnode.photometry.detect import detect_stars
-
     cfg = Config({"data_dir": str(tmp_path / "data")})
     frames = [load_frame(p, cfg) for p in m94_subs]
-    det = [detect_stars(fr) for fr in frames]
+    det = [field_stars(fr.plane) for fr in frames]
     ref, ref_flux = det[0].xy[det[0].starlike], det[0].flux[det[0].starlike]
     positions = [ref] + [register(ref, ref_flux, d.xy[d.starlike], d.flux[d.starlike])
                          for d in det[1:]]

@@ -26,7 +26,7 @@ from astropy.wcs import WCS
 
 from starnode.config import Config
 from starnode.errors import AstrometryError, CatalogError
-from starnode.frame.detect import Stars, find_stars
+from starnode.frame.detect import Extractions, Stars, find_stars
 from starnode.frame.wcs import header_wcs, pixel_scale, wcs_scale_arcsec
 from starnode.util.values import finite_float
 
@@ -136,6 +136,9 @@ class _Facts:
     header_wcs: WCS | None
     ra_deg: float | None
     dec_deg: float | None
+    #: the frame's extractions (:attr:`starnode.frame.load.Frame.extractions`), shared with the
+    #: starlist; None for a bare plane
+    extractions: Extractions | None = None
 
     @property
     def shape(self) -> Shape:
@@ -216,7 +219,8 @@ def _frame_facts(frame: Any, config: Config) -> tuple[_Facts, Config]:
         raise TypeError("solve_frame takes a Frame or a PlaneFrame(plane, header, binning), "
                         "not a bare array (the 0.1.0 loose-argument form is gone)")
     facts = _Facts(np.asarray(frame.plane), frame.header, int(frame.binning), frame.sha1,
-                   frame.header_wcs, frame.ra_deg, frame.dec_deg)
+                   frame.header_wcs, frame.ra_deg, frame.dec_deg,
+                   getattr(frame, "extractions", None))
     cfg = config
     if facts.plane.ndim != 2 or min(facts.plane.shape) < 16:
         raise AstrometryError(f"need a 2-D image plane, got shape {facts.plane.shape}")
@@ -261,7 +265,7 @@ class _Job:
         self.native = self._nominal_scale()
         self.hint = hint
         self.pointing = self._pointing(hint)
-        self.stars = find_stars(f.plane)
+        self.stars = find_stars(f.plane, memo=f.extractions)
         if len(self.stars) < min(ac.min_matches, 3):
             raise AstrometryError(f"only {len(self.stars)} stars detected (need "
                                   f"astrometry.min_matches={ac.min_matches})")

@@ -1,45 +1,190 @@
-"""Star detection for astrometry: sep source extraction with windowed centroids.
+"""The one star detector: sep background and source extraction, with what each caller asks.
 
-Returns the brightest point sources of a plane, brightest first, as 0-based pixel coordinates of
-that plane. Extended blobs (galaxy cores, satellite trails) and elongated sources are dropped:
-they are useless, even harmful, as astrometric anchors.
+Two callers, one code path; they differ only in the parameters of :func:`find_stars`:
+
+- the astrometry (the default): background mesh of an eighth of the shorter side within
+  16-64 px, 3 sigma, 3 connected pixels; the brightest point sources, brightest first, with
+  windowed centroids (``sep.winpos``). Extended blobs (galaxy cores, satellite trails) and
+  elongated sources are dropped: they are useless, even harmful, as astrometric anchors.
+- the starlists and the noise checks (:func:`field_stars`): 32 px mesh, 3 sigma, 4 connected
+  pixels; every source, in sep's order, each with its FWHM, whether sep merged it with a
+  neighbour (``blended``) and whether it looks like a star (``starlike``: round, compact, on a
+  smooth background, unflagged).
+
+A frame keeps its extractions (``memo``: :attr:`starnode.frame.load.Frame.extractions`): an
+extraction is made once per plane and settings, and every selection reuses it. (The solver and
+the starlist share one only when their extraction settings agree; docs/performance.md says
+what aligning them would change.)
+
+Positions are 0-based pixel coordinates of the plane. The detector owns sep's process-wide
+buffer sizes: each extraction starts from sep's defaults (a larger pixel stack costs time in
+every extraction) and is retried with larger buffers only when sep reports them full.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import sep
 
+from ..util.memory import reuse_freed_memory
+
 log = logging.getLogger(__name__)
 
-__all__ = ["Stars", "find_stars"]
+__all__ = ["Extractions", "Stars", "field_stars", "find_stars"]
+
+#: sep's active-pixel stack and deblending sub-object limit: its defaults first, then larger
+#: ones (half the plane, then twice it) when an extraction reports a buffer full (capacity
+#: only: the objects are the same)
+_CAPACITY = ((300_000, 1024), (None, 4096), (-1, 16384))
 
 
 @dataclass(frozen=True)
 class Stars:
-    """Detected stars, brightest first."""
+    """Detected sources (one entry per source in each array)."""
 
     x: np.ndarray  # 0-based column
     y: np.ndarray  # 0-based row
-    flux: np.ndarray
-    fwhm_px: float  # median FWHM of the kept stars (plane pixels), nan when none
+    flux: np.ndarray  # sep's isophotal flux, background removed
+    fwhm_px: float  # median FWHM of the returned sources (plane pixels), nan when none
     background_rms: float
+    #: per source: 2.3548 sqrt((a^2 + b^2) / 2) from the second moments (plane pixels)
+    fwhm: np.ndarray = field(default_factory=lambda: np.empty(0))
+    #: per source: sep merged / deblended it with a neighbour
+    blended: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
+    #: per source: round (b/a > 0.6), compact (a < 4 px), on a smooth background (not a
+    #: galaxy's), unflagged
+    starlike: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
 
     def __len__(self) -> int:
         return len(self.x)
 
     @property
     def xy(self) -> np.ndarray:
-        """(N, 2) array of ``(x, y)`` positions, brightest first."""
+        """(N, 2) array of ``(x, y)`` positions, in the order of the arrays."""
         return np.column_stack([self.x, self.y])
 
 
-def find_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, max_stars: int = 300,
-               min_area: int = 3) -> Stars:
-    """Detect point sources in ``plane``, brightest first.
+def _empty(rms: float) -> Stars:
+    return Stars(np.empty(0), np.empty(0), np.empty(0), float("nan"), rms)
+
+
+def _prepared(plane: np.ndarray) -> np.ndarray:
+    """float32, C-contiguous, non-finite pixels replaced by the median."""
+    data = np.ascontiguousarray(plane, dtype=np.float32)
+    if np.isfinite(data.sum()):  # one cheap pass for the usual case (finite sum: all finite)
+        return data
+    mask = ~np.isfinite(data)
+    if mask.any():
+        data = np.where(mask, np.nanmedian(data) if (~mask).any() else 0.0, data)
+        data = np.ascontiguousarray(data, dtype=np.float32)
+    return data
+
+
+def _extract(sub: np.ndarray, threshold_sigma: float, rms: float, min_area: int) -> np.ndarray:
+    """``sep.extract``, from sep's default buffer sizes up; raises what sep raises otherwise."""
+    for i, (stack, objects) in enumerate(_CAPACITY):
+        pixels = (300_000 if stack == 300_000 else
+                  max(300_000, sub.size // 2) if stack is None else 2 * sub.size)
+        sep.set_extract_pixstack(pixels)
+        sep.set_sub_object_limit(objects)
+        try:
+            return np.asarray(sep.extract(sub, threshold_sigma, err=rms, minarea=min_area,
+                                          deblend_cont=0.005, clean=True))
+        except Exception as exc:  # sep raises plain Exceptions
+            full = "buffer full" in str(exc) or "overflow" in str(exc)
+            if not full or i == len(_CAPACITY) - 1:
+                raise
+            log.debug("sep: %s; again with larger buffers", str(exc).split(":")[0])
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _point_sources(objs: np.ndarray) -> np.ndarray:
+    """Which objects to keep: not elongated, not very extended (galaxy cores, big halos)."""
+    a = np.asarray(objs["a"], dtype=float)
+    b = np.asarray(objs["b"], dtype=float)
+    npix = np.asarray(objs["npix"], dtype=float)
+    ok = (b > 0.3) & (a / np.maximum(b, 1e-3) < 3.0) & np.isfinite(objs["x"])
+    if ok.sum() >= 5:
+        med = float(np.median(npix[ok]))
+        ok &= npix < max(60.0 * med, 400.0)
+    return np.asarray(ok, dtype=bool)
+
+
+def _windowed(sub: np.ndarray, x: np.ndarray, y: np.ndarray, fwhm: float
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Windowed centroids (``sep.winpos``); a barycentre is kept where winpos fails or runs."""
+    try:
+        sig = np.full(len(x), max(fwhm / 2.3548, 0.5))
+        wx, wy, wflag = sep.winpos(sub, x, y, sig)
+        good = (wflag == 0) & np.isfinite(wx) & np.isfinite(wy) & (np.hypot(wx - x, wy - y) < 2)
+        return np.where(good, wx, x), np.where(good, wy, y)
+    except Exception as exc:  # pragma: no cover - winpos is robust; keep the barycentres
+        log.debug("windowed centroids failed: %s", exc)
+        return x, y
+
+
+@dataclass(frozen=True)
+class _Extraction:
+    """One extraction of a plane: sep's objects and what the selections need of it."""
+
+    plane: np.ndarray
+    sub: np.ndarray  # the plane, background removed
+    objs: np.ndarray  # sep's objects, sep's order (empty: none, a flat plane, sep failed)
+    back_at: np.ndarray  # the background at each object's pixel
+    rms: float
+    globalback: float
+
+
+#: a frame's extractions, made once and shared by the detector's users (the solver, the
+#: starlist): ``(id(plane), threshold, min area, mesh) -> extraction`` (:attr:`Frame.extractions`)
+Extractions = dict[tuple[int, float, int, int], _Extraction]
+
+
+def _mesh(shape: tuple[int, ...], mesh_px: int | None) -> int:
+    """The background mesh: given, or an eighth of the shorter side within 16-64 px."""
+    return int(mesh_px) if mesh_px else int(max(16, min(64, min(shape) // 8)))
+
+
+def _extraction(plane: np.ndarray, threshold_sigma: float, min_area: int, mesh: int,
+                memo: Extractions | None) -> _Extraction:
+    key = (id(plane), float(threshold_sigma), int(min_area), mesh)
+    hit = memo.get(key) if memo is not None else None
+    if hit is not None and hit.plane is plane:
+        return hit
+    reuse_freed_memory()  # sep's work buffers: reused, not page-faulted in for every frame
+    data = _prepared(plane)
+    bkg = sep.Background(data, bw=mesh, bh=mesh, fw=3, fh=3)
+    back = bkg.back()
+    sub = data - back
+    rms = float(bkg.globalrms)
+    objs: np.ndarray = np.empty(0)
+    if not np.isfinite(rms) or rms <= 0:
+        log.debug("flat frame (background rms %s): no stars", rms)
+    else:
+        try:
+            objs = _extract(sub, threshold_sigma, rms, min_area)
+        except Exception as exc:  # sep raises plain Exceptions
+            log.warning("star detection failed: %s", exc)
+    ny, nx = data.shape
+    back_at = (back[np.clip(objs["y"].astype(int), 0, ny - 1),
+                    np.clip(objs["x"].astype(int), 0, nx - 1)] if len(objs) else np.empty(0))
+    out = _Extraction(plane, sub, objs, back_at, rms, float(bkg.globalback))
+    if memo is not None:
+        memo[key] = out
+    return out
+
+
+def find_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, max_stars: int | None = 300,
+               min_area: int = 3, mesh_px: int | None = None, point_sources: bool = True,
+               brightest_first: bool = True, windowed: bool = True,
+               memo: Extractions | None = None) -> Stars:
+    """Detect sources in ``plane``; by default the astrometry's: point sources, brightest first.
+
+    An extraction (background, threshold, min area, mesh) is made once per plane and
+    settings when the caller passes the frame's ``memo``; the rest selects from it.
 
     Parameters
     ----------
@@ -47,15 +192,26 @@ def find_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, max_stars: in
         A 2-D image; non-finite pixels are replaced by the median.
     threshold_sigma : float
         Detection threshold in units of the global background rms.
-    max_stars : int
-        At most this many (the brightest) are returned.
+    max_stars : int or None
+        At most this many (the first in the returned order); None: all.
     min_area : int
         Fewest connected pixels of a detection.
+    mesh_px : int, optional
+        The background mesh (px); None: an eighth of the shorter side, within 16-64 px.
+    point_sources : bool
+        Drop elongated (a/b > 3) and very extended (> 60x the median area) sources.
+    brightest_first : bool
+        Order by sep's flux, brightest first (False: sep's order).
+    windowed : bool
+        Windowed centroids (``sep.winpos``) instead of the isophotal barycentres.
+    memo : dict, optional
+        The frame's extractions (:attr:`starnode.frame.load.Frame.extractions`): an extraction
+        of this plane with the same threshold, min area and mesh is reused, a new one kept.
 
     Returns
     -------
     Stars
-        Empty (never an error) for a flat or empty frame.
+        Empty (never an error) for a flat or empty frame, or when sep fails (logged).
 
     Raises
     ------
@@ -64,53 +220,54 @@ def find_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, max_stars: in
     """
     if plane.ndim != 2:
         raise ValueError(f"find_stars needs a 2-D plane, got shape {plane.shape}")
-    data = np.ascontiguousarray(plane, dtype=np.float32)
-    mask = ~np.isfinite(data)
-    if mask.any():
-        data = np.where(mask, np.nanmedian(data) if (~mask).any() else 0.0, data)
-        data = np.ascontiguousarray(data, dtype=np.float32)
-    ny, nx = data.shape
-    box = int(max(16, min(64, min(ny, nx) // 8)))
-    bkg = sep.Background(data, bw=box, bh=box, fw=3, fh=3)
-    sub = data - bkg.back()
-    rms = float(bkg.globalrms)
-    empty = Stars(np.empty(0), np.empty(0), np.empty(0), float("nan"), rms)
-    if not np.isfinite(rms) or rms <= 0:
-        log.debug("flat frame (background rms %s): no stars", rms)
-        return empty
-    sep.set_extract_pixstack(max(300_000, data.size // 2))
-    sep.set_sub_object_limit(4096)
-    try:
-        objs = sep.extract(sub, threshold_sigma, err=rms, minarea=min_area,
-                           deblend_cont=0.005, clean=True)
-    except Exception as exc:  # sep raises plain Exceptions on pixel-stack overflows
-        log.warning("star detection failed: %s", exc)
-        return empty
+    ex = _extraction(plane, threshold_sigma, min_area, _mesh(plane.shape, mesh_px), memo)
+    objs, back_at = ex.objs, ex.back_at
+    if point_sources and len(objs):
+        keep = _point_sources(objs)
+        objs, back_at = objs[keep], back_at[keep]
     if len(objs) == 0:
-        return empty
-    a = np.asarray(objs["a"], dtype=float)
-    b = np.asarray(objs["b"], dtype=float)
-    npix = np.asarray(objs["npix"], dtype=float)
-    ok = (b > 0.3) & (a / np.maximum(b, 1e-3) < 3.0) & np.isfinite(objs["x"])
-    if ok.sum() >= 5:
-        med = float(np.median(npix[ok]))
-        ok &= npix < max(60.0 * med, 400.0)  # galaxy cores, big halos
-    objs = objs[ok]
-    if len(objs) == 0:
-        return empty
-    order = np.argsort(-objs["flux"])[:max_stars]
-    objs = objs[order]
-    sig_ab = np.sqrt((objs["a"] ** 2 + objs["b"] ** 2) / 2.0)
-    fwhm = float(np.median(2.3548 * sig_ab))
+        return _empty(ex.rms)
+    order = np.argsort(-objs["flux"]) if brightest_first else np.arange(len(objs))
+    order = order[:max_stars]
+    objs, back_at = objs[order], back_at[order]
+    fwhm = 2.3548 * np.sqrt((objs["a"] ** 2 + objs["b"] ** 2) / 2.0)
     x = np.asarray(objs["x"], dtype=float)
     y = np.asarray(objs["y"], dtype=float)
-    try:
-        sig = np.full(len(objs), max(fwhm / 2.3548, 0.5))
-        wx, wy, wflag = sep.winpos(sub, x, y, sig)
-        good = (wflag == 0) & np.isfinite(wx) & np.isfinite(wy) & (np.hypot(wx - x, wy - y) < 2)
-        x = np.where(good, wx, x)
-        y = np.where(good, wy, y)
-    except Exception as exc:  # pragma: no cover - winpos is robust; keep the barycentres
-        log.debug("windowed centroids failed: %s", exc)
-    return Stars(x=x, y=y, flux=np.asarray(objs["flux"], dtype=float), fwhm_px=fwhm,
-                 background_rms=rms)
+    if windowed:
+        x, y = _windowed(ex.sub, x, y, float(np.median(fwhm)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        round_ = objs["b"] / objs["a"] > 0.6
+    starlike = (round_ & (objs["a"] < 4.0) & (back_at < ex.globalback + 3 * ex.rms)
+                & (objs["flag"] == 0))
+    return Stars(x=x, y=y, flux=np.asarray(objs["flux"], dtype=float),
+                 fwhm_px=float(np.median(fwhm)), background_rms=ex.rms,
+                 fwhm=np.asarray(fwhm, dtype=float),
+                 blended=np.asarray((objs["flag"] & sep.OBJ_MERGED) != 0, dtype=bool),
+                 starlike=np.asarray(starlike, dtype=bool))
+
+
+def field_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, min_area: int = 4,
+                memo: Extractions | None = None) -> Stars:
+    """Every source of the plane, in sep's order: what the starlists and the noise checks
+    list (:func:`find_stars` with a 32 px background mesh and 4 px min area, no selection,
+    no reordering, isophotal barycentres).
+
+    Parameters
+    ----------
+    plane : numpy.ndarray
+        A 2-D image.
+    threshold_sigma : float
+        Detection threshold in units of the global background rms.
+    min_area : int
+        Fewest connected pixels.
+    memo : dict, optional
+        The frame's extractions: one with the same settings is reused.
+
+    Returns
+    -------
+    Stars
+        With ``fwhm``, ``blended`` and ``starlike`` per source.
+    """
+    return find_stars(plane, threshold_sigma=threshold_sigma, min_area=min_area, mesh_px=32,
+                      max_stars=None, point_sources=False, brightest_first=False,
+                      windowed=False, memo=memo)

@@ -25,8 +25,9 @@ import math
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.coordinates import EarthLocation
@@ -118,6 +119,9 @@ class Frame:
     synthetic: bool = False
     green: tuple[np.ndarray, np.ndarray] | None = None  # a sub's two green-site planes (raw)
     sha256: str | None = None  # of the file content, when asked for (the hub's frame key)
+    #: the star detector's extractions of ``plane`` (:mod:`.detect`): made once, shared by the
+    #: solver and the starlist
+    extractions: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def plane_scale_arcsec(self) -> float | None:

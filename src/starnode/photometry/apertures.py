@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from photutils.aperture import CircularAperture, aperture_photometry
-from photutils.centroids import centroid_com
+from photutils.aperture import CircularAperture
 
 from ..config import Config, resolve
 from ..frame.load import GREEN_SITES, Frame
@@ -115,10 +114,24 @@ def _cut(plane: np.ndarray, x: float, y: float, half: int) -> tuple[np.ndarray, 
     return plane[y0:min(iy + half + 1, ny), x0:min(ix + half + 1, nx)], x0, y0
 
 
+def _centroid_com(d: np.ndarray) -> tuple[float, float]:
+    """photutils' ``centroid_com`` (x, y) of a 2-D cut-out, the same sums in the same order,
+    without its per-call input checks (non-finite pixels count as 0, as there)."""
+    data = np.asarray(d, dtype=float)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        data = np.where(bad, 0.0, data)
+    total = np.sum(data)
+    if abs(total) < 1.0e-30:
+        return math.nan, math.nan
+    iy, ix = np.ogrid[0:data.shape[0], 0:data.shape[1]]
+    return float(np.sum(ix * data) / total), float(np.sum(iy * data) / total)
+
+
 def _recentre(frame: Frame, x: float, y: float, fwhm: float, sky: float, sky_sigma: float,
               max_shift: float) -> tuple[float, float, bool]:
-    """Centroid (photutils centroid_com) within 1.5 FWHM, twice; keep the prediction when the
-    star is too faint to centre or the centroid runs away."""
+    """Centroid (first moments, :func:`_centroid_com`) within 1.5 FWHM, twice; keep the
+    prediction when the star is too faint to centre or the centroid runs away."""
     r = max(1.5 * fwhm, 2.0)
     half = math.ceil(r) + 1
     cx, cy = x, y
@@ -137,8 +150,8 @@ def _recentre(frame: Frame, x: float, y: float, fwhm: float, sky: float, sky_sig
         d = np.clip(d, 0.0, None)
         if not d.any():
             return x, y, False
-        gx, gy = centroid_com(d)
-        if not (np.isfinite(gx) and np.isfinite(gy)):
+        gx, gy = _centroid_com(d)
+        if not (math.isfinite(gx) and math.isfinite(gy)):
             return x, y, False
         cx, cy = x0 + float(gx), y0 + float(gy)
     if math.hypot(cx - x, cy - y) > max_shift:
@@ -270,6 +283,17 @@ def _final_sky(frame: Frame, pos: np.ndarray, r: float, r_in: float, r_out: floa
     return out
 
 
+def _masked_sum(plane: np.ndarray, m: Any) -> float:
+    """The exact-overlap weighted sum of ``plane`` in aperture mask ``m`` (NaN: no overlap),
+    computed as ``PixelAperture.do_photometry`` does."""
+    big, small = m.get_overlap_slices(plane.shape)
+    if big is None:
+        return math.nan
+    w = m.data[small]
+    with np.errstate(invalid="ignore"):
+        return float((plane[big] * w)[w > 0].sum())
+
+
 def _aperture_sums(frame: Frame, pos: np.ndarray, inside: np.ndarray, r: float,
                    clip_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(raw aperture sums, sum of the squared exact-overlap weights) per star.
@@ -285,11 +309,10 @@ def _aperture_sums(frame: Frame, pos: np.ndarray, inside: np.ndarray, r: float,
     area_w2 = np.full(n, math.pi * r * r)
     if not inside.any():
         return raw_sum, area_w2
-    ap = CircularAperture(pos[inside], r)
-    tbl = aperture_photometry(frame.plane, ap, method="exact")
-    raw_sum[inside] = np.asarray(tbl["aperture_sum"], dtype=float)
-    masks = ap.to_mask(method="exact")
+    masks = CircularAperture(pos[inside], r).to_mask(method="exact")
     masks = masks if isinstance(masks, list) else [masks]
+    # the masks are made once: the sums as photutils' aperture_photometry makes them from them
+    raw_sum[inside] = [_masked_sum(frame.plane, m) for m in masks]
     area_w2[inside] = [float(np.sum(m.data * m.data)) for m in masks]
     sites = frame.green if frame.green is not None else (frame.plane,)
     for i, m in zip(np.flatnonzero(inside), masks, strict=True):

@@ -29,10 +29,10 @@ from scipy.spatial import cKDTree
 
 from ..config import Config, resolve
 from ..errors import AstrometryError, CatalogError, FrameRejected, RejectCategory
+from ..frame.detect import field_stars
 from ..frame.load import Frame, load_frame
 from ..frame.timesite import times
 from .apertures import StarMeasurement, measure_stars
-from .detect import detect_stars
 
 log = logging.getLogger("starnode.photometry")
 
@@ -142,7 +142,7 @@ def field_starlist(path: str | os.PathLike[str], config: Any) -> Table:
     sol, found = _solve(frame, cfg)
     cra, cdec = center_world(sol.wcs, frame.plane.shape)
     t = times(frame.mid, frame.site, cra, cdec)
-    det = detect_stars(frame)
+    det = field_stars(frame.plane, memo=frame.extractions)
     if len(det.x) == 0:
         raise FrameRejected(f"{frame.path.name}: no stars detected", RejectCategory.LOW_SNR)
     sm = measure_stars(frame, det.xy, cfg, airmass=t.airmass)

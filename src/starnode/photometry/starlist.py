@@ -23,26 +23,30 @@ import io
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from astropy.io.ascii.ecsv import Ecsv
 from astropy.table import Table
+from astropy.table.meta import get_yaml_from_header
 from scipy.spatial import cKDTree
 
 from ..config import Config
+from ..frame.detect import field_stars
 from ..frame.load import Frame
 from .apertures import StarMeasurement, measure_stars
-from .detect import detect_stars
 from .ensemble import EnsembleFit
 
 log = logging.getLogger("starnode.starlist")
 
-__all__ = ["COLUMNS", "StarlistSkipped", "build_starlist", "frame_meta", "frame_values", "prune",
-           "starlist_path", "table_from_columns", "write_starlist"]
+__all__ = ["COLUMNS", "StarlistSkipped", "build_starlist", "ecsv_text", "frame_meta",
+           "frame_values", "prune", "starlist_path", "table_from_columns", "write_starlist"]
 
 
 class StarlistSkipped(OSError):
@@ -134,7 +138,7 @@ def build_starlist(frame: Frame, wcs: Any, config: Config, sm: StarMeasurement,
         :data:`COLUMNS`, one row per star; ``meta`` holds the frame's file, zero point and
         illumination model.
     """
-    det = detect_stars(frame)
+    det = field_stars(frame.plane, memo=frame.extractions)
     n_cat = len(sm.x)
     far = np.ones(len(det.x), dtype=bool)
     if len(det.x) and n_cat:
@@ -249,6 +253,97 @@ def _record_skip(root: Path, path: Path, reason: str) -> None:
         pass
 
 
+#: the ECSV header up to the table's meta, per column signature (astropy's YAML dump of the
+#: column block is most of the cost of writing a starlist, and it never changes)
+_ECSV_HEADS: dict[tuple[Any, ...], tuple[list[str], list[str]]] = {}
+_PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./+-]*")
+_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "y", "n", "null", "~"}
+
+
+def _astropy_ecsv(table: Table) -> str:
+    buf = io.StringIO()
+    table.write(buf, format="ascii.ecsv")
+    return buf.getvalue()
+
+
+def _signature(table: Table) -> tuple[Any, ...] | None:
+    """What the ECSV column block depends on; None: not a plain table (astropy writes it)."""
+    sig = []
+    for col in table.columns.values():
+        if (getattr(col, "mask", None) is not None or col.ndim != 1 or col.dtype.kind not in "biufU"
+                or col.meta):
+            return None
+        sig.append((col.info.name, col.dtype.str, str(col.unit), col.format, col.description))
+    return tuple(sig)
+
+
+def _ecsv_head(table: Table, sig: tuple[Any, ...]) -> tuple[list[str], list[str]]:
+    """(lines before the meta, lines after it: the schema line and the column names)."""
+    head = _ECSV_HEADS.get(sig)
+    if head is None:
+        lines = _astropy_ecsv(Table(table[:0], meta={})).splitlines()
+        cut = next(i for i, line in enumerate(lines) if line.startswith("# schema:"))
+        head = _ECSV_HEADS[sig] = (lines[:cut], lines[cut:])
+    return head
+
+
+def _meta_value(v: Any) -> str | None:
+    """YAML of a simple meta value as astropy's dumper writes it; None: ask the dumper."""
+    if v is None:
+        return "null"
+    if type(v) is bool:
+        return "true" if v else "false"
+    if type(v) is int:
+        return str(v)
+    if type(v) is float and math.isfinite(v):
+        text = repr(v).lower()
+        return text.replace("e", ".0e", 1) if "." not in text and "e" in text else text
+    if type(v) is str and _PLAIN.fullmatch(v) and v.lower() not in _YAML_WORDS:
+        return v
+    return None
+
+
+def _meta_lines(meta: dict[str, Any]) -> list[str]:
+    """The ``# meta: !!omap`` block: one ``- {key: value}`` line per item."""
+    if not meta:
+        return []
+    out = ["# meta: !!omap"]
+    for k, v in meta.items():
+        text = _meta_value(v) if isinstance(k, str) and _PLAIN.fullmatch(k) else None
+        line = f"# - {{{k}: {text}}}" if text is not None else ""
+        if line and len(line) <= 100:
+            out.append(line)
+            continue
+        # anything else (quoted, folded, a numpy value) as astropy's dumper writes it
+        dumped = get_yaml_from_header({"cols": [], "meta": OrderedDict([(k, v)])})
+        start = dumped.index("meta: !!omap") + 1
+        out.extend("# " + x for x in dumped[start:] if x.startswith(("- ", "  ")))
+    return out
+
+
+def ecsv_text(table: Table) -> str:
+    """``table`` as ECSV text, exactly as astropy writes it, without dumping the column block
+    as YAML for every frame (cached per column signature; the rows are astropy's ``str`` of
+    each value joined by its own splitter).
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+
+    Returns
+    -------
+    str
+    """
+    sig = _signature(table)
+    if sig is None:
+        return _astropy_ecsv(table)
+    before, after = _ecsv_head(table, sig)
+    splitter = Ecsv().data.splitter
+    cols = [list(map(str, col.data)) for col in table.columns.values()]
+    rows = [splitter.join(vals) for vals in zip(*cols, strict=True)]
+    return os.linesep.join([*before, *_meta_lines(table.meta), *after, *rows]) + os.linesep
+
+
 def write_starlist(table: Table, path: Path, *, min_free_mb: int = 0) -> Path:
     """Write ``table`` as gzip-compressed ECSV at ``path`` atomically (temporary file, then
     rename).
@@ -283,9 +378,7 @@ def write_starlist(table: Table, path: Path, *, min_free_mb: int = 0) -> Path:
             raise StarlistSkipped(reason)
     fd, tmp = tempfile.mkstemp(prefix=".starlist-", suffix=".tmp", dir=path.parent)
     try:
-        buf = io.StringIO()
-        table.write(buf, format="ascii.ecsv")
-        data = buf.getvalue().encode("utf-8")
+        data = ecsv_text(table).encode("utf-8")
         if path.suffix == ".gz":
             data = gzip.compress(data, compresslevel=6, mtime=0)
         with os.fdopen(fd, "wb") as fh:

@@ -1,0 +1,93 @@
+"""The starlist's ECSV text is astropy's, byte for byte, without astropy's YAML dump of the
+column block for every frame (issue 18, item 8)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import math
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from starnode.photometry.starlist import (
+    COLUMNS,
+    ecsv_text,
+    table_from_columns,
+    write_starlist,
+)
+
+ODD_META: dict[str, Any] = {
+    "file": "/data/Light_SS Cyg_10.0s: #1 'x'.fit", "zero_point": 20.2189, "zp_error": None,
+    "illumination": "constant", "big": 1e17, "tiny": 1.5e-7, "negative": -0.25, "flag": True,
+    "yes_word": "yes", "number_text": "1.5", "nan": float("nan"), "inf": float("inf"),
+    "count": 3, "numpy": np.float64(1.25), "long": "/" + "a" * 150, "empty": "",
+    "nested": OrderedDict([("a", 1)]), "reference": "gaia-dr3",
+}
+
+
+def _astropy(table: Table) -> str:
+    buf = io.StringIO()
+    table.write(buf, format="ascii.ecsv")
+    return buf.getvalue()
+
+
+def _table(n: int, seed: int, meta: dict[str, Any]) -> Table:
+    rng = np.random.default_rng(seed)
+    names = ["SS Cyg", "field", 'q"uote', "", "000-BBC-123", "a b  c", "#hash"]
+    cols: dict[str, Any] = {}
+    for k in COLUMNS:
+        if k in ("name", "reference"):
+            cols[k] = [names[i % len(names)] for i in range(n)]
+        elif k in ("saturated", "edge", "blended", "comp", "check", "target"):
+            cols[k] = list(rng.random(n) > 0.5)
+        else:
+            v = rng.normal(0, 10.0 ** rng.integers(-8, 12), n)
+            v[rng.random(n) < 0.1] = math.nan
+            cols[k] = list(v)
+    table = table_from_columns(cols)
+    table.meta.update(meta)
+    return table
+
+
+@pytest.mark.parametrize("n", [0, 1, 37])
+@pytest.mark.parametrize("meta", [{}, {"file": "/tmp/x.fit", "zero_point": 20.1, "cfa_t1": None,
+                                       "reference": "vsp", "fwhm_px": 2.144}, ODD_META],
+                         ids=["no-meta", "frame-meta", "odd-meta"])
+def test_ecsv_text_is_astropys(n: int, meta: dict[str, Any]) -> None:
+    for seed in range(3):
+        table = _table(n, seed, meta)
+        assert ecsv_text(table) == _astropy(table)
+
+
+def test_a_table_astropy_must_write_itself_is_still_written(tmp_path: Path) -> None:
+    table = _table(5, 1, {"file": "x"})
+    masked = Table(table, masked=True)
+    masked["mag"].mask[2] = True
+    assert ecsv_text(masked) == _astropy(masked)
+    path = write_starlist(masked, tmp_path / "n" / "f.ecsv.gz")
+    back = Table.read(gzip.decompress(path.read_bytes()).decode(), format="ascii.ecsv")
+    assert back["mag"].mask.tolist() == masked["mag"].mask.tolist()
+
+
+def test_written_starlist_reads_back_identical(tmp_path: Path) -> None:
+    table = _table(20, 7, ODD_META)
+    path = write_starlist(table, tmp_path / "night" / "frame.ecsv.gz")
+    assert gzip.decompress(path.read_bytes()).decode() == _astropy(table)
+    back = Table.read(path, format="ascii.ecsv")
+    # astropy reads '' back masked and a row starting with '#' as a comment: as its own text
+    theirs = Table.read(_astropy(table), format="ascii.ecsv")
+    assert back.colnames == table.colnames
+    for col in table.colnames:
+        assert back[col].unit == table[col].unit and back[col].format == table[col].format
+        assert back[col].description == table[col].description
+        if table[col].dtype.kind == "f":
+            np.testing.assert_array_equal(back[col], theirs[col])
+        else:
+            assert back[col].tolist() == theirs[col].tolist()
+    assert back.meta["file"] == ODD_META["file"] and back.meta["count"] == 3
+    assert math.isnan(back.meta["nan"]) and back.meta["zp_error"] is None
