@@ -220,7 +220,7 @@ class Config(TypedConfig, Mapping[str, Any]):
 
     A mistyped key is refused with the nearest known one:
 
-    >>> try:
+    >>> try:  # doctest: +NORMALIZE_WHITESPACE, +ELLIPSIS
     ...     Config({"aavso": {"observr_code": "ZZA"}})
     ... except ConfigError as exc:
     ...     print(exc)
@@ -489,7 +489,7 @@ def observer_code_problem(code: str | None) -> str | None:
     --------
     >>> observer_code_problem("ZZA") is None
     True
-    >>> print(observer_code_problem("my code"))
+    >>> print(observer_code_problem("my code"))  # doctest: +NORMALIZE_WHITESPACE
     aavso.observer_code 'my code' is not an AAVSO observer code (1 to 6 letters and digits,
     no blanks, e.g. FPIA): put the code the AAVSO gave you
     """
