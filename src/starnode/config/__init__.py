@@ -355,6 +355,16 @@ def resolve(config: ConfigLike) -> Config:
     ------
     ConfigError
         Invalid values, unknown keys, an unreadable file or an unsupported type.
+
+    Examples
+    --------
+    >>> cfg = Config({})
+    >>> resolve(cfg) is cfg, resolve({"aavso": {"observer_code": "ZZA"}}).aavso.observer_code
+    (True, 'ZZA')
+    >>> resolve(3)
+    Traceback (most recent call last):
+    ...
+    starnode.errors.ConfigError: configuration must be a mapping or a path, got int
     """
     if isinstance(config, Config):
         return config
@@ -385,6 +395,13 @@ def redact_url(text: str) -> str:
     Returns
     -------
     str
+
+    Examples
+    --------
+    >>> redact_url("postgresql://starnode:s3cret@db.example.org/hub")
+    'postgresql://starnode:***@db.example.org/hub'
+    >>> redact_url("https://hub.example.org/api?token=abc&page=2")
+    'https://hub.example.org/api?token=***&page=2'
     """
     return _QUERY_SECRET.sub(r"\g<head>***", _URL_PASSWORD.sub(r"\g<head>:***@", text))
 
