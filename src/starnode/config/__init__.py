@@ -220,7 +220,7 @@ class Config(TypedConfig, Mapping[str, Any]):
 
     A mistyped key is refused with the nearest known one:
 
-    >>> try:
+    >>> try:  # doctest: +NORMALIZE_WHITESPACE, +ELLIPSIS
     ...     Config({"aavso": {"observr_code": "ZZA"}})
     ... except ConfigError as exc:
     ...     print(exc)
@@ -355,6 +355,16 @@ def resolve(config: ConfigLike) -> Config:
     ------
     ConfigError
         Invalid values, unknown keys, an unreadable file or an unsupported type.
+
+    Examples
+    --------
+    >>> cfg = Config({})
+    >>> resolve(cfg) is cfg, resolve({"aavso": {"observer_code": "ZZA"}}).aavso.observer_code
+    (True, 'ZZA')
+    >>> resolve(3)
+    Traceback (most recent call last):
+    ...
+    starnode.errors.ConfigError: configuration must be a mapping or a path, got int
     """
     if isinstance(config, Config):
         return config
@@ -385,6 +395,13 @@ def redact_url(text: str) -> str:
     Returns
     -------
     str
+
+    Examples
+    --------
+    >>> redact_url("postgresql://starnode:s3cret@db.example.org/hub")
+    'postgresql://starnode:***@db.example.org/hub'
+    >>> redact_url("https://hub.example.org/api?token=abc&page=2")
+    'https://hub.example.org/api?token=***&page=2'
     """
     return _QUERY_SECRET.sub(r"\g<head>***", _URL_PASSWORD.sub(r"\g<head>:***@", text))
 
@@ -489,7 +506,7 @@ def observer_code_problem(code: str | None) -> str | None:
     --------
     >>> observer_code_problem("ZZA") is None
     True
-    >>> print(observer_code_problem("my code"))
+    >>> print(observer_code_problem("my code"))  # doctest: +NORMALIZE_WHITESPACE
     aavso.observer_code 'my code' is not an AAVSO observer code (1 to 6 letters and digits,
     no blanks, e.g. FPIA): put the code the AAVSO gave you
     """

@@ -70,7 +70,15 @@ class Instrument:
     # ------------------------------------------------------------------ geometry
     @property
     def field_deg(self) -> tuple[float, float]:
-        """Field of view (width, height) in degrees."""
+        """Field of view (width, height) in degrees.
+
+        Examples
+        --------
+        1080 x 1920 pixels of 2.374": 0.71 x 1.27 deg.
+
+        >>> tuple(round(d, 3) for d in S50.field_deg)
+        (0.712, 1.266)
+        """
         return (self.width_px * self.pixel_scale_arcsec / 3600.0,
                 self.height_px * self.pixel_scale_arcsec / 3600.0)
 
@@ -85,7 +93,16 @@ class Instrument:
 
     # ------------------------------------------------------------------ photometry
     def electrons(self, mag: float, exposure_s: float) -> float:
-        """Electrons of a star of ``mag`` in one exposure (all pixels, all colours)."""
+        """Electrons of a star of ``mag`` in one exposure (all pixels, all colours).
+
+        Examples
+        --------
+        ``zeropoint_e`` is the magnitude giving 1 electron per second; 5 mag brighter is 100
+        times more:
+
+        >>> S50.electrons(S50.zeropoint_e, 1.0), S50.electrons(S50.zeropoint_e - 5.0, 2.0)
+        (1.0, 200.0)
+        """
         return float(exposure_s) * 10.0 ** (-0.4 * (float(mag) - self.zeropoint_e))
 
     def _peak_fraction(self, fwhm_arcsec: float | None = None) -> float:

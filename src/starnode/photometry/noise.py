@@ -84,6 +84,20 @@ def excess_variance(resid: np.ndarray, var: np.ndarray) -> float:
     -------
     float
         s2 (mag^2).
+
+    Examples
+    --------
+    Four comparison stars 0.1 mag either side of the mean, each with an error of 0.05 mag:
+    chi2/dof is 16/3, and s2 = 4 x 0.1^2 / 3 - 0.05^2 brings it to 1.
+
+    >>> s2 = excess_variance(np.array([0.1, -0.1, 0.1, -0.1]), np.full(4, 0.05**2))
+    >>> round(s2, 6), round(4 * 0.1**2 / 3 - 0.05**2, 6)
+    (0.010833, 0.010833)
+
+    Residuals their errors explain need nothing added:
+
+    >>> excess_variance(np.array([0.01, -0.01, 0.01]), np.full(3, 0.02**2))
+    0.0
     """
     n = len(resid)
     if n < 3:
@@ -95,7 +109,9 @@ def excess_variance(resid: np.ndarray, var: np.ndarray) -> float:
 
     if chi2(0.0) <= target:
         return 0.0
-    lo, hi = 0.0, float(np.max(resid**2)) + 1e-12
+    # chi2(s2) <= sum(r^2) / s2, so the root is at most sum(r^2) / (n - 1) (max(r^2) is not
+    # enough: equal residuals need n / (n - 1) of it)
+    lo, hi = 0.0, float(np.sum(resid**2)) / target
     for _ in range(60):
         mid = 0.5 * (lo + hi)
         if chi2(mid) > target:
