@@ -1,7 +1,7 @@
 """Registration of two subs of the same field: reference positions mapped into another sub.
 
-Why: the consistency checks of the error model (tests/test_photometry_real.py,
-tests/test_photometry_cfa.py, bench/errors*.py) measure the same stars in several subs; the
+Why: the consistency checks of the error model (tests/photometry/test_photometry_real.py,
+tests/photometry/test_photometry_cfa.py, bench/errors*.py) measure the same stars in several subs; the
 stars are detected by :func:`starnode.frame.detect.field_stars` in each sub and matched here.
 """
 
