@@ -2,7 +2,8 @@
 
 Why: the consistency checks of the error model (tests/photometry/test_photometry_real.py,
 tests/photometry/test_photometry_cfa.py, bench/errors*.py) measure the same stars in several
-subs; the stars are detected by :func:`starnode.frame.detect.field_stars` in each sub and matched here.
+subs; the stars are detected by :func:`starnode.frame.detect.field_stars` in each sub and
+matched here.
 """
 
 from __future__ import annotations
