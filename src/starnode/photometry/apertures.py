@@ -20,7 +20,7 @@ from ..config import Config, resolve
 from ..frame.load import GREEN_SITES, Frame
 from ..frame.timesite import young_scintillation
 from ..instruments import profile
-from .cfa import CfaModel, fit_cfa, green_asymmetry, native_centroids, site_sums
+from .cfa import CfaModel, fit_cfa, green_asymmetry, native_centroids, site_levels, site_sums
 from .noise import aperture_excess
 from .sky import local_sky
 
@@ -418,12 +418,15 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
             ap_ex, n_ex = _excess(frame, pos, inside, r, float(fwhm), sky, flux, err,
                                   flux / err)
     cfa = None
-    # the phase of every recentred star, from the full-resolution mosaic
-    phase_pos = (native_centroids(frame.raw, pos) if frame.green is not None
-                 and frame.raw is not None and cfg.photometry.cfa_correction else pos)
+    # the phase of every recentred star, from the full-resolution mosaic (its site classes'
+    # sky levels found once, for the centroids and the site sums)
+    phase_pos, levels = pos, None
+    if frame.green is not None and frame.raw is not None and cfg.photometry.cfa_correction:
+        levels = site_levels(frame.raw)
+        phase_pos = native_centroids(frame.raw, pos, levels=levels)
     if cfg.photometry.cfa_correction and excess is None:
         cfa = _cfa_model(frame, pos, phase_pos, inside & ~saturated & ~edge & recentred, r,
-                         sky, flux, err, scint, float(fwhm))
+                         sky, flux, err, scint, float(fwhm), levels)
     elif excess is not None and len(excess) > 3:
         cfa = excess[3]
     # per-star CFA sampling error (mag): what the correction leaves, or all of it when the
@@ -455,7 +458,7 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
 
 def _cfa_model(frame: Frame, pos: np.ndarray, phase_pos: np.ndarray, usable: np.ndarray,
                r: float, sky: _Sky, flux: np.ndarray, err: np.ndarray, scint: float,
-               fwhm: float) -> CfaModel | None:
+               fwhm: float, levels: np.ndarray | None = None) -> CfaModel | None:
     """The frame's CFA sampling model (:mod:`.cfa`) from its recentred stars with SNR >= 20
     (a sub's two green sites; None for stacks and mono frames)."""
     if frame.green is None:
@@ -472,7 +475,7 @@ def _cfa_model(frame: Frame, pos: np.ndarray, phase_pos: np.ndarray, usable: np.
     site = _first_green(frame)
     # the SNR that sets a centroid's precision: without scintillation
     snr_c = f / np.sqrt(np.maximum(var, 1e-30))
-    sums = (site_sums(frame.raw, pos[bright], r, sky.mean[bright])
+    sums = (site_sums(frame.raw, pos[bright], r, sky.mean[bright], levels)
             if frame.raw is not None else None)
     return fit_cfa(asym, np.sqrt(var) / f, phase_pos[bright], site, snr=snr_c,
                    fwhm_native=fwhm * frame.binning, sums=sums)

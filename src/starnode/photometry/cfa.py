@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["KAPPA", "KAPPA_ERR", "CfaModel", "fit_cfa", "fit_t2", "green_asymmetry",
-           "native_centroids", "phases", "site_sums"]
+           "native_centroids", "phases", "site_levels", "site_sums"]
 
 #: T2 / T1^2 (the green sum's modulation over the square of the asymmetry's), see the module:
 #: 1 for a Gaussian PSF; 1.75-2.4 for noise-free synthetic subs with a sharp core (core share
@@ -98,8 +98,26 @@ def green_asymmetry(green: tuple[np.ndarray, np.ndarray], pos: np.ndarray, radiu
     return np.where((g1 + g2) > 0, a, np.nan)
 
 
-def native_centroids(raw: np.ndarray, pos: np.ndarray, half: int = 3, iters: int = 3
-                     ) -> np.ndarray:
+def site_levels(raw: np.ndarray) -> np.ndarray:
+    """The sky level of each CFA site class: the median of every fourth cell's site (a
+    (2, 2) array indexed by the site's (row, col) in the cell; computed once per frame and
+    shared by :func:`native_centroids` and :func:`site_sums`).
+
+    Parameters
+    ----------
+    raw : numpy.ndarray
+        The raw mosaic (native px).
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    data = np.asarray(raw)
+    return np.array([[float(np.median(data[r::8, c::8])) for c in (0, 1)] for r in (0, 1)])
+
+
+def native_centroids(raw: np.ndarray, pos: np.ndarray, half: int = 3, iters: int = 3,
+                     levels: np.ndarray | None = None) -> np.ndarray:
     """Centroids on the full-resolution mosaic, each CFA site class normalised by its own sum
     (so the star's colour does not pull the centroid), as plane positions.
 
@@ -117,6 +135,8 @@ def native_centroids(raw: np.ndarray, pos: np.ndarray, half: int = 3, iters: int
         Half-size of the stamp (native px).
     iters : int
         Re-centring passes.
+    levels : numpy.ndarray, optional
+        :func:`site_levels` of ``raw`` (computed here when not given).
 
     Returns
     -------
@@ -126,7 +146,7 @@ def native_centroids(raw: np.ndarray, pos: np.ndarray, half: int = 3, iters: int
     pos = np.asarray(pos, float).reshape(-1, 2)
     data = np.asarray(raw)  # stamps are converted one at a time
     ny, nx = data.shape
-    sky = np.array([[float(np.median(data[r::8, c::8])) for c in (0, 1)] for r in (0, 1)])
+    sky = site_levels(data) if levels is None else levels
     out = pos.copy()
     for k, (x, y) in enumerate(pos):
         bx, by = 2.0 * x + 0.5, 2.0 * y + 0.5
@@ -301,8 +321,8 @@ def _combine(prior: float, prior_err: float, value: float, err: float) -> tuple[
     return (w1 * prior + w2 * value) / (w1 + w2), 1.0 / math.sqrt(w1 + w2)
 
 
-def site_sums(raw: np.ndarray, pos: np.ndarray, radius: float, sky: np.ndarray
-              ) -> np.ndarray:
+def site_sums(raw: np.ndarray, pos: np.ndarray, radius: float, sky: np.ndarray,
+              levels: np.ndarray | None = None) -> np.ndarray:
     """Per star, the aperture sums of the four CFA site classes, sky removed.
 
     Parameters
@@ -316,6 +336,8 @@ def site_sums(raw: np.ndarray, pos: np.ndarray, radius: float, sky: np.ndarray
     sky : numpy.ndarray
         The local sky per plane pixel of the green sum (two sites), per star; each site's is
         scaled from it by the ratio of the site class's median to the green sites' mean.
+    levels : numpy.ndarray, optional
+        :func:`site_levels` of ``raw`` (computed here when not given).
 
     Returns
     -------
@@ -329,15 +351,15 @@ def site_sums(raw: np.ndarray, pos: np.ndarray, radius: float, sky: np.ndarray
     if len(pos) == 0:
         return out
     data = np.asarray(raw)
-    med = {(r, c): float(np.median(data[r::8, c::8])) for r in (0, 1) for c in (0, 1)}
-    green = 0.5 * (med[(0, 0)] + med[(1, 1)]) if med[(0, 0)] + med[(1, 1)] > 0 else 1.0
+    med = site_levels(data) if levels is None else levels
+    green = 0.5 * (med[0, 0] + med[1, 1]) if med[0, 0] + med[1, 1] > 0 else 1.0
     area = math.pi * radius * radius
     for i, (r, c) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
         # site (r, c)'s pixel (i, j) sits at native (2 j + c, 2 i + r)
         p = np.column_stack([pos[:, 0] + (0.5 - c) / 2.0, pos[:, 1] + (0.5 - r) / 2.0])
         s = aperture_photometry(data[r::2, c::2], CircularAperture(p, radius),
                                 method="exact")["aperture_sum"]
-        local = 0.5 * np.asarray(sky, float) * med[(r, c)] / green
+        local = 0.5 * np.asarray(sky, float) * med[r, c] / green
         out[:, i] = np.asarray(s, float) - area * local
     return out
 
