@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +79,17 @@ def _full_screenshot(driver: Any, path: Path) -> None:
     import base64
 
     path.write_bytes(base64.b64decode(shot["data"]))
+
+
+def navigating(browser: Any, act: Callable[[], object], timeout: float = 60.0) -> None:
+    """Do ``act`` (a click on a submit button, Enter on a form), then wait until the browser
+    has left the page it was on. A click returns before the form's answer is loaded (seen
+    with Chromium 156.0.8078.114), so finding an element at once can still search the old
+    page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = browser.find_element(By.TAG_NAME, "html")
+    act()
+    WebDriverWait(browser, timeout).until(expected_conditions.staleness_of(old))

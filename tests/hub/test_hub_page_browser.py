@@ -20,6 +20,7 @@ from browser_helpers import (
     _full_screenshot,
     _zoom,
     browser,  # noqa: F401
+    navigating,
 )
 from hub_helpers import hub_config, serve
 from starnode.hub.nightplans import add_wanted, plan_night
@@ -76,12 +77,12 @@ def test_axe_finds_no_violation_on_the_request_page(browser: Any,  # noqa: F811
     _zoom(browser, 1.0)
     browser.get(url + "/")
     _fill(browser, "SS Cyg", "HKA", "not-a-token")
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    navigating(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
     assert browser.find_element(By.CSS_SELECTOR, "[role=alert]").is_displayed()
     report.append(("refused", _axe(browser)))
     _full_screenshot(browser, ARTIFACTS / "refused.png")
     _fill(browser, "SS Cyg", "HKA", token)
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    navigating(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
     status = browser.find_element(By.CSS_SELECTOR, "[role=status]")
     assert "SS Cyg is on the network's list for you, HKA" in status.text
     report.append(("answered", _axe(browser)))
@@ -89,7 +90,7 @@ def test_axe_finds_no_violation_on_the_request_page(browser: Any,  # noqa: F811
     browser.get(url + "/network")
     report.append(("network-form", _axe(browser)))
     browser.find_element(By.ID, "token").send_keys(admin)
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    navigating(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click)
     assert browser.find_element(By.CSS_SELECTOR, "th[scope=row]").text == "hka-1"
     report.append(("network", _axe(browser)))
     _full_screenshot(browser, ARTIFACTS / "network.png")
@@ -124,6 +125,6 @@ def test_a_request_with_the_keyboard_alone(browser: Any,  # noqa: F811
     assert order == ["star", "member", "until", "token"]
     actions.send_keys(Keys.TAB).perform()
     assert browser.switch_to.active_element.tag_name == "button"
-    actions.send_keys(Keys.ENTER).perform()
+    navigating(browser, actions.send_keys(Keys.ENTER).perform)
     status = browser.find_element("css selector", "[role=status]")
     assert "RS Oph is on the network's list for you, HKA" in status.text
