@@ -43,7 +43,7 @@ from starnode.config import Config
 from starnode.frame.detect import field_stars
 from starnode.frame.load import Frame, load_frame
 from starnode.photometry import measure, measure_stars, times
-from starnode.photometry.noise import pair_chi2, pair_z2_by_snr
+from starnode.photometry.noise import pair_chi2, pair_z2
 from starnode.photometry.register import register
 
 BINS = ((0.0, 20.0), (20.0, 50.0), (50.0, np.inf))
@@ -53,19 +53,70 @@ def _bin_name(lo: float, hi: float) -> str:
     return f"<{hi:.0f}" if lo == 0 else (f">{lo:.0f}" if hi == np.inf else f"{lo:.0f}-{hi:.0f}")
 
 
+class Bins:
+    """Each star-pair's z^2 per S/N bin, with the star it belongs to, so that a bin's chi2/dof
+    gets a bootstrap interval over stars: consecutive pairs share subs and a star appears in
+    every pair, so the star-pairs are not independent and sqrt(2/n) understates the spread."""
+
+    def __init__(self) -> None:
+        self.z2: dict[tuple[float, float], list[float]] = {b: [] for b in BINS}
+        self.star: dict[tuple[float, float], list[str]] = {b: [] for b in BINS}
+
+    def add(self, z2: np.ndarray, snr: np.ndarray, sel: np.ndarray, tag: str) -> None:
+        for lo, hi in BINS:
+            idx = np.flatnonzero(sel & (snr >= lo) & (snr < hi))
+            self.z2[(lo, hi)] += [float(z2[i]) for i in idx]
+            self.star[(lo, hi)] += [f"{tag}:{i}" for i in idx]
+
+    def extend(self, other: Bins) -> None:
+        for b in BINS:
+            self.z2[b] += other.z2[b]
+            self.star[b] += other.star[b]
+
+    @staticmethod
+    def interval(z2: list[float], stars: list[str], draws: int = 1000,
+                 seed: int = 1) -> tuple[float, float]:
+        """The 16-84 % range of chi2/dof over bootstrap resamples of the stars."""
+        names = sorted(set(stars))
+        index = {s: i for i, s in enumerate(names)}
+        sums = np.zeros(len(names))
+        counts = np.zeros(len(names))
+        np.add.at(sums, [index[s] for s in stars], z2)
+        np.add.at(counts, [index[s] for s in stars], 1)
+        rng = np.random.default_rng(seed)
+        pick = rng.integers(0, len(names), size=(draws, len(names)))
+        chi = sums[pick].sum(axis=1) / np.maximum(counts[pick].sum(axis=1), 1)
+        lo, hi = np.percentile(chi, [16, 84])
+        return float(lo), float(hi)
+
+    def line(self, label: str) -> str:
+        allz = [x for v in self.z2.values() for x in v]
+        out = f"    {label} n={len(allz):4d} chi2 {np.mean(allz) if allz else float('nan'):.2f}"
+        for lo, hi in BINS:
+            v, s = self.z2[(lo, hi)], self.star[(lo, hi)]
+            if not v:
+                out += f" | S/N {_bin_name(lo, hi)}: n=   0"
+                continue
+            a, b = self.interval(v, s)
+            out += (f" | S/N {_bin_name(lo, hi)}: n={len(v):4d} ({len(set(s))} stars) chi2 "
+                    f"{np.mean(v):.2f} [{a:.2f}-{b:.2f}]")
+        return out
+
+
 def _pairs(frames: list[Frame], positions: list[np.ndarray], cfg: Config,
            airmass: float | None = None, verbose: bool = False,
-           isolated: np.ndarray | None = None) -> list[float]:
-    """chi2/dof per pair (S/N > 10 in both, as before) and a table per S/N bin (S/N > 5);
-    with ``isolated``, a second table of the stars it marks."""
+           isolated: np.ndarray | None = None, tag: str = "",
+           quiet: bool = False) -> tuple[list[float], Bins, Bins]:
+    """chi2/dof per pair (S/N > 10 in both, as before) and the star-pairs per S/N bin
+    (S/N > 5), printed unless ``quiet``; with ``isolated``, a second set of the stars it
+    marks. ``tag`` names the field, so that stars of several fields stay apart."""
     ms = []
     for fr, pos in zip(frames, positions, strict=True):
         am = airmass if airmass is not None else times(
             fr, fr.ra_deg, fr.dec_deg)[2]  # type: ignore[arg-type]
         ms.append(measure_stars(fr, pos, cfg, airmass=am))
     out = []
-    z2: dict[tuple[float, float], list[float]] = {b: [] for b in BINS}
-    z2i: dict[tuple[float, float], list[float]] = {b: [] for b in BINS}
+    bins, bins_i = Bins(), Bins()
     for a, b in itertools.pairwise(ms):
         ok = ~(a.saturated | b.saturated | a.edge | b.edge) & (a.snr > 10) & (b.snr > 10)
         chi, n = pair_chi2(a.mag[ok], a.mag_err[ok], b.mag[ok], b.mag_err[ok])
@@ -76,28 +127,15 @@ def _pairs(frames: list[Frame], positions: list[np.ndarray], cfg: Config,
         ok = (~(a.saturated | b.saturated | a.edge | b.edge) & (a.snr > 5) & (b.snr > 5)
               & np.isfinite(a.mag) & np.isfinite(b.mag))
         snr = np.minimum(a.snr, b.snr)
-        for k, z in pair_z2_by_snr(a.mag, a.mag_err, b.mag, b.mag_err, snr, ok, BINS).items():
-            z2[k] += z
+        z2 = pair_z2(a.mag, a.mag_err, b.mag, b.mag_err, ok)
+        bins.add(z2, snr, ok, tag)
         if isolated is not None:
-            for k, z in pair_z2_by_snr(a.mag, a.mag_err, b.mag, b.mag_err, snr, ok, BINS,
-                                       keep=isolated).items():
-                z2i[k] += z
-    _print_bins(z2, "all")
-    if isolated is not None:
-        _print_bins(z2i, "isolated")
-    return out
-
-
-def _print_bins(z2: dict[tuple[float, float], list[float]], label: str) -> None:
-    n_all = sum(len(v) for v in z2.values())
-    all_chi = np.mean([x for v in z2.values() for x in v]) if n_all else float("nan")
-    line = f"    {label} n={n_all:4d} chi2 {all_chi:.2f}"
-    for lo, hi in BINS:
-        v = z2[(lo, hi)]
-        line += (f" | S/N {_bin_name(lo, hi)}: n={len(v):4d} chi2 {np.mean(v):.2f}" if v
-                 else f" | S/N {_bin_name(lo, hi)}: n=   0")
-    print(line)
-
+            bins_i.add(z2, snr, ok & isolated, tag)
+    if not quiet:
+        print(bins.line("all"))
+        if isolated is not None:
+            print(bins_i.line("isolated"))
+    return out, bins, bins_i
 
 
 def real(shared: Path, cfg: Config, folder_name: str = "S50_1d3fe189_M94_2025-03-27",
@@ -113,7 +151,7 @@ def real(shared: Path, cfg: Config, folder_name: str = "S50_1d3fe189_M94_2025-03
     ref, ref_flux = det[0].xy[keep[0]], det[0].flux[keep[0]]
     positions = [ref] + [register(ref, ref_flux, d.xy[k], d.flux[k])
                          for d, k in zip(det[1:], keep[1:], strict=True)]
-    return _pairs(frames, positions, cfg)
+    return _pairs(frames, positions, cfg)[0]
 
 
 def sharp_core(cfg: Config, n_subs: int, tmp: Path) -> list[float]:
@@ -126,23 +164,37 @@ def sharp_core(cfg: Config, n_subs: int, tmp: Path) -> list[float]:
         frames.append(load_frame(path, cfg))
         truths.append(truth)
     return _pairs(frames, synthetic.common_positions(truths), cfg, airmass=1.2,
-                  isolated=truths[0].isolated(synthetic.common_labels(truths)))
+                  isolated=truths[0].isolated(synthetic.common_labels(truths)))[0]
 
 
-def undersampled(cfg: Config, n_subs: int, tmp: Path) -> list[float]:
+def undersampled(cfg: Config, n_subs: int, tmp: Path, fields: int = 4) -> list[float]:
+    """Moffat stars of FWHM 1.2, 1.4 and 1.6 green-plane px, random phases, 1 % PRNU; each
+    FWHM on ``fields`` star fields of ``n_subs`` subs (one field's handful of bright stars
+    makes the S/N > 50 bin: a single field's chi2/dof there is a property of those stars)."""
     out = []
+    pooled = Bins()
     for fwhm_px in (1.2, 1.4, 1.6):
-        frames, truths = [], []
-        for k in range(n_subs):
-            hdul, truth = synthetic.make_sub(
-                seed=100 + k, fwhm_arcsec=fwhm_px * 2 * synthetic.S50_SCALE_ARCSEC,
-                pointing_offset_arcmin=(6.0, 2.0), rotation_deg=30.0, dither_px=3.0,
-                extra_stars=120, prnu=0.01, field_seed=7, psf="moffat", moffat_beta=2.5)
-            path = synthetic.write_frame(tmp / f"u{fwhm_px}_{k}.fit", hdul)
-            frames.append(load_frame(path, cfg))
-            truths.append(truth)
+        per_fwhm = Bins()
         print(f"  FWHM {fwhm_px} px:")
-        out += _pairs(frames, synthetic.common_positions(truths), cfg, verbose=True)
+        for f in range(fields):
+            frames, truths = [], []
+            for k in range(n_subs):
+                hdul, truth = synthetic.make_sub(
+                    seed=100 + k + 1000 * f,
+                    fwhm_arcsec=fwhm_px * 2 * synthetic.S50_SCALE_ARCSEC,
+                    pointing_offset_arcmin=(6.0, 2.0), rotation_deg=30.0, dither_px=3.0,
+                    extra_stars=120, prnu=0.01, field_seed=7 + f, psf="moffat",
+                    moffat_beta=2.5)
+                path = synthetic.write_frame(tmp / f"u{fwhm_px}_{f}_{k}.fit", hdul)
+                frames.append(load_frame(path, cfg))
+                truths.append(truth)
+            chi, bins, _ = _pairs(frames, synthetic.common_positions(truths), cfg,
+                                  verbose=f == 0, tag=f"{fwhm_px}/{f}", quiet=True)
+            out += chi
+            per_fwhm.extend(bins)
+        print(per_fwhm.line(f"{fields} fields"))
+        pooled.extend(per_fwhm)
+    print(pooled.line("the set"))
     return out
 
 
@@ -182,7 +234,7 @@ def _run(cfg_map: dict[str, Any], args: argparse.Namespace, tmp: Path, label: st
     sharp_core(cfg, args.subs, tmp)
     if not args.before_after:
         print("undersampled synthetic subs (consecutive pairs):")
-        u = undersampled(cfg, args.subs, tmp)
+        u = undersampled(cfg, args.subs, tmp, args.fields)
         print(f"  mean chi2/dof {np.mean(u):.2f} (range {min(u):.2f}-{max(u):.2f})")
 
 
@@ -191,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1].parent
                     / "shared")
     ap.add_argument("--subs", type=int, default=6)
+    ap.add_argument("--fields", type=int, default=4,
+                    help="star fields per FWHM in the undersampled set")
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--legacy", action="store_true", help="the 0.1.0 error model")
     ap.add_argument("--before-after", action="store_true",

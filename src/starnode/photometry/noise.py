@@ -29,7 +29,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["aperture_excess", "excess_variance", "pair_chi2", "pair_z2_by_snr"]
+__all__ = ["aperture_excess", "excess_variance", "pair_chi2", "pair_z2", "pair_z2_by_snr"]
 
 #: fewest stars for a spread (fewer: no estimate, 0)
 MIN_STARS = 5
@@ -148,6 +148,37 @@ def pair_chi2(m1: np.ndarray, e1: np.ndarray, m2: np.ndarray, e2: np.ndarray
     return float(np.sum((d - zp) ** 2 * w) / (n - 1)), n
 
 
+def pair_z2(m1: np.ndarray, e1: np.ndarray, m2: np.ndarray, e2: np.ndarray,
+            ok: np.ndarray) -> np.ndarray:
+    """Each star's squared normalised difference between two subs, about the zero-point change.
+
+    Parameters
+    ----------
+    m1, e1, m2, e2 : numpy.ndarray
+        Instrumental magnitudes and errors of the same stars in two subs.
+    ok : numpy.ndarray of bool
+        The stars that define the zero-point change (finite, unsaturated, ...).
+
+    Returns
+    -------
+    numpy.ndarray
+        z^2 per star, z = (d - <d>) / sqrt(e1^2 + e2^2), d = m2 - m1 and <d> its weighted mean
+        over the ``ok`` stars; only the ``ok`` entries are meaningful.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> z2 = pair_z2(np.array([10.0, 11.0, 12.0]), np.full(3, 0.1),
+    ...              np.array([10.5, 11.5, 12.7]), np.full(3, 0.1), np.ones(3, bool))
+    >>> [round(float(x), 2) for x in z2]
+    [0.22, 0.22, 0.89]
+    """
+    d, v = m2 - m1, e1**2 + e2**2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = d - float(np.sum((d / v)[ok]) / np.sum((1 / v)[ok]))
+        return np.asarray(d**2 / v)
+
+
 def pair_z2_by_snr(m1: np.ndarray, e1: np.ndarray, m2: np.ndarray, e2: np.ndarray,
                    snr: np.ndarray, ok: np.ndarray, bins: Iterable[tuple[float, float]],
                    keep: np.ndarray | None = None) -> dict[tuple[float, float], list[float]]:
@@ -174,8 +205,6 @@ def pair_z2_by_snr(m1: np.ndarray, e1: np.ndarray, m2: np.ndarray, e2: np.ndarra
         weighted mean over the ``ok`` stars (the zero-point change). The mean of z^2 over a
         bin is its chi2/dof; pooled over pairs, lists concatenate.
     """
-    d, v = m2 - m1, e1**2 + e2**2
-    d = d - float(np.sum((d / v)[ok]) / np.sum((1 / v)[ok]))
-    z2 = d**2 / v
+    z2 = pair_z2(m1, e1, m2, e2, ok)
     sel = ok if keep is None else ok & keep
     return {(lo, hi): list(z2[sel & (snr >= lo) & (snr < hi)]) for lo, hi in bins}
