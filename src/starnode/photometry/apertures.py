@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from photutils.aperture import CircularAperture
 
 from ..config import Config, resolve
 from ..frame.load import GREEN_SITES, Frame
 from ..frame.timesite import young_scintillation
 from ..instruments import profile
 from .cfa import CfaModel, fit_cfa, green_asymmetry, native_centroids, site_levels, site_sums
+from .masks import circular_masks, masked_sums
 from .noise import aperture_excess
 from .sky import local_sky
 
@@ -283,20 +283,10 @@ def _final_sky(frame: Frame, pos: np.ndarray, r: float, r_in: float, r_out: floa
     return out
 
 
-def _masked_sum(plane: np.ndarray, m: Any) -> float:
-    """The exact-overlap weighted sum of ``plane`` in aperture mask ``m`` (NaN: no overlap),
-    computed as ``PixelAperture.do_photometry`` does."""
-    big, small = m.get_overlap_slices(plane.shape)
-    if big is None:
-        return math.nan
-    w = m.data[small]
-    with np.errstate(invalid="ignore"):
-        return float((plane[big] * w)[w > 0].sum())
-
-
 def _aperture_sums(frame: Frame, pos: np.ndarray, inside: np.ndarray, r: float,
-                   clip_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(raw aperture sums, sum of the squared exact-overlap weights) per star.
+                   clip_val: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """(raw aperture sums, sum of the squared exact-overlap weights) per star, and the masks
+    of the stars ``inside`` (reused for the green sites' sums).
 
     The weights' squares give the sky noise of a weighted sum (a little less than the area,
     because of the partial pixels on the rim). Pixels the firmware clipped at 0 inside the
@@ -308,11 +298,10 @@ def _aperture_sums(frame: Frame, pos: np.ndarray, inside: np.ndarray, r: float,
     raw_sum = np.full(n, np.nan)
     area_w2 = np.full(n, math.pi * r * r)
     if not inside.any():
-        return raw_sum, area_w2
-    masks = CircularAperture(pos[inside], r).to_mask(method="exact")
-    masks = masks if isinstance(masks, list) else [masks]
+        return raw_sum, area_w2, []
+    masks = circular_masks(pos[inside], r)
     # the masks are made once: the sums as photutils' aperture_photometry makes them from them
-    raw_sum[inside] = [_masked_sum(frame.plane, m) for m in masks]
+    raw_sum[inside] = masked_sums(frame.plane, masks)
     area_w2[inside] = [float(np.sum(m.data * m.data)) for m in masks]
     sites = frame.green if frame.green is not None else (frame.plane,)
     for i, m in zip(np.flatnonzero(inside), masks, strict=True):
@@ -324,7 +313,7 @@ def _aperture_sums(frame: Frame, pos: np.ndarray, inside: np.ndarray, r: float,
             if cut is not None:
                 n0 += float(np.sum(m.data * (cut == 0)))
         raw_sum[i] += n0 * clip_val[i]
-    return raw_sum, area_w2
+    return raw_sum, area_w2, masks
 
 
 def _flux_errors(frame: Frame, flux: np.ndarray, sky: _Sky, area: float, area_w2: np.ndarray,
@@ -403,7 +392,7 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
     others = pos if neighbours is None else np.vstack([pos, np.asarray(neighbours, float)])
     sky = _final_sky(frame, pos, r, r_in, r_out, float(fwhm), others)
     inside = (pos[:, 0] >= 0) & (pos[:, 0] < nx) & (pos[:, 1] >= 0) & (pos[:, 1] < ny)
-    raw_sum, area_w2 = _aperture_sums(frame, pos, inside, r, sky.clipped_value)
+    raw_sum, area_w2, masks = _aperture_sums(frame, pos, inside, r, sky.clipped_value)
     area = math.pi * r * r
     flux = raw_sum - area * sky.mean
     scint = scintillation(cfg, frame, airmass)
@@ -425,8 +414,11 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
         levels = site_levels(frame.raw)
         phase_pos = native_centroids(frame.raw, pos, levels=levels)
     if cfg.photometry.cfa_correction and excess is None:
-        cfa = _cfa_model(frame, pos, phase_pos, inside & ~saturated & ~edge & recentred, r,
-                         sky, flux, err, scint, float(fwhm), levels)
+        usable = inside & ~saturated & ~edge & recentred
+        # the bright stars' masks: those of the aperture sums (every star inside), reused
+        mask_of = dict(zip(np.flatnonzero(inside).tolist(), masks, strict=True))
+        cfa = _cfa_model(frame, pos, phase_pos, usable, r, sky, flux, err, scint,
+                         float(fwhm), levels, mask_of)
     elif excess is not None and len(excess) > 3:
         cfa = excess[3]
     # per-star CFA sampling error (mag): what the correction leaves, or all of it when the
@@ -458,7 +450,8 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
 
 def _cfa_model(frame: Frame, pos: np.ndarray, phase_pos: np.ndarray, usable: np.ndarray,
                r: float, sky: _Sky, flux: np.ndarray, err: np.ndarray, scint: float,
-               fwhm: float, levels: np.ndarray | None = None) -> CfaModel | None:
+               fwhm: float, levels: np.ndarray | None = None,
+               mask_of: dict[int, Any] | None = None) -> CfaModel | None:
     """The frame's CFA sampling model (:mod:`.cfa`) from its recentred stars with SNR >= 20
     (a sub's two green sites; None for stacks and mono frames)."""
     if frame.green is None:
@@ -468,7 +461,9 @@ def _cfa_model(frame: Frame, pos: np.ndarray, phase_pos: np.ndarray, usable: np.
     bright = usable & np.isfinite(snr) & (snr >= 20.0) & np.isfinite(sky.mean)
     if int(bright.sum()) < 5:
         return None
-    asym = green_asymmetry(frame.green, pos[bright], r, sky.mean[bright])
+    masks = ([mask_of[i] for i in np.flatnonzero(bright).tolist()] if mask_of is not None
+             else None)
+    asym = green_asymmetry(frame.green, pos[bright], r, sky.mean[bright], masks)
     f = flux[bright]
     # scintillation multiplies both sites alike: not in the asymmetry's noise
     var = np.clip(err[bright] ** 2 - (scint * f) ** 2, 0.0, None)
@@ -491,7 +486,7 @@ def _excess(frame: Frame, pos: np.ndarray, inside: np.ndarray, r: float, fwhm: f
     if int(bright.sum()) < 5:
         return 0.0, int(bright.sum())
     r2 = r + fwhm
-    raw2, _ = _aperture_sums(frame, pos, bright, r2, sky.clipped_value)
+    raw2, _, _ = _aperture_sums(frame, pos, bright, r2, sky.clipped_value)
     area1, area2 = math.pi * r * r, math.pi * r2 * r2
     flux2 = raw2 - area2 * sky.mean
     ring = flux2 - flux

@@ -30,8 +30,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from .masks import circular_masks, masked_sums
 
 __all__ = ["KAPPA", "KAPPA_ERR", "CfaModel", "fit_cfa", "fit_t2", "green_asymmetry",
            "native_centroids", "phases", "site_levels", "site_sums"]
@@ -65,7 +68,7 @@ MIN_SNR = 20.0
 
 
 def green_asymmetry(green: tuple[np.ndarray, np.ndarray], pos: np.ndarray, radius: float,
-                    sky: np.ndarray) -> np.ndarray:
+                    sky: np.ndarray, masks: list[Any] | None = None) -> np.ndarray:
     """Per star, (G1 - G2) / (G1 + G2) of the two green CFA sites' aperture sums.
 
     Parameters
@@ -78,21 +81,20 @@ def green_asymmetry(green: tuple[np.ndarray, np.ndarray], pos: np.ndarray, radiu
         Aperture radius (plane px).
     sky : numpy.ndarray
         Sky per plane pixel (the two sites' sum) of each star.
+    masks : list, optional
+        The stars' :func:`.masks.circular_masks` of ``radius`` (made here when not given).
 
     Returns
     -------
     numpy.ndarray
         The asymmetry (NaN where the sum is not positive).
     """
-    from photutils.aperture import CircularAperture, aperture_photometry
-
     pos = np.asarray(pos, float).reshape(-1, 2)
     if len(pos) == 0:
         return np.zeros(0)
-    ap = CircularAperture(pos, radius)
+    masks = circular_masks(pos, radius) if masks is None else masks
     area = math.pi * radius * radius
-    g1, g2 = (np.asarray(aperture_photometry(site, ap, method="exact")["aperture_sum"], float)
-              - 0.5 * area * np.asarray(sky, float) for site in green)
+    g1, g2 = (masked_sums(site, masks) - 0.5 * area * np.asarray(sky, float) for site in green)
     with np.errstate(invalid="ignore", divide="ignore"):
         a = (g1 - g2) / (g1 + g2)
     return np.where((g1 + g2) > 0, a, np.nan)
@@ -344,8 +346,6 @@ def site_sums(raw: np.ndarray, pos: np.ndarray, radius: float, sky: np.ndarray,
     numpy.ndarray
         (n, 4): the sums of sites (0, 0), (0, 1), (1, 0), (1, 1) of the 2x2 cell.
     """
-    from photutils.aperture import CircularAperture, aperture_photometry
-
     pos = np.asarray(pos, float).reshape(-1, 2)
     out = np.zeros((len(pos), 4))
     if len(pos) == 0:
@@ -357,10 +357,9 @@ def site_sums(raw: np.ndarray, pos: np.ndarray, radius: float, sky: np.ndarray,
     for i, (r, c) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
         # site (r, c)'s pixel (i, j) sits at native (2 j + c, 2 i + r)
         p = np.column_stack([pos[:, 0] + (0.5 - c) / 2.0, pos[:, 1] + (0.5 - r) / 2.0])
-        s = aperture_photometry(data[r::2, c::2], CircularAperture(p, radius),
-                                method="exact")["aperture_sum"]
+        s = masked_sums(data[r::2, c::2], circular_masks(p, radius))
         local = 0.5 * np.asarray(sky, float) * med[r, c] / green
-        out[:, i] = np.asarray(s, float) - area * local
+        out[:, i] = s - area * local
     return out
 
 
