@@ -172,3 +172,72 @@ def test_aperture_sums_are_photutils_aperture_photometry() -> None:
         theirs = np.asarray(aperture_photometry(plane, ap, method="exact")["aperture_sum"])
         ours = np.array([masked_sum(plane, m) for m in ap.to_mask(method="exact")])
         np.testing.assert_array_equal(ours, theirs)
+
+
+def _native_centroids_reference(raw: np.ndarray, pos: np.ndarray, half: int = 3,
+                                iters: int = 3, levels: np.ndarray | None = None) -> np.ndarray:
+    """``cfa.native_centroids`` as 0.2.0 computed it (a loop over the stars), the reference."""
+    from starnode.photometry.cfa import site_levels
+
+    pos = np.asarray(pos, float).reshape(-1, 2)
+    data = np.asarray(raw)
+    ny, nx = data.shape
+    sky = site_levels(data) if levels is None else levels
+    out = pos.copy()
+    for k, (x, y) in enumerate(pos):
+        bx, by = 2.0 * x + 0.5, 2.0 * y + 0.5
+        for _ in range(iters):
+            ix, iy = round(bx), round(by)
+            if not (half <= ix < nx - half and half <= iy < ny - half):
+                break
+            rows = np.arange(iy - half, iy + half + 1)[:, None]
+            cols = np.arange(ix - half, ix + half + 1)[None, :]
+            d = (data[iy - half:iy + half + 1, ix - half:ix + half + 1].astype(float)
+                 - sky[rows % 2, cols % 2])
+            w = np.zeros_like(d)
+            for r in (0, 1):
+                for c in (0, 1):
+                    m = ((rows % 2) == r) & ((cols % 2) == c)
+                    tot = float(d[m].sum())
+                    if tot > 0:
+                        w[m] = d[m] / tot
+            w = np.clip(w, 0.0, None) * (((rows - by) ** 2 + (cols - bx) ** 2) <= half * half)
+            tw = float(w.sum())
+            if not tw > 0:
+                break
+            bx, by = float((w * cols).sum() / tw), float((w * rows).sum() / tw)
+        else:
+            out[k] = ((bx - 0.5) / 2.0, (by - 0.5) / 2.0)
+    return out
+
+
+def _mosaic(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A clipped uint16 Bayer mosaic with sharp stars, and their plane positions."""
+    rng = np.random.default_rng(seed)
+    ny, nx = 240, 320
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    img = rng.normal(30.0, 12.0, (ny, nx))
+    img[0::2, 1::2] *= 0.6  # the site classes' different sky levels
+    img[1::2, 0::2] *= 0.8
+    stars = np.column_stack([rng.uniform(2, nx / 2 - 2, 40), rng.uniform(2, ny / 2 - 2, 40)])
+    for x, y in stars:
+        bx, by = 2 * x + 0.5, 2 * y + 0.5
+        img += rng.uniform(200, 5000) * np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / 2.2)
+    return np.clip(np.round(img), 0, 65535).astype(np.uint16), stars
+
+
+@pytest.mark.parametrize(("half", "iters"), [(3, 3), (2, 1), (4, 5)])
+def test_native_centroids_are_the_reference_loop(half: int, iters: int) -> None:
+    """The vectorised mosaic centroids equal the per-star loop's to the bit: stars, start
+    points on pure sky (no light: kept), stamps leaving the mosaic (kept)."""
+    from starnode.photometry.cfa import native_centroids
+
+    raw, stars = _mosaic(6)
+    rng = np.random.default_rng(7)
+    pos = np.vstack([stars, stars + rng.uniform(-0.8, 0.8, stars.shape),
+                     np.column_stack([rng.uniform(-3, 163, 400), rng.uniform(-3, 123, 400)]),
+                     [[0.2, 0.2], [159.4, 60.0], [-4.0, 3.0]]])
+    ours = native_centroids(raw, pos, half=half, iters=iters)
+    assert (ours != pos).any(axis=1).sum() > 40  # most stars moved
+    np.testing.assert_array_equal(ours, _native_centroids_reference(raw, pos, half, iters))
+    assert native_centroids(raw, np.zeros((0, 2))).shape == (0, 2)

@@ -146,35 +146,56 @@ def native_centroids(raw: np.ndarray, pos: np.ndarray, half: int = 3, iters: int
         (n, 2) plane positions (the start where a stamp leaves the mosaic or holds no light).
     """
     pos = np.asarray(pos, float).reshape(-1, 2)
-    data = np.asarray(raw)  # stamps are converted one at a time
+    data = np.asarray(raw)
     ny, nx = data.shape
-    sky = site_levels(data) if levels is None else levels
+    sky = site_levels(data) if levels is None else np.asarray(levels)
     out = pos.copy()
-    for k, (x, y) in enumerate(pos):
-        bx, by = 2.0 * x + 0.5, 2.0 * y + 0.5
-        for _ in range(iters):
-            ix, iy = round(bx), round(by)
-            if not (half <= ix < nx - half and half <= iy < ny - half):
-                break
-            rows = np.arange(iy - half, iy + half + 1)[:, None]
-            cols = np.arange(ix - half, ix + half + 1)[None, :]
-            d = (data[iy - half:iy + half + 1, ix - half:ix + half + 1].astype(float)
-                 - sky[rows % 2, cols % 2])
-            w = np.zeros_like(d)
-            for r in (0, 1):
-                for c in (0, 1):
-                    m = ((rows % 2) == r) & ((cols % 2) == c)
-                    tot = float(d[m].sum())
-                    if tot > 0:
-                        w[m] = d[m] / tot
-            w = np.clip(w, 0.0, None) * (((rows - by) ** 2 + (cols - bx) ** 2) <= half * half)
-            tw = float(w.sum())
-            if not tw > 0:
-                break
-            bx, by = float((w * cols).sum() / tw), float((w * rows).sum() / tw)
-        else:
-            out[k] = ((bx - 0.5) / 2.0, (by - 0.5) / 2.0)
+    # all stars at once; a star that leaves the mosaic or loses its light keeps its start
+    # (every per-star sum runs over the same elements in the same order as a star's own)
+    bx, by = 2.0 * pos[:, 0] + 0.5, 2.0 * pos[:, 1] + 0.5
+    live = np.ones(len(pos), dtype=bool)
+    off = np.arange(-half, half + 1)
+    for _ in range(iters):
+        ix, iy = np.rint(bx).astype(int), np.rint(by).astype(int)  # round half to even
+        live &= (half <= ix) & (ix < nx - half) & (half <= iy) & (iy < ny - half)
+        k = np.flatnonzero(live)
+        if k.size == 0:
+            break
+        rows = iy[k, None, None] + off[None, :, None]
+        cols = ix[k, None, None] + off[None, None, :]
+        d = data[rows, cols].astype(float) - sky[rows % 2, cols % 2]
+        w = _site_weights(d, (iy[k] - half) % 2, (ix[k] - half) % 2)
+        w = np.clip(w, 0.0, None) * (((rows - by[k, None, None]) ** 2
+                                      + (cols - bx[k, None, None]) ** 2) <= half * half)
+        tw = w.reshape(k.size, -1).sum(axis=1)
+        ok = tw > 0
+        live[k[~ok]] = False
+        k, w, rows, cols, tw = k[ok], w[ok], rows[ok], cols[ok], tw[ok]
+        bx[k] = (w * cols).reshape(k.size, -1).sum(axis=1) / tw
+        by[k] = (w * rows).reshape(k.size, -1).sum(axis=1) / tw
+    out[live] = np.column_stack([(bx[live] - 0.5) / 2.0, (by[live] - 0.5) / 2.0])
     return out
+
+
+def _site_weights(d: np.ndarray, row0: np.ndarray, col0: np.ndarray) -> np.ndarray:
+    """Stamps ``d`` (n, h, w) with each CFA site class divided by its own sum (0 where that
+    sum is not positive); ``row0``, ``col0``: the parity of each stamp's first row, column."""
+    w = np.zeros_like(d)
+    for a in (0, 1):
+        for b in (0, 1):
+            sel = np.flatnonzero((row0 == a) & (col0 == b))
+            if sel.size == 0:
+                continue
+            dg, wg = d[sel], np.zeros((sel.size, *d.shape[1:]))
+            for sr in (0, 1):  # the stamp's rows / columns of one site class
+                for sc in (0, 1):
+                    block = dg[:, sr::2, sc::2]
+                    tot = block.reshape(sel.size, -1).sum(axis=1)
+                    good = tot > 0
+                    wg[:, sr::2, sc::2] = np.where(
+                        good[:, None, None], block / np.where(good, tot, 1.0)[:, None, None], 0.0)
+            w[sel] = wg
+    return w
 
 
 def phases(pos: np.ndarray, site: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, np.ndarray]:
