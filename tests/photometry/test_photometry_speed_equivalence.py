@@ -241,3 +241,19 @@ def test_native_centroids_are_the_reference_loop(half: int, iters: int) -> None:
     assert (ours != pos).any(axis=1).sum() > 40  # most stars moved
     np.testing.assert_array_equal(ours, _native_centroids_reference(raw, pos, half, iters))
     assert native_centroids(raw, np.zeros((0, 2))).shape == (0, 2)
+
+
+def test_site_levels_are_numpy_medians() -> None:
+    """The site classes' sky levels equal ``numpy.median``'s to the bit (integer mosaics of
+    odd and even sizes, a float one)."""
+    from starnode.photometry.cfa import site_levels
+
+    rng = np.random.default_rng(8)
+    for shape in ((64, 64), (72, 88), (71, 93), (9, 9), (8, 3)):
+        for dtype, high in ((np.uint16, 65535), (np.uint16, 40), (np.int32, 3000)):
+            raw = rng.integers(0, high, shape).astype(dtype)
+            ref = [[float(np.median(raw[r::8, c::8])) for c in (0, 1)] for r in (0, 1)]
+            assert site_levels(raw).tolist() == ref
+    flt = rng.normal(50.0, 3.0, (40, 40)).astype(np.float32)
+    assert site_levels(flt).tolist() == [[float(np.median(flt[r::8, c::8])) for c in (0, 1)]
+                                         for r in (0, 1)]
