@@ -118,14 +118,15 @@ def _centroid_com(d: np.ndarray) -> tuple[float, float]:
     """photutils' ``centroid_com`` (x, y) of a 2-D cut-out, the same sums in the same order,
     without its per-call input checks (non-finite pixels count as 0, as there)."""
     data = np.asarray(d, dtype=float)
-    bad = ~np.isfinite(data)
-    if bad.any():
-        data = np.where(bad, 0.0, data)
-    total = np.sum(data)
+    if not np.isfinite(data).all():
+        data = np.where(np.isfinite(data), data, 0.0)
+    total = data.sum()
     if abs(total) < 1.0e-30:
         return math.nan, math.nan
-    iy, ix = np.ogrid[0:data.shape[0], 0:data.shape[1]]
-    return float(np.sum(ix * data) / total), float(np.sum(iy * data) / total)
+    # np.ogrid's index arrays (int), without its slice parsing
+    iy = np.arange(data.shape[0])[:, None]
+    ix = np.arange(data.shape[1])[None, :]
+    return float((ix * data).sum() / total), float((iy * data).sum() / total)
 
 
 def _recentre(frame: Frame, x: float, y: float, fwhm: float, sky: float, sky_sigma: float,
@@ -144,16 +145,16 @@ def _recentre(frame: Frame, x: float, y: float, fwhm: float, sky: float, sky_sig
         inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
         d = np.where(inside, cut - sky, 0.0)
         signal = float(d[inside].sum())
-        noise = sky_sigma * math.sqrt(max(int(inside.sum()), 1))
+        noise = sky_sigma * math.sqrt(max(int(np.count_nonzero(inside)), 1))
         if not (signal > 10.0 * noise):
             return x, y, False
-        d = np.clip(d, 0.0, None)
+        d = np.maximum(d, 0.0)  # np.clip(d, 0.0, None)'s values
         if not d.any():
             return x, y, False
         gx, gy = _centroid_com(d)
         if not (math.isfinite(gx) and math.isfinite(gy)):
             return x, y, False
-        cx, cy = x0 + float(gx), y0 + float(gy)
+        cx, cy = x0 + gx, y0 + gy
     if math.hypot(cx - x, cy - y) > max_shift:
         return x, y, False
     return cx, cy, True
@@ -379,10 +380,10 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
     ny, nx = frame.plane.shape
     shift = max_shift if max_shift is not None else max(2.0, guess)
     pos, sky0, recentred = _first_pass(frame, xy, cfg, guess, others, recentre, shift)
-    peaks_guess = np.array([frame.peak_adu(x, y, 1.5 * guess) for x, y in pos])
     if fwhm is None:
         sel = recentred if fwhm_stars is None else (recentred & np.asarray(fwhm_stars, bool))
-        fwhm, nf = measure_fwhm(frame, pos[sel], sky0[sel], guess, peaks_guess[sel])
+        peaks_guess = np.array([frame.peak_adu(x, y, 1.5 * guess) for x, y in pos[sel]])
+        fwhm, nf = measure_fwhm(frame, pos[sel], sky0[sel], guess, peaks_guess)
         if nf == 0:
             log.debug("%s: no star for the FWHM, using %.2f px", frame.path.name, guess)
     r, r_in, r_out = geometry(float(fwhm), cfg)
@@ -410,6 +411,8 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
     # the phase of every recentred star, from the full-resolution mosaic (its site classes'
     # sky levels found once, for the centroids and the site sums)
     phase_pos, levels = pos, None
+    # the first green site (from the instrument profile: looked up once)
+    site = _first_green(frame) if frame.green is not None else None
     if frame.green is not None and frame.raw is not None and cfg.photometry.cfa_correction:
         levels = site_levels(frame.raw)
         phase_pos = native_centroids(frame.raw, pos, levels=levels)
@@ -418,14 +421,14 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
         # the bright stars' masks: those of the aperture sums (every star inside), reused
         mask_of = dict(zip(np.flatnonzero(inside).tolist(), masks, strict=True))
         cfa = _cfa_model(frame, pos, phase_pos, usable, r, sky, flux, err, scint,
-                         float(fwhm), levels, mask_of)
+                         float(fwhm), levels, mask_of, site)
     elif excess is not None and len(excess) > 3:
         cfa = excess[3]
     # per-star CFA sampling error (mag): what the correction leaves, or all of it when the
     # star's phase is unknown (not recentred)
     samp = np.zeros(len(pos))
     if cfa is not None:
-        site = _first_green(frame)
+        site = _first_green(frame) if site is None else site
         factor = np.where(recentred, cfa.factor(phase_pos, site), 1.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             snr_c = flux / np.sqrt(np.maximum(err**2 - (scint * flux) ** 2, 1e-30))
@@ -451,7 +454,8 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
 def _cfa_model(frame: Frame, pos: np.ndarray, phase_pos: np.ndarray, usable: np.ndarray,
                r: float, sky: _Sky, flux: np.ndarray, err: np.ndarray, scint: float,
                fwhm: float, levels: np.ndarray | None = None,
-               mask_of: dict[int, Any] | None = None) -> CfaModel | None:
+               mask_of: dict[int, Any] | None = None,
+               site: tuple[int, int] | None = None) -> CfaModel | None:
     """The frame's CFA sampling model (:mod:`.cfa`) from its recentred stars with SNR >= 20
     (a sub's two green sites; None for stacks and mono frames)."""
     if frame.green is None:
@@ -467,7 +471,7 @@ def _cfa_model(frame: Frame, pos: np.ndarray, phase_pos: np.ndarray, usable: np.
     f = flux[bright]
     # scintillation multiplies both sites alike: not in the asymmetry's noise
     var = np.clip(err[bright] ** 2 - (scint * f) ** 2, 0.0, None)
-    site = _first_green(frame)
+    site = _first_green(frame) if site is None else site
     # the SNR that sets a centroid's precision: without scintillation
     snr_c = f / np.sqrt(np.maximum(var, 1e-30))
     sums = (site_sums(frame.raw, pos[bright], r, sky.mean[bright], levels)
