@@ -65,7 +65,8 @@ def robust_sky(values: np.ndarray, clip_level: float | None = 0.0, k: float = 4.
         Fewer than 8 usable pixels.
     """
     v = np.asarray(values, dtype=np.float64).ravel()
-    v = np.sort(v[np.isfinite(v)])
+    finite = np.isfinite(v)
+    v = np.sort(v if finite.all() else v[finite])
     n = v.size
     if n < 8:
         raise ValueError(f"too few sky pixels ({n})")
@@ -174,11 +175,23 @@ def annulus_pixels(shape: tuple[int, int], x: float, y: float, r_in: float, r_ou
     (numpy.ndarray, numpy.ndarray)
         Rows and columns.
     """
+    box = _annulus_box(shape, x, y, r_in, r_out, others, mask_r)
+    if box is None:
+        return np.empty(0, dtype=int), np.empty(0, dtype=int)
+    rows, cols = np.nonzero(box[2])
+    return rows + box[0].start, cols + box[1].start
+
+
+def _annulus_box(shape: tuple[int, int], x: float, y: float, r_in: float, r_out: float,
+                 others: np.ndarray | None, mask_r: float
+                 ) -> tuple[slice, slice, np.ndarray] | None:
+    """:func:`annulus_pixels` as (row slice, column slice, boolean mask of the box); None when
+    the box is empty."""
     ny, nx = shape
     x0, x1 = max(math.floor(x - r_out), 0), min(math.ceil(x + r_out) + 1, nx)
     y0, y1 = max(math.floor(y - r_out), 0), min(math.ceil(y + r_out) + 1, ny)
     if x1 <= x0 or y1 <= y0:
-        return np.empty(0, dtype=int), np.empty(0, dtype=int)
+        return None
     yy = np.arange(y0, y1, dtype=float)[:, None]
     xx = np.arange(x0, x1, dtype=float)[None, :]
     d2 = (xx - x) ** 2 + (yy - y) ** 2
@@ -190,21 +203,23 @@ def annulus_pixels(shape: tuple[int, int], x: float, y: float, r_in: float, r_ou
             if abs(ox - x) < 1e-6 and abs(oy - y) < 1e-6:
                 continue
             w &= (xx - ox) ** 2 + (yy - oy) ** 2 > mask_r * mask_r
-    rows, cols = np.nonzero(w)
-    return rows + y0, cols + x0
+    return slice(y0, y1), slice(x0, x1), w
 
 
-def _sky_at(frame: Frame, rows: np.ndarray, cols: np.ndarray) -> SkyEstimate:
-    """Sky per measured-plane pixel from these plane pixels. For a raw sub the estimate is made
-    on the raw green sites themselves (each one was clipped at 0 by the firmware, not their
-    sum) and scaled to the plane (sum of two sites)."""
+def _sky_at(frame: Frame, box: tuple[slice, slice, np.ndarray] | None) -> SkyEstimate:
+    """Sky per measured-plane pixel from the plane pixels of an :func:`_annulus_box`. For a raw
+    sub the estimate is made on the raw green sites themselves (each one was clipped at 0 by the
+    firmware, not their sum) and scaled to the plane (sum of two sites)."""
+    def values(plane: np.ndarray) -> np.ndarray:
+        return plane[box[0], box[1]][box[2]] if box is not None else plane[:0, :0].ravel()
+
     if frame.green is not None:
         g1, g2 = frame.green
-        vals = np.concatenate([g1[rows, cols], g2[rows, cols]])
+        vals = np.concatenate([values(g1), values(g2)])
         s = robust_sky(vals, clip_level=_clip_level(vals))
         return SkyEstimate(2.0 * s.mean, math.sqrt(2.0) * s.sigma, s.n // 2,
                            s.clipped_fraction, s.clipped_value)
-    vals = frame.plane[rows, cols]
+    vals = values(frame.plane)
     return robust_sky(vals, clip_level=_clip_level(vals))
 
 
@@ -233,7 +248,7 @@ def local_sky(frame: Frame, x: float, y: float, r_in: float, r_out: float,
     ValueError
         Too few pixels even so.
     """
-    rows, cols = annulus_pixels(frame.plane.shape, x, y, r_in, r_out, others, mask_r)
-    if rows.size < 8:
-        rows, cols = annulus_pixels(frame.plane.shape, x, y, r_in, r_out, None, mask_r)
-    return _sky_at(frame, rows, cols)
+    box = _annulus_box(frame.plane.shape, x, y, r_in, r_out, others, mask_r)
+    if box is None or np.count_nonzero(box[2]) < 8:
+        box = _annulus_box(frame.plane.shape, x, y, r_in, r_out, None, mask_r)
+    return _sky_at(frame, box)
