@@ -257,3 +257,24 @@ def test_site_levels_are_numpy_medians() -> None:
     flt = rng.normal(50.0, 3.0, (40, 40)).astype(np.float32)
     assert site_levels(flt).tolist() == [[float(np.median(flt[r::8, c::8])) for c in (0, 1)]
                                          for r in (0, 1)]
+
+
+def test_overlaps_and_cutouts_are_photutils() -> None:
+    """The masks' overlap slices and NaN-filled cut-outs equal photutils' own (inside, on
+    every edge, off the plane)."""
+    from photutils.aperture import CircularAperture
+
+    from starnode.photometry.masks import masked_cutout, overlap_slices
+
+    rng = np.random.default_rng(9)
+    plane = rng.integers(0, 50, (40, 70)).astype(np.uint16)
+    pos = np.column_stack([rng.uniform(-8, 78, 300), rng.uniform(-8, 48, 300)])
+    for r in (1.5, 4.2):
+        for m in CircularAperture(pos, r).to_mask(method="exact"):
+            assert overlap_slices(m, plane.shape) == m.get_overlap_slices(plane.shape)
+            ours, theirs = masked_cutout(m, plane), m.cutout(plane, fill_value=np.nan)
+            if theirs is None:
+                assert ours is None
+            else:
+                assert ours is not None and ours.dtype == theirs.dtype
+                np.testing.assert_array_equal(ours, theirs)

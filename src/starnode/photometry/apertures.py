@@ -20,7 +20,7 @@ from ..frame.load import GREEN_SITES, Frame
 from ..frame.timesite import young_scintillation
 from ..instruments import profile
 from .cfa import CfaModel, fit_cfa, green_asymmetry, native_centroids, site_levels, site_sums
-from .masks import circular_masks, masked_sums
+from .masks import circular_masks, masked_cutout, masked_sums
 from .noise import aperture_excess
 from .sky import local_sky
 
@@ -310,7 +310,7 @@ def _aperture_sums(frame: Frame, pos: np.ndarray, inside: np.ndarray, r: float,
             continue
         n0 = 0.0
         for site in sites:
-            cut = m.cutout(site, fill_value=np.nan)
+            cut = masked_cutout(m, site)
             if cut is not None:
                 n0 += float(np.sum(m.data * (cut == 0)))
         raw_sum[i] += n0 * clip_val[i]

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 from photutils.aperture import CircularAperture
 
-__all__ = ["circular_masks", "masked_sum", "masked_sums"]
+__all__ = ["circular_masks", "masked_cutout", "masked_sum", "masked_sums", "overlap_slices"]
+
+Slices = tuple[slice, slice]
 
 
 def circular_masks(pos: np.ndarray, radius: float) -> list[Any]:
@@ -54,8 +56,8 @@ def masked_sum(plane: np.ndarray, m: Any) -> float:
     -------
     float
     """
-    big, small = m.get_overlap_slices(plane.shape)
-    if big is None:
+    big, small = overlap_slices(m, plane.shape)
+    if big is None or small is None:
         return math.nan
     w = m.data[small]
     with np.errstate(invalid="ignore"):
@@ -78,3 +80,53 @@ def masked_sums(plane: np.ndarray, masks: list[Any]) -> np.ndarray:
     numpy.ndarray
     """
     return np.array([masked_sum(plane, m) for m in masks], dtype=float)
+
+
+def overlap_slices(m: Any, shape: tuple[int, ...]) -> tuple[Slices | None, Slices | None]:
+    """``m.get_overlap_slices(shape)`` (photutils' ``BoundingBox.get_overlap_slices``, the same
+    slices) without its per-call overhead: (slices of the large array, slices of the mask), or
+    (None, None) when they do not overlap.
+
+    Parameters
+    ----------
+    m : photutils.aperture.ApertureMask
+        The mask.
+    shape : (int, int)
+        The large array's shape.
+
+    Returns
+    -------
+    (tuple, tuple) or (None, None)
+    """
+    b = m.bbox
+    xmin, xmax, ymin, ymax = b.ixmin, b.ixmax, b.iymin, b.iymax
+    if xmin >= shape[1] or ymin >= shape[0] or xmax <= 0 or ymax <= 0:
+        return None, None
+    return ((slice(max(ymin, 0), min(ymax, shape[0])), slice(max(xmin, 0), min(xmax, shape[1]))),
+            (slice(max(-ymin, 0), min(ymax - ymin, shape[0] - ymin)),
+             slice(max(-xmin, 0), min(xmax - xmin, shape[1] - xmin))))
+
+
+def masked_cutout(m: Any, data: np.ndarray) -> np.ndarray | None:
+    """``m.cutout(data, fill_value=numpy.nan)``: the data over the mask's box (a view when the
+    box lies inside, else a float copy with NaN outside the data); None without overlap.
+
+    Parameters
+    ----------
+    m : photutils.aperture.ApertureMask
+        The mask.
+    data : numpy.ndarray
+        2-D data.
+
+    Returns
+    -------
+    numpy.ndarray or None
+    """
+    big, small = overlap_slices(m, data.shape)
+    if big is None or small is None:
+        return None
+    if (small[0].stop - small[0].start, small[1].stop - small[1].start) == m.shape:
+        return data[big]
+    cut = np.full(m.shape, np.nan)
+    cut[small] = data[big]
+    return cut
