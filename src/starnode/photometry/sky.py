@@ -64,9 +64,11 @@ def robust_sky(values: np.ndarray, clip_level: float | None = 0.0, k: float = 4.
     ValueError
         Fewer than 8 usable pixels.
     """
-    v = np.asarray(values, dtype=np.float64).ravel()
+    v = np.array(values, dtype=np.float64).ravel()  # a copy of its own: sorted in place
     finite = np.isfinite(v)
-    v = np.sort(v if finite.all() else v[finite])
+    if not finite.all():
+        v = v[finite]
+    v.sort()
     n = v.size
     if n < 8:
         raise ValueError(f"too few sky pixels ({n})")
