@@ -160,7 +160,7 @@ def test_aperture_sums_are_photutils_aperture_photometry() -> None:
     (stars inside, on the edge, off the plane; a NaN pixel)."""
     from photutils.aperture import CircularAperture, aperture_photometry
 
-    from starnode.photometry.masks import masked_sum
+    from starnode.photometry.masks import masked_sum, masked_sums
 
     rng = np.random.default_rng(5)
     plane = rng.normal(100.0, 5.0, (60, 80)).astype(np.float32)
@@ -172,6 +172,7 @@ def test_aperture_sums_are_photutils_aperture_photometry() -> None:
         theirs = np.asarray(aperture_photometry(plane, ap, method="exact")["aperture_sum"])
         ours = np.array([masked_sum(plane, m) for m in ap.to_mask(method="exact")])
         np.testing.assert_array_equal(ours, theirs)
+        np.testing.assert_array_equal(masked_sums(plane, ap.to_mask(method="exact")), theirs)
 
 
 def _native_centroids_reference(raw: np.ndarray, pos: np.ndarray, half: int = 3,

@@ -56,12 +56,16 @@ def masked_sum(plane: np.ndarray, m: Any) -> float:
     -------
     float
     """
+    with np.errstate(invalid="ignore"):
+        return _sum(plane, m)
+
+
+def _sum(plane: np.ndarray, m: Any) -> float:
     big, small = overlap_slices(m, plane.shape)
     if big is None or small is None:
         return math.nan
     w = m.data[small]
-    with np.errstate(invalid="ignore"):
-        return float((plane[big] * w)[w > 0].sum())
+    return float((plane[big] * w)[w > 0].sum())
 
 
 def masked_sums(plane: np.ndarray, masks: list[Any]) -> np.ndarray:
@@ -79,7 +83,8 @@ def masked_sums(plane: np.ndarray, masks: list[Any]) -> np.ndarray:
     -------
     numpy.ndarray
     """
-    return np.array([masked_sum(plane, m) for m in masks], dtype=float)
+    with np.errstate(invalid="ignore"):  # NaN pixels: a NaN sum, silently
+        return np.array([_sum(plane, m) for m in masks], dtype=float)
 
 
 def overlap_slices(m: Any, shape: tuple[int, ...]) -> tuple[Slices | None, Slices | None]:
