@@ -279,3 +279,45 @@ def test_overlaps_and_cutouts_are_photutils() -> None:
             else:
                 assert ours is not None and ours.dtype == theirs.dtype
                 np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("fwhm", [1.2, 2.0, 3.3])
+def test_recentring_together_is_star_by_star(fwhm: float) -> None:
+    """The stars re-centred together get ``_recentre``'s positions and verdicts, to the bit:
+    bright and faint stars, pure sky, cut-outs leaving the plane, a NaN and an infinite pixel,
+    centroids running away."""
+    from dataclasses import dataclass
+
+    from starnode.photometry.apertures import _recentre, _recentre_many
+
+    rng = np.random.default_rng(11)
+    ny, nx = 90, 120
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    plane = rng.normal(100.0, 6.0, (ny, nx))
+    stars = np.column_stack([rng.uniform(-1, nx, 60), rng.uniform(-1, ny, 60)])
+    for x, y in stars:
+        plane += rng.uniform(20, 3000) * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (fwhm * 0.8))
+    plane = plane.astype(np.float32)
+    plane[40, 50], plane[70, 20] = np.nan, np.inf
+
+    @dataclass
+    class Plane:  # what the re-centring reads of a Frame
+        plane: np.ndarray
+
+    frame: Any = Plane(plane)
+    xy = np.vstack([stars + rng.uniform(-1.0, 1.0, stars.shape),
+                    np.column_stack([rng.uniform(0, nx, 40), rng.uniform(0, ny, 40)]),
+                    [[50.2, 40.1], [20.0, 69.6], [0.3, 0.4], [119.4, 89.6]]])
+    n = len(xy)
+    sky = 100.0 + rng.normal(0, 2.0, n)
+    sigma = np.full(n, 6.0)
+    idx = np.flatnonzero(rng.uniform(size=n) < 0.9)
+    pos, rec = xy.copy(), np.zeros(n, dtype=bool)
+    _recentre_many(frame, xy, idx, fwhm, sky, sigma, 1.5, pos, rec)
+    expected_pos, expected_rec = xy.copy(), np.zeros(n, dtype=bool)
+    for i in idx:
+        expected_pos[i, 0], expected_pos[i, 1], expected_rec[i] = _recentre(
+            frame, xy[i, 0], xy[i, 1], fwhm, float(sky[i]), float(sigma[i]), 1.5)
+    assert 10 < expected_rec.sum() < len(idx)  # some centred, some kept
+    np.testing.assert_array_equal(pos, expected_pos)
+    np.testing.assert_array_equal(rec, expected_rec)

@@ -242,9 +242,10 @@ def _first_pass(frame: Frame, xy: np.ndarray, cfg: Config, guess: float, others:
     n = len(xy)
     _, g_in, g_out = geometry(guess, cfg)
     mask_r = 2.0 * guess
-    sky0 = np.zeros(n)
+    sky0, sig0 = np.zeros(n), np.zeros(n)
     pos = xy.copy()
     recentred = np.zeros(n, dtype=bool)
+    measured = np.zeros(n, dtype=bool)
     for i, (x, y) in enumerate(xy):
         if not _inside(frame, x, y):
             continue
@@ -252,11 +253,68 @@ def _first_pass(frame: Frame, xy: np.ndarray, cfg: Config, guess: float, others:
             s = local_sky(frame, x, y, g_in, g_out, others, mask_r)
         except ValueError:
             continue
-        sky0[i] = s.mean
-        if recentre:
-            pos[i, 0], pos[i, 1], recentred[i] = _recentre(frame, x, y, guess, s.mean, s.sigma,
-                                                          shift)
+        sky0[i], sig0[i], measured[i] = s.mean, s.sigma, True
+    if recentre and measured.any():
+        _recentre_many(frame, xy, np.flatnonzero(measured), guess, sky0, sig0, shift, pos,
+                       recentred)
     return pos, sky0, recentred
+
+
+def _recentre_many(frame: Frame, xy: np.ndarray, idx: np.ndarray, fwhm: float,
+                   sky: np.ndarray, sigma: np.ndarray, max_shift: float, pos: np.ndarray,
+                   recentred: np.ndarray) -> None:
+    """:func:`_recentre` of the stars ``idx``, into ``pos`` and ``recentred``: the stars whose
+    cut-outs lie inside the plane together (each sum over the same elements in the same order
+    as :func:`_recentre`'s), the others one by one."""
+    plane = frame.plane
+    ny, nx = plane.shape
+    r = max(1.5 * fwhm, 2.0)
+    half = math.ceil(r) + 1
+    off = np.arange(-half, half + 1)
+    grid = np.arange(2 * half + 1)
+    cx, cy = xy[idx, 0].copy(), xy[idx, 1].copy()
+    live = np.ones(len(idx), dtype=bool)  # still being centred together
+    alone = np.zeros(len(idx), dtype=bool)  # a cut-out leaves the plane: one by one
+    for _ in range(2):
+        ix, iy = np.rint(cx).astype(int), np.rint(cy).astype(int)  # round(): half to even
+        full = (ix - half >= 0) & (iy - half >= 0) & (ix + half < nx) & (iy + half < ny)
+        alone |= live & ~full
+        live &= full
+        k = np.flatnonzero(live)
+        if k.size == 0:
+            break
+        rows, cols = iy[k, None] + off, ix[k, None] + off  # (m, size)
+        cut = plane[rows[:, :, None], cols[:, None, :]]
+        inside = ((cols[:, None, :] - cx[k, None, None]) ** 2
+                  + (rows[:, :, None] - cy[k, None, None]) ** 2) <= r * r
+        # cut - sky with sky a Python float is computed in the plane's dtype
+        d = np.where(inside, cut - sky[idx[k]].astype(plane.dtype)[:, None, None], 0.0)
+        signal = np.array([float(d[j][inside[j]].sum()) for j in range(k.size)])
+        noise = sigma[idx[k]] * np.sqrt(np.maximum(inside.reshape(k.size, -1).sum(axis=1), 1))
+        d = np.maximum(d, 0.0)
+        ok = (signal > 10.0 * noise) & d.reshape(k.size, -1).any(axis=1)
+        data = np.asarray(d, dtype=float)
+        data = np.where(np.isfinite(data), data, 0.0)
+        total = data.reshape(k.size, -1).sum(axis=1)
+        ok &= ~(np.abs(total) < 1.0e-30)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gx = (grid[None, None, :] * data).reshape(k.size, -1).sum(axis=1) / total
+            gy = (grid[None, :, None] * data).reshape(k.size, -1).sum(axis=1) / total
+        ok &= np.isfinite(gx) & np.isfinite(gy)
+        live[k[~ok]] = False
+        cx[k], cy[k] = (ix[k] - half) + gx, (iy[k] - half) + gy
+    x0, y0 = xy[idx, 0], xy[idx, 1]
+    far = np.array([math.hypot(a, b) > max_shift for a, b in zip(cx - x0, cy - y0, strict=True)],
+                   dtype=bool)
+    good = live & ~far
+    pos[idx[good], 0], pos[idx[good], 1] = cx[good], cy[good]
+    recentred[idx[good]] = True
+    for j in np.flatnonzero(alone):
+        i = idx[j]
+        # Python floats, as the sky estimate's (a numpy scalar would promote the plane)
+        pos[i, 0], pos[i, 1], recentred[i] = _recentre(frame, xy[i, 0], xy[i, 1], fwhm,
+                                                      float(sky[i]), float(sigma[i]),
+                                                      max_shift)
 
 
 @dataclass
