@@ -321,3 +321,40 @@ def test_recentring_together_is_star_by_star(fwhm: float) -> None:
     assert 10 < expected_rec.sum() < len(idx)  # some centred, some kept
     np.testing.assert_array_equal(pos, expected_pos)
     np.testing.assert_array_equal(rec, expected_rec)
+
+
+@pytest.mark.parametrize("green", [False, True], ids=["plane", "green-sites"])
+def test_local_skies_are_local_sky(green: bool) -> None:
+    """The skies of all stars at once equal ``local_sky``'s star by star, to the bit: a
+    crowded field (neighbours masked; so many that the fallback without them is taken), stars
+    at and beyond the edges, a clipped sky, NaN pixels."""
+    from dataclasses import dataclass
+
+    from starnode.photometry.sky import local_skies, local_sky
+
+    rng = np.random.default_rng(12)
+    ny, nx = 80, 110
+    sites = [np.clip(np.rint(rng.normal(6.0, 5.0, (ny, nx))), 0, None).astype(np.uint16)
+             for _ in range(2)]
+    plane = (sites[0] + sites[1].astype(np.float32)).astype(np.float32)
+    plane[10, 10] = np.nan
+
+    @dataclass
+    class Planes:  # what the sky reads of a Frame
+        plane: np.ndarray
+        green: tuple[np.ndarray, np.ndarray] | None
+
+    frame: Any = Planes(plane, (sites[0], sites[1]) if green else None)
+    crowd = np.column_stack([rng.uniform(30, 34, 30), rng.uniform(30, 34, 30)])
+    pos = np.vstack([np.column_stack([rng.uniform(-3, nx + 3, 150), rng.uniform(-3, ny + 3, 150)]),
+                     crowd, [[10.2, 10.4], [0.0, 0.0], [109.9, 79.9], [np.nan, 5.0]]])
+    others = np.vstack([pos[:-1], [[50.0, 40.0]]])
+    for r_in, r_out, mask_r in ((3.0, 6.0, 2.5), (5.5, 9.2, 4.0)):
+        ours = local_skies(frame, pos, r_in, r_out, others, mask_r)
+        for (x, y), s in zip(pos, ours, strict=True):
+            try:
+                ref = local_sky(frame, x, y, r_in, r_out, others, mask_r)
+            except ValueError:
+                ref = None
+            assert s == ref
+    assert local_skies(frame, np.zeros((0, 2)), 3.0, 6.0, None, 2.0) == []

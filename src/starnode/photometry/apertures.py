@@ -22,7 +22,7 @@ from ..instruments import profile
 from .cfa import CfaModel, fit_cfa, green_asymmetry, native_centroids, site_levels, site_sums
 from .masks import circular_masks, masked_cutout, masked_sums
 from .noise import aperture_excess
-from .sky import local_sky
+from .sky import local_skies
 
 log = logging.getLogger("starnode.photometry")
 
@@ -231,9 +231,10 @@ def scintillation(config: Config, frame: Frame, airmass: float | None) -> float:
                                cfg.photometry.scintillation_factor)
 
 
-def _inside(frame: Frame, x: float, y: float) -> bool:
+def _inside_all(frame: Frame, xy: np.ndarray) -> np.ndarray:
+    """Which positions lie on the plane (0 <= x < nx, 0 <= y < ny)."""
     ny, nx = frame.plane.shape
-    return bool(0 <= x < nx and 0 <= y < ny)
+    return (xy[:, 0] >= 0) & (xy[:, 0] < nx) & (xy[:, 1] >= 0) & (xy[:, 1] < ny)
 
 
 def _first_pass(frame: Frame, xy: np.ndarray, cfg: Config, guess: float, others: np.ndarray,
@@ -246,14 +247,10 @@ def _first_pass(frame: Frame, xy: np.ndarray, cfg: Config, guess: float, others:
     pos = xy.copy()
     recentred = np.zeros(n, dtype=bool)
     measured = np.zeros(n, dtype=bool)
-    for i, (x, y) in enumerate(xy):
-        if not _inside(frame, x, y):
-            continue
-        try:
-            s = local_sky(frame, x, y, g_in, g_out, others, mask_r)
-        except ValueError:
-            continue
-        sky0[i], sig0[i], measured[i] = s.mean, s.sigma, True
+    ok = np.flatnonzero(_inside_all(frame, xy))
+    for i, s in zip(ok, local_skies(frame, xy[ok], g_in, g_out, others, mask_r), strict=True):
+        if s is not None:
+            sky0[i], sig0[i], measured[i] = s.mean, s.sigma, True
     if recentre and measured.any():
         _recentre_many(frame, xy, np.flatnonzero(measured), guess, sky0, sig0, shift, pos,
                        recentred)
@@ -330,12 +327,9 @@ def _final_sky(frame: Frame, pos: np.ndarray, r: float, r_in: float, r_out: floa
     n = len(pos)
     out = _Sky(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n), np.zeros(n))
     mask_r = max(r + 0.5 * fwhm, 1.5 * fwhm)
-    for i, (x, y) in enumerate(pos):
-        if not _inside(frame, x, y):
-            continue
-        try:
-            s = local_sky(frame, x, y, r_in, r_out, others, mask_r)
-        except ValueError:
+    ok = np.flatnonzero(_inside_all(frame, pos))
+    for i, s in zip(ok, local_skies(frame, pos[ok], r_in, r_out, others, mask_r), strict=True):
+        if s is None:
             continue
         out.mean[i], out.sigma[i], out.n[i] = s.mean, s.sigma, s.n
         out.clipped_value[i] = s.clipped_value if s.clipped_fraction > 0 else 0.0
