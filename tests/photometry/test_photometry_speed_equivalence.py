@@ -358,3 +358,60 @@ def test_local_skies_are_local_sky(green: bool) -> None:
                 ref = None
             assert s == ref
     assert local_skies(frame, np.zeros((0, 2)), 3.0, 6.0, None, 2.0) == []
+
+
+def _aperture_sums_reference(frame: Any, pos: np.ndarray, inside: np.ndarray, r: float,
+                             clip_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``apertures._aperture_sums`` as 0.2.0 computed it (a loop over the stars)."""
+    from photutils.aperture import CircularAperture, aperture_photometry
+
+    n = len(pos)
+    raw_sum = np.full(n, np.nan)
+    area_w2 = np.full(n, math.pi * r * r)
+    ap = CircularAperture(pos[inside], r)
+    raw_sum[inside] = np.asarray(aperture_photometry(frame.plane, ap)["aperture_sum"])
+    masks = ap.to_mask(method="exact")
+    area_w2[inside] = [float(np.sum(m.data * m.data)) for m in masks]
+    sites = frame.green if frame.green is not None else (frame.plane,)
+    for i, m in zip(np.flatnonzero(inside), masks, strict=True):
+        if clip_val[i] == 0.0:
+            continue
+        n0 = 0.0
+        for site in sites:
+            cut = m.cutout(site, fill_value=np.nan)
+            if cut is not None:
+                n0 += float(np.sum(m.data * (cut == 0)))
+        raw_sum[i] += n0 * clip_val[i]
+    return raw_sum, area_w2
+
+
+@pytest.mark.parametrize("green", [False, True], ids=["plane", "green-sites"])
+def test_aperture_sums_are_the_reference_loop(green: bool) -> None:
+    """Aperture sums, squared weights and the clipped pixels' share equal the star-by-star
+    loop's, to the bit (stars inside, on the edges and off the plane; clipped and unclipped
+    skies)."""
+    from dataclasses import dataclass
+
+    from starnode.photometry.apertures import _aperture_sums
+
+    rng = np.random.default_rng(13)
+    ny, nx = 70, 90
+    sites = [np.clip(np.rint(rng.normal(3.0, 4.0, (ny, nx))), 0, None).astype(np.uint16)
+             for _ in range(2)]
+    plane = (sites[0] + sites[1].astype(np.float32)).astype(np.float32)
+
+    @dataclass
+    class Planes:  # what the sums read of a Frame
+        plane: np.ndarray
+        green: tuple[np.ndarray, np.ndarray] | None
+
+    frame: Any = Planes(plane, (sites[0], sites[1]) if green else None)
+    pos = np.vstack([np.column_stack([rng.uniform(-4, nx + 4, 120),
+                                      rng.uniform(-4, ny + 4, 120)]), [[0.0, 0.0]]])
+    inside = (pos[:, 0] >= 0) & (pos[:, 0] < nx) & (pos[:, 1] >= 0) & (pos[:, 1] < ny)
+    clip_val = np.where(rng.uniform(size=len(pos)) < 0.7, rng.uniform(-3, 0, len(pos)), 0.0)
+    for r in (1.6, 2.9, 4.5):
+        raw, w2, _ = _aperture_sums(frame, pos, inside, r, clip_val)
+        ref_raw, ref_w2 = _aperture_sums_reference(frame, pos, inside, r, clip_val)
+        np.testing.assert_array_equal(raw, ref_raw)
+        np.testing.assert_array_equal(w2, ref_w2)

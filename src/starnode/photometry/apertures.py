@@ -20,7 +20,7 @@ from ..frame.load import GREEN_SITES, Frame
 from ..frame.timesite import young_scintillation
 from ..instruments import profile
 from .cfa import CfaModel, fit_cfa, green_asymmetry, native_centroids, site_levels, site_sums
-from .masks import circular_masks, masked_cutout, masked_sums
+from .masks import circular_masks, masked_cutout, masked_sums, overlap_slices
 from .noise import aperture_excess
 from .sky import local_skies
 
@@ -355,18 +355,52 @@ def _aperture_sums(frame: Frame, pos: np.ndarray, inside: np.ndarray, r: float,
     masks = circular_masks(pos[inside], r)
     # the masks are made once: the sums as photutils' aperture_photometry makes them from them
     raw_sum[inside] = masked_sums(frame.plane, masks)
-    area_w2[inside] = [float(np.sum(m.data * m.data)) for m in masks]
+    index = np.flatnonzero(inside)
+    # masks of one shape together (each sum over the same elements in the same order)
+    for group in _same_shape(masks):
+        weights = np.stack([masks[j].data for j in group])
+        area_w2[index[group]] = (weights * weights).reshape(len(group), -1).sum(axis=1)
     sites = frame.green if frame.green is not None else (frame.plane,)
-    for i, m in zip(np.flatnonzero(inside), masks, strict=True):
-        if clip_val[i] == 0.0:
-            continue
-        n0 = 0.0
-        for site in sites:
-            cut = masked_cutout(m, site)
-            if cut is not None:
-                n0 += float(np.sum(m.data * (cut == 0)))
-        raw_sum[i] += n0 * clip_val[i]
+    clipped = [j for j, i in enumerate(index) if clip_val[i] != 0.0]
+    n0 = _clipped_weights([masks[j] for j in clipped], sites)
+    for j, w0 in zip(clipped, n0, strict=True):
+        raw_sum[index[j]] += w0 * clip_val[index[j]]
     return raw_sum, area_w2, masks
+
+
+def _clipped_weights(masks: list[Any], sites: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Per mask, the summed weights of its pixels at 0 in each site plane (added site by
+    site): the masks inside the planes together, by shape; the others one by one on
+    NaN-filled cut-outs."""
+    n0 = np.zeros(len(masks))
+    for group in _same_shape(masks):
+        slices = {j: overlap_slices(masks[j], sites[0].shape) for j in group}
+        whole = [j for j in group if slices[j][0] is not None
+                 and _covers(slices[j][1], masks[j].data.shape)]
+        for j in sorted(set(group) - set(whole)):
+            for site in sites:
+                cut = masked_cutout(masks[j], site)
+                if cut is not None:
+                    n0[j] += float(np.sum(masks[j].data * (cut == 0)))
+        if whole:
+            weights = np.stack([masks[j].data for j in whole])
+            for site in sites:
+                cuts = np.stack([site[slices[j][0]] for j in whole])
+                n0[whole] += (weights * (cuts == 0)).reshape(len(whole), -1).sum(axis=1)
+    return n0
+
+
+def _covers(small: Any, shape: tuple[int, ...]) -> bool:
+    """Whether a mask's overlap slices cover all of it (the mask lies inside the plane)."""
+    return bool((small[0].stop - small[0].start, small[1].stop - small[1].start) == shape)
+
+
+def _same_shape(masks: list[Any]) -> list[list[int]]:
+    """The indices of ``masks`` grouped by mask shape (in order)."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for j, m in enumerate(masks):
+        groups.setdefault(m.data.shape, []).append(j)
+    return list(groups.values())
 
 
 def _flux_errors(frame: Frame, flux: np.ndarray, sky: _Sky, area: float, area_w2: np.ndarray,
