@@ -281,8 +281,10 @@ def test_overlaps_and_cutouts_are_photutils() -> None:
                 np.testing.assert_array_equal(ours, theirs)
 
 
-@pytest.mark.parametrize("fwhm", [1.2, 2.0, 3.3])
-def test_recentring_together_is_star_by_star(fwhm: float) -> None:
+@pytest.mark.parametrize(("fwhm", "dtype"), [(1.2, np.float32), (2.0, np.float32),
+                                             (3.3, np.float32), (2.0, np.float64),
+                                             (2.0, np.int32)])
+def test_recentring_together_is_star_by_star(fwhm: float, dtype: Any) -> None:
     """The stars re-centred together get ``_recentre``'s positions and verdicts, to the bit:
     bright and faint stars, pure sky, cut-outs leaving the plane, a NaN and an infinite pixel,
     centroids running away."""
@@ -297,8 +299,9 @@ def test_recentring_together_is_star_by_star(fwhm: float) -> None:
     stars = np.column_stack([rng.uniform(-1, nx, 60), rng.uniform(-1, ny, 60)])
     for x, y in stars:
         plane += rng.uniform(20, 3000) * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (fwhm * 0.8))
-    plane = plane.astype(np.float32)
-    plane[40, 50], plane[70, 20] = np.nan, np.inf
+    plane = plane.astype(dtype)
+    if plane.dtype.kind == "f":
+        plane[40, 50], plane[70, 20] = np.nan, np.inf
 
     @dataclass
     class Plane:  # what the re-centring reads of a Frame

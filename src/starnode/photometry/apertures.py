@@ -269,6 +269,7 @@ def _recentre_many(frame: Frame, xy: np.ndarray, idx: np.ndarray, fwhm: float,
     half = math.ceil(r) + 1
     off = np.arange(-half, half + 1)
     grid = np.arange(2 * half + 1)
+    weak = np.result_type(plane.dtype, 0.0)
     cx, cy = xy[idx, 0].copy(), xy[idx, 1].copy()
     live = np.ones(len(idx), dtype=bool)  # still being centred together
     alone = np.zeros(len(idx), dtype=bool)  # a cut-out leaves the plane: one by one
@@ -284,8 +285,8 @@ def _recentre_many(frame: Frame, xy: np.ndarray, idx: np.ndarray, fwhm: float,
         cut = plane[rows[:, :, None], cols[:, None, :]]
         inside = ((cols[:, None, :] - cx[k, None, None]) ** 2
                   + (rows[:, :, None] - cy[k, None, None]) ** 2) <= r * r
-        # cut - sky with sky a Python float is computed in the plane's dtype
-        d = np.where(inside, cut - sky[idx[k]].astype(plane.dtype)[:, None, None], 0.0)
+        # cut - sky, sky a Python float (weak): in the plane's float dtype (float64 for ints)
+        d = np.where(inside, cut - sky[idx[k]].astype(weak)[:, None, None], 0.0)
         signal = np.array([float(d[j][inside[j]].sum()) for j in range(k.size)])
         noise = sigma[idx[k]] * np.sqrt(np.maximum(inside.reshape(k.size, -1).sum(axis=1), 1))
         d = np.maximum(d, 0.0)
