@@ -349,6 +349,7 @@ def test_local_skies_are_local_sky(green: bool) -> None:
 
     frame: Any = Planes(plane, (sites[0], sites[1]) if green else None)
     crowd = np.column_stack([rng.uniform(30, 34, 30), rng.uniform(30, 34, 30)])
+    # more stars than one batch (sky._CHUNK)
     pos = np.vstack([np.column_stack([rng.uniform(-3, nx + 3, 150), rng.uniform(-3, ny + 3, 150)]),
                      crowd, [[10.2, 10.4], [0.0, 0.0], [109.9, 79.9], [np.nan, 5.0]]])
     others = np.vstack([pos[:-1], [[50.0, 40.0]]])

@@ -20,6 +20,9 @@ __all__ = ["SkyEstimate", "annulus_pixels", "local_skies", "local_sky", "robust_
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
+#: stars whose annuli :func:`local_skies` makes at once
+_CHUNK = 64
+
 
 @dataclass(frozen=True)
 class SkyEstimate:
@@ -293,6 +296,9 @@ def local_skies(frame: Frame, pos: np.ndarray, r_in: float, r_out: float,
     n = len(pos)
     if n == 0:
         return []
+    if n > _CHUNK:  # bounded temporary arrays (stars x neighbours x box) on crowded fields
+        return [s for k in range(0, n, _CHUNK)
+                for s in local_skies(frame, pos[k:k + _CHUNK], r_in, r_out, others, mask_r)]
     ny, nx = frame.plane.shape
     x, y = pos[:, 0], pos[:, 1]
     x0 = np.maximum(np.floor(x - r_out), 0).astype(int)
