@@ -160,7 +160,7 @@ def test_aperture_sums_are_photutils_aperture_photometry() -> None:
     (stars inside, on the edge, off the plane; a NaN pixel)."""
     from photutils.aperture import CircularAperture, aperture_photometry
 
-    from starnode.photometry.apertures import _masked_sum
+    from starnode.photometry.masks import masked_sum, masked_sums
 
     rng = np.random.default_rng(5)
     plane = rng.normal(100.0, 5.0, (60, 80)).astype(np.float32)
@@ -170,5 +170,252 @@ def test_aperture_sums_are_photutils_aperture_photometry() -> None:
     for r in (1.7, 3.2, 6.0):
         ap = CircularAperture(pos, r)
         theirs = np.asarray(aperture_photometry(plane, ap, method="exact")["aperture_sum"])
-        ours = np.array([_masked_sum(plane, m) for m in ap.to_mask(method="exact")])
+        ours = np.array([masked_sum(plane, m) for m in ap.to_mask(method="exact")])
         np.testing.assert_array_equal(ours, theirs)
+        np.testing.assert_array_equal(masked_sums(plane, ap.to_mask(method="exact")), theirs)
+
+
+def _native_centroids_reference(raw: np.ndarray, pos: np.ndarray, half: int = 3,
+                                iters: int = 3, levels: np.ndarray | None = None) -> np.ndarray:
+    """``cfa.native_centroids`` as 0.2.0 computed it (a loop over the stars), the reference."""
+    from starnode.photometry.cfa import site_levels
+
+    pos = np.asarray(pos, float).reshape(-1, 2)
+    data = np.asarray(raw)
+    ny, nx = data.shape
+    sky = site_levels(data) if levels is None else levels
+    out = pos.copy()
+    for k, (x, y) in enumerate(pos):
+        bx, by = 2.0 * x + 0.5, 2.0 * y + 0.5
+        for _ in range(iters):
+            ix, iy = round(bx), round(by)
+            if not (half <= ix < nx - half and half <= iy < ny - half):
+                break
+            rows = np.arange(iy - half, iy + half + 1)[:, None]
+            cols = np.arange(ix - half, ix + half + 1)[None, :]
+            d = (data[iy - half:iy + half + 1, ix - half:ix + half + 1].astype(float)
+                 - sky[rows % 2, cols % 2])
+            w = np.zeros_like(d)
+            for r in (0, 1):
+                for c in (0, 1):
+                    m = ((rows % 2) == r) & ((cols % 2) == c)
+                    tot = float(d[m].sum())
+                    if tot > 0:
+                        w[m] = d[m] / tot
+            w = np.clip(w, 0.0, None) * (((rows - by) ** 2 + (cols - bx) ** 2) <= half * half)
+            tw = float(w.sum())
+            if not tw > 0:
+                break
+            bx, by = float((w * cols).sum() / tw), float((w * rows).sum() / tw)
+        else:
+            out[k] = ((bx - 0.5) / 2.0, (by - 0.5) / 2.0)
+    return out
+
+
+def _mosaic(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A clipped uint16 Bayer mosaic with sharp stars, and their plane positions."""
+    rng = np.random.default_rng(seed)
+    ny, nx = 240, 320
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    img = rng.normal(30.0, 12.0, (ny, nx))
+    img[0::2, 1::2] *= 0.6  # the site classes' different sky levels
+    img[1::2, 0::2] *= 0.8
+    stars = np.column_stack([rng.uniform(2, nx / 2 - 2, 40), rng.uniform(2, ny / 2 - 2, 40)])
+    for x, y in stars:
+        bx, by = 2 * x + 0.5, 2 * y + 0.5
+        img += rng.uniform(200, 5000) * np.exp(-((xx - bx) ** 2 + (yy - by) ** 2) / 2.2)
+    return np.clip(np.round(img), 0, 65535).astype(np.uint16), stars
+
+
+@pytest.mark.parametrize(("half", "iters"), [(3, 3), (2, 1), (4, 5)])
+def test_native_centroids_are_the_reference_loop(half: int, iters: int) -> None:
+    """The vectorised mosaic centroids equal the per-star loop's to the bit: stars, start
+    points on pure sky (no light: kept), stamps leaving the mosaic (kept)."""
+    from starnode.photometry.cfa import native_centroids
+
+    raw, stars = _mosaic(6)
+    rng = np.random.default_rng(7)
+    pos = np.vstack([stars, stars + rng.uniform(-0.8, 0.8, stars.shape),
+                     np.column_stack([rng.uniform(-3, 163, 400), rng.uniform(-3, 123, 400)]),
+                     [[0.2, 0.2], [159.4, 60.0], [-4.0, 3.0]]])
+    ours = native_centroids(raw, pos, half=half, iters=iters)
+    assert (ours != pos).any(axis=1).sum() > 40  # most stars moved
+    np.testing.assert_array_equal(ours, _native_centroids_reference(raw, pos, half, iters))
+    assert native_centroids(raw, np.zeros((0, 2))).shape == (0, 2)
+
+
+def test_site_levels_are_numpy_medians() -> None:
+    """The site classes' sky levels equal ``numpy.median``'s to the bit (integer mosaics of
+    odd and even sizes, a float one)."""
+    from starnode.photometry.cfa import site_levels
+
+    rng = np.random.default_rng(8)
+    for shape in ((64, 64), (72, 88), (71, 93), (9, 9), (8, 3)):
+        for dtype, high in ((np.uint16, 65535), (np.uint16, 40), (np.int32, 3000)):
+            raw = rng.integers(0, high, shape).astype(dtype)
+            ref = [[float(np.median(raw[r::8, c::8])) for c in (0, 1)] for r in (0, 1)]
+            assert site_levels(raw).tolist() == ref
+    flt = rng.normal(50.0, 3.0, (40, 40)).astype(np.float32)
+    assert site_levels(flt).tolist() == [[float(np.median(flt[r::8, c::8])) for c in (0, 1)]
+                                         for r in (0, 1)]
+
+
+def test_overlaps_and_cutouts_are_photutils() -> None:
+    """The masks' overlap slices and NaN-filled cut-outs equal photutils' own (inside, on
+    every edge, off the plane)."""
+    from photutils.aperture import CircularAperture
+
+    from starnode.photometry.masks import masked_cutout, overlap_slices
+
+    rng = np.random.default_rng(9)
+    plane = rng.integers(0, 50, (40, 70)).astype(np.uint16)
+    pos = np.column_stack([rng.uniform(-8, 78, 300), rng.uniform(-8, 48, 300)])
+    for r in (1.5, 4.2):
+        for m in CircularAperture(pos, r).to_mask(method="exact"):
+            assert overlap_slices(m, plane.shape) == m.get_overlap_slices(plane.shape)
+            ours, theirs = masked_cutout(m, plane), m.cutout(plane, fill_value=np.nan)
+            if theirs is None:
+                assert ours is None
+            else:
+                assert ours is not None and ours.dtype == theirs.dtype
+                np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize(("fwhm", "dtype"), [(1.2, np.float32), (2.0, np.float32),
+                                             (3.3, np.float32), (2.0, np.float64),
+                                             (2.0, np.int32)])
+def test_recentring_together_is_star_by_star(fwhm: float, dtype: Any) -> None:
+    """The stars re-centred together get ``_recentre``'s positions and verdicts, to the bit:
+    bright and faint stars, pure sky, cut-outs leaving the plane, a NaN and an infinite pixel,
+    centroids running away."""
+    from dataclasses import dataclass
+
+    from starnode.photometry.apertures import _recentre, _recentre_many
+
+    rng = np.random.default_rng(11)
+    ny, nx = 90, 120
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    plane = rng.normal(100.0, 6.0, (ny, nx))
+    stars = np.column_stack([rng.uniform(-1, nx, 60), rng.uniform(-1, ny, 60)])
+    for x, y in stars:
+        plane += rng.uniform(20, 3000) * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (fwhm * 0.8))
+    plane = plane.astype(dtype)
+    if plane.dtype.kind == "f":
+        plane[40, 50], plane[70, 20] = np.nan, np.inf
+
+    @dataclass
+    class Plane:  # what the re-centring reads of a Frame
+        plane: np.ndarray
+
+    frame: Any = Plane(plane)
+    xy = np.vstack([stars + rng.uniform(-1.0, 1.0, stars.shape),
+                    np.column_stack([rng.uniform(0, nx, 40), rng.uniform(0, ny, 40)]),
+                    [[50.2, 40.1], [20.0, 69.6], [0.3, 0.4], [119.4, 89.6]]])
+    n = len(xy)
+    sky = 100.0 + rng.normal(0, 2.0, n)
+    sigma = np.full(n, 6.0)
+    idx = np.flatnonzero(rng.uniform(size=n) < 0.9)
+    pos, rec = xy.copy(), np.zeros(n, dtype=bool)
+    _recentre_many(frame, xy, idx, fwhm, sky, sigma, 1.5, pos, rec)
+    expected_pos, expected_rec = xy.copy(), np.zeros(n, dtype=bool)
+    for i in idx:
+        expected_pos[i, 0], expected_pos[i, 1], expected_rec[i] = _recentre(
+            frame, xy[i, 0], xy[i, 1], fwhm, float(sky[i]), float(sigma[i]), 1.5)
+    assert 10 < expected_rec.sum() < len(idx)  # some centred, some kept
+    np.testing.assert_array_equal(pos, expected_pos)
+    np.testing.assert_array_equal(rec, expected_rec)
+
+
+@pytest.mark.parametrize("green", [False, True], ids=["plane", "green-sites"])
+def test_local_skies_are_local_sky(green: bool) -> None:
+    """The skies of all stars at once equal ``local_sky``'s star by star, to the bit: a
+    crowded field (neighbours masked; so many that the fallback without them is taken), stars
+    at and beyond the edges, a clipped sky, NaN pixels."""
+    from dataclasses import dataclass
+
+    from starnode.photometry.sky import local_skies, local_sky
+
+    rng = np.random.default_rng(12)
+    ny, nx = 80, 110
+    sites = [np.clip(np.rint(rng.normal(6.0, 5.0, (ny, nx))), 0, None).astype(np.uint16)
+             for _ in range(2)]
+    plane = (sites[0] + sites[1].astype(np.float32)).astype(np.float32)
+    plane[10, 10] = np.nan
+
+    @dataclass
+    class Planes:  # what the sky reads of a Frame
+        plane: np.ndarray
+        green: tuple[np.ndarray, np.ndarray] | None
+
+    frame: Any = Planes(plane, (sites[0], sites[1]) if green else None)
+    crowd = np.column_stack([rng.uniform(30, 34, 30), rng.uniform(30, 34, 30)])
+    # more stars than one batch (sky._CHUNK)
+    pos = np.vstack([np.column_stack([rng.uniform(-3, nx + 3, 150), rng.uniform(-3, ny + 3, 150)]),
+                     crowd, [[10.2, 10.4], [0.0, 0.0], [109.9, 79.9], [np.nan, 5.0]]])
+    others = np.vstack([pos[:-1], [[50.0, 40.0]]])
+    for r_in, r_out, mask_r in ((3.0, 6.0, 2.5), (5.5, 9.2, 4.0)):
+        ours = local_skies(frame, pos, r_in, r_out, others, mask_r)
+        for (x, y), s in zip(pos, ours, strict=True):
+            try:
+                ref = local_sky(frame, x, y, r_in, r_out, others, mask_r)
+            except ValueError:
+                ref = None
+            assert s == ref
+    assert local_skies(frame, np.zeros((0, 2)), 3.0, 6.0, None, 2.0) == []
+
+
+def _aperture_sums_reference(frame: Any, pos: np.ndarray, inside: np.ndarray, r: float,
+                             clip_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``apertures._aperture_sums`` as 0.2.0 computed it (a loop over the stars)."""
+    from photutils.aperture import CircularAperture, aperture_photometry
+
+    n = len(pos)
+    raw_sum = np.full(n, np.nan)
+    area_w2 = np.full(n, math.pi * r * r)
+    ap = CircularAperture(pos[inside], r)
+    raw_sum[inside] = np.asarray(aperture_photometry(frame.plane, ap)["aperture_sum"])
+    masks = ap.to_mask(method="exact")
+    area_w2[inside] = [float(np.sum(m.data * m.data)) for m in masks]
+    sites = frame.green if frame.green is not None else (frame.plane,)
+    for i, m in zip(np.flatnonzero(inside), masks, strict=True):
+        if clip_val[i] == 0.0:
+            continue
+        n0 = 0.0
+        for site in sites:
+            cut = m.cutout(site, fill_value=np.nan)
+            if cut is not None:
+                n0 += float(np.sum(m.data * (cut == 0)))
+        raw_sum[i] += n0 * clip_val[i]
+    return raw_sum, area_w2
+
+
+@pytest.mark.parametrize("green", [False, True], ids=["plane", "green-sites"])
+def test_aperture_sums_are_the_reference_loop(green: bool) -> None:
+    """Aperture sums, squared weights and the clipped pixels' share equal the star-by-star
+    loop's, to the bit (stars inside, on the edges and off the plane; clipped and unclipped
+    skies)."""
+    from dataclasses import dataclass
+
+    from starnode.photometry.apertures import _aperture_sums
+
+    rng = np.random.default_rng(13)
+    ny, nx = 70, 90
+    sites = [np.clip(np.rint(rng.normal(3.0, 4.0, (ny, nx))), 0, None).astype(np.uint16)
+             for _ in range(2)]
+    plane = (sites[0] + sites[1].astype(np.float32)).astype(np.float32)
+
+    @dataclass
+    class Planes:  # what the sums read of a Frame
+        plane: np.ndarray
+        green: tuple[np.ndarray, np.ndarray] | None
+
+    frame: Any = Planes(plane, (sites[0], sites[1]) if green else None)
+    pos = np.vstack([np.column_stack([rng.uniform(-4, nx + 4, 120),
+                                      rng.uniform(-4, ny + 4, 120)]), [[0.0, 0.0]]])
+    inside = (pos[:, 0] >= 0) & (pos[:, 0] < nx) & (pos[:, 1] >= 0) & (pos[:, 1] < ny)
+    clip_val = np.where(rng.uniform(size=len(pos)) < 0.7, rng.uniform(-3, 0, len(pos)), 0.0)
+    for r in (1.6, 2.9, 4.5):
+        raw, w2, _ = _aperture_sums(frame, pos, inside, r, clip_val)
+        ref_raw, ref_w2 = _aperture_sums_reference(frame, pos, inside, r, clip_val)
+        np.testing.assert_array_equal(raw, ref_raw)
+        np.testing.assert_array_equal(w2, ref_w2)

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from photutils.aperture import CircularAperture
 
 from ..config import Config, resolve
 from ..frame.load import GREEN_SITES, Frame
 from ..frame.timesite import young_scintillation
 from ..instruments import profile
 from .cfa import CfaModel, fit_cfa, green_asymmetry, native_centroids, site_levels, site_sums
+from .masks import circular_masks, masked_cutout, masked_sums, overlap_slices
 from .noise import aperture_excess
-from .sky import local_sky
+from .sky import local_skies
 
 log = logging.getLogger("starnode.photometry")
 
@@ -118,14 +118,15 @@ def _centroid_com(d: np.ndarray) -> tuple[float, float]:
     """photutils' ``centroid_com`` (x, y) of a 2-D cut-out, the same sums in the same order,
     without its per-call input checks (non-finite pixels count as 0, as there)."""
     data = np.asarray(d, dtype=float)
-    bad = ~np.isfinite(data)
-    if bad.any():
-        data = np.where(bad, 0.0, data)
-    total = np.sum(data)
+    if not np.isfinite(data).all():
+        data = np.where(np.isfinite(data), data, 0.0)
+    total = data.sum()
     if abs(total) < 1.0e-30:
         return math.nan, math.nan
-    iy, ix = np.ogrid[0:data.shape[0], 0:data.shape[1]]
-    return float(np.sum(ix * data) / total), float(np.sum(iy * data) / total)
+    # np.ogrid's index arrays (int), without its slice parsing
+    iy = np.arange(data.shape[0])[:, None]
+    ix = np.arange(data.shape[1])[None, :]
+    return float((ix * data).sum() / total), float((iy * data).sum() / total)
 
 
 def _recentre(frame: Frame, x: float, y: float, fwhm: float, sky: float, sky_sigma: float,
@@ -144,16 +145,16 @@ def _recentre(frame: Frame, x: float, y: float, fwhm: float, sky: float, sky_sig
         inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
         d = np.where(inside, cut - sky, 0.0)
         signal = float(d[inside].sum())
-        noise = sky_sigma * math.sqrt(max(int(inside.sum()), 1))
+        noise = sky_sigma * math.sqrt(max(int(np.count_nonzero(inside)), 1))
         if not (signal > 10.0 * noise):
             return x, y, False
-        d = np.clip(d, 0.0, None)
+        d = np.maximum(d, 0.0)  # np.clip(d, 0.0, None)'s values
         if not d.any():
             return x, y, False
         gx, gy = _centroid_com(d)
         if not (math.isfinite(gx) and math.isfinite(gy)):
             return x, y, False
-        cx, cy = x0 + float(gx), y0 + float(gy)
+        cx, cy = x0 + gx, y0 + gy
     if math.hypot(cx - x, cy - y) > max_shift:
         return x, y, False
     return cx, cy, True
@@ -230,9 +231,10 @@ def scintillation(config: Config, frame: Frame, airmass: float | None) -> float:
                                cfg.photometry.scintillation_factor)
 
 
-def _inside(frame: Frame, x: float, y: float) -> bool:
+def _inside_all(frame: Frame, xy: np.ndarray) -> np.ndarray:
+    """Which positions lie on the plane (0 <= x < nx, 0 <= y < ny)."""
     ny, nx = frame.plane.shape
-    return bool(0 <= x < nx and 0 <= y < ny)
+    return (xy[:, 0] >= 0) & (xy[:, 0] < nx) & (xy[:, 1] >= 0) & (xy[:, 1] < ny)
 
 
 def _first_pass(frame: Frame, xy: np.ndarray, cfg: Config, guess: float, others: np.ndarray,
@@ -241,21 +243,76 @@ def _first_pass(frame: Frame, xy: np.ndarray, cfg: Config, guess: float, others:
     n = len(xy)
     _, g_in, g_out = geometry(guess, cfg)
     mask_r = 2.0 * guess
-    sky0 = np.zeros(n)
+    sky0, sig0 = np.zeros(n), np.zeros(n)
     pos = xy.copy()
     recentred = np.zeros(n, dtype=bool)
-    for i, (x, y) in enumerate(xy):
-        if not _inside(frame, x, y):
-            continue
-        try:
-            s = local_sky(frame, x, y, g_in, g_out, others, mask_r)
-        except ValueError:
-            continue
-        sky0[i] = s.mean
-        if recentre:
-            pos[i, 0], pos[i, 1], recentred[i] = _recentre(frame, x, y, guess, s.mean, s.sigma,
-                                                          shift)
+    measured = np.zeros(n, dtype=bool)
+    ok = np.flatnonzero(_inside_all(frame, xy))
+    for i, s in zip(ok, local_skies(frame, xy[ok], g_in, g_out, others, mask_r), strict=True):
+        if s is not None:
+            sky0[i], sig0[i], measured[i] = s.mean, s.sigma, True
+    if recentre and measured.any():
+        _recentre_many(frame, xy, np.flatnonzero(measured), guess, sky0, sig0, shift, pos,
+                       recentred)
     return pos, sky0, recentred
+
+
+def _recentre_many(frame: Frame, xy: np.ndarray, idx: np.ndarray, fwhm: float,
+                   sky: np.ndarray, sigma: np.ndarray, max_shift: float, pos: np.ndarray,
+                   recentred: np.ndarray) -> None:
+    """:func:`_recentre` of the stars ``idx``, into ``pos`` and ``recentred``: the stars whose
+    cut-outs lie inside the plane together (each sum over the same elements in the same order
+    as :func:`_recentre`'s), the others one by one."""
+    plane = frame.plane
+    ny, nx = plane.shape
+    r = max(1.5 * fwhm, 2.0)
+    half = math.ceil(r) + 1
+    off = np.arange(-half, half + 1)
+    grid = np.arange(2 * half + 1)
+    weak = np.result_type(plane.dtype, 0.0)
+    cx, cy = xy[idx, 0].copy(), xy[idx, 1].copy()
+    live = np.ones(len(idx), dtype=bool)  # still being centred together
+    alone = np.zeros(len(idx), dtype=bool)  # a cut-out leaves the plane: one by one
+    for _ in range(2):
+        ix, iy = np.rint(cx).astype(int), np.rint(cy).astype(int)  # round(): half to even
+        full = (ix - half >= 0) & (iy - half >= 0) & (ix + half < nx) & (iy + half < ny)
+        alone |= live & ~full
+        live &= full
+        k = np.flatnonzero(live)
+        if k.size == 0:
+            break
+        rows, cols = iy[k, None] + off, ix[k, None] + off  # (m, size)
+        cut = plane[rows[:, :, None], cols[:, None, :]]
+        inside = ((cols[:, None, :] - cx[k, None, None]) ** 2
+                  + (rows[:, :, None] - cy[k, None, None]) ** 2) <= r * r
+        # cut - sky, sky a Python float (weak): in the plane's float dtype (float64 for ints)
+        d = np.where(inside, cut - sky[idx[k]].astype(weak)[:, None, None], 0.0)
+        signal = np.array([float(d[j][inside[j]].sum()) for j in range(k.size)])
+        noise = sigma[idx[k]] * np.sqrt(np.maximum(inside.reshape(k.size, -1).sum(axis=1), 1))
+        d = np.maximum(d, 0.0)
+        ok = (signal > 10.0 * noise) & d.reshape(k.size, -1).any(axis=1)
+        data = np.asarray(d, dtype=float)
+        data = np.where(np.isfinite(data), data, 0.0)
+        total = data.reshape(k.size, -1).sum(axis=1)
+        ok &= ~(np.abs(total) < 1.0e-30)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gx = (grid[None, None, :] * data).reshape(k.size, -1).sum(axis=1) / total
+            gy = (grid[None, :, None] * data).reshape(k.size, -1).sum(axis=1) / total
+        ok &= np.isfinite(gx) & np.isfinite(gy)
+        live[k[~ok]] = False
+        cx[k], cy[k] = (ix[k] - half) + gx, (iy[k] - half) + gy
+    x0, y0 = xy[idx, 0], xy[idx, 1]
+    far = np.array([math.hypot(a, b) > max_shift for a, b in zip(cx - x0, cy - y0, strict=True)],
+                   dtype=bool)
+    good = live & ~far
+    pos[idx[good], 0], pos[idx[good], 1] = cx[good], cy[good]
+    recentred[idx[good]] = True
+    for j in np.flatnonzero(alone):
+        i = idx[j]
+        # Python floats, as the sky estimate's (a numpy scalar would promote the plane)
+        pos[i, 0], pos[i, 1], recentred[i] = _recentre(frame, xy[i, 0], xy[i, 1], fwhm,
+                                                      float(sky[i]), float(sigma[i]),
+                                                      max_shift)
 
 
 @dataclass
@@ -271,32 +328,19 @@ def _final_sky(frame: Frame, pos: np.ndarray, r: float, r_in: float, r_out: floa
     n = len(pos)
     out = _Sky(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n), np.zeros(n))
     mask_r = max(r + 0.5 * fwhm, 1.5 * fwhm)
-    for i, (x, y) in enumerate(pos):
-        if not _inside(frame, x, y):
-            continue
-        try:
-            s = local_sky(frame, x, y, r_in, r_out, others, mask_r)
-        except ValueError:
+    ok = np.flatnonzero(_inside_all(frame, pos))
+    for i, s in zip(ok, local_skies(frame, pos[ok], r_in, r_out, others, mask_r), strict=True):
+        if s is None:
             continue
         out.mean[i], out.sigma[i], out.n[i] = s.mean, s.sigma, s.n
         out.clipped_value[i] = s.clipped_value if s.clipped_fraction > 0 else 0.0
     return out
 
 
-def _masked_sum(plane: np.ndarray, m: Any) -> float:
-    """The exact-overlap weighted sum of ``plane`` in aperture mask ``m`` (NaN: no overlap),
-    computed as ``PixelAperture.do_photometry`` does."""
-    big, small = m.get_overlap_slices(plane.shape)
-    if big is None:
-        return math.nan
-    w = m.data[small]
-    with np.errstate(invalid="ignore"):
-        return float((plane[big] * w)[w > 0].sum())
-
-
 def _aperture_sums(frame: Frame, pos: np.ndarray, inside: np.ndarray, r: float,
-                   clip_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(raw aperture sums, sum of the squared exact-overlap weights) per star.
+                   clip_val: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """(raw aperture sums, sum of the squared exact-overlap weights) per star, and the masks
+    of the stars ``inside`` (reused for the green sites' sums).
 
     The weights' squares give the sky noise of a weighted sum (a little less than the area,
     because of the partial pixels on the rim). Pixels the firmware clipped at 0 inside the
@@ -308,23 +352,56 @@ def _aperture_sums(frame: Frame, pos: np.ndarray, inside: np.ndarray, r: float,
     raw_sum = np.full(n, np.nan)
     area_w2 = np.full(n, math.pi * r * r)
     if not inside.any():
-        return raw_sum, area_w2
-    masks = CircularAperture(pos[inside], r).to_mask(method="exact")
-    masks = masks if isinstance(masks, list) else [masks]
+        return raw_sum, area_w2, []
+    masks = circular_masks(pos[inside], r)
     # the masks are made once: the sums as photutils' aperture_photometry makes them from them
-    raw_sum[inside] = [_masked_sum(frame.plane, m) for m in masks]
-    area_w2[inside] = [float(np.sum(m.data * m.data)) for m in masks]
+    raw_sum[inside] = masked_sums(frame.plane, masks)
+    index = np.flatnonzero(inside)
+    # masks of one shape together (each sum over the same elements in the same order)
+    for group in _same_shape(masks):
+        weights = np.stack([masks[j].data for j in group])
+        area_w2[index[group]] = (weights * weights).reshape(len(group), -1).sum(axis=1)
     sites = frame.green if frame.green is not None else (frame.plane,)
-    for i, m in zip(np.flatnonzero(inside), masks, strict=True):
-        if clip_val[i] == 0.0:
-            continue
-        n0 = 0.0
-        for site in sites:
-            cut = m.cutout(site, fill_value=np.nan)
-            if cut is not None:
-                n0 += float(np.sum(m.data * (cut == 0)))
-        raw_sum[i] += n0 * clip_val[i]
-    return raw_sum, area_w2
+    clipped = [j for j, i in enumerate(index) if clip_val[i] != 0.0]
+    n0 = _clipped_weights([masks[j] for j in clipped], sites)
+    for j, w0 in zip(clipped, n0, strict=True):
+        raw_sum[index[j]] += w0 * clip_val[index[j]]
+    return raw_sum, area_w2, masks
+
+
+def _clipped_weights(masks: list[Any], sites: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Per mask, the summed weights of its pixels at 0 in each site plane (added site by
+    site): the masks inside the planes together, by shape; the others one by one on
+    NaN-filled cut-outs."""
+    n0 = np.zeros(len(masks))
+    for group in _same_shape(masks):
+        slices = {j: overlap_slices(masks[j], sites[0].shape) for j in group}
+        whole = [j for j in group if slices[j][0] is not None
+                 and _covers(slices[j][1], masks[j].data.shape)]
+        for j in sorted(set(group) - set(whole)):
+            for site in sites:
+                cut = masked_cutout(masks[j], site)
+                if cut is not None:
+                    n0[j] += float(np.sum(masks[j].data * (cut == 0)))
+        if whole:
+            weights = np.stack([masks[j].data for j in whole])
+            for site in sites:
+                cuts = np.stack([site[slices[j][0]] for j in whole])
+                n0[whole] += (weights * (cuts == 0)).reshape(len(whole), -1).sum(axis=1)
+    return n0
+
+
+def _covers(small: Any, shape: tuple[int, ...]) -> bool:
+    """Whether a mask's overlap slices cover all of it (the mask lies inside the plane)."""
+    return bool((small[0].stop - small[0].start, small[1].stop - small[1].start) == shape)
+
+
+def _same_shape(masks: list[Any]) -> list[list[int]]:
+    """The indices of ``masks`` grouped by mask shape (in order)."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for j, m in enumerate(masks):
+        groups.setdefault(m.data.shape, []).append(j)
+    return list(groups.values())
 
 
 def _flux_errors(frame: Frame, flux: np.ndarray, sky: _Sky, area: float, area_w2: np.ndarray,
@@ -390,10 +467,10 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
     ny, nx = frame.plane.shape
     shift = max_shift if max_shift is not None else max(2.0, guess)
     pos, sky0, recentred = _first_pass(frame, xy, cfg, guess, others, recentre, shift)
-    peaks_guess = np.array([frame.peak_adu(x, y, 1.5 * guess) for x, y in pos])
     if fwhm is None:
         sel = recentred if fwhm_stars is None else (recentred & np.asarray(fwhm_stars, bool))
-        fwhm, nf = measure_fwhm(frame, pos[sel], sky0[sel], guess, peaks_guess[sel])
+        peaks_guess = np.array([frame.peak_adu(x, y, 1.5 * guess) for x, y in pos[sel]])
+        fwhm, nf = measure_fwhm(frame, pos[sel], sky0[sel], guess, peaks_guess)
         if nf == 0:
             log.debug("%s: no star for the FWHM, using %.2f px", frame.path.name, guess)
     r, r_in, r_out = geometry(float(fwhm), cfg)
@@ -403,7 +480,7 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
     others = pos if neighbours is None else np.vstack([pos, np.asarray(neighbours, float)])
     sky = _final_sky(frame, pos, r, r_in, r_out, float(fwhm), others)
     inside = (pos[:, 0] >= 0) & (pos[:, 0] < nx) & (pos[:, 1] >= 0) & (pos[:, 1] < ny)
-    raw_sum, area_w2 = _aperture_sums(frame, pos, inside, r, sky.clipped_value)
+    raw_sum, area_w2, masks = _aperture_sums(frame, pos, inside, r, sky.clipped_value)
     area = math.pi * r * r
     flux = raw_sum - area * sky.mean
     scint = scintillation(cfg, frame, airmass)
@@ -421,19 +498,24 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
     # the phase of every recentred star, from the full-resolution mosaic (its site classes'
     # sky levels found once, for the centroids and the site sums)
     phase_pos, levels = pos, None
+    # the first green site (from the instrument profile: looked up once)
+    site = _first_green(frame) if frame.green is not None else None
     if frame.green is not None and frame.raw is not None and cfg.photometry.cfa_correction:
         levels = site_levels(frame.raw)
         phase_pos = native_centroids(frame.raw, pos, levels=levels)
     if cfg.photometry.cfa_correction and excess is None:
-        cfa = _cfa_model(frame, pos, phase_pos, inside & ~saturated & ~edge & recentred, r,
-                         sky, flux, err, scint, float(fwhm), levels)
+        usable = inside & ~saturated & ~edge & recentred
+        # the bright stars' masks: those of the aperture sums (every star inside), reused
+        mask_of = dict(zip(np.flatnonzero(inside).tolist(), masks, strict=True))
+        cfa = _cfa_model(frame, pos, phase_pos, usable, r, sky, flux, err, scint,
+                         float(fwhm), levels, mask_of, site)
     elif excess is not None and len(excess) > 3:
         cfa = excess[3]
     # per-star CFA sampling error (mag): what the correction leaves, or all of it when the
     # star's phase is unknown (not recentred)
     samp = np.zeros(len(pos))
     if cfa is not None:
-        site = _first_green(frame)
+        site = _first_green(frame) if site is None else site
         factor = np.where(recentred, cfa.factor(phase_pos, site), 1.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             snr_c = flux / np.sqrt(np.maximum(err**2 - (scint * flux) ** 2, 1e-30))
@@ -458,7 +540,9 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
 
 def _cfa_model(frame: Frame, pos: np.ndarray, phase_pos: np.ndarray, usable: np.ndarray,
                r: float, sky: _Sky, flux: np.ndarray, err: np.ndarray, scint: float,
-               fwhm: float, levels: np.ndarray | None = None) -> CfaModel | None:
+               fwhm: float, levels: np.ndarray | None = None,
+               mask_of: dict[int, Any] | None = None,
+               site: tuple[int, int] | None = None) -> CfaModel | None:
     """The frame's CFA sampling model (:mod:`.cfa`) from its recentred stars with SNR >= 20
     (a sub's two green sites; None for stacks and mono frames)."""
     if frame.green is None:
@@ -468,11 +552,13 @@ def _cfa_model(frame: Frame, pos: np.ndarray, phase_pos: np.ndarray, usable: np.
     bright = usable & np.isfinite(snr) & (snr >= 20.0) & np.isfinite(sky.mean)
     if int(bright.sum()) < 5:
         return None
-    asym = green_asymmetry(frame.green, pos[bright], r, sky.mean[bright])
+    masks = ([mask_of[i] for i in np.flatnonzero(bright).tolist()] if mask_of is not None
+             else None)
+    asym = green_asymmetry(frame.green, pos[bright], r, sky.mean[bright], masks)
     f = flux[bright]
     # scintillation multiplies both sites alike: not in the asymmetry's noise
     var = np.clip(err[bright] ** 2 - (scint * f) ** 2, 0.0, None)
-    site = _first_green(frame)
+    site = _first_green(frame) if site is None else site
     # the SNR that sets a centroid's precision: without scintillation
     snr_c = f / np.sqrt(np.maximum(var, 1e-30))
     sums = (site_sums(frame.raw, pos[bright], r, sky.mean[bright], levels)
@@ -491,7 +577,7 @@ def _excess(frame: Frame, pos: np.ndarray, inside: np.ndarray, r: float, fwhm: f
     if int(bright.sum()) < 5:
         return 0.0, int(bright.sum())
     r2 = r + fwhm
-    raw2, _ = _aperture_sums(frame, pos, bright, r2, sky.clipped_value)
+    raw2, _, _ = _aperture_sums(frame, pos, bright, r2, sky.clipped_value)
     area1, area2 = math.pi * r * r, math.pi * r2 * r2
     flux2 = raw2 - area2 * sky.mean
     ring = flux2 - flux

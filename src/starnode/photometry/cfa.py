@@ -30,8 +30,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from .masks import circular_masks, masked_sums
 
 __all__ = ["KAPPA", "KAPPA_ERR", "CfaModel", "fit_cfa", "fit_t2", "green_asymmetry",
            "native_centroids", "phases", "site_levels", "site_sums"]
@@ -65,7 +68,7 @@ MIN_SNR = 20.0
 
 
 def green_asymmetry(green: tuple[np.ndarray, np.ndarray], pos: np.ndarray, radius: float,
-                    sky: np.ndarray) -> np.ndarray:
+                    sky: np.ndarray, masks: list[Any] | None = None) -> np.ndarray:
     """Per star, (G1 - G2) / (G1 + G2) of the two green CFA sites' aperture sums.
 
     Parameters
@@ -78,21 +81,20 @@ def green_asymmetry(green: tuple[np.ndarray, np.ndarray], pos: np.ndarray, radiu
         Aperture radius (plane px).
     sky : numpy.ndarray
         Sky per plane pixel (the two sites' sum) of each star.
+    masks : list, optional
+        The stars' :func:`.masks.circular_masks` of ``radius`` (made here when not given).
 
     Returns
     -------
     numpy.ndarray
         The asymmetry (NaN where the sum is not positive).
     """
-    from photutils.aperture import CircularAperture, aperture_photometry
-
     pos = np.asarray(pos, float).reshape(-1, 2)
     if len(pos) == 0:
         return np.zeros(0)
-    ap = CircularAperture(pos, radius)
+    masks = circular_masks(pos, radius) if masks is None else masks
     area = math.pi * radius * radius
-    g1, g2 = (np.asarray(aperture_photometry(site, ap, method="exact")["aperture_sum"], float)
-              - 0.5 * area * np.asarray(sky, float) for site in green)
+    g1, g2 = (masked_sums(site, masks) - 0.5 * area * np.asarray(sky, float) for site in green)
     with np.errstate(invalid="ignore", divide="ignore"):
         a = (g1 - g2) / (g1 + g2)
     return np.where((g1 + g2) > 0, a, np.nan)
@@ -113,7 +115,21 @@ def site_levels(raw: np.ndarray) -> np.ndarray:
     numpy.ndarray
     """
     data = np.asarray(raw)
-    return np.array([[float(np.median(data[r::8, c::8])) for c in (0, 1)] for r in (0, 1)])
+    return np.array([[_median(data[r::8, c::8]) for c in (0, 1)] for r in (0, 1)])
+
+
+def _median(values: np.ndarray) -> float:
+    """``numpy.median`` of the values; of integers (a raw mosaic) from one partition, the two
+    middle values' mean computed as numpy's (numpy partitions at both, several times slower
+    on a sky's many equal values)."""
+    if values.dtype.kind not in "ui" or values.size == 0:
+        return float(np.median(values))
+    flat = values.ravel()
+    k = flat.size // 2
+    part = np.partition(flat, k)
+    if flat.size % 2:
+        return float(part[k])
+    return (float(part[:k].max()) + float(part[k])) / 2.0
 
 
 def native_centroids(raw: np.ndarray, pos: np.ndarray, half: int = 3, iters: int = 3,
@@ -144,35 +160,56 @@ def native_centroids(raw: np.ndarray, pos: np.ndarray, half: int = 3, iters: int
         (n, 2) plane positions (the start where a stamp leaves the mosaic or holds no light).
     """
     pos = np.asarray(pos, float).reshape(-1, 2)
-    data = np.asarray(raw)  # stamps are converted one at a time
+    data = np.asarray(raw)
     ny, nx = data.shape
-    sky = site_levels(data) if levels is None else levels
+    sky = site_levels(data) if levels is None else np.asarray(levels)
     out = pos.copy()
-    for k, (x, y) in enumerate(pos):
-        bx, by = 2.0 * x + 0.5, 2.0 * y + 0.5
-        for _ in range(iters):
-            ix, iy = round(bx), round(by)
-            if not (half <= ix < nx - half and half <= iy < ny - half):
-                break
-            rows = np.arange(iy - half, iy + half + 1)[:, None]
-            cols = np.arange(ix - half, ix + half + 1)[None, :]
-            d = (data[iy - half:iy + half + 1, ix - half:ix + half + 1].astype(float)
-                 - sky[rows % 2, cols % 2])
-            w = np.zeros_like(d)
-            for r in (0, 1):
-                for c in (0, 1):
-                    m = ((rows % 2) == r) & ((cols % 2) == c)
-                    tot = float(d[m].sum())
-                    if tot > 0:
-                        w[m] = d[m] / tot
-            w = np.clip(w, 0.0, None) * (((rows - by) ** 2 + (cols - bx) ** 2) <= half * half)
-            tw = float(w.sum())
-            if not tw > 0:
-                break
-            bx, by = float((w * cols).sum() / tw), float((w * rows).sum() / tw)
-        else:
-            out[k] = ((bx - 0.5) / 2.0, (by - 0.5) / 2.0)
+    # all stars at once; a star that leaves the mosaic or loses its light keeps its start
+    # (every per-star sum runs over the same elements in the same order as a star's own)
+    bx, by = 2.0 * pos[:, 0] + 0.5, 2.0 * pos[:, 1] + 0.5
+    live = np.ones(len(pos), dtype=bool)
+    off = np.arange(-half, half + 1)
+    for _ in range(iters):
+        ix, iy = np.rint(bx).astype(int), np.rint(by).astype(int)  # round half to even
+        live &= (half <= ix) & (ix < nx - half) & (half <= iy) & (iy < ny - half)
+        k = np.flatnonzero(live)
+        if k.size == 0:
+            break
+        rows = iy[k, None, None] + off[None, :, None]
+        cols = ix[k, None, None] + off[None, None, :]
+        d = data[rows, cols].astype(float) - sky[rows % 2, cols % 2]
+        w = _site_weights(d, (iy[k] - half) % 2, (ix[k] - half) % 2)
+        w = np.clip(w, 0.0, None) * (((rows - by[k, None, None]) ** 2
+                                      + (cols - bx[k, None, None]) ** 2) <= half * half)
+        tw = w.reshape(k.size, -1).sum(axis=1)
+        ok = tw > 0
+        live[k[~ok]] = False
+        k, w, rows, cols, tw = k[ok], w[ok], rows[ok], cols[ok], tw[ok]
+        bx[k] = (w * cols).reshape(k.size, -1).sum(axis=1) / tw
+        by[k] = (w * rows).reshape(k.size, -1).sum(axis=1) / tw
+    out[live] = np.column_stack([(bx[live] - 0.5) / 2.0, (by[live] - 0.5) / 2.0])
     return out
+
+
+def _site_weights(d: np.ndarray, row0: np.ndarray, col0: np.ndarray) -> np.ndarray:
+    """Stamps ``d`` (n, h, w) with each CFA site class divided by its own sum (0 where that
+    sum is not positive); ``row0``, ``col0``: the parity of each stamp's first row, column."""
+    w = np.zeros_like(d)
+    for a in (0, 1):
+        for b in (0, 1):
+            sel = np.flatnonzero((row0 == a) & (col0 == b))
+            if sel.size == 0:
+                continue
+            dg, wg = d[sel], np.zeros((sel.size, *d.shape[1:]))
+            for sr in (0, 1):  # the stamp's rows / columns of one site class
+                for sc in (0, 1):
+                    block = dg[:, sr::2, sc::2]
+                    tot = block.reshape(sel.size, -1).sum(axis=1)
+                    good = tot > 0
+                    wg[:, sr::2, sc::2] = np.where(
+                        good[:, None, None], block / np.where(good, tot, 1.0)[:, None, None], 0.0)
+            w[sel] = wg
+    return w
 
 
 def phases(pos: np.ndarray, site: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, np.ndarray]:
@@ -344,8 +381,6 @@ def site_sums(raw: np.ndarray, pos: np.ndarray, radius: float, sky: np.ndarray,
     numpy.ndarray
         (n, 4): the sums of sites (0, 0), (0, 1), (1, 0), (1, 1) of the 2x2 cell.
     """
-    from photutils.aperture import CircularAperture, aperture_photometry
-
     pos = np.asarray(pos, float).reshape(-1, 2)
     out = np.zeros((len(pos), 4))
     if len(pos) == 0:
@@ -357,10 +392,9 @@ def site_sums(raw: np.ndarray, pos: np.ndarray, radius: float, sky: np.ndarray,
     for i, (r, c) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
         # site (r, c)'s pixel (i, j) sits at native (2 j + c, 2 i + r)
         p = np.column_stack([pos[:, 0] + (0.5 - c) / 2.0, pos[:, 1] + (0.5 - r) / 2.0])
-        s = aperture_photometry(data[r::2, c::2], CircularAperture(p, radius),
-                                method="exact")["aperture_sum"]
+        s = masked_sums(data[r::2, c::2], circular_masks(p, radius))
         local = 0.5 * np.asarray(sky, float) * med[r, c] / green
-        out[:, i] = np.asarray(s, float) - area * local
+        out[:, i] = s - area * local
     return out
 
 

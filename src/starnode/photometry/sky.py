@@ -16,9 +16,12 @@ from scipy.special import ndtr
 
 from ..frame.load import Frame
 
-__all__ = ["SkyEstimate", "annulus_pixels", "local_sky", "robust_sky"]
+__all__ = ["SkyEstimate", "annulus_pixels", "local_skies", "local_sky", "robust_sky"]
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
+
+#: stars whose annuli :func:`local_skies` makes at once
+_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -64,8 +67,11 @@ def robust_sky(values: np.ndarray, clip_level: float | None = 0.0, k: float = 4.
     ValueError
         Fewer than 8 usable pixels.
     """
-    v = np.asarray(values, dtype=np.float64).ravel()
-    v = np.sort(v[np.isfinite(v)])
+    v = np.array(values, dtype=np.float64).ravel()  # a copy of its own: sorted in place
+    finite = np.isfinite(v)
+    if not finite.all():
+        v = v[finite]
+    v.sort()
     n = v.size
     if n < 8:
         raise ValueError(f"too few sky pixels ({n})")
@@ -174,11 +180,23 @@ def annulus_pixels(shape: tuple[int, int], x: float, y: float, r_in: float, r_ou
     (numpy.ndarray, numpy.ndarray)
         Rows and columns.
     """
+    box = _annulus_box(shape, x, y, r_in, r_out, others, mask_r)
+    if box is None:
+        return np.empty(0, dtype=int), np.empty(0, dtype=int)
+    rows, cols = np.nonzero(box[2])
+    return rows + box[0].start, cols + box[1].start
+
+
+def _annulus_box(shape: tuple[int, int], x: float, y: float, r_in: float, r_out: float,
+                 others: np.ndarray | None, mask_r: float
+                 ) -> tuple[slice, slice, np.ndarray] | None:
+    """:func:`annulus_pixels` as (row slice, column slice, boolean mask of the box); None when
+    the box is empty."""
     ny, nx = shape
     x0, x1 = max(math.floor(x - r_out), 0), min(math.ceil(x + r_out) + 1, nx)
     y0, y1 = max(math.floor(y - r_out), 0), min(math.ceil(y + r_out) + 1, ny)
     if x1 <= x0 or y1 <= y0:
-        return np.empty(0, dtype=int), np.empty(0, dtype=int)
+        return None
     yy = np.arange(y0, y1, dtype=float)[:, None]
     xx = np.arange(x0, x1, dtype=float)[None, :]
     d2 = (xx - x) ** 2 + (yy - y) ** 2
@@ -190,21 +208,28 @@ def annulus_pixels(shape: tuple[int, int], x: float, y: float, r_in: float, r_ou
             if abs(ox - x) < 1e-6 and abs(oy - y) < 1e-6:
                 continue
             w &= (xx - ox) ** 2 + (yy - oy) ** 2 > mask_r * mask_r
-    rows, cols = np.nonzero(w)
-    return rows + y0, cols + x0
+    return slice(y0, y1), slice(x0, x1), w
 
 
-def _sky_at(frame: Frame, rows: np.ndarray, cols: np.ndarray) -> SkyEstimate:
-    """Sky per measured-plane pixel from these plane pixels. For a raw sub the estimate is made
-    on the raw green sites themselves (each one was clipped at 0 by the firmware, not their
-    sum) and scaled to the plane (sum of two sites)."""
+def _sky_at(frame: Frame, box: tuple[slice, slice, np.ndarray] | None) -> SkyEstimate:
+    """Sky per measured-plane pixel from the plane pixels of an :func:`_annulus_box`. For a raw
+    sub the estimate is made on the raw green sites themselves (each one was clipped at 0 by the
+    firmware, not their sum) and scaled to the plane (sum of two sites)."""
+    def values(plane: np.ndarray) -> np.ndarray:
+        return plane[box[0], box[1]][box[2]] if box is not None else plane[:0, :0].ravel()
+
     if frame.green is not None:
-        g1, g2 = frame.green
-        vals = np.concatenate([g1[rows, cols], g2[rows, cols]])
+        return _sky_of(frame, np.concatenate([values(frame.green[0]), values(frame.green[1])]))
+    return _sky_of(frame, values(frame.plane))
+
+
+def _sky_of(frame: Frame, vals: np.ndarray) -> SkyEstimate:
+    """:func:`robust_sky` of an annulus' values: the plane's, or a sub's two green sites'
+    (then scaled to the plane)."""
+    if frame.green is not None:
         s = robust_sky(vals, clip_level=_clip_level(vals))
         return SkyEstimate(2.0 * s.mean, math.sqrt(2.0) * s.sigma, s.n // 2,
                            s.clipped_fraction, s.clipped_value)
-    vals = frame.plane[rows, cols]
     return robust_sky(vals, clip_level=_clip_level(vals))
 
 
@@ -233,7 +258,87 @@ def local_sky(frame: Frame, x: float, y: float, r_in: float, r_out: float,
     ValueError
         Too few pixels even so.
     """
-    rows, cols = annulus_pixels(frame.plane.shape, x, y, r_in, r_out, others, mask_r)
-    if rows.size < 8:
-        rows, cols = annulus_pixels(frame.plane.shape, x, y, r_in, r_out, None, mask_r)
-    return _sky_at(frame, rows, cols)
+    box = _annulus_box(frame.plane.shape, x, y, r_in, r_out, others, mask_r)
+    if box is None or np.count_nonzero(box[2]) < 8:
+        box = _annulus_box(frame.plane.shape, x, y, r_in, r_out, None, mask_r)
+    return _sky_at(frame, box)
+
+
+def local_skies(frame: Frame, pos: np.ndarray, r_in: float, r_out: float,
+                others: np.ndarray | None, mask_r: float) -> list[SkyEstimate | None]:
+    """:func:`local_sky` of every star at ``pos`` (None where it raises ``ValueError``).
+
+    The annuli and their neighbours' masks are made for all stars at once (each pixel's
+    distances computed as :func:`annulus_pixels` computes them); each star's sky is then
+    estimated from the same pixels as by :func:`local_sky`.
+
+    Parameters
+    ----------
+    frame : Frame
+    pos : numpy.ndarray
+        (n, 2) star positions (plane px).
+    r_in, r_out, others, mask_r
+        As for :func:`local_sky`.
+
+    Returns
+    -------
+    list
+        One :class:`SkyEstimate` or None per star (None too for a non-finite position).
+    """
+    pos = np.asarray(pos, float).reshape(-1, 2)
+    finite = np.isfinite(pos).all(axis=1)
+    if not finite.all():
+        part = local_skies(frame, pos[finite], r_in, r_out, others, mask_r)
+        out_all: list[SkyEstimate | None] = [None] * len(pos)
+        for k, s in zip(np.flatnonzero(finite).tolist(), part, strict=True):
+            out_all[k] = s
+        return out_all
+    n = len(pos)
+    if n == 0:
+        return []
+    if n > _CHUNK:  # bounded temporary arrays (stars x neighbours x box) on crowded fields
+        return [s for k in range(0, n, _CHUNK)
+                for s in local_skies(frame, pos[k:k + _CHUNK], r_in, r_out, others, mask_r)]
+    ny, nx = frame.plane.shape
+    x, y = pos[:, 0], pos[:, 1]
+    x0 = np.maximum(np.floor(x - r_out), 0).astype(int)
+    x1 = np.minimum(np.ceil(x + r_out) + 1, nx).astype(int)
+    y0 = np.maximum(np.floor(y - r_out), 0).astype(int)
+    y1 = np.minimum(np.ceil(y + r_out) + 1, ny).astype(int)
+    width, height = max(int((x1 - x0).max()), 1), max(int((y1 - y0).max()), 1)
+    cols = x0[:, None] + np.arange(width)  # (n, width)
+    rows = y0[:, None] + np.arange(height)
+    xx, yy = cols.astype(float)[:, None, :], rows.astype(float)[:, :, None]
+    d2 = (xx - x[:, None, None]) ** 2 + (yy - y[:, None, None]) ** 2
+    ring = ((d2 >= r_in * r_in) & (d2 <= r_out * r_out)
+            & (cols < x1[:, None])[:, None, :] & (rows < y1[:, None])[:, :, None])
+    w = ring.copy()
+    if others is not None and len(others):
+        o = np.asarray(others, float).reshape(-1, 2)
+        dx = np.abs(o[None, :, 0] - x[:, None])
+        dy = np.abs(o[None, :, 1] - y[:, None])
+        near = ((dx < r_out + mask_r) & (dy < r_out + mask_r)
+                & ~((dx < 1e-6) & (dy < 1e-6)))  # not the star itself
+        star, other = np.nonzero(near)
+        if star.size:
+            masked = ((xx[star] - o[other, 0, None, None]) ** 2
+                      + (yy[star] - o[other, 1, None, None]) ** 2 > mask_r * mask_r)
+            # the pairs come star by star (np.nonzero's order): AND each star's masks
+            each, first = np.unique(star, return_index=True)
+            w[each] &= np.logical_and.reduceat(masked, first, axis=0)
+    # fewer than 8 pixels left: the neighbours are not masked
+    few = w.reshape(n, -1).sum(axis=1) < 8
+    w[few] = ring[few]
+    rr = np.minimum(rows, ny - 1)[:, :, None]
+    cc = np.minimum(cols, nx - 1)[:, None, :]
+    planes = frame.green if frame.green is not None else (frame.plane,)
+    cut = [p[rr, cc] for p in planes]
+    out: list[SkyEstimate | None] = []
+    for i in range(n):
+        vals = (np.concatenate([c[i][w[i]] for c in cut]) if len(cut) > 1
+                else cut[0][i][w[i]])
+        try:
+            out.append(_sky_of(frame, vals))
+        except ValueError:
+            out.append(None)
+    return out
