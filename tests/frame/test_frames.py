@@ -213,3 +213,39 @@ def test_garbage_keyword_is_dropped_not_a_crash(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     fr = load_frame(path, _cfg(tmp_path))
     assert fr.object == "SS Cyg"
+
+
+@pytest.mark.parametrize("shape", [(40, 30), (3, 20, 16)])
+@pytest.mark.parametrize("encoding", ["uint16", "uint16-extension", "bscale", "blank", "int16",
+                                      "float32"])
+def test_image_is_the_array_astropy_reads(tmp_path: Path, shape: tuple[int, ...],
+                                          encoding: str) -> None:
+    """The 16-bit unsigned camera image read from the bytes (issue 18) is astropy's array,
+    to the last bit, with the same header; every other encoding is astropy's own."""
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 65536, size=shape).astype(np.uint16)
+    data.flat[:4] = [0, 1, 32767, 65535]
+    hdu: fits.PrimaryHDU | fits.ImageHDU
+    hdu = fits.PrimaryHDU(data.astype(np.float32) if encoding == "float32"
+                          else (data.astype(np.int16) if encoding == "int16" else data))
+    if encoding == "bscale":
+        hdu = fits.PrimaryHDU(data.astype(np.int16))
+        hdu.header["BSCALE"], hdu.header["BZERO"] = 2, 32768
+    elif encoding == "blank":
+        hdu = fits.PrimaryHDU(data.astype(np.int16))
+        hdu.header["BLANK"] = -32768
+    hdu.header["EXPTIME"], hdu.header["DATE-OBS"] = 10.0, "2025-03-26T21:20:46"
+    hdu.header["BAYERPAT"], hdu.header["FILTER"] = "GRBG", "CV"
+    hdul = (fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, header=hdu.header)])
+            if encoding == "uint16-extension" else fits.HDUList([hdu]))
+    path = tmp_path / "f.fit"
+    hdul.writeto(path)
+    with fits.open(path) as ref:
+        want = ref[-1].data.copy()
+        want_header = ref[-1].header.tostring()
+    fr = load_frame(path, _cfg(tmp_path))
+    got = fr.raw if fr.kind == "sub" else (fr.cube if fr.kind == "stack" else None)
+    assert fr.header.tostring() == want_header
+    if got is not None:  # a sub keeps its even-sized mosaic, a stack its cube
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want[..., :got.shape[-2], :got.shape[-1]])

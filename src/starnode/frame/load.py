@@ -158,6 +158,30 @@ def _read(path: Path) -> tuple[bytes, str]:
     return raw, hashlib.sha1(raw).hexdigest()
 
 
+def _unsigned16(hdu: Any, raw: bytes, info: Mapping[str, Any] | None) -> np.ndarray | None:
+    """The image of the usual camera frame (16-bit unsigned: BITPIX 16, BZERO 32768, no
+    BSCALE or BLANK) straight from the file's bytes; None: any other image (astropy reads it).
+
+    The same array astropy makes (its ``_convert_pseudo_integer``: a native ``uint16``, the
+    header unchanged), in one pass instead of three: flipping the sign bit of the big-endian
+    signed value is adding 32768 modulo 2**16.
+    """
+    h = hdu.header
+    # exactly these classes (a compressed image is an ImageHDU too; its bytes are a table)
+    if (info is None or type(hdu) not in (fits.PrimaryHDU, fits.ImageHDU)
+            or h.get("BITPIX") != 16 or "BLANK" in h or h.get("BZERO") != 32768
+            or h.get("BSCALE", 1) != 1):
+        return None
+    shape = hdu.shape
+    if not shape or min(shape) < 1:
+        return None
+    count = math.prod(shape)
+    if info["datLoc"] + 2 * count > len(raw):
+        return None
+    signed = np.frombuffer(raw, dtype=">u2", count=count, offset=info["datLoc"])
+    return (signed ^ np.uint16(0x8000)).reshape(shape)
+
+
 def _open(path: Path, raw: bytes) -> tuple[fits.Header, np.ndarray]:
     if len(raw) < 2880 or not raw.startswith(b"SIMPLE  ="):
         raise FrameRejected(f"{path.name}: not a FITS file ({len(raw)} bytes)", "unreadable")
@@ -175,7 +199,9 @@ def _open(path: Path, raw: bytes) -> tuple[fits.Header, np.ndarray]:
                 raise FrameRejected(
                     f"{path.name}: truncated ({len(raw)} bytes, the header announces "
                     f"{info['datLoc'] + info['datSpan']})", "unreadable")
-            data = hdu.data
+            data = _unsigned16(hdu, raw, info)
+            if data is None:
+                data = hdu.data
     except FrameRejected:
         raise
     except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
