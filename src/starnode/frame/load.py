@@ -107,7 +107,6 @@ class Frame:
     source_var_factor: float
     sky_var_factor: float
     saturation_adu: float
-    header_wcs: WCS | None  # the header's WCS, converted to measured-plane pixels
     object: str | None
     telescope: str | None
     instrument: str | None
@@ -122,6 +121,19 @@ class Frame:
     #: the star detector's extractions of ``plane`` (:mod:`.detect`): made once, shared by the
     #: solver and the starlist
     extractions: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: :attr:`header_wcs` once read
+    _header_wcs: Any = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def header_wcs(self) -> WCS | None:
+        """The header's WCS, converted to measured-plane pixels (None: it has none).
+
+        Read when first asked for: a frame whose solution is cached never needs it.
+        """
+        if self._header_wcs is None:
+            green = GREEN_SITES[self.bayer] if self.kind == "sub" and self.bayer else None
+            self._header_wcs = (header_wcs(self.header, self.binning, green),)
+        return self._header_wcs[0]  # type: ignore[no-any-return]
 
     @property
     def plane_scale_arcsec(self) -> float | None:
@@ -393,7 +405,7 @@ def load_frame(path: str | os.PathLike[str], config: Config | None = None, *,
         read_noise_e=float(cam.read_noise_e) * lay.read_noise_factor,
         source_var_factor=lay.source_var_factor, sky_var_factor=lay.sky_var_factor,
         saturation_adu=float(cam.saturation_adu),
-        header_wcs=header_wcs(header, lay.binning, lay.green), object=_str(header, "OBJECT"),
+        object=_str(header, "OBJECT"),
         telescope=_str(header, "TELESCOP"), instrument=_str(header, "INSTRUME"),
         imagetyp=imagetyp, ra_deg=_num(header, "RA", "OBJCTRA_DEG"),
         dec_deg=_num(header, "DEC", "OBJCTDEC_DEG"),
