@@ -163,6 +163,21 @@ def test_cache_in_sqlite_second_run_does_not_solve(tmp_path, seq_refs):
     assert _solve(fr, off, seq_refs).method == "catalog-match"
 
 
+def test_a_stored_solution_read_again_is_the_callers_own_wcs(tmp_path, seq_refs):
+    """A cached solution read again (issue 18: copied, not parsed again) is a new WCS equal to
+    the stored one: changing one caller's never changes the next."""
+    cfg = Config({"data_dir": str(tmp_path / "data"), "astrometry": {"blind": False}})
+    hdul, _ = synthetic.make_sub(seed=9)
+    fr = load_frame(synthetic.write_frame(tmp_path / "sub.fit", hdul), cfg)
+    _solve(fr, cfg, seq_refs)
+    first = _solve(fr, cfg, seq_refs)
+    stored = first.wcs.to_header_string(relax=True)
+    first.wcs.wcs.crval = [1.0, 2.0]
+    again = _solve(fr, cfg, seq_refs)
+    assert first.method == again.method == "cache" and again.wcs is not first.wcs
+    assert again.wcs.to_header_string(relax=True) == stored
+
+
 def test_header_hint_is_read_only_when_the_frame_is_solved(tmp_path, seq_refs):
     """``hint=HEADER_HINT`` (issue 18): a cached solution never reads the frame's header WCS
     (the warm path); a frame solved afresh is solved exactly as with the WCS itself."""
