@@ -91,3 +91,19 @@ def test_written_starlist_reads_back_identical(tmp_path: Path) -> None:
             assert back[col].tolist() == theirs[col].tolist()
     assert back.meta["file"] == ODD_META["file"] and back.meta["count"] == 3
     assert math.isnan(back.meta["nan"]) and back.meta["zp_error"] is None
+
+
+@pytest.mark.parametrize("n", [0, 37])
+def test_table_columns_are_as_the_public_setters_make_them(n: int) -> None:
+    """table_from_columns sets units and formats without astropy's per-column parsing and
+    format test (issue 18): every column is what ``col.unit = ...; col.format = ...`` makes,
+    and every format formats its column."""
+    table = _table(n, 3, {})
+    for k, (unit, desc) in COLUMNS.items():
+        col = table[k]
+        ref = col.copy()
+        ref.unit = unit
+        ref.format = col.format  # the public setter formats the column, or raises
+        assert col.unit == ref.unit and type(col.unit) is type(ref.unit)
+        assert col.description == desc and col.format == ref.format
+        assert col.pformat() == ref.pformat()

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from astropy import units as u
 from astropy.io.ascii.ecsv import Ecsv
 from astropy.table import Table
 from astropy.table.meta import get_yaml_from_header
@@ -198,14 +199,22 @@ def build_starlist(frame: Frame, wcs: Any, config: Config, sm: StarMeasurement,
     return table
 
 
+#: each column's unit, parsed once (as ``Column.unit = "deg"`` parses it)
+_UNITS = {k: None if unit is None else u.Unit(unit, parse_strict="silent")
+          for k, (unit, _) in COLUMNS.items()}
+
+
 def table_from_columns(cols: dict[str, Any]) -> Table:
     """The starlist table of :data:`COLUMNS` (units, descriptions, formats) from sequences."""
     table = Table({k: np.asarray(cols[k]) if len(cols[k]) else np.array([]) for k in COLUMNS})
-    for k, (unit, desc) in COLUMNS.items():
-        table[k].unit = unit
-        table[k].description = desc
+    for k, (_, desc) in COLUMNS.items():
+        col = table[k]
+        col.unit = _UNITS[k]
+        col.description = desc
         if k in _FORMATS:
-            table[k].format = _FORMATS[k]
+            # the format as ``col.format = ...`` sets it, without its test of formatting the
+            # column (these formats are known good: a test formats every column)
+            col._format = _FORMATS[k]
     return table
 
 
