@@ -330,6 +330,16 @@ def _meta_lines(meta: dict[str, Any]) -> list[str]:
     return out
 
 
+def _texts(data: np.ndarray) -> list[str]:
+    """``str`` of each value, as astropy's writer makes it: numpy's ``str`` of each element,
+    which for float64, integers, booleans and text is Python's ``str`` of the plain value
+    (``tolist``: ~5x faster than formatting numpy scalars; not float32, whose Python value
+    prints more digits)."""
+    if data.dtype.kind in "biuU" or data.dtype == np.float64:
+        return list(map(str, data.tolist()))
+    return list(map(str, data))
+
+
 def ecsv_text(table: Table) -> str:
     """``table`` as ECSV text, exactly as astropy writes it, without dumping the column block
     as YAML for every frame (cached per column signature; the rows are astropy's ``str`` of
@@ -348,7 +358,7 @@ def ecsv_text(table: Table) -> str:
         return _astropy_ecsv(table)
     before, after = _ecsv_head(table, sig)
     splitter = Ecsv().data.splitter
-    cols = [list(map(str, col.data)) for col in table.columns.values()]
+    cols = [_texts(col.data) for col in table.columns.values()]
     rows = [splitter.join(vals) for vals in zip(*cols, strict=True)]
     return os.linesep.join([*before, *_meta_lines(table.meta), *after, *rows]) + os.linesep
 
