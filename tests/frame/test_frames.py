@@ -249,3 +249,33 @@ def test_image_is_the_array_astropy_reads(tmp_path: Path, shape: tuple[int, ...]
     if got is not None:  # a sub keeps its even-sized mosaic, a stack its cube
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want[..., :got.shape[-2], :got.shape[-1]])
+
+
+def _peak_by_mask(fr, x: float, y: float, radius: float) -> float:
+    """Frame.peak_adu's definition: the highest value of any site / plane within the circle."""
+    b = fr.binning
+    arr = fr.raw[None] if fr.raw is not None else fr.cube
+    cx, cy = b * x + 0.5 * (b - 1), b * y + 0.5 * (b - 1)
+    r = b * radius + 1.0 if fr.raw is not None else radius
+    yy, xx = np.mgrid[0:arr.shape[1], 0:arr.shape[2]]
+    inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+    return float(arr[:, inside].max()) if inside.any() else 0.0
+
+
+@pytest.mark.parametrize("kind", ["sub", "stack"])
+def test_peak_adu_is_the_highest_value_in_the_circle(tmp_path: Path, kind: str) -> None:
+    """peak_adu (issue 18: the box's highest value when it lies in the circle, else the masked
+    maximum) is the circle's highest value, at stars, off them, at the edges, for tiny radii."""
+    make = synthetic.make_sub if kind == "sub" else synthetic.make_stack
+    hdul, _ = make(seed=4, shape=(120, 160), pointing_offset_arcmin=(0, 0))
+    fr = load_frame(synthetic.write_frame(tmp_path / "f.fit", hdul), _cfg(tmp_path))
+    ny, nx = fr.plane.shape
+    rng = np.random.default_rng(4)
+    xy = np.column_stack([rng.uniform(-3, nx + 3, 150), rng.uniform(-3, ny + 3, 150)])
+    xy[:20] = np.round(xy[:20])
+    radii = rng.choice([0.0, 0.2, 0.5, 1.0, 2.5, 6.3], len(xy))
+    for (x, y), r in zip(xy, radii, strict=True):
+        assert fr.peak_adu(x, y, r) == _peak_by_mask(fr, x, y, r)
+    flat = np.argsort(fr.plane, axis=None)[-20:]  # at the brightest pixels (stars' peaks)
+    for y, x in zip(*np.unravel_index(flat, fr.plane.shape), strict=True):
+        assert fr.peak_adu(x + 0.3, y - 0.2, 3.0) == _peak_by_mask(fr, x + 0.3, y - 0.2, 3.0)

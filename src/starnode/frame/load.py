@@ -155,10 +155,19 @@ class Frame:
         y0, y1 = max(math.floor(cy - r), 0), min(math.ceil(cy + r) + 1, ny)
         if x1 <= x0 or y1 <= y0:
             return 0.0
+        sub = arr[:, y0:y1, x0:x1]
+        # the usual case: the box's highest value is at a pixel inside the circle (the star's
+        # peak), so it is the circle's highest too
+        top = sub.max()
+        _, ys, xs = np.nonzero(sub == top)
+        rr = r * r
+        for j, i in zip(ys[:8].tolist(), xs[:8].tolist(), strict=True):
+            dx, dy = x0 + i - cx, y0 + j - cy  # as the mask below computes them
+            if dx * dx + dy * dy <= rr:
+                return float(top)
         yy = np.arange(y0, y1)[:, None]
         xx = np.arange(x0, x1)[None, :]
-        inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
-        sub = arr[:, y0:y1, x0:x1]
+        inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= rr
         return float(sub[:, inside].max()) if inside.any() else 0.0
 
 
