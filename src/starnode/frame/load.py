@@ -180,12 +180,13 @@ def _read(path: Path) -> tuple[bytes, str]:
 
 
 def _unsigned16(hdu: Any, raw: bytes, info: Mapping[str, Any] | None) -> np.ndarray | None:
-    """The image of the usual camera frame (16-bit unsigned: BITPIX 16, BZERO 32768, no
-    BSCALE or BLANK) straight from the file's bytes; None: any other image (astropy reads it).
+    """The image of the usual camera frame (16-bit unsigned: BITPIX 16, BZERO 32768, BSCALE 1
+    or none, no BLANK) straight from the file's bytes; None: any other image (astropy reads it).
 
     The same array astropy makes (its ``_convert_pseudo_integer``: a native ``uint16``, the
-    header unchanged), in one pass instead of three: flipping the sign bit of the big-endian
-    signed value is adding 32768 modulo 2**16.
+    header unchanged) in one pass over the data instead of a copy, a byte swap and a
+    subtraction: flipping the sign bit of the big-endian value is adding 32768 modulo 2**16
+    (issue 18: 12 -> 1.6 ms on a 1080 x 1920 RGB stack).
     """
     h = hdu.header
     # exactly these classes (a compressed image is an ImageHDU too; its bytes are a table)
