@@ -163,6 +163,46 @@ def test_cache_in_sqlite_second_run_does_not_solve(tmp_path, seq_refs):
     assert _solve(fr, off, seq_refs).method == "catalog-match"
 
 
+def test_a_stored_solution_read_again_is_the_callers_own_wcs(tmp_path, seq_refs):
+    """A cached solution read again (issue 18: copied, not parsed again) is a new WCS equal to
+    the stored one: changing one caller's never changes the next."""
+    cfg = Config({"data_dir": str(tmp_path / "data"), "astrometry": {"blind": False}})
+    hdul, _ = synthetic.make_sub(seed=9)
+    fr = load_frame(synthetic.write_frame(tmp_path / "sub.fit", hdul), cfg)
+    _solve(fr, cfg, seq_refs)
+    first = _solve(fr, cfg, seq_refs)
+    stored = first.wcs.to_header_string(relax=True)
+    first.wcs.wcs.crval = [1.0, 2.0]
+    again = _solve(fr, cfg, seq_refs)
+    assert first.method == again.method == "cache" and again.wcs is not first.wcs
+    assert again.wcs.to_header_string(relax=True) == stored
+
+
+def test_header_hint_is_read_only_when_the_frame_is_solved(tmp_path, seq_refs):
+    """``hint=HEADER_HINT`` (issue 18): a cached solution never reads the frame's header WCS
+    (the warm path); a frame solved afresh is solved exactly as with the WCS itself."""
+    cfg = Config({"data_dir": str(tmp_path / "data"), "astrometry": {"blind": False}})
+    hdul, _ = synthetic.make_stack(seed=2, stackcnt=4)  # the on-board WCS in its header
+    path = synthetic.write_frame(tmp_path / "stack.fit", hdul)
+    fr = load_frame(path, cfg)
+    first = _solve(fr, cfg, seq_refs, hint=astrometry.HEADER_HINT)
+    assert fr._header_wcs is not None  # solved: the hint was read
+    astrometry.clear_memo()
+    fresh = load_frame(path, cfg)
+    assert _solve(fresh, cfg, seq_refs, hint=astrometry.HEADER_HINT).method == "cache"
+    assert fresh._header_wcs is None  # never read
+    assert fresh.header_wcs is not None
+    off = Config({"data_dir": str(tmp_path / "data"),
+                  "astrometry": {"blind": False, "cache": False}})
+    astrometry.clear_memo()
+    lazy = _solve(load_frame(path, off), off, seq_refs, hint=astrometry.HEADER_HINT)
+    astrometry.clear_memo()
+    eager_frame = load_frame(path, off)
+    eager = _solve(eager_frame, off, seq_refs, hint=eager_frame.header_wcs)
+    assert lazy.method == eager.method == first.method == "header"
+    assert lazy.wcs.to_header_string() == eager.wcs.to_header_string()
+
+
 # ------------------------------------------------------------------ own renderings of Gaia fields
 
 def test_pointing_40_arcmin_off_s30pro_like(cfg):

@@ -151,3 +151,30 @@ def test_a_frames_extraction_is_kept_with_the_frame(tmp_path) -> None:
     np.testing.assert_array_equal(shared.fwhm, fresh.fwhm)
     field_stars(frame.plane, memo=frame.extractions)  # other settings: its own extraction
     assert len(frame.extractions) == 2
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_smooth_background_flag_is_the_background_image_compared(seed: int) -> None:
+    """The detector no longer keeps the background image (issue 18): whether the background
+    under each object is below the limit is decided from ``data - sub``, and made exactly
+    again when that is too close to call. Limits on, one unit either side of, and far from
+    the background values themselves must all give what ``back[y, x] < limit`` gives."""
+    from starnode.frame.detect import _extract, _smooth
+
+    plane = _plane(seed)
+    yy, xx = np.mgrid[0:plane.shape[0], 0:plane.shape[1]]
+    plane += (400.0 * np.exp(-((xx - 200.0) ** 2 + (yy - 100.0) ** 2) / 800.0)).astype(np.float32)
+    bkg = sep.Background(plane, bw=32, bh=32, fw=3, fh=3)
+    back = bkg.back()
+    sub = plane - back
+    objs = _extract(sub, 3.0, float(bkg.globalrms), 4)
+    assert len(objs) >= 5
+    iy = np.clip(objs["y"].astype(int), 0, plane.shape[0] - 1)
+    ix = np.clip(objs["x"].astype(int), 0, plane.shape[1] - 1)
+    at = back[iy, ix]
+    limits = [float(bkg.globalback + 3 * bkg.globalrms), float(at.min()) - 1.0, 1e30]
+    for v in at[:4]:
+        limits += [float(v), float(np.nextafter(v, np.float32(np.inf))),
+                   float(np.nextafter(v, np.float32(-np.inf))), float(v) + 1e-9]
+    for limit in limits:
+        np.testing.assert_array_equal(_smooth(plane, sub, bkg, objs, limit), at < limit)

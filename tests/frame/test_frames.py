@@ -213,3 +213,69 @@ def test_garbage_keyword_is_dropped_not_a_crash(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     fr = load_frame(path, _cfg(tmp_path))
     assert fr.object == "SS Cyg"
+
+
+@pytest.mark.parametrize("shape", [(40, 30), (3, 20, 16)])
+@pytest.mark.parametrize("encoding", ["uint16", "uint16-extension", "bscale", "blank", "int16",
+                                      "float32"])
+def test_image_is_the_array_astropy_reads(tmp_path: Path, shape: tuple[int, ...],
+                                          encoding: str) -> None:
+    """The 16-bit unsigned camera image read from the bytes (issue 18) is astropy's array,
+    to the last bit, with the same header; every other encoding is astropy's own."""
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 65536, size=shape).astype(np.uint16)
+    data.flat[:4] = [0, 1, 32767, 65535]
+    hdu: fits.PrimaryHDU | fits.ImageHDU
+    hdu = fits.PrimaryHDU(data.astype(np.float32) if encoding == "float32"
+                          else (data.astype(np.int16) if encoding == "int16" else data))
+    if encoding == "bscale":
+        hdu = fits.PrimaryHDU(data.astype(np.int16))
+        hdu.header["BSCALE"], hdu.header["BZERO"] = 2, 32768
+    elif encoding == "blank":
+        hdu = fits.PrimaryHDU(data.astype(np.int16))
+        hdu.header["BLANK"] = -32768
+    hdu.header["EXPTIME"], hdu.header["DATE-OBS"] = 10.0, "2025-03-26T21:20:46"
+    hdu.header["BAYERPAT"], hdu.header["FILTER"] = "GRBG", "CV"
+    hdul = (fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, header=hdu.header)])
+            if encoding == "uint16-extension" else fits.HDUList([hdu]))
+    path = tmp_path / "f.fit"
+    hdul.writeto(path)
+    with fits.open(path) as ref:
+        want = ref[-1].data.copy()
+        want_header = ref[-1].header.tostring()
+    fr = load_frame(path, _cfg(tmp_path))
+    got = fr.raw if fr.kind == "sub" else (fr.cube if fr.kind == "stack" else None)
+    assert fr.header.tostring() == want_header
+    if got is not None:  # a sub keeps its even-sized mosaic, a stack its cube
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want[..., :got.shape[-2], :got.shape[-1]])
+
+
+def _peak_by_mask(fr, x: float, y: float, radius: float) -> float:
+    """Frame.peak_adu's definition: the highest value of any site / plane within the circle."""
+    b = fr.binning
+    arr = fr.raw[None] if fr.raw is not None else fr.cube
+    cx, cy = b * x + 0.5 * (b - 1), b * y + 0.5 * (b - 1)
+    r = b * radius + 1.0 if fr.raw is not None else radius
+    yy, xx = np.mgrid[0:arr.shape[1], 0:arr.shape[2]]
+    inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+    return float(arr[:, inside].max()) if inside.any() else 0.0
+
+
+@pytest.mark.parametrize("kind", ["sub", "stack"])
+def test_peak_adu_is_the_highest_value_in_the_circle(tmp_path: Path, kind: str) -> None:
+    """peak_adu (issue 18: the box's highest value when it lies in the circle, else the masked
+    maximum) is the circle's highest value, at stars, off them, at the edges, for tiny radii."""
+    make = synthetic.make_sub if kind == "sub" else synthetic.make_stack
+    hdul, _ = make(seed=4, shape=(120, 160), pointing_offset_arcmin=(0, 0))
+    fr = load_frame(synthetic.write_frame(tmp_path / "f.fit", hdul), _cfg(tmp_path))
+    ny, nx = fr.plane.shape
+    rng = np.random.default_rng(4)
+    xy = np.column_stack([rng.uniform(-3, nx + 3, 150), rng.uniform(-3, ny + 3, 150)])
+    xy[:20] = np.round(xy[:20])
+    radii = rng.choice([0.0, 0.2, 0.5, 1.0, 2.5, 6.3], len(xy))
+    for (x, y), r in zip(xy, radii, strict=True):
+        assert fr.peak_adu(x, y, r) == _peak_by_mask(fr, x, y, r)
+    flat = np.argsort(fr.plane, axis=None)[-20:]  # at the brightest pixels (stars' peaks)
+    for y, x in zip(*np.unravel_index(flat, fr.plane.shape), strict=True):
+        assert fr.peak_adu(x + 0.3, y - 0.2, 3.0) == _peak_by_mask(fr, x + 0.3, y - 0.2, 3.0)

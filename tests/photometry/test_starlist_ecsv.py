@@ -91,3 +91,32 @@ def test_written_starlist_reads_back_identical(tmp_path: Path) -> None:
             assert back[col].tolist() == theirs[col].tolist()
     assert back.meta["file"] == ODD_META["file"] and back.meta["count"] == 3
     assert math.isnan(back.meta["nan"]) and back.meta["zp_error"] is None
+
+
+@pytest.mark.parametrize("n", [0, 37])
+def test_table_columns_are_as_the_public_setters_make_them(n: int) -> None:
+    """table_from_columns sets units and formats without astropy's per-column parsing and
+    format test (issue 18): every column is what ``col.unit = ...; col.format = ...`` makes,
+    and every format formats its column."""
+    table = _table(n, 3, {})
+    for k, (unit, desc) in COLUMNS.items():
+        col = table[k]
+        ref = col.copy()
+        ref.unit = unit
+        ref.format = col.format  # the public setter formats the column, or raises
+        assert col.unit == ref.unit and type(col.unit) is type(ref.unit)
+        assert col.description == desc and col.format == ref.format
+        assert col.pformat() == ref.pformat()
+
+
+def test_other_column_types_are_written_as_astropy_writes_them() -> None:
+    """float32 (whose Python value prints more digits), integers, extreme floats: the rows are
+    astropy's text, byte for byte."""
+    rng = np.random.default_rng(11)
+    f64 = rng.normal(0, 1, 40) * 10.0 ** rng.integers(-320, 300, 40)
+    f64[:6] = [0.0, -0.0, math.nan, math.inf, 1e16, 1e-5]
+    table = Table({"f32": rng.normal(0, 100, 40).astype(np.float32), "f64": f64,
+                   "i8": rng.integers(-(2**62), 2**62, 40), "u1": rng.integers(0, 255, 40,
+                                                                               dtype=np.uint8),
+                   "b": rng.random(40) > 0.5, "s": [f"s {i}" if i % 3 else "" for i in range(40)]})
+    assert ecsv_text(table) == _astropy(table)

@@ -39,7 +39,7 @@ from starnode.errors import AstrometryError
 from .health import health
 from .reference import GAIA, GaiaBright, gaia_bright_stars
 from .solution import MEMO, Solution, SolutionMemo, clear_memo
-from .solve import PlaneFrame, nominal_scale_arcsec, solve_frame
+from .solve import HEADER_HINT, PlaneFrame, nominal_scale_arcsec, solve_frame
 from .tetra import (
     TETRA3RS,
     Tetra3rsDatabases,
@@ -50,6 +50,7 @@ from .tetra import (
 
 __all__ = [
     "GAIA",
+    "HEADER_HINT",
     "MEMO",
     "TETRA3RS",
     "AstrometryError",

@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -40,8 +41,20 @@ from .tetra import Blind
 
 log = logging.getLogger("starnode.astrometry")
 
-__all__ = ["PlaneFrame", "how_to_fix", "nominal_scale_arcsec", "refs_in_footprint",
-           "solve_frame"]
+__all__ = ["HEADER_HINT", "PlaneFrame", "how_to_fix", "nominal_scale_arcsec",
+           "refs_in_footprint", "solve_frame"]
+
+
+class _HeaderHint:
+    """The type of :data:`HEADER_HINT`."""
+
+    def __repr__(self) -> str:
+        return "HEADER_HINT"
+
+
+#: ``solve_frame(hint=HEADER_HINT)``: the frame's own header WCS is the hint, read only when
+#: the frame is solved (never for a cached solution)
+HEADER_HINT = _HeaderHint()
 
 #: Match radii (plane pixels) of the re-match/fit loop, widest first.
 RADII = (4.0, 3.0, 2.0)
@@ -133,7 +146,8 @@ class _Facts:
     header: Mapping[str, Any]
     binning: int
     cache_key: str | None
-    header_wcs: WCS | None
+    #: the frame (its ``header_wcs``: read when first needed, never for a cached solution)
+    source: Any
     ra_deg: float | None
     dec_deg: float | None
     #: the frame's extractions (:attr:`starnode.frame.load.Frame.extractions`), shared with the
@@ -143,6 +157,11 @@ class _Facts:
     @property
     def shape(self) -> Shape:
         return int(self.plane.shape[0]), int(self.plane.shape[1])
+
+    @cached_property
+    def header_wcs(self) -> WCS | None:
+        """The frame's header WCS in plane pixels, or None."""
+        return self.source.header_wcs  # type: ignore[no-any-return]
 
 
 def nominal_scale_arcsec(header: Mapping[str, Any], config: Config) -> float | None:
@@ -219,7 +238,7 @@ def _frame_facts(frame: Any, config: Config) -> tuple[_Facts, Config]:
         raise TypeError("solve_frame takes a Frame or a PlaneFrame(plane, header, binning), "
                         "not a bare array (the 0.1.0 loose-argument form is gone)")
     facts = _Facts(np.asarray(frame.plane), frame.header, int(frame.binning), frame.sha1,
-                   frame.header_wcs, frame.ra_deg, frame.dec_deg,
+                   frame, frame.ra_deg, frame.dec_deg,
                    getattr(frame, "extractions", None))
     cfg = config
     if facts.plane.ndim != 2 or min(facts.plane.shape) < 16:
@@ -541,7 +560,7 @@ class _Job:
 
 
 def solve_frame(frame: Any, config: Config, /, *, ref_ra: Any, ref_dec: Any, ref_mag: Any = None,
-                hint: WCS | None = None, use_memo: bool = True) -> Solution:
+                hint: WCS | _HeaderHint | None = None, use_memo: bool = True) -> Solution:
     """Return a verified WCS for the frame's measured plane.
 
     Parameters
@@ -555,8 +574,9 @@ def solve_frame(frame: Any, config: Config, /, *, ref_ra: Any, ref_dec: Any, ref
         added.
     ref_mag : array-like, optional
         Their magnitudes (brightest are matched first).
-    hint : astropy.wcs.WCS, optional
-        A WCS guess for this plane (verified like any other).
+    hint : astropy.wcs.WCS or HEADER_HINT, optional
+        A WCS guess for this plane (verified like any other); :data:`HEADER_HINT`: the
+        frame's ``header_wcs``.
     use_memo : bool
         False ignores (but still updates) the previous solution of the same TELESCOP+OBJECT.
 
@@ -576,8 +596,9 @@ def solve_frame(frame: Any, config: Config, /, *, ref_ra: Any, ref_dec: Any, ref
     sol = job.from_cache()
     if sol is not None:
         return sol
-    job.prepare(hint)
-    sol = job.try_guesses(hint, use_memo) or job.try_asterisms() or job.try_blind()
+    guess = facts.header_wcs if isinstance(hint, _HeaderHint) else hint
+    job.prepare(guess)
+    sol = job.try_guesses(guess, use_memo) or job.try_asterisms() or job.try_blind()
     if sol is None:
         census = job.census()
         fix = how_to_fix(job.notes)

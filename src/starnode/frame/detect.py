@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import sep
@@ -133,7 +134,8 @@ class _Extraction:
     plane: np.ndarray
     sub: np.ndarray  # the plane, background removed
     objs: np.ndarray  # sep's objects, sep's order (empty: none, a flat plane, sep failed)
-    back_at: np.ndarray  # the background at each object's pixel
+    #: per object: the background at its pixel is below the global background + 3 rms
+    smooth: np.ndarray
     rms: float
     globalback: float
 
@@ -148,6 +150,29 @@ def _mesh(shape: tuple[int, ...], mesh_px: int | None) -> int:
     return int(mesh_px) if mesh_px else int(max(16, min(64, min(shape) // 8)))
 
 
+def _smooth(data: np.ndarray, sub: np.ndarray, bkg: Any, objs: np.ndarray, limit: float
+            ) -> np.ndarray:
+    """Per object: the background at its pixel is below ``limit`` (``back < limit``, compared
+    as float32 like ``bkg.back()[y, x] < limit``).
+
+    The background at a pixel is ``data - sub`` to within half a float32 unit of ``sub`` (it
+    was ``sub = data - back``, rounded); only when a value is that close to the limit is the
+    background image made again to decide exactly.
+    """
+    if len(objs) == 0:
+        return np.empty(0, dtype=bool)
+    ny, nx = data.shape
+    iy = np.clip(objs["y"].astype(int), 0, ny - 1)
+    ix = np.clip(objs["x"].astype(int), 0, nx - 1)
+    d, s = data[iy, ix].astype(np.float64), sub[iy, ix].astype(np.float64)
+    back = d - s
+    lim = float(np.float32(limit))
+    margin = 2.0**-22 * (np.abs(d) + np.abs(s) + abs(lim)) + 1e-30
+    if np.all(np.abs(back - lim) > margin):
+        return np.asarray(back < lim, dtype=bool)
+    return np.asarray(bkg.back()[iy, ix] < limit, dtype=bool)  # a tie to break exactly
+
+
 def _extraction(plane: np.ndarray, threshold_sigma: float, min_area: int, mesh: int,
                 memo: Extractions | None) -> _Extraction:
     key = (id(plane), float(threshold_sigma), int(min_area), mesh)
@@ -157,8 +182,8 @@ def _extraction(plane: np.ndarray, threshold_sigma: float, min_area: int, mesh: 
     reuse_freed_memory()  # sep's work buffers: reused, not page-faulted in for every frame
     data = _prepared(plane)
     bkg = sep.Background(data, bw=mesh, bh=mesh, fw=3, fh=3)
-    back = bkg.back()
-    sub = data - back
+    sub = bkg.back()
+    np.subtract(data, sub, out=sub)  # data - back, in the background's own buffer
     rms = float(bkg.globalrms)
     objs: np.ndarray = np.empty(0)
     if not np.isfinite(rms) or rms <= 0:
@@ -168,10 +193,9 @@ def _extraction(plane: np.ndarray, threshold_sigma: float, min_area: int, mesh: 
             objs = _extract(sub, threshold_sigma, rms, min_area)
         except Exception as exc:  # sep raises plain Exceptions
             log.warning("star detection failed: %s", exc)
-    ny, nx = data.shape
-    back_at = (back[np.clip(objs["y"].astype(int), 0, ny - 1),
-                    np.clip(objs["x"].astype(int), 0, nx - 1)] if len(objs) else np.empty(0))
-    out = _Extraction(plane, sub, objs, back_at, rms, float(bkg.globalback))
+    globalback = float(bkg.globalback)
+    out = _Extraction(plane, sub, objs, _smooth(data, sub, bkg, objs, globalback + 3 * rms), rms,
+                      globalback)
     if memo is not None:
         memo[key] = out
     return out
@@ -221,15 +245,15 @@ def find_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, max_stars: in
     if plane.ndim != 2:
         raise ValueError(f"find_stars needs a 2-D plane, got shape {plane.shape}")
     ex = _extraction(plane, threshold_sigma, min_area, _mesh(plane.shape, mesh_px), memo)
-    objs, back_at = ex.objs, ex.back_at
+    objs, smooth = ex.objs, ex.smooth
     if point_sources and len(objs):
         keep = _point_sources(objs)
-        objs, back_at = objs[keep], back_at[keep]
+        objs, smooth = objs[keep], smooth[keep]
     if len(objs) == 0:
         return _empty(ex.rms)
     order = np.argsort(-objs["flux"]) if brightest_first else np.arange(len(objs))
     order = order[:max_stars]
-    objs, back_at = objs[order], back_at[order]
+    objs, smooth = objs[order], smooth[order]
     fwhm = 2.3548 * np.sqrt((objs["a"] ** 2 + objs["b"] ** 2) / 2.0)
     x = np.asarray(objs["x"], dtype=float)
     y = np.asarray(objs["y"], dtype=float)
@@ -237,8 +261,7 @@ def find_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, max_stars: in
         x, y = _windowed(ex.sub, x, y, float(np.median(fwhm)))
     with np.errstate(invalid="ignore", divide="ignore"):
         round_ = objs["b"] / objs["a"] > 0.6
-    starlike = (round_ & (objs["a"] < 4.0) & (back_at < ex.globalback + 3 * ex.rms)
-                & (objs["flag"] == 0))
+    starlike = round_ & (objs["a"] < 4.0) & smooth & (objs["flag"] == 0)
     return Stars(x=x, y=y, flux=np.asarray(objs["flux"], dtype=float),
                  fwhm_px=float(np.median(fwhm)), background_rms=ex.rms,
                  fwhm=np.asarray(fwhm, dtype=float),

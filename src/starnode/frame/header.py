@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import unicodedata
 import warnings
 from collections.abc import Mapping
@@ -141,6 +142,10 @@ def _ascii_card(card: bytes) -> tuple[bytes, bool]:
     return out.ljust(CARD)[:CARD], out.count(b"?") > plain.count("?")
 
 
+#: a byte outside printable ASCII
+_UNPRINTABLE = re.compile(rb"[^\x20-\x7e]")
+
+
 def clean_cards(raw: bytes) -> tuple[bytes, frozenset[str]]:
     """Header bytes as the FITS standard wants them (printable ASCII), read faithfully.
 
@@ -161,9 +166,13 @@ def clean_cards(raw: bytes) -> tuple[bytes, frozenset[str]]:
         The cleaned bytes, and the keywords of cards that kept a character with no ASCII form
         (as ``?``): a caller refuses a frame whose OBJECT is among them.
     """
+    stop = min(len(raw), MAX_HEADER_BYTES) // CARD * CARD
+    end = next((i for i in range(0, stop, CARD) if raw[i : i + 8] == b"END     "), stop)
+    if _UNPRINTABLE.search(raw, 0, end) is None:  # the usual case: no copy of a 50 MB frame
+        return raw, frozenset()
     fixes: dict[int, bytes] = {}
     lossy: set[str] = set()
-    for i in range(0, min(len(raw), MAX_HEADER_BYTES) // CARD * CARD, CARD):
+    for i in range(0, stop, CARD):
         card = raw[i : i + CARD]
         if card[:8] == b"END     ":
             break
@@ -172,8 +181,6 @@ def clean_cards(raw: bytes) -> tuple[bytes, frozenset[str]]:
         fixes[i], lost = _ascii_card(card)
         if lost:
             lossy.add(fixes[i][:8].decode("ascii").strip())
-    if not fixes:  # the usual case: no copy of a 50 MB frame
-        return raw, frozenset()
     out = bytearray(raw)
     for i, fixed in fixes.items():
         out[i : i + CARD] = fixed

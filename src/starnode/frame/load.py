@@ -107,7 +107,6 @@ class Frame:
     source_var_factor: float
     sky_var_factor: float
     saturation_adu: float
-    header_wcs: WCS | None  # the header's WCS, converted to measured-plane pixels
     object: str | None
     telescope: str | None
     instrument: str | None
@@ -122,6 +121,19 @@ class Frame:
     #: the star detector's extractions of ``plane`` (:mod:`.detect`): made once, shared by the
     #: solver and the starlist
     extractions: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: :attr:`header_wcs` once read
+    _header_wcs: Any = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def header_wcs(self) -> WCS | None:
+        """The header's WCS, converted to measured-plane pixels (None: it has none).
+
+        Read when first asked for: a frame whose solution is cached never needs it.
+        """
+        if self._header_wcs is None:
+            green = GREEN_SITES[self.bayer] if self.kind == "sub" and self.bayer else None
+            self._header_wcs = (header_wcs(self.header, self.binning, green),)
+        return self._header_wcs[0]  # type: ignore[no-any-return]
 
     @property
     def plane_scale_arcsec(self) -> float | None:
@@ -143,10 +155,19 @@ class Frame:
         y0, y1 = max(math.floor(cy - r), 0), min(math.ceil(cy + r) + 1, ny)
         if x1 <= x0 or y1 <= y0:
             return 0.0
+        sub = arr[:, y0:y1, x0:x1]
+        # the usual case: the box's highest value is at a pixel inside the circle (the star's
+        # peak), so it is the circle's highest too
+        top = sub.max()
+        _, ys, xs = np.nonzero(sub == top)
+        rr = r * r
+        for j, i in zip(ys[:8].tolist(), xs[:8].tolist(), strict=True):
+            dx, dy = x0 + i - cx, y0 + j - cy  # as the mask below computes them
+            if dx * dx + dy * dy <= rr:
+                return float(top)
         yy = np.arange(y0, y1)[:, None]
         xx = np.arange(x0, x1)[None, :]
-        inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
-        sub = arr[:, y0:y1, x0:x1]
+        inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= rr
         return float(sub[:, inside].max()) if inside.any() else 0.0
 
 
@@ -156,6 +177,31 @@ def _read(path: Path) -> tuple[bytes, str]:
     except OSError as exc:
         raise FrameRejected(f"cannot read {path}: {exc.strerror or exc}", "unreadable") from exc
     return raw, hashlib.sha1(raw).hexdigest()
+
+
+def _unsigned16(hdu: Any, raw: bytes, info: Mapping[str, Any] | None) -> np.ndarray | None:
+    """The image of the usual camera frame (16-bit unsigned: BITPIX 16, BZERO 32768, BSCALE 1
+    or none, no BLANK) straight from the file's bytes; None: any other image (astropy reads it).
+
+    The same array astropy makes (its ``_convert_pseudo_integer``: a native ``uint16``, the
+    header unchanged) in one pass over the data instead of a copy, a byte swap and a
+    subtraction: flipping the sign bit of the big-endian value is adding 32768 modulo 2**16
+    (issue 18: 12 -> 1.6 ms on a 1080 x 1920 RGB stack).
+    """
+    h = hdu.header
+    # exactly these classes (a compressed image is an ImageHDU too; its bytes are a table)
+    if (info is None or type(hdu) not in (fits.PrimaryHDU, fits.ImageHDU)
+            or h.get("BITPIX") != 16 or "BLANK" in h or h.get("BZERO") != 32768
+            or h.get("BSCALE", 1) != 1):
+        return None
+    shape = hdu.shape
+    if not shape or min(shape) < 1:
+        return None
+    count = math.prod(shape)
+    if info["datLoc"] + 2 * count > len(raw):
+        return None
+    signed = np.frombuffer(raw, dtype=">u2", count=count, offset=info["datLoc"])
+    return (signed ^ np.uint16(0x8000)).reshape(shape)
 
 
 def _open(path: Path, raw: bytes) -> tuple[fits.Header, np.ndarray]:
@@ -175,7 +221,9 @@ def _open(path: Path, raw: bytes) -> tuple[fits.Header, np.ndarray]:
                 raise FrameRejected(
                     f"{path.name}: truncated ({len(raw)} bytes, the header announces "
                     f"{info['datLoc'] + info['datSpan']})", "unreadable")
-            data = hdu.data
+            data = _unsigned16(hdu, raw, info)
+            if data is None:
+                data = hdu.data
     except FrameRejected:
         raise
     except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
@@ -367,7 +415,7 @@ def load_frame(path: str | os.PathLike[str], config: Config | None = None, *,
         read_noise_e=float(cam.read_noise_e) * lay.read_noise_factor,
         source_var_factor=lay.source_var_factor, sky_var_factor=lay.sky_var_factor,
         saturation_adu=float(cam.saturation_adu),
-        header_wcs=header_wcs(header, lay.binning, lay.green), object=_str(header, "OBJECT"),
+        object=_str(header, "OBJECT"),
         telescope=_str(header, "TELESCOP"), instrument=_str(header, "INSTRUME"),
         imagetyp=imagetyp, ra_deg=_num(header, "RA", "OBJCTRA_DEG"),
         dec_deg=_num(header, "DEC", "OBJCTDEC_DEG"),

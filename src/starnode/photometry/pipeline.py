@@ -179,7 +179,7 @@ def _solve(frame: Frame, cfg: Config, comps: list[CompStar], target: Target) -> 
     ra, dec, mags = stars_for_solver(frame, comps, target)
     try:
         return astrometry.solve_frame(frame, cfg, ref_ra=ra, ref_dec=dec,
-                                      ref_mag=mags, hint=frame.header_wcs)
+                                      ref_mag=mags, hint=astrometry.HEADER_HINT)
     except astrometry.AstrometryError as exc:  # starnode.errors' once the package is in
         raise FrameRejected(f"{frame.path.name}: no verified WCS: {exc}",
                             RejectCategory.ASTROMETRY) from exc

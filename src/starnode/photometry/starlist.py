@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from astropy import units as u
 from astropy.io.ascii.ecsv import Ecsv
 from astropy.table import Table
 from astropy.table.meta import get_yaml_from_header
@@ -198,14 +199,22 @@ def build_starlist(frame: Frame, wcs: Any, config: Config, sm: StarMeasurement,
     return table
 
 
+#: each column's unit, parsed once (as ``Column.unit = "deg"`` parses it)
+_UNITS = {k: None if unit is None else u.Unit(unit, parse_strict="silent")
+          for k, (unit, _) in COLUMNS.items()}
+
+
 def table_from_columns(cols: dict[str, Any]) -> Table:
     """The starlist table of :data:`COLUMNS` (units, descriptions, formats) from sequences."""
     table = Table({k: np.asarray(cols[k]) if len(cols[k]) else np.array([]) for k in COLUMNS})
-    for k, (unit, desc) in COLUMNS.items():
-        table[k].unit = unit
-        table[k].description = desc
+    for k, (_, desc) in COLUMNS.items():
+        col = table[k]
+        col.unit = _UNITS[k]
+        col.description = desc
         if k in _FORMATS:
-            table[k].format = _FORMATS[k]
+            # the format as ``col.format = ...`` sets it, without its test of formatting the
+            # column (these formats are known good: a test formats every column)
+            col._format = _FORMATS[k]
     return table
 
 
@@ -321,6 +330,16 @@ def _meta_lines(meta: dict[str, Any]) -> list[str]:
     return out
 
 
+def _texts(data: np.ndarray) -> list[str]:
+    """``str`` of each value, as astropy's writer makes it: numpy's ``str`` of each element,
+    which for float64, integers, booleans and text is Python's ``str`` of the plain value
+    (``tolist``: ~5x faster than formatting numpy scalars; not float32, whose Python value
+    prints more digits)."""
+    if data.dtype.kind in "biuU" or data.dtype == np.float64:
+        return list(map(str, data.tolist()))
+    return list(map(str, data))
+
+
 def ecsv_text(table: Table) -> str:
     """``table`` as ECSV text, exactly as astropy writes it, without dumping the column block
     as YAML for every frame (cached per column signature; the rows are astropy's ``str`` of
@@ -339,7 +358,7 @@ def ecsv_text(table: Table) -> str:
         return _astropy_ecsv(table)
     before, after = _ecsv_head(table, sig)
     splitter = Ecsv().data.splitter
-    cols = [list(map(str, col.data)) for col in table.columns.values()]
+    cols = [_texts(col.data) for col in table.columns.values()]
     rows = [splitter.join(vals) for vals in zip(*cols, strict=True)]
     return os.linesep.join([*before, *_meta_lines(table.meta), *after, *rows]) + os.linesep
 
