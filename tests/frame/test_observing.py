@@ -144,3 +144,27 @@ def test_the_jd_unix_examples() -> None:
 
     result = doctest.testmod(jd)
     assert result.attempted >= 3 and result.failed == 0
+
+
+def test_a_site_made_once_per_process_is_the_same_and_each_caller_gets_its_own() -> None:
+    hdr = {"SITELAT": 44.74, "SITELONG": -0.62}
+    first = site_location(hdr, None, None, 50.0)
+    second = site_location(hdr, None, None, 50.0)
+    fresh = EarthLocation.from_geodetic(lon=-0.62, lat=44.74, height=50.0)
+    assert first is not None and second is not None and first is not second
+    for loc in (first, second):
+        assert (loc.x, loc.y, loc.z) == (fresh.x, fresh.y, fresh.z)
+        assert loc.ellipsoid == fresh.ellipsoid
+    first.x[...] = 0.0 * u.m  # one caller's change reaches no other
+    third = site_location(hdr, None, None, 50.0)
+    assert third is not None and third.x == fresh.x
+
+
+def test_times_are_the_same_for_a_site_seen_again() -> None:
+    site = EarthLocation.from_geodetic(lon=-0.62 * u.deg, lat=44.74 * u.deg, height=12 * u.m)
+    mid = Time("2025-09-14T21:30:05", scale="utc")
+    first = times(mid, site, 325.678, 43.586)
+    again = times(Time("2025-09-14T21:30:05", scale="utc"), site.copy(), 325.678, 43.586)
+    assert first == again
+    other = EarthLocation.from_geodetic(lon=10.0 * u.deg, lat=44.74 * u.deg, height=12 * u.m)
+    assert times(mid, other, 325.678, 43.586).altitude_deg != first.altitude_deg

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import logging
 import math
 import re
@@ -199,7 +200,25 @@ def site_location(header: Mapping[str, Any], latitude: float | None, longitude: 
                         "site.longitude)", name, hlat, hlon)
     if lat is None or lon is None:
         return None
+    if all(type(v) in (int, float) for v in (lat, lon, height)):
+        return _site_at(lon, lat, height).copy()  # a copy: the caller may change its own
     return EarthLocation.from_geodetic(lon=lon, lat=lat, height=height)
+
+
+@functools.lru_cache(maxsize=64)
+def _site_at(lon: float, lat: float, height: float) -> EarthLocation:
+    """``EarthLocation.from_geodetic`` of a site, made once per process (a node measures every
+    frame of a night at the same site)."""
+    return EarthLocation.from_geodetic(lon=lon, lat=lat, height=height)
+
+
+@functools.lru_cache(maxsize=64)
+def _geodetic(x_m: float, y_m: float, z_m: float) -> tuple[float, float, float]:
+    """(longitude rad, latitude rad, height m) on WGS84 of a geocentric position (m), as
+    ``EarthLocation.to_geodetic("WGS84")`` gives them; computed once per site and process."""
+    lon, lat, height = EarthLocation.from_geocentric(x_m, y_m, z_m, unit=u.m).to_geodetic(
+        "WGS84")
+    return float(lon.to_value(u.rad)), float(lat.to_value(u.rad)), float(height.to_value(u.m))
 
 
 def pickering_airmass(alt_deg: float) -> float | None:
@@ -339,16 +358,15 @@ def times(mid: Time, site: EarthLocation | None, ra_deg: float, dec_deg: float) 
             dut1 = float(t.delta_ut1_utc)
             xp, yp = (float(v) for v in get_polar_motion(t))
             c2t = erfa.c2t06a(tt1, tt2, *erfa.utcut1(u1, u2, dut1), xp, yp)
-            pos = pos + c2t.T @ np.array([site.x.to_value(u.m), site.y.to_value(u.m),
-                                          site.z.to_value(u.m)])
+            xyz = (site.x.to_value(u.m), site.y.to_value(u.m), site.z.to_value(u.m))
+            pos = pos + c2t.T @ np.array(xyz)
         ltt_s = float(pos @ erfa.s2c(ra, dec)) / erfa.CMPS
         airmass = alt = None
         if site is not None:
-            lon, lat, height = site.to_geodetic("WGS84")
+            lon, lat, height = _geodetic(*(float(v) for v in xyz))
             # observed place, no refraction (pressure 0), as AltAz() without pressure
-            zen = erfa.atco13(ra, dec, 0.0, 0.0, 0.0, 0.0, u1, u2, dut1, lon.to_value(u.rad),
-                              lat.to_value(u.rad), height.to_value(u.m), xp, yp,
-                              0.0, 0.0, 0.0, 0.0)[1]
+            zen = erfa.atco13(ra, dec, 0.0, 0.0, 0.0, 0.0, u1, u2, dut1, lon, lat, height,
+                              xp, yp, 0.0, 0.0, 0.0, 0.0)[1]
             alt = 90.0 - math.degrees(float(zen))
             airmass = pickering_airmass(alt)
     jd = u1 + u2
