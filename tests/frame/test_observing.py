@@ -13,6 +13,7 @@ from astropy.time import Time
 from starnode.errors import FrameRejected
 from starnode.frame.timesite import (
     exposure_start,
+    geodetic,
     jd_from_unix,
     mid_exposure,
     night_of,
@@ -168,3 +169,15 @@ def test_times_are_the_same_for_a_site_seen_again() -> None:
     assert first == again
     other = EarthLocation.from_geodetic(lon=10.0 * u.deg, lat=44.74 * u.deg, height=12 * u.m)
     assert times(mid, other, 325.678, 43.586).altitude_deg != first.altitude_deg
+
+
+@pytest.mark.parametrize("unit", ["m", "km"])
+def test_geodetic_is_astropys_to_geodetic(unit: str) -> None:
+    site = EarthLocation.from_geodetic(lon=200.0, lat=-33.5, height=812.25).to(unit)
+    for ellipsoid in (None, "WGS84", "GRS80"):
+        lon, lat, height = site.to_geodetic(ellipsoid)
+        want = (lon.deg, lat.deg, height.to_value("m"), lon.to_value("rad"),
+                lat.to_value("rad"))
+        assert geodetic(site, ellipsoid) == tuple(float(v) for v in want)
+        assert geodetic(site, ellipsoid) == geodetic(site.copy(), ellipsoid)  # cached: same
+    assert geodetic(site)[0] == pytest.approx(-160.0)  # wrapped at 180 as astropy wraps it

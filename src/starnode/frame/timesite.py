@@ -44,6 +44,7 @@ __all__ = [
     "Times",
     "altitude_deg",
     "exposure_start",
+    "geodetic",
     "jd_from_unix",
     "mid_exposure",
     "night_of",
@@ -213,12 +214,39 @@ def _site_at(lon: float, lat: float, height: float) -> EarthLocation:
 
 
 @functools.lru_cache(maxsize=64)
-def _geodetic(x_m: float, y_m: float, z_m: float) -> tuple[float, float, float]:
-    """(longitude rad, latitude rad, height m) on WGS84 of a geocentric position (m), as
-    ``EarthLocation.to_geodetic("WGS84")`` gives them; computed once per site and process."""
-    lon, lat, height = EarthLocation.from_geocentric(x_m, y_m, z_m, unit=u.m).to_geodetic(
-        "WGS84")
-    return float(lon.to_value(u.rad)), float(lat.to_value(u.rad)), float(height.to_value(u.m))
+def _geodetic_of(x_m: float, y_m: float, z_m: float, ellipsoid: str
+                 ) -> tuple[float, float, float, float, float]:
+    return _geodetic_values(EarthLocation.from_geocentric(x_m, y_m, z_m, unit=u.m), ellipsoid)
+
+
+def _geodetic_values(site: EarthLocation, ellipsoid: str
+                     ) -> tuple[float, float, float, float, float]:
+    lon, lat, height = site.to_geodetic(ellipsoid)
+    return (float(lon.deg), float(lat.deg), float(height.to_value(u.m)),
+            float(lon.to_value(u.rad)), float(lat.to_value(u.rad)))
+
+
+def geodetic(site: EarthLocation, ellipsoid: str | None = None
+             ) -> tuple[float, float, float, float, float]:
+    """(longitude deg, latitude deg, height m, longitude rad, latitude rad) of a site, as
+    ``site.to_geodetic(ellipsoid)`` gives them (default: the site's own ellipsoid); computed
+    once per site and process (a node measures a whole night at one site).
+
+    Parameters
+    ----------
+    site : EarthLocation
+    ellipsoid : str, optional
+
+    Returns
+    -------
+    tuple of float
+    """
+    ellipsoid = ellipsoid or site.ellipsoid
+    if site.unit != u.m or site.shape != ():  # not a site made in metres: as astropy does
+        return _geodetic_values(site, ellipsoid)
+    xyz = (float(site.x.to_value(u.m)), float(site.y.to_value(u.m)),
+           float(site.z.to_value(u.m)))
+    return _geodetic_of(*xyz, ellipsoid)
 
 
 def pickering_airmass(alt_deg: float) -> float | None:
@@ -363,7 +391,7 @@ def times(mid: Time, site: EarthLocation | None, ra_deg: float, dec_deg: float) 
         ltt_s = float(pos @ erfa.s2c(ra, dec)) / erfa.CMPS
         airmass = alt = None
         if site is not None:
-            lon, lat, height = _geodetic(*(float(v) for v in xyz))
+            _, _, height, lon, lat = geodetic(site, "WGS84")
             # observed place, no refraction (pressure 0), as AltAz() without pressure
             zen = erfa.atco13(ra, dec, 0.0, 0.0, 0.0, 0.0, u1, u2, dut1, lon, lat, height,
                               xp, yp, 0.0, 0.0, 0.0, 0.0)[1]

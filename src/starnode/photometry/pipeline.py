@@ -44,7 +44,7 @@ from ..catalogs.field import fov_arcmin, stars_for_solver
 from ..config import Config, ConfigLike, resolve
 from ..errors import CatalogError, ConfigError, FrameRejected, RejectCategory
 from ..frame.load import Frame, load_frame
-from ..frame.timesite import Times, night_of, times
+from ..frame.timesite import Times, geodetic, night_of, times
 from ..records import SCHEMA_VERSION, Aperture, Astrometry, Measurement
 from ..util.values import name_key
 from .apertures import StarMeasurement, measure_stars, scintillation
@@ -264,9 +264,8 @@ class _Steps:
 def _site_fields(frame: Frame) -> dict[str, float | None]:
     if frame.site is None:
         return {"site_longitude": None, "site_latitude": None, "site_height": None}
-    geo = frame.site.geodetic
-    return {"site_longitude": float(geo.lon.deg), "site_latitude": float(geo.lat.deg),
-            "site_height": float(geo.height.to_value("m"))}
+    lon, lat, height, _, _ = geodetic(frame.site)
+    return {"site_longitude": lon, "site_latitude": lat, "site_height": height}
 
 
 def _night(frame: Frame, cfg: Config, jd: float) -> str:
