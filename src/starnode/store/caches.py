@@ -211,7 +211,7 @@ class SolutionCache(StoreTable):
             The row.
         """
         try:
-            with closing(self.store.connect()) as conn:
+            with self._connection() as conn:
                 row = conn.execute("SELECT * FROM astrometry_solutions WHERE cache_key = ?",
                                    (key,)).fetchone()
         except (sqlite3.Error, StoreError) as exc:
