@@ -26,7 +26,7 @@ from ..config import Config
 from ..errors import FrameRejected, RejectCategory
 from .header import BLOCK, CARD, MAX_HEADER_BYTES, parse_header
 
-__all__ = ["DEFAULT_MAX_FRAME_BYTES", "check", "encodable", "irregular", "max_frame_bytes",
+__all__ = ["DEFAULT_MAX_FRAME_BYTES", "admit", "check", "encodable", "irregular", "max_frame_bytes",
            "printable", "quoted", "text_form"]
 
 #: 256 MiB: the largest Seestar frame (an S30 Pro RGB stack, 3 x 3840 x 2160 float32) is about
@@ -129,17 +129,24 @@ def _read_header(fd: int, offset: int) -> bytes | None:
     return None
 
 
-def _announced(fd: int, size: int, limit: int, name: str) -> None:
-    """Refuse a file whose headers announce more than ``limit`` bytes (one HDU or in all)."""
+def _announced(fd: int, size: int, limit: int, name: str) -> tuple[bytes, Any] | None:
+    """Refuse a file whose headers announce more than ``limit`` bytes (one HDU or in all).
+
+    Returns the first header's blocks and its parsed cards (None: it has none that parse).
+    """
     offset, total = 0, 0
+    first = None
     for _ in range(_MAX_HDUS):
         raw = _read_header(fd, offset)
         if raw is None:
-            return  # not FITS, or truncated: the reader says why, within the size limit
+            return first  # not FITS, or truncated: the reader says why, within the size limit
         try:
-            stored, full, cards = _hdu_sizes(parse_header(raw))
+            header = parse_header(raw)
+            stored, full, cards = _hdu_sizes(header)
         except (ValueError, KeyError):
-            return
+            return first
+        if first is None:
+            first = (raw, header)
         total += full
         if total > limit:
             raise FrameRejected(
@@ -147,10 +154,25 @@ def _announced(fd: int, size: int, limit: int, name: str) -> None:
                 f"than limits.max_frame_bytes = {limit:,}; not read", RejectCategory.TOO_LARGE)
         offset += len(raw) + -(-stored // BLOCK) * BLOCK
         if offset >= size:
-            return
+            return first
+    return first
 
 
 def check(path: str | os.PathLike[str], limit: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+    """Refuse ``path`` unless it is a regular file whose size and announced data fit ``limit``.
+
+    See :func:`admit`, which also returns the header it read.
+
+    Raises
+    ------
+    FrameRejected
+        As :func:`admit`.
+    """
+    admit(path, limit)
+
+
+def admit(path: str | os.PathLike[str], limit: int = DEFAULT_MAX_FRAME_BYTES
+          ) -> tuple[bytes, Any] | None:
     """Refuse ``path`` unless it is a regular file whose size and announced data fit ``limit``.
 
     Never blocks (the file is opened with ``O_NONBLOCK`` after a ``stat`` said it is regular,
@@ -163,6 +185,12 @@ def check(path: str | os.PathLike[str], limit: int = DEFAULT_MAX_FRAME_BYTES) ->
     limit : int
         Largest file size, and largest total image data its headers may announce (the
         decompressed size for tile-compressed HDUs), in bytes.
+
+    Returns
+    -------
+    (bytes, astropy.io.fits.Header) or None
+        The primary header's blocks as read and their cards (:func:`~.header.parse_header`),
+        so that a reader of the file need not parse them again; None when they do not parse.
 
     Raises
     ------
@@ -177,6 +205,7 @@ def check(path: str | os.PathLike[str], limit: int = DEFAULT_MAX_FRAME_BYTES) ->
     except OSError as exc:
         raise FrameRejected(f"cannot read {path}: {exc.strerror or exc}",
                             RejectCategory.UNREADABLE) from exc
+    first = None
     if why is None:
         try:
             st = os.fstat(fd)
@@ -187,13 +216,14 @@ def check(path: str | os.PathLike[str], limit: int = DEFAULT_MAX_FRAME_BYTES) ->
                     f"{name}: {st.st_size:,} bytes, more than limits.max_frame_bytes = "
                     f"{limit:,}; not read", RejectCategory.TOO_LARGE)
             else:
-                _announced(fd, st.st_size, limit, name)
+                first = _announced(fd, st.st_size, limit, name)
         finally:
             with contextlib.suppress(OSError):
                 os.close(fd)
     if why is not None:
         raise FrameRejected(f"{name}: {why}; only regular files are frames",
                             RejectCategory.NOT_A_FILE)
+    return first
 
 
 def _escaped(ch: str) -> str:

@@ -40,8 +40,7 @@ from astropy.wcs import WCS
 from ..config import Config, resolve
 from ..errors import FrameRejected, RejectCategory
 from ..instruments import profile
-from .admission import check as admit
-from .admission import max_frame_bytes
+from .admission import admit, max_frame_bytes
 from .header import card_float as _num
 from .header import card_text as _str
 from .header import clean_cards
@@ -204,9 +203,54 @@ def _unsigned16(hdu: Any, raw: bytes, info: Mapping[str, Any] | None) -> np.ndar
     return (signed ^ np.uint16(0x8000)).reshape(shape)
 
 
-def _open(path: Path, raw: bytes) -> tuple[fits.Header, np.ndarray]:
+def _plain_primary(header: fits.Header) -> tuple[int, ...] | None:
+    """The image shape of a primary header that astropy reads as a plain 16-bit unsigned
+    :class:`~astropy.io.fits.PrimaryHDU` with data (what :func:`_unsigned16` reads); None:
+    anything else (astropy opens it)."""
+    cards = header.cards
+    if (not len(cards) or cards[0].keyword != "SIMPLE" or cards[0].value is not True
+            or "GROUPS" in header or header.get("BITPIX") != 16 or "BLANK" in header
+            or header.get("BZERO") != 32768 or header.get("BSCALE", 1) != 1
+            or header.get("PCOUNT", 0) != 0 or header.get("GCOUNT", 1) != 1):
+        return None
+    naxis = header.get("NAXIS")
+    if type(naxis) is not int or not 1 <= naxis <= 3:
+        return None
+    dims = [header.get(f"NAXIS{k}") for k in range(naxis, 0, -1)]
+    if not all(type(d) is int and d >= 1 for d in dims):
+        return None
+    return tuple(dims)  # type: ignore[arg-type]
+
+
+def _admitted_image(path: Path, raw: bytes, admitted: tuple[bytes, Any] | None
+                    ) -> tuple[fits.Header, np.ndarray] | None:
+    """The header admission parsed (:func:`.admission.admit`) and the image, when the file
+    still starts with those header blocks and is the usual camera frame: the header is not
+    parsed twice (astropy's ``fits.open`` reads the same cards into the same header).
+    None: astropy opens the file."""
+    if admitted is None:
+        return None
+    blocks, header = admitted
+    shape = _plain_primary(header)
+    if shape is None or not raw.startswith(blocks):
+        return None
+    data_loc = len(blocks)
+    size = 2 * math.prod(shape)
+    span = size + -size % 2880
+    if data_loc + span > len(raw):
+        raise FrameRejected(f"{path.name}: truncated ({len(raw)} bytes, the header announces "
+                            f"{data_loc + span})", "unreadable")
+    signed = np.frombuffer(raw, dtype=">u2", count=size // 2, offset=data_loc)
+    return header, (signed ^ np.uint16(0x8000)).reshape(shape)
+
+
+def _open(path: Path, raw: bytes, admitted: tuple[bytes, Any] | None = None
+          ) -> tuple[fits.Header, np.ndarray]:
     if len(raw) < 2880 or not raw.startswith(b"SIMPLE  ="):
         raise FrameRejected(f"{path.name}: not a FITS file ({len(raw)} bytes)", "unreadable")
+    known = _admitted_image(path, raw, admitted)
+    if known is not None:
+        return known
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyWarning)
@@ -384,11 +428,11 @@ def load_frame(path: str | os.PathLike[str], config: Config | None = None, *,
     """
     cfg = resolve(config)
     p = Path(path).resolve()
-    admit(path, max_frame_bytes(cfg))  # a FIFO, a device or a gigabyte bomb: never read
+    admitted = admit(path, max_frame_bytes(cfg))  # a FIFO, a device or a gigabyte bomb: never read
     raw_bytes, sha1 = _read(p)
     digest = hashlib.sha256(raw_bytes).hexdigest() if sha256 else None
     clean_bytes, lossy = clean_cards(raw_bytes)
-    header, data = _open(p, clean_bytes)
+    header, data = _open(p, clean_bytes, admitted)
     del clean_bytes
     name = p.name
     imagetyp = _str(header, "IMAGETYP")
