@@ -23,6 +23,7 @@ import io
 import logging
 import math
 import os
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -283,11 +284,32 @@ MAX_EXPTIME_S = 86400.0
 _SITE_CARDS = ("SITELAT", "SITELONG", "OBSLAT", "OBSLONG", "LAT-OBS", "LONG-OBS")
 
 
+#: One 80-character card that astropy surely parses (its ``Card.value`` cannot raise): a
+#: standard keyword, the value indicator, then a logical, an integer, a plain real or a string
+#: without quotes inside, and an optional comment -- a strict subset of astropy's own grammar
+#: (``Card._value_NFSC_RE``). Any other card is parsed by astropy to find out.
+_SURELY_PARSES = re.compile(
+    r"[A-Z0-9_-]{1,8} *= +(?:[TF]|[+-]?[0-9]+|[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+)"
+    r"(?:[EeDd][+-]?[0-9]+)?|'[ -&(-~]*') *(?:/.*)?")
+
+
+def _surely_parses(image: Any) -> bool:
+    """Whether a card image is one :data:`_SURELY_PARSES` accepts (80 characters, the value
+    indicator in columns 9-10)."""
+    return (type(image) is str and len(image) == 80 and image[8:10] == "= "
+            and _SURELY_PARSES.fullmatch(image) is not None)
+
+
 def _drop_unusable_cards(header: fits.Header, name: str) -> None:
     """Remove cards astropy cannot parse (``SITELONG = NaN``) and site cards that are not a
     finite number, so that no later reader of the header trips on them."""
+    cards = header.cards
     for i in reversed(range(len(header))):  # by index: a garbage keyword may hold '?' or '*'
-        card = header.cards[i]
+        card = cards[i]
+        # astropy parses a value when first asked for it: the usual card need not be parsed
+        # here only to learn that it parses (astropy keeps the image it was read from)
+        if card.keyword not in _SITE_CARDS and _surely_parses(getattr(card, "_image", None)):
+            continue
         try:
             value = card.value
         except VerifyError:
