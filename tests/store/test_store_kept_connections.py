@@ -121,3 +121,25 @@ def test_a_forked_worker_opens_its_own_connection(tmp_path: Path) -> None:
     assert _kept_for(cfg.db_path) == [parent_conn]
     assert CheckStars(cfg).get("x cyg", "2025-09-15").label == "121"  # type: ignore[union-attr]
     assert _kept_for(cfg.db_path) == [parent_conn]
+
+
+def test_a_kept_connection_holds_no_snapshot_between_statements(tmp_path: Path) -> None:
+    from starnode.store.caches import SolutionCache, StoredSolution
+
+    cfg = _cfg(tmp_path / "data")
+    cache = SolutionCache(cfg)
+    for i in range(3):
+        cache.put(StoredSolution(cache_key=f"k{i}", wcs_header="x", n_matched=5, rms_px=0.1,
+                                 scale_arcsec=2.4, mirrored=False, method="test",
+                                 n_detected=9, n_reference=9))
+    assert cache.get("k1") is not None and cache.get("nope") is None
+    CheckStars(cfg).get("x cyg", "2025-09-14")
+    assert len(_kept_for(cfg.db_path)) == 1
+    # another process's checkpoint completes: no reader holds the write-ahead log
+    other = sqlite3.connect(cfg.db_path, timeout=0.2)
+    try:
+        busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        other.close()
+    assert busy == 0
+    assert Path(f"{cfg.db_path}-wal").stat().st_size == 0

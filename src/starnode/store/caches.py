@@ -211,9 +211,10 @@ class SolutionCache(StoreTable):
             The row.
         """
         try:
-            with self._connection() as conn:
-                row = conn.execute("SELECT * FROM astrometry_solutions WHERE cache_key = ?",
-                                   (key,)).fetchone()
+            with self._connection() as conn:  # every row read: no statement left open
+                rows = conn.execute("SELECT * FROM astrometry_solutions WHERE cache_key = ?",
+                                    (key,)).fetchall()
+            row = rows[0] if rows else None
         except (sqlite3.Error, StoreError) as exc:
             log.warning("astrometry cache unreadable (%s): solving again", exc)
             return None
