@@ -279,3 +279,19 @@ def test_peak_adu_is_the_highest_value_in_the_circle(tmp_path: Path, kind: str) 
     flat = np.argsort(fr.plane, axis=None)[-20:]  # at the brightest pixels (stars' peaks)
     for y, x in zip(*np.unravel_index(flat, fr.plane.shape), strict=True):
         assert fr.peak_adu(x + 0.3, y - 0.2, 3.0) == _peak_by_mask(fr, x + 0.3, y - 0.2, 3.0)
+
+
+def test_a_non_standard_fits_file_is_an_unreadable_frame(tmp_path: Path) -> None:
+    """``SIMPLE = F`` (a file that says it does not follow the standard): a recorded
+    "unreadable" skip, not an AttributeError from astropy's non-standard HDU."""
+    hdul, _ = synthetic.make_sub(seed=1)
+    good = synthetic.write_frame(tmp_path / "good.fit", hdul)
+    raw = bytearray(good.read_bytes())
+    card = raw[:80].decode()
+    assert card.startswith("SIMPLE  =")
+    raw[:80] = card.replace("                   T", "                   F").encode()
+    odd = tmp_path / "simple_f.fit"
+    odd.write_bytes(bytes(raw))
+    with pytest.raises(FrameRejected) as exc:
+        load_frame(odd, _cfg(tmp_path))
+    assert exc.value.category == "unreadable"

@@ -257,6 +257,9 @@ def _open(path: Path, raw: bytes, admitted: tuple[bytes, Any] | None = None
             warnings.simplefilter("ignore", AstropyWarning)
             hdul = fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=True)
             hdu = hdul[0]
+            if not isinstance(hdu, fits.PrimaryHDU | fits.ImageHDU):  # SIMPLE = F
+                raise FrameRejected(f"{path.name}: not a standard FITS file "
+                                    f"(SIMPLE = {hdu.header.get('SIMPLE')})", "unreadable")
             header = hdu.header
             if hdu.header.get("NAXIS", 0) == 0 and len(hdul) > 1:
                 hdu = hdul[1]
