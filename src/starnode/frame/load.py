@@ -191,8 +191,7 @@ def _unsigned16(hdu: Any, raw: bytes, info: Mapping[str, Any] | None) -> np.ndar
     h = hdu.header
     # exactly these classes (a compressed image is an ImageHDU too; its bytes are a table)
     if (info is None or type(hdu) not in (fits.PrimaryHDU, fits.ImageHDU)
-            or h.get("BITPIX") != 16 or "BLANK" in h or h.get("BZERO") != 32768
-            or h.get("BSCALE", 1) != 1):
+            or not _plain_unsigned16(h)):
         return None
     shape = hdu.shape
     if not shape or min(shape) < 1:
@@ -204,15 +203,21 @@ def _unsigned16(hdu: Any, raw: bytes, info: Mapping[str, Any] | None) -> np.ndar
     return (signed ^ np.uint16(0x8000)).reshape(shape)
 
 
+def _plain_unsigned16(header: fits.Header) -> bool:
+    """16-bit unsigned pixels as the camera writes them: BITPIX 16, BZERO 32768, BSCALE 1 (or
+    none), no BLANK, no extra parameters or groups."""
+    return (header.get("BITPIX") == 16 and "BLANK" not in header
+            and header.get("BZERO") == 32768 and header.get("BSCALE", 1) == 1
+            and header.get("PCOUNT", 0) == 0 and header.get("GCOUNT", 1) == 1)
+
+
 def _plain_primary(header: fits.Header) -> tuple[int, ...] | None:
     """The image shape of a primary header that astropy reads as a plain 16-bit unsigned
     :class:`~astropy.io.fits.PrimaryHDU` with data (what :func:`_unsigned16` reads); None:
     anything else (astropy opens it)."""
     cards = header.cards
     if (not len(cards) or cards[0].keyword != "SIMPLE" or cards[0].value is not True
-            or "GROUPS" in header or header.get("BITPIX") != 16 or "BLANK" in header
-            or header.get("BZERO") != 32768 or header.get("BSCALE", 1) != 1
-            or header.get("PCOUNT", 0) != 0 or header.get("GCOUNT", 1) != 1):
+            or "GROUPS" in header or not _plain_unsigned16(header)):
         return None
     naxis = header.get("NAXIS")
     if type(naxis) is not int or not 1 <= naxis <= 3:

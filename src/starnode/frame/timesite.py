@@ -190,20 +190,28 @@ def site_location(header: Mapping[str, Any], latitude: float | None, longitude: 
     """
     lat, lon = latitude, longitude
     if lat is None or lon is None:
-        hlat = _num(header, "SITELAT", "OBSLAT", "LAT-OBS")
-        hlon = _num(header, "SITELONG", "OBSLONG", "LONG-OBS")
-        if hlat is not None and hlon is not None and not (hlat == 0.0 and hlon == 0.0) \
-                and -90 <= hlat <= 90 and -180 <= hlon <= 360:
-            lat = hlat if lat is None else lat
-            lon = hlon if lon is None else lon
-        elif hlat is not None and hlon is not None:
-            log.warning("%s: SITELAT/SITELONG %s/%s unusable; no site (set site.latitude and "
-                        "site.longitude)", name, hlat, hlon)
+        hlat, hlon = _header_site(header, name)
+        lat = hlat if lat is None else lat
+        lon = hlon if lon is None else lon
     if lat is None or lon is None:
         return None
     if all(type(v) in (int, float) for v in (lat, lon, height)):
         return _site_at(lon, lat, height).copy()  # a copy: the caller may change its own
     return EarthLocation.from_geodetic(lon=lon, lat=lat, height=height)
+
+
+def _header_site(header: Mapping[str, Any], name: str) -> tuple[float | None, float | None]:
+    """The header's SITELAT/SITELONG (or OBSLAT/OBSLONG, LAT-OBS/LONG-OBS) when usable; a
+    warning and (None, None) for a pair out of range or 0/0 (the phone had no fix)."""
+    hlat = _num(header, "SITELAT", "OBSLAT", "LAT-OBS")
+    hlon = _num(header, "SITELONG", "OBSLONG", "LONG-OBS")
+    if hlat is None or hlon is None:
+        return None, None
+    if not (hlat == 0.0 and hlon == 0.0) and -90 <= hlat <= 90 and -180 <= hlon <= 360:
+        return hlat, hlon
+    log.warning("%s: SITELAT/SITELONG %s/%s unusable; no site (set site.latitude and "
+                "site.longitude)", name, hlat, hlon)
+    return None, None
 
 
 @functools.lru_cache(maxsize=64)

@@ -264,6 +264,23 @@ def local_sky(frame: Frame, x: float, y: float, r_in: float, r_out: float,
     return _sky_at(frame, box)
 
 
+def _mask_neighbours(w: np.ndarray, xx: np.ndarray, yy: np.ndarray, pos: np.ndarray,
+                     o: np.ndarray, reach: float, mask_r: float) -> None:
+    """Clear in ``w`` (stars x rows x cols, the pixels at ``xx``, ``yy``) the discs of radius
+    ``mask_r`` around the positions ``o`` within ``reach`` (per axis) of each star of ``pos``,
+    the star itself excepted."""
+    dx = np.abs(o[None, :, 0] - pos[:, 0, None])
+    dy = np.abs(o[None, :, 1] - pos[:, 1, None])
+    near = (dx < reach) & (dy < reach) & ~((dx < 1e-6) & (dy < 1e-6))  # not the star itself
+    star, other = np.nonzero(near)
+    if star.size:
+        masked = ((xx[star] - o[other, 0, None, None]) ** 2
+                  + (yy[star] - o[other, 1, None, None]) ** 2 > mask_r * mask_r)
+        # the pairs come star by star (np.nonzero's order): AND each star's masks
+        each, first = np.unique(star, return_index=True)
+        w[each] &= np.logical_and.reduceat(masked, first, axis=0)
+
+
 def local_skies(frame: Frame, pos: np.ndarray, r_in: float, r_out: float,
                 others: np.ndarray | None, mask_r: float) -> list[SkyEstimate | None]:
     """:func:`local_sky` of every star at ``pos`` (None where it raises ``ValueError``).
@@ -314,18 +331,8 @@ def local_skies(frame: Frame, pos: np.ndarray, r_in: float, r_out: float,
             & (cols < x1[:, None])[:, None, :] & (rows < y1[:, None])[:, :, None])
     w = ring.copy()
     if others is not None and len(others):
-        o = np.asarray(others, float).reshape(-1, 2)
-        dx = np.abs(o[None, :, 0] - x[:, None])
-        dy = np.abs(o[None, :, 1] - y[:, None])
-        near = ((dx < r_out + mask_r) & (dy < r_out + mask_r)
-                & ~((dx < 1e-6) & (dy < 1e-6)))  # not the star itself
-        star, other = np.nonzero(near)
-        if star.size:
-            masked = ((xx[star] - o[other, 0, None, None]) ** 2
-                      + (yy[star] - o[other, 1, None, None]) ** 2 > mask_r * mask_r)
-            # the pairs come star by star (np.nonzero's order): AND each star's masks
-            each, first = np.unique(star, return_index=True)
-            w[each] &= np.logical_and.reduceat(masked, first, axis=0)
+        _mask_neighbours(w, xx, yy, pos, np.asarray(others, float).reshape(-1, 2),
+                         r_out + mask_r, mask_r)
     # fewer than 8 pixels left: the neighbours are not masked
     few = w.reshape(n, -1).sum(axis=1) < 8
     w[few] = ring[few]
