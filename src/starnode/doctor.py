@@ -85,15 +85,20 @@ def run_checks(cfg: Config) -> list[Check]:
     list of Check
         In provider order; a provider that raised gives one FAIL line naming it.
     """
+    from starnode.store.database import close_kept_connections
+
     out: list[Check] = []
-    for module, fallback in PROVIDERS:
-        fn = _provider(module, fallback)
-        if fn is None:
-            continue
-        try:
-            out.extend(fn(cfg))
-        except Exception as exc:
-            log.debug("health check of %s failed", module, exc_info=True)
-            out.append(Check(Level.FAIL, module.rsplit(".", 1)[-1],
-                             f"the check itself failed: {type(exc).__name__}: {exc}"))
+    try:
+        for module, fallback in PROVIDERS:
+            fn = _provider(module, fallback)
+            if fn is None:
+                continue
+            try:
+                out.extend(fn(cfg))
+            except Exception as exc:
+                log.debug("health check of %s failed", module, exc_info=True)
+                out.append(Check(Level.FAIL, module.rsplit(".", 1)[-1],
+                                 f"the check itself failed: {type(exc).__name__}: {exc}"))
+    finally:  # checking leaves nothing open: no -wal/-shm beside the database afterwards
+        close_kept_connections()
     return out

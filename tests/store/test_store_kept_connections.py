@@ -143,3 +143,23 @@ def test_a_kept_connection_holds_no_snapshot_between_statements(tmp_path: Path) 
         other.close()
     assert busy == 0
     assert Path(f"{cfg.db_path}-wal").stat().st_size == 0
+
+
+def test_a_command_leaves_no_wal_files_when_it_ends(tmp_path: Path) -> None:
+    """A process that read through a kept connection closes it at exit: SQLite checkpoints
+    and removes the -wal and -shm files, as when every connection was closed at once."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    code = ("from starnode.config import Config\n"
+            "from starnode.store.checkstars import CheckStars\n"
+            f"cfg = Config({{'data_dir': {str(data)!r}}})\n"
+            "CheckStars(cfg).choose('x cyg', '2025-09-14', '110', '000-AAA-001')\n"
+            "assert CheckStars(cfg).get('x cyg', '2025-09-14').label == '110'\n"
+            "import os, sys; sys.stdout.write(' '.join(sorted(os.listdir(cfg.data_dir))))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       check=True)
+    assert "starnode.sqlite3-wal" in p.stdout.split()  # kept open while the command ran
+    assert sorted(x.name for x in data.iterdir() if x.name.startswith("starnode.sqlite3")) \
+        == ["starnode.sqlite3"]

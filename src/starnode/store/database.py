@@ -8,6 +8,7 @@ schema owner did not create, or a file newer than the code.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import logging
@@ -333,12 +334,23 @@ def _keep(key: tuple[int, int, str], conn: sqlite3.Connection, path: Path) -> No
 
 
 def close_kept_connections() -> None:
-    """Close this process's kept :class:`StoreTable` connections (tests, a data folder moved)."""
+    """Close this process's kept :class:`StoreTable` connections (at exit, after ``doctor``'s
+    checks, in tests).
+
+    Examples
+    --------
+    >>> close_kept_connections()  # nothing kept: nothing to do
+    """
     with _kept_lock:
         kept = [conn for conn, _ in _KEPT.values()]
         _KEPT.clear()
     for conn in kept:
         _close(conn)
+
+
+# a command's kept connections closed at its end, so that SQLite checkpoints its WAL and
+# removes the -wal and -shm files (the last connection to close does)
+atexit.register(close_kept_connections)
 
 
 class StoreTable:
