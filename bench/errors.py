@@ -43,7 +43,7 @@ from starnode.config import Config
 from starnode.frame.detect import field_stars
 from starnode.frame.load import Frame, load_frame
 from starnode.photometry import measure, measure_stars, times
-from starnode.photometry.noise import pair_chi2, pair_z2
+from starnode.photometry.noise import pair_chi2, pair_z2, snr_bins
 from starnode.photometry.register import register
 
 BINS = ((0.0, 20.0), (20.0, 50.0), (50.0, np.inf))
@@ -63,10 +63,9 @@ class Bins:
         self.star: dict[tuple[float, float], list[str]] = {b: [] for b in BINS}
 
     def add(self, z2: np.ndarray, snr: np.ndarray, sel: np.ndarray, tag: str) -> None:
-        for lo, hi in BINS:
-            idx = np.flatnonzero(sel & (snr >= lo) & (snr < hi))
-            self.z2[(lo, hi)] += [float(z2[i]) for i in idx]
-            self.star[(lo, hi)] += [f"{tag}:{i}" for i in idx]
+        for b, idx in snr_bins(snr, sel, BINS).items():
+            self.z2[b] += [float(z2[i]) for i in idx]
+            self.star[b] += [f"{tag}:{i}" for i in idx]
 
     def extend(self, other: Bins) -> None:
         for b in BINS:

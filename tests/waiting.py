@@ -1,8 +1,11 @@
 """Waiting in tests for something another thread or process does: poll a condition until it
-holds or a deadline passes (the one home of the loops the end-to-end tests used to repeat)."""
+holds or a deadline passes, or stop a process and wait for it (the one home of the loops the
+end-to-end tests used to repeat)."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,3 +41,14 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str, *, interval: fl
         return
     raise AssertionError(f"timed out waiting for {what}"
                          + (f"\n{detail()}" if detail is not None else ""))
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM ``proc`` and wait up to ``timeout`` seconds for it to end; killed (and waited
+    for) when it does not."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

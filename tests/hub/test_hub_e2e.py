@@ -25,7 +25,7 @@ from hub_helpers import free_port  # noqa: E402
 from pgcluster import PgCluster, PgUnavailable  # noqa: E402
 from starnode.aavso.validator import validate_file  # noqa: E402
 from starnode.synthetic import DEMO_SEQUENCE_FILE, make_sub, write_frame  # noqa: E402
-from waiting import wait_for  # noqa: E402
+from waiting import stop_process, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -157,12 +157,7 @@ def test_three_nodes_one_shifted_hub_killed(tmp_path: Path, database: str,
                 proc.kill()
                 proc.wait()
         if hub.poll() is None:
-            hub.send_signal(signal.SIGTERM)
-            try:
-                hub.wait(20)
-            except subprocess.TimeoutExpired:
-                hub.kill()
-                hub.wait()
+            stop_process(hub, 20)
 
     # every measurement exactly once
     from starnode.hub.db import engine_for

@@ -28,6 +28,7 @@ from hub_helpers import (  # noqa: E402
 )
 from starnode.cli import main  # noqa: E402
 from starnode.hub.store import HubStore  # noqa: E402
+from waiting import stop_process  # noqa: E402
 
 
 def _yaml(tmp_path: Path, url: str | None = None, **hub: Any) -> Path:
@@ -177,15 +178,6 @@ def _start(cfg: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     raise AssertionError("the hub did not start: " + log.read_text()[-2000:])
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @pytest.mark.slow
 def test_no_token_in_the_access_log(tmp_path: Path) -> None:
     """F8: a token put in a URL is refused, and the access log does not keep it."""
@@ -198,7 +190,7 @@ def test_no_token_in_the_access_log(tmp_path: Path) -> None:
                       timeout=5)
         assert r.status_code == 401
     finally:
-        _stop(proc)
+        stop_process(proc, 20)
     text = log.read_text()
     assert "whoami" in text  # the access log is on...
     assert "SECRETVALUE" not in text  # ...and keeps no token
@@ -227,7 +219,7 @@ def test_workers_die_with_the_supervisor(tmp_path: Path) -> None:
             httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2)
         proc = _start(cfg, port, log)  # the port is free again
     finally:
-        _stop(proc)
+        stop_process(proc, 20)
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

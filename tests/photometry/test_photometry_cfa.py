@@ -151,18 +151,25 @@ def _sharp_subs(tmp: Path, cfg: Config, core: float, n: int = 4,
             truths[0].isolated(synthetic.common_labels(truths)))
 
 
+def _rendered_core_sub(path: Path, core: float, extra_stars: int, min_flux: float
+                       ) -> tuple[Frame, synthetic.Truth, np.ndarray]:
+    """A noise-free sub of Moffat stars with a sharp core of share ``core`` (0: none), loaded,
+    its truth, and the plane positions of its unsaturated stars brighter than ``min_flux``
+    ADU away from the edges."""
+    hdul, truth = synthetic.make_sub(seed=5, fwhm_arcsec=1.5 * 2 * 2.374, noise=False,
+                                     psf="moffat", moffat_beta=2.5, core_fraction=core,
+                                     core_fwhm_px=1.1, extra_stars=extra_stars, field_seed=7)
+    fr = load_frame(synthetic.write_frame(path, hdul), Config({"data_dir": str(path.parent / "d")}))
+    stars = [s for s in truth.stars if s.in_frame and not s.saturated
+             and 20 < s.plane_x < 520 and 20 < s.plane_y < 940 and s.flux_adu > min_flux]
+    return fr, truth, np.array([(s.plane_x, s.plane_y) for s in stars])
+
+
 def test_asymmetry_and_native_centroids_see_the_core(tmp_path: Path) -> None:
     """A sharp core splits the light unevenly between the two green sites, as the phase of the
     star's true position says; without a core the sites agree."""
-    cfg = Config({"data_dir": str(tmp_path / "d")})
     for core, expect in ((0.6, (0.1, 0.5)), (0.0, (-0.02, 0.02))):
-        hdul, truth = synthetic.make_sub(seed=5, fwhm_arcsec=1.5 * 2 * 2.374, noise=False,
-                                         psf="moffat", moffat_beta=2.5, core_fraction=core,
-                                         core_fwhm_px=1.1, extra_stars=300, field_seed=7)
-        fr = load_frame(synthetic.write_frame(tmp_path / f"a{core}.fit", hdul), cfg)
-        stars = [s for s in truth.stars if s.in_frame and not s.saturated
-                 and 20 < s.plane_x < 520 and 20 < s.plane_y < 940 and s.flux_adu > 3e4]
-        pos = np.array([(s.plane_x, s.plane_y) for s in stars])
+        fr, _, pos = _rendered_core_sub(tmp_path / f"a{core}.fit", core, 300, 3e4)
         asym = green_asymmetry(fr.green, pos, 2.5, np.full(len(pos), 350 * 2.0))  # type: ignore[arg-type]
         cx, cy = phases(pos)
         t1 = float(np.sum(asym * (cx + cy)) / np.sum((cx + cy) ** 2))
@@ -175,16 +182,9 @@ def test_asymmetry_and_native_centroids_see_the_core(tmp_path: Path) -> None:
 def test_site_sums_measure_the_modulation_of_a_rendered_sub(tmp_path: Path) -> None:
     """On a noise-free rendered sub, the four site sums measure T2 > 0.05 with a sharp core
     and about 0 without, and the sites add up to the whole star."""
-    cfg = Config({"data_dir": str(tmp_path / "d")})
     got = {}
     for core in (0.6, 0.0):
-        hdul, truth = synthetic.make_sub(seed=5, fwhm_arcsec=1.5 * 2 * 2.374, noise=False,
-                                         psf="moffat", moffat_beta=2.5, core_fraction=core,
-                                         core_fwhm_px=1.1, extra_stars=600, field_seed=7)
-        fr = load_frame(synthetic.write_frame(tmp_path / f"s{core}.fit", hdul), cfg)
-        stars = [s for s in truth.stars if s.in_frame and not s.saturated
-                 and 20 < s.plane_x < 520 and 20 < s.plane_y < 940 and s.flux_adu > 5e3]
-        pos = np.array([(s.plane_x, s.plane_y) for s in stars])
+        fr, truth, pos = _rendered_core_sub(tmp_path / f"s{core}.fit", core, 600, 5e3)
         sky = np.full(len(pos), 2.0 * truth.sky_adu)
         sums = site_sums(fr.raw, pos, 3.0, sky)  # type: ignore[arg-type]
         asym = green_asymmetry(fr.green, pos, 3.0, sky)  # type: ignore[arg-type]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import psutil
 from astropy.io import fits
 
 from starnode.synthetic import DEMO_SEQUENCE_FILE, make_sub
+from waiting import stop_process
 
 GOOD = 3
 POISON = {"Light_caf\\xe9.fit": "bad_name", "Light_fifo.fit": "not_a_file",
@@ -114,12 +114,7 @@ def run_poison(tmp: Path, good: int = GOOD, timeout: float = 240.0) -> dict[str,
         peak = max(peak, _rss(node))
     finally:
         t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 60)
         stop_s = time.monotonic() - t0
         log.close()
     status = subprocess.run([sys.executable, "-m", "starnode", "--config", str(cfg), "status",

@@ -29,7 +29,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["aperture_excess", "excess_variance", "pair_chi2", "pair_z2", "pair_z2_by_snr"]
+__all__ = ["aperture_excess", "excess_variance", "pair_chi2", "pair_z2", "pair_z2_by_snr",
+           "snr_bins"]
 
 #: fewest stars for a spread (fewer: no estimate, 0)
 MIN_STARS = 5
@@ -213,4 +214,33 @@ def pair_z2_by_snr(m1: np.ndarray, e1: np.ndarray, m2: np.ndarray, e2: np.ndarra
     """
     z2 = pair_z2(m1, e1, m2, e2, ok)
     sel = ok if keep is None else ok & keep
-    return {(lo, hi): list(z2[sel & (snr >= lo) & (snr < hi)]) for lo, hi in bins}
+    return {b: list(z2[idx]) for b, idx in snr_bins(snr, sel, bins).items()}
+
+
+def snr_bins(snr: np.ndarray, sel: np.ndarray, bins: Iterable[tuple[float, float]]
+             ) -> dict[tuple[float, float], np.ndarray]:
+    """The indices of the selected stars in each S/N bin ``[lo, hi)``.
+
+    Parameters
+    ----------
+    snr : numpy.ndarray
+        Each star's S/N.
+    sel : numpy.ndarray of bool
+        The stars to place.
+    bins : iterable of (float, float)
+        S/N bins.
+
+    Returns
+    -------
+    dict
+        ``(lo, hi) -> indices``, in the stars' order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> out = snr_bins(np.array([5.0, 30.0, 80.0, 25.0]), np.array([True, True, True, False]),
+    ...                [(0, 20), (20, 50)])
+    >>> {b: i.tolist() for b, i in out.items()}
+    {(0, 20): [0], (20, 50): [1]}
+    """
+    return {(lo, hi): np.flatnonzero(sel & (snr >= lo) & (snr < hi)) for lo, hi in bins}
