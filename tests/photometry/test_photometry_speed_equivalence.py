@@ -419,3 +419,35 @@ def test_aperture_sums_are_the_reference_loop(green: bool) -> None:
         ref_raw, ref_w2 = _aperture_sums_reference(frame, pos, inside, r, clip_val)
         np.testing.assert_array_equal(raw, ref_raw)
         np.testing.assert_array_equal(w2, ref_w2)
+
+
+def _same_measurement(a: Any, b: Any) -> None:
+    """Two StarMeasurements equal to the bit (arrays, numbers, the CFA model)."""
+    for k, v in vars(a).items():
+        w = getattr(b, k)
+        if isinstance(v, np.ndarray):
+            np.testing.assert_array_equal(v, w, err_msg=k)
+        else:
+            assert v == w or (v != v and w != w), k
+
+
+def test_a_frames_site_levels_are_computed_once(tmp_path: Path) -> None:
+    """The CFA site levels a frame's photometry needs are computed once per frame and reused
+    by its later star lists; every number is the one a fresh frame gives."""
+    from starnode.frame.load import load_frame
+    from starnode.photometry.apertures import measure_stars
+    from starnode.photometry.cfa import site_levels
+
+    path = synthetic.write_frame(tmp_path / "sub.fit",
+                                 synthetic.make_sub(seed=4, extra_stars=40)[0])
+    frame = load_frame(path)
+    xy = np.array([[x, y] for x in (150.0, 300.0, 450.0, 600.0, 750.0)
+                   for y in (100.0, 200.0, 300.0, 400.0)])
+    first = measure_stars(frame, xy, airmass=1.2)
+    kept = frame.site_levels
+    assert kept is not None and kept[0] is frame.raw
+    assert kept[1].tolist() == site_levels(frame.raw).tolist()
+    again = measure_stars(frame, xy[::-1], airmass=1.2)
+    assert frame.site_levels is kept  # reused, not computed again
+    _same_measurement(again, measure_stars(load_frame(path), xy[::-1], airmass=1.2))
+    _same_measurement(first, measure_stars(load_frame(path), xy, airmass=1.2))

@@ -123,6 +123,10 @@ class Frame:
     extractions: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
     #: :attr:`header_wcs` once read
     _header_wcs: Any = field(default=None, init=False, repr=False, compare=False)
+    #: ``(raw, levels)``: the sky level of each CFA site class of ``raw``
+    #: (:func:`starnode.photometry.cfa.site_levels`), computed once for every star list the
+    #: frame's photometry measures
+    site_levels: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def header_wcs(self) -> WCS | None:
