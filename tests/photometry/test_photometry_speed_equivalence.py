@@ -451,3 +451,33 @@ def test_a_frames_site_levels_are_computed_once(tmp_path: Path) -> None:
     assert frame.site_levels is kept  # reused, not computed again
     _same_measurement(again, measure_stars(load_frame(path), xy[::-1], airmass=1.2))
     _same_measurement(first, measure_stars(load_frame(path), xy, airmass=1.2))
+
+
+def test_circular_masks_are_photutils_to_mask() -> None:
+    """The masks made without the aperture object are ``CircularAperture.to_mask``'s, to the
+    bit: the same boxes and weights (random positions on and off the plane, positions whose
+    box edges fall exactly on a pixel edge, small and large radii); photutils' own errors for
+    what it refuses."""
+    from photutils.aperture import CircularAperture
+
+    from starnode.photometry.masks import circular_masks
+
+    rng = np.random.default_rng(19)
+    pos = np.vstack([np.column_stack([rng.uniform(-10, 1000, 200), rng.uniform(-10, 600, 200)]),
+                     [[10.0, 20.0], [10.5, 20.5], [0.0, 0.0], [-3.25, 4.75], [7.3, 7.3]]])
+    for r in (0.7, 1.5, 2.25, 3.2160000000000002, 5.5, 11.0):
+        edge = pos[-1] + [r - 0.5, 0.5 - r]  # a box edge exactly on a pixel edge
+        p = np.vstack([pos, edge])
+        ours = circular_masks(p, r)
+        theirs = CircularAperture(p, r).to_mask(method="exact")
+        assert len(ours) == len(theirs)
+        for a, b in zip(ours, theirs, strict=True):
+            assert a.bbox == b.bbox and a.data.dtype == b.data.dtype
+            np.testing.assert_array_equal(a.data, b.data)
+            np.testing.assert_array_equal(a._mask, b._mask)
+    one = circular_masks(np.array([5.2, 6.1]), np.float64(2.5))
+    assert len(one) == 1 and one[0].bbox == CircularAperture([5.2, 6.1], 2.5).to_mask().bbox
+    with pytest.raises(ValueError, match="non-finite"):
+        circular_masks(np.array([[np.nan, 1.0]]), 2.0)
+    with pytest.raises(ValueError):
+        circular_masks(np.array([[1.0, 1.0]]), 0.0)
