@@ -480,7 +480,7 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
     pos, sky0, recentred = _first_pass(frame, xy, cfg, guess, others, recentre, shift)
     if fwhm is None:
         sel = recentred if fwhm_stars is None else (recentred & np.asarray(fwhm_stars, bool))
-        peaks_guess = np.array([frame.peak_adu(x, y, 1.5 * guess) for x, y in pos[sel]])
+        peaks_guess = frame.peak_adus(pos[sel], 1.5 * guess)
         fwhm, nf = measure_fwhm(frame, pos[sel], sky0[sel], guess, peaks_guess)
         if nf == 0:
             log.debug("%s: no star for the FWHM, using %.2f px", frame.path.name, guess)
@@ -495,8 +495,8 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
     area = math.pi * r * r
     flux = raw_sum - area * sky.mean
     scint = scintillation(cfg, frame, airmass)
-    peaks = np.array([frame.peak_adu(x, y, r) if ok else 0.0
-                      for (x, y), ok in zip(pos, inside, strict=True)])
+    peaks = np.zeros(len(pos))
+    peaks[inside] = frame.peak_adus(pos[inside], r)
     saturated = peaks >= frame.saturation_adu
     err = _flux_errors(frame, flux, sky, area, area_w2, scint)
     if excess is not None:
