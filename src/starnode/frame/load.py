@@ -127,6 +127,9 @@ class Frame:
     #: (:func:`starnode.photometry.cfa.site_levels`), computed once for every star list the
     #: frame's photometry measures
     site_levels: Any = field(default=None, init=False, repr=False, compare=False)
+    #: the plane :func:`load_frame` made: finite (made from integers, or its non-finite pixels
+    #: replaced); see :attr:`plane_is_finite`
+    loaded_plane: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def header_wcs(self) -> WCS | None:
@@ -138,6 +141,12 @@ class Frame:
             green = GREEN_SITES[self.bayer] if self.kind == "sub" and self.bayer else None
             self._header_wcs = (header_wcs(self.header, self.binning, green),)
         return self._header_wcs[0]  # type: ignore[no-any-return]
+
+    @property
+    def plane_is_finite(self) -> bool:
+        """Whether ``plane`` is the one :func:`load_frame` made (every pixel finite): the star
+        detector then need not check it again."""
+        return self.loaded_plane is not None and self.loaded_plane is self.plane
 
     @property
     def plane_scale_arcsec(self) -> float | None:
@@ -533,7 +542,7 @@ def load_frame(path: str | os.PathLike[str], config: Config | None = None, *,
     mid, tunc = mid_exposure(header, start, exptime, stack=lay.kind == "stack",
                              stackcnt=stackcnt, name=name)
     cam = cfg.camera
-    return Frame(
+    frame = Frame(
         path=p, header=header, kind=lay.kind, plane=lay.plane, binning=lay.binning,
         bayer=lay.bayer, raw=lay.raw, cube=lay.cube, filter=lay.filter, band=band,
         exptime=float(exptime), start=start, mid=mid, time_uncertainty_s=float(tunc),
@@ -548,3 +557,5 @@ def load_frame(path: str | os.PathLike[str], config: Config | None = None, *,
         pixel_scale_arcsec=pixel_scale(header, cam.pixel_scale_arcsec), sha1=sha1,
         synthetic=bool(header.get("SYNTHET", False)), green=lay.green_planes, sha256=digest,
     )
+    frame.loaded_plane = lay.plane  # finite: _layout made it so
+    return frame

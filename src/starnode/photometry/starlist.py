@@ -177,7 +177,7 @@ def build_starlist(frame: Frame, wcs: Any, config: Config, sm: StarMeasurement,
         :data:`COLUMNS`, one row per star (:meth:`Starlist.table`: as an astropy table);
         ``meta`` holds the frame's file, zero point and illumination model.
     """
-    det = field_stars(frame.plane, memo=frame.extractions)
+    det = field_stars(frame.plane, memo=frame.extractions, finite=frame.plane_is_finite)
     n_cat = len(sm.x)
     far = np.ones(len(det.x), dtype=bool)
     if len(det.x) and n_cat:
