@@ -84,7 +84,7 @@ def _sum(plane: np.ndarray, m: Any) -> float:
     if big is None or small is None:
         return math.nan
     w = m.data[small]
-    return float((plane[big] * w)[w > 0].sum())
+    return float(np.add.reduce((plane[big] * w)[w > 0]))  # ``.sum()``
 
 
 def masked_sums(plane: np.ndarray, masks: list[Any]) -> np.ndarray:
@@ -124,6 +124,10 @@ def overlap_slices(m: Any, shape: tuple[int, ...]) -> tuple[Slices | None, Slice
     """
     b = m.bbox
     xmin, xmax, ymin, ymax = b.ixmin, b.ixmax, b.iymin, b.iymax
+    if xmin >= 0 and ymin >= 0 and xmax <= shape[1] and ymax <= shape[0]:
+        # the usual case, the whole mask inside: the slices the general case below gives
+        return ((slice(ymin, ymax), slice(xmin, xmax)),
+                (slice(0, ymax - ymin), slice(0, xmax - xmin)))
     if xmin >= shape[1] or ymin >= shape[0] or xmax <= 0 or ymax <= 0:
         return None, None
     return ((slice(max(ymin, 0), min(ymax, shape[0])), slice(max(xmin, 0), min(xmax, shape[1]))),
