@@ -188,3 +188,20 @@ def test_a_measured_frames_starlist_file_is_astropys(tmp_path: Path) -> None:
     written = keep_night(cfg, None, done.starlist, done.measurement.night, frame.path)
     assert written is not None
     assert gzip.decompress(Path(written).read_bytes()).decode() == _astropy(table)
+
+
+def test_text_columns_of_any_width_share_one_header() -> None:
+    """The header of a starlist does not depend on the width of its text columns (ECSV writes
+    ``datatype: string``): one cached header serves every width, and each text is astropy's."""
+    from starnode.photometry import starlist
+
+    texts = []
+    for width in (1, 6, 11, 40):
+        cols = _columns(3, 4)
+        cols["name"] = ["x" * width, "field", "a"]
+        sl = Starlist.from_columns(cols, {"file": "f"})
+        texts.append(ecsv_text(sl))
+        assert texts[-1] == _astropy(sl.table())
+    light = [k for k in starlist._ECSV_HEADS if k and k[0] == "starlist"]
+    names = [dict(k[1:])["name"] for k in light]
+    assert names.count("U") == 1

@@ -402,7 +402,8 @@ def _light_signature(starlist: Starlist) -> tuple[Any, ...] | None:
     for k, a in cols.items():
         if type(a) is not np.ndarray or a.ndim != 1 or a.dtype.kind not in "biufU":
             return None
-        sig.append((k, a.dtype.str))
+        # a text column is ``datatype: string`` whatever its width: one header for all widths
+        sig.append((k, "U" if a.dtype.kind == "U" else a.dtype.str))
     return tuple(sig)
 
 
