@@ -178,3 +178,32 @@ def test_smooth_background_flag_is_the_background_image_compared(seed: int) -> N
                    float(np.nextafter(v, np.float32(-np.inf))), float(v) + 1e-9]
     for limit in limits:
         np.testing.assert_array_equal(_smooth(plane, sub, bkg, objs, limit), at < limit)
+
+
+@pytest.mark.parametrize("kind", ["sub", "stack"])
+def test_a_loaded_plane_is_not_checked_again(tmp_path, kind: str) -> None:
+    """A loaded frame's plane is known finite (it is not checked again before the detection,
+    which finds the same stars); a frame made with another plane (dataclasses.replace, as the
+    colour photometry does) is not; a plane said finite that is not float32 is still
+    checked."""
+    import dataclasses
+
+    from starnode import synthetic
+    from starnode.frame.detect import _prepared
+    from starnode.frame.load import load_frame
+
+    make = synthetic.make_sub if kind == "sub" else synthetic.make_stack
+    path = synthetic.write_frame(tmp_path / "f.fit", make(seed=3, target_mag=11.5)[0])
+    frame = load_frame(path)
+    assert frame.plane_is_finite and np.isfinite(frame.plane).all()
+    known = field_stars(frame.plane, finite=frame.plane_is_finite)
+    checked = field_stars(frame.plane.copy())
+    assert len(known) > 20
+    for a, b in ((known.xy, checked.xy), (known.flux, checked.flux), (known.fwhm, checked.fwhm),
+                 (known.starlike, checked.starlike)):
+        np.testing.assert_array_equal(a, b)
+    assert known.background_rms == checked.background_rms
+    other = dataclasses.replace(frame, plane=frame.plane.copy())
+    assert not other.plane_is_finite
+    bad = np.array([[1.0, np.nan], [np.inf, 2.0]])  # float64: converted, so checked
+    assert np.isfinite(_prepared(bad, finite=True)).all()

@@ -281,6 +281,42 @@ def test_peak_adu_is_the_highest_value_in_the_circle(tmp_path: Path, kind: str) 
         assert fr.peak_adu(x + 0.3, y - 0.2, 3.0) == _peak_by_mask(fr, x + 0.3, y - 0.2, 3.0)
 
 
+@pytest.mark.parametrize("kind", ["sub", "stack", "mono"])
+def test_peak_adus_are_peak_adu_star_by_star(tmp_path: Path, kind: str) -> None:
+    """peak_adus (all stars at once) gives peak_adu's value for every position, to the bit:
+    on and off stars, on and beyond every edge, integer positions, tiny and large radii, a
+    plane with NaN pixels; a non-finite position raises as peak_adu does."""
+    if kind == "mono":
+        hdul = fits.HDUList([fits.PrimaryHDU(np.random.default_rng(5).normal(
+            100, 5, (90, 130)).astype(np.float32))])
+        hdul[0].header.update({"EXPTIME": 10.0, "DATE-OBS": "2024-07-30T22:44:36",
+                               "FILTER": "V"})
+        fr = load_frame(synthetic.write_frame(tmp_path / "m.fit", hdul), _cfg(tmp_path))
+        fr.plane[40, 50] = np.nan
+        fr.plane[10, 10] = np.inf
+    else:
+        make = synthetic.make_sub if kind == "sub" else synthetic.make_stack
+        hdul, _ = make(seed=4, shape=(120, 160), pointing_offset_arcmin=(0, 0))
+        fr = load_frame(synthetic.write_frame(tmp_path / "f.fit", hdul), _cfg(tmp_path))
+    assert fr.kind == kind
+    ny, nx = fr.plane.shape
+    rng = np.random.default_rng(6)
+    xy = np.vstack([np.column_stack([rng.uniform(-6, nx + 6, 300), rng.uniform(-6, ny + 6, 300)]),
+                    [[50.2, 40.1], [10.0, 10.0], [0.0, 0.0], [nx - 1.0, ny - 1.0]]])
+    xy[:30] = np.round(xy[:30])
+    brightest = np.argsort(np.nan_to_num(fr.plane, posinf=0.0), axis=None)[-30:]
+    ys, xs = np.unravel_index(brightest, fr.plane.shape)
+    xy = np.vstack([xy, np.column_stack([xs + 0.3, ys - 0.2])])
+    for radius in (0.0, 0.2, 1.0, 2.144, 3.216, 6.3):
+        ours = fr.peak_adus(xy, radius)
+        theirs = [fr.peak_adu(x, y, radius) for x, y in xy]
+        assert ours.dtype == np.float64
+        np.testing.assert_array_equal(ours, theirs)
+    assert fr.peak_adus(np.zeros((0, 2)), 2.0).shape == (0,)
+    with pytest.raises(ValueError):
+        fr.peak_adus(np.array([[np.nan, 3.0]]), 2.0)
+
+
 def test_a_non_standard_fits_file_is_an_unreadable_frame(tmp_path: Path) -> None:
     """``SIMPLE = F`` (a file that says it does not follow the standard): a recorded
     "unreadable" skip, not an AttributeError from astropy's non-standard HDU."""

@@ -419,3 +419,189 @@ def test_aperture_sums_are_the_reference_loop(green: bool) -> None:
         ref_raw, ref_w2 = _aperture_sums_reference(frame, pos, inside, r, clip_val)
         np.testing.assert_array_equal(raw, ref_raw)
         np.testing.assert_array_equal(w2, ref_w2)
+
+
+def _same_measurement(a: Any, b: Any) -> None:
+    """Two StarMeasurements equal to the bit (arrays, numbers, the CFA model)."""
+    for k, v in vars(a).items():
+        w = getattr(b, k)
+        if isinstance(v, np.ndarray):
+            np.testing.assert_array_equal(v, w, err_msg=k)
+        else:
+            assert v == w or (v != v and w != w), k
+
+
+def test_a_frames_site_levels_are_computed_once(tmp_path: Path) -> None:
+    """The CFA site levels a frame's photometry needs are computed once per frame and reused
+    by its later star lists; every number is the one a fresh frame gives."""
+    from starnode.frame.load import load_frame
+    from starnode.photometry.apertures import measure_stars
+    from starnode.photometry.cfa import site_levels
+
+    path = synthetic.write_frame(tmp_path / "sub.fit",
+                                 synthetic.make_sub(seed=4, extra_stars=40)[0])
+    frame = load_frame(path)
+    xy = np.array([[x, y] for x in (150.0, 300.0, 450.0, 600.0, 750.0)
+                   for y in (100.0, 200.0, 300.0, 400.0)])
+    first = measure_stars(frame, xy, airmass=1.2)
+    kept = frame.site_levels
+    assert kept is not None and kept[0] is frame.raw
+    assert kept[1].tolist() == site_levels(frame.raw).tolist()
+    again = measure_stars(frame, xy[::-1], airmass=1.2)
+    assert frame.site_levels is kept  # reused, not computed again
+    _same_measurement(again, measure_stars(load_frame(path), xy[::-1], airmass=1.2))
+    _same_measurement(first, measure_stars(load_frame(path), xy, airmass=1.2))
+
+
+def test_circular_masks_are_photutils_to_mask() -> None:
+    """The masks made without the aperture object are ``CircularAperture.to_mask``'s, to the
+    bit: the same boxes and weights (random positions on and off the plane, positions whose
+    box edges fall exactly on a pixel edge, small and large radii); photutils' own errors for
+    what it refuses."""
+    from photutils.aperture import CircularAperture
+
+    from starnode.photometry.masks import circular_masks
+
+    rng = np.random.default_rng(19)
+    pos = np.vstack([np.column_stack([rng.uniform(-10, 1000, 200), rng.uniform(-10, 600, 200)]),
+                     [[10.0, 20.0], [10.5, 20.5], [0.0, 0.0], [-3.25, 4.75], [7.3, 7.3]]])
+    for r in (0.7, 1.5, 2.25, 3.2160000000000002, 5.5, 11.0):
+        edge = pos[-1] + [r - 0.5, 0.5 - r]  # a box edge exactly on a pixel edge
+        p = np.vstack([pos, edge])
+        ours = circular_masks(p, r)
+        theirs = CircularAperture(p, r).to_mask(method="exact")
+        assert len(ours) == len(theirs)
+        for a, b in zip(ours, theirs, strict=True):
+            assert a.bbox == b.bbox and a.data.dtype == b.data.dtype
+            np.testing.assert_array_equal(a.data, b.data)
+            np.testing.assert_array_equal(a._mask, b._mask)
+    one = circular_masks(np.array([5.2, 6.1]), np.float64(2.5))
+    assert len(one) == 1 and one[0].bbox == CircularAperture([5.2, 6.1], 2.5).to_mask().bbox
+    with pytest.raises(ValueError, match="non-finite"):
+        circular_masks(np.array([[np.nan, 1.0]]), 2.0)
+    with pytest.raises(ValueError):
+        circular_masks(np.array([[1.0, 1.0]]), 0.0)
+
+
+def _robust_sky_reference(values: np.ndarray, clip_level: float | None = 0.0, k: float = 4.0,
+                          max_iter: int = 10) -> Any:
+    """``sky.robust_sky`` as 0.3.0 computed it, verbatim (the reference)."""
+    import math
+
+    from scipy.special import ndtr
+
+    from starnode.photometry.sky import _SQRT_2PI, SkyEstimate, _censored_fit
+
+    v = np.array(values, dtype=np.float64).ravel()  # a copy of its own: sorted in place
+    finite = np.isfinite(v)
+    if not finite.all():
+        v = v[finite]
+    v.sort()
+    n = v.size
+    if n < 8:
+        raise ValueError(f"too few sky pixels ({n})")
+    n0 = int(np.searchsorted(v, clip_level, side="right")) if clip_level is not None else 0
+    m = n
+    med = sig = 0.0
+    for _ in range(max_iter):
+        keep = v[:m]
+        q16, med, q84 = _sorted_quantiles_reference(keep, (0.15865525, 0.5, 0.84134475))
+        p0 = n0 / m
+        sig = (q84 - q16) / 2.0 if p0 < 0.15 else (q84 - med)
+        if sig <= 0:
+            sig = float(np.std(keep)) or 1.0
+        new_m = int(np.searchsorted(keep, med + k * sig, side="right"))
+        if new_m == m or new_m < 8:
+            break
+        m = new_m
+    keep = v[:m]
+    n0 = min(n0, m)
+    p0 = n0 / m
+    q16, q25, med, q84 = _sorted_quantiles_reference(keep, (0.15865525, 0.25, 0.5, 0.84134475))
+    sig_up = q84 - med
+    # the lower side of a Poisson-skewed sky is narrower than the upper one: model the clipped
+    # tail with the width of the lower half (quantiles above the clip level)
+    if p0 < 0.15:
+        sig_lo = med - q16
+    elif p0 < 0.25:
+        sig_lo = (med - q25) / 0.6744898
+    else:
+        sig_lo = sig_up
+    if p0 >= 0.5:
+        med, sig_lo = _censored_fit(keep, float(clip_level))  # type: ignore[arg-type]
+        sig_up = sig_lo
+    sig_lo = sig_lo if sig_lo > 0 else sig
+    sig_up = sig_up if sig_up > 0 else sig
+    total = float(keep[n0:].sum())
+    tail_low = float(clip_level) if clip_level is not None else 0.0
+    if n0:
+        a = (tail_low - med) / sig_lo  # tail_low is the clip level here
+        cdf = max(float(ndtr(a)), 1e-12)
+        tail_low = med - sig_lo * math.exp(-0.5 * a * a) / _SQRT_2PI / cdf
+        total += n0 * tail_low
+    # the clipped upper tail of the noise itself (normal model), beyond the clip
+    kk = (float(keep[-1]) - med) / sig_up if keep.size else k
+    kk = max(kk, 1.0)
+    p_hi = float(ndtr(-kk))
+    n_hi = m * p_hi / (1.0 - p_hi)
+    mean_hi = med + sig_up * math.exp(-0.5 * kk * kk) / _SQRT_2PI / max(p_hi, 1e-300)
+    mean = (total + n_hi * mean_hi) / (m + n_hi)
+    sig = (q84 - q16) / 2.0 if p0 < 0.15 else sig_up
+    return SkyEstimate(float(mean), float(sig), int(m), float(p0), float(tail_low))
+
+
+def _sorted_quantiles_reference(s: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """Quantiles (linear interpolation, numpy's default) of an already sorted array."""
+    out = []
+    last = s.size - 1
+    for q in qs:
+        pos = q * last
+        i = int(pos)
+        f = pos - i
+        out.append(float(s[i] if i >= last else s[i] + f * (s[i + 1] - s[i])))
+    return out
+
+
+def _sky_cases() -> list[tuple[np.ndarray, float | None]]:
+    rng = np.random.default_rng(21)
+    cases: list[tuple[np.ndarray, float | None]] = []
+    for i in range(900):
+        n = int(rng.integers(8, 900))
+        kind = i % 6
+        v: np.ndarray
+        if kind == 0:  # a clipped raw sky (many zeros when faint)
+            v = np.clip(np.rint(rng.normal(rng.uniform(-2, 30), rng.uniform(0.5, 8), n)), 0,
+                        None).astype(np.uint16)
+        elif kind == 1:
+            v = rng.normal(100, 5, n)
+        elif kind == 2:  # float32 with NaN pixels
+            v = rng.normal(100, 5, n).astype(np.float32)
+            v[rng.random(n) < 0.05] = np.nan
+        elif kind == 3:  # mostly clipped: the censored fit
+            v = np.clip(rng.normal(0.5, 2, n), 0, None)
+        elif kind == 4:  # flat, signed integers
+            v = rng.integers(0, 3, n).astype(np.int32)
+        else:  # stars in the annulus
+            v = np.concatenate([rng.poisson(20, n), rng.integers(200, 5000, n // 5)]).astype(
+                np.uint16)
+        cases += [(v, 0.0), (v, None)]
+    return [*cases, (np.zeros(7, np.uint16), 0.0), (np.full(30, np.nan), None),
+            (np.arange(12.0).reshape(3, 4), 2.0)]
+
+
+def test_robust_sky_is_the_reference() -> None:
+    """robust_sky (numpy's methods called directly, integers sorted as integers) gives 0.3.0's
+    estimates to the bit, and its errors, on clipped, float, NaN, signed, censored and starry
+    annuli."""
+    from starnode.photometry.sky import robust_sky
+
+    for v, clip in _sky_cases():
+        try:
+            ref: Any = _robust_sky_reference(v, clip_level=clip)
+        except ValueError as exc:
+            ref = str(exc)
+        try:
+            ours: Any = robust_sky(v, clip_level=clip)
+        except ValueError as exc:
+            ours = str(exc)
+        assert repr(ours) == repr(ref), (v.dtype, clip)

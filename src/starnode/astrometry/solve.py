@@ -284,7 +284,8 @@ class _Job:
         self.native = self._nominal_scale()
         self.hint = hint
         self.pointing = self._pointing(hint)
-        self.stars = find_stars(f.plane, memo=f.extractions)
+        self.stars = find_stars(f.plane, memo=f.extractions,
+                                finite=bool(getattr(f.source, "plane_is_finite", False)))
         if len(self.stars) < min(ac.min_matches, 3):
             raise AstrometryError(f"only {len(self.stars)} stars detected (need "
                                   f"astrometry.min_matches={ac.min_matches})")

@@ -72,10 +72,12 @@ def _empty(rms: float) -> Stars:
     return Stars(np.empty(0), np.empty(0), np.empty(0), float("nan"), rms)
 
 
-def _prepared(plane: np.ndarray) -> np.ndarray:
-    """float32, C-contiguous, non-finite pixels replaced by the median."""
+def _prepared(plane: np.ndarray, finite: bool = False) -> np.ndarray:
+    """float32, C-contiguous, non-finite pixels replaced by the median (``finite``: the caller
+    knows there are none)."""
     data = np.ascontiguousarray(plane, dtype=np.float32)
-    if np.isfinite(data.sum()):  # one cheap pass for the usual case (finite sum: all finite)
+    if (finite and data.dtype == plane.dtype) or np.isfinite(data.sum()):
+        # one cheap pass for the usual case (finite sum: all finite), none when known
         return data
     mask = ~np.isfinite(data)
     if mask.any():
@@ -174,13 +176,13 @@ def _smooth(data: np.ndarray, sub: np.ndarray, bkg: Any, objs: np.ndarray, limit
 
 
 def _extraction(plane: np.ndarray, threshold_sigma: float, min_area: int, mesh: int,
-                memo: Extractions | None) -> _Extraction:
+                memo: Extractions | None, finite: bool = False) -> _Extraction:
     key = (id(plane), float(threshold_sigma), int(min_area), mesh)
     hit = memo.get(key) if memo is not None else None
     if hit is not None and hit.plane is plane:
         return hit
     reuse_freed_memory()  # sep's work buffers: reused, not page-faulted in for every frame
-    data = _prepared(plane)
+    data = _prepared(plane, finite)
     bkg = sep.Background(data, bw=mesh, bh=mesh, fw=3, fh=3)
     sub = bkg.back()
     np.subtract(data, sub, out=sub)  # data - back, in the background's own buffer
@@ -204,7 +206,7 @@ def _extraction(plane: np.ndarray, threshold_sigma: float, min_area: int, mesh: 
 def find_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, max_stars: int | None = 300,
                min_area: int = 3, mesh_px: int | None = None, point_sources: bool = True,
                brightest_first: bool = True, windowed: bool = True,
-               memo: Extractions | None = None) -> Stars:
+               memo: Extractions | None = None, finite: bool = False) -> Stars:
     """Detect sources in ``plane``; by default the astrometry's: point sources, brightest first.
 
     An extraction (background, threshold, min area, mesh) is made once per plane and
@@ -231,6 +233,9 @@ def find_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, max_stars: in
     memo : dict, optional
         The frame's extractions (:attr:`starnode.frame.load.Frame.extractions`): an extraction
         of this plane with the same threshold, min area and mesh is reused, a new one kept.
+    finite : bool
+        The plane is known to hold only finite values (a loaded frame's,
+        :attr:`starnode.frame.load.Frame.plane_is_finite`): not checked again.
 
     Returns
     -------
@@ -244,7 +249,8 @@ def find_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, max_stars: in
     """
     if plane.ndim != 2:
         raise ValueError(f"find_stars needs a 2-D plane, got shape {plane.shape}")
-    ex = _extraction(plane, threshold_sigma, min_area, _mesh(plane.shape, mesh_px), memo)
+    ex = _extraction(plane, threshold_sigma, min_area, _mesh(plane.shape, mesh_px), memo,
+                     finite)
     objs, smooth = ex.objs, ex.smooth
     if point_sources and len(objs):
         keep = _point_sources(objs)
@@ -270,7 +276,7 @@ def find_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, max_stars: in
 
 
 def field_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, min_area: int = 4,
-                memo: Extractions | None = None) -> Stars:
+                memo: Extractions | None = None, finite: bool = False) -> Stars:
     """Every source of the plane, in sep's order: what the starlists and the noise checks
     list (:func:`find_stars` with a 32 px background mesh and 4 px min area, no selection,
     no reordering, isophotal barycentres).
@@ -285,6 +291,8 @@ def field_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, min_area: in
         Fewest connected pixels.
     memo : dict, optional
         The frame's extractions: one with the same settings is reused.
+    finite : bool
+        The plane is known to hold only finite values (not checked again).
 
     Returns
     -------
@@ -293,4 +301,4 @@ def field_stars(plane: np.ndarray, *, threshold_sigma: float = 3.0, min_area: in
     """
     return find_stars(plane, threshold_sigma=threshold_sigma, min_area=min_area, mesh_px=32,
                       max_stars=None, point_sources=False, brightest_first=False,
-                      windowed=False, memo=memo)
+                      windowed=False, memo=memo, finite=finite)

@@ -123,6 +123,13 @@ class Frame:
     extractions: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
     #: :attr:`header_wcs` once read
     _header_wcs: Any = field(default=None, init=False, repr=False, compare=False)
+    #: ``(raw, levels)``: the sky level of each CFA site class of ``raw``
+    #: (:func:`starnode.photometry.cfa.site_levels`), computed once for every star list the
+    #: frame's photometry measures
+    site_levels: Any = field(default=None, init=False, repr=False, compare=False)
+    #: the plane :func:`load_frame` made: finite (made from integers, or its non-finite pixels
+    #: replaced); see :attr:`plane_is_finite`
+    loaded_plane: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def header_wcs(self) -> WCS | None:
@@ -134,6 +141,12 @@ class Frame:
             green = GREEN_SITES[self.bayer] if self.kind == "sub" and self.bayer else None
             self._header_wcs = (header_wcs(self.header, self.binning, green),)
         return self._header_wcs[0]  # type: ignore[no-any-return]
+
+    @property
+    def plane_is_finite(self) -> bool:
+        """Whether ``plane`` is the one :func:`load_frame` made (every pixel finite): the star
+        detector then need not check it again."""
+        return self.loaded_plane is not None and self.loaded_plane is self.plane
 
     @property
     def plane_scale_arcsec(self) -> float | None:
@@ -169,6 +182,54 @@ class Frame:
         xx = np.arange(x0, x1)[None, :]
         inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= rr
         return float(sub[:, inside].max()) if inside.any() else 0.0
+
+    def peak_adus(self, xy: np.ndarray, radius: float) -> np.ndarray:
+        """:meth:`peak_adu` of every plane position (x, y) of ``xy``, all at once: the same
+        values (the highest value within the same circle of each, 0 where none), without a
+        Python step per star.
+
+        Parameters
+        ----------
+        xy : numpy.ndarray
+            (n, 2) plane positions (finite).
+        radius : float
+            Plane pixels.
+
+        Returns
+        -------
+        numpy.ndarray
+            n values (float).
+        """
+        xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+        if len(xy) == 0 or not np.isfinite(xy).all():  # as peak_adu does (a NaN raises)
+            return np.array([self.peak_adu(x, y, radius) for x, y in xy], dtype=float)
+        if self.raw is not None:
+            arr = self.raw[None]
+            b = self.binning
+            cx, cy, r = b * xy[:, 0] + 0.5 * (b - 1), b * xy[:, 1] + 0.5 * (b - 1), \
+                b * radius + 1.0
+        elif self.cube is not None:
+            arr, cx, cy, r = self.cube, xy[:, 0], xy[:, 1], radius
+        else:
+            arr, cx, cy, r = self.plane[None], xy[:, 0], xy[:, 1], radius
+        ny, nx = arr.shape[1:]
+        # peak_adu's boxes (math.floor / ceil of the same doubles), all of one size, each
+        # box's own pixels marked
+        x0 = np.maximum(np.floor(cx - r), 0).astype(int)
+        x1 = np.minimum(np.ceil(cx + r) + 1, nx).astype(int)
+        y0 = np.maximum(np.floor(cy - r), 0).astype(int)
+        y1 = np.minimum(np.ceil(cy + r) + 1, ny).astype(int)
+        width = max(int((x1 - x0).max()), 1)
+        height = max(int((y1 - y0).max()), 1)
+        cols = x0[:, None] + np.arange(width)  # (n, width)
+        rows = y0[:, None] + np.arange(height)
+        # the circle as peak_adu tests it: (column - cx)^2 + (row - cy)^2 <= r^2
+        inside = (((cols[:, None, :] - cx[:, None, None]) ** 2
+                   + (rows[:, :, None] - cy[:, None, None]) ** 2 <= r * r)
+                  & (cols < x1[:, None])[:, None, :] & (rows < y1[:, None])[:, :, None])
+        vals = arr[:, np.minimum(rows, ny - 1)[:, :, None], np.minimum(cols, nx - 1)[:, None, :]]
+        top = np.where(inside[None], vals, -np.inf).max(axis=(0, 2, 3))
+        return np.where(inside.any(axis=(1, 2)), top, 0.0).astype(float)
 
 
 def _read(path: Path) -> tuple[bytes, str]:
@@ -481,7 +542,7 @@ def load_frame(path: str | os.PathLike[str], config: Config | None = None, *,
     mid, tunc = mid_exposure(header, start, exptime, stack=lay.kind == "stack",
                              stackcnt=stackcnt, name=name)
     cam = cfg.camera
-    return Frame(
+    frame = Frame(
         path=p, header=header, kind=lay.kind, plane=lay.plane, binning=lay.binning,
         bayer=lay.bayer, raw=lay.raw, cube=lay.cube, filter=lay.filter, band=band,
         exptime=float(exptime), start=start, mid=mid, time_uncertainty_s=float(tunc),
@@ -496,3 +557,5 @@ def load_frame(path: str | os.PathLike[str], config: Config | None = None, *,
         pixel_scale_arcsec=pixel_scale(header, cam.pixel_scale_arcsec), sha1=sha1,
         synthetic=bool(header.get("SYNTHET", False)), green=lay.green_planes, sha256=digest,
     )
+    frame.loaded_plane = lay.plane  # finite: _layout made it so
+    return frame

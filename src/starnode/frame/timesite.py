@@ -24,6 +24,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import erfa
@@ -62,6 +63,8 @@ EARLIEST_DATE_OBS = _dt.datetime(1990, 1, 1, tzinfo=_dt.UTC)
 _TIME_OF_DAY = re.compile(r"\d[T ]\d{1,2}:\d{2}")
 _GEOCENTRE = EarthLocation.from_geocentric(0.0, 0.0, 0.0, unit=u.m)
 _IERS_LOCK = threading.Lock()
+#: astropy.utils.iers' MJD zero point (JD of MJD 0)
+_MJD_ZERO = 2400000.5
 
 
 @contextlib.contextmanager
@@ -349,6 +352,73 @@ def altitude_deg(t: Time, site: EarthLocation, ra_deg: float, dec_deg: float) ->
         return float(coord.transform_to(AltAz(obstime=t, location=site)).alt.deg)
 
 
+@dataclass(frozen=True)
+class _EopColumns:
+    """An IERS table's columns as plain arrays (astropy's column access per look-up cost more
+    than the interpolation): kept while the table is the same object of the same length."""
+
+    table: Any
+    length: int
+    mjd: np.ndarray
+    ut1_utc: np.ndarray  # s
+    pm_x: np.ndarray  # arcsec
+    pm_y: np.ndarray  # arcsec
+    arcsec_rad: float  # ``Quantity.to_value``'s scale of arcsec to radian
+
+
+_EOP: list[_EopColumns] = []
+
+
+def _eop_columns(table: Any) -> _EopColumns | None:
+    """The table's columns (None: a table not in astropy's usual units)."""
+    if _EOP and _EOP[0].table is table and _EOP[0].length == len(table):
+        return _EOP[0]
+    try:
+        if (table["UT1_UTC"].unit != u.s or table["PM_x"].unit != u.arcsec
+                or table["PM_y"].unit != u.arcsec):
+            return None
+        cols = _EopColumns(table, len(table), np.asarray(table["MJD"].value),
+                           np.asarray(table["UT1_UTC"].value), np.asarray(table["PM_x"].value),
+                           np.asarray(table["PM_y"].value),
+                           float(u.arcsec.to(u.radian)))  # the scale to_value multiplies by
+    except (KeyError, AttributeError, TypeError):
+        return None
+    _EOP[:] = [cols]
+    return cols
+
+
+def _earth_orientation(t: Time) -> tuple[float, float, float]:
+    """UT1-UTC (s) and the polar motion x, y (rad) at the UTC time ``t``: the values of
+    ``t.delta_ut1_utc`` and astropy's ``get_polar_motion(t)``, to the bit (the same linear
+    interpolation of the same IERS table, the same operations in the same order), without
+    their per-call table access. Outside the table (where astropy warns, extrapolates or uses
+    the 50-year mean), and for a time given its own UT1-UTC, astropy's own functions.
+
+    Called under :func:`offline_iers` (no table refresh).
+    """
+    from astropy.coordinates.builtin_frames.utils import get_polar_motion
+
+    table = iers.earth_orientation_table.get()
+    eop = _eop_columns(table) if not hasattr(t, "_delta_ut1_utc") else None
+    if eop is not None:
+        jd1, jd2 = t.jd1, t.jd2  # IERS.mjd_utc's arithmetic, on one-element arrays
+        mjd = np.array([np.floor(jd1 - _MJD_ZERO + jd2)])
+        utc = np.array([jd1 - (_MJD_ZERO + mjd[0]) + jd2])
+        i = np.searchsorted(eop.mjd, mjd, side="right")
+        if 0 < int(i[0]) < eop.length:  # inside the table: no clipping, no warning
+            i0, i1 = i - 1, i
+            frac = (mjd - eop.mjd[i0] + utc) / (eop.mjd[i1] - eop.mjd[i0])
+            d_ut1 = eop.ut1_utc[i1] - eop.ut1_utc[i0]
+            d_ut1 -= d_ut1.round()  # a leap second between the two rows
+            ut1 = eop.ut1_utc[i0] + frac * d_ut1
+            xp = eop.pm_x[i0] + frac * (eop.pm_x[i1] - eop.pm_x[i0])
+            yp = eop.pm_y[i0] + frac * (eop.pm_y[i1] - eop.pm_y[i0])
+            return (float(ut1[0]), float(xp[0] * eop.arcsec_rad),
+                    float(yp[0] * eop.arcsec_rad))
+    xp_, yp_ = get_polar_motion(t)
+    return float(t.delta_ut1_utc), float(xp_), float(yp_)
+
+
 class Times(NamedTuple):
     """JD / HJD (UTC) of mid-exposure, the target's airmass and altitude (None without site)."""
 
@@ -381,8 +451,6 @@ def times(mid: Time, site: EarthLocation | None, ra_deg: float, dec_deg: float) 
     -------
     Times
     """
-    from astropy.coordinates.builtin_frames.utils import get_polar_motion
-
     t = mid.utc
     u1, u2 = float(t.jd1), float(t.jd2)
     ra, dec = math.radians(ra_deg), math.radians(dec_deg)
@@ -391,8 +459,7 @@ def times(mid: Time, site: EarthLocation | None, ra_deg: float, dec_deg: float) 
         # the Sun-centred position of the observer (m), towards the target: light travel time
         pos = erfa.epv00(tt1, tt2)[0][0] * erfa.DAU
         if site is not None:
-            dut1 = float(t.delta_ut1_utc)
-            xp, yp = (float(v) for v in get_polar_motion(t))
+            dut1, xp, yp = _earth_orientation(t)
             c2t = erfa.c2t06a(tt1, tt2, *erfa.utcut1(u1, u2, dut1), xp, yp)
             xyz = (site.x.to_value(u.m), site.y.to_value(u.m), site.z.to_value(u.m))
             pos = pos + c2t.T @ np.array(xyz)

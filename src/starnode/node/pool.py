@@ -20,7 +20,7 @@ take more fails alone, with a ``MemoryError``, instead of taking the machine.
 :data:`Outcome` (a small dataclass; the measurement in it is a plain dict, its one crossing of
 the process boundary), see :func:`outcome_of` for the node's side. The worker writes nothing of
 the node's: the night's check-star choices come in with the :class:`Task`, and the choice to
-keep and the starlist table go back in the outcome (the node keeps them,
+keep and the starlist (its columns) go back in the outcome (the node keeps them,
 :mod:`starnode.node.keep`).
 """
 
@@ -82,9 +82,9 @@ class Task:
 @dataclass(frozen=True)
 class MeasuredFrame:
     """Measured: ``result`` is :meth:`Measurement.to_dict` (the record's one crossing);
-    ``starlist`` the starlist table and ``check`` the night's check star to keep (a
-    :class:`~starnode.photometry.night.NightCheck`), both kept by the node; ``sha256`` the
-    content hash when the task asked for it."""
+    ``starlist`` the :class:`~starnode.photometry.starlist.Starlist` and ``check`` the night's
+    check star to keep (a :class:`~starnode.photometry.night.NightCheck`), both kept by the
+    node; ``sha256`` the content hash when the task asked for it."""
 
     kind: ClassVar[str] = "measured"
     result: dict[str, Any]

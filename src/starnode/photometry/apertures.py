@@ -39,6 +39,17 @@ def _first_green(frame: Frame) -> tuple[int, int]:
     return GREEN_SITES.get(frame.bayer or model, GREEN_SITES.get(model, ((0, 0), (1, 1))))[0]
 
 
+def _site_levels(frame: Frame, raw: np.ndarray) -> np.ndarray:
+    """:func:`.cfa.site_levels` of the frame's raw mosaic, computed once per frame (the
+    pipeline measures a frame's stars twice: the catalogued ones, then the starlist's)."""
+    kept = frame.site_levels
+    if kept is not None and kept[0] is raw:
+        return kept[1]  # type: ignore[no-any-return]
+    levels = site_levels(raw)
+    frame.site_levels = (raw, levels)
+    return levels
+
+
 @dataclass
 class StarMeasurement:
     """Aperture photometry of stars at given plane positions (arrays, one entry per star)."""
@@ -469,7 +480,7 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
     pos, sky0, recentred = _first_pass(frame, xy, cfg, guess, others, recentre, shift)
     if fwhm is None:
         sel = recentred if fwhm_stars is None else (recentred & np.asarray(fwhm_stars, bool))
-        peaks_guess = np.array([frame.peak_adu(x, y, 1.5 * guess) for x, y in pos[sel]])
+        peaks_guess = frame.peak_adus(pos[sel], 1.5 * guess)
         fwhm, nf = measure_fwhm(frame, pos[sel], sky0[sel], guess, peaks_guess)
         if nf == 0:
             log.debug("%s: no star for the FWHM, using %.2f px", frame.path.name, guess)
@@ -484,8 +495,8 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
     area = math.pi * r * r
     flux = raw_sum - area * sky.mean
     scint = scintillation(cfg, frame, airmass)
-    peaks = np.array([frame.peak_adu(x, y, r) if ok else 0.0
-                      for (x, y), ok in zip(pos, inside, strict=True)])
+    peaks = np.zeros(len(pos))
+    peaks[inside] = frame.peak_adus(pos[inside], r)
     saturated = peaks >= frame.saturation_adu
     err = _flux_errors(frame, flux, sky, area, area_w2, scint)
     if excess is not None:
@@ -501,7 +512,7 @@ def measure_stars(frame: Frame, xy: np.ndarray, config: Config | None = None, *,
     # the first green site (from the instrument profile: looked up once)
     site = _first_green(frame) if frame.green is not None else None
     if frame.green is not None and frame.raw is not None and cfg.photometry.cfa_correction:
-        levels = site_levels(frame.raw)
+        levels = _site_levels(frame, frame.raw)
         phase_pos = native_centroids(frame.raw, pos, levels=levels)
     if cfg.photometry.cfa_correction and excess is None:
         usable = inside & ~saturated & ~edge & recentred

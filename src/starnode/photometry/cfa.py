@@ -178,7 +178,7 @@ def native_centroids(raw: np.ndarray, pos: np.ndarray, half: int = 3, iters: int
         rows = iy[k, None, None] + off[None, :, None]
         cols = ix[k, None, None] + off[None, None, :]
         d = data[rows, cols].astype(float) - sky[rows % 2, cols % 2]
-        w = _site_weights(d, (iy[k] - half) % 2, (ix[k] - half) % 2)
+        w = _site_weights(d)
         w = np.clip(w, 0.0, None) * (((rows - by[k, None, None]) ** 2
                                       + (cols - bx[k, None, None]) ** 2) <= half * half)
         tw = w.reshape(k.size, -1).sum(axis=1)
@@ -191,24 +191,20 @@ def native_centroids(raw: np.ndarray, pos: np.ndarray, half: int = 3, iters: int
     return out
 
 
-def _site_weights(d: np.ndarray, row0: np.ndarray, col0: np.ndarray) -> np.ndarray:
+def _site_weights(d: np.ndarray) -> np.ndarray:
     """Stamps ``d`` (n, h, w) with each CFA site class divided by its own sum (0 where that
-    sum is not positive); ``row0``, ``col0``: the parity of each stamp's first row, column."""
+    sum is not positive). A stamp's rows / columns of one parity are one site class whichever
+    its first row and column are, so every stamp is normalised in the same four steps (each
+    sum over the same elements in the same order as a stamp's own)."""
+    n = d.shape[0]
     w = np.zeros_like(d)
-    for a in (0, 1):
-        for b in (0, 1):
-            sel = np.flatnonzero((row0 == a) & (col0 == b))
-            if sel.size == 0:
-                continue
-            dg, wg = d[sel], np.zeros((sel.size, *d.shape[1:]))
-            for sr in (0, 1):  # the stamp's rows / columns of one site class
-                for sc in (0, 1):
-                    block = dg[:, sr::2, sc::2]
-                    tot = block.reshape(sel.size, -1).sum(axis=1)
-                    good = tot > 0
-                    wg[:, sr::2, sc::2] = np.where(
-                        good[:, None, None], block / np.where(good, tot, 1.0)[:, None, None], 0.0)
-            w[sel] = wg
+    for sr in (0, 1):  # the stamp's rows / columns of one site class
+        for sc in (0, 1):
+            block = d[:, sr::2, sc::2]
+            tot = block.reshape(n, -1).sum(axis=1)
+            good = tot > 0
+            w[:, sr::2, sc::2] = np.where(
+                good[:, None, None], block / np.where(good, tot, 1.0)[:, None, None], 0.0)
     return w
 
 

@@ -142,7 +142,7 @@ def field_starlist(path: str | os.PathLike[str], config: Any) -> Table:
     sol, found = _solve(frame, cfg)
     cra, cdec = center_world(sol.wcs, frame.plane.shape)
     t = times(frame.mid, frame.site, cra, cdec)
-    det = field_stars(frame.plane, memo=frame.extractions)
+    det = field_stars(frame.plane, memo=frame.extractions, finite=frame.plane_is_finite)
     if len(det.x) == 0:
         raise FrameRejected(f"{frame.path.name}: no stars detected", RejectCategory.LOW_SNR)
     sm = measure_stars(frame, det.xy, cfg, airmass=t.airmass)

@@ -14,7 +14,8 @@ import math
 from typing import Any
 
 import numpy as np
-from photutils.aperture import CircularAperture
+from photutils.aperture import ApertureMask, BoundingBox, CircularAperture
+from photutils.geometry import circular_overlap_grid
 
 __all__ = ["circular_masks", "masked_cutout", "masked_sum", "masked_sums", "overlap_slices"]
 
@@ -22,23 +23,41 @@ Slices = tuple[slice, slice]
 
 
 def circular_masks(pos: np.ndarray, radius: float) -> list[Any]:
-    """The exact-overlap ``ApertureMask`` of a circle of ``radius`` at each (x, y) of ``pos``.
+    """The exact-overlap ``ApertureMask`` of a circle of ``radius`` at each (x, y) of ``pos``:
+    ``CircularAperture(pos, radius).to_mask(method="exact")``'s masks, to the bit.
+
+    The same bounding boxes and centred pixel edges as photutils' ``PixelAperture`` (its
+    ``_bbox`` / ``BoundingBox.from_float`` and ``_centered_edges`` arithmetic, on the same
+    doubles), the same overlap routine (``photutils.geometry.circular_overlap_grid``, exact),
+    the same ``ApertureMask`` objects; without the aperture object, its attribute validation
+    and its per-position properties (about a third of the time of a frame's ~100 masks).
 
     Parameters
     ----------
     pos : numpy.ndarray
         (n, 2) positions (n >= 1).
     radius : float
-        Radius (px).
+        Radius (px), positive and finite.
 
     Returns
     -------
     list
         One mask per position.
     """
-    masks = CircularAperture(np.asarray(pos, float).reshape(-1, 2), radius).to_mask(
-        method="exact")
-    return masks if isinstance(masks, list) else [masks]
+    pos = np.asarray(pos, float).reshape(-1, 2)
+    r = float(radius)
+    if not (pos.size and np.isfinite(pos).all() and math.isfinite(r) and r > 0):
+        # photutils' own checks and messages (empty, non-finite, non-positive)
+        masks = CircularAperture(pos, radius).to_mask(method="exact")
+        return masks if isinstance(masks, list) else [masks]
+    out = []
+    for x, y in pos.tolist():
+        ixmin, ixmax = math.floor(x - r + 0.5), math.ceil(x + r + 0.5)
+        iymin, iymax = math.floor(y - r + 0.5), math.ceil(y + r + 0.5)
+        overlap = circular_overlap_grid(ixmin - 0.5 - x, ixmax - 0.5 - x, iymin - 0.5 - y,
+                                        iymax - 0.5 - y, ixmax - ixmin, iymax - iymin, r, 1, 1)
+        out.append(ApertureMask(overlap, BoundingBox(ixmin, ixmax, iymin, iymax)))
+    return out
 
 
 def masked_sum(plane: np.ndarray, m: Any) -> float:
@@ -65,7 +84,7 @@ def _sum(plane: np.ndarray, m: Any) -> float:
     if big is None or small is None:
         return math.nan
     w = m.data[small]
-    return float((plane[big] * w)[w > 0].sum())
+    return float(np.add.reduce((plane[big] * w)[w > 0]))  # ``.sum()``
 
 
 def masked_sums(plane: np.ndarray, masks: list[Any]) -> np.ndarray:
@@ -105,6 +124,10 @@ def overlap_slices(m: Any, shape: tuple[int, ...]) -> tuple[Slices | None, Slice
     """
     b = m.bbox
     xmin, xmax, ymin, ymax = b.ixmin, b.ixmax, b.iymin, b.iymax
+    if xmin >= 0 and ymin >= 0 and xmax <= shape[1] and ymax <= shape[0]:
+        # the usual case, the whole mask inside: the slices the general case below gives
+        return ((slice(ymin, ymax), slice(xmin, xmax)),
+                (slice(0, ymax - ymin), slice(0, xmax - xmin)))
     if xmin >= shape[1] or ymin >= shape[0] or xmax <= 0 or ymax <= 0:
         return None, None
     return ((slice(max(ymin, 0), min(ymax, shape[0])), slice(max(xmin, 0), min(xmax, shape[1]))),

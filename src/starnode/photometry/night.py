@@ -8,7 +8,7 @@ the night's first good frame, and read back for every later frame, a restart inc
 
 The measuring itself does no I/O for either: it is given the night's choices (``kept``, a
 lookup ``(target key, night) -> label``), and returns the choice to keep (a
-:class:`NightCheck`) and the starlist as a table. :func:`keep_night` records both, in the
+:class:`NightCheck`) and the starlist (its columns). :func:`keep_night` records both, in the
 process that owns the node's files (the node, after the worker returned; or
 :func:`~starnode.photometry.pipeline.measure` for the seed API).
 """
@@ -111,7 +111,7 @@ def keep_night(cfg: Config, check: NightCheck | None, starlist: Any, night: str 
     check : NightCheck or None
         The check star to keep (:class:`~starnode.store.checkstars.CheckStars`: the first
         choice of a night wins, a later one is ignored).
-    starlist : astropy.table.Table or None
+    starlist : Starlist, astropy.table.Table or None
         The frame's starlist, written gzip-compressed under ``data_dir/starlists/<night>/``
         (paused below ``starlists.min_free_mb``).
     night : str or None
@@ -176,7 +176,7 @@ def finish_measurement(m: Measurement, frame: Frame, cfg: Config, wcs: Any,
 
     Returns
     -------
-    (Measurement, NightCheck or None, astropy.table.Table or None)
+    (Measurement, NightCheck or None, Starlist or None)
         The record, the check star to keep, the starlist (``photometry.starlists``).
     """
     check = None

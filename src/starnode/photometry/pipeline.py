@@ -16,7 +16,7 @@ and replaceable on its own, and the order of the steps is the method:
 
 The measuring core, :func:`measure_frame`, takes a loaded frame, its references
 (:func:`references`: the target and its comparison sequence) and the night's check-star
-choices, and returns a :class:`Measured`: the record, the frame's starlist as a table and the
+choices, and returns a :class:`Measured`: the record, the frame's starlist (its columns) and the
 check star to keep for the night. It writes no file and no check star: the node does, in its
 own process (:func:`starnode.photometry.night.keep_night`). :func:`measure` is the whole
 thing for one path (load, references, core, keep): the seed API's and the command line's.
@@ -326,9 +326,10 @@ def _record(s: _Steps) -> Measurement:
 class Measured:
     """What measuring one frame gives: the record, and what the node keeps for it.
 
-    ``starlist`` is the frame's starlist table (None: ``photometry.starlists`` off, or it
-    could not be built), not yet written; ``check`` the check star to keep for the night
-    (None: one is kept already, pinned, or this frame is not good enough to choose).
+    ``starlist`` is the frame's :class:`~.starlist.Starlist` (None: ``photometry.starlists``
+    off, or it could not be built; ``.table()``: as an astropy table), not yet written;
+    ``check`` the check star to keep for the night (None: one is kept already, pinned, or
+    this frame is not good enough to choose).
     """
 
     measurement: Measurement

@@ -67,32 +67,28 @@ def robust_sky(values: np.ndarray, clip_level: float | None = 0.0, k: float = 4.
     ValueError
         Fewer than 8 usable pixels.
     """
-    v = np.array(values, dtype=np.float64).ravel()  # a copy of its own: sorted in place
-    finite = np.isfinite(v)
-    if not finite.all():
-        v = v[finite]
-    v.sort()
+    v = _sorted_values(values)
     n = v.size
     if n < 8:
         raise ValueError(f"too few sky pixels ({n})")
-    n0 = int(np.searchsorted(v, clip_level, side="right")) if clip_level is not None else 0
+    # the same arithmetic as ever; numpy's methods called directly (a frame has ~60 annuli)
+    n0 = int(v.searchsorted(clip_level, side="right")) if clip_level is not None else 0
     m = n
     med = sig = 0.0
     for _ in range(max_iter):
-        keep = v[:m]
-        q16, med, q84 = _sorted_quantiles(keep, (0.15865525, 0.5, 0.84134475))
+        q16, med, q84 = _sorted_quantiles(v, m, _Q3)
         p0 = n0 / m
         sig = (q84 - q16) / 2.0 if p0 < 0.15 else (q84 - med)
         if sig <= 0:
-            sig = float(np.std(keep)) or 1.0
-        new_m = int(np.searchsorted(keep, med + k * sig, side="right"))
+            sig = float(np.std(v[:m])) or 1.0
+        new_m = int(v[:m].searchsorted(med + k * sig, side="right"))
         if new_m == m or new_m < 8:
             break
         m = new_m
     keep = v[:m]
     n0 = min(n0, m)
     p0 = n0 / m
-    q16, q25, med, q84 = _sorted_quantiles(keep, (0.15865525, 0.25, 0.5, 0.84134475))
+    q16, q25, med, q84 = _sorted_quantiles(v, m, _Q4)
     sig_up = q84 - med
     # the lower side of a Poisson-skewed sky is narrower than the upper one: model the clipped
     # tail with the width of the lower half (quantiles above the clip level)
@@ -107,7 +103,7 @@ def robust_sky(values: np.ndarray, clip_level: float | None = 0.0, k: float = 4.
         sig_up = sig_lo
     sig_lo = sig_lo if sig_lo > 0 else sig
     sig_up = sig_up if sig_up > 0 else sig
-    total = float(keep[n0:].sum())
+    total = float(np.add.reduce(keep[n0:]))  # ``keep[n0:].sum()``
     tail_low = float(clip_level) if clip_level is not None else 0.0
     if n0:
         a = (tail_low - med) / sig_lo  # tail_low is the clip level here
@@ -125,15 +121,37 @@ def robust_sky(values: np.ndarray, clip_level: float | None = 0.0, k: float = 4.
     return SkyEstimate(float(mean), float(sig), int(m), float(p0), float(tail_low))
 
 
-def _sorted_quantiles(s: np.ndarray, qs: tuple[float, ...]) -> list[float]:
-    """Quantiles (linear interpolation, numpy's default) of an already sorted array."""
+_Q3 = (0.15865525, 0.5, 0.84134475)
+_Q4 = (0.15865525, 0.25, 0.5, 0.84134475)
+
+
+def _sorted_values(values: np.ndarray) -> np.ndarray:
+    """The finite values, as float64, sorted (an array of their own). Integers (the raw green
+    sites) are all finite and sort in the same order as their float64 values: sorted first."""
+    a = np.asarray(values)
+    if a.dtype.kind in "ui":
+        return np.sort(a, axis=None).astype(np.float64)
+    v = np.array(values, dtype=np.float64).ravel()
+    finite = np.isfinite(v)
+    if not finite.all():
+        v = v[finite]
+    v.sort()
+    return v
+
+
+def _sorted_quantiles(s: np.ndarray, m: int, qs: tuple[float, ...]) -> list[float]:
+    """Quantiles (linear interpolation, numpy's default) of the sorted ``s[:m]``."""
     out = []
-    last = s.size - 1
+    last = m - 1
     for q in qs:
         pos = q * last
         i = int(pos)
         f = pos - i
-        out.append(float(s[i] if i >= last else s[i] + f * (s[i + 1] - s[i])))
+        if i >= last:
+            out.append(float(s[i]))
+        else:
+            lo, hi = s[i:i + 2].tolist()
+            out.append(lo + f * (hi - lo))
     return out
 
 
@@ -236,6 +254,8 @@ def _sky_of(frame: Frame, vals: np.ndarray) -> SkyEstimate:
 def _clip_level(vals: np.ndarray) -> float | None:
     """0 when the data look clipped there (no negative value), else None (a calibrated float
     frame with negative noise is not censored)."""
+    if vals.dtype.kind == "u":  # unsigned (the raw green sites): never negative
+        return 0.0 if vals.size else None
     return 0.0 if vals.size and float(np.min(vals)) >= 0.0 else None
 
 
@@ -339,11 +359,14 @@ def local_skies(frame: Frame, pos: np.ndarray, r_in: float, r_out: float,
     rr = np.minimum(rows, ny - 1)[:, :, None]
     cc = np.minimum(cols, nx - 1)[:, None, :]
     planes = frame.green if frame.green is not None else (frame.plane,)
-    cut = [p[rr, cc] for p in planes]
+    # each star's annulus values, plane by plane: one selection of all stars' (in C order,
+    # star after star: the values of ``cut[i][w[i]]``) split at the stars' counts
+    bounds = np.cumsum(w.reshape(n, -1).sum(axis=1))[:-1]
+    parts = [np.split(p[rr, cc][w], bounds) for p in planes]
     out: list[SkyEstimate | None] = []
     for i in range(n):
-        vals = (np.concatenate([c[i][w[i]] for c in cut]) if len(cut) > 1
-                else cut[0][i][w[i]])
+        vals = (np.concatenate([part[i] for part in parts]) if len(parts) > 1
+                else parts[0][i])
         try:
             out.append(_sky_of(frame, vals))
         except ValueError:

@@ -28,6 +28,7 @@ import shutil
 import tempfile
 import warnings
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,9 @@ from .ensemble import EnsembleFit
 
 log = logging.getLogger("starnode.starlist")
 
-__all__ = ["COLUMNS", "StarlistSkipped", "build_starlist", "ecsv_text", "frame_meta",
-           "frame_values", "prune", "starlist_path", "table_from_columns", "write_starlist"]
+__all__ = ["COLUMNS", "Starlist", "StarlistSkipped", "build_starlist", "ecsv_text",
+           "frame_meta", "frame_values", "prune", "starlist_path", "table_from_columns",
+           "write_starlist"]
 
 
 class StarlistSkipped(OSError):
@@ -95,6 +97,42 @@ _FORMATS = {"ra": ".6f", "dec": ".6f", "x": ".2f", "y": ".2f", "flux": ".1f", "f
             "airmass": ".3f", "scintillation": ".4f"}
 
 
+@dataclass
+class Starlist:
+    """A frame's starlist as plain columns: what :func:`build_starlist` makes and
+    :func:`write_starlist` writes, without astropy's table machinery on the worker's path (an
+    astropy ``Table`` of 25 columns costs more to make than the whole ECSV text).
+
+    ``columns`` are the :data:`COLUMNS`, each the array ``table_from_columns`` makes of it;
+    :meth:`table` is the astropy table (units, descriptions, formats, ``meta``), the same one
+    ``table_from_columns`` makes, and the file written is the same, byte for byte.
+    """
+
+    columns: dict[str, np.ndarray]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_columns(cls, cols: dict[str, Any], meta: dict[str, Any] | None = None
+                     ) -> Starlist:
+        """From sequences of the :data:`COLUMNS` (as :func:`table_from_columns` takes)."""
+        return cls({k: _column_array(cols[k]) for k in COLUMNS}, dict(meta or {}))
+
+    def __len__(self) -> int:
+        """The number of stars (rows)."""
+        return len(self.columns["name"]) if self.columns else 0
+
+    def table(self) -> Table:
+        """The astropy table (:func:`table_from_columns`, with ``meta``)."""
+        table = table_from_columns(self.columns)
+        table.meta.update(self.meta)
+        return table
+
+
+def _column_array(values: Any) -> np.ndarray:
+    """A column's array as ``table_from_columns`` makes it (an empty one: float64)."""
+    return np.asarray(values) if len(values) else np.array([])
+
+
 def starlist_path(data_dir: Path, night: str | None, frame_path: Path) -> Path:
     """``data_dir/starlists/<night>/<frame stem>.ecsv.gz``."""
     return Path(data_dir) / "starlists" / (night or "unknown-night") / \
@@ -115,7 +153,7 @@ def _fwhm_of(det: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def build_starlist(frame: Frame, wcs: Any, config: Config, sm: StarMeasurement,
-                   fit: EnsembleFit, target_name: str, reference: str = "vsp") -> Table:
+                   fit: EnsembleFit, target_name: str, reference: str = "vsp") -> Starlist:
     """Every catalogued (target first, comps) and detected star of the frame.
 
     Parameters
@@ -135,11 +173,11 @@ def build_starlist(frame: Frame, wcs: Any, config: Config, sm: StarMeasurement,
 
     Returns
     -------
-    astropy.table.Table
-        :data:`COLUMNS`, one row per star; ``meta`` holds the frame's file, zero point and
-        illumination model.
+    Starlist
+        :data:`COLUMNS`, one row per star (:meth:`Starlist.table`: as an astropy table);
+        ``meta`` holds the frame's file, zero point and illumination model.
     """
-    det = field_stars(frame.plane, memo=frame.extractions)
+    det = field_stars(frame.plane, memo=frame.extractions, finite=frame.plane_is_finite)
     n_cat = len(sm.x)
     far = np.ones(len(det.x), dtype=bool)
     if len(det.x) and n_cat:
@@ -194,9 +232,7 @@ def build_starlist(frame: Frame, wcs: Any, config: Config, sm: StarMeasurement,
         warnings.simplefilter("ignore")
         ra, dec = wcs.all_pix2world(x, y, 0) if len(x) else (np.array([]), np.array([]))
     cols["ra"], cols["dec"] = list(np.asarray(ra, float)), list(np.asarray(dec, float))
-    table = table_from_columns(cols)
-    table.meta.update(frame_meta(frame, sm, fit, reference))
-    return table
+    return Starlist.from_columns(cols, frame_meta(frame, sm, fit, reference))
 
 
 #: each column's unit, parsed once (as ``Column.unit = "deg"`` parses it)
@@ -206,7 +242,7 @@ _UNITS = {k: None if unit is None else u.Unit(unit, parse_strict="silent")
 
 def table_from_columns(cols: dict[str, Any]) -> Table:
     """The starlist table of :data:`COLUMNS` (units, descriptions, formats) from sequences."""
-    table = Table({k: np.asarray(cols[k]) if len(cols[k]) else np.array([]) for k in COLUMNS})
+    table = Table({k: _column_array(cols[k]) for k in COLUMNS})
     for k, (_, desc) in COLUMNS.items():
         col = table[k]
         col.unit = _UNITS[k]
@@ -340,36 +376,88 @@ def _texts(data: np.ndarray) -> list[str]:
     return list(map(str, data))
 
 
-def ecsv_text(table: Table) -> str:
+#: a value astropy's splitter writes as it is: printable ASCII without a space or a quote (the
+#: csv writer quotes none of its characters, the splitter strips none); the text of a number
+#: or a boolean always is
+_BARE = re.compile(r'[!#-~]+')
+
+
+def _rows(cols: list[list[str]], text: list[bool]) -> list[str]:
+    """Each row's line as astropy's splitter (``Ecsv().data.splitter.join``) makes it: the
+    values joined by a space when none needs quoting (only a text column's may), else by the
+    splitter itself."""
+    texts = [i for i, t in enumerate(text) if t]
+    splitter = Ecsv().data.splitter
+    return [" ".join(vals) if all(_BARE.fullmatch(vals[i]) for i in texts)
+            else splitter.join(list(vals)) for vals in zip(*cols, strict=True)]
+
+
+def _light_signature(starlist: Starlist) -> tuple[Any, ...] | None:
+    """A :class:`Starlist`'s column signature (its units, descriptions and formats are the
+    :data:`COLUMNS`'); None: not the plain columns (its table is written instead)."""
+    cols = starlist.columns
+    if tuple(cols) != tuple(COLUMNS):
+        return None
+    sig: list[Any] = ["starlist"]
+    for k, a in cols.items():
+        if type(a) is not np.ndarray or a.ndim != 1 or a.dtype.kind not in "biufU":
+            return None
+        # a text column is ``datatype: string`` whatever its width: one header for all widths
+        sig.append((k, "U" if a.dtype.kind == "U" else a.dtype.str))
+    return tuple(sig)
+
+
+def _light_ecsv(starlist: Starlist) -> str:
+    """:func:`ecsv_text` of a :class:`Starlist`: its table's text, the table made only once
+    per column signature (for the header)."""
+    sig = _light_signature(starlist)
+    if sig is None or len({len(a) for a in starlist.columns.values()}) > 1:
+        return ecsv_text(starlist.table())
+    head = _ECSV_HEADS.get(sig)
+    if head is None:
+        table = starlist.table()
+        tsig = _signature(table)
+        if tsig is None:  # pragma: no cover - the kinds above always make a plain table
+            return _astropy_ecsv(table)
+        head = _ECSV_HEADS[sig] = _ecsv_head(table, tsig)
+    before, after = head
+    arrays = list(starlist.columns.values())
+    rows = _rows([_texts(a) for a in arrays], [a.dtype.kind == "U" for a in arrays])
+    return os.linesep.join([*before, *_meta_lines(starlist.meta), *after, *rows]) + os.linesep
+
+
+def ecsv_text(table: Table | Starlist) -> str:
     """``table`` as ECSV text, exactly as astropy writes it, without dumping the column block
     as YAML for every frame (cached per column signature; the rows are astropy's ``str`` of
-    each value joined by its own splitter).
+    each value joined as its own splitter joins them).
 
     Parameters
     ----------
-    table : astropy.table.Table
+    table : astropy.table.Table or Starlist
+        A :class:`Starlist` is written as its :meth:`Starlist.table` would be.
 
     Returns
     -------
     str
     """
+    if isinstance(table, Starlist):
+        return _light_ecsv(table)
     sig = _signature(table)
     if sig is None:
         return _astropy_ecsv(table)
     before, after = _ecsv_head(table, sig)
-    splitter = Ecsv().data.splitter
-    cols = [_texts(col.data) for col in table.columns.values()]
-    rows = [splitter.join(vals) for vals in zip(*cols, strict=True)]
+    cols = list(table.columns.values())
+    rows = _rows([_texts(col.data) for col in cols], [col.dtype.kind == "U" for col in cols])
     return os.linesep.join([*before, *_meta_lines(table.meta), *after, *rows]) + os.linesep
 
 
-def write_starlist(table: Table, path: Path, *, min_free_mb: int = 0) -> Path:
+def write_starlist(table: Table | Starlist, path: Path, *, min_free_mb: int = 0) -> Path:
     """Write ``table`` as gzip-compressed ECSV at ``path`` atomically (temporary file, then
     rename).
 
     Parameters
     ----------
-    table : astropy.table.Table
+    table : astropy.table.Table or Starlist
     path : Path
         ``.ecsv.gz`` (compressed) or ``.ecsv``.
     min_free_mb : int
