@@ -155,6 +155,24 @@ def _write_frames(dest: Path) -> None:
                           synthetic.make_stack(seed=2, target_mag=11.5, stackcnt=20)[0])
 
 
+def versions(args: argparse.Namespace, tmp: Path) -> tuple[list[tuple[str, Path, bool]], Path]:
+    """The versions to run (``args.ref``, this tree unless ``args.no_tree``), each
+    ``(label, src, starlists)`` (and ``LABEL-sl`` without starlists when
+    ``args.without_starlists``), and the frames they measure, all under ``tmp``."""
+    srcs: dict[str, Path] = {}
+    for ref in args.ref or DEFAULT_REFS:
+        label, _, commit = ref.partition("=")
+        srcs[label] = _export(commit or label, tmp / label)
+    if not args.no_tree:
+        srcs["tree"] = ROOT / "src"
+    frames = tmp / "frames"
+    _write_frames(frames)
+    variants = [(label, src, True) for label, src in srcs.items()]
+    if args.without_starlists:
+        variants += [(f"{label}-sl", src, False) for label, src in srcs.items()]
+    return variants, frames
+
+
 def _run(src: Path, frames: Path, repeats: int, starlists: bool = True) -> dict[str, Any] | None:
     env = {**os.environ, "PYTHONPATH": str(src)}
     p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", str(frames),
@@ -203,17 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker is not None:
         return worker(args.worker, args.repeats, starlists=not args.no_starlists)
     with tempfile.TemporaryDirectory(prefix="starnode-compare-") as tmp:
-        srcs: dict[str, Path] = {}
-        for ref in args.ref or DEFAULT_REFS:
-            label, _, commit = ref.partition("=")
-            srcs[label] = _export(commit or label, Path(tmp) / label)
-        if not args.no_tree:
-            srcs["tree"] = ROOT / "src"
-        frames = Path(tmp) / "frames"
-        _write_frames(frames)
-        variants = [(label, src, True) for label, src in srcs.items()]
-        if args.without_starlists:
-            variants += [(f"{label}-sl", src, False) for label, src in srcs.items()]
+        variants, frames = versions(args, Path(tmp))
         runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in variants}
         for i in range(args.rounds):
             for label, src, starlists in variants:

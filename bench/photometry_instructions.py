@@ -41,10 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from photometry_compare import (  # a sibling script
     DEFAULT_REFS,
     KINDS,
-    ROOT,
-    _export,
-    _write_frames,
     floor_pass,
+    versions,
 )
 
 log = logging.getLogger("bench.instructions")
@@ -183,18 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         print("valgrind is not installed (apt install valgrind)", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="starnode-instructions-") as tmp:
-        srcs: dict[str, Path] = {}
-        for ref in args.ref or DEFAULT_REFS:
-            label, _, commit = ref.partition("=")
-            srcs[label] = _export(commit or label, Path(tmp) / label)
-        if not args.no_tree:
-            srcs["tree"] = ROOT / "src"
-        frames = Path(tmp) / "frames"
-        _write_frames(frames)
+        variants, frames = versions(args, Path(tmp))
         dumps = args.keep or Path(tmp) / "dumps"
-        variants = [(label, src, True) for label, src in srcs.items()]
-        if args.without_starlists:
-            variants += [(f"{label}-sl", src, False) for label, src in srcs.items()]
         results: dict[str, dict[str, float]] = {}
         for label, src, starlists in variants:
             r = count(src, frames, args.repeats, dumps, label, starlists)

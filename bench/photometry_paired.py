@@ -25,11 +25,12 @@ import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from photometry_compare import ROOT, _export, _write_frames  # a sibling script
 
 _CHILD = r"""
 import json, logging, sys, tempfile, time
@@ -57,29 +58,11 @@ with tempfile.TemporaryDirectory() as tmp:
 
 def _source(version: str, tmp: Path) -> Path:
     """``src/`` of a commit (git archive), or this tree's for ``tree``."""
-    if version == "tree":
-        return ROOT / "src"
-    dest = tmp / version
-    dest.mkdir(parents=True)
-    tar = dest / "src.tar"
-    subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", "-o", str(tar), version,
-                    "src"], check=True)
-    with tarfile.open(tar) as t:
-        t.extractall(dest, filter="data")
-    tar.unlink()
-    return dest / "src"
+    return ROOT / "src" if version == "tree" else _export(version, tmp / version)
 
 
 def _frames(dest: Path) -> Path:
-    import shutil
-
-    from starnode import synthetic
-
-    dest.mkdir(parents=True)
-    shutil.copy(synthetic.DEMO_SEQUENCE_FILE, dest / "sequence.json")
-    synthetic.write_frame(dest / "sub.fit", synthetic.make_sub(seed=1, target_mag=11.5)[0])
-    synthetic.write_frame(dest / "stack.fit",
-                          synthetic.make_stack(seed=2, target_mag=11.5, stackcnt=20)[0])
+    _write_frames(dest)
     return dest
 
 
