@@ -264,8 +264,8 @@ def _peak_by_mask(fr, x: float, y: float, radius: float) -> float:
 
 @pytest.mark.parametrize("kind", ["sub", "stack"])
 def test_peak_adu_is_the_highest_value_in_the_circle(tmp_path: Path, kind: str) -> None:
-    """peak_adu (issue 18: the box's highest value when it lies in the circle, else the masked
-    maximum) is the circle's highest value, at stars, off them, at the edges, for tiny radii."""
+    """peak_adu is the circle's highest value, at stars, off them, at the edges, for tiny
+    radii."""
     make = synthetic.make_sub if kind == "sub" else synthetic.make_stack
     hdul, _ = make(seed=4, shape=(120, 160), pointing_offset_arcmin=(0, 0))
     fr = load_frame(synthetic.write_frame(tmp_path / "f.fit", hdul), _cfg(tmp_path))

@@ -152,36 +152,31 @@ class Frame:
     def plane_scale_arcsec(self) -> float | None:
         return None if self.pixel_scale_arcsec is None else self.pixel_scale_arcsec * self.binning
 
+    def _peak_grid(self, x: Any, y: Any, radius: float) -> tuple[np.ndarray, Any, Any, float]:
+        """The array :meth:`peak_adu` searches (raw sites, stack planes or the mono plane, as
+        (planes, rows, columns)) and the circle's centre and radius in its pixels, for plane
+        positions ``x``, ``y`` (numbers or arrays)."""
+        if self.raw is not None:
+            b = self.binning
+            return (self.raw[None], b * x + 0.5 * (b - 1), b * y + 0.5 * (b - 1),
+                    b * radius + 1.0)
+        if self.cube is not None:
+            return self.cube, x, y, radius
+        return self.plane[None], x, y, radius
+
     def peak_adu(self, x: float, y: float, radius: float) -> float:
         """Highest value of any raw CFA site / any stack plane / the mono pixel within ``radius``
         measured-plane pixels of the plane position (x, y)."""
-        if self.raw is not None:
-            arr = self.raw[None]
-            b = self.binning
-            cx, cy, r = b * x + 0.5 * (b - 1), b * y + 0.5 * (b - 1), b * radius + 1.0
-        elif self.cube is not None:
-            arr, cx, cy, r = self.cube, x, y, radius
-        else:
-            arr, cx, cy, r = self.plane[None], x, y, radius
+        arr, cx, cy, r = self._peak_grid(x, y, radius)
         ny, nx = arr.shape[1:]
         x0, x1 = max(math.floor(cx - r), 0), min(math.ceil(cx + r) + 1, nx)
         y0, y1 = max(math.floor(cy - r), 0), min(math.ceil(cy + r) + 1, ny)
         if x1 <= x0 or y1 <= y0:
             return 0.0
-        sub = arr[:, y0:y1, x0:x1]
-        # the usual case: the box's highest value is at a pixel inside the circle (the star's
-        # peak), so it is the circle's highest too
-        top = sub.max()
-        _, ys, xs = np.nonzero(sub == top)
-        rr = r * r
-        for j, i in zip(ys[:8].tolist(), xs[:8].tolist(), strict=True):
-            dx, dy = x0 + i - cx, y0 + j - cy  # as the mask below computes them
-            if dx * dx + dy * dy <= rr:
-                return float(top)
         yy = np.arange(y0, y1)[:, None]
         xx = np.arange(x0, x1)[None, :]
-        inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= rr
-        return float(sub[:, inside].max()) if inside.any() else 0.0
+        inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+        return float(arr[:, y0:y1, x0:x1][:, inside].max()) if inside.any() else 0.0
 
     def peak_adus(self, xy: np.ndarray, radius: float) -> np.ndarray:
         """:meth:`peak_adu` of every plane position (x, y) of ``xy``, all at once: the same
@@ -203,15 +198,7 @@ class Frame:
         xy = np.asarray(xy, dtype=float).reshape(-1, 2)
         if len(xy) == 0 or not np.isfinite(xy).all():  # as peak_adu does (a NaN raises)
             return np.array([self.peak_adu(x, y, radius) for x, y in xy], dtype=float)
-        if self.raw is not None:
-            arr = self.raw[None]
-            b = self.binning
-            cx, cy, r = b * xy[:, 0] + 0.5 * (b - 1), b * xy[:, 1] + 0.5 * (b - 1), \
-                b * radius + 1.0
-        elif self.cube is not None:
-            arr, cx, cy, r = self.cube, xy[:, 0], xy[:, 1], radius
-        else:
-            arr, cx, cy, r = self.plane[None], xy[:, 0], xy[:, 1], radius
+        arr, cx, cy, r = self._peak_grid(xy[:, 0], xy[:, 1], radius)
         ny, nx = arr.shape[1:]
         # peak_adu's boxes (math.floor / ceil of the same doubles), all of one size, each
         # box's own pixels marked
@@ -260,7 +247,13 @@ def _unsigned16(hdu: Any, raw: bytes, info: Mapping[str, Any] | None) -> np.ndar
     count = math.prod(shape)
     if info["datLoc"] + 2 * count > len(raw):
         return None
-    signed = np.frombuffer(raw, dtype=">u2", count=count, offset=info["datLoc"])
+    return _flipped16(raw, info["datLoc"], shape)
+
+
+def _flipped16(raw: bytes, offset: int, shape: tuple[int, ...]) -> np.ndarray:
+    """The native ``uint16`` image of big-endian 16-bit pixels with BZERO 32768 at ``offset``
+    in ``raw``: flipping the sign bit of the big-endian value is adding 32768 modulo 2**16."""
+    signed = np.frombuffer(raw, dtype=">u2", count=math.prod(shape), offset=offset)
     return (signed ^ np.uint16(0x8000)).reshape(shape)
 
 
@@ -307,8 +300,7 @@ def _admitted_image(path: Path, raw: bytes, admitted: tuple[bytes, Any] | None
     if data_loc + span > len(raw):
         raise FrameRejected(f"{path.name}: truncated ({len(raw)} bytes, the header announces "
                             f"{data_loc + span})", "unreadable")
-    signed = np.frombuffer(raw, dtype=">u2", count=size // 2, offset=data_loc)
-    return header, (signed ^ np.uint16(0x8000)).reshape(shape)
+    return header, _flipped16(raw, data_loc, shape)
 
 
 def _open(path: Path, raw: bytes, admitted: tuple[bytes, Any] | None = None
