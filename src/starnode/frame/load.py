@@ -122,14 +122,17 @@ class Frame:
     #: solver and the starlist
     extractions: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
     #: :attr:`header_wcs` once read
-    _header_wcs: Any = field(default=None, init=False, repr=False, compare=False)
+    _header_wcs: tuple[WCS | None] | None = field(default=None, init=False, repr=False,
+                                                  compare=False)
     #: ``(raw, levels)``: the sky level of each CFA site class of ``raw``
     #: (:func:`starnode.photometry.cfa.site_levels`), computed once for every star list the
     #: frame's photometry measures
-    site_levels: Any = field(default=None, init=False, repr=False, compare=False)
+    site_levels: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False,
+                                                              repr=False, compare=False)
     #: the plane :func:`load_frame` made: finite (made from integers, or its non-finite pixels
     #: replaced); see :attr:`plane_is_finite`
-    loaded_plane: Any = field(default=None, init=False, repr=False, compare=False)
+    loaded_plane: np.ndarray | None = field(default=None, init=False, repr=False,
+                                            compare=False)
 
     @property
     def header_wcs(self) -> WCS | None:
@@ -140,7 +143,7 @@ class Frame:
         if self._header_wcs is None:
             green = GREEN_SITES[self.bayer] if self.kind == "sub" and self.bayer else None
             self._header_wcs = (header_wcs(self.header, self.binning, green),)
-        return self._header_wcs[0]  # type: ignore[no-any-return]
+        return self._header_wcs[0]
 
     @property
     def plane_is_finite(self) -> bool:

@@ -44,7 +44,7 @@ def _site_levels(frame: Frame, raw: np.ndarray) -> np.ndarray:
     pipeline measures a frame's stars twice: the catalogued ones, then the starlist's)."""
     kept = frame.site_levels
     if kept is not None and kept[0] is raw:
-        return kept[1]  # type: ignore[no-any-return]
+        return kept[1]
     levels = site_levels(raw)
     frame.site_levels = (raw, levels)
     return levels
