@@ -33,6 +33,7 @@ from starnode.frame.load import Frame, load_frame
 from starnode.photometry import cfa as cfa_mod
 from starnode.photometry import measure_stars, times
 from starnode.photometry.apertures import StarMeasurement
+from starnode.photometry.noise import star_snr
 from starnode.photometry.register import register
 
 PAIR = "S50_NGC7023_2024-07-30_altaz"
@@ -73,13 +74,14 @@ def measure_pair(frames: list[Frame], pos: list[np.ndarray], airmass: list[float
     cfg = Config({"data_dir": "/nonexistent", "photometry": photometry})
     a, b = (measure_stars(fr, p, cfg, airmass=am, recentre=recentre)
             for fr, p, am in zip(frames, pos, airmass, strict=True))
-    ok = (~(a.saturated | b.saturated | a.edge | b.edge) & (a.snr > 5) & (b.snr > 5)
+    snr = star_snr([a.snr, b.snr])  # the star's, not the fainter sub's (noise.star_snr)
+    ok = (~(a.saturated | b.saturated | a.edge | b.edge) & (snr > 5)
           & np.isfinite(a.mag) & np.isfinite(b.mag))
     d = b.mag - a.mag
     var = a.mag_err**2 + b.mag_err**2
     w = 1.0 / var
     d = d - float(np.sum((w * d)[ok]) / np.sum(w[ok]))
-    return Pair(a, b, ok, d, var, np.minimum(a.snr, b.snr))
+    return Pair(a, b, ok, d, var, snr)
 
 
 def bin_line(p: Pair, label: str) -> str:

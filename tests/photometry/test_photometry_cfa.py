@@ -29,7 +29,7 @@ from starnode.photometry.cfa import (
     phases,
     site_sums,
 )
-from starnode.photometry.noise import pair_z2_by_snr
+from starnode.photometry.noise import pair_z2_by_snr, star_snr
 from starnode.photometry.register import register
 
 BINS = ((0.0, 20.0), (20.0, 50.0), (50.0, math.inf))
@@ -43,11 +43,12 @@ def _chi2_bins(frames: list[Frame], positions: list[np.ndarray], cfg: Config,
     ms = [measure_stars(fr, pos, cfg, airmass=am)
           for fr, pos, am in zip(frames, positions, airmass, strict=True)]
     z2: dict[tuple[float, float], list[float]] = {b: [] for b in BINS}
+    snr = star_snr([m.snr for m in ms])
     for a, b in itertools.pairwise(ms):
-        ok = (~(a.saturated | b.saturated | a.edge | b.edge) & (a.snr > 5) & (b.snr > 5)
+        ok = (~(a.saturated | b.saturated | a.edge | b.edge) & (snr > 5)
               & np.isfinite(a.mag) & np.isfinite(b.mag))
         for k, z in pair_z2_by_snr(a.mag, a.mag_err, b.mag, b.mag_err,
-                                   np.minimum(a.snr, b.snr), ok, BINS, keep=keep).items():
+                                   snr, ok, BINS, keep=keep).items():
             z2[k] += z
     return {k: (float(np.mean(v)) if v else math.nan, len(v)) for k, v in z2.items()}
 

@@ -40,3 +40,43 @@ def test_pair_z2_is_one_in_every_bin_for_honest_errors_even_the_heaviest_stars()
         z2_faint += list(z2[e == 0.15])
     assert 0.96 < np.mean(z2_bright) < 1.04
     assert 0.96 < np.mean(z2_faint) < 1.04
+
+
+def _bins_at_an_edge(by_star: bool) -> tuple[float, float]:
+    """Honest errors, stars just above the S/N 20 edge, two subs: mean z^2 below and above
+    the edge, the stars placed by their S/N over both subs or by the fainter sub's."""
+    from starnode.photometry.noise import pair_z2, snr_bins, star_snr
+
+    rng = np.random.default_rng(11)
+    below: list[float] = []
+    above: list[float] = []
+    for _ in range(300):
+        true_snr = rng.uniform(19.0, 24.0, 40)
+        flux = np.ones(40)
+        err = flux / true_snr  # flux units; S/N noise is then 1 per measure
+        f1, f2 = rng.normal(flux, err), rng.normal(flux, err)
+        s1, s2 = f1 / err, f2 / err
+        m1, m2 = -2.5 * np.log10(f1), -2.5 * np.log10(f2)
+        e = 1.0857 * err / flux
+        z2 = pair_z2(m1, e, m2, e, np.ones(40, bool))
+        snr = star_snr([s1, s2]) if by_star else np.minimum(s1, s2)
+        idx = snr_bins(snr, np.ones(40, bool), [(0.0, 20.0), (20.0, 50.0)])
+        below += list(z2[idx[(0.0, 20.0)]])
+        above += list(z2[idx[(20.0, 50.0)]])
+    return float(np.mean(below)), float(np.mean(above))
+
+
+def test_binning_by_the_stars_snr_keeps_honest_errors_at_one_either_side_of_an_edge() -> None:
+    """Placed by the fainter sub's S/N, honest errors read high below an edge and low above it
+    (pairs that disagree are moved down); placed by the star's S/N over the subs, one."""
+    below, above = _bins_at_an_edge(by_star=True)
+    assert 0.93 < below < 1.07 and 0.93 < above < 1.07
+    below_min, above_min = _bins_at_an_edge(by_star=False)
+    assert below_min > 1.25 and above_min < 0.92
+
+
+def test_star_snr_leaves_out_what_was_not_measured() -> None:
+    from starnode.photometry.noise import star_snr
+
+    out = star_snr([np.array([10.0, np.nan, np.inf]), np.array([20.0, np.nan, 30.0])])
+    assert out[0] == 15.0 and np.isnan(out[1]) and out[2] == 30.0

@@ -25,12 +25,12 @@ weights, the zero point and the target):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 __all__ = ["aperture_excess", "excess_variance", "pair_chi2", "pair_z2", "pair_z2_by_snr",
-           "snr_bins"]
+           "snr_bins", "star_snr"]
 
 #: fewest stars for a spread (fewer: no estimate, 0)
 MIN_STARS = 5
@@ -196,7 +196,8 @@ def pair_z2_by_snr(m1: np.ndarray, e1: np.ndarray, m2: np.ndarray, e2: np.ndarra
     m1, e1, m2, e2 : numpy.ndarray
         Instrumental magnitudes and errors of the same stars in two subs.
     snr : numpy.ndarray
-        Each star's S/N (the fainter sub's, say).
+        Each star's S/N over the subs (:func:`star_snr`; not the fainter sub's: that one moves
+        the stars whose two measures disagree into the lower bin).
     ok : numpy.ndarray of bool
         The stars to use (finite magnitudes, unsaturated, ...).
     bins : iterable of (float, float)
@@ -215,6 +216,45 @@ def pair_z2_by_snr(m1: np.ndarray, e1: np.ndarray, m2: np.ndarray, e2: np.ndarra
     z2 = pair_z2(m1, e1, m2, e2, ok)
     sel = ok if keep is None else ok & keep
     return {b: list(z2[idx]) for b, idx in snr_bins(snr, sel, bins).items()}
+
+
+def star_snr(snr_per_sub: Sequence[np.ndarray]) -> np.ndarray:
+    """Each star's S/N over the subs: the mean of its finite per-sub S/N values.
+
+    This is the S/N to put a star's differences between subs in a bin by, and to cut them at.
+    The fainter sub's S/N of a pair, ``min(s1, s2) = (s1 + s2) / 2 - |s1 - s2| / 2``, falls
+    with the very difference under test: a star whose two measures disagree by chance is
+    moved down a bin (and out, at a lower cut), so the bin below an edge gains large
+    differences and the bin above loses them, with honest errors. The mean over the subs is,
+    for equal errors, independent of every difference between them (the sum and the
+    difference of two independent normal values are independent), so the bins select on
+    brightness alone.
+
+    Parameters
+    ----------
+    snr_per_sub : sequence of numpy.ndarray
+        Each sub's S/N of the same stars (same order); non-finite values are left out.
+
+    Returns
+    -------
+    numpy.ndarray
+        Per star; nan for a star with no finite S/N.
+
+    Examples
+    --------
+    A star measured at S/N 21 and 17 (a 2-sigma disagreement) is a S/N 19 star, not a S/N 17
+    one:
+
+    >>> import numpy as np
+    >>> star_snr([np.array([21.0, 40.0]), np.array([17.0, np.nan])]).tolist()
+    [19.0, 40.0]
+    """
+    s = np.array([np.asarray(v, dtype=float) for v in snr_per_sub])
+    finite = np.isfinite(s)
+    n = finite.sum(axis=0)
+    total = np.where(finite, s, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / n, np.nan)
 
 
 def snr_bins(snr: np.ndarray, sel: np.ndarray, bins: Iterable[tuple[float, float]]
