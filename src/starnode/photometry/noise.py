@@ -242,7 +242,7 @@ def star_snr(snr_per_sub: Sequence[np.ndarray]) -> np.ndarray:
 
     Examples
     --------
-    A star measured at S/N 21 and 17 (a 2-sigma disagreement) is a S/N 19 star, not a S/N 17
+    A star measured at S/N 21 and 17 (subs that disagree by chance) is a S/N 19 star, not a S/N 17
     one:
 
     >>> import numpy as np
