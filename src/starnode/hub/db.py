@@ -21,6 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ..store.connection import journal_wal
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -301,8 +303,8 @@ def engine_for(url: str, **kw: Any) -> Engine:
 
         @sa.event.listens_for(eng, "connect")
         def _pragmas(dbapi_conn: Any, _rec: Any) -> None:
+            journal_wal(dbapi_conn, 30.0)  # several threads may open a new file at once
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
