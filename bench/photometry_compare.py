@@ -155,6 +155,19 @@ def _write_frames(dest: Path) -> None:
                           synthetic.make_stack(seed=2, target_mag=11.5, stackcnt=20)[0])
 
 
+def add_version_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options :func:`versions` reads (``--ref``, ``--no-tree``, ``--without-starlists``)
+    and the hidden ones of a version's worker subprocess (``--worker``, ``--no-starlists``)."""
+    ap.add_argument("--ref", action="append", default=None, metavar="LABEL=COMMIT",
+                    help=f"a version to compare (default: {' '.join(DEFAULT_REFS)})")
+    ap.add_argument("--no-tree", action="store_true", help="leave out this working tree")
+    ap.add_argument("--without-starlists", action="store_true",
+                    help="also run each version that has the key with photometry.starlists off "
+                         "(rows 'LABEL-sl'), to see what the starlists cost")
+    ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--no-starlists", action="store_true", help=argparse.SUPPRESS)
+
+
 def versions(args: argparse.Namespace, tmp: Path) -> tuple[list[tuple[str, Path, bool]], Path]:
     """The versions to run (``args.ref``, this tree unless ``args.no_tree``), each
     ``(label, src, starlists)`` (and ``LABEL-sl`` without starlists when
@@ -209,14 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--ref", action="append", default=None, metavar="LABEL=COMMIT",
-                    help=f"a version to compare (default: {' '.join(DEFAULT_REFS)})")
-    ap.add_argument("--no-tree", action="store_true", help="leave out this working tree")
-    ap.add_argument("--without-starlists", action="store_true",
-                    help="also run each version that has the key with photometry.starlists off "
-                         "(rows 'LABEL-sl'), to see what the starlists cost")
-    ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
-    ap.add_argument("--no-starlists", action="store_true", help=argparse.SUPPRESS)
+    add_version_arguments(ap)
     args = ap.parse_args(argv)
     if args.worker is not None:
         return worker(args.worker, args.repeats, starlists=not args.no_starlists)

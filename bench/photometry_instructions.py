@@ -39,8 +39,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from photometry_compare import (  # a sibling script
-    DEFAULT_REFS,
     KINDS,
+    add_version_arguments,
     floor_pass,
     versions,
 )
@@ -165,15 +165,8 @@ def table(results: dict[str, dict[str, float]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--ref", action="append", default=None, metavar="LABEL=COMMIT",
-                    help=f"a version to compare (default: {' '.join(DEFAULT_REFS)})")
-    ap.add_argument("--no-tree", action="store_true", help="leave out this working tree")
-    ap.add_argument("--without-starlists", action="store_true",
-                    help="also each version that has the key with photometry.starlists off "
-                         "(rows 'LABEL-sl')")
+    add_version_arguments(ap)
     ap.add_argument("--keep", type=Path, help="keep the callgrind dumps in this folder")
-    ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
-    ap.add_argument("--no-starlists", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker is not None:
         return worker(args.worker, starlists=not args.no_starlists)
