@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ..store.connection import journal_wal
+from ..util.sqlite import journal_wal
 
 log = logging.getLogger(__name__)
 

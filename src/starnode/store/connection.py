@@ -15,12 +15,12 @@ import contextlib
 import os
 import sqlite3
 import stat
-import time
 from pathlib import Path
 
 from starnode.util.fsio import private_dir
+from starnode.util.sqlite import journal_wal
 
-__all__ = ["DB_FILE_MODE", "connect", "journal_wal", "transaction"]
+__all__ = ["DB_FILE_MODE", "connect", "transaction"]
 
 #: Mode of the database file: owner read/write only.
 DB_FILE_MODE = 0o600
@@ -71,50 +71,13 @@ def connect(path: str | os.PathLike[str], *, timeout: float = 30.0) -> sqlite3.C
     try:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        journal_wal(conn, timeout)
+        journal_wal(conn, timeout)  # a new file's switch waits for another's write lock
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
     except sqlite3.Error:
         conn.close()
         raise
     return conn
-
-
-def journal_wal(conn: sqlite3.Connection, timeout: float) -> None:
-    """``PRAGMA journal_mode = WAL``, waiting up to ``timeout`` for a lock it cannot have yet.
-
-    Switching a file that is still in rollback mode (a new one) to WAL needs an exclusive lock,
-    taken from the shared lock the pragma reads with. When another process holds the write lock
-    meanwhile (it is creating the tables, or switching too), SQLite answers ``database is
-    locked`` at once instead of calling the busy handler, because waiting while holding a shared
-    lock could deadlock; so two processes that open a new database together (the node and a
-    ``starnode submit`` on the first night) would have one of them fail. The pragma is retried,
-    its lock released in between, until the other is done.
-
-    Parameters
-    ----------
-    conn : sqlite3.Connection
-        A connection not inside a transaction.
-    timeout : float
-        Seconds to keep trying.
-
-    Raises
-    ------
-    sqlite3.OperationalError
-        Still locked after ``timeout``, or any other error of the pragma.
-    """
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            busy = "locked" in str(exc) or "busy" in str(exc)
-            if not busy or time.monotonic() + delay > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(2 * delay, 0.25)
 
 
 class transaction:
