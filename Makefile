@@ -41,6 +41,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/watcher.py
 	$(BIN)/python bench/photometry.py
+	$(BIN)/python bench/starlist_depth.py
 	$(BIN)/python bench/astrometry.py
 	$(BIN)/python bench/node.py
 	$(BIN)/python bench/longnight.py
