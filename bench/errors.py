@@ -21,7 +21,9 @@ Honest errors: ~1 (issue 11 asks 0.8-1.25).
 - **vignetting**: noise-free synthetic subs with 20 % corner vignetting measured by ``measure``
   (target error vs the truth with a constant zero point and with the illumination model).
 
-Each set prints chi2/dof per S/N bin (< 20, 20-50, > 50), pooled over its pairs. A star is
+Each set prints chi2/dof per S/N bin (< 20, 20-50, > 50), pooled over its pairs; under a real
+set, also what honest errors would read on the same stars (``noise.honest_bin_chi2``: their
+16-84 % range, how often at least the measured value, how often outside 0.8-1.25). A star is
 placed by its S/N over all the subs (``noise.star_snr``), not by the fainter sub's of a pair:
 that one falls with the difference under test and biases the bins (high below an edge, low
 above it) even for honest errors. ``--legacy``: the 0.1.0 error model (no excess noise, no
@@ -46,7 +48,7 @@ from starnode.config import Config
 from starnode.frame.detect import field_stars
 from starnode.frame.load import Frame, load_frame
 from starnode.photometry import measure, measure_stars, times
-from starnode.photometry.noise import pair_chi2, pair_z2, snr_bins, star_snr
+from starnode.photometry.noise import honest_bin_chi2, pair_chi2, pair_z2, snr_bins, star_snr
 from starnode.photometry.register import register
 
 BINS = ((0.0, 20.0), (20.0, 50.0), (50.0, np.inf))
@@ -108,11 +110,12 @@ class Bins:
 def _pairs(frames: list[Frame], positions: list[np.ndarray], cfg: Config,
            airmass: float | None = None, verbose: bool = False,
            isolated: np.ndarray | None = None, tag: str = "",
-           quiet: bool = False) -> tuple[list[float], Bins, Bins]:
+           quiet: bool = False, honest: bool = False) -> tuple[list[float], Bins, Bins]:
     """chi2/dof per pair (stars of S/N > 10) and the star-pairs per S/N bin (S/N > 5),
     printed unless ``quiet``; a star's S/N is its mean over the subs (:func:`star_snr`);
     with ``isolated``, a second set of the stars it marks. ``tag`` names the field, so that
-    stars of several fields stay apart."""
+    stars of several fields stay apart; ``honest``: also what honest errors would read on the
+    same stars (:func:`honest_line`)."""
     ms = []
     for fr, pos in zip(frames, positions, strict=True):
         am = airmass if airmass is not None else times(
@@ -121,6 +124,7 @@ def _pairs(frames: list[Frame], positions: list[np.ndarray], cfg: Config,
     out = []
     bins, bins_i = Bins(), Bins()
     snr = star_snr([m.snr for m in ms])  # the star's, over all subs: not the pair's difference
+    oks = []
     for a, b in itertools.pairwise(ms):
         ok = ~(a.saturated | b.saturated | a.edge | b.edge) & (snr > 10)
         chi, n = pair_chi2(a.mag[ok], a.mag_err[ok], b.mag[ok], b.mag_err[ok])
@@ -130,6 +134,7 @@ def _pairs(frames: list[Frame], positions: list[np.ndarray], cfg: Config,
                   f"r {a.radius:.2f} px, excess {a.excess_mag:.4f} mag")
         ok = (~(a.saturated | b.saturated | a.edge | b.edge) & (snr > 5)
               & np.isfinite(a.mag) & np.isfinite(b.mag))
+        oks.append(ok)
         z2 = pair_z2(a.mag, a.mag_err, b.mag, b.mag_err, ok)
         bins.add(z2, snr, ok, tag)
         if isolated is not None:
@@ -138,7 +143,24 @@ def _pairs(frames: list[Frame], positions: list[np.ndarray], cfg: Config,
         print(bins.line("all"))
         if isolated is not None:
             print(bins_i.line("isolated"))
+        if honest:
+            print(honest_line(bins, honest_bin_chi2([m.mag_err for m in ms], oks, snr, BINS)))
     return out, bins, bins_i
+
+
+def honest_line(bins: Bins, sims: dict[tuple[float, float], np.ndarray]) -> str:
+    """Per bin, what honest errors read on the same stars (16-84 % of the draws), how often
+    they read at least the measured value, and how often outside the target 0.8-1.25."""
+    out = "    honest errors, these stars:"
+    for lo, hi in BINS:
+        v, got = sims[(lo, hi)], bins.z2[(lo, hi)]
+        if not len(v) or not got:
+            continue
+        a, b = np.percentile(v, [16, 84])
+        seen = float(np.mean(got))
+        out += (f" | S/N {_bin_name(lo, hi)}: [{a:.2f}-{b:.2f}], P(>= {seen:.2f}) "
+                f"{np.mean(v >= seen):.3f}, outside 0.8-1.25 {np.mean((v < 0.8) | (v > 1.25)):.2f}")
+    return out
 
 
 def real(shared: Path, cfg: Config, folder_name: str = "S50_1d3fe189_M94_2025-03-27",
@@ -154,7 +176,7 @@ def real(shared: Path, cfg: Config, folder_name: str = "S50_1d3fe189_M94_2025-03
     ref, ref_flux = det[0].xy[keep[0]], det[0].flux[keep[0]]
     positions = [ref] + [register(ref, ref_flux, d.xy[k], d.flux[k])
                          for d, k in zip(det[1:], keep[1:], strict=True)]
-    out = _pairs(frames, positions, cfg)[0]
+    out = _pairs(frames, positions, cfg, honest=True)[0]
     blank_sky(frames, positions, cfg)
     return out
 

@@ -80,3 +80,62 @@ def test_star_snr_leaves_out_what_was_not_measured() -> None:
 
     out = star_snr([np.array([10.0, np.nan, np.inf]), np.array([20.0, np.nan, 30.0])])
     assert out[0] == 15.0 and np.isnan(out[1]) and out[2] == 30.0
+
+
+def _measured_bins(mags: list[np.ndarray], errs: list[np.ndarray], snr: np.ndarray,
+                   bins: list[tuple[float, float]]) -> dict[tuple[float, float], float]:
+    """The bench's statistic of a measured set: star-pairs' z^2 pooled per bin."""
+    from starnode.photometry.noise import pair_z2, snr_bins
+
+    z2s: dict[tuple[float, float], list[float]] = {b: [] for b in bins}
+    for k in range(len(mags) - 1):
+        ok = np.ones(len(snr), bool)
+        z2 = pair_z2(mags[k], errs[k], mags[k + 1], errs[k + 1], ok)
+        for b, idx in snr_bins(snr, ok, bins).items():
+            z2s[b] += z2[idx].tolist()
+    return {b: float(np.mean(v)) for b, v in z2s.items()}
+
+
+def test_honest_bin_chi2_places_honest_sets_inside_and_small_errors_in_the_tail() -> None:
+    """The bin statistic of sets measured with honest errors falls where the simulation
+    says (its P(>= observed) is spread over 0-1: about a tenth below 0.1), errors reported 25 %
+    too small land in the tail, and a bin of 20 stars spreads more than a bin of 200 as
+    sqrt(2 / star-pairs) says."""
+    from starnode.photometry.noise import honest_bin_chi2
+
+    rng = np.random.default_rng(5)
+    n_faint, n_many = 20, 200
+    snr = np.r_[np.full(n_faint, 10.0), np.full(n_many, 30.0)]
+    errs = [np.r_[np.full(n_faint, 0.1), np.full(n_many, 0.03)] * rng.uniform(0.8, 1.2)
+            for _ in range(5)]
+    bins = [(0.0, 20.0), (20.0, 50.0)]
+    sims = honest_bin_chi2(errs, [np.ones(len(snr), bool)] * 4, snr, bins, draws=3000, seed=1)
+    faint, many = sims[(0.0, 20.0)], sims[(20.0, 50.0)]
+    assert len(faint) == len(many) == 3000
+    assert np.median(faint) == pytest.approx(1.0, abs=0.06)
+    assert np.median(many) == pytest.approx(1.0, abs=0.03)
+    # spread as sqrt(2 / n) of the pooled star-pairs (consecutive pairs share subs: close to it)
+    assert np.std(faint) == pytest.approx(np.sqrt(2 / (4 * n_faint)), rel=0.35)
+    assert np.std(many) == pytest.approx(np.sqrt(2 / (4 * n_many)), rel=0.35)
+    assert np.std(faint) > 2.5 * np.std(many)
+
+    p_honest, p_small = [], []
+    for trial in range(40):
+        true = rng.normal(12.0, 1.0, len(snr))
+        zp = rng.normal(0.0, 0.05, 5)  # the zero point changes from sub to sub
+        honest = [true + zp[k] + rng.normal(0.0, errs[k]) for k in range(5)]
+        seen = _measured_bins(honest, errs, snr, bins)
+        p_honest.append(float(np.mean(many >= seen[(20.0, 50.0)])))
+        small = [true + zp[k] + rng.normal(0.0, errs[k] / 0.75) for k in range(5)]
+        seen = _measured_bins(small, errs, snr, bins)
+        p_small.append(float(np.mean(many >= seen[(20.0, 50.0)])))
+    assert 0.3 < np.median(p_honest) < 0.7
+    assert np.mean(np.array(p_honest) < 0.1) < 0.3
+    assert max(p_small) < 0.01
+
+
+def test_honest_bin_chi2_wants_a_mask_per_pair() -> None:
+    from starnode.photometry.noise import honest_bin_chi2
+
+    with pytest.raises(ValueError, match="3 subs make 2 pairs"):
+        honest_bin_chi2([np.ones(4)] * 3, [np.ones(4, bool)], np.ones(4), [(0, 20)])

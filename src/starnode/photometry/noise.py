@@ -19,7 +19,8 @@ weights, the zero point and the target):
   :mod:`.ensemble` and applied there.
 
 :func:`pair_chi2` is the test of the result: for two consecutive subs, the per-star differences
-(their mean removed) against the reported errors; honest errors give chi2/dof ~ 1.
+(their mean removed) against the reported errors; honest errors give chi2/dof ~ 1, and
+:func:`honest_bin_chi2` says how far from 1 a bin of given stars may read by chance alone.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["aperture_excess", "excess_variance", "pair_chi2", "pair_z2", "pair_z2_by_snr",
-           "snr_bins", "star_snr"]
+__all__ = ["aperture_excess", "excess_variance", "honest_bin_chi2", "pair_chi2", "pair_z2",
+           "pair_z2_by_snr", "snr_bins", "star_snr"]
 
 #: fewest stars for a spread (fewer: no estimate, 0)
 MIN_STARS = 5
@@ -284,3 +285,67 @@ def snr_bins(snr: np.ndarray, sel: np.ndarray, bins: Iterable[tuple[float, float
     {(0, 20): [0], (20, 50): [1]}
     """
     return {(lo, hi): np.flatnonzero(sel & (snr >= lo) & (snr < hi)) for lo, hi in bins}
+
+
+def honest_bin_chi2(errors: Sequence[np.ndarray], ok: Sequence[np.ndarray], snr: np.ndarray,
+                    bins: Iterable[tuple[float, float]], draws: int = 2000,
+                    seed: int = 0) -> dict[tuple[float, float], np.ndarray]:
+    """What each S/N bin's chi2/dof of consecutive subs reads when the errors are honest.
+
+    The same stars, errors, selections and bins as a measured set, with each sub's magnitudes
+    drawn from normal distributions of exactly the reported errors; the statistic is made as
+    :func:`pair_z2` and :func:`snr_bins` make it (the zero-point change removed per pair, the
+    star-pairs of a bin pooled). The spread of the draws is how far a bin of *these* stars may
+    stray from 1 by chance: a bin of a few dozen stars is not a measurement to +/- 0.1.
+
+    Parameters
+    ----------
+    errors : sequence of numpy.ndarray
+        Per sub, each star's reported magnitude error (the same stars in every sub).
+    ok : sequence of numpy.ndarray of bool
+        Per consecutive pair (``len(errors) - 1`` of them), the star-pairs counted (finite,
+        unsaturated, ...), as for :func:`pair_z2`.
+    snr : numpy.ndarray
+        Each star's S/N over the subs (:func:`star_snr`).
+    bins : iterable of (float, float)
+        S/N bins ``[lo, hi)``.
+    draws : int
+        Simulated sets.
+    seed : int
+        Of the random generator (the answer is reproducible).
+
+    Returns
+    -------
+    dict
+        ``(lo, hi) -> draws`` chi2/dof values (empty for a bin without star-pairs).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> err = [np.full(40, 0.05)] * 3
+    >>> sims = honest_bin_chi2(err, [np.ones(40, bool)] * 2, np.full(40, 10.0), [(0, 20)],
+    ...                        draws=500)
+    >>> 0.9 < float(np.median(sims[(0, 20)])) < 1.1
+    True
+    """
+    errs = [np.asarray(e, float) for e in errors]
+    if len(ok) != len(errs) - 1:
+        raise ValueError(f"{len(errs)} subs make {len(errs) - 1} pairs, got {len(ok)} masks")
+    bins = list(bins)
+    rng = np.random.default_rng(seed)
+    mags = [rng.normal(0.0, 1.0, (draws, len(e))) * np.where(np.isfinite(e), e, 0.0)
+            for e in errs]
+    sums = {b: np.zeros(draws) for b in bins}
+    counts = dict.fromkeys(bins, 0)
+    for k, sel in enumerate(ok):
+        sel = np.asarray(sel, bool)
+        v = errs[k] ** 2 + errs[k + 1] ** 2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            weight = float(np.sum((1 / v)[sel]))
+            d = mags[k + 1] - mags[k]
+            d = d - (np.sum((d / v)[:, sel], axis=1) / weight)[:, None]
+            z2 = d**2 / (v - 1.0 / weight)
+        for b, idx in snr_bins(snr, sel, bins).items():
+            sums[b] += z2[:, idx].sum(axis=1)
+            counts[b] += len(idx)
+    return {b: sums[b] / counts[b] if counts[b] else np.empty(0) for b in bins}
