@@ -120,7 +120,7 @@ def test_honest_bin_chi2_places_honest_sets_inside_and_small_errors_in_the_tail(
     assert np.std(faint) > 2.5 * np.std(many)
 
     p_honest, p_small = [], []
-    for trial in range(40):
+    for _ in range(40):
         true = rng.normal(12.0, 1.0, len(snr))
         zp = rng.normal(0.0, 0.05, 5)  # the zero point changes from sub to sub
         honest = [true + zp[k] + rng.normal(0.0, errs[k]) for k in range(5)]
