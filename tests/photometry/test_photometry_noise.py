@@ -85,14 +85,13 @@ def test_star_snr_leaves_out_what_was_not_measured() -> None:
 def _measured_bins(mags: list[np.ndarray], errs: list[np.ndarray], snr: np.ndarray,
                    bins: list[tuple[float, float]]) -> dict[tuple[float, float], float]:
     """The bench's statistic of a measured set: star-pairs' z^2 pooled per bin."""
-    from starnode.photometry.noise import pair_z2, snr_bins
+    from starnode.photometry.noise import pair_z2_by_snr
 
     z2s: dict[tuple[float, float], list[float]] = {b: [] for b in bins}
     for k in range(len(mags) - 1):
-        ok = np.ones(len(snr), bool)
-        z2 = pair_z2(mags[k], errs[k], mags[k + 1], errs[k + 1], ok)
-        for b, idx in snr_bins(snr, ok, bins).items():
-            z2s[b] += z2[idx].tolist()
+        for b, z2 in pair_z2_by_snr(mags[k], errs[k], mags[k + 1], errs[k + 1], snr,
+                                    np.ones(len(snr), bool), bins).items():
+            z2s[b] += z2
     return {b: float(np.mean(v)) for b, v in z2s.items()}
 
 

@@ -157,15 +157,18 @@ def pair_z2(m1: np.ndarray, e1: np.ndarray, m2: np.ndarray, e2: np.ndarray,
     Parameters
     ----------
     m1, e1, m2, e2 : numpy.ndarray
-        Instrumental magnitudes and errors of the same stars in two subs.
+        Instrumental magnitudes and errors of the same stars in two subs (the stars along the
+        last axis; magnitudes may carry leading axes, e.g. simulated sets, each with its own
+        zero-point change).
     ok : numpy.ndarray of bool
         The stars that define the zero-point change (finite, unsaturated, ...).
 
     Returns
     -------
     numpy.ndarray
-        z^2 per star, z = (d - <d>) / sqrt(v - 1 / W): d = m2 - m1, v = e1^2 + e2^2, <d> the
-        weighted mean of d over the ``ok`` stars and W the sum of their weights 1 / v. The
+        z^2 per star (the magnitudes' shape), z = (d - <d>) / sqrt(v - 1 / W): d = m2 - m1,
+        v = e1^2 + e2^2, <d> the weighted mean of d over the ``ok`` stars and W the sum of
+        their weights 1 / v. The
         zero point is fitted on the stars themselves and takes most of its dof from the
         heaviest (brightest) ones: d - <d> has variance v - 1 / W, not v (the leverage of a
         weighted mean), so without it a bin of bright stars reads low (a star holding 10 % of
@@ -183,7 +186,7 @@ def pair_z2(m1: np.ndarray, e1: np.ndarray, m2: np.ndarray, e2: np.ndarray,
     d, v = m2 - m1, e1**2 + e2**2
     with np.errstate(invalid="ignore", divide="ignore"):
         weight = float(np.sum((1 / v)[ok]))
-        d = d - float(np.sum((d / v)[ok]) / weight)
+        d = d - np.sum((d / v)[..., ok], axis=-1, keepdims=True) / weight
         return np.asarray(d**2 / (v - 1.0 / weight))
 
 
@@ -339,12 +342,7 @@ def honest_bin_chi2(errors: Sequence[np.ndarray], ok: Sequence[np.ndarray], snr:
     counts = dict.fromkeys(bins, 0)
     for k, sel in enumerate(ok):
         sel = np.asarray(sel, bool)
-        v = errs[k] ** 2 + errs[k + 1] ** 2
-        with np.errstate(invalid="ignore", divide="ignore"):
-            weight = float(np.sum((1 / v)[sel]))
-            d = mags[k + 1] - mags[k]
-            d = d - (np.sum((d / v)[:, sel], axis=1) / weight)[:, None]
-            z2 = d**2 / (v - 1.0 / weight)
+        z2 = pair_z2(mags[k], errs[k], mags[k + 1], errs[k + 1], sel)  # (draws, stars)
         for b, idx in snr_bins(snr, sel, bins).items():
             sums[b] += z2[:, idx].sum(axis=1)
             counts[b] += len(idx)
